@@ -1,0 +1,94 @@
+import { parsePhoneNumberWithError } from "libphonenumber-js";
+import { invalidArgument } from "./errors.js";
+
+/** Gender as ZITADEL numbers it in both API versions; unknown numbers read as unspecified. */
+export const Gender = { unspecified: 0, female: 1, male: 2, diverse: 3 } as const;
+
+export interface HumanProfile {
+  givenName: string;
+  familyName: string;
+  nickName: string;
+  displayName: string;
+  /** A canonical BCP 47 tag, or "und" when none or an unparsable one was given. */
+  preferredLanguage: string;
+  gender: number;
+}
+
+/**
+ * Which API a create request came through. The rules are the same, but ZITADEL reports some
+ * failures with different error ids on each path.
+ */
+export type CreatePath = "v1-import" | "v1-add" | "v2";
+
+const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; given: string; family: string }> = {
+  "v1-import": { username: "COMMAND-00p2b", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },
+  "v1-add": { username: "V2-zzad3", given: "USER-UCej2", family: "USER-4hB7d" },
+  v2: { username: "V2-zzad3", given: "USER-UCej2", family: "USER-4hB7d" },
+};
+
+export function normalizeUsername(username: string, path: CreatePath): string {
+  const trimmed = username.trim();
+  if (trimmed === "") throw invalidArgument(PROFILE_ERROR_IDS[path].username, "Username is empty");
+  return trimmed;
+}
+
+/**
+ * Trims the profile, requires both names and fills in ZITADEL's display-name default. ZITADEL
+ * falls back to the email and then the username when a name is blank, but both names are
+ * required here, so the default is always "<given> <family>".
+ */
+export function normalizeProfile(profile: HumanProfile, path: CreatePath): HumanProfile {
+  const ids = PROFILE_ERROR_IDS[path];
+  const givenName = profile.givenName.trim();
+  const familyName = profile.familyName.trim();
+  if (givenName === "") throw invalidArgument(ids.given, "Given name in profile is empty");
+  if (familyName === "") throw invalidArgument(ids.family, "Family name in profile is empty");
+  const displayName = profile.displayName.trim() || `${givenName} ${familyName}`;
+  return {
+    givenName,
+    familyName,
+    nickName: profile.nickName.trim(),
+    displayName,
+    preferredLanguage: normalizeLanguage(profile.preferredLanguage),
+    gender: Object.values(Gender).includes(profile.gender as 0) ? profile.gender : Gender.unspecified,
+  };
+}
+
+/** Like Go's language.Make: an unparsable or empty tag becomes "und" instead of an error. */
+export function normalizeLanguage(tag: string): string {
+  const trimmed = tag.trim();
+  if (trimmed === "") return "und";
+  try {
+    return Intl.getCanonicalLocales(trimmed)[0] ?? "und";
+  } catch {
+    return "und";
+  }
+}
+
+/** RFC 5322 atext plus UTF-8 (RFC 6532), as Go's net/mail accepts it. */
+const ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-\\u0080-\\uffff]+";
+const DOT_ATOM = `${ATOM}(?:\\.${ATOM})*`;
+/** A bare addr-spec: no display name, no angle brackets, no comments. */
+const ADDR_SPEC = new RegExp(`^${DOT_ATOM}@(?:${DOT_ATOM}|\\[[\\x21-\\x5a\\x5e-\\x7e]*\\])$`, "u");
+
+/**
+ * Trims the address and requires a bare RFC 5322 addr-spec, which is what ZITADEL's
+ * "parse and compare" rule amounts to (`Bob <bob@example.com>` is refused). The case is kept.
+ */
+export function normalizeEmail(email: string): string {
+  const trimmed = email.trim();
+  if (trimmed === "") throw invalidArgument("EMAIL-spblu", "Email is empty");
+  if (!ADDR_SPEC.test(trimmed)) throw invalidArgument("EMAIL-599BI", "Email is invalid");
+  return trimmed;
+}
+
+/** Parses a phone number (default region CH, as ZITADEL) and returns it in E.164. */
+export function normalizePhone(phone: string): string {
+  const trimmed = phone.trim();
+  if (trimmed === "") throw invalidArgument("PHONE-Zt0NV", "Phone is empty");
+  try {
+    return parsePhoneNumberWithError(trimmed, "CH").number;
+  } catch {
+    throw invalidArgument("PHONE-so0wa", "Phone is invalid");
+  }
+}

@@ -1,0 +1,75 @@
+import bcrypt from "bcrypt";
+import { invalidArgument } from "./errors.js";
+
+/** The password complexity policy; userport's default is ZITADEL's instance default. */
+export interface PasswordComplexityPolicy {
+  minLength: number;
+  hasLowercase: boolean;
+  hasUppercase: boolean;
+  hasNumber: boolean;
+  hasSymbol: boolean;
+}
+
+export const DEFAULT_COMPLEXITY_POLICY: PasswordComplexityPolicy = {
+  minLength: 8,
+  hasLowercase: true,
+  hasUppercase: true,
+  hasNumber: true,
+  hasSymbol: true,
+};
+
+/**
+ * Checks a plaintext password against the policy, in ZITADEL's order and with its error ids.
+ *
+ * Length counts bytes, as ZITADEL does, and a "symbol" is any character outside [A-Za-z0-9], so
+ * non-ASCII letters count as symbols. Hashed passwords are never checked: we cannot see them.
+ */
+export function checkPasswordComplexity(password: string, policy = DEFAULT_COMPLEXITY_POLICY): void {
+  if (Buffer.byteLength(password) < policy.minLength) throw invalidArgument("COMMA-HuJf6", "Password is too short");
+  if (policy.hasLowercase && !/[a-z]/.test(password))
+    throw invalidArgument("COMMA-co3Xw", "Password must contain lower case");
+  if (policy.hasUppercase && !/[A-Z]/.test(password))
+    throw invalidArgument("COMMA-VoaRj", "Password must contain upper case");
+  if (policy.hasNumber && !/[0-9]/.test(password)) throw invalidArgument("COMMA-ZBv4H", "Password must contain number");
+  if (policy.hasSymbol && !/[^A-Za-z0-9]/.test(password))
+    throw invalidArgument("COMMA-ZDLwA", "Password must contain symbol");
+}
+
+/** bcrypt reads only the first 72 bytes; longer passwords would silently match their prefix. */
+const BCRYPT_MAX_PASSWORD_BYTES = 72;
+
+/** Turns plaintext passwords into encoded hashes (bcrypt, on libuv's thread pool). */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+}
+
+export function createBcryptHasher(cost: number): PasswordHasher {
+  return {
+    async hash(password) {
+      if (Buffer.byteLength(password) > BCRYPT_MAX_PASSWORD_BYTES) {
+        throw invalidArgument("UP-PW72", "Password is too long: at most 72 bytes");
+      }
+      return bcrypt.hash(password, cost);
+    },
+  };
+}
+
+/** `$2$`, `$2a$`, `$2b$`, `$2x$`, `$2y$`, a two-digit cost, 22 salt and 31 digest characters of bcrypt's base64. */
+const BCRYPT_HASH = /^\$2[abxy]?\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+
+/**
+ * Checks an imported encoded hash before it is stored, so a user is never created with a hash
+ * nobody can verify (ZITADEL stores such hashes and fails at login; we refuse them up front).
+ *
+ * Only bcrypt is accepted so far: any other encoding is `USER-JDk4t`. A bcrypt hash must be
+ * well formed (`CRYPT-r8Qm2`) with a cost bcrypt can run, 4–31 (`CRYPT-5uV9n`).
+ */
+export function validateEncodedHash(encoded: string): void {
+  if (!encoded.startsWith("$2")) {
+    throw invalidArgument("USER-JDk4t", "Password hash encoding not supported");
+  }
+  const match = BCRYPT_HASH.exec(encoded);
+  if (!match) throw invalidArgument("CRYPT-r8Qm2", "Password hash is malformed");
+  const cost = Number(match[1]);
+  if (cost < 4 || cost > 31) throw invalidArgument("CRYPT-5uV9n", "Password hash cost is out of range");
+}

@@ -1,0 +1,76 @@
+import type { HumanProfile } from "./human.js";
+import type { CodeKind } from "./secrets.js";
+
+/** User states as stored; the API layers map them to their own enum numbers. */
+export type UserState = "ACTIVE" | "INACTIVE" | "LOCKED" | "INITIAL";
+
+/** A user as the domain reads it. Never carries the password hash. */
+export interface User {
+  instanceId: string;
+  id: string;
+  orgId: string;
+  type: "human" | "machine";
+  state: UserState;
+  username: string;
+  createdAt: number;
+  changedAt: number;
+  sequence: number;
+  human?: {
+    profile: HumanProfile;
+    email: { address: string; verified: boolean };
+    phone: { number: string; verified: boolean };
+    passwordSet: boolean;
+    passwordChangeRequired: boolean;
+    passwordChangedAt: number | undefined;
+  };
+  machine?: { name: string; description: string };
+}
+
+/** An event appended to a user's audit trail. Payloads never hold secrets or hashes. */
+export interface NewEvent {
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+/** A one-time code to store, already sealed (encrypted) by the domain. */
+export interface NewCode {
+  id: string;
+  kind: CodeKind;
+  sealedCode: string;
+  expiresAt: number;
+  returned: boolean;
+  urlTemplate?: string;
+}
+
+/** Everything a user creation writes, in one atomic change. */
+export interface NewUser {
+  user: User;
+  passwordHash: string | undefined;
+  /** Lower-cased values that must be unique in the instance, by kind (e.g. "username"). */
+  uniques: Array<{ kind: string; value: string }>;
+  events: NewEvent[];
+  codes: NewCode[];
+  creator: string;
+}
+
+/** Thrown by a store when a write hits a uniqueness rule; `kind` says which one. */
+export class UniqueViolation extends Error {
+  override readonly name = "UniqueViolation";
+  constructor(readonly kind: string) {
+    super(`unique constraint violated: ${kind}`);
+  }
+}
+
+export interface Org {
+  instanceId: string;
+  id: string;
+  name: string;
+}
+
+/** What the domain needs from storage; src/store implements it on SQL. */
+export interface UserStore {
+  /** Writes the user, its unique claims, events and codes atomically; resolves once durable. */
+  createUser(change: NewUser): Promise<void>;
+  getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
+}

@@ -1,0 +1,239 @@
+import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
+import {
+  type CreatePath,
+  type HumanProfile,
+  normalizeEmail,
+  normalizePhone,
+  normalizeProfile,
+  normalizeUsername,
+} from "./human.js";
+import type { IdGenerator } from "./ids.js";
+import {
+  checkPasswordComplexity,
+  DEFAULT_COMPLEXITY_POLICY,
+  type PasswordHasher,
+  validateEncodedHash,
+} from "./password.js";
+import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
+import { type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+
+/** How a new human's email gets verified. */
+export type EmailVerification =
+  /** Already verified by the caller. */
+  | { kind: "verified" }
+  /** Left unverified, no code (v2 `is_verified: false`). */
+  | { kind: "none" }
+  /** A code is generated and sent to the user (v1 default, v2 `send_code` or no choice). */
+  | { kind: "send"; urlTemplate?: string }
+  /** A code is generated and handed back to the caller (v2 `return_code`). */
+  | { kind: "return" };
+
+export interface CreateHumanInput {
+  path: CreatePath;
+  instanceId: string;
+  orgId: string;
+  /** The calling user's id, recorded as the creator of the events. */
+  creator: string;
+  /** A caller-chosen id (v2 only); generated when absent. */
+  userId?: string;
+  /** May be blank on v2, where it defaults to the email. */
+  username: string;
+  profile: HumanProfile;
+  email: { address: string; verification: EmailVerification };
+  phone?: { number: string; verification: "verified" | "send" | "return" };
+  password?: { plain: string } | { encodedHash: string };
+  passwordChangeRequired: boolean;
+  /** v1 import: hand back a passwordless registration link. */
+  passwordlessRegistration: boolean;
+}
+
+export interface CreatedHuman {
+  user: User;
+  emailCode?: string;
+  phoneCode?: string;
+  passwordless?: { link: string; expirySeconds: number };
+}
+
+export interface UserCommandsDeps {
+  store: UserStore;
+  hasher: PasswordHasher;
+  newId: IdGenerator;
+  secretBox: SecretBox;
+  /** Base of links handed out, e.g. `https://id.example.com` (no trailing slash). */
+  externalUrl: string;
+  now?: () => number;
+}
+
+/** The user commands and queries of the domain, bound to their dependencies. */
+export function createUserCommands(deps: UserCommandsDeps) {
+  const now = deps.now ?? Date.now;
+
+  function newCode(kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) {
+    const generator = CODE_GENERATORS[kind];
+    const code = generateCode(generator);
+    const stored: NewCode = {
+      id: deps.newId(),
+      kind,
+      sealedCode: deps.secretBox.seal(code),
+      expiresAt: at + generator.expirySeconds * 1000,
+      returned,
+      ...(urlTemplate === undefined ? {} : { urlTemplate }),
+    };
+    return { code, stored, expirySeconds: generator.expirySeconds };
+  }
+
+  /**
+   * Creates a human user as v1 ImportHumanUser, v1 AddHumanUser or v2 AddHumanUser do.
+   *
+   * Validation and password hashing happen before anything is written; the user row, its
+   * username claim, its events and its codes are then written in one durable transaction.
+   */
+  async function createHuman(input: CreateHumanInput): Promise<CreatedHuman> {
+    const { path } = input;
+    const email = normalizeEmail(input.email.address);
+    const username = normalizeUsername(path === "v2" && input.username.trim() === "" ? email : input.username, path);
+    const profile = normalizeProfile(input.profile, path);
+    const phone = input.phone && { ...input.phone, number: normalizePhone(input.phone.number) };
+
+    let passwordHash: string | undefined;
+    if (input.password && "plain" in input.password) {
+      checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
+      passwordHash = await deps.hasher.hash(input.password.plain);
+    } else if (input.password) {
+      validateEncodedHash(input.password.encodedHash);
+      passwordHash = input.password.encodedHash;
+    }
+    const changeRequired = passwordChangeRequired(input, passwordHash !== undefined);
+
+    const at = now();
+    const userId = input.userId ?? deps.newId();
+    const events: NewEvent[] = [
+      {
+        type: "user.human.added",
+        payload: {
+          userName: username,
+          firstName: profile.givenName,
+          lastName: profile.familyName,
+          nickName: profile.nickName,
+          displayName: profile.displayName,
+          preferredLanguage: profile.preferredLanguage,
+          gender: profile.gender,
+          email,
+          ...(phone ? { phone: phone.number } : {}),
+          passwordSet: passwordHash !== undefined,
+          changeRequired,
+        },
+      },
+    ];
+    const codes: NewCode[] = [];
+    const result: Omit<CreatedHuman, "user"> = {};
+    const verification = input.email.verification;
+
+    // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
+    // to sign in yet starts INITIAL and is sent an init code instead of an email code.
+    const hasSignInMethod = passwordHash !== undefined || (path === "v1-import" && input.passwordlessRegistration);
+    const initial = path !== "v2" && (verification.kind !== "verified" || !hasSignInMethod);
+    let emailVerified = verification.kind === "verified";
+    if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
+
+    if (emailVerified) events.push({ type: "user.human.email.verified", payload: {} });
+    if (initial) {
+      const init = newCode("init", at, false);
+      codes.push(init.stored);
+      events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
+    } else if (verification.kind === "send" || verification.kind === "return") {
+      const returned = verification.kind === "return";
+      const code = newCode("email", at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
+      codes.push(code.stored);
+      events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.emailCode = code.code;
+    }
+
+    if (phone?.verification === "verified") {
+      events.push({ type: "user.human.phone.verified", payload: {} });
+    } else if (phone) {
+      const returned = phone.verification === "return";
+      const code = newCode("phone", at, returned);
+      codes.push(code.stored);
+      events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.phoneCode = code.code;
+    }
+
+    if (path === "v1-import" && input.passwordlessRegistration) {
+      const code = newCode("passwordless", at, true);
+      codes.push(code.stored);
+      events.push({ type: "user.human.passwordless.initialization.code.added", payload: { codeId: code.stored.id } });
+      // ZITADEL appends the parameters unescaped, in this order; ids and codes are URL-safe.
+      const query = `userID=${userId}&orgID=${input.orgId}&codeID=${code.stored.id}&code=${code.code}`;
+      result.passwordless = {
+        link: `${deps.externalUrl}/ui/login/login/passwordless/init?${query}`,
+        expirySeconds: code.expirySeconds,
+      };
+    }
+
+    const user: User = {
+      instanceId: input.instanceId,
+      id: userId,
+      orgId: input.orgId,
+      type: "human",
+      state: initial ? "INITIAL" : "ACTIVE",
+      username,
+      createdAt: at,
+      changedAt: at,
+      sequence: events.length,
+      human: {
+        profile,
+        email: { address: email, verified: emailVerified },
+        phone: { number: phone?.number ?? "", verified: phone?.verification === "verified" },
+        passwordSet: passwordHash !== undefined,
+        passwordChangeRequired: changeRequired,
+        passwordChangedAt: passwordHash === undefined ? undefined : at,
+      },
+    };
+
+    try {
+      await deps.store.createUser({
+        user,
+        passwordHash,
+        // Usernames are unique instance-wide and case-insensitively, as in ZITADEL's default policy.
+        uniques: [{ kind: "username", value: username.toLowerCase() }],
+        events,
+        codes,
+        creator: input.creator,
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation && err.kind === "username") {
+        throw alreadyExists("V3-DKcYh", "User already exists");
+      }
+      if (err instanceof UniqueViolation && err.kind === "user_id") {
+        throw failedPrecondition("COMMAND-7yiox1isql", "User already exists");
+      }
+      throw err;
+    }
+    return { user, ...result };
+  }
+
+  /** Reads a user of an organisation; users of other organisations are not found. */
+  async function getUser(instanceId: string, orgId: string | undefined, userId: string): Promise<User> {
+    const user = await deps.store.getUser(instanceId, userId);
+    if (!user || (orgId !== undefined && user.orgId !== orgId)) {
+      throw notFound("QUERY-Dfbg2", "User could not be found");
+    }
+    return user;
+  }
+
+  return { createHuman, getUser };
+}
+
+export type UserCommands = ReturnType<typeof createUserCommands>;
+
+/**
+ * v1 AddHumanUser always requires a change of an initial password; v1 import honours the flag
+ * for a plaintext password but, like ZITADEL, drops it for an imported hash; v2 honours it.
+ */
+function passwordChangeRequired(input: CreateHumanInput, hasPassword: boolean): boolean {
+  if (!hasPassword) return false;
+  if (input.path === "v1-add") return true;
+  if (input.path === "v1-import" && input.password && "encodedHash" in input.password) return false;
+  return input.passwordChangeRequired;
+}

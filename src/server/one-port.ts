@@ -1,0 +1,68 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** The first bytes an HTTP/2 client sends on a cleartext connection (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
+
+/**
+ * A fastify `serverFactory` that serves HTTP/1.1 and HTTP/2 on one port.
+ *
+ * With TLS, ALPN picks the protocol. Without it, each new connection is sniffed: one that starts
+ * with the HTTP/2 client preface (gRPC, Connect over h2c) goes to an HTTP/2 server, anything else
+ * (browsers, curl, gRPC-Web) to an HTTP/1.1 server. Closing the returned server stops accepting,
+ * lets in-flight requests finish and then closes idle connections and HTTP/2 sessions.
+ */
+export function onePortServerFactory(tls?: TlsFiles) {
+  return (handler: Handler): net.Server => {
+    if (tls) return http2.createSecureServer({ ...tls, allowHTTP1: true }, handler);
+    const h1 = http.createServer(handler as http.RequestListener);
+    const h2 = http2.createServer(handler);
+    const sessions = new Set<http2.Http2Session>();
+    h2.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+    let closing = false;
+    h1.on("request", (_req, res: http.ServerResponse) => {
+      if (closing) res.setHeader("connection", "close");
+    });
+
+    const server = net.createServer((socket) => routeConnection(socket, h1, h2));
+    const close = server.close.bind(server);
+    server.close = (callback?: (err?: Error) => void) => {
+      closing = true;
+      close(callback);
+      h1.closeIdleConnections();
+      for (const session of sessions) session.close();
+      return server;
+    };
+    return server;
+  };
+}
+
+/** Reads just enough of the first bytes to tell HTTP/2 from HTTP/1.1, then hands the socket over. */
+function routeConnection(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const compared = Math.min(seen.length, H2_PREFACE.length);
+    const isH2 = seen.subarray(0, compared).equals(H2_PREFACE.subarray(0, compared));
+    if (isH2 && seen.length < H2_PREFACE.length) return; // could still be either: wait for more
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    (isH2 ? h2 : h1).emit("connection", socket as Duplex);
+    socket.resume();
+  };
+  socket.on("data", onData);
+  socket.on("error", () => socket.destroy());
+}

@@ -1,0 +1,118 @@
+import type { Kysely } from "kysely";
+import type { Principal } from "../domain/access.js";
+import type { Db } from "./db.js";
+import type { Database } from "./schema.js";
+
+/** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
+export async function findPrincipal(db: Kysely<Database>, digest: string, now: number): Promise<Principal | undefined> {
+  const owner = await db
+    .selectFrom("personal_access_tokens as t")
+    .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "t.instance_id").onRef("u.id", "=", "t.user_id"))
+    .select(["t.instance_id", "t.user_id", "t.expires_at", "u.org_id", "u.state"])
+    .where("t.digest", "=", digest)
+    .executeTakeFirst();
+  if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
+  const memberships = await db
+    .selectFrom("members")
+    .select(["org_id", "roles"])
+    .where("instance_id", "=", owner.instance_id)
+    .where("user_id", "=", owner.user_id)
+    .execute();
+  const orgRoles = new Map<string, string[]>();
+  let instanceRoles: string[] = [];
+  for (const { org_id, roles } of memberships) {
+    if (org_id === "") instanceRoles = roles.split(" ");
+    else orgRoles.set(org_id, roles.split(" "));
+  }
+  return { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles };
+}
+
+export interface Instance {
+  id: string;
+  defaultOrgId: string;
+}
+
+/** The instance this deployment serves (userport runs one instance per database for now). */
+export async function findInstance(db: Kysely<Database>): Promise<Instance | undefined> {
+  const row = await db.selectFrom("instances").select(["id", "default_org_id"]).orderBy("created_at").executeTakeFirst();
+  return row && { id: row.id, defaultOrgId: row.default_org_id };
+}
+
+export interface FirstInstance {
+  instanceId: string;
+  orgId: string;
+  orgName: string;
+  adminUserId: string;
+  adminUsername: string;
+  tokenId: string;
+  tokenDigest: string;
+  tokenExpiresAt: number;
+  now: number;
+}
+
+/** Creates the instance, its default organisation and the IAM_OWNER service user in one commit. */
+export async function createFirstInstance({ writes }: Db, first: FirstInstance): Promise<void> {
+  await writes.run(async (trx) => {
+    const { instanceId, orgId, adminUserId, now } = first;
+    await trx.insertInto("instances").values({ id: instanceId, default_org_id: orgId, created_at: now }).execute();
+    await trx.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).execute();
+    await trx
+      .insertInto("users")
+      .values({
+        instance_id: instanceId,
+        id: adminUserId,
+        org_id: orgId,
+        type: "machine",
+        state: "ACTIVE",
+        username: first.adminUsername,
+        given_name: "",
+        family_name: "",
+        nick_name: "",
+        display_name: "",
+        preferred_language: "",
+        gender: 0,
+        email: "",
+        email_verified: 0,
+        phone: "",
+        phone_verified: 0,
+        password_hash: null,
+        password_change_required: 0,
+        password_changed_at: null,
+        machine_name: "userport administrator",
+        machine_description: "created at the first start; its token is in admin.pat",
+        created_at: now,
+        changed_at: now,
+        sequence: 1,
+      })
+      .execute();
+    await trx
+      .insertInto("unique_constraints")
+      .values({ instance_id: instanceId, kind: "username", value: first.adminUsername.toLowerCase(), owner_id: adminUserId })
+      .execute();
+    await trx
+      .insertInto("events")
+      .values({
+        instance_id: instanceId,
+        aggregate_type: "user",
+        aggregate_id: adminUserId,
+        sequence: 1,
+        type: "user.machine.added",
+        payload: JSON.stringify({ userName: first.adminUsername }),
+        creator: "system",
+        created_at: now,
+      })
+      .execute();
+    await trx.insertInto("members").values({ instance_id: instanceId, org_id: "", user_id: adminUserId, roles: "IAM_OWNER" }).execute();
+    await trx
+      .insertInto("personal_access_tokens")
+      .values({
+        instance_id: instanceId,
+        id: first.tokenId,
+        user_id: adminUserId,
+        digest: first.tokenDigest,
+        expires_at: first.tokenExpiresAt,
+        created_at: now,
+      })
+      .execute();
+  });
+}

@@ -1,0 +1,118 @@
+import type { Generated } from "kysely";
+
+/**
+ * The tables of the store. Times are epoch milliseconds and booleans are 0/1 integers, so the
+ * same rows work on SQLite and PostgreSQL.
+ */
+export interface Database {
+  instances: InstanceTable;
+  orgs: OrgTable;
+  users: UserTable;
+  unique_constraints: UniqueConstraintTable;
+  events: EventTable;
+  codes: CodeTable;
+  personal_access_tokens: PersonalAccessTokenTable;
+  members: MemberTable;
+}
+
+export interface InstanceTable {
+  id: string;
+  default_org_id: string;
+  created_at: number;
+}
+
+export interface OrgTable {
+  instance_id: string;
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+/** The read model of a user, human or machine; human columns are empty strings for machines. */
+export interface UserTable {
+  instance_id: string;
+  id: string;
+  org_id: string;
+  type: "human" | "machine";
+  state: UserStateName;
+  username: string;
+  given_name: string;
+  family_name: string;
+  nick_name: string;
+  display_name: string;
+  preferred_language: string;
+  gender: number;
+  email: string;
+  email_verified: number;
+  phone: string;
+  phone_verified: number;
+  password_hash: string | null;
+  password_change_required: number;
+  password_changed_at: number | null;
+  machine_name: string;
+  machine_description: string;
+  created_at: number;
+  changed_at: number;
+  /** The user's own event count: ZITADEL's `details.sequence`. */
+  sequence: number;
+}
+
+export type UserStateName = "ACTIVE" | "INACTIVE" | "LOCKED" | "INITIAL";
+
+/**
+ * Values that must be unique within an instance (usernames, IdP links), lower-cased by the
+ * domain; the primary key makes the database, not a read-then-write, the judge.
+ */
+export interface UniqueConstraintTable {
+  instance_id: string;
+  kind: string;
+  value: string;
+  owner_id: string;
+}
+
+/** The append-only audit trail; `sequence` counts per aggregate. */
+export interface EventTable {
+  position: Generated<number>;
+  instance_id: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  sequence: number;
+  type: string;
+  payload: string;
+  creator: string;
+  created_at: number;
+}
+
+/** One-time codes (init, email, phone, passwordless), encrypted so that they can still be sent. */
+export interface CodeTable {
+  instance_id: string;
+  id: string;
+  user_id: string;
+  kind: string;
+  sealed_code: string;
+  expires_at: number;
+  created_at: number;
+  /** 1 when the code went back to the caller in the response, so it must not be sent. */
+  returned: number;
+  url_template: string | null;
+  used_at: number | null;
+}
+
+export interface PersonalAccessTokenTable {
+  instance_id: string;
+  id: string;
+  user_id: string;
+  /** SHA-256 of the token; the token itself is never stored. */
+  digest: string;
+  expires_at: number;
+  created_at: number;
+}
+
+/** Role assignments; `org_id` is "" for instance-level roles such as IAM_OWNER. */
+export interface MemberTable {
+  instance_id: string;
+  org_id: string;
+  user_id: string;
+  /** Space-separated role names. */
+  roles: string;
+}
