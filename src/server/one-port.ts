@@ -3,8 +3,6 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 
-type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
-
 /** The first bytes an HTTP/2 client sends on a cleartext connection (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -22,10 +20,12 @@ export interface TlsFiles {
  * lets in-flight requests finish and then closes idle connections and HTTP/2 sessions.
  */
 export function onePortServerFactory(tls?: TlsFiles) {
-  return (handler: Handler): net.Server => {
-    if (tls) return http2.createSecureServer({ ...tls, allowHTTP1: true }, handler);
-    const h1 = http.createServer(handler as http.RequestListener);
-    const h2 = http2.createServer(handler);
+  // Typed as fastify's default HTTP/1 factory: fastify handles HTTP/2 compat requests alike.
+  return (handler: http.RequestListener): http.Server => {
+    const h2Handler = handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+    if (tls) return http2.createSecureServer({ ...tls, allowHTTP1: true }, h2Handler) as unknown as http.Server;
+    const h1 = http.createServer(handler);
+    const h2 = http2.createServer(h2Handler);
     const sessions = new Set<http2.Http2Session>();
     h2.on("session", (session) => {
       sessions.add(session);
@@ -40,12 +40,17 @@ export function onePortServerFactory(tls?: TlsFiles) {
     const close = server.close.bind(server);
     server.close = (callback?: (err?: Error) => void) => {
       closing = true;
-      close(callback);
+      // Keep-alive connections whose last request was still running at close become idle later.
+      const sweep = setInterval(() => h1.closeIdleConnections(), 50);
+      close((err) => {
+        clearInterval(sweep);
+        callback?.(err);
+      });
       h1.closeIdleConnections();
       for (const session of sessions) session.close();
       return server;
     };
-    return server;
+    return server as unknown as http.Server;
   };
 }
 

@@ -1,0 +1,86 @@
+import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Kysely } from "kysely";
+import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
+import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
+import { type Principal, requirePermission } from "../domain/access.js";
+import { permissionDenied, unauthenticated } from "../domain/errors.js";
+import { tokenDigest } from "../domain/secrets.js";
+import { findPrincipal } from "../store/access-store.js";
+import type { Database } from "../store/schema.js";
+import { findOrg } from "../store/user-store.js";
+import { type ErrorLogger, toConnectError } from "./errors.js";
+
+/** The authenticated caller of the current RPC, set by {@link secureService}. */
+export const principalKey = createContextKey<Principal | undefined>(undefined);
+
+/**
+ * The permission an RPC requires, as ZITADEL's protos declare it (v1 `zitadel.v1.auth_option`,
+ * v2 `zitadel.protoc_gen_zitadel.v2.options`). "authenticated" means the RPC checks itself.
+ */
+export function requiredPermission(method: DescMethod): string {
+  if (hasOption(method, v1AuthOption)) return getOption(method, v1AuthOption).permission;
+  if (hasOption(method, v2Options)) return getOption(method, v2Options).authOption?.permission ?? "authenticated";
+  return "authenticated";
+}
+
+export interface Access {
+  /**
+   * The organisation an RPC acts on, checked to exist and checked against the RPC's permission:
+   * the request's own organisation field (v2) first, else `x-zitadel-orgid`, else the caller's.
+   */
+  targetOrg(ctx: HandlerContext, requested?: { orgId?: string; orgDomain?: string }): Promise<string>;
+}
+
+export function createAccess(db: Kysely<Database>, now: () => number = Date.now) {
+  async function authenticate(headers: Headers): Promise<Principal> {
+    const authorization = headers.get("authorization");
+    if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+    const principal = match && (await findPrincipal(db, tokenDigest(match[1]!), now()));
+    if (!principal) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+    return principal;
+  }
+
+  const access: Access = {
+    async targetOrg(ctx, requested) {
+      const principal = ctx.values.get(principalKey);
+      if (!principal) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+      if (requested?.orgDomain) {
+        // Organisation domains arrive with the organisation lifecycle; none resolves yet.
+        throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+      }
+      const orgId = requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId;
+      if (!(await findOrg(db, principal.instanceId, orgId))) {
+        throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+      }
+      const permission = requiredPermission(ctx.method);
+      requirePermission(principal, permission === "authenticated" ? "user.read" : permission, orgId);
+      return orgId;
+    },
+  };
+
+  /**
+   * Wraps every method of a service so that it runs only for an authenticated caller (put in
+   * the context under {@link principalKey}) and so that whatever it throws leaves as a
+   * ZITADEL-shaped ConnectError. Used for Connect and REST alike.
+   */
+  function secureService<S extends DescService>(service: S, impl: ServiceImpl<S>, logUnexpected: ErrorLogger) {
+    const secured: Record<string, unknown> = {};
+    for (const method of service.methods) {
+      const inner = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
+      if (!inner) continue;
+      secured[method.localName] = async (req: unknown, ctx: HandlerContext) => {
+        try {
+          ctx.values.set(principalKey, await authenticate(ctx.requestHeader));
+          return await inner.call(impl, req, ctx);
+        } catch (err) {
+          throw toConnectError(err, logUnexpected);
+        }
+      };
+    }
+    return secured as ServiceImpl<S>;
+  }
+
+  return { access, secureService };
+}

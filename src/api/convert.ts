@@ -1,0 +1,116 @@
+import { create } from "@bufbuild/protobuf";
+import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
+import { type Details, DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
+import { type User as UserV1, UserSchema as UserV1Schema, UserState as UserStateV1 } from "../../gen/zitadel/user_pb.js";
+import { type User as UserV2, UserSchema as UserV2Schema, UserState as UserStateV2 } from "../../gen/zitadel/user/v2/user_pb.js";
+import type { User } from "../domain/store-port.js";
+
+/**
+ * `zitadel.v1.ObjectDetails` of a user. ZITADEL leaves change_date empty on create; we fill both
+ * dates (equal on create), since a client can only be helped by a true change date.
+ */
+export function objectDetailsV1(user: User): ObjectDetails {
+  return create(ObjectDetailsSchema, {
+    sequence: BigInt(user.sequence),
+    creationDate: timestampFromMs(user.createdAt),
+    changeDate: timestampFromMs(user.changedAt),
+    resourceOwner: user.orgId,
+  });
+}
+
+/** `zitadel.object.v2.Details` of a user. */
+export function detailsV2(user: User): Details {
+  return create(DetailsSchema, {
+    sequence: BigInt(user.sequence),
+    changeDate: timestampFromMs(user.changedAt),
+    resourceOwner: user.orgId,
+    creationDate: timestampFromMs(user.createdAt),
+  });
+}
+
+const STATE_V1 = {
+  ACTIVE: UserStateV1.ACTIVE,
+  INACTIVE: UserStateV1.INACTIVE,
+  LOCKED: UserStateV1.LOCKED,
+  INITIAL: UserStateV1.INITIAL,
+} as const;
+
+const STATE_V2 = {
+  ACTIVE: UserStateV2.ACTIVE,
+  INACTIVE: UserStateV2.INACTIVE,
+  LOCKED: UserStateV2.LOCKED,
+  INITIAL: UserStateV2.INITIAL,
+} as const;
+
+const optionalTimestamp = (ms: number | undefined): Timestamp | undefined =>
+  ms === undefined ? undefined : timestampFromMs(ms);
+
+/** Login names while usernames are instance-wide: the username itself. */
+const loginNamesOf = (user: User) => [user.username];
+
+export function userToV1(user: User): UserV1 {
+  const { human, machine } = user;
+  return create(UserV1Schema, {
+    id: user.id,
+    details: objectDetailsV1(user),
+    state: STATE_V1[user.state],
+    userName: user.username,
+    loginNames: loginNamesOf(user),
+    preferredLoginName: user.username,
+    type: human
+      ? {
+          case: "human",
+          value: {
+            profile: {
+              firstName: human.profile.givenName,
+              lastName: human.profile.familyName,
+              nickName: human.profile.nickName,
+              displayName: human.profile.displayName,
+              preferredLanguage: human.profile.preferredLanguage,
+              gender: human.profile.gender,
+            },
+            email: { email: human.email.address, isEmailVerified: human.email.verified },
+            phone: { phone: human.phone.number, isPhoneVerified: human.phone.verified },
+            passwordChanged: optionalTimestamp(human.passwordChangedAt),
+          },
+        }
+      : { case: "machine", value: { name: machine?.name ?? "", description: machine?.description ?? "" } },
+  });
+}
+
+export function userToV2(user: User): UserV2 {
+  const { human, machine } = user;
+  return create(UserV2Schema, {
+    userId: user.id,
+    details: detailsV2(user),
+    state: STATE_V2[user.state],
+    username: user.username,
+    loginNames: loginNamesOf(user),
+    preferredLoginName: user.username,
+    type: human
+      ? {
+          case: "human",
+          value: {
+            userId: user.id,
+            state: STATE_V2[user.state],
+            username: user.username,
+            loginNames: loginNamesOf(user),
+            preferredLoginName: user.username,
+            profile: {
+              givenName: human.profile.givenName,
+              familyName: human.profile.familyName,
+              nickName: human.profile.nickName,
+              displayName: human.profile.displayName,
+              preferredLanguage: human.profile.preferredLanguage,
+              gender: human.profile.gender,
+            },
+            email: { email: human.email.address, isVerified: human.email.verified },
+            phone: { phone: human.phone.number, isVerified: human.phone.verified },
+            passwordChangeRequired: human.passwordChangeRequired,
+            passwordChanged: optionalTimestamp(human.passwordChangedAt),
+          },
+        }
+      : { case: "machine", value: { name: machine?.name ?? "", description: machine?.description ?? "" } },
+  });
+}

@@ -1,0 +1,73 @@
+import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
+import { type ErrorKind, isDomainError } from "../domain/errors.js";
+
+const CODE_OF_KIND: Record<ErrorKind, Code> = {
+  InvalidArgument: Code.InvalidArgument,
+  NotFound: Code.NotFound,
+  AlreadyExists: Code.AlreadyExists,
+  PermissionDenied: Code.PermissionDenied,
+  FailedPrecondition: Code.FailedPrecondition,
+  Unauthenticated: Code.Unauthenticated,
+  ResourceExhausted: Code.ResourceExhausted,
+  Unimplemented: Code.Unimplemented,
+  Internal: Code.Internal,
+};
+
+export type ErrorLogger = (err: unknown) => void;
+
+/**
+ * Turns anything a service threw into the ConnectError a client sees, the way ZITADEL shows it:
+ * message "<text> (<id>)" and a `zitadel.v1.ErrorDetail{id, message}` detail.
+ *
+ * Unexpected errors are logged with their cause and answered with a bare internal error, so
+ * no stack trace or driver message ever reaches a client.
+ */
+export function toConnectError(err: unknown, logUnexpected: ErrorLogger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (isDomainError(err)) {
+    if (err.id === "") return new ConnectError(err.message, CODE_OF_KIND[err.kind]);
+    return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
+      { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { id: err.id, message: err.message }) },
+    ]);
+  }
+  logUnexpected(err);
+  return new ConnectError("Internal error", Code.Internal);
+}
+
+/** grpc-gateway's HTTP status for each gRPC code (FailedPrecondition is 400, not 412). */
+const HTTP_STATUS: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+export function httpStatusOf(code: Code): number {
+  return HTTP_STATUS[code] ?? 500;
+}
+
+/** The grpc-gateway error body: `{code, message, details:[{"@type": …, …}]}`. */
+export function restErrorBody(err: ConnectError): { code: number; message: string; details: unknown[] } {
+  const details = err.details.map((detail) => {
+    if ("desc" in detail) {
+      const desc = detail.desc as DescMessage;
+      return { "@type": `type.googleapis.com/${desc.typeName}`, ...(toJson(desc, create(desc, detail.value)) as object) };
+    }
+    return { "@type": `type.googleapis.com/${detail.type}` };
+  });
+  return { code: err.code, message: err.rawMessage, details };
+}

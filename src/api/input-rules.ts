@@ -1,0 +1,30 @@
+import { invalidArgument } from "../domain/errors.js";
+
+/**
+ * The request-shape rules ZITADEL declares with protoc-gen-validate, reported as ZITADEL reports
+ * them: InvalidArgument with PGV's text and no error id, before any business rule runs.
+ * `field` names the field as PGV does, e.g. "ImportHumanUserRequest_Profile.FirstName".
+ */
+export function checkLength(value: string, min: number, max: number, field: string): void {
+  const runes = countRunes(value);
+  if (runes >= min && runes <= max) return;
+  const rule =
+    min === 0 ? `value length must be at most ${max} runes` : `value length must be between ${min} and ${max} runes, inclusive`;
+  throw invalidArgument("", `invalid ${field}: ${rule}`);
+}
+
+/** Length limits count Unicode code points, not UTF-16 units or bytes. */
+function countRunes(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+}
+
+export function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw invalidArgument("", `invalid ${field}: value is required`);
+  return value;
+}
+
+export function checkPrefix(value: string, prefix: string, field: string): void {
+  if (!value.startsWith(prefix)) throw invalidArgument("", `invalid ${field}: value does not have prefix "${prefix}"`);
+}

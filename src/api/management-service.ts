@@ -1,0 +1,134 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  AddHumanUserResponseSchema,
+  GetUserByIDResponseSchema,
+  ImportHumanUserResponseSchema,
+  type ManagementService,
+} from "../../gen/zitadel/management_pb.js";
+import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
+import type { UserCommands } from "../domain/users.js";
+import { type Access, principalKey } from "./access.js";
+import { objectDetailsV1, userToV1 } from "./convert.js";
+import { checkLength, checkPrefix, required } from "./input-rules.js";
+
+interface ProfileFields {
+  firstName: string;
+  lastName: string;
+  nickName: string;
+  displayName: string;
+  preferredLanguage: string;
+  gender: number;
+}
+
+/** PGV limits of the v1 profile, shared by AddHumanUser and ImportHumanUser. */
+function checkProfile(profile: ProfileFields, message: string) {
+  checkLength(profile.firstName, 1, 200, `${message}.FirstName`);
+  checkLength(profile.lastName, 1, 200, `${message}.LastName`);
+  checkLength(profile.nickName, 0, 200, `${message}.NickName`);
+  checkLength(profile.displayName, 0, 200, `${message}.DisplayName`);
+  checkLength(profile.preferredLanguage, 0, 10, `${message}.PreferredLanguage`);
+  return {
+    givenName: profile.firstName,
+    familyName: profile.lastName,
+    nickName: profile.nickName,
+    displayName: profile.displayName,
+    preferredLanguage: profile.preferredLanguage,
+    gender: profile.gender,
+  };
+}
+
+function checkPhone(phone: { phone: string; isPhoneVerified: boolean } | undefined, message: string) {
+  if (!phone) return undefined;
+  checkLength(phone.phone, 1, 50, `${message}.Phone`);
+  checkPrefix(phone.phone, "+", `${message}.Phone`);
+  return { number: phone.phone, verification: phone.isPhoneVerified ? ("verified" as const) : ("send" as const) };
+}
+
+/** `zitadel.management.v1.ManagementService`: the v1 user RPCs. */
+export function createManagementService(users: UserCommands, access: Access): ServiceImpl<typeof ManagementService> {
+  return {
+    async importHumanUser(req, ctx) {
+      checkLength(req.userName, 1, 200, "ImportHumanUserRequest.UserName");
+      const profile = checkProfile(required(req.profile, "ImportHumanUserRequest.Profile"), "ImportHumanUserRequest_Profile");
+      const email = required(req.email, "ImportHumanUserRequest.Email");
+      checkLength(email.email, 1, 200, "ImportHumanUserRequest_Email.Email");
+      const phone = checkPhone(req.phone, "ImportHumanUserRequest_Phone");
+      for (const idp of req.idps) {
+        checkLength(idp.configId, 1, 200, "ImportHumanUserRequest_IDP.ConfigId");
+        checkLength(idp.externalUserId, 1, 200, "ImportHumanUserRequest_IDP.ExternalUserId");
+        checkLength(idp.displayName, 0, 200, "ImportHumanUserRequest_IDP.DisplayName");
+      }
+      const hash = req.hashedPassword?.value ?? "";
+      if (req.password !== "" && hash !== "") {
+        throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
+      }
+      if (req.recoveryCodes.length > 0) {
+        throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
+      }
+      const orgId = await access.targetOrg(ctx);
+      if (req.idps.length > 0) {
+        // No identity provider can be configured yet, so no link can be satisfied.
+        throw failedPrecondition("COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
+      }
+      const principal = ctx.values.get(principalKey)!;
+      // otp_code is ignored, as ZITADEL ignores it.
+      const created = await users.createHuman({
+        path: "v1-import",
+        instanceId: principal.instanceId,
+        orgId,
+        creator: principal.userId,
+        username: req.userName,
+        profile,
+        email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
+        ...(phone ? { phone } : {}),
+        ...(req.password !== "" ? { password: { plain: req.password } } : hash !== "" ? { password: { encodedHash: hash } } : {}),
+        passwordChangeRequired: req.passwordChangeRequired,
+        passwordlessRegistration: req.requestPasswordlessRegistration,
+      });
+      const passwordless = created.passwordless && {
+        link: created.passwordless.link,
+        lifetime: durationFromMs(created.passwordless.expirySeconds * 1000),
+        expiration: durationFromMs(created.passwordless.expirySeconds * 1000),
+      };
+      return create(ImportHumanUserResponseSchema, {
+        userId: created.user.id,
+        details: objectDetailsV1(created.user),
+        ...(passwordless ? { passwordlessRegistration: passwordless } : {}),
+      });
+    },
+
+    async addHumanUser(req, ctx) {
+      checkLength(req.userName, 1, 200, "AddHumanUserRequest.UserName");
+      const profile = checkProfile(required(req.profile, "AddHumanUserRequest.Profile"), "AddHumanUserRequest_Profile");
+      const email = required(req.email, "AddHumanUserRequest.Email");
+      checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email");
+      const phone = checkPhone(req.phone, "AddHumanUserRequest_Phone");
+      const orgId = await access.targetOrg(ctx);
+      const principal = ctx.values.get(principalKey)!;
+      const created = await users.createHuman({
+        path: "v1-add",
+        instanceId: principal.instanceId,
+        orgId,
+        creator: principal.userId,
+        username: req.userName,
+        profile,
+        email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
+        ...(phone ? { phone } : {}),
+        ...(req.initialPassword !== "" ? { password: { plain: req.initialPassword } } : {}),
+        passwordChangeRequired: true,
+        passwordlessRegistration: false,
+      });
+      return create(AddHumanUserResponseSchema, { userId: created.user.id, details: objectDetailsV1(created.user) });
+    },
+
+    async getUserByID(req, ctx) {
+      checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
+      const orgId = await access.targetOrg(ctx);
+      const principal = ctx.values.get(principalKey)!;
+      const user = await users.getUser(principal.instanceId, orgId, req.id);
+      return create(GetUserByIDResponseSchema, { user: userToV1(user) });
+    },
+  };
+}

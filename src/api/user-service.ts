@@ -1,0 +1,117 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  AddHumanUserResponseSchema,
+  GetUserByIDResponseSchema,
+  type UserService,
+} from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { hasPermission } from "../domain/access.js";
+import { DomainError, failedPrecondition, permissionDenied } from "../domain/errors.js";
+import type { EmailVerification } from "../domain/users.js";
+import type { UserCommands } from "../domain/users.js";
+import { type Access, principalKey } from "./access.js";
+import { detailsV2, userToV2 } from "./convert.js";
+import { checkLength, required } from "./input-rules.js";
+
+/** `zitadel.user.v2.UserService`: the v2 user RPCs. */
+export function createUserService(users: UserCommands, access: Access): ServiceImpl<typeof UserService> {
+  return {
+    async addHumanUser(req, ctx) {
+      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
+      if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
+      const profile = required(req.profile, "AddHumanUserRequest.Profile");
+      checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
+      checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
+      checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
+      checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
+      checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
+      const email = required(req.email, "AddHumanUserRequest.Email");
+      checkLength(email.email, 1, 200, "SetHumanEmail.Email");
+      const urlTemplate = email.verification.case === "sendCode" ? email.verification.value.urlTemplate : undefined;
+      if (urlTemplate !== undefined) checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate");
+      if (req.phone) checkLength(req.phone.phone, 0, 200, "SetHumanPhone.Phone");
+      if (req.phone?.verification.case === "isVerified" && !req.phone.verification.value) {
+        throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
+      }
+      const password = req.passwordType;
+      if (password.case === "password") checkLength(password.value.password, 1, 200, "Password.Password");
+      if (password.case === "hashedPassword") checkLength(password.value.hash, 1, 200, "HashedPassword.Hash");
+      for (const link of req.idpLinks) {
+        checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
+        checkLength(link.userId, 1, 200, "IDPLink.UserId");
+        checkLength(link.userName, 1, 200, "IDPLink.UserName");
+      }
+      const org = req.organization?.org;
+      const orgId = await access.targetOrg(ctx, {
+        ...(org?.case === "orgId" ? { orgId: org.value } : {}),
+        ...(org?.case === "orgDomain" ? { orgDomain: org.value } : {}),
+      });
+      if (req.idpLinks.length > 0) {
+        // No identity provider can be configured yet, so no link can be satisfied.
+        throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
+      }
+      if (req.metadata.length > 0 || req.totpSecret !== undefined) {
+        throw new DomainError("Unimplemented", "", "metadata and TOTP secrets cannot be set on create yet");
+      }
+      const verification: EmailVerification =
+        email.verification.case === "isVerified"
+          ? { kind: email.verification.value ? "verified" : "none" }
+          : email.verification.case === "returnCode"
+            ? { kind: "return" }
+            : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
+      const phone = req.phone && req.phone.phone.trim() !== "" ? req.phone : undefined;
+      const principal = ctx.values.get(principalKey)!;
+      const created = await users.createHuman({
+        path: "v2",
+        instanceId: principal.instanceId,
+        orgId,
+        creator: principal.userId,
+        ...(req.userId !== undefined ? { userId: req.userId } : {}),
+        username: req.username ?? "",
+        profile: {
+          givenName: profile.givenName,
+          familyName: profile.familyName,
+          nickName: profile.nickName ?? "",
+          displayName: profile.displayName ?? "",
+          preferredLanguage: profile.preferredLanguage ?? "",
+          gender: profile.gender ?? 0,
+        },
+        email: { address: email.email, verification },
+        ...(phone
+          ? {
+              phone: {
+                number: phone.phone,
+                verification:
+                  phone.verification.case === "isVerified"
+                    ? "verified"
+                    : phone.verification.case === "returnCode"
+                      ? "return"
+                      : "send",
+              },
+            }
+          : {}),
+        ...(password.case === "password" ? { password: { plain: password.value.password } } : {}),
+        ...(password.case === "hashedPassword" ? { password: { encodedHash: password.value.hash } } : {}),
+        passwordChangeRequired: password.value?.changeRequired ?? false,
+        passwordlessRegistration: false,
+      });
+      return create(AddHumanUserResponseSchema, {
+        userId: created.user.id,
+        details: detailsV2(created.user),
+        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
+        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
+      });
+    },
+
+    async getUserByID(req, ctx) {
+      checkLength(req.userId, 1, 200, "GetUserByIDRequest.UserId");
+      const principal = ctx.values.get(principalKey)!;
+      const user = await users.getUser(principal.instanceId, undefined, req.userId);
+      // v2 checks the permission on the user's own organisation; everyone may read themselves.
+      if (user.id !== principal.userId && !hasPermission(principal, "user.read", user.orgId)) {
+        throw permissionDenied("AUTHZ-HKJD33", "No matching permissions found");
+      }
+      return create(GetUserByIDResponseSchema, { details: detailsV2(user), user: userToV2(user) });
+    },
+  };
+}

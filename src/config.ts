@@ -1,0 +1,57 @@
+import { parseArgs } from "node:util";
+
+/** Everything userport can be configured with; see the README's configuration table. */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  externalUrl: string;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  /** Origins allowed to call from browsers; empty means no CORS, "*" means any. */
+  corsOrigins: string[];
+  bcryptCost: number;
+  /** 32-byte key (base64) that encrypts codes at rest; generated into the data dir if unset. */
+  masterKey: string | undefined;
+  logLevel: string;
+  bodyLimitBytes: number;
+}
+
+function intFrom(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+  return parsed;
+}
+
+/** Reads the configuration from command-line flags, then USERPORT_* variables, then defaults. */
+export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "data-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  const port = intFrom(values.port ?? env.USERPORT_PORT, 8080, "port");
+  const bcryptCost = intFrom(env.USERPORT_BCRYPT_COST, 12, "USERPORT_BCRYPT_COST");
+  if (bcryptCost < 4 || bcryptCost > 31) throw new Error("USERPORT_BCRYPT_COST must be between 4 and 31");
+  return {
+    port,
+    host: values.host ?? env.USERPORT_HOST ?? "0.0.0.0",
+    dataDir: values["data-dir"] ?? env.USERPORT_DATA_DIR ?? "./.data",
+    externalUrl: (env.USERPORT_EXTERNAL_URL ?? `http://localhost:${port}`).replace(/\/+$/, ""),
+    tlsCertFile: env.USERPORT_TLS_CERT || undefined,
+    tlsKeyFile: env.USERPORT_TLS_KEY || undefined,
+    corsOrigins: (env.USERPORT_CORS_ORIGINS ?? "")
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+    bcryptCost,
+    masterKey: env.USERPORT_MASTER_KEY || undefined,
+    logLevel: env.USERPORT_LOG_LEVEL ?? "info",
+    bodyLimitBytes: intFrom(env.USERPORT_BODY_LIMIT, 4 * 1024 * 1024, "USERPORT_BODY_LIMIT"),
+  };
+}

@@ -1,0 +1,134 @@
+import { readFileSync } from "node:fs";
+import cors from "@fastify/cors";
+import { cors as connectCors } from "@connectrpc/connect";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ManagementService } from "../gen/zitadel/management_pb.js";
+import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
+import { createAccess } from "./api/access.js";
+import { createHealthService } from "./api/health-service.js";
+import { createManagementService } from "./api/management-service.js";
+import { registerRestRoutes } from "./api/rest-transcoder.js";
+import { createUserService } from "./api/user-service.js";
+import type { Config } from "./config.js";
+import { createIdGenerator } from "./domain/ids.js";
+import { createBcryptHasher } from "./domain/password.js";
+import { createSecretBox } from "./domain/secrets.js";
+import { createUserCommands } from "./domain/users.js";
+import { onePortServerFactory } from "./server/one-port.js";
+import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
+import { openSqlite } from "./store/db.js";
+import { createUserStore } from "./store/user-store.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** e.g. http://127.0.0.1:8080 */
+  url: string;
+  port: number;
+  adminTokenFile: string;
+  /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
+  close(): Promise<void>;
+}
+
+/** gRPC status for the HTTP statuses fastify itself answers with (bad JSON, too large, …). */
+const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8, 415: 3 };
+
+/** Opens the store, creates the instance on first start, and serves every protocol on one port. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const store = await openSqlite(config.dataDir);
+  const newId = createIdGenerator();
+  const instance = await ensureFirstInstance(store, config.dataDir, newId);
+  const users = createUserCommands({
+    store: createUserStore(store),
+    hasher: createBcryptHasher(config.bcryptCost),
+    newId,
+    secretBox: createSecretBox(loadMasterKey(config.masterKey, config.dataDir)),
+    externalUrl: config.externalUrl,
+  });
+  const tls = config.tlsCertFile && config.tlsKeyFile
+    ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+    : undefined;
+
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    // One log line per request costs more than an import itself; debug level turns it back on.
+    disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
+    serverFactory: onePortServerFactory(tls),
+    bodyLimit: config.bodyLimitBytes,
+  });
+  const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
+  const { access, secureService } = createAccess(store.db);
+  const management = secureService(ManagementService, createManagementService(users, access), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, access), logUnexpected);
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes("*") ? true : config.corsOrigins,
+      methods: [...connectCors.allowedMethods, "PUT", "PATCH", "DELETE"],
+      allowedHeaders: [...connectCors.allowedHeaders, "authorization", "x-zitadel-orgid"],
+      exposedHeaders: [...connectCors.exposedHeaders],
+      maxAge: 7200,
+    });
+  }
+
+  await app.register(fastifyConnectPlugin, {
+    routes(router) {
+      router.service(ManagementService, management);
+      router.service(UserService, userV2);
+      router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName]));
+    },
+    jsonOptions: { ignoreUnknownFields: true },
+    readMaxBytes: config.bodyLimitBytes,
+  });
+
+  const restRoutes = registerRestRoutes(
+    app,
+    [
+      { service: ManagementService, impl: management, prefix: "/management/v1" },
+      { service: UserService, impl: userV2, prefix: "" },
+    ],
+    logUnexpected,
+  );
+
+  app.get("/healthz", async () => ({ status: "SERVING" }));
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0]!;
+    const otherMethod = restRoutes.some((route) => route.matches.test(path));
+    const status = otherMethod ? 405 : 404;
+    void reply.code(status).send({ code: CODE_OF_STATUS[status], message: otherMethod ? "Method Not Allowed" : "Not Found", details: [] });
+  });
+
+  // Fastify's own failures (malformed JSON, body too large, unknown content type) in the REST
+  // error shape; anything unexpected is logged and answered without detail.
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      logUnexpected(error);
+      return reply.code(500).send({ code: 13, message: "Internal error", details: [] });
+    }
+    return reply.code(status).send({ code: CODE_OF_STATUS[status] ?? 3, message: error.message, details: [] });
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const scheme = tls ? "https" : "http";
+  app.log.info({ instance: instance.id, adminTokenFile: adminTokenPath(config.dataDir) }, "userport is serving");
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
+    port,
+    adminTokenFile: adminTokenPath(config.dataDir),
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Config, loadConfig } from "../../src/config.js";
+import { type RunningServer, startServer } from "../../src/server.js";
+
+export interface TestServer extends RunningServer {
+  /** The admin's bearer token, read from admin.pat as an operator would. */
+  token: string;
+  dataDir: string;
+  /** Closes the server and deletes its data directory. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts a real userport on a free port with its own SQLite data directory. bcrypt runs at
+ * cost 4 so tests stay quick; everything else is as `userport serve` runs it.
+ */
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "userport-test-"));
+  const config: Config = {
+    ...loadConfig([], {}),
+    port: 0,
+    host: "127.0.0.1",
+    dataDir,
+    bcryptCost: 4,
+    logLevel: "silent",
+    ...overrides,
+  };
+  const server = await startServer(config);
+  return {
+    ...server,
+    token: readFileSync(server.adminTokenFile, "utf8").trim(),
+    dataDir,
+    async dispose() {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
