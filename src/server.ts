@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
@@ -53,7 +53,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const app = Fastify({
     logger: { level: config.logLevel },
     // One log line per request costs more than an import itself; debug level turns it back on.
-    disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
+    logController: new LogController({
+      disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
+    }),
     serverFactory: onePortServerFactory(tls),
     bodyLimit: config.bodyLimitBytes,
   });

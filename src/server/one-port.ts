@@ -1,7 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { Duplex } from "node:stream";
 
 /** The first bytes an HTTP/2 client sends on a cleartext connection (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -24,16 +23,16 @@ export function onePortServerFactory(tls?: TlsFiles) {
   return (handler: http.RequestListener): http.Server => {
     const h2Handler = handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
     if (tls) return http2.createSecureServer({ ...tls, allowHTTP1: true }, h2Handler) as unknown as http.Server;
-    const h1 = http.createServer(handler);
+    let closing = false;
+    const h1 = http.createServer((req, res) => {
+      if (closing) res.setHeader("connection", "close");
+      handler(req, res);
+    });
     const h2 = http2.createServer(h2Handler);
     const sessions = new Set<http2.Http2Session>();
     h2.on("session", (session) => {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
-    });
-    let closing = false;
-    h1.on("request", (_req, res: http.ServerResponse) => {
-      if (closing) res.setHeader("connection", "close");
     });
 
     const server = net.createServer((socket) => routeConnection(socket, h1, h2));
@@ -65,8 +64,14 @@ function routeConnection(socket: net.Socket, h1: http.Server, h2: http2.Http2Ser
     socket.off("data", onData);
     socket.pause();
     socket.unshift(seen);
-    (isH2 ? h2 : h1).emit("connection", socket as Duplex);
-    socket.resume();
+    if (isH2) {
+      // The HTTP/2 session reads bytes already buffered on the socket itself (on the next tick);
+      // resuming here would let them flow past it.
+      h2.emit("connection", socket);
+    } else {
+      h1.emit("connection", socket);
+      socket.resume();
+    }
   };
   socket.on("data", onData);
   socket.on("error", () => socket.destroy());
