@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+/** A free port, found by binding port 0 and releasing it. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Runs `userport serve` as an operator would, in its own process. */
+async function serve(dataDir: string, port: number): Promise<Served> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
+    env: { ...process.env, USERPORT_DATA_DIR: dataDir, USERPORT_BCRYPT_COST: "4", USERPORT_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (up) return { child, url, output: () => output, exited };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`userport did not start:\n${output}`);
+}
+
+function importUser(url: string, token: string, userName: string) {
+  return fetch(`${url}/management/v1/users/human/_import`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      userName,
+      profile: { firstName: "Ada", lastName: "Lovelace" },
+      email: { email: `${userName}@example.com`, isEmailVerified: true },
+      hashedPassword: { value: "$2b$04$kZGQ0mOUxwjRc/ZbnXYOy.dvSSx7Rk5vJ/iWzhRtC6jbbYyNOA8M6" },
+    }),
+  });
+}
+
+describe("userport serve", () => {
+  const cleanup: Array<() => void> = [];
+  afterEach(() => {
+    for (const step of cleanup.splice(0)) step();
+  });
+
+  function newDataDir() {
+    const dir = mkdtempSync(join(tmpdir(), "userport-lifecycle-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  it("creates the admin token file with mode 0600 on first start and never logs the token", async () => {
+    const dataDir = newDataDir();
+    const served = await serve(dataDir, await freePort());
+    cleanup.push(() => served.child.kill("SIGKILL"));
+    const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+    expect(token.length).toBeGreaterThanOrEqual(40);
+    expect(statSync(join(dataDir, "admin.pat")).mode & 0o777).toBe(0o600);
+    expect(served.output()).toContain("admin.pat");
+    const response = await importUser(served.url, token, "first-start");
+    expect(response.status).toBe(200);
+    served.child.kill("SIGTERM");
+    expect(await served.exited).toBe(0);
+    expect(served.output()).not.toContain(token);
+  });
+
+  it("keeps users and the admin token across a restart", async () => {
+    const dataDir = newDataDir();
+    const port = await freePort();
+    const first = await serve(dataDir, port);
+    const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+    const created = (await (await importUser(first.url, token, "survivor")).json()) as { userId: string };
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    const second = await serve(dataDir, port);
+    cleanup.push(() => second.child.kill("SIGKILL"));
+    expect(readFileSync(join(dataDir, "admin.pat"), "utf8").trim()).toBe(token);
+    const read = await fetch(`${second.url}/management/v1/users/${created.userId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { user: { userName: string } }).user.userName).toBe("survivor");
+    const duplicate = await importUser(second.url, token, "SURVIVOR");
+    expect(duplicate.status).toBe(409);
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("answers in-flight requests on SIGTERM, and every user it confirmed is there after a restart", async () => {
+    const dataDir = newDataDir();
+    const port = await freePort();
+    const first = await serve(dataDir, port);
+    const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+    const names = Array.from({ length: 60 }, (_, i) => `inflight-${i}`);
+    const responses = names.map((name) => importUser(first.url, token, name).then((r) => r.status, () => "refused" as const));
+    // Signal as soon as the first answer arrives, while the others are still being handled.
+    await Promise.race(responses);
+    first.child.kill("SIGTERM");
+    const statuses = await Promise.all(responses);
+    expect(await first.exited).toBe(0);
+    // A request is answered 200 (and then durable), or refused: 503 once closing, or no connection.
+    expect(statuses.every((status) => status === 200 || status === 503 || status === "refused")).toBe(true);
+    const confirmed = names.filter((_, i) => statuses[i] === 200);
+    expect(confirmed.length).toBeGreaterThan(0);
+
+    const second = await serve(dataDir, port);
+    cleanup.push(() => second.child.kill("SIGKILL"));
+    for (const name of confirmed) {
+      const again = await importUser(second.url, token, name);
+      expect(again.status, `${name} was confirmed before shutdown`).toBe(409);
+    }
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+});
