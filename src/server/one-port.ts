@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 
 /** The first bytes an HTTP/2 client sends on a cleartext connection (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -13,29 +14,32 @@ export interface TlsFiles {
 /**
  * A fastify `serverFactory` that serves HTTP/1.1 and HTTP/2 on one port.
  *
- * With TLS, ALPN picks the protocol. Without it, each new connection is sniffed: one that starts
- * with the HTTP/2 client preface (gRPC, Connect over h2c) goes to an HTTP/2 server, anything else
- * (browsers, curl, gRPC-Web) to an HTTP/1.1 server. Closing the returned server stops accepting,
- * lets in-flight requests finish and then closes idle connections and HTTP/2 sessions.
+ * Each connection is handed to an HTTP/1.1 or an HTTP/2 server: with TLS by what ALPN
+ * negotiated, without TLS by sniffing the first bytes for the HTTP/2 client preface (gRPC and
+ * Connect over h2c send it; browsers, curl and gRPC-Web over HTTP/1.1 do not). Closing the
+ * returned server stops accepting, lets in-flight requests finish, then closes idle HTTP/1.1
+ * connections and HTTP/2 sessions.
  */
-export function onePortServerFactory(tls?: TlsFiles) {
+export function onePortServerFactory(tlsFiles?: TlsFiles) {
   // Typed as fastify's default HTTP/1 factory: fastify handles HTTP/2 compat requests alike.
   return (handler: http.RequestListener): http.Server => {
-    const h2Handler = handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
-    if (tls) return http2.createSecureServer({ ...tls, allowHTTP1: true }, h2Handler) as unknown as http.Server;
     let closing = false;
     const h1 = http.createServer((req, res) => {
       if (closing) res.setHeader("connection", "close");
       handler(req, res);
     });
-    const h2 = http2.createServer(h2Handler);
+    const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     const sessions = new Set<http2.Http2Session>();
     h2.on("session", (session) => {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
     });
 
-    const server = net.createServer((socket) => routeConnection(socket, h1, h2));
+    const server = tlsFiles
+      ? tls.createServer({ ...tlsFiles, ALPNProtocols: ["h2", "http/1.1"] }, (socket) =>
+          (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket),
+        )
+      : net.createServer((socket) => routeCleartext(socket, h1, h2));
     const close = server.close.bind(server);
     server.close = (callback?: (err?: Error) => void) => {
       closing = true;
@@ -54,7 +58,7 @@ export function onePortServerFactory(tls?: TlsFiles) {
 }
 
 /** Reads just enough of the first bytes to tell HTTP/2 from HTTP/1.1, then hands the socket over. */
-function routeConnection(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+function routeCleartext(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
   let seen = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
