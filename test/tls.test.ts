@@ -57,7 +57,7 @@ describe("TLS with ALPN", () => {
 
   it("serves REST over HTTPS/1.1 on the same port", async () => {
     const { status, body, alpn } = await new Promise<{ status: number; body: string; alpn: string | false | null }>((resolve, reject) => {
-      const request = https.get(`${server.url}/healthz`, { ca, agent: false }, (response) => {
+      const request = https.get(`${server.url}/healthz`, { ca, agent: false, ...{ ALPNProtocols: ["http/1.1"] } }, (response) => {
         const alpn = (response.socket as TLSSocket).alpnProtocol;
         let body = "";
         response.on("data", (chunk) => (body += chunk));
