@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 
 /** A free port, found by binding port 0 and releasing it. */
@@ -130,5 +131,49 @@ describe("userport serve", () => {
     }
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
+  });
+
+  it("answers an unexpected store failure with a bare internal error, logs its cause, and keeps serving", async () => {
+    const dataDir = newDataDir();
+    const served = await serve(dataDir, await freePort());
+    cleanup.push(() => served.child.kill("SIGKILL"));
+    const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+    // Break the store underneath the running server: codes can no longer be written.
+    const sqlite = new Database(join(dataDir, "userport.sqlite"));
+    sqlite.exec("ALTER TABLE codes RENAME TO codes_elsewhere");
+    const password = "Unl0gged!secret";
+    const broken = await fetch(`${served.url}/management/v1/users/human/_import`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        userName: "needs-a-code",
+        profile: { firstName: "Ada", lastName: "Lovelace" },
+        email: { email: "code@example.com", isEmailVerified: false },
+        password,
+      }),
+    });
+    expect(broken.status).toBe(500);
+    expect(await broken.json()).toEqual({ code: 13, message: "Internal error", details: [] });
+    sqlite.exec("ALTER TABLE codes_elsewhere RENAME TO codes");
+    sqlite.close();
+
+    expect((await importUser(served.url, token, "after-the-failure")).status).toBe(200);
+    // Nothing of the failed request was written: its username is still free.
+    const retried = await fetch(`${served.url}/management/v1/users/human/_import`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        userName: "needs-a-code",
+        profile: { firstName: "Ada", lastName: "Lovelace" },
+        email: { email: "code@example.com" },
+        password,
+      }),
+    });
+    expect(retried.status).toBe(200);
+    served.child.kill("SIGTERM");
+    expect(await served.exited).toBe(0);
+    expect(served.output()).toContain("no such table: codes");
+    expect(served.output()).not.toContain(password);
+    expect(served.output()).not.toContain(token);
   });
 });
