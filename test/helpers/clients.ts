@@ -1,0 +1,304 @@
+/**
+ * One way to call userport's RPCs over every wire protocol it serves, so the same test can run
+ * against each of them. Every call goes through a real socket and a real client library:
+ *
+ * - `grpc-js`: a raw `@grpc/grpc-js` client (binary protobuf over HTTP/2), reading the
+ *   `grpc-status-details-bin` trailer itself;
+ * - `connect-grpc`: Connect's gRPC transport;
+ * - `connect-json-h1`: the Connect protocol with JSON over HTTP/1.1;
+ * - `connect-binary-h2`: the Connect protocol with binary protobuf over HTTP/2;
+ * - `grpc-web`: Connect's gRPC-Web transport over HTTP/1.1;
+ * - `rest`: `fetch` against the grpc-gateway style REST routes ZITADEL documents.
+ *
+ * Requests are written and responses read as protojson (what REST carries), so one assertion
+ * fits every transport. The REST routes below are ZITADEL's, written down from its API docs,
+ * not read from userport.
+ */
+import {
+  create,
+  type DescMethodUnary,
+  type DescService,
+  fromBinary,
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  type Message,
+  toBinary,
+  toJson,
+} from "@bufbuild/protobuf";
+import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
+import { ManagementService } from "../../gen/zitadel/management_pb.js";
+import { ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
+import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+
+export const TRANSPORTS = ["grpc-js", "connect-grpc", "connect-json-h1", "connect-binary-h2", "grpc-web", "rest"] as const;
+export type TransportName = (typeof TRANSPORTS)[number];
+/** The transports that carry protobuf RPCs (everything but REST). */
+export const RPC_TRANSPORTS = TRANSPORTS.filter((t) => t !== "rest");
+
+/** The RPCs under test, by a short name. */
+export const V1 = ManagementService.method;
+export const V2 = UserService.method;
+export type UnaryMethod = DescMethodUnary;
+
+export interface ErrorDetail {
+  id: string;
+  message: string;
+}
+
+/** An error as a client sees it, whatever the protocol. */
+export interface WireError {
+  code: Code;
+  /** The status message: `grpc-message`, Connect's message or REST's `message`. */
+  message: string;
+  /** The `zitadel.v1.ErrorDetail`s among the status details. */
+  details: ErrorDetail[];
+  /** Types of all status details, e.g. "zitadel.v1.ErrorDetail". */
+  detailTypes: string[];
+  /**
+   * grpc-js only: the message exactly as grpc-js hands it to applications. grpc-js undoes the
+   * `grpc-message` percent-encoding with `decodeURI`, which leaves e.g. "%3A" for ":" in place
+   * when a server encodes more than the gRPC spec requires; `message` is fully decoded.
+   */
+  clientMessage?: string;
+  /** REST only. */
+  httpStatus?: number;
+  /** REST only: the parsed response body. */
+  body?: unknown;
+}
+
+export type CallResult =
+  | { ok: true; json: JsonObject; httpStatus?: number; rawBody?: string }
+  | { ok: false; error: WireError; rawBody?: string };
+
+export interface CallOptions {
+  /** The bearer token; `null` sends no Authorization header. Defaults to the admin's token. */
+  token?: string | null;
+  /** Extra request headers, e.g. `x-zitadel-orgid`. */
+  headers?: Record<string, string>;
+}
+
+export interface Caller {
+  readonly name: TransportName;
+  call(method: UnaryMethod, request: JsonObject, options?: CallOptions): Promise<CallResult>;
+  close(): void;
+}
+
+/** ZITADEL's documented REST bindings of the RPCs under test. */
+const REST_ROUTES: Record<string, { method: "GET" | "POST"; path: string; pathField?: string }> = {
+  "zitadel.management.v1.ManagementService.ImportHumanUser": { method: "POST", path: "/management/v1/users/human/_import" },
+  "zitadel.management.v1.ManagementService.AddHumanUser": { method: "POST", path: "/management/v1/users/human" },
+  "zitadel.management.v1.ManagementService.GetUserByID": { method: "GET", path: "/management/v1/users/{id}", pathField: "id" },
+  "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
+  "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
+};
+
+function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
+  const headers: Record<string, string> = { ...options.headers };
+  const bearer = options.token === undefined ? token : options.token;
+  if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
+  return headers;
+}
+
+/** Decodes a `google.rpc.Status` by hand: code = 1, message = 2, repeated Any details = 3. */
+export function decodeRpcStatus(bytes: Uint8Array): { code: number; message: string; details: Any[] } {
+  const reader = new BinaryReader(bytes);
+  const status = { code: 0, message: "", details: [] as Any[] };
+  while (reader.pos < reader.len) {
+    const [fieldNo, wireType] = reader.tag();
+    if (fieldNo === 1) status.code = reader.int32();
+    else if (fieldNo === 2) status.message = reader.string();
+    else if (fieldNo === 3) status.details.push(fromBinary(AnySchema, reader.bytes()));
+    else reader.skip(wireType, fieldNo);
+  }
+  return status;
+}
+
+const ERROR_DETAIL_URL = `type.googleapis.com/${ErrorDetailSchema.typeName}`;
+
+function fromConnectError(err: unknown): WireError {
+  const error = ConnectError.from(err);
+  return {
+    code: error.code,
+    message: error.rawMessage,
+    details: error.findDetails(ErrorDetailSchema).map(({ id, message }) => ({ id, message })),
+    detailTypes: error.details.map((d) => ("desc" in d ? d.desc.typeName : d.type)),
+  };
+}
+
+function connectCaller(name: TransportName, transport: Transport, token: string): Caller {
+  const clients = new Map<DescService, Client<DescService>>();
+  const clientOf = (service: DescService) => {
+    let client = clients.get(service);
+    if (!client) clients.set(service, (client = createClient(service, transport)));
+    return client;
+  };
+  return {
+    name,
+    async call(method, request, options) {
+      const client = clientOf(method.parent) as unknown as Record<string, (req: unknown, opts: unknown) => Promise<unknown>>;
+      const input = fromJson(method.input, request);
+      try {
+        const output = await client[method.localName]!(input, { headers: headersOf(token, options) });
+        return { ok: true, json: toJson(method.output, output as never) as JsonObject };
+      } catch (err) {
+        return { ok: false, error: fromConnectError(err) };
+      }
+    },
+    close() {},
+  };
+}
+
+function grpcJsCaller(url: string, token: string): Caller {
+  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
+  return {
+    name: "grpc-js",
+    call(method, request, options) {
+      const metadata = new grpc.Metadata();
+      for (const [key, value] of Object.entries(headersOf(token, options))) metadata.set(key, value);
+      return new Promise((resolve) => {
+        client.makeUnaryRequest<Message, Message>(
+          `/${method.parent.typeName}/${method.name}`,
+          (message) => Buffer.from(toBinary(method.input, message)),
+          (bytes: Buffer) => fromBinary(method.output, bytes),
+          fromJson(method.input, request),
+          metadata,
+          { deadline: Date.now() + 20_000 },
+          (err, output) => {
+            if (!err) return resolve({ ok: true, json: toJson(method.output, output as never) as JsonObject });
+            resolve({ ok: false, error: fromGrpcJsError(err) });
+          },
+        );
+      });
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Reads code and message from the status and the ErrorDetails from `grpc-status-details-bin`. */
+function fromGrpcJsError(err: grpc.ServiceError): WireError {
+  let message = err.details;
+  try {
+    message = decodeURIComponent(err.details);
+  } catch {
+    // not percent-encoded after all
+  }
+  const error: WireError = {
+    code: err.code as number as Code,
+    message,
+    clientMessage: err.details,
+    details: [],
+    detailTypes: [],
+  };
+  const [bin] = err.metadata.get("grpc-status-details-bin");
+  if (bin === undefined) return error;
+  const status = decodeRpcStatus(typeof bin === "string" ? Buffer.from(bin, "base64") : bin);
+  // The trailer repeats the status; a client may rely on either, so they must agree.
+  if (status.code !== err.code || status.message !== message) {
+    throw new Error(
+      `grpc-status-details-bin disagrees with the status: ${status.code} "${status.message}" vs ${err.code} "${message}"`,
+    );
+  }
+  for (const any of status.details) {
+    error.detailTypes.push(any.typeUrl.replace(/^type\.googleapis\.com\//, ""));
+    if (any.typeUrl === ERROR_DETAIL_URL) {
+      const detail = fromBinary(ErrorDetailSchema, any.value);
+      error.details.push({ id: detail.id, message: detail.message });
+    }
+  }
+  return error;
+}
+
+function restCaller(url: string, token: string): Caller {
+  return {
+    name: "rest",
+    async call(method, request, options) {
+      const route = REST_ROUTES[`${method.parent.typeName}.${method.name}`];
+      if (!route) throw new Error(`no REST route for ${method.parent.typeName}.${method.name}`);
+      let path = route.path;
+      const body: JsonObject = { ...request };
+      if (route.pathField) {
+        path = path.replace(`{${route.pathField}}`, encodeURIComponent(String(request[route.pathField] ?? "")));
+        delete body[route.pathField];
+      }
+      const response = await fetch(url + path, {
+        method: route.method,
+        headers: { ...headersOf(token, options), ...(route.method === "POST" ? { "content-type": "application/json" } : {}) },
+        ...(route.method === "POST" ? { body: JSON.stringify(body) } : {}),
+      });
+      return parseRestResponse(response);
+    },
+    close() {},
+  };
+}
+
+/** A REST response as a {@link CallResult}: 2xx is success, anything else the gateway's error body. */
+export async function parseRestResponse(response: Response): Promise<CallResult> {
+  const rawBody = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rawBody);
+  } catch {
+    throw new Error(`REST answered ${response.status} with a body that is not JSON: ${rawBody}`);
+  }
+  if (response.ok) return { ok: true, json: parsed as JsonObject, httpStatus: response.status, rawBody };
+  const body = parsed as { code: number; message: string; details?: Array<Record<string, JsonValue>> };
+  const details = body.details ?? [];
+  return {
+    ok: false,
+    rawBody,
+    error: {
+      code: body.code as Code,
+      message: body.message,
+      details: details
+        .filter((d) => d["@type"] === ERROR_DETAIL_URL)
+        .map((d) => ({ id: String(d.id ?? ""), message: String(d.message ?? "") })),
+      detailTypes: details.map((d) => String(d["@type"]).replace(/^type\.googleapis\.com\//, "")),
+      httpStatus: response.status,
+      body,
+    },
+  };
+}
+
+/** Creates a caller of each transport for one server. */
+export function createCallers(url: string, token: string): Map<TransportName, Caller> {
+  const callers: Caller[] = [
+    grpcJsCaller(url, token),
+    connectCaller("connect-grpc", createGrpcTransport({ baseUrl: url }), token),
+    connectCaller("connect-json-h1", createConnectTransport({ baseUrl: url, httpVersion: "1.1" }), token),
+    connectCaller(
+      "connect-binary-h2",
+      createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }),
+      token,
+    ),
+    connectCaller("grpc-web", createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }), token),
+    restCaller(url, token),
+  ];
+  return new Map(callers.map((caller) => [caller.name, caller]));
+}
+
+/** `grpc.health.v1.Health/Check` through a raw grpc-js client. */
+export async function grpcJsHealthCheck(url: string, service = ""): Promise<{ status?: number; code?: number }> {
+  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
+  const method = Health.method.check;
+  try {
+    return await new Promise((resolve) => {
+      client.makeUnaryRequest<HealthCheckRequest, HealthCheckResponse>(
+        `/${Health.typeName}/${method.name}`,
+        (message) => Buffer.from(toBinary(method.input, message)),
+        (bytes: Buffer) => fromBinary(method.output, bytes),
+        create(method.input, { service }),
+        new grpc.Metadata(),
+        { deadline: Date.now() + 10_000 },
+        (err, output) => resolve(err ? { code: err.code } : { status: output!.status }),
+      );
+    });
+  } finally {
+    client.close();
+  }
+}

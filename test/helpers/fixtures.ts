@@ -1,0 +1,117 @@
+/**
+ * Shared set-up for the API tests: one userport per test file with a caller per transport,
+ * unique names, request bodies, and read-only peeks into the server's SQLite file for facts a
+ * client cannot see (the default organisation, the events written).
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type { JsonObject } from "@bufbuild/protobuf";
+import bcrypt from "bcrypt";
+import SQLite from "better-sqlite3";
+import { afterAll, beforeAll } from "vitest";
+import type { Config } from "../../src/config.js";
+import { type Caller, createCallers, type TransportName } from "./clients.js";
+import { startTestServer, type TestServer } from "./server.js";
+
+export interface Userport {
+  readonly server: TestServer;
+  caller(name: TransportName): Caller;
+  /** The organisation created at the first start, read from the database. */
+  readonly defaultOrgId: string;
+  /** Event types written for a user, in order, read from the database. */
+  eventTypes(userId: string): string[];
+}
+
+/** Starts one server for the calling test file (beforeAll) and disposes it afterwards. */
+export function useUserport(overrides: Partial<Config> = {}): Userport {
+  let server: TestServer | undefined;
+  let callers: Map<TransportName, Caller> | undefined;
+  let db: SQLite.Database | undefined;
+  let defaultOrgId = "";
+  beforeAll(async () => {
+    server = await startTestServer(overrides);
+    callers = createCallers(server.url, server.token);
+    db = new SQLite(join(server.dataDir, "userport.sqlite"), { readonly: true, fileMustExist: true });
+    defaultOrgId = (db.prepare("SELECT default_org_id FROM instances").get() as { default_org_id: string }).default_org_id;
+  });
+  afterAll(async () => {
+    for (const caller of callers?.values() ?? []) caller.close();
+    db?.close();
+    await server?.dispose();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error("the server is not started yet");
+      return server;
+    },
+    caller(name) {
+      const caller = callers?.get(name);
+      if (!caller) throw new Error(`no caller ${name}`);
+      return caller;
+    },
+    get defaultOrgId() {
+      return defaultOrgId;
+    },
+    eventTypes(userId) {
+      const rows = db!
+        .prepare("SELECT type FROM events WHERE aggregate_id = ? ORDER BY sequence")
+        .all(userId) as Array<{ type: string }>;
+      return rows.map((row) => row.type);
+    },
+  };
+}
+
+let counter = 0;
+/** A username no other test uses, e.g. "minnie-lx2k9a-7-3f0a". */
+export function uniqueName(prefix = "user"): string {
+  counter++;
+  return `${prefix}-${Date.now().toString(36)}-${counter}-${randomBytes(2).toString("hex")}`;
+}
+
+/** A unique email address; local part keeps the prefix for readable failures. */
+export function uniqueEmail(prefix = "user"): string {
+  return `${uniqueName(prefix)}@example.com`;
+}
+
+/** A plaintext password meeting ZITADEL's default complexity policy. */
+export const GOOD_PASSWORD = "Secr3t-Passw0rd!";
+
+/** A real bcrypt hash (cost 10, `$2a$`) of `password`, as another system would export it. */
+export function bcryptHash(password: string, cost = 10): string {
+  return bcrypt.hashSync(password, bcrypt.genSaltSync(cost, "a"));
+}
+
+/** A minimal valid v1 ImportHumanUser body; `extra` replaces top-level fields. */
+export function v1ImportBody(extra: JsonObject = {}): JsonObject {
+  return {
+    userName: uniqueName("import"),
+    profile: { firstName: "Minnie", lastName: "Mouse" },
+    email: { email: uniqueEmail("minnie"), isEmailVerified: true },
+    ...extra,
+  };
+}
+
+/** A minimal valid v1 AddHumanUser body; `extra` replaces top-level fields. */
+export function v1AddBody(extra: JsonObject = {}): JsonObject {
+  return {
+    userName: uniqueName("add"),
+    profile: { firstName: "Mickey", lastName: "Mouse" },
+    email: { email: uniqueEmail("mickey"), isEmailVerified: true },
+    ...extra,
+  };
+}
+
+/** A minimal valid v2 AddHumanUser body; `extra` replaces top-level fields. */
+export function v2AddBody(extra: JsonObject = {}): JsonObject {
+  return {
+    username: uniqueName("v2"),
+    profile: { givenName: "Donald", familyName: "Duck" },
+    email: { email: uniqueEmail("donald"), isVerified: true },
+    ...extra,
+  };
+}
+
+/** An RFC 3339 timestamp as protojson writes it. */
+export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6}|\.\d{9})?Z$/;
+/** A Sonyflake-like id: a decimal string of about 18 digits (zitadel-api.md §9). */
+export const USER_ID = /^\d{15,20}$/;
