@@ -1,4 +1,4 @@
-import { invalidArgument } from "../domain/errors.js";
+import { invalidArgument, isDomainError } from "../domain/errors.js";
 
 /**
  * The request-shape rules ZITADEL declares with protoc-gen-validate, reported as ZITADEL reports
@@ -27,4 +27,18 @@ export function required<T>(value: T | undefined, field: string): T {
 
 export function checkPrefix(value: string, prefix: string, field: string): void {
   if (!value.startsWith(prefix)) throw invalidArgument("", `invalid ${field}: value does not have prefix "${prefix}"`);
+}
+
+/**
+ * Runs the rules of an embedded message. A failure reads as PGV's generated `Validate()` puts it:
+ * "invalid <Outer>.<Field>: embedded message failed validation | caused by: <inner failure>",
+ * where `field` is e.g. "ImportHumanUserRequest.Profile" or "AddHumanUserRequest.IdpLinks[0]".
+ */
+export function embedded<T>(field: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!isDomainError(err) || err.id !== "" || err.kind !== "InvalidArgument") throw err;
+    throw invalidArgument("", `invalid ${field}: embedded message failed validation | caused by: ${err.message}`);
+  }
 }

@@ -11,7 +11,7 @@ import { failedPrecondition, invalidArgument, DomainError } from "../domain/erro
 import type { UserCommands } from "../domain/users.js";
 import { type Access, principalKey } from "./access.js";
 import { objectDetailsV1, userToV1 } from "./convert.js";
-import { checkLength, checkPrefix, required } from "./input-rules.js";
+import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 
 interface ProfileFields {
   firstName: string;
@@ -51,15 +51,20 @@ export function createManagementService(users: UserCommands, access: Access): Se
   return {
     async importHumanUser(req, ctx) {
       checkLength(req.userName, 1, 200, "ImportHumanUserRequest.UserName");
-      const profile = checkProfile(required(req.profile, "ImportHumanUserRequest.Profile"), "ImportHumanUserRequest_Profile");
+      const requestedProfile = required(req.profile, "ImportHumanUserRequest.Profile");
+      const profile = embedded("ImportHumanUserRequest.Profile", () =>
+        checkProfile(requestedProfile, "ImportHumanUserRequest_Profile"),
+      );
       const email = required(req.email, "ImportHumanUserRequest.Email");
-      checkLength(email.email, 1, 200, "ImportHumanUserRequest_Email.Email");
-      const phone = checkPhone(req.phone, "ImportHumanUserRequest_Phone");
-      for (const idp of req.idps) {
-        checkLength(idp.configId, 1, 200, "ImportHumanUserRequest_IDP.ConfigId");
-        checkLength(idp.externalUserId, 1, 200, "ImportHumanUserRequest_IDP.ExternalUserId");
-        checkLength(idp.displayName, 0, 200, "ImportHumanUserRequest_IDP.DisplayName");
-      }
+      embedded("ImportHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "ImportHumanUserRequest_Email.Email"));
+      const phone = embedded("ImportHumanUserRequest.Phone", () => checkPhone(req.phone, "ImportHumanUserRequest_Phone"));
+      req.idps.forEach((idp, i) =>
+        embedded(`ImportHumanUserRequest.Idps[${i}]`, () => {
+          checkLength(idp.configId, 1, 200, "ImportHumanUserRequest_IDP.ConfigId");
+          checkLength(idp.externalUserId, 1, 200, "ImportHumanUserRequest_IDP.ExternalUserId");
+          checkLength(idp.displayName, 0, 200, "ImportHumanUserRequest_IDP.DisplayName");
+        }),
+      );
       const hash = req.hashedPassword?.value ?? "";
       if (req.password !== "" && hash !== "") {
         throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
@@ -101,10 +106,11 @@ export function createManagementService(users: UserCommands, access: Access): Se
 
     async addHumanUser(req, ctx) {
       checkLength(req.userName, 1, 200, "AddHumanUserRequest.UserName");
-      const profile = checkProfile(required(req.profile, "AddHumanUserRequest.Profile"), "AddHumanUserRequest_Profile");
+      const requestedProfile = required(req.profile, "AddHumanUserRequest.Profile");
+      const profile = embedded("AddHumanUserRequest.Profile", () => checkProfile(requestedProfile, "AddHumanUserRequest_Profile"));
       const email = required(req.email, "AddHumanUserRequest.Email");
-      checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email");
-      const phone = checkPhone(req.phone, "AddHumanUserRequest_Phone");
+      embedded("AddHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email"));
+      const phone = embedded("AddHumanUserRequest.Phone", () => checkPhone(req.phone, "AddHumanUserRequest_Phone"));
       const orgId = await access.targetOrg(ctx);
       const principal = ctx.values.get(principalKey)!;
       const created = await users.createHuman({

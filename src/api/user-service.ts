@@ -11,7 +11,7 @@ import type { EmailVerification } from "../domain/users.js";
 import type { UserCommands } from "../domain/users.js";
 import { type Access, principalKey } from "./access.js";
 import { detailsV2, userToV2 } from "./convert.js";
-import { checkLength, required } from "./input-rules.js";
+import { checkLength, embedded, required } from "./input-rules.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
 export function createUserService(users: UserCommands, access: Access): ServiceImpl<typeof UserService> {
@@ -20,27 +20,44 @@ export function createUserService(users: UserCommands, access: Access): ServiceI
       if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
       if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
       const profile = required(req.profile, "AddHumanUserRequest.Profile");
-      checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
-      checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
-      checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
-      checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
-      checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
+      embedded("AddHumanUserRequest.Profile", () => {
+        checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
+        checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
+        checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
+        checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
+        checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
+      });
       const email = required(req.email, "AddHumanUserRequest.Email");
-      checkLength(email.email, 1, 200, "SetHumanEmail.Email");
       const urlTemplate = email.verification.case === "sendCode" ? email.verification.value.urlTemplate : undefined;
-      if (urlTemplate !== undefined) checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate");
-      if (req.phone) checkLength(req.phone.phone, 0, 200, "SetHumanPhone.Phone");
-      if (req.phone?.verification.case === "isVerified" && !req.phone.verification.value) {
-        throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
+      embedded("AddHumanUserRequest.Email", () => {
+        checkLength(email.email, 1, 200, "SetHumanEmail.Email");
+        if (urlTemplate !== undefined) {
+          embedded("SetHumanEmail.SendCode", () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
+        }
+      });
+      const requestedPhone = req.phone;
+      if (requestedPhone) {
+        embedded("AddHumanUserRequest.Phone", () => {
+          checkLength(requestedPhone.phone, 0, 200, "SetHumanPhone.Phone");
+          if (requestedPhone.verification.case === "isVerified" && !requestedPhone.verification.value) {
+            throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
+          }
+        });
       }
       const password = req.passwordType;
-      if (password.case === "password") checkLength(password.value.password, 1, 200, "Password.Password");
-      if (password.case === "hashedPassword") checkLength(password.value.hash, 1, 200, "HashedPassword.Hash");
-      for (const link of req.idpLinks) {
-        checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
-        checkLength(link.userId, 1, 200, "IDPLink.UserId");
-        checkLength(link.userName, 1, 200, "IDPLink.UserName");
+      if (password.case === "password") {
+        embedded("AddHumanUserRequest.Password", () => checkLength(password.value.password, 1, 200, "Password.Password"));
       }
+      if (password.case === "hashedPassword") {
+        embedded("AddHumanUserRequest.HashedPassword", () => checkLength(password.value.hash, 1, 200, "HashedPassword.Hash"));
+      }
+      req.idpLinks.forEach((link, i) =>
+        embedded(`AddHumanUserRequest.IdpLinks[${i}]`, () => {
+          checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
+          checkLength(link.userId, 1, 200, "IDPLink.UserId");
+          checkLength(link.userName, 1, 200, "IDPLink.UserName");
+        }),
+      );
       const org = req.organization?.org;
       const orgId = await access.targetOrg(ctx, {
         ...(org?.case === "orgId" ? { orgId: org.value } : {}),
