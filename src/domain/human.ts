@@ -20,15 +20,19 @@ export interface HumanProfile {
  */
 export type CreatePath = "v1-import" | "v1-add" | "v2";
 
-const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; given: string; family: string }> = {
-  "v1-import": { username: "COMMAND-00p2b", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },
-  "v1-add": { username: "V2-zzad3", given: "USER-UCej2", family: "USER-4hB7d" },
-  v2: { username: "V2-zzad3", given: "USER-UCej2", family: "USER-4hB7d" },
+/**
+ * V2-zzad3 carries the key `Errors.Invalid.Argument`, which ZITADEL has no English text for, so
+ * its clients see the raw key (zitadel-api.md §10.1a).
+ */
+const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; usernameText: string; given: string; family: string }> = {
+  "v1-import": { username: "COMMAND-00p2b", usernameText: "Username is empty", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },
+  "v1-add": { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
+  v2: { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
 };
 
 export function normalizeUsername(username: string, path: CreatePath): string {
   const trimmed = username.trim();
-  if (trimmed === "") throw invalidArgument(PROFILE_ERROR_IDS[path].username, "Username is empty");
+  if (trimmed === "") throw invalidArgument(PROFILE_ERROR_IDS[path].username, PROFILE_ERROR_IDS[path].usernameText);
   return trimmed;
 }
 
@@ -54,12 +58,15 @@ export function normalizeProfile(profile: HumanProfile, path: CreatePath): Human
   };
 }
 
-/** Like Go's language.Make: an unparsable or empty tag becomes "und" instead of an error. */
+/**
+ * Like Go's language.Make: an unparsable or empty tag becomes "und" instead of an error, and "_"
+ * separates subtags as "-" does ("de_CH" is "de-CH").
+ */
 export function normalizeLanguage(tag: string): string {
   const trimmed = tag.trim();
   if (trimmed === "") return "und";
   try {
-    return Intl.getCanonicalLocales(trimmed)[0] ?? "und";
+    return Intl.getCanonicalLocales(trimmed.replaceAll("_", "-"))[0] ?? "und";
   } catch {
     return "und";
   }

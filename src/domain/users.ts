@@ -206,7 +206,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
         throw alreadyExists("V3-DKcYh", "User already exists");
       }
       if (err instanceof UniqueViolation && err.kind === "user_id") {
-        throw failedPrecondition("COMMAND-7yiox1isql", "User already exists");
+        // The key has no English text in ZITADEL, so clients see the raw key (zitadel-api.md §10.1a).
+        throw failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
       }
       throw err;
     }
