@@ -161,7 +161,9 @@ describe("from a browser on another origin over gRPC-Web", () => {
     expect(user?.userName).toBe("browser-alice");
     expect(String(user?.details?.sequence)).toBe(created.sequence);
 
-    // The error path, read in the browser: status, message and zitadel.v1.ErrorDetail.
+    // The error path, read in the browser: status, message and zitadel.v1.ErrorDetail. Connect's
+    // gRPC-Web handler sends the status in the body's trailer frame (never "trailers-only" response
+    // headers), so this does not depend on Access-Control-Expose-Headers: cors.test.ts checks those.
     const duplicate = await importInBrowser(page, userport.url, userport.token, "browser-alice");
     expect(duplicate).toMatchObject({
       ok: false,
