@@ -91,7 +91,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
   async function createHuman(input: CreateHumanInput): Promise<CreatedHuman> {
     const { path } = input;
     const email = normalizeEmail(input.email.address);
-    const username = normalizeUsername(path === "v2" && input.username.trim() === "" ? email : input.username, path);
+    // v2 falls back to the email only for an empty username; a blank one is V2-zzad3, as in ZITADEL.
+    const username = normalizeUsername(path === "v2" && input.username === "" ? email : input.username, path);
     const profile = normalizeProfile(input.profile, path);
     const phone = input.phone && { ...input.phone, number: normalizePhone(input.phone.number) };
 
