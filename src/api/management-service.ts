@@ -50,6 +50,8 @@ function checkPhone(phone: { phone: string; isPhoneVerified: boolean } | undefin
 export function createManagementService(users: UserCommands, access: Access): ServiceImpl<typeof ManagementService> {
   return {
     async importHumanUser(req, ctx) {
+      // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
+      const orgId = await access.targetOrg(ctx);
       checkLength(req.userName, 1, 200, "ImportHumanUserRequest.UserName");
       const requestedProfile = required(req.profile, "ImportHumanUserRequest.Profile");
       const profile = embedded("ImportHumanUserRequest.Profile", () =>
@@ -72,7 +74,6 @@ export function createManagementService(users: UserCommands, access: Access): Se
       if (req.recoveryCodes.length > 0) {
         throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
       }
-      const orgId = await access.targetOrg(ctx);
       if (req.idps.length > 0) {
         // No identity provider can be configured yet, so no link can be satisfied.
         throw failedPrecondition("COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
@@ -105,13 +106,13 @@ export function createManagementService(users: UserCommands, access: Access): Se
     },
 
     async addHumanUser(req, ctx) {
+      const orgId = await access.targetOrg(ctx);
       checkLength(req.userName, 1, 200, "AddHumanUserRequest.UserName");
       const requestedProfile = required(req.profile, "AddHumanUserRequest.Profile");
       const profile = embedded("AddHumanUserRequest.Profile", () => checkProfile(requestedProfile, "AddHumanUserRequest_Profile"));
       const email = required(req.email, "AddHumanUserRequest.Email");
       embedded("AddHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email"));
       const phone = embedded("AddHumanUserRequest.Phone", () => checkPhone(req.phone, "AddHumanUserRequest_Phone"));
-      const orgId = await access.targetOrg(ctx);
       const principal = ctx.values.get(principalKey)!;
       const created = await users.createHuman({
         path: "v1-add",
@@ -130,8 +131,8 @@ export function createManagementService(users: UserCommands, access: Access): Se
     },
 
     async getUserByID(req, ctx) {
-      checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
       const orgId = await access.targetOrg(ctx);
+      checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, orgId, req.id);
       return create(GetUserByIDResponseSchema, { user: userToV1(user) });

@@ -17,6 +17,12 @@ import { checkLength, embedded, required } from "./input-rules.js";
 export function createUserService(users: UserCommands, access: Access): ServiceImpl<typeof UserService> {
   return {
     async addHumanUser(req, ctx) {
+      // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
+      const org = req.organization?.org;
+      const orgId = await access.targetOrg(ctx, {
+        ...(org?.case === "orgId" ? { orgId: org.value } : {}),
+        ...(org?.case === "orgDomain" ? { orgDomain: org.value } : {}),
+      });
       if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
       if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
       const profile = required(req.profile, "AddHumanUserRequest.Profile");
@@ -58,11 +64,6 @@ export function createUserService(users: UserCommands, access: Access): ServiceI
           checkLength(link.userName, 1, 200, "IDPLink.UserName");
         }),
       );
-      const org = req.organization?.org;
-      const orgId = await access.targetOrg(ctx, {
-        ...(org?.case === "orgId" ? { orgId: org.value } : {}),
-        ...(org?.case === "orgDomain" ? { orgDomain: org.value } : {}),
-      });
       if (req.idpLinks.length > 0) {
         // No identity provider can be configured yet, so no link can be satisfied.
         throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
