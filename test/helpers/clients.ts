@@ -38,8 +38,6 @@ import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 
 export const TRANSPORTS = ["grpc-js", "connect-grpc", "connect-json-h1", "connect-binary-h2", "grpc-web", "rest"] as const;
 export type TransportName = (typeof TRANSPORTS)[number];
-/** The transports that carry protobuf RPCs (everything but REST). */
-export const RPC_TRANSPORTS = TRANSPORTS.filter((t) => t !== "rest");
 
 /** The RPCs under test, by a short name. */
 export const V1 = ManagementService.method;
