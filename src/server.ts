@@ -16,6 +16,7 @@ import { createIdGenerator } from "./domain/ids.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserCommands } from "./domain/users.js";
+import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
@@ -74,6 +75,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     });
   }
 
+  registerGrpcMessageEncoding(app);
   await app.register(fastifyConnectPlugin, {
     routes(router) {
       router.service(ManagementService, management);

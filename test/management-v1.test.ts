@@ -390,10 +390,10 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
 });
 
 describe("status messages as grpc-js applications see them", () => {
-  // KNOWN BUG (not fixable in src/api): connect-node percent-encodes `grpc-message` with
-  // encodeURIComponent, and grpc-js decodes it with decodeURI, so ":" and "," stay "%3A" and "%2C".
-  // ZITADEL (grpc-go) only encodes what the gRPC spec requires, so grpc-js users see plain text.
-  it.fails("KNOWN BUG: grpc-js shows a PGV message with ':' and ',' unescaped, as grpc-go sends it", async () => {
+  // connect-node percent-encodes `grpc-message` with encodeURIComponent and grpc-js decodes it
+  // with decodeURI, which would leave ":" and "," as "%3A" and "%2C"; the server re-encodes the
+  // message as the gRPC spec (and grpc-go) does, so grpc-js users see plain text.
+  it("grpc-js shows a PGV message with ':' and ',' unescaped, as grpc-go sends it", async () => {
     const result = await up.caller("grpc-js").call(V1.importHumanUser, v1ImportBody({ userName: "" }));
     const error = expectPgvError(result, pgvLength("ImportHumanUserRequest.UserName", 1, 200));
     expect(error.clientMessage).toBe(pgvLength("ImportHumanUserRequest.UserName", 1, 200));
