@@ -28,6 +28,8 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
       if (closing) res.setHeader("connection", "close");
       handler(req, res);
     });
+    // h1 never listens itself; "listening" starts the connection tracking closeIdleConnections needs.
+    h1.emit("listening");
     const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     const sessions = new Set<http2.Http2Session>();
     h2.on("session", (session) => {
@@ -47,6 +49,7 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
       const sweep = setInterval(() => h1.closeIdleConnections(), 50);
       close((err) => {
         clearInterval(sweep);
+        h1.close(() => undefined); // stops h1's connection-tracking timer
         callback?.(err);
       });
       h1.closeIdleConnections();

@@ -6,12 +6,14 @@ export default class SummaryReporter implements Reporter {
     let passed = 0;
     let failed = unhandledErrors.length;
     for (const module of testModules) {
-      if (module.state() === "failed" && [...module.children.allTests()].length === 0) failed++;
+      let failedTests = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed") failedTests++;
       }
+      // A file that failed outside its tests (import error, failing beforeAll) counts as one failure.
+      failed += module.state() === "failed" && failedTests === 0 ? 1 : failedTests;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
   }
