@@ -19,10 +19,18 @@ export const principalKey = createContextKey<Principal | undefined>(undefined);
  * v2 `zitadel.protoc_gen_zitadel.v2.options`). "authenticated" means the RPC checks itself.
  */
 export function requiredPermission(method: DescMethod): string {
-  if (hasOption(method, v1AuthOption)) return getOption(method, v1AuthOption).permission;
-  if (hasOption(method, v2Options)) return getOption(method, v2Options).authOption?.permission ?? "authenticated";
-  return "authenticated";
+  let permission = permissionOfMethod.get(method);
+  if (permission === undefined) {
+    if (hasOption(method, v1AuthOption)) permission = getOption(method, v1AuthOption).permission;
+    else if (hasOption(method, v2Options)) permission = getOption(method, v2Options).authOption?.permission ?? "authenticated";
+    else permission = "authenticated";
+    permissionOfMethod.set(method, permission);
+  }
+  return permission;
 }
+
+/** Options never change at run time, and decoding them on every call shows in profiles. */
+const permissionOfMethod = new Map<DescMethod, string>();
 
 export interface Access {
   /**
@@ -33,6 +41,10 @@ export interface Access {
 }
 
 export function createAccess(db: Kysely<Database>, now: () => number = Date.now) {
+  // Organisations cannot be removed yet, so one that existed once still exists. When removal
+  // arrives, it must clear this (and other replicas' copies) or drop the cache.
+  const existingOrgs = new Set<string>();
+
   async function authenticate(headers: Headers): Promise<Principal> {
     const authorization = headers.get("authorization");
     if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
@@ -51,8 +63,12 @@ export function createAccess(db: Kysely<Database>, now: () => number = Date.now)
         throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
       }
       const orgId = requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId;
-      if (!(await findOrg(db, principal.instanceId, orgId))) {
-        throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+      const orgKey = `${principal.instanceId}/${orgId}`;
+      if (!existingOrgs.has(orgKey)) {
+        if (!(await findOrg(db, principal.instanceId, orgId))) {
+          throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+        }
+        existingOrgs.add(orgKey);
       }
       const permission = requiredPermission(ctx.method);
       requirePermission(principal, permission === "authenticated" ? "user.read" : permission, orgId);

@@ -5,24 +5,22 @@ import type { Database } from "./schema.js";
 
 /** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
 export async function findPrincipal(db: Kysely<Database>, digest: string, now: number): Promise<Principal | undefined> {
-  const owner = await db
+  // One query for the token, its user and all of the user's role assignments.
+  const rows = await db
     .selectFrom("personal_access_tokens as t")
     .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "t.instance_id").onRef("u.id", "=", "t.user_id"))
-    .select(["t.instance_id", "t.user_id", "t.expires_at", "u.org_id", "u.state"])
+    .leftJoin("members as m", (join) => join.onRef("m.instance_id", "=", "t.instance_id").onRef("m.user_id", "=", "t.user_id"))
+    .select(["t.instance_id", "t.user_id", "t.expires_at", "u.org_id", "u.state", "m.org_id as member_org_id", "m.roles"])
     .where("t.digest", "=", digest)
-    .executeTakeFirst();
-  if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
-  const memberships = await db
-    .selectFrom("members")
-    .select(["org_id", "roles"])
-    .where("instance_id", "=", owner.instance_id)
-    .where("user_id", "=", owner.user_id)
     .execute();
+  const owner = rows[0];
+  if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
   const orgRoles = new Map<string, string[]>();
   let instanceRoles: string[] = [];
-  for (const { org_id, roles } of memberships) {
-    if (org_id === "") instanceRoles = roles.split(" ");
-    else orgRoles.set(org_id, roles.split(" "));
+  for (const { member_org_id, roles } of rows) {
+    if (member_org_id === null || roles === null) continue;
+    if (member_org_id === "") instanceRoles = roles.split(" ");
+    else orgRoles.set(member_org_id, roles.split(" "));
   }
   return { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles };
 }
@@ -51,12 +49,12 @@ export interface FirstInstance {
 }
 
 /** Creates the instance, its default organisation and the IAM_OWNER service user in one commit. */
-export async function createFirstInstance({ writes }: Db, first: FirstInstance): Promise<void> {
-  await writes.run(async (trx) => {
-    const { instanceId, orgId, adminUserId, now } = first;
-    await trx.insertInto("instances").values({ id: instanceId, default_org_id: orgId, created_at: now }).execute();
-    await trx.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).execute();
-    await trx
+export async function createFirstInstance({ db, writes }: Db, first: FirstInstance): Promise<void> {
+  const { instanceId, orgId, adminUserId, now } = first;
+  await writes.run([
+    db.insertInto("instances").values({ id: instanceId, default_org_id: orgId, created_at: now }).compile(),
+    db.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).compile(),
+    db
       .insertInto("users")
       .values({
         instance_id: instanceId,
@@ -84,12 +82,12 @@ export async function createFirstInstance({ writes }: Db, first: FirstInstance):
         changed_at: now,
         sequence: 1,
       })
-      .execute();
-    await trx
+      .compile(),
+    db
       .insertInto("unique_constraints")
       .values({ instance_id: instanceId, kind: "username", value: first.adminUsername.toLowerCase(), owner_id: adminUserId })
-      .execute();
-    await trx
+      .compile(),
+    db
       .insertInto("events")
       .values({
         instance_id: instanceId,
@@ -101,9 +99,9 @@ export async function createFirstInstance({ writes }: Db, first: FirstInstance):
         creator: "system",
         created_at: now,
       })
-      .execute();
-    await trx.insertInto("members").values({ instance_id: instanceId, org_id: "", user_id: adminUserId, roles: "IAM_OWNER" }).execute();
-    await trx
+      .compile(),
+    db.insertInto("members").values({ instance_id: instanceId, org_id: "", user_id: adminUserId, roles: "IAM_OWNER" }).compile(),
+    db
       .insertInto("personal_access_tokens")
       .values({
         instance_id: instanceId,
@@ -113,6 +111,6 @@ export async function createFirstInstance({ writes }: Db, first: FirstInstance):
         expires_at: first.tokenExpiresAt,
         created_at: now,
       })
-      .execute();
-  });
+      .compile(),
+  ]);
 }

@@ -1,81 +1,92 @@
-import type { ControlledTransaction, Kysely, Transaction } from "kysely";
-import type { Database } from "./schema.js";
-
-/** A unit of work run inside a shared transaction; it must only touch the database. */
-export type Work<T> = (trx: Transaction<Database>) => Promise<T>;
+import type SQLite from "better-sqlite3";
+import { UniqueViolation } from "../domain/store-port.js";
+import type { WriteStatement } from "./prepared.js";
 
 interface Pending {
-  work: Work<unknown>;
-  resolve: (value: unknown) => void;
+  statements: readonly WriteStatement[];
+  resolve: () => void;
   reject: (reason: unknown) => void;
+  failure?: unknown;
 }
 
 /** A batch this large already amortises the commit; more would only delay the first caller. */
-const MAX_BATCH = 256;
+const MAX_BATCH = 512;
 
 /**
- * Group commit: writes that arrive while a commit is under way are gathered and committed
+ * Group commit: writes that arrive while the event loop is busy are gathered and committed
  * together in one transaction, so many requests share one durable fsync.
  *
- * Each unit of work runs under its own savepoint: when one fails (a unique constraint, say) only
- * its own changes are rolled back and only its caller sees the error; the others still commit.
- * A caller's promise settles only after the commit, so nobody is answered before their data is
- * durable.
+ * Each unit of work (the statements of one command) runs under its own savepoint: when one
+ * fails (a unique constraint, say) only its own changes are rolled back and only its caller sees
+ * the error; the others still commit. A caller's promise settles only after the commit, so nobody
+ * is answered before their data is on disk. Batches run synchronously on the connection, so no
+ * other query can interleave with them.
  */
 export class CommitQueue {
   #pending: Pending[] = [];
-  #flushing: Promise<void> | undefined;
+  #scheduled: Promise<void> | undefined;
+  readonly #commitBatch: (batch: Pending[]) => void;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement) {
+    // better-sqlite3 runs a transaction function nested in another under a savepoint.
+    const applyUnit = sqlite.transaction((statements: readonly WriteStatement[]) => {
+      for (const statement of statements) {
+        try {
+          prepare(statement.sql).run(...statement.parameters);
+        } catch (err) {
+          throw statement.uniqueKind !== undefined && isSqliteUniqueViolation(err)
+            ? new UniqueViolation(statement.uniqueKind)
+            : err;
+        }
+      }
+    });
+    this.#commitBatch = sqlite.transaction((batch: Pending[]) => {
+      for (const item of batch) {
+        try {
+          applyUnit(item.statements);
+        } catch (err) {
+          item.failure = err;
+        }
+      }
+    });
+  }
 
-  run<T>(work: Work<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
+  /** Runs the statements atomically; resolves once they are durably committed. */
+  run(statements: readonly WriteStatement[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ statements, resolve, reject });
       // Wait one turn of the event loop, so that requests parsed in the same turn join the batch.
-      this.#flushing ??= new Promise((done) => setImmediate(done)).then(() => this.#flushAll());
+      this.#scheduled ??= new Promise((done) => setImmediate(done)).then(() => this.#flushAll());
     });
   }
 
   /** Resolves once everything queued so far is committed (used on shutdown). */
   async drain(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    while (this.#scheduled) await this.#scheduled;
   }
 
-  async #flushAll(): Promise<void> {
+  #flushAll(): void {
     try {
-      while (this.#pending.length > 0) await this.#commitBatch(this.#pending.splice(0, MAX_BATCH));
-    } finally {
-      this.#flushing = undefined;
-    }
-  }
-
-  async #commitBatch(batch: Pending[]): Promise<void> {
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    let trx: ControlledTransaction<Database> | undefined;
-    try {
-      trx = await this.db.startTransaction().execute();
-      for (const item of batch) {
-        const savepoint = await trx.savepoint("work").execute();
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, MAX_BATCH);
         try {
-          const value = await item.work(savepoint);
-          await savepoint.releaseSavepoint("work").execute();
-          outcomes.push({ ok: true, value });
-        } catch (error) {
-          await savepoint.rollbackToSavepoint("work").execute();
-          await savepoint.releaseSavepoint("work").execute();
-          outcomes.push({ ok: false, error });
+          this.#commitBatch(batch);
+        } catch (err) {
+          for (const item of batch) item.reject(err);
+          continue;
+        }
+        for (const item of batch) {
+          if ("failure" in item) item.reject(item.failure);
+          else item.resolve();
         }
       }
-      await trx.commit().execute();
-    } catch (error) {
-      if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute().catch(() => undefined);
-      for (const item of batch) item.reject(error);
-      return;
+    } finally {
+      this.#scheduled = undefined;
     }
-    batch.forEach((item, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.error);
-    });
   }
+}
+
+function isSqliteUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
 }

@@ -1,21 +1,49 @@
-import type { Kysely, Selectable, Transaction } from "kysely";
+import type { Insertable, Kysely, Selectable } from "kysely";
 import type { NewUser, Org, User, UserStore } from "../domain/store-port.js";
-import { UniqueViolation } from "../domain/store-port.js";
-import { type Db, isUniqueViolation } from "./db.js";
-import type { Database, UserTable } from "./schema.js";
+import type { Db } from "./db.js";
+import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
+import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
+
+/** An insert of every column of a table, prepared once with one named parameter per column. */
+function prepareInsert<T extends keyof Database & string>(
+  db: Kysely<Database>,
+  table: T,
+  columns: ReadonlyArray<keyof Insertable<Database[T]> & string>,
+) {
+  const values = Object.fromEntries(columns.map((column) => [column, param(column)]));
+  return prepare<Record<string, unknown>>(db.insertInto(table).values(values as never));
+}
+
+const USER_COLUMNS = [
+  "instance_id", "id", "org_id", "type", "state", "username", "given_name", "family_name", "nick_name",
+  "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
+  "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
+  "created_at", "changed_at", "sequence",
+] as const satisfies ReadonlyArray<keyof UserTable>;
+const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
+const EVENT_COLUMNS = [
+  "instance_id", "aggregate_type", "aggregate_id", "sequence", "type", "payload", "creator", "created_at",
+] as const satisfies ReadonlyArray<keyof EventTable>;
+const CODE_COLUMNS = [
+  "instance_id", "id", "user_id", "kind", "sealed_code", "expires_at", "created_at", "returned", "url_template", "used_at",
+] as const satisfies ReadonlyArray<keyof CodeTable>;
 
 /** The SQL implementation of the domain's user store. */
 export function createUserStore({ db, writes }: Db): UserStore {
+  const insert = {
+    user: prepareInsert(db, "users", USER_COLUMNS),
+    unique: prepareInsert(db, "unique_constraints", UNIQUE_COLUMNS),
+    event: prepareInsert(db, "events", EVENT_COLUMNS),
+    code: prepareInsert(db, "codes", CODE_COLUMNS),
+  };
+  const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(
+    db.selectFrom("users").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
+  );
   return {
-    createUser: (change) => writes.run((trx) => insertUser(trx, change)),
+    createUser: (change) => writes.run(userCreationStatements(insert, change)),
     async getUser(instanceId, userId) {
-      const row = await db
-        .selectFrom("users")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("id", "=", userId)
-        .executeTakeFirst();
-      return row && toUser(row);
+      const { rows } = await db.executeQuery<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
+      return rows[0] && toUser(rows[0]);
     },
     getOrg: (instanceId, orgId) => findOrg(db, instanceId, orgId),
   };
@@ -31,56 +59,48 @@ export async function findOrg(db: Kysely<Database>, instanceId: string, orgId: s
   return row && { instanceId: row.instance_id, id: row.id, name: row.name };
 }
 
-async function insertUser(trx: Transaction<Database>, change: NewUser): Promise<void> {
+type Inserts = Record<"user" | "unique" | "event" | "code", Prepared<Record<string, unknown>>>;
+
+/** The statements that create a user: its row, its unique claims, its events and its codes. */
+function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
   const { user, creator } = change;
   const human = user.human;
-  try {
-    await trx
-      .insertInto("users")
-      .values({
-        instance_id: user.instanceId,
-        id: user.id,
-        org_id: user.orgId,
-        type: user.type,
-        state: user.state,
-        username: user.username,
-        given_name: human?.profile.givenName ?? "",
-        family_name: human?.profile.familyName ?? "",
-        nick_name: human?.profile.nickName ?? "",
-        display_name: human?.profile.displayName ?? "",
-        preferred_language: human?.profile.preferredLanguage ?? "",
-        gender: human?.profile.gender ?? 0,
-        email: human?.email.address ?? "",
-        email_verified: human?.email.verified ? 1 : 0,
-        phone: human?.phone.number ?? "",
-        phone_verified: human?.phone.verified ? 1 : 0,
-        password_hash: change.passwordHash ?? null,
-        password_change_required: human?.passwordChangeRequired ? 1 : 0,
-        password_changed_at: human?.passwordChangedAt ?? null,
-        machine_name: user.machine?.name ?? "",
-        machine_description: user.machine?.description ?? "",
-        created_at: user.createdAt,
-        changed_at: user.changedAt,
-        sequence: user.sequence,
-      })
-      .execute();
-  } catch (err) {
-    throw isUniqueViolation(err) ? new UniqueViolation("user_id") : err;
-  }
-  for (const unique of change.uniques) {
-    try {
-      await trx
-        .insertInto("unique_constraints")
-        .values({ instance_id: user.instanceId, kind: unique.kind, value: unique.value, owner_id: user.id })
-        .execute();
-    } catch (err) {
-      throw isUniqueViolation(err) ? new UniqueViolation(unique.kind) : err;
-    }
-  }
-  await trx
-    .insertInto("events")
-    .values(
-      change.events.map((event, i) => ({
+  const row: Insertable<UserTable> = {
+    instance_id: user.instanceId,
+    id: user.id,
+    org_id: user.orgId,
+    type: user.type,
+    state: user.state,
+    username: user.username,
+    given_name: human?.profile.givenName ?? "",
+    family_name: human?.profile.familyName ?? "",
+    nick_name: human?.profile.nickName ?? "",
+    display_name: human?.profile.displayName ?? "",
+    preferred_language: human?.profile.preferredLanguage ?? "",
+    gender: human?.profile.gender ?? 0,
+    email: human?.email.address ?? "",
+    email_verified: human?.email.verified ? 1 : 0,
+    phone: human?.phone.number ?? "",
+    phone_verified: human?.phone.verified ? 1 : 0,
+    password_hash: change.passwordHash ?? null,
+    password_change_required: human?.passwordChangeRequired ? 1 : 0,
+    password_changed_at: human?.passwordChangedAt ?? null,
+    machine_name: user.machine?.name ?? "",
+    machine_description: user.machine?.description ?? "",
+    created_at: user.createdAt,
+    changed_at: user.changedAt,
+    sequence: user.sequence,
+  };
+  return [
+    insert.user.statement(row, "user_id"),
+    ...change.uniques.map((unique) =>
+      insert.unique.statement(
+        { instance_id: user.instanceId, kind: unique.kind, value: unique.value, owner_id: user.id },
+        unique.kind,
+      ),
+    ),
+    ...change.events.map((event, i) =>
+      insert.event.statement({
         instance_id: user.instanceId,
         aggregate_type: "user",
         aggregate_id: user.id,
@@ -89,28 +109,23 @@ async function insertUser(trx: Transaction<Database>, change: NewUser): Promise<
         payload: JSON.stringify(event.payload),
         creator,
         created_at: user.createdAt,
-      })),
-    )
-    .execute();
-  if (change.codes.length > 0) {
-    await trx
-      .insertInto("codes")
-      .values(
-        change.codes.map((code) => ({
-          instance_id: user.instanceId,
-          id: code.id,
-          user_id: user.id,
-          kind: code.kind,
-          sealed_code: code.sealedCode,
-          expires_at: code.expiresAt,
-          created_at: user.createdAt,
-          returned: code.returned ? 1 : 0,
-          url_template: code.urlTemplate ?? null,
-          used_at: null,
-        })),
-      )
-      .execute();
-  }
+      }),
+    ),
+    ...change.codes.map((code) =>
+      insert.code.statement({
+        instance_id: user.instanceId,
+        id: code.id,
+        user_id: user.id,
+        kind: code.kind,
+        sealed_code: code.sealedCode,
+        expires_at: code.expiresAt,
+        created_at: user.createdAt,
+        returned: code.returned ? 1 : 0,
+        url_template: code.urlTemplate ?? null,
+        used_at: null,
+      }),
+    ),
+  ];
 }
 
 function toUser(row: Selectable<UserTable>): User {
