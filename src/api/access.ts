@@ -6,7 +6,7 @@ import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
 import { type Principal, requirePermission } from "../domain/access.js";
 import { permissionDenied, unauthenticated } from "../domain/errors.js";
 import { tokenDigest } from "../domain/secrets.js";
-import { findPrincipal } from "../store/access-store.js";
+import { createPrincipalFinder } from "../store/access-store.js";
 import type { Database } from "../store/schema.js";
 import { findOrg } from "../store/user-store.js";
 import { type ErrorLogger, toConnectError } from "./errors.js";
@@ -44,12 +44,13 @@ export function createAccess(db: Kysely<Database>, now: () => number = Date.now)
   // Organisations cannot be removed yet, so one that existed once still exists. When removal
   // arrives, it must clear this (and other replicas' copies) or drop the cache.
   const existingOrgs = new Set<string>();
+  const findPrincipal = createPrincipalFinder(db);
 
   async function authenticate(headers: Headers): Promise<Principal> {
     const authorization = headers.get("authorization");
     if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-    const principal = match && (await findPrincipal(db, tokenDigest(match[1]!), now()));
+    const principal = match && (await findPrincipal(tokenDigest(match[1]!), now()));
     if (!principal) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
     return principal;
   }

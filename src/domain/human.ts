@@ -58,11 +58,24 @@ export function normalizeProfile(profile: HumanProfile, path: CreatePath): Human
   };
 }
 
+/** Tags seen so far: canonicalising costs more than everything else a create validates. */
+const canonicalLanguages = new Map<string, string>();
+const MAX_CACHED_LANGUAGES = 1000;
+
 /**
  * Like Go's language.Make: an unparsable or empty tag becomes "und" instead of an error, and "_"
  * separates subtags as "-" does ("de_CH" is "de-CH").
  */
 export function normalizeLanguage(tag: string): string {
+  let canonical = canonicalLanguages.get(tag);
+  if (canonical === undefined) {
+    canonical = canonicalLanguage(tag);
+    if (canonicalLanguages.size < MAX_CACHED_LANGUAGES) canonicalLanguages.set(tag, canonical);
+  }
+  return canonical;
+}
+
+function canonicalLanguage(tag: string): string {
   const trimmed = tag.trim();
   if (trimmed === "") return "und";
   try {

@@ -1,28 +1,44 @@
 import type { Kysely } from "kysely";
 import type { Principal } from "../domain/access.js";
 import type { Db } from "./db.js";
+import { param, prepare } from "./prepared.js";
 import type { Database } from "./schema.js";
 
-/** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
-export async function findPrincipal(db: Kysely<Database>, digest: string, now: number): Promise<Principal | undefined> {
+/** Looks up callers by token digest; prepared once, as it runs on every request. */
+export function createPrincipalFinder(db: Kysely<Database>) {
   // One query for the token, its user and all of the user's role assignments.
-  const rows = await db
-    .selectFrom("personal_access_tokens as t")
-    .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "t.instance_id").onRef("u.id", "=", "t.user_id"))
-    .leftJoin("members as m", (join) => join.onRef("m.instance_id", "=", "t.instance_id").onRef("m.user_id", "=", "t.user_id"))
-    .select(["t.instance_id", "t.user_id", "t.expires_at", "u.org_id", "u.state", "m.org_id as member_org_id", "m.roles"])
-    .where("t.digest", "=", digest)
-    .execute();
-  const owner = rows[0];
-  if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
-  const orgRoles = new Map<string, string[]>();
-  let instanceRoles: string[] = [];
-  for (const { member_org_id, roles } of rows) {
-    if (member_org_id === null || roles === null) continue;
-    if (member_org_id === "") instanceRoles = roles.split(" ");
-    else orgRoles.set(member_org_id, roles.split(" "));
-  }
-  return { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles };
+  const byDigest = prepare<{ digest: string }>(
+    db
+      .selectFrom("personal_access_tokens as t")
+      .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "t.instance_id").onRef("u.id", "=", "t.user_id"))
+      .leftJoin("members as m", (join) => join.onRef("m.instance_id", "=", "t.instance_id").onRef("m.user_id", "=", "t.user_id"))
+      .select(["t.instance_id", "t.user_id", "t.expires_at", "u.org_id", "u.state", "m.org_id as member_org_id", "m.roles"])
+      .where("t.digest", "=", param<string>("digest")),
+  );
+  type Row = {
+    instance_id: string;
+    user_id: string;
+    expires_at: number;
+    org_id: string;
+    state: string;
+    member_org_id: string | null;
+    roles: string | null;
+  };
+
+  /** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
+  return async function findPrincipal(digest: string, now: number): Promise<Principal | undefined> {
+    const { rows } = await db.executeQuery<Row>(byDigest.bind({ digest }));
+    const owner = rows[0];
+    if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
+    const orgRoles = new Map<string, string[]>();
+    let instanceRoles: string[] = [];
+    for (const { member_org_id, roles } of rows) {
+      if (member_org_id === null || roles === null) continue;
+      if (member_org_id === "") instanceRoles = roles.split(" ");
+      else orgRoles.set(member_org_id, roles.split(" "));
+    }
+    return { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles };
+  };
 }
 
 export interface Instance {
