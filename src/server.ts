@@ -61,7 +61,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     bodyLimit: config.bodyLimitBytes,
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService } = createAccess(store.db);
+  const { access, secureService } = createAccess(store);
   const management = secureService(ManagementService, createManagementService(users, access), logUnexpected);
   const userV2 = secureService(UserService, createUserService(users, access), logUnexpected);
 
@@ -75,15 +75,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
     });
   }
 
-  registerGrpcMessageEncoding(app);
-  await app.register(fastifyConnectPlugin, {
-    routes(router) {
-      router.service(ManagementService, management);
-      router.service(UserService, userV2);
-      router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName]));
-    },
-    jsonOptions: { ignoreUnknownFields: true },
-    readMaxBytes: config.bodyLimitBytes,
+  // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
+  await app.register(async (rpc) => {
+    registerGrpcMessageEncoding(rpc);
+    await rpc.register(fastifyConnectPlugin, {
+      routes(router) {
+        router.service(ManagementService, management);
+        router.service(UserService, userV2);
+        router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName]));
+      },
+      jsonOptions: { ignoreUnknownFields: true },
+      readMaxBytes: config.bodyLimitBytes,
+    });
   });
 
   const restRoutes = registerRestRoutes(

@@ -1,13 +1,12 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { Kysely } from "kysely";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
 import { type Principal, requirePermission } from "../domain/access.js";
 import { permissionDenied, unauthenticated } from "../domain/errors.js";
 import { tokenDigest } from "../domain/secrets.js";
 import { createPrincipalFinder } from "../store/access-store.js";
-import type { Database } from "../store/schema.js";
+import type { Db } from "../store/db.js";
 import { findOrg } from "../store/user-store.js";
 import { type ErrorLogger, toConnectError } from "./errors.js";
 
@@ -40,11 +39,11 @@ export interface Access {
   targetOrg(ctx: HandlerContext, requested?: { orgId?: string; orgDomain?: string }): Promise<string>;
 }
 
-export function createAccess(db: Kysely<Database>, now: () => number = Date.now) {
+export function createAccess(store: Db, now: () => number = Date.now) {
   // Organisations cannot be removed yet, so one that existed once still exists. When removal
   // arrives, it must clear this (and other replicas' copies) or drop the cache.
   const existingOrgs = new Set<string>();
-  const findPrincipal = createPrincipalFinder(db);
+  const findPrincipal = createPrincipalFinder(store);
 
   async function authenticate(headers: Headers): Promise<Principal> {
     const authorization = headers.get("authorization");
@@ -66,7 +65,7 @@ export function createAccess(db: Kysely<Database>, now: () => number = Date.now)
       const orgId = requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId;
       const orgKey = `${principal.instanceId}/${orgId}`;
       if (!existingOrgs.has(orgKey)) {
-        if (!(await findOrg(db, principal.instanceId, orgId))) {
+        if (!(await findOrg(store.db, principal.instanceId, orgId))) {
           throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
         }
         existingOrgs.add(orgKey);

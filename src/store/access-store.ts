@@ -5,7 +5,7 @@ import { param, prepare } from "./prepared.js";
 import type { Database } from "./schema.js";
 
 /** Looks up callers by token digest; prepared once, as it runs on every request. */
-export function createPrincipalFinder(db: Kysely<Database>) {
+export function createPrincipalFinder({ db, read }: Db) {
   // One query for the token, its user and all of the user's role assignments.
   const byDigest = prepare<{ digest: string }>(
     db
@@ -27,7 +27,7 @@ export function createPrincipalFinder(db: Kysely<Database>) {
 
   /** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
   return async function findPrincipal(digest: string, now: number): Promise<Principal | undefined> {
-    const { rows } = await db.executeQuery<Row>(byDigest.bind({ digest }));
+    const rows = await read<Row>(byDigest.bind({ digest }));
     const owner = rows[0];
     if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
     const orgRoles = new Map<string, string[]>();

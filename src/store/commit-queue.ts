@@ -1,4 +1,5 @@
-import type SQLite from "better-sqlite3";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import { UniqueViolation } from "../domain/store-port.js";
 import type { WriteStatement } from "./prepared.js";
 
@@ -6,87 +7,87 @@ interface Pending {
   statements: readonly WriteStatement[];
   resolve: () => void;
   reject: (reason: unknown) => void;
-  failure?: unknown;
 }
 
-/** A batch this large already amortises the commit; more would only delay the first caller. */
-const MAX_BATCH = 512;
+/** What the writer thread reports for one unit of work. */
+type UnitResult = null | { uniqueKind: string } | { message: string; code?: string };
+
+/** The writer thread's answer to one batch. */
+type BatchResult = { id: number; results: UnitResult[] } | { id: number; error: { message: string; code?: string } };
 
 /**
- * Group commit: writes that arrive while the event loop is busy are gathered and committed
- * together in one transaction, so many requests share one durable fsync.
+ * Group commit on a writer thread: writes that arrive while a commit is under way are gathered
+ * and committed together in the next transaction, so many requests share one durable fsync,
+ * and neither the statements nor the fsync run on the server's event loop.
  *
  * Each unit of work (the statements of one command) runs under its own savepoint: when one
  * fails (a unique constraint, say) only its own changes are rolled back and only its caller sees
  * the error; the others still commit. A caller's promise settles only after the commit, so nobody
- * is answered before their data is on disk. Batches run synchronously on the connection, so no
- * other query can interleave with them.
+ * is answered before their data is on disk. Reads use the main thread's connection; SQLite's WAL
+ * lets them run alongside and see every committed batch.
  */
 export class CommitQueue {
+  readonly #worker: Worker;
   #pending: Pending[] = [];
-  #scheduled: Promise<void> | undefined;
-  readonly #commitBatch: (batch: Pending[]) => void;
+  /** The batch the writer is committing, if any: at most one at a time, so the next one grows. */
+  #inFlight: { id: number; items: Pending[] } | undefined;
+  #nextId = 1;
+  #idle: Array<() => void> = [];
 
-  constructor(sqlite: SQLite.Database, prepare: (sql: string) => SQLite.Statement) {
-    // better-sqlite3 runs a transaction function nested in another under a savepoint.
-    const applyUnit = sqlite.transaction((statements: readonly WriteStatement[]) => {
-      for (const statement of statements) {
-        try {
-          prepare(statement.sql).run(...statement.parameters);
-        } catch (err) {
-          throw statement.uniqueKind !== undefined && isSqliteUniqueViolation(err)
-            ? new UniqueViolation(statement.uniqueKind)
-            : err;
-        }
-      }
-    });
-    this.#commitBatch = sqlite.transaction((batch: Pending[]) => {
-      for (const item of batch) {
-        try {
-          applyUnit(item.statements);
-        } catch (err) {
-          item.failure = err;
-        }
-      }
-    });
+  constructor(file: string) {
+    const driverPath = createRequire(import.meta.url).resolve("better-sqlite3");
+    this.#worker = new Worker(new URL("./write-worker.cjs", import.meta.url), { workerData: { file, driverPath } });
+    this.#worker.on("message", (result: BatchResult) => this.#settle(result));
+    this.#worker.on("error", (err) => this.#failAll(err));
   }
 
   /** Runs the statements atomically; resolves once they are durably committed. */
   run(statements: readonly WriteStatement[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ statements, resolve, reject });
-      // Wait one turn of the event loop, so that requests parsed in the same turn join the batch.
-      this.#scheduled ??= new Promise((done) => setImmediate(done)).then(() => this.#flushAll());
+      if (!this.#inFlight) this.#send();
     });
   }
 
   /** Resolves once everything queued so far is committed (used on shutdown). */
-  async drain(): Promise<void> {
-    while (this.#scheduled) await this.#scheduled;
+  drain(): Promise<void> {
+    if (!this.#inFlight && this.#pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  #flushAll(): void {
-    try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending.splice(0, MAX_BATCH);
-        try {
-          this.#commitBatch(batch);
-        } catch (err) {
-          for (const item of batch) item.reject(err);
-          continue;
-        }
-        for (const item of batch) {
-          if ("failure" in item) item.reject(item.failure);
-          else item.resolve();
-        }
-      }
-    } finally {
-      this.#scheduled = undefined;
-    }
+  /** Commits what is pending, then stops the writer and closes its connection. */
+  async close(): Promise<void> {
+    await this.drain();
+    const exited = new Promise((resolve) => this.#worker.once("exit", resolve));
+    this.#worker.postMessage({ close: true });
+    await exited;
   }
-}
 
-function isSqliteUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
+  #send(): void {
+    const items = this.#pending;
+    this.#pending = [];
+    this.#inFlight = { id: this.#nextId++, items };
+    this.#worker.postMessage({ id: this.#inFlight.id, units: items.map((item) => item.statements) });
+  }
+
+  #settle(result: BatchResult): void {
+    const batch = this.#inFlight;
+    if (!batch || batch.id !== result.id) return;
+    this.#inFlight = undefined;
+    batch.items.forEach((item, i) => {
+      const outcome = "error" in result ? result.error : result.results[i];
+      if (outcome === null || outcome === undefined) item.resolve();
+      else if ("uniqueKind" in outcome) item.reject(new UniqueViolation(outcome.uniqueKind));
+      else item.reject(Object.assign(new Error(outcome.message), { code: outcome.code }));
+    });
+    if (this.#pending.length > 0) this.#send();
+    else for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  #failAll(err: Error): void {
+    const items = [...(this.#inFlight?.items ?? []), ...this.#pending.splice(0)];
+    this.#inFlight = undefined;
+    for (const item of items) item.reject(err);
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
 }

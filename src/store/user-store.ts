@@ -29,7 +29,7 @@ const CODE_COLUMNS = [
 ] as const satisfies ReadonlyArray<keyof CodeTable>;
 
 /** The SQL implementation of the domain's user store. */
-export function createUserStore({ db, writes }: Db): UserStore {
+export function createUserStore({ db, read, writes }: Db): UserStore {
   const insert = {
     user: prepareInsert(db, "users", USER_COLUMNS),
     unique: prepareInsert(db, "unique_constraints", UNIQUE_COLUMNS),
@@ -42,7 +42,7 @@ export function createUserStore({ db, writes }: Db): UserStore {
   return {
     createUser: (change) => writes.run(userCreationStatements(insert, change)),
     async getUser(instanceId, userId) {
-      const { rows } = await db.executeQuery<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
+      const rows = await read<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
       return rows[0] && toUser(rows[0]);
     },
     getOrg: (instanceId, orgId) => findOrg(db, instanceId, orgId),
