@@ -130,7 +130,7 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
     const input = readRequest(route, request);
     const requestHeader = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined && !name.startsWith(":")) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
+      if (value !== undefined && isForwarded(name)) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
     }
     const ctx: HandlerContext = {
       service: route.service,
@@ -156,6 +156,14 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
     const error = toConnectError(err, logUnexpected);
     await reply.code(httpStatusOf(error.code)).type("application/json").send(restErrorBody(error));
   }
+}
+
+/**
+ * The HTTP headers that reach the service, as ZITADEL's gateway forwards them as gRPC metadata:
+ * authorization, ZITADEL's own `x-zitadel-*`, and the gateway's `grpc-metadata-*` convention.
+ */
+function isForwarded(name: string): boolean {
+  return name === "authorization" || name.startsWith("x-zitadel-") || name.startsWith("grpc-metadata-");
 }
 
 /** Builds the request message from body, path variables and query string. */

@@ -33,6 +33,8 @@ export class CommitQueue {
   #inFlight: { id: number; items: Pending[] } | undefined;
   #nextId = 1;
   #idle: Array<() => void> = [];
+  /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
+  readonly #sqlIds = new Map<string, number>();
 
   constructor(file: string) {
     const driverPath = createRequire(import.meta.url).resolve("better-sqlite3");
@@ -67,7 +69,19 @@ export class CommitQueue {
     const items = this.#pending;
     this.#pending = [];
     this.#inFlight = { id: this.#nextId++, items };
-    this.#worker.postMessage({ id: this.#inFlight.id, units: items.map((item) => item.statements) });
+    const sql: Array<[number, string]> = [];
+    const units = items.map((item) =>
+      item.statements.map((statement) => {
+        let sqlId = this.#sqlIds.get(statement.sql);
+        if (sqlId === undefined) {
+          sqlId = this.#sqlIds.size;
+          this.#sqlIds.set(statement.sql, sqlId);
+          sql.push([sqlId, statement.sql]);
+        }
+        return [sqlId, statement.parameters, statement.uniqueKind ?? null];
+      }),
+    );
+    this.#worker.postMessage({ id: this.#inFlight.id, sql, units });
   }
 
   #settle(result: BatchResult): void {

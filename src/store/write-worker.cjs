@@ -1,7 +1,8 @@
 // The store's writer thread: runs group-committed write batches on its own SQLite connection,
 // so that executing statements and waiting for fsync never block the server's event loop.
 // Plain CommonJS because worker threads load it directly, under tsx, vitest and the build alike.
-// Messages in: {id, units: WriteStatement[][]} or {close: true}; out: {id, results} per batch,
+// Messages in: {id, sql: [[sqlId, text]…], units: [[sqlId, parameters, uniqueKind]…][]} or
+// {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
 // where results[i] is null (committed), {uniqueKind} or {message, code} for units[i], or
 // {id, error} when the whole batch failed to commit.
 "use strict";
@@ -13,26 +14,19 @@ db.pragma("journal_mode = WAL");
 db.pragma("synchronous = FULL");
 db.pragma("busy_timeout = 5000");
 
+/** Prepared statements by the id the main thread gave their SQL. */
 const statements = new Map();
-const prepare = (sql) => {
-  let statement = statements.get(sql);
-  if (!statement) {
-    statement = db.prepare(sql);
-    statements.set(sql, statement);
-  }
-  return statement;
-};
 
 const UNIQUE_CODES = new Set(["SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"]);
 
 // A transaction function called inside another runs under a savepoint: a failing unit rolls
 // back only its own statements.
 const applyUnit = db.transaction((unit) => {
-  for (const statement of unit) {
+  for (const [sqlId, parameters, uniqueKind] of unit) {
     try {
-      prepare(statement.sql).run(...statement.parameters);
+      statements.get(sqlId).run(parameters);
     } catch (err) {
-      if (statement.uniqueKind !== undefined && UNIQUE_CODES.has(err.code)) throw { uniqueKind: statement.uniqueKind };
+      if (uniqueKind !== undefined && uniqueKind !== null && UNIQUE_CODES.has(err.code)) throw { uniqueKind };
       throw err;
     }
   }
@@ -56,6 +50,7 @@ parentPort.on("message", (message) => {
     return;
   }
   try {
+    for (const [sqlId, text] of message.sql) statements.set(sqlId, db.prepare(text));
     parentPort.postMessage({ id: message.id, results: commitBatch(message.units) });
   } catch (err) {
     parentPort.postMessage({ id: message.id, error: { message: String(err.message), code: err.code } });
