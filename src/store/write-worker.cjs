@@ -1,7 +1,7 @@
 // The store's writer thread: runs group-committed write batches on its own SQLite connection,
 // so that executing statements and waiting for fsync never block the server's event loop.
 // Plain CommonJS because worker threads load it directly, under tsx, vitest and the build alike.
-// Messages in: {id, sql: [[sqlId, text]…], units: [[sqlId, parameters, uniqueKind]…][]} or
+// Messages in (batches as JSON text): {id, sql: [[sqlId, text]…], units: [[sqlId, parameters, uniqueKind]…][]} or
 // {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
 // where results[i] is null (committed), {uniqueKind} or {message, code} for units[i], or
 // {id, error} when the whole batch failed to commit.
@@ -43,7 +43,8 @@ const commitBatch = db.transaction((units) =>
   }),
 );
 
-parentPort.on("message", (message) => {
+parentPort.on("message", (data) => {
+  const message = typeof data === "string" ? JSON.parse(data) : data;
   if (message.close) {
     db.close();
     parentPort.close();
