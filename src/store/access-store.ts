@@ -26,7 +26,10 @@ export function createPrincipalFinder({ db, read }: Db) {
   };
 
   /** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
-  return async function findPrincipal(digest: string, now: number): Promise<Principal | undefined> {
+  return async function findPrincipal(
+    digest: string,
+    now: number,
+  ): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined> {
     const rows = await read<Row>(byDigest.bind({ digest }));
     const owner = rows[0];
     if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
@@ -37,7 +40,10 @@ export function createPrincipalFinder({ db, read }: Db) {
       if (member_org_id === "") instanceRoles = roles.split(" ");
       else orgRoles.set(member_org_id, roles.split(" "));
     }
-    return { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles };
+    return {
+      principal: { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles },
+      tokenExpiresAt: Number(owner.expires_at),
+    };
   };
 }
 
