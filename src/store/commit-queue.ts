@@ -9,6 +9,8 @@ interface Pending {
   reject: (reason: unknown) => void;
 }
 
+const MAX_IN_FLIGHT = 2;
+
 /** What the writer thread reports for one unit of work. */
 type UnitResult = null | { uniqueKind: string } | { message: string; code?: string };
 
@@ -29,8 +31,11 @@ type BatchResult = { id: number; results: UnitResult[] } | { id: number; error: 
 export class CommitQueue {
   readonly #worker: Worker;
   #pending: Pending[] = [];
-  /** The batch the writer is committing, if any: at most one at a time, so the next one grows. */
-  #inFlight: { id: number; items: Pending[] } | undefined;
+  /**
+   * Batches handed to the writer and not yet settled. Two at most: one committing and one queued
+   * behind it, so the writer never waits for the main thread, while the next batch still grows.
+   */
+  readonly #inFlight: Array<{ id: number; items: Pending[] }> = [];
   #nextId = 1;
   #idle: Array<() => void> = [];
   /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
@@ -47,13 +52,13 @@ export class CommitQueue {
   run(statements: readonly WriteStatement[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ statements, resolve, reject });
-      if (!this.#inFlight) this.#send();
+      if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
 
   /** Resolves once everything queued so far is committed (used on shutdown). */
   drain(): Promise<void> {
-    if (!this.#inFlight && this.#pending.length === 0) return Promise.resolve();
+    if (this.#inFlight.length === 0 && this.#pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -68,7 +73,8 @@ export class CommitQueue {
   #send(): void {
     const items = this.#pending;
     this.#pending = [];
-    this.#inFlight = { id: this.#nextId++, items };
+    const batch = { id: this.#nextId++, items };
+    this.#inFlight.push(batch);
     const sql: Array<[number, string]> = [];
     const units = items.map((item) =>
       item.statements.map((statement) => {
@@ -83,13 +89,13 @@ export class CommitQueue {
     );
     // One JSON string clones across threads faster than the structured clone of many small
     // arrays; parameters are strings, numbers and nulls only.
-    this.#worker.postMessage(JSON.stringify({ id: this.#inFlight.id, sql, units }));
+    this.#worker.postMessage(JSON.stringify({ id: batch.id, sql, units }));
   }
 
   #settle(result: BatchResult): void {
-    const batch = this.#inFlight;
-    if (!batch || batch.id !== result.id) return;
-    this.#inFlight = undefined;
+    // The writer answers batches in the order it got them.
+    const batch = this.#inFlight.shift();
+    if (!batch || batch.id !== result.id) throw new Error(`writer answered batch ${result.id} out of order`);
     batch.items.forEach((item, i) => {
       const outcome = "error" in result ? result.error : result.results[i];
       if (outcome === null || outcome === undefined) item.resolve();
@@ -97,12 +103,11 @@ export class CommitQueue {
       else item.reject(Object.assign(new Error(outcome.message), { code: outcome.code }));
     });
     if (this.#pending.length > 0) this.#send();
-    else for (const resolve of this.#idle.splice(0)) resolve();
+    else if (this.#inFlight.length === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #failAll(err: Error): void {
-    const items = [...(this.#inFlight?.items ?? []), ...this.#pending.splice(0)];
-    this.#inFlight = undefined;
+    const items = [...this.#inFlight.splice(0).flatMap((batch) => batch.items), ...this.#pending.splice(0)];
     for (const item of items) item.reject(err);
     for (const resolve of this.#idle.splice(0)) resolve();
   }
