@@ -1,0 +1,119 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UniqueViolation } from "../src/domain/store-port.js";
+import { type Db, openSqlite } from "../src/store/db.js";
+import { param, prepare } from "../src/store/prepared.js";
+
+describe("the SQLite store's write path", () => {
+  let dir: string;
+  let store: Db;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "userport-store-"));
+    store = await openSqlite(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const claim = (value: string, owner: string) =>
+    store.db
+      .insertInto("unique_constraints")
+      .values({ instance_id: "i", kind: "username", value, owner_id: owner })
+      .compile();
+  const claims = () =>
+    store.db.selectFrom("unique_constraints").select(["value", "owner_id"]).orderBy("value").execute();
+
+  it("rolls back only the failing command of a shared commit, and reports which rule it broke", async () => {
+    await store.writes.run([claim("taken", "first")]);
+    // Called in one turn of the event loop: the first two fill the writer's queue, so the
+    // three after them wait and are committed together in one batch.
+    const results = await Promise.allSettled([
+      store.writes.run([claim("filler-1", "f")]),
+      store.writes.run([claim("filler-2", "f")]),
+      store.writes.run([claim("alpha", "a")]),
+      // Its first statement succeeds, its second breaks the rule: neither may remain.
+      store.writes.run([claim("beta", "b"), { ...claim("taken", "b"), uniqueKind: "username" }]),
+      store.writes.run([claim("gamma", "c")]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    const failure = (results[3] as PromiseRejectedResult).reason;
+    expect(failure).toBeInstanceOf(UniqueViolation);
+    expect(failure.kind).toBe("username");
+    expect(await claims()).toEqual([
+      { value: "alpha", owner_id: "a" },
+      { value: "filler-1", owner_id: "f" },
+      { value: "filler-2", owner_id: "f" },
+      { value: "gamma", owner_id: "c" },
+      { value: "taken", owner_id: "first" },
+    ]);
+  });
+
+  it("resolves only once the data is committed for every other connection to see", async () => {
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.writes.run([claim(`user-${i}`, `${i}`)])));
+    const other = new Database(join(dir, "userport.sqlite"), { readonly: true });
+    try {
+      expect(other.prepare("SELECT count(*) AS n FROM unique_constraints").get()).toEqual({ n: 200 });
+    } finally {
+      other.close();
+    }
+  });
+
+  it("commits what is queued before it closes", async () => {
+    const pending = Array.from({ length: 50 }, (_, i) => store.writes.run([claim(`late-${i}`, `${i}`)]));
+    await store.close();
+    await Promise.all(pending);
+    const reopened = new Database(join(dir, "userport.sqlite"), { readonly: true });
+    try {
+      expect(reopened.prepare("SELECT count(*) AS n FROM unique_constraints").get()).toEqual({ n: 50 });
+    } finally {
+      reopened.close();
+    }
+    store = await openSqlite(dir); // for afterEach
+  });
+
+  it("reports a statement that is not a unique violation as the error it is", async () => {
+    const broken = { sql: "INSERT INTO no_such_table VALUES (?)", parameters: [1], uniqueKind: "username" };
+    await expect(store.writes.run([broken])).rejects.toThrow(/no such table/);
+    await store.writes.run([claim("still-writable", "x")]);
+    expect((await claims()).map((c) => c.value)).toEqual(["still-writable"]);
+  });
+});
+
+describe("prepared queries", () => {
+  it("bind values by name in the order the SQL needs them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "userport-store-"));
+    const store = await openSqlite(dir);
+    try {
+      const byOwner = prepare<{ owner: string; kind: string }>(
+        store.db
+          .selectFrom("unique_constraints")
+          .select("value")
+          .where("kind", "=", param<string>("kind"))
+          .where("owner_id", "=", param<string>("owner")),
+      );
+      expect(byOwner.bind({ owner: "o", kind: "k" }).parameters).toEqual(["k", "o"]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuse a query with a literal value, which would be bound into every use", () => {
+    const dir = mkdtempSync(join(tmpdir(), "userport-store-"));
+    return openSqlite(dir).then(async (store) => {
+      try {
+        expect(() =>
+          prepare(store.db.selectFrom("unique_constraints").select("value").where("kind", "=", "literal")),
+        ).toThrow(/literal parameter/);
+      } finally {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});
