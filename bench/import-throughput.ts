@@ -19,8 +19,7 @@
  * OS temp dir); BENCH_KEEP_DATA=1 / --keep-data keeps it. BENCH_CPU_PROFILE=<dir> writes a CPU
  * profile of the server thread per phase, covering exactly its measured window (summarise it with
  * bench/profile-summary.ts); profiling slows the servers, so such a run's figures are not results.
- * BENCH_SQL_STATS=1 counts the statements the server prepares (Kysely prepares one per query) by
- * kind, to show statements per import and the group-commit batch size (imports per COMMIT). Exit code: 1 if any request failed or the store does
+ * Exit code: 1 if any request failed or the store does
  * not match; 2 if BENCH_ENFORCE_BAR=1 and the REST/bare ratio is below the bar; 0 otherwise.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
@@ -82,7 +81,6 @@ const jsonOut = flags.json ?? process.env.BENCH_JSON;
 const keepData = flags["keep-data"] ?? process.env.BENCH_KEEP_DATA === "1";
 const enforceBar = process.env.BENCH_ENFORCE_BAR === "1";
 /** Count the SQL statements the server prepares (one per query), per kind: shows statements per import and group-commit batch sizes. */
-const sqlStatsOn = process.env.BENCH_SQL_STATS === "1";
 /** Directory to write a CPU profile of the server thread, per phase, covering its measured window. */
 const profileDir = process.env.BENCH_CPU_PROFILE;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -189,28 +187,6 @@ async function startTrivialConnect() {
   return { app, url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` };
 }
 
-// ---------------------------------------------------------------- SQL statement counts (optional)
-
-const sqlCounts = new Map<string, number>();
-if (sqlStatsOn) {
-  // Wraps better-sqlite3's prepare, which Kysely's SQLite driver calls for every query it runs.
-  const proto = Database.prototype as unknown as { prepare: (this: unknown, sql: string) => unknown };
-  const prepare = proto.prepare;
-  proto.prepare = function (this: unknown, sql: string) {
-    const verb = /^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? "?";
-    const table = /\b(?:from|into)\s+"?(\w+)/i.exec(sql)?.[1];
-    const kind = table ? `${verb} ${table}` : verb;
-    sqlCounts.set(kind, (sqlCounts.get(kind) ?? 0) + 1);
-    return prepare.call(this, sql);
-  };
-}
-const snapshotSql = () => new Map(sqlCounts);
-function sqlDelta(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
-  const delta: Record<string, number> = {};
-  for (const [kind, n] of b) if (n - (a.get(kind) ?? 0) > 0) delta[kind] = n - (a.get(kind) ?? 0);
-  return delta;
-}
-
 // ---------------------------------------------------------------- profiling (optional)
 
 let inspector: Session | undefined;
@@ -246,22 +222,18 @@ const worker = new Worker(
   { eval: true },
 );
 
-function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise; sql: Record<string, number> }> {
+function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise }> {
   return new Promise((resolve, reject) => {
     let windowStart: CpuSample | undefined;
     let windowEnd: CpuSample | undefined;
-    let sqlStart = snapshotSql();
-    let sqlEnd: Map<string, number> | undefined;
     // The server thread's timers may fire a little late under load; the window is approximate.
     let profiling: Promise<void> | undefined;
     const t1 = setTimeout(() => {
       windowStart = sampleCpu();
-      sqlStart = snapshotSql();
       if (profileDir) profiling = startProfile();
     }, spec.warmupMs);
     const t2 = setTimeout(() => {
       windowEnd = sampleCpu();
-      sqlEnd = snapshotSql();
       if (profiling) {
         const file = join(profileDir!, `${spec.target}.cpuprofile`);
         profiling = profiling.then(() => stopProfile(file)).catch((err: unknown) => console.error("profiling failed", err));
@@ -277,7 +249,6 @@ function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise;
       const outcome = {
         result: message.result,
         noise: noiseBetween(windowStart ?? end, end),
-        sql: sqlDelta(sqlStart, sqlEnd ?? snapshotSql()),
       };
       void (profiling ?? Promise.resolve()).then(() => resolve(outcome));
     };
@@ -353,7 +324,7 @@ async function main(): Promise<number> {
     return spec[name];
   };
 
-  const results = new Map<PhaseName, { result: PhaseResult; noise: Noise; sql: Record<string, number> }>();
+  const results = new Map<PhaseName, { result: PhaseResult; noise: Noise }>();
   for (const name of phases) {
     const spec = specOf(name);
     process.stdout.write(`running ${spec.name.trim()} … `);
@@ -432,21 +403,6 @@ async function main(): Promise<number> {
   for (const row of rows) console.log(row);
   console.log("");
 
-  if (sqlStatsOn) {
-    for (const p of ["rest", "grpc"] as const) {
-      const outcome = results.get(p);
-      if (!outcome) continue;
-      const { result: r, sql } = outcome;
-      const statements = Object.values(sql).reduce((a, b) => a + b, 0);
-      const commits = sql.commit ?? 0;
-      console.log(
-        `SQL in the ${p} window: ${fmt(statements / r.windowOk, 2)} statements per import, ${commits} COMMITs ` +
-          `(${fmt(r.windowOk / commits, 1)} imports per commit); ${JSON.stringify(sql)}`,
-      );
-    }
-    console.log("");
-  }
-
   const ratio = (a: PhaseName, b: PhaseName) =>
     results.has(a) && results.has(b) ? results.get(a)!.result.rps / results.get(b)!.result.rps : NaN;
   const restRatio = ratio("rest", "bare");
@@ -501,9 +457,9 @@ async function main(): Promise<number> {
       connections,
       ratios: { restOverBare: restRatio, grpcOverHealth: grpcRatio },
       phases: Object.fromEntries(
-        [...results].map(([p, { result: r, noise, sql }]) => [
+        [...results].map(([p, { result: r, noise }]) => [
           p,
-          { ...r, okUsernames: undefined, failedUsernames: undefined, unansweredUsernames: undefined, noise, sql },
+          { ...r, okUsernames: undefined, failedUsernames: undefined, unansweredUsernames: undefined, noise },
         ]),
       ),
       store: { stored: stored.size, acknowledged: acknowledged.size, lost: lost.length, phantom: phantom.length, ok: storeOk },
