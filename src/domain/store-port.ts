@@ -61,16 +61,9 @@ export class UniqueViolation extends Error {
   }
 }
 
-export interface Org {
-  instanceId: string;
-  id: string;
-  name: string;
-}
-
 /** What the domain needs from storage; src/store implements it on SQL. */
 export interface UserStore {
   /** Writes the user, its unique claims, events and codes atomically; resolves once durable. */
   createUser(change: NewUser): Promise<void>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
-  getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
 }

@@ -1,5 +1,5 @@
 import type { Insertable, Kysely, Selectable } from "kysely";
-import type { NewUser, Org, User, UserStore } from "../domain/store-port.js";
+import type { NewUser, User, UserStore } from "../domain/store-port.js";
 import type { Db } from "./db.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
@@ -45,11 +45,15 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       const rows = await read<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
       return rows[0] && toUser(rows[0]);
     },
-    getOrg: (instanceId, orgId) => findOrg(db, instanceId, orgId),
   };
 }
 
-export async function findOrg(db: Kysely<Database>, instanceId: string, orgId: string): Promise<Org | undefined> {
+/** The organisation, if it exists in the instance. */
+export async function findOrg(
+  db: Kysely<Database>,
+  instanceId: string,
+  orgId: string,
+): Promise<{ instanceId: string; id: string; name: string } | undefined> {
   const row = await db
     .selectFrom("orgs")
     .select(["instance_id", "id", "name"])
