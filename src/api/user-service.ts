@@ -127,7 +127,7 @@ export function createUserService(users: UserCommands, access: Access): ServiceI
       const user = await users.getUser(principal.instanceId, undefined, req.userId);
       // v2 checks the permission on the user's own organisation; everyone may read themselves.
       if (user.id !== principal.userId && !hasPermission(principal, "user.read", user.orgId)) {
-        throw permissionDenied("AUTHZ-HKJD33", "No matching permissions found");
+        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL, so the key shows
       }
       return create(GetUserByIDResponseSchema, { details: detailsV2(user), user: userToV2(user) });
     },
