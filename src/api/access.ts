@@ -31,12 +31,20 @@ export function requiredPermission(method: DescMethod): string {
 /** Options never change at run time, and decoding them on every call shows in profiles. */
 const permissionOfMethod = new Map<DescMethod, string>();
 
+/** Where a command acts and on whose behalf: what every domain command is given. */
+export interface Target {
+  instanceId: string;
+  orgId: string;
+  /** The calling user's id, recorded as the creator of events. */
+  creator: string;
+}
+
 export interface Access {
   /**
    * The organisation an RPC acts on, checked to exist and checked against the RPC's permission:
    * the request's own organisation field (v2) first, else `x-zitadel-orgid`, else the caller's.
    */
-  targetOrg(ctx: HandlerContext, requested?: { orgId?: string; orgDomain?: string }): Promise<string>;
+  target(ctx: HandlerContext, requested?: { orgId?: string; orgDomain?: string }): Promise<Target>;
 }
 
 const CALLER_CACHE_MS = 1000;
@@ -68,7 +76,7 @@ export function createAccess(store: Db, now: () => number = Date.now) {
   }
 
   const access: Access = {
-    async targetOrg(ctx, requested) {
+    async target(ctx, requested) {
       const principal = ctx.values.get(principalKey);
       if (!principal) throw unauthenticated("AUTH-7fs1e", "auth header missing");
       if (requested?.orgDomain) {
@@ -85,7 +93,7 @@ export function createAccess(store: Db, now: () => number = Date.now) {
       }
       const permission = requiredPermission(ctx.method);
       requirePermission(principal, permission === "authenticated" ? "user.read" : permission, orgId);
-      return orgId;
+      return { instanceId: principal.instanceId, orgId, creator: principal.userId };
     },
   };
 

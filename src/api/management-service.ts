@@ -9,7 +9,7 @@ import {
 } from "../../gen/zitadel/management_pb.js";
 import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
 import type { UserCommands } from "../domain/users.js";
-import { type Access, principalKey } from "./access.js";
+import type { Access } from "./access.js";
 import { objectDetailsV1, userToV1 } from "./convert.js";
 import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 
@@ -51,7 +51,7 @@ export function createManagementService(users: UserCommands, access: Access): Se
   return {
     async importHumanUser(req, ctx) {
       // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
-      const orgId = await access.targetOrg(ctx);
+      const target = await access.target(ctx);
       checkLength(req.userName, 1, 200, "ImportHumanUserRequest.UserName");
       const requestedProfile = required(req.profile, "ImportHumanUserRequest.Profile");
       const profile = embedded("ImportHumanUserRequest.Profile", () =>
@@ -78,13 +78,10 @@ export function createManagementService(users: UserCommands, access: Access): Se
         // No identity provider can be configured yet, so no link can be satisfied.
         throw failedPrecondition("COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
       }
-      const principal = ctx.values.get(principalKey)!;
       // otp_code is ignored, as ZITADEL ignores it.
       const created = await users.createHuman({
         path: "v1-import",
-        instanceId: principal.instanceId,
-        orgId,
-        creator: principal.userId,
+        ...target,
         username: req.userName,
         profile,
         email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
@@ -106,19 +103,16 @@ export function createManagementService(users: UserCommands, access: Access): Se
     },
 
     async addHumanUser(req, ctx) {
-      const orgId = await access.targetOrg(ctx);
+      const target = await access.target(ctx);
       checkLength(req.userName, 1, 200, "AddHumanUserRequest.UserName");
       const requestedProfile = required(req.profile, "AddHumanUserRequest.Profile");
       const profile = embedded("AddHumanUserRequest.Profile", () => checkProfile(requestedProfile, "AddHumanUserRequest_Profile"));
       const email = required(req.email, "AddHumanUserRequest.Email");
       embedded("AddHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email"));
       const phone = embedded("AddHumanUserRequest.Phone", () => checkPhone(req.phone, "AddHumanUserRequest_Phone"));
-      const principal = ctx.values.get(principalKey)!;
       const created = await users.createHuman({
         path: "v1-add",
-        instanceId: principal.instanceId,
-        orgId,
-        creator: principal.userId,
+        ...target,
         username: req.userName,
         profile,
         email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
@@ -131,10 +125,9 @@ export function createManagementService(users: UserCommands, access: Access): Se
     },
 
     async getUserByID(req, ctx) {
-      const orgId = await access.targetOrg(ctx);
+      const target = await access.target(ctx);
       checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
-      const principal = ctx.values.get(principalKey)!;
-      const user = await users.getUser(principal.instanceId, orgId, req.id);
+      const user = await users.getUser(target.instanceId, target.orgId, req.id);
       return create(GetUserByIDResponseSchema, { user: userToV1(user) });
     },
   };

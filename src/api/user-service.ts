@@ -19,7 +19,7 @@ export function createUserService(users: UserCommands, access: Access): ServiceI
     async addHumanUser(req, ctx) {
       // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
       const org = req.organization?.org;
-      const orgId = await access.targetOrg(ctx, {
+      const target = await access.target(ctx, {
         ...(org?.case === "orgId" ? { orgId: org.value } : {}),
         ...(org?.case === "orgDomain" ? { orgDomain: org.value } : {}),
       });
@@ -78,12 +78,9 @@ export function createUserService(users: UserCommands, access: Access): ServiceI
             ? { kind: "return" }
             : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
       const phone = req.phone && req.phone.phone.trim() !== "" ? req.phone : undefined;
-      const principal = ctx.values.get(principalKey)!;
       const created = await users.createHuman({
         path: "v2",
-        instanceId: principal.instanceId,
-        orgId,
-        creator: principal.userId,
+        ...target,
         ...(req.userId !== undefined ? { userId: req.userId } : {}),
         username: req.username ?? "",
         profile: {
