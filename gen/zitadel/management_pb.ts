@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/management.proto.
  */
 export const file_zitadel_management: GenFile = /*@__PURE__*/
-  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIikAQKE0FkZEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkMKB3Byb2ZpbGUYAiABKAsyMi56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEj8KBWVtYWlsGAMgASgLMjAueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlcXVlc3QuRW1haWwSPwoFcGhvbmUYBCABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIYChBpbml0aWFsX3Bhc3N3b3JkGAUgASgJGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgiUwoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIpgIChZJbXBvcnRIdW1hblVzZXJSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRJGCgdwcm9maWxlGAIgASgLMjUueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUHJvZmlsZRJCCgVlbWFpbBgDIAEoCzIzLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0LkVtYWlsEkIKBXBob25lGAQgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUGhvbmUSEAoIcGFzc3dvcmQYBSABKAkSVQoPaGFzaGVkX3Bhc3N3b3JkGAYgASgLMjwueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSGFzaGVkUGFzc3dvcmQSIAoYcGFzc3dvcmRfY2hhbmdlX3JlcXVpcmVkGAcgASgIEikKIXJlcXVlc3RfcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgIIAEoCBIQCghvdHBfY29kZRgJIAEoCRI/CgRpZHBzGAogAygLMjEueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSURQElIKDnJlY292ZXJ5X2NvZGVzGAsgAygLMjoueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUmVjb3ZlcnlDb2RlGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgaMQoOSGFzaGVkUGFzc3dvcmQSDQoFdmFsdWUYASABKAlKBAgCEANSCmFsZ29ydGl0aG0aSAoDSURQEhEKCWNvbmZpZ19pZBgBIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRo6CgxSZWNvdmVyeUNvZGUSDQoDcmF3GAEgASgJSAASDgoEaGFzaBgCIAEoCUgAQgsKCWNvZGVfdHlwZSLJAgoXSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEmoKGXBhc3N3b3JkbGVzc19yZWdpc3RyYXRpb24YAyABKAsyRy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2UuUGFzc3dvcmRsZXNzUmVnaXN0cmF0aW9uGoQBChhQYXNzd29yZGxlc3NSZWdpc3RyYXRpb24SDAoEbGluaxgBIAEoCRIrCghsaWZldGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpleHBpcmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uMtUDChFNYW5hZ2VtZW50U2VydmljZRKIAQoLR2V0VXNlckJ5SUQSKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuR2V0VXNlckJ5SURSZXF1ZXN0Gioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldFVzZXJCeUlEUmVzcG9uc2UiIoK1GAsKCXVzZXIucmVhZILT5JMCDRILL3VzZXJzL3tpZH0SkAEKDEFkZEh1bWFuVXNlchIqLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0Gisueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlc3BvbnNlIieCtRgMCgp1c2VyLndyaXRlgtPkkwIROgEqIgwvdXNlcnMvaHVtYW4SoQEKD0ltcG9ydEh1bWFuVXNlchItLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlc3BvbnNlIi+CtRgMCgp1c2VyLndyaXRlgtPkkwIZOgEqIhQvdXNlcnMvaHVtYW4vX2ltcG9ydGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_zitadel_object, file_zitadel_options, file_zitadel_user]);
+  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIikAQKE0FkZEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkMKB3Byb2ZpbGUYAiABKAsyMi56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEj8KBWVtYWlsGAMgASgLMjAueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlcXVlc3QuRW1haWwSPwoFcGhvbmUYBCABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIYChBpbml0aWFsX3Bhc3N3b3JkGAUgASgJGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgiUwoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIpgIChZJbXBvcnRIdW1hblVzZXJSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRJGCgdwcm9maWxlGAIgASgLMjUueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUHJvZmlsZRJCCgVlbWFpbBgDIAEoCzIzLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0LkVtYWlsEkIKBXBob25lGAQgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUGhvbmUSEAoIcGFzc3dvcmQYBSABKAkSVQoPaGFzaGVkX3Bhc3N3b3JkGAYgASgLMjwueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSGFzaGVkUGFzc3dvcmQSIAoYcGFzc3dvcmRfY2hhbmdlX3JlcXVpcmVkGAcgASgIEikKIXJlcXVlc3RfcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgIIAEoCBIQCghvdHBfY29kZRgJIAEoCRI/CgRpZHBzGAogAygLMjEueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSURQElIKDnJlY292ZXJ5X2NvZGVzGAsgAygLMjoueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUmVjb3ZlcnlDb2RlGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgaMQoOSGFzaGVkUGFzc3dvcmQSDQoFdmFsdWUYASABKAlKBAgCEANSCmFsZ29ydGl0aG0aSAoDSURQEhEKCWNvbmZpZ19pZBgBIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRo6CgxSZWNvdmVyeUNvZGUSDQoDcmF3GAEgASgJSAASDgoEaGFzaBgCIAEoCUgAQgsKCWNvZGVfdHlwZSLJAgoXSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEmoKGXBhc3N3b3JkbGVzc19yZWdpc3RyYXRpb24YAyABKAsyRy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2UuUGFzc3dvcmRsZXNzUmVnaXN0cmF0aW9uGoQBChhQYXNzd29yZGxlc3NSZWdpc3RyYXRpb24SDAoEbGluaxgBIAEoCRIrCghsaWZldGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpleHBpcmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIiMKFURlYWN0aXZhdGVVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSJEChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiIwoVUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIdCg9Mb2NrVXNlclJlcXVlc3QSCgoCaWQYASABKAkiPgoQTG9ja1VzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh8KEVVubG9ja1VzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkAKElVubG9ja1VzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh8KEVJlbW92ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkAKElJlbW92ZVVzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMscJChFNYW5hZ2VtZW50U2VydmljZRKIAQoLR2V0VXNlckJ5SUQSKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuR2V0VXNlckJ5SURSZXF1ZXN0Gioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldFVzZXJCeUlEUmVzcG9uc2UiIoK1GAsKCXVzZXIucmVhZILT5JMCDRILL3VzZXJzL3tpZH0SkAEKDEFkZEh1bWFuVXNlchIqLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0Gisueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlc3BvbnNlIieCtRgMCgp1c2VyLndyaXRlgtPkkwIROgEqIgwvdXNlcnMvaHVtYW4SoQEKD0ltcG9ydEh1bWFuVXNlchItLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlc3BvbnNlIi+CtRgMCgp1c2VyLndyaXRlgtPkkwIZOgEqIhQvdXNlcnMvaHVtYW4vX2ltcG9ydBKhAQoORGVhY3RpdmF0ZVVzZXISLC56aXRhZGVsLm1hbmFnZW1lbnQudjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2UiMoK1GAwKCnVzZXIud3JpdGWC0+STAhw6ASoiFy91c2Vycy97aWR9L19kZWFjdGl2YXRlEqEBCg5SZWFjdGl2YXRlVXNlchIsLnppdGFkZWwubWFuYWdlbWVudC52MS5SZWFjdGl2YXRlVXNlclJlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVhY3RpdmF0ZVVzZXJSZXNwb25zZSIygrUYDAoKdXNlci53cml0ZYLT5JMCHDoBKiIXL3VzZXJzL3tpZH0vX3JlYWN0aXZhdGUSiQEKCExvY2tVc2VyEiYueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxvY2tVc2VyUmVxdWVzdBonLnppdGFkZWwubWFuYWdlbWVudC52MS5Mb2NrVXNlclJlc3BvbnNlIiyCtRgMCgp1c2VyLndyaXRlgtPkkwIWOgEqIhEvdXNlcnMve2lkfS9fbG9jaxKRAQoKVW5sb2NrVXNlchIoLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVxdWVzdBopLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVzcG9uc2UiLoK1GAwKCnVzZXIud3JpdGWC0+STAhg6ASoiEy91c2Vycy97aWR9L191bmxvY2sShwEKClJlbW92ZVVzZXISKC56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlcXVlc3QaKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlc3BvbnNlIiSCtRgNCgt1c2VyLmRlbGV0ZYLT5JMCDSoLL3VzZXJzL3tpZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_zitadel_object, file_zitadel_options, file_zitadel_user]);
 
 /**
  * Request of GetUserByID.
@@ -620,6 +620,216 @@ export const ImportHumanUserResponse_PasswordlessRegistrationSchema: GenMessage<
   messageDesc(file_zitadel_management, 5, 0);
 
 /**
+ * Request of DeactivateUser.
+ *
+ * @generated from message zitadel.management.v1.DeactivateUserRequest
+ */
+export type DeactivateUserRequest = Message<"zitadel.management.v1.DeactivateUserRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.DeactivateUserRequest.
+ * Use `create(DeactivateUserRequestSchema)` to create a new message.
+ */
+export const DeactivateUserRequestSchema: GenMessage<DeactivateUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 6);
+
+/**
+ * Response of DeactivateUser.
+ *
+ * @generated from message zitadel.management.v1.DeactivateUserResponse
+ */
+export type DeactivateUserResponse = Message<"zitadel.management.v1.DeactivateUserResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.DeactivateUserResponse.
+ * Use `create(DeactivateUserResponseSchema)` to create a new message.
+ */
+export const DeactivateUserResponseSchema: GenMessage<DeactivateUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 7);
+
+/**
+ * Request of ReactivateUser.
+ *
+ * @generated from message zitadel.management.v1.ReactivateUserRequest
+ */
+export type ReactivateUserRequest = Message<"zitadel.management.v1.ReactivateUserRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.ReactivateUserRequest.
+ * Use `create(ReactivateUserRequestSchema)` to create a new message.
+ */
+export const ReactivateUserRequestSchema: GenMessage<ReactivateUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 8);
+
+/**
+ * Response of ReactivateUser.
+ *
+ * @generated from message zitadel.management.v1.ReactivateUserResponse
+ */
+export type ReactivateUserResponse = Message<"zitadel.management.v1.ReactivateUserResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.ReactivateUserResponse.
+ * Use `create(ReactivateUserResponseSchema)` to create a new message.
+ */
+export const ReactivateUserResponseSchema: GenMessage<ReactivateUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 9);
+
+/**
+ * Request of LockUser.
+ *
+ * @generated from message zitadel.management.v1.LockUserRequest
+ */
+export type LockUserRequest = Message<"zitadel.management.v1.LockUserRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.LockUserRequest.
+ * Use `create(LockUserRequestSchema)` to create a new message.
+ */
+export const LockUserRequestSchema: GenMessage<LockUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 10);
+
+/**
+ * Response of LockUser.
+ *
+ * @generated from message zitadel.management.v1.LockUserResponse
+ */
+export type LockUserResponse = Message<"zitadel.management.v1.LockUserResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.LockUserResponse.
+ * Use `create(LockUserResponseSchema)` to create a new message.
+ */
+export const LockUserResponseSchema: GenMessage<LockUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 11);
+
+/**
+ * Request of UnlockUser.
+ *
+ * @generated from message zitadel.management.v1.UnlockUserRequest
+ */
+export type UnlockUserRequest = Message<"zitadel.management.v1.UnlockUserRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.UnlockUserRequest.
+ * Use `create(UnlockUserRequestSchema)` to create a new message.
+ */
+export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 12);
+
+/**
+ * Response of UnlockUser.
+ *
+ * @generated from message zitadel.management.v1.UnlockUserResponse
+ */
+export type UnlockUserResponse = Message<"zitadel.management.v1.UnlockUserResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.UnlockUserResponse.
+ * Use `create(UnlockUserResponseSchema)` to create a new message.
+ */
+export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 13);
+
+/**
+ * Request of RemoveUser.
+ *
+ * @generated from message zitadel.management.v1.RemoveUserRequest
+ */
+export type RemoveUserRequest = Message<"zitadel.management.v1.RemoveUserRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemoveUserRequest.
+ * Use `create(RemoveUserRequestSchema)` to create a new message.
+ */
+export const RemoveUserRequestSchema: GenMessage<RemoveUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 14);
+
+/**
+ * Response of RemoveUser.
+ *
+ * @generated from message zitadel.management.v1.RemoveUserResponse
+ */
+export type RemoveUserResponse = Message<"zitadel.management.v1.RemoveUserResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemoveUserResponse.
+ * Use `create(RemoveUserResponseSchema)` to create a new message.
+ */
+export const RemoveUserResponseSchema: GenMessage<RemoveUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 15);
+
+/**
  * Management API (v1): manages the objects of one organisation.
  *
  * The organisation is chosen with the x-zitadel-orgid header; without it,
@@ -664,6 +874,68 @@ export const ManagementService: GenService<{
     methodKind: "unary";
     input: typeof ImportHumanUserRequestSchema;
     output: typeof ImportHumanUserResponseSchema;
+  },
+  /**
+   * Deactivate a user.
+   *
+   * The user can no longer log in; its data stays readable. Fails if the
+   * user is already deactivated.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.DeactivateUser
+   */
+  deactivateUser: {
+    methodKind: "unary";
+    input: typeof DeactivateUserRequestSchema;
+    output: typeof DeactivateUserResponseSchema;
+  },
+  /**
+   * Reactivate a deactivated user.
+   *
+   * Fails if the user is not deactivated.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ReactivateUser
+   */
+  reactivateUser: {
+    methodKind: "unary";
+    input: typeof ReactivateUserRequestSchema;
+    output: typeof ReactivateUserResponseSchema;
+  },
+  /**
+   * Lock a user.
+   *
+   * The user can no longer log in until unlocked. Fails if the user is
+   * already locked.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.LockUser
+   */
+  lockUser: {
+    methodKind: "unary";
+    input: typeof LockUserRequestSchema;
+    output: typeof LockUserResponseSchema;
+  },
+  /**
+   * Unlock a locked user.
+   *
+   * Fails if the user is not locked.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.UnlockUser
+   */
+  unlockUser: {
+    methodKind: "unary";
+    input: typeof UnlockUserRequestSchema;
+    output: typeof UnlockUserResponseSchema;
+  },
+  /**
+   * Remove a user.
+   *
+   * The user's state becomes deleted; later requests for it return not found.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.RemoveUser
+   */
+  removeUser: {
+    methodKind: "unary";
+    input: typeof RemoveUserRequestSchema;
+    output: typeof RemoveUserResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_management, 0);
