@@ -15,6 +15,7 @@ import type { Config } from "./config.js";
 import { createIdGenerator } from "./domain/ids.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
+import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { onePortServerFactory } from "./server/one-port.js";
@@ -40,8 +41,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const store = await openSqlite(config.dataDir);
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
+  const userStore = createUserStore(store);
   const users = createUserCommands({
-    store: createUserStore(store),
+    store: userStore,
     hasher: createBcryptHasher(config.bcryptCost),
     newId,
     secretBox: createSecretBox(loadMasterKey(config.masterKey, config.dataDir)),
@@ -61,9 +63,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     bodyLimit: config.bodyLimitBytes,
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService } = createAccess(store);
-  const management = secureService(ManagementService, createManagementService(users, access), logUnexpected);
-  const userV2 = secureService(UserService, createUserService(users, access), logUnexpected);
+  const { access, secureService, forgetCallers } = createAccess(store);
+  const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
+  const management = secureService(ManagementService, createManagementService(users, states, access), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, states, access), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

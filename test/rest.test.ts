@@ -265,7 +265,7 @@ describe("routes", () => {
 
   it.each([
     ["PUT", "/management/v1/users/human/_import"],
-    ["DELETE", "/management/v1/users/human"],
+    ["PUT", "/management/v1/users/human"],
     ["PATCH", "/v2/users/human"],
   ])("answers %s %s (a known path) with 405 code 12", async (method, path) => {
     const { response, text } = await rest(path, { method, body: {} });

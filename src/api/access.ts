@@ -57,8 +57,8 @@ export function createAccess(store: Db, now: () => number = Date.now) {
   const findPrincipal = createPrincipalFinder(store);
   // Callers by token, reused for at most CALLER_CACHE_MS and never past the token's expiry:
   // hashing the token and joining three tables on every request is a tenth of an import's cost.
-  // Nothing can change a caller yet (tokens, memberships and machine users have no RPCs); the
-  // RPCs that will must clear this map, so that a removed token stops working at once.
+  // Every change that can affect a caller (a service user's state, its tokens, its roles) clears
+  // the map through forgetCallers, so that such a change takes effect at once.
   const callers = new Map<string, { principal: Principal; until: number }>();
 
   async function authenticate(headers: Headers): Promise<Principal> {
@@ -119,5 +119,5 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     return secured as ServiceImpl<S>;
   }
 
-  return { access, secureService };
+  return { access, secureService, forgetCallers: () => callers.clear() };
 }

@@ -19,6 +19,15 @@ export function objectDetailsV1(user: User): ObjectDetails {
   });
 }
 
+/** `zitadel.v1.ObjectDetails` after a change: like ZITADEL, no creation date. */
+export function changeDetailsV1(user: User): ObjectDetails {
+  return create(ObjectDetailsSchema, {
+    sequence: BigInt(user.sequence),
+    changeDate: timestampFromMs(user.changedAt),
+    resourceOwner: user.orgId,
+  });
+}
+
 /** `zitadel.object.v2.Details` of a user. */
 export function detailsV2(user: User): Details {
   return create(DetailsSchema, {
@@ -26,6 +35,15 @@ export function detailsV2(user: User): Details {
     changeDate: timestampFromMs(user.changedAt),
     resourceOwner: user.orgId,
     creationDate: timestampFromMs(user.createdAt),
+  });
+}
+
+/** `zitadel.object.v2.Details` after a change. */
+export function changeDetailsV2(user: User): Details {
+  return create(DetailsSchema, {
+    sequence: BigInt(user.sequence),
+    changeDate: timestampFromMs(user.changedAt),
+    resourceOwner: user.orgId,
   });
 }
 

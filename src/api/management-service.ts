@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AddHumanUserResponseSchema,
   GetUserByIDResponseSchema,
@@ -8,9 +8,10 @@ import {
   type ManagementService,
 } from "../../gen/zitadel/management_pb.js";
 import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
+import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import type { Access } from "./access.js";
-import { objectDetailsV1, userToV1 } from "./convert.js";
+import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 
 interface ProfileFields {
@@ -47,8 +48,26 @@ function checkPhone(phone: { phone: string; isPhoneVerified: boolean } | undefin
 }
 
 /** `zitadel.management.v1.ManagementService`: the v1 user RPCs. */
-export function createManagementService(users: UserCommands, access: Access): ServiceImpl<typeof ManagementService> {
+export function createManagementService(
+  users: UserCommands,
+  states: UserStateCommands,
+  access: Access,
+): ServiceImpl<typeof ManagementService> {
+  /** The v1 state changes: on a user of the context organisation, answered with its details. */
+  const stateChange =
+    (transition: keyof UserStateCommands, request: string) => async (req: { id: string }, ctx: HandlerContext) => {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, `${request}.Id`);
+      return { details: changeDetailsV1(await states[transition](target, req.id)) };
+    };
+
   return {
+    deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
+    reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
+    lockUser: stateChange("lock", "LockUserRequest"),
+    unlockUser: stateChange("unlock", "UnlockUserRequest"),
+    removeUser: stateChange("remove", "RemoveUserRequest"),
+
     async importHumanUser(req, ctx) {
       // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
       const target = await access.target(ctx);

@@ -1,4 +1,5 @@
 import {
+  create,
   type DescField,
   type DescMessage,
   type DescMethod,
@@ -147,11 +148,12 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
       signal: NEVER_ABORTED,
       timeoutMs: () => undefined,
     };
-    const output = await route.handler(input, ctx);
+    // Implementations may return an init object, as Connect allows: make it a message first.
+    const output = create(route.method.output, (await route.handler(input, ctx)) as never);
     await reply
       .code(route.successCode)
       .type("application/json")
-      .send(JSON.stringify(toJson(route.method.output, output as never)));
+      .send(JSON.stringify(toJson(route.method.output, output)));
   } catch (err) {
     const error = toConnectError(err, logUnexpected);
     await reply.code(httpStatusOf(error.code)).type("application/json").send(restErrorBody(error));

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AddHumanUserResponseSchema,
   GetUserByIDResponseSchema,
@@ -8,14 +8,50 @@ import {
 import { hasPermission } from "../domain/access.js";
 import { DomainError, failedPrecondition, permissionDenied } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
+import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { type Access, principalKey } from "./access.js";
-import { detailsV2, userToV2 } from "./convert.js";
+import { changeDetailsV2, detailsV2, userToV2 } from "./convert.js";
 import { checkLength, embedded, required } from "./input-rules.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
-export function createUserService(users: UserCommands, access: Access): ServiceImpl<typeof UserService> {
+export function createUserService(
+  users: UserCommands,
+  states: UserStateCommands,
+  access: Access,
+): ServiceImpl<typeof UserService> {
+  /**
+   * The v2 state changes: on a user of any organisation, checked against the caller's permission
+   * on the user's own organisation, as ZITADEL's command layer does.
+   */
+  const stateChange =
+    (transition: keyof UserStateCommands, permission: string, request: string) =>
+    async (req: { userId: string }, ctx: HandlerContext) => {
+      checkLength(req.userId, 1, 200, `${request}.UserId`);
+      const principal = ctx.values.get(principalKey)!;
+      const user = await states[transition](
+        {
+          instanceId: principal.instanceId,
+          orgId: undefined,
+          creator: principal.userId,
+          authorize: (user) => {
+            if (!hasPermission(principal, permission, user.orgId)) {
+              throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
+            }
+          },
+        },
+        req.userId,
+      );
+      return { details: changeDetailsV2(user) };
+    };
+
   return {
+    deactivateUser: stateChange("deactivate", "user.write", "DeactivateUserRequest"),
+    reactivateUser: stateChange("reactivate", "user.write", "ReactivateUserRequest"),
+    lockUser: stateChange("lock", "user.write", "LockUserRequest"),
+    unlockUser: stateChange("unlock", "user.write", "UnlockUserRequest"),
+    deleteUser: stateChange("remove", "user.delete", "DeleteUserRequest"),
+
     async addHumanUser(req, ctx) {
       // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
       const org = req.organization?.org;

@@ -61,9 +61,27 @@ export class UniqueViolation extends Error {
   }
 }
 
+/**
+ * A change to an existing user, written only if nobody changed the user since `expectedSequence`:
+ * its event takes the next sequence number, which the store keeps unique per user, so a
+ * concurrent change makes it fail with `UniqueViolation("sequence")`.
+ */
+export interface UserChange {
+  instanceId: string;
+  userId: string;
+  expectedSequence: number;
+  event: NewEvent;
+  at: number;
+  creator: string;
+  /** The new state, or "removed" to delete the user and release its username and links. */
+  state: UserState | "removed";
+}
+
 /** What the domain needs from storage; src/store implements it on SQL. */
 export interface UserStore {
   /** Writes the user, its unique claims, events and codes atomically; resolves once durable. */
   createUser(change: NewUser): Promise<void>;
+  /** Applies one change atomically; resolves once durable. */
+  changeUser(change: UserChange): Promise<void>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
 }

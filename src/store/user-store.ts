@@ -36,11 +36,60 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     event: prepareInsert(db, "events", EVENT_COLUMNS),
     code: prepareInsert(db, "codes", CODE_COLUMNS),
   };
+  const byUser = (table: "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members") =>
+    prepare<{ instance_id: string; user_id: string }>(
+      db
+        .deleteFrom(table)
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where(table === "users" ? "id" : table === "unique_constraints" ? "owner_id" : "user_id", "=", param<string>("user_id")),
+    );
+  const change = {
+    state: prepare<{ state: string; changed_at: number; sequence: number; instance_id: string; id: string }>(
+      db
+        .updateTable("users")
+        .set({ state: param("state"), changed_at: param("changed_at"), sequence: param("sequence") })
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("id", "=", param<string>("id")),
+    ),
+    // Removing a user releases its username and links at once, and ends its codes, tokens and roles.
+    remove: [byUser("users"), byUser("unique_constraints"), byUser("codes"), byUser("personal_access_tokens"), byUser("members")],
+  };
   const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(
     db.selectFrom("users").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
   );
   return {
-    createUser: (change) => writes.run(userCreationStatements(insert, change)),
+    createUser: (creation) => writes.run(userCreationStatements(insert, creation)),
+    changeUser(userChange) {
+      const { instanceId, userId, expectedSequence } = userChange;
+      // The event goes first: its sequence number is unique per user, so a change that lost a
+      // race fails here, before anything else is written.
+      const event = insert.event.statement(
+        {
+          instance_id: instanceId,
+          aggregate_type: "user",
+          aggregate_id: userId,
+          sequence: expectedSequence + 1,
+          type: userChange.event.type,
+          payload: JSON.stringify(userChange.event.payload),
+          creator: userChange.creator,
+          created_at: userChange.at,
+        },
+        "sequence",
+      );
+      const rest =
+        userChange.state === "removed"
+          ? change.remove.map((statement) => statement.statement({ instance_id: instanceId, user_id: userId }))
+          : [
+              change.state.statement({
+                state: userChange.state,
+                changed_at: userChange.at,
+                sequence: expectedSequence + 1,
+                instance_id: instanceId,
+                id: userId,
+              }),
+            ];
+      return writes.run([event, ...rest]);
+    },
     async getUser(instanceId, userId) {
       const rows = await read<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
       return rows[0] && toUser(rows[0]);
