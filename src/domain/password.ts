@@ -1,5 +1,6 @@
 import bcrypt from "bcrypt";
 import { invalidArgument } from "./errors.js";
+import { createHashRegistry, type HashRegistry } from "./hashes/index.js";
 
 /** The password complexity policy; userport's default is ZITADEL's instance default. */
 export interface PasswordComplexityPolicy {
@@ -54,22 +55,17 @@ export function createBcryptHasher(cost: number): PasswordHasher {
   };
 }
 
-/** `$2$`, `$2a$`, `$2b$`, `$2x$`, `$2y$`, a two-digit cost, 22 salt and 31 digest characters of bcrypt's base64. */
-const BCRYPT_HASH = /^\$2[abxy]?\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+/** Only bcrypt, as ZITADEL with its default (empty) `Verifiers` list. */
+export const DEFAULT_HASH_REGISTRY: HashRegistry = createHashRegistry();
 
 /**
  * Checks an imported encoded hash before it is stored, so a user is never created with a hash
  * nobody can verify (ZITADEL stores such hashes and fails at login; we refuse them up front).
  *
- * Only bcrypt is accepted so far: any other encoding is `USER-JDk4t`. A bcrypt hash must be
- * well formed (`CRYPT-r8Qm2`) with a cost bcrypt can run, 4–31 (`CRYPT-5uV9n`).
+ * An encoding no enabled family reads is `USER-JDk4t`; one that does not parse is `CRYPT-r8Qm2`;
+ * a cost outside the limits (bcrypt 4–31, see src/domain/hashes/family.ts) is `CRYPT-5uV9n`.
+ * With the default registry only bcrypt is accepted.
  */
-export function validateEncodedHash(encoded: string): void {
-  if (!encoded.startsWith("$2")) {
-    throw invalidArgument("USER-JDk4t", "Password hash encoding not supported");
-  }
-  const match = BCRYPT_HASH.exec(encoded);
-  if (!match) throw invalidArgument("CRYPT-r8Qm2", "Password hash is malformed");
-  const cost = Number(match[1]);
-  if (cost < 4 || cost > 31) throw invalidArgument("CRYPT-5uV9n", "Password hash cost is out of range");
+export function validateEncodedHash(encoded: string, registry: HashRegistry = DEFAULT_HASH_REGISTRY): void {
+  registry.validate(encoded);
 }
