@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { type HashFamilyName, parseHashFamilyList } from "./domain/hashes/index.js";
 
 /** Everything userport can be configured with; see the README's configuration table. */
 export interface Config {
@@ -11,6 +12,8 @@ export interface Config {
   /** Origins allowed to call from browsers; empty means no CORS, "*" means any. */
   corsOrigins: string[];
   bcryptCost: number;
+  /** Imported hash families accepted besides bcrypt (ZITADEL's `Verifiers`); empty by default. */
+  passwordVerifiers: HashFamilyName[];
   /** 32-byte key (base64) that encrypts codes at rest; generated into the data dir if unset. */
   masterKey: string | undefined;
   logLevel: string;
@@ -50,6 +53,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
       .map((origin) => origin.trim())
       .filter(Boolean),
     bcryptCost,
+    passwordVerifiers: parseHashFamilyList(env.USERPORT_PASSWORD_VERIFIERS ?? ""),
     masterKey: env.USERPORT_MASTER_KEY || undefined,
     logLevel: env.USERPORT_LOG_LEVEL ?? "info",
     bodyLimitBytes: intFrom(env.USERPORT_BODY_LIMIT, 4 * 1024 * 1024, "USERPORT_BODY_LIMIT"),

@@ -12,6 +12,7 @@ import { createManagementService } from "./api/management-service.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
 import { createUserService } from "./api/user-service.js";
 import type { Config } from "./config.js";
+import { createHashRegistry } from "./domain/hashes/index.js";
 import { createIdGenerator } from "./domain/ids.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
@@ -45,6 +46,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const users = createUserCommands({
     store: userStore,
     hasher: createBcryptHasher(config.bcryptCost),
+    hashRegistry: createHashRegistry({ enabled: config.passwordVerifiers }),
     newId,
     secretBox: createSecretBox(loadMasterKey(config.masterKey, config.dataDir)),
     externalUrl: config.externalUrl,

@@ -7,6 +7,7 @@ import {
   normalizeProfile,
   normalizeUsername,
 } from "./human.js";
+import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import {
   checkPasswordComplexity,
@@ -57,6 +58,8 @@ export interface CreatedHuman {
 export interface UserCommandsDeps {
   store: UserStore;
   hasher: PasswordHasher;
+  /** The imported hash families this instance accepts. */
+  hashRegistry: HashRegistry;
   newId: IdGenerator;
   secretBox: SecretBox;
   /** Base of links handed out, e.g. `https://id.example.com` (no trailing slash). */
@@ -101,7 +104,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
       passwordHash = await deps.hasher.hash(input.password.plain);
     } else if (input.password) {
-      validateEncodedHash(input.password.encodedHash);
+      validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
       passwordHash = input.password.encodedHash;
     }
     const changeRequired = passwordChangeRequired(input, passwordHash !== undefined);
