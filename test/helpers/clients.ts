@@ -88,12 +88,22 @@ export interface Caller {
 }
 
 /** ZITADEL's documented REST bindings of the RPCs under test. */
-const REST_ROUTES: Record<string, { method: "GET" | "POST"; path: string; pathField?: string }> = {
+const REST_ROUTES: Record<string, { method: "GET" | "POST" | "DELETE"; path: string; pathField?: string }> = {
   "zitadel.management.v1.ManagementService.ImportHumanUser": { method: "POST", path: "/management/v1/users/human/_import" },
   "zitadel.management.v1.ManagementService.AddHumanUser": { method: "POST", path: "/management/v1/users/human" },
   "zitadel.management.v1.ManagementService.GetUserByID": { method: "GET", path: "/management/v1/users/{id}", pathField: "id" },
+  "zitadel.management.v1.ManagementService.DeactivateUser": { method: "POST", path: "/management/v1/users/{id}/_deactivate", pathField: "id" },
+  "zitadel.management.v1.ManagementService.ReactivateUser": { method: "POST", path: "/management/v1/users/{id}/_reactivate", pathField: "id" },
+  "zitadel.management.v1.ManagementService.LockUser": { method: "POST", path: "/management/v1/users/{id}/_lock", pathField: "id" },
+  "zitadel.management.v1.ManagementService.UnlockUser": { method: "POST", path: "/management/v1/users/{id}/_unlock", pathField: "id" },
+  "zitadel.management.v1.ManagementService.RemoveUser": { method: "DELETE", path: "/management/v1/users/{id}", pathField: "id" },
   "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
   "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
+  "zitadel.user.v2.UserService.DeactivateUser": { method: "POST", path: "/v2/users/{userId}/deactivate", pathField: "userId" },
+  "zitadel.user.v2.UserService.ReactivateUser": { method: "POST", path: "/v2/users/{userId}/reactivate", pathField: "userId" },
+  "zitadel.user.v2.UserService.LockUser": { method: "POST", path: "/v2/users/{userId}/lock", pathField: "userId" },
+  "zitadel.user.v2.UserService.UnlockUser": { method: "POST", path: "/v2/users/{userId}/unlock", pathField: "userId" },
+  "zitadel.user.v2.UserService.DeleteUser": { method: "DELETE", path: "/v2/users/{userId}", pathField: "userId" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
