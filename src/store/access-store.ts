@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { Principal } from "../domain/access.js";
 import type { Db } from "./db.js";
 import { param, prepare } from "./prepared.js";
+import { withSearchKeys } from "./search-keys.js";
 import type { Database } from "./schema.js";
 
 /** Looks up callers by token digest; prepared once, as it runs on every request. */
@@ -78,7 +79,7 @@ export async function createFirstInstance({ db, writes }: Db, first: FirstInstan
     db.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).compile(),
     db
       .insertInto("users")
-      .values({
+      .values(withSearchKeys({
         instance_id: instanceId,
         id: adminUserId,
         org_id: orgId,
@@ -103,7 +104,7 @@ export async function createFirstInstance({ db, writes }: Db, first: FirstInstan
         created_at: now,
         changed_at: now,
         sequence: 1,
-      })
+      }))
       .compile(),
     db
       .insertInto("unique_constraints")
@@ -120,6 +121,7 @@ export async function createFirstInstance({ db, writes }: Db, first: FirstInstan
         payload: JSON.stringify({ userName: first.adminUsername }),
         creator: "system",
         created_at: now,
+        resource_owner: orgId,
       })
       .compile(),
     db.insertInto("members").values({ instance_id: instanceId, org_id: "", user_id: adminUserId, roles: "IAM_OWNER" }).compile(),

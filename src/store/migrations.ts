@@ -1,10 +1,11 @@
-import { type Kysely, type Migration, Migrator } from "kysely";
+import { type Kysely, type Migration, Migrator, sql } from "kysely";
+import { withSearchKeys } from "./search-keys.js";
 
 /**
- * Schema migrations, in order. Written with Kysely's schema builder only, so each runs on
- * SQLite and PostgreSQL alike; never edit one that has shipped, add the next instead.
+ * Schema migrations, in order. Written with Kysely's schema builder and plain SQL that SQLite and
+ * PostgreSQL share, so each runs on both; never edit one that has shipped, add the next instead.
  */
-const MIGRATIONS: Record<string, Migration> = {
+export const MIGRATIONS: Record<string, Migration> = {
   "0001_initial": {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -107,7 +108,83 @@ const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex("members_user_idx").on("members").columns(["instance_id", "user_id"]).execute();
     },
   },
+  "0002_user_search": {
+    // Kysely runs SQLite migrations outside a transaction; this one writes every user row, which
+    // must not cost a commit (and an fsync) each, and should apply as a whole or not at all.
+    up: (db: Kysely<unknown>) => (db.isTransaction ? addUserSearch(db) : db.transaction().execute(addUserSearch)),
+  },
 };
+
+async function addUserSearch(db: Kysely<unknown>): Promise<void> {
+  // Search keys: the text columns case-folded by foldCase, which SQLite's ASCII-only lower()
+  // cannot do, so existing rows are folded here in JavaScript. Should foldCase ever change,
+  // a later migration must fold the keys again.
+  for (const column of SEARCH_KEY_COLUMNS) {
+    await db.schema.alterTable("users").addColumn(column, "text", (c) => c.notNull().defaultTo("")).execute();
+  }
+  let after: { instance_id: string; id: string } | undefined;
+  for (;;) {
+    const rows: KeyedRow[] = (
+      await sql<KeyedRow>`SELECT instance_id, id, username, given_name, family_name, nick_name, display_name, email
+        FROM users ${after ? sql`WHERE (instance_id, id) > (${after.instance_id}, ${after.id})` : sql``}
+        ORDER BY instance_id, id LIMIT 1000`.execute(db)
+    ).rows;
+    for (const row of rows) {
+      const keyed = withSearchKeys(row);
+      await sql`UPDATE users SET username_lower = ${keyed.username_lower}, given_name_lower = ${keyed.given_name_lower},
+          family_name_lower = ${keyed.family_name_lower}, nick_name_lower = ${keyed.nick_name_lower},
+          display_name_lower = ${keyed.display_name_lower}, email_lower = ${keyed.email_lower}
+        WHERE instance_id = ${row.instance_id} AND id = ${row.id}`.execute(db);
+    }
+    if (rows.length < 1000) break;
+    after = rows[rows.length - 1];
+  }
+  // Every search is scoped to an instance and organisations, then narrowed by one key: an
+  // equality or a prefix range on the key is a range scan of one of these. (instance_id,
+  // org_id, id) also lists an organisation's users in id order, and replaces the index on
+  // (instance_id, org_id) alone.
+  const indexes: Array<[string, string]> = [
+    ["users_org_id_idx", "id"],
+    ["users_username_idx", "username_lower"],
+    ["users_given_name_idx", "given_name_lower"],
+    ["users_family_name_idx", "family_name_lower"],
+    ["users_nick_name_idx", "nick_name_lower"],
+    ["users_display_name_idx", "display_name_lower"],
+    ["users_email_idx", "email_lower"],
+    ["users_phone_idx", "phone"],
+  ];
+  for (const [name, column] of indexes) {
+    await db.schema.createIndex(name).on("users").columns(["instance_id", "org_id", column]).execute();
+  }
+  await db.schema.dropIndex("users_org_idx").execute();
+
+  // The organisation owning an event's aggregate, kept for the history of removed users.
+  await db.schema.alterTable("events").addColumn("resource_owner", "text", (c) => c.notNull().defaultTo("")).execute();
+  await sql`UPDATE events SET resource_owner = (
+      SELECT users.org_id FROM users WHERE users.instance_id = events.instance_id AND users.id = events.aggregate_id)
+    WHERE aggregate_type = 'user' AND EXISTS (
+      SELECT 1 FROM users WHERE users.instance_id = events.instance_id AND users.id = events.aggregate_id)`.execute(db);
+}
+
+const SEARCH_KEY_COLUMNS = [
+  "username_lower",
+  "given_name_lower",
+  "family_name_lower",
+  "nick_name_lower",
+  "display_name_lower",
+  "email_lower",
+] as const;
+
+interface KeyedRow {
+  instance_id: string;
+  id: string;
+  username: string;
+  given_name: string;
+  family_name: string;
+  nick_name: string;
+  display_name: string;
+  email: string;
+}
 
 /** Brings the schema up to date; Kysely's migrator records what ran and locks while it runs. */
 export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {

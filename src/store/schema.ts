@@ -55,6 +55,17 @@ export interface UserTable {
   changed_at: number;
   /** The user's own event count: ZITADEL's `details.sequence`. */
   sequence: number;
+  /**
+   * Search keys: the columns above case-folded by `foldCase` (src/domain/user-queries.ts) when
+   * the row is written, since SQLite's lower() folds ASCII only. Every write of the source
+   * column must write its key too (`withSearchKeys` in src/store/search-keys.ts).
+   */
+  username_lower: string;
+  given_name_lower: string;
+  family_name_lower: string;
+  nick_name_lower: string;
+  display_name_lower: string;
+  email_lower: string;
 }
 
 export type UserStateName = "ACTIVE" | "INACTIVE" | "LOCKED" | "INITIAL";
@@ -81,6 +92,12 @@ export interface EventTable {
   payload: string;
   creator: string;
   created_at: number;
+  /**
+   * The organisation owning the aggregate, written with the aggregate's creation events. An
+   * owner never changes, so readers take it from the aggregate's first event that has it; later
+   * events may leave it empty ("").
+   */
+  resource_owner: Generated<string>;
 }
 
 /** One-time codes (init, email, phone, passwordless), encrypted so that they can still be sent. */

@@ -3,6 +3,7 @@ import type { NewUser, User, UserStore } from "../domain/store-port.js";
 import type { Db } from "./db.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
+import { withSearchKeys } from "./search-keys.js";
 
 /** An insert of every column of a table, prepared once with one named parameter per column. */
 function prepareInsert<T extends keyof Database & string>(
@@ -18,12 +19,15 @@ const USER_COLUMNS = [
   "instance_id", "id", "org_id", "type", "state", "username", "given_name", "family_name", "nick_name",
   "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
   "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
-  "created_at", "changed_at", "sequence",
+  "created_at", "changed_at", "sequence", "username_lower", "given_name_lower", "family_name_lower", "nick_name_lower",
+  "display_name_lower", "email_lower",
 ] as const satisfies ReadonlyArray<keyof UserTable>;
 const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
 const EVENT_COLUMNS = [
   "instance_id", "aggregate_type", "aggregate_id", "sequence", "type", "payload", "creator", "created_at",
 ] as const satisfies ReadonlyArray<keyof EventTable>;
+/** Creation events also name the user's organisation, which stays readable after a removal. */
+const CREATION_EVENT_COLUMNS = [...EVENT_COLUMNS, "resource_owner"] as const satisfies ReadonlyArray<keyof EventTable>;
 const CODE_COLUMNS = [
   "instance_id", "id", "user_id", "kind", "sealed_code", "expires_at", "created_at", "returned", "url_template", "used_at",
 ] as const satisfies ReadonlyArray<keyof CodeTable>;
@@ -34,6 +38,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     user: prepareInsert(db, "users", USER_COLUMNS),
     unique: prepareInsert(db, "unique_constraints", UNIQUE_COLUMNS),
     event: prepareInsert(db, "events", EVENT_COLUMNS),
+    creationEvent: prepareInsert(db, "events", CREATION_EVENT_COLUMNS),
     code: prepareInsert(db, "codes", CODE_COLUMNS),
   };
   const byUser = (table: "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members") =>
@@ -112,13 +117,13 @@ export async function findOrg(
   return row && { instanceId: row.instance_id, id: row.id, name: row.name };
 }
 
-type Inserts = Record<"user" | "unique" | "event" | "code", Prepared<Record<string, unknown>>>;
+type Inserts = Record<"user" | "unique" | "creationEvent" | "code", Prepared<Record<string, unknown>>>;
 
 /** The statements that create a user: its row, its unique claims, its events and its codes. */
 function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
   const { user, creator } = change;
   const human = user.human;
-  const row: Insertable<UserTable> = {
+  const row: Insertable<UserTable> = withSearchKeys({
     instance_id: user.instanceId,
     id: user.id,
     org_id: user.orgId,
@@ -143,7 +148,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
     created_at: user.createdAt,
     changed_at: user.changedAt,
     sequence: user.sequence,
-  };
+  });
   return [
     insert.user.statement(row, "user_id"),
     ...change.uniques.map((unique) =>
@@ -153,7 +158,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
       ),
     ),
     ...change.events.map((event, i) =>
-      insert.event.statement({
+      insert.creationEvent.statement({
         instance_id: user.instanceId,
         aggregate_type: "user",
         aggregate_id: user.id,
@@ -162,6 +167,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
         payload: JSON.stringify(event.payload),
         creator,
         created_at: user.createdAt,
+        resource_owner: user.orgId,
       }),
     ),
     ...change.codes.map((code) =>
@@ -181,7 +187,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
   ];
 }
 
-function toUser(row: Selectable<UserTable>): User {
+export function toUser(row: Selectable<UserTable>): User {
   const user: User = {
     instanceId: row.instance_id,
     id: row.id,
