@@ -63,6 +63,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }),
     serverFactory: onePortServerFactory(tls),
     bodyLimit: config.bodyLimitBytes,
+    // A path parameter holds an id of up to 200 runes; percent-encoded, a rune takes up to 12 bytes.
+    routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
   const { access, secureService, forgetCallers } = createAccess(store);

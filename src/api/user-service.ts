@@ -35,7 +35,9 @@ export function createUserService(
           orgId: undefined,
           creator: principal.userId,
           authorize: (user) => {
-            if (!hasPermission(principal, permission, user.orgId)) {
+            // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self).
+            const self = permission === "user.write" && user.id === principal.userId;
+            if (!self && !hasPermission(principal, permission, user.orgId)) {
               throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
             }
           },

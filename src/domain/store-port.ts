@@ -49,6 +49,8 @@ export interface NewUser {
   /** Lower-cased values that must be unique in the instance, by kind (e.g. "username"). */
   uniques: Array<{ kind: string; value: string }>;
   events: NewEvent[];
+  /** The sequence of the first event: 1, or one past the events of a removed user with the same id. */
+  firstSequence: number;
   codes: NewCode[];
   creator: string;
 }
@@ -84,4 +86,6 @@ export interface UserStore {
   /** Applies one change atomically; resolves once durable. */
   changeUser(change: UserChange): Promise<void>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
+  lastSequence(instanceId: string, userId: string): Promise<number>;
 }

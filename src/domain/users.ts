@@ -175,6 +175,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
       };
     }
 
+    // A removed user's id may be taken again; its events stay, so the new ones follow them.
+    const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
     const user: User = {
       instanceId: input.instanceId,
       id: userId,
@@ -184,7 +186,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       username,
       createdAt: at,
       changedAt: at,
-      sequence: events.length,
+      sequence: previous + events.length,
       human: {
         profile,
         email: { address: email, verified: emailVerified },
@@ -202,6 +204,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         // Usernames are unique instance-wide and case-insensitively, as in ZITADEL's default policy.
         uniques: [{ kind: "username", value: username.toLowerCase() }],
         events,
+        firstSequence: previous + 1,
         codes,
         creator: input.creator,
       });

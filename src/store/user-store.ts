@@ -62,6 +62,14 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
   const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(
     db.selectFrom("users").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
   );
+  const lastSequence = prepare<{ instance_id: string; aggregate_type: string; aggregate_id: string }>(
+    db
+      .selectFrom("events")
+      .select((eb) => eb.fn.max("sequence").as("last"))
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("aggregate_type", "=", param<string>("aggregate_type"))
+      .where("aggregate_id", "=", param<string>("aggregate_id")),
+  );
   return {
     createUser: (creation) => writes.run(userCreationStatements(insert, creation)),
     changeUser(userChange) {
@@ -94,6 +102,12 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
               }),
             ];
       return writes.run([event, ...rest]);
+    },
+    async lastSequence(instanceId, userId) {
+      const rows = await read<{ last: number | null }>(
+        lastSequence.bind({ instance_id: instanceId, aggregate_type: "user", aggregate_id: userId }),
+      );
+      return Number(rows[0]?.last ?? 0);
     },
     async getUser(instanceId, userId) {
       const rows = await read<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
@@ -162,7 +176,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
         instance_id: user.instanceId,
         aggregate_type: "user",
         aggregate_id: user.id,
-        sequence: i + 1,
+        sequence: change.firstSequence + i,
         type: event.type,
         payload: JSON.stringify(event.payload),
         creator,
