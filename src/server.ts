@@ -18,10 +18,12 @@ import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
+import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import { createUserSearch } from "./store/user-search.js";
 import { createUserStore } from "./store/user-store.js";
 
 export interface RunningServer {
@@ -69,8 +71,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
   const { access, secureService, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
-  const management = secureService(ManagementService, createManagementService(users, states, access), logUnexpected);
-  const userV2 = secureService(UserService, createUserService(users, states, access), logUnexpected);
+  const queries = createUserQueries({ store: createUserSearch(store) });
+  const management = secureService(ManagementService, createManagementService(users, states, access, queries), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, states, access, queries), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

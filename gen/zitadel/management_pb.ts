@@ -7,10 +7,12 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_google_api_annotations } from "../google/api/annotations_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
-import type { ObjectDetails } from "./object_pb.js";
+import type { Change, ChangeQuery } from "./change_pb.js";
+import { file_zitadel_change } from "./change_pb.js";
+import type { ListDetails, ListQuery, ObjectDetails } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import { file_zitadel_options } from "./options_pb.js";
-import type { Gender, User } from "./user_pb.js";
+import type { Gender, SearchQuery, User, UserFieldName } from "./user_pb.js";
 import { file_zitadel_user } from "./user_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/management.proto.
  */
 export const file_zitadel_management: GenFile = /*@__PURE__*/
-  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIikAQKE0FkZEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkMKB3Byb2ZpbGUYAiABKAsyMi56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEj8KBWVtYWlsGAMgASgLMjAueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlcXVlc3QuRW1haWwSPwoFcGhvbmUYBCABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIYChBpbml0aWFsX3Bhc3N3b3JkGAUgASgJGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgiUwoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIpgIChZJbXBvcnRIdW1hblVzZXJSZXF1ZXN0EhEKCXVzZXJfbmFtZRgBIAEoCRJGCgdwcm9maWxlGAIgASgLMjUueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUHJvZmlsZRJCCgVlbWFpbBgDIAEoCzIzLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0LkVtYWlsEkIKBXBob25lGAQgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUGhvbmUSEAoIcGFzc3dvcmQYBSABKAkSVQoPaGFzaGVkX3Bhc3N3b3JkGAYgASgLMjwueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSGFzaGVkUGFzc3dvcmQSIAoYcGFzc3dvcmRfY2hhbmdlX3JlcXVpcmVkGAcgASgIEikKIXJlcXVlc3RfcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgIIAEoCBIQCghvdHBfY29kZRgJIAEoCRI/CgRpZHBzGAogAygLMjEueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuSURQElIKDnJlY292ZXJ5X2NvZGVzGAsgAygLMjoueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuUmVjb3ZlcnlDb2RlGp4BCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXIaMQoFRW1haWwSDQoFZW1haWwYASABKAkSGQoRaXNfZW1haWxfdmVyaWZpZWQYAiABKAgaMQoFUGhvbmUSDQoFcGhvbmUYASABKAkSGQoRaXNfcGhvbmVfdmVyaWZpZWQYAiABKAgaMQoOSGFzaGVkUGFzc3dvcmQSDQoFdmFsdWUYASABKAlKBAgCEANSCmFsZ29ydGl0aG0aSAoDSURQEhEKCWNvbmZpZ19pZBgBIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRo6CgxSZWNvdmVyeUNvZGUSDQoDcmF3GAEgASgJSAASDgoEaGFzaBgCIAEoCUgAQgsKCWNvZGVfdHlwZSLJAgoXSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEmoKGXBhc3N3b3JkbGVzc19yZWdpc3RyYXRpb24YAyABKAsyRy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2UuUGFzc3dvcmRsZXNzUmVnaXN0cmF0aW9uGoQBChhQYXNzd29yZGxlc3NSZWdpc3RyYXRpb24SDAoEbGluaxgBIAEoCRIrCghsaWZldGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpleHBpcmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIiMKFURlYWN0aXZhdGVVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSJEChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiIwoVUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIdCg9Mb2NrVXNlclJlcXVlc3QSCgoCaWQYASABKAkiPgoQTG9ja1VzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh8KEVVubG9ja1VzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkAKElVubG9ja1VzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh8KEVJlbW92ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkAKElJlbW92ZVVzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMscJChFNYW5hZ2VtZW50U2VydmljZRKIAQoLR2V0VXNlckJ5SUQSKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuR2V0VXNlckJ5SURSZXF1ZXN0Gioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldFVzZXJCeUlEUmVzcG9uc2UiIoK1GAsKCXVzZXIucmVhZILT5JMCDRILL3VzZXJzL3tpZH0SkAEKDEFkZEh1bWFuVXNlchIqLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0Gisueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlc3BvbnNlIieCtRgMCgp1c2VyLndyaXRlgtPkkwIROgEqIgwvdXNlcnMvaHVtYW4SoQEKD0ltcG9ydEh1bWFuVXNlchItLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlc3BvbnNlIi+CtRgMCgp1c2VyLndyaXRlgtPkkwIZOgEqIhQvdXNlcnMvaHVtYW4vX2ltcG9ydBKhAQoORGVhY3RpdmF0ZVVzZXISLC56aXRhZGVsLm1hbmFnZW1lbnQudjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2UiMoK1GAwKCnVzZXIud3JpdGWC0+STAhw6ASoiFy91c2Vycy97aWR9L19kZWFjdGl2YXRlEqEBCg5SZWFjdGl2YXRlVXNlchIsLnppdGFkZWwubWFuYWdlbWVudC52MS5SZWFjdGl2YXRlVXNlclJlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVhY3RpdmF0ZVVzZXJSZXNwb25zZSIygrUYDAoKdXNlci53cml0ZYLT5JMCHDoBKiIXL3VzZXJzL3tpZH0vX3JlYWN0aXZhdGUSiQEKCExvY2tVc2VyEiYueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxvY2tVc2VyUmVxdWVzdBonLnppdGFkZWwubWFuYWdlbWVudC52MS5Mb2NrVXNlclJlc3BvbnNlIiyCtRgMCgp1c2VyLndyaXRlgtPkkwIWOgEqIhEvdXNlcnMve2lkfS9fbG9jaxKRAQoKVW5sb2NrVXNlchIoLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVxdWVzdBopLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVzcG9uc2UiLoK1GAwKCnVzZXIud3JpdGWC0+STAhg6ASoiEy91c2Vycy97aWR9L191bmxvY2sShwEKClJlbW92ZVVzZXISKC56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlcXVlc3QaKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlc3BvbnNlIiSCtRgNCgt1c2VyLmRlbGV0ZYLT5JMCDSoLL3VzZXJzL3tpZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_zitadel_object, file_zitadel_options, file_zitadel_user]);
+  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIinwEKEExpc3RVc2Vyc1JlcXVlc3QSJAoFcXVlcnkYASABKAsyFS56aXRhZGVsLnYxLkxpc3RRdWVyeRI2Cg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIeLnppdGFkZWwudXNlci52MS5Vc2VyRmllbGROYW1lEi0KB3F1ZXJpZXMYAyADKAsyHC56aXRhZGVsLnVzZXIudjEuU2VhcmNoUXVlcnkinAEKEUxpc3RVc2Vyc1Jlc3BvbnNlEigKB2RldGFpbHMYASABKAsyFy56aXRhZGVsLnYxLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYxLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYxLlVzZXIiWAoWTGlzdFVzZXJDaGFuZ2VzUmVxdWVzdBItCgVxdWVyeRgBIAEoCzIeLnppdGFkZWwuY2hhbmdlLnYxLkNoYW5nZVF1ZXJ5Eg8KB3VzZXJfaWQYAiABKAkiUwoXTGlzdFVzZXJDaGFuZ2VzUmVzcG9uc2USKQoGcmVzdWx0GAIgAygLMhkueml0YWRlbC5jaGFuZ2UudjEuQ2hhbmdlSgQIARACUgdkZXRhaWxzIjcKE0lzVXNlclVuaXF1ZVJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEg0KBWVtYWlsGAIgASgJIikKFElzVXNlclVuaXF1ZVJlc3BvbnNlEhEKCWlzX3VuaXF1ZRgBIAEoCCKQBAoTQWRkSHVtYW5Vc2VyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkSQwoHcHJvZmlsZRgCIAEoCzIyLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlByb2ZpbGUSPwoFZW1haWwYAyABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5FbWFpbBI/CgVwaG9uZRgEIAEoCzIwLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlBob25lEhgKEGluaXRpYWxfcGFzc3dvcmQYBSABKAkangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCCJTChRBZGRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMimAgKFkltcG9ydEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkYKB3Byb2ZpbGUYAiABKAsyNS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEkIKBWVtYWlsGAMgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuRW1haWwSQgoFcGhvbmUYBCABKAsyMy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIQCghwYXNzd29yZBgFIAEoCRJVCg9oYXNoZWRfcGFzc3dvcmQYBiABKAsyPC56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5IYXNoZWRQYXNzd29yZBIgChhwYXNzd29yZF9jaGFuZ2VfcmVxdWlyZWQYByABKAgSKQohcmVxdWVzdF9wYXNzd29yZGxlc3NfcmVnaXN0cmF0aW9uGAggASgIEhAKCG90cF9jb2RlGAkgASgJEj8KBGlkcHMYCiADKAsyMS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5JRFASUgoOcmVjb3ZlcnlfY29kZXMYCyADKAsyOi56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5SZWNvdmVyeUNvZGUangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCBoxCg5IYXNoZWRQYXNzd29yZBINCgV2YWx1ZRgBIAEoCUoECAIQA1IKYWxnb3J0aXRobRpICgNJRFASEQoJY29uZmlnX2lkGAEgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJGjoKDFJlY292ZXJ5Q29kZRINCgNyYXcYASABKAlIABIOCgRoYXNoGAIgASgJSABCCwoJY29kZV90eXBlIskCChdJbXBvcnRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSagoZcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgDIAEoCzJHLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXNwb25zZS5QYXNzd29yZGxlc3NSZWdpc3RyYXRpb24ahAEKGFBhc3N3b3JkbGVzc1JlZ2lzdHJhdGlvbhIMCgRsaW5rGAEgASgJEisKCGxpZmV0aW1lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmV4cGlyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIwoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKFkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIjChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiRAoWUmVhY3RpdmF0ZVVzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh0KD0xvY2tVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChBMb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRVW5sb2NrVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSVW5sb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRUmVtb3ZlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSUmVtb3ZlVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMylQ0KEU1hbmFnZW1lbnRTZXJ2aWNlEogBCgtHZXRVc2VyQnlJRBIpLnppdGFkZWwubWFuYWdlbWVudC52MS5HZXRVc2VyQnlJRFJlcXVlc3QaKi56aXRhZGVsLm1hbmFnZW1lbnQudjEuR2V0VXNlckJ5SURSZXNwb25zZSIigrUYCwoJdXNlci5yZWFkgtPkkwINEgsvdXNlcnMve2lkfRKIAQoJTGlzdFVzZXJzEicueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxpc3RVc2Vyc1JlcXVlc3QaKC56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdFVzZXJzUmVzcG9uc2UiKIK1GAsKCXVzZXIucmVhZILT5JMCEzoBKiIOL3VzZXJzL19zZWFyY2gSrAEKD0xpc3RVc2VyQ2hhbmdlcxItLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0VXNlckNoYW5nZXNSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxpc3RVc2VyQ2hhbmdlc1Jlc3BvbnNlIjqCtRgLCgl1c2VyLnJlYWSC0+STAiU6ASoiIC91c2Vycy97dXNlcl9pZH0vY2hhbmdlcy9fc2VhcmNoEpEBCgxJc1VzZXJVbmlxdWUSKi56aXRhZGVsLm1hbmFnZW1lbnQudjEuSXNVc2VyVW5pcXVlUmVxdWVzdBorLnppdGFkZWwubWFuYWdlbWVudC52MS5Jc1VzZXJVbmlxdWVSZXNwb25zZSIogrUYCwoJdXNlci5yZWFkgtPkkwITEhEvdXNlcnMvX2lzX3VuaXF1ZRKQAQoMQWRkSHVtYW5Vc2VyEioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlcXVlc3QaKy56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVzcG9uc2UiJ4K1GAwKCnVzZXIud3JpdGWC0+STAhE6ASoiDC91c2Vycy9odW1hbhKhAQoPSW1wb3J0SHVtYW5Vc2VyEi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QaLi56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVzcG9uc2UiL4K1GAwKCnVzZXIud3JpdGWC0+STAhk6ASoiFC91c2Vycy9odW1hbi9faW1wb3J0EqEBCg5EZWFjdGl2YXRlVXNlchIsLnppdGFkZWwubWFuYWdlbWVudC52MS5EZWFjdGl2YXRlVXNlclJlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSIygrUYDAoKdXNlci53cml0ZYLT5JMCHDoBKiIXL3VzZXJzL3tpZH0vX2RlYWN0aXZhdGUSoQEKDlJlYWN0aXZhdGVVc2VyEiwueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlYWN0aXZhdGVVc2VyUmVxdWVzdBotLnppdGFkZWwubWFuYWdlbWVudC52MS5SZWFjdGl2YXRlVXNlclJlc3BvbnNlIjKCtRgMCgp1c2VyLndyaXRlgtPkkwIcOgEqIhcvdXNlcnMve2lkfS9fcmVhY3RpdmF0ZRKJAQoITG9ja1VzZXISJi56aXRhZGVsLm1hbmFnZW1lbnQudjEuTG9ja1VzZXJSZXF1ZXN0Gicueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxvY2tVc2VyUmVzcG9uc2UiLIK1GAwKCnVzZXIud3JpdGWC0+STAhY6ASoiES91c2Vycy97aWR9L19sb2NrEpEBCgpVbmxvY2tVc2VyEigueml0YWRlbC5tYW5hZ2VtZW50LnYxLlVubG9ja1VzZXJSZXF1ZXN0Gikueml0YWRlbC5tYW5hZ2VtZW50LnYxLlVubG9ja1VzZXJSZXNwb25zZSIugrUYDAoKdXNlci53cml0ZYLT5JMCGDoBKiITL3VzZXJzL3tpZH0vX3VubG9jaxKHAQoKUmVtb3ZlVXNlchIoLnppdGFkZWwubWFuYWdlbWVudC52MS5SZW1vdmVVc2VyUmVxdWVzdBopLnppdGFkZWwubWFuYWdlbWVudC52MS5SZW1vdmVVc2VyUmVzcG9uc2UiJIK1GA0KC3VzZXIuZGVsZXRlgtPkkwINKgsvdXNlcnMve2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_zitadel_change, file_zitadel_object, file_zitadel_options, file_zitadel_user]);
 
 /**
  * Request of GetUserByID.
@@ -61,6 +63,174 @@ export type GetUserByIDResponse = Message<"zitadel.management.v1.GetUserByIDResp
  */
 export const GetUserByIDResponseSchema: GenMessage<GetUserByIDResponse> = /*@__PURE__*/
   messageDesc(file_zitadel_management, 1);
+
+/**
+ * Request of ListUsers.
+ *
+ * @generated from message zitadel.management.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"zitadel.management.v1.ListUsersRequest"> & {
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.v1.ListQuery query = 1;
+   */
+  query?: ListQuery | undefined;
+
+  /**
+   * Field the result is sorted by.
+   *
+   * @generated from field: zitadel.user.v1.UserFieldName sorting_column = 2;
+   */
+  sortingColumn: UserFieldName;
+
+  /**
+   * Criteria, all of which a user must match.
+   *
+   * @generated from field: repeated zitadel.user.v1.SearchQuery queries = 3;
+   */
+  queries: SearchQuery[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 2);
+
+/**
+ * Response of ListUsers.
+ *
+ * @generated from message zitadel.management.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"zitadel.management.v1.ListUsersResponse"> & {
+  /**
+   * Total number of matches.
+   *
+   * @generated from field: zitadel.v1.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * Field the result is sorted by.
+   *
+   * @generated from field: zitadel.user.v1.UserFieldName sorting_column = 2;
+   */
+  sortingColumn: UserFieldName;
+
+  /**
+   * The users of the requested page.
+   *
+   * @generated from field: repeated zitadel.user.v1.User result = 3;
+   */
+  result: User[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 3);
+
+/**
+ * Request of ListUserChanges.
+ *
+ * @generated from message zitadel.management.v1.ListUserChangesRequest
+ */
+export type ListUserChangesRequest = Message<"zitadel.management.v1.ListUserChangesRequest"> & {
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.change.v1.ChangeQuery query = 1;
+   */
+  query?: ChangeQuery | undefined;
+
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListUserChangesRequest.
+ * Use `create(ListUserChangesRequestSchema)` to create a new message.
+ */
+export const ListUserChangesRequestSchema: GenMessage<ListUserChangesRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 4);
+
+/**
+ * Response of ListUserChanges.
+ *
+ * @generated from message zitadel.management.v1.ListUserChangesResponse
+ */
+export type ListUserChangesResponse = Message<"zitadel.management.v1.ListUserChangesResponse"> & {
+  /**
+   * The events of the user.
+   *
+   * @generated from field: repeated zitadel.change.v1.Change result = 2;
+   */
+  result: Change[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListUserChangesResponse.
+ * Use `create(ListUserChangesResponseSchema)` to create a new message.
+ */
+export const ListUserChangesResponseSchema: GenMessage<ListUserChangesResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 5);
+
+/**
+ * Request of IsUserUnique.
+ *
+ * @generated from message zitadel.management.v1.IsUserUniqueRequest
+ */
+export type IsUserUniqueRequest = Message<"zitadel.management.v1.IsUserUniqueRequest"> & {
+  /**
+   * Username; at most 200 characters.
+   *
+   * @generated from field: string user_name = 1;
+   */
+  userName: string;
+
+  /**
+   * Email address; at most 200 characters.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.IsUserUniqueRequest.
+ * Use `create(IsUserUniqueRequestSchema)` to create a new message.
+ */
+export const IsUserUniqueRequestSchema: GenMessage<IsUserUniqueRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 6);
+
+/**
+ * Response of IsUserUnique.
+ *
+ * @generated from message zitadel.management.v1.IsUserUniqueResponse
+ */
+export type IsUserUniqueResponse = Message<"zitadel.management.v1.IsUserUniqueResponse"> & {
+  /**
+   * True if no user has the username and email.
+   *
+   * @generated from field: bool is_unique = 1;
+   */
+  isUnique: boolean;
+};
+
+/**
+ * Describes the message zitadel.management.v1.IsUserUniqueResponse.
+ * Use `create(IsUserUniqueResponseSchema)` to create a new message.
+ */
+export const IsUserUniqueResponseSchema: GenMessage<IsUserUniqueResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 7);
 
 /**
  * Request of AddHumanUser.
@@ -109,7 +279,7 @@ export type AddHumanUserRequest = Message<"zitadel.management.v1.AddHumanUserReq
  * Use `create(AddHumanUserRequestSchema)` to create a new message.
  */
 export const AddHumanUserRequestSchema: GenMessage<AddHumanUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 2);
+  messageDesc(file_zitadel_management, 8);
 
 /**
  * Profile of the new user.
@@ -165,7 +335,7 @@ export type AddHumanUserRequest_Profile = Message<"zitadel.management.v1.AddHuma
  * Use `create(AddHumanUserRequest_ProfileSchema)` to create a new message.
  */
 export const AddHumanUserRequest_ProfileSchema: GenMessage<AddHumanUserRequest_Profile> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 2, 0);
+  messageDesc(file_zitadel_management, 8, 0);
 
 /**
  * Email of the new user.
@@ -193,7 +363,7 @@ export type AddHumanUserRequest_Email = Message<"zitadel.management.v1.AddHumanU
  * Use `create(AddHumanUserRequest_EmailSchema)` to create a new message.
  */
 export const AddHumanUserRequest_EmailSchema: GenMessage<AddHumanUserRequest_Email> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 2, 1);
+  messageDesc(file_zitadel_management, 8, 1);
 
 /**
  * Phone of the new user.
@@ -221,7 +391,7 @@ export type AddHumanUserRequest_Phone = Message<"zitadel.management.v1.AddHumanU
  * Use `create(AddHumanUserRequest_PhoneSchema)` to create a new message.
  */
 export const AddHumanUserRequest_PhoneSchema: GenMessage<AddHumanUserRequest_Phone> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 2, 2);
+  messageDesc(file_zitadel_management, 8, 2);
 
 /**
  * Response of AddHumanUser.
@@ -249,7 +419,7 @@ export type AddHumanUserResponse = Message<"zitadel.management.v1.AddHumanUserRe
  * Use `create(AddHumanUserResponseSchema)` to create a new message.
  */
 export const AddHumanUserResponseSchema: GenMessage<AddHumanUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 3);
+  messageDesc(file_zitadel_management, 9);
 
 /**
  * Request of ImportHumanUser.
@@ -340,7 +510,7 @@ export type ImportHumanUserRequest = Message<"zitadel.management.v1.ImportHumanU
  * Use `create(ImportHumanUserRequestSchema)` to create a new message.
  */
 export const ImportHumanUserRequestSchema: GenMessage<ImportHumanUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4);
+  messageDesc(file_zitadel_management, 10);
 
 /**
  * Profile of the imported user.
@@ -396,7 +566,7 @@ export type ImportHumanUserRequest_Profile = Message<"zitadel.management.v1.Impo
  * Use `create(ImportHumanUserRequest_ProfileSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_ProfileSchema: GenMessage<ImportHumanUserRequest_Profile> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 0);
+  messageDesc(file_zitadel_management, 10, 0);
 
 /**
  * Email of the imported user.
@@ -424,7 +594,7 @@ export type ImportHumanUserRequest_Email = Message<"zitadel.management.v1.Import
  * Use `create(ImportHumanUserRequest_EmailSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_EmailSchema: GenMessage<ImportHumanUserRequest_Email> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 1);
+  messageDesc(file_zitadel_management, 10, 1);
 
 /**
  * Phone of the imported user.
@@ -452,7 +622,7 @@ export type ImportHumanUserRequest_Phone = Message<"zitadel.management.v1.Import
  * Use `create(ImportHumanUserRequest_PhoneSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_PhoneSchema: GenMessage<ImportHumanUserRequest_Phone> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 2);
+  messageDesc(file_zitadel_management, 10, 2);
 
 /**
  * Password hash taken over from another system.
@@ -473,7 +643,7 @@ export type ImportHumanUserRequest_HashedPassword = Message<"zitadel.management.
  * Use `create(ImportHumanUserRequest_HashedPasswordSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_HashedPasswordSchema: GenMessage<ImportHumanUserRequest_HashedPassword> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 3);
+  messageDesc(file_zitadel_management, 10, 3);
 
 /**
  * Link to a user in an external identity provider.
@@ -508,7 +678,7 @@ export type ImportHumanUserRequest_IDP = Message<"zitadel.management.v1.ImportHu
  * Use `create(ImportHumanUserRequest_IDPSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_IDPSchema: GenMessage<ImportHumanUserRequest_IDP> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 4);
+  messageDesc(file_zitadel_management, 10, 4);
 
 /**
  * Recovery code taken over from another system.
@@ -545,7 +715,7 @@ export type ImportHumanUserRequest_RecoveryCode = Message<"zitadel.management.v1
  * Use `create(ImportHumanUserRequest_RecoveryCodeSchema)` to create a new message.
  */
 export const ImportHumanUserRequest_RecoveryCodeSchema: GenMessage<ImportHumanUserRequest_RecoveryCode> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 4, 5);
+  messageDesc(file_zitadel_management, 10, 5);
 
 /**
  * Response of ImportHumanUser.
@@ -580,7 +750,7 @@ export type ImportHumanUserResponse = Message<"zitadel.management.v1.ImportHuman
  * Use `create(ImportHumanUserResponseSchema)` to create a new message.
  */
 export const ImportHumanUserResponseSchema: GenMessage<ImportHumanUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 5);
+  messageDesc(file_zitadel_management, 11);
 
 /**
  * Passwordless (passkey) registration link.
@@ -617,7 +787,7 @@ export type ImportHumanUserResponse_PasswordlessRegistration = Message<"zitadel.
  * Use `create(ImportHumanUserResponse_PasswordlessRegistrationSchema)` to create a new message.
  */
 export const ImportHumanUserResponse_PasswordlessRegistrationSchema: GenMessage<ImportHumanUserResponse_PasswordlessRegistration> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 5, 0);
+  messageDesc(file_zitadel_management, 11, 0);
 
 /**
  * Request of DeactivateUser.
@@ -638,7 +808,7 @@ export type DeactivateUserRequest = Message<"zitadel.management.v1.DeactivateUse
  * Use `create(DeactivateUserRequestSchema)` to create a new message.
  */
 export const DeactivateUserRequestSchema: GenMessage<DeactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 6);
+  messageDesc(file_zitadel_management, 12);
 
 /**
  * Response of DeactivateUser.
@@ -659,7 +829,7 @@ export type DeactivateUserResponse = Message<"zitadel.management.v1.DeactivateUs
  * Use `create(DeactivateUserResponseSchema)` to create a new message.
  */
 export const DeactivateUserResponseSchema: GenMessage<DeactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 7);
+  messageDesc(file_zitadel_management, 13);
 
 /**
  * Request of ReactivateUser.
@@ -680,7 +850,7 @@ export type ReactivateUserRequest = Message<"zitadel.management.v1.ReactivateUse
  * Use `create(ReactivateUserRequestSchema)` to create a new message.
  */
 export const ReactivateUserRequestSchema: GenMessage<ReactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 8);
+  messageDesc(file_zitadel_management, 14);
 
 /**
  * Response of ReactivateUser.
@@ -701,7 +871,7 @@ export type ReactivateUserResponse = Message<"zitadel.management.v1.ReactivateUs
  * Use `create(ReactivateUserResponseSchema)` to create a new message.
  */
 export const ReactivateUserResponseSchema: GenMessage<ReactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 9);
+  messageDesc(file_zitadel_management, 15);
 
 /**
  * Request of LockUser.
@@ -722,7 +892,7 @@ export type LockUserRequest = Message<"zitadel.management.v1.LockUserRequest"> &
  * Use `create(LockUserRequestSchema)` to create a new message.
  */
 export const LockUserRequestSchema: GenMessage<LockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 10);
+  messageDesc(file_zitadel_management, 16);
 
 /**
  * Response of LockUser.
@@ -743,7 +913,7 @@ export type LockUserResponse = Message<"zitadel.management.v1.LockUserResponse">
  * Use `create(LockUserResponseSchema)` to create a new message.
  */
 export const LockUserResponseSchema: GenMessage<LockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 11);
+  messageDesc(file_zitadel_management, 17);
 
 /**
  * Request of UnlockUser.
@@ -764,7 +934,7 @@ export type UnlockUserRequest = Message<"zitadel.management.v1.UnlockUserRequest
  * Use `create(UnlockUserRequestSchema)` to create a new message.
  */
 export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 12);
+  messageDesc(file_zitadel_management, 18);
 
 /**
  * Response of UnlockUser.
@@ -785,7 +955,7 @@ export type UnlockUserResponse = Message<"zitadel.management.v1.UnlockUserRespon
  * Use `create(UnlockUserResponseSchema)` to create a new message.
  */
 export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 13);
+  messageDesc(file_zitadel_management, 19);
 
 /**
  * Request of RemoveUser.
@@ -806,7 +976,7 @@ export type RemoveUserRequest = Message<"zitadel.management.v1.RemoveUserRequest
  * Use `create(RemoveUserRequestSchema)` to create a new message.
  */
 export const RemoveUserRequestSchema: GenMessage<RemoveUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 14);
+  messageDesc(file_zitadel_management, 20);
 
 /**
  * Response of RemoveUser.
@@ -827,7 +997,7 @@ export type RemoveUserResponse = Message<"zitadel.management.v1.RemoveUserRespon
  * Use `create(RemoveUserResponseSchema)` to create a new message.
  */
 export const RemoveUserResponseSchema: GenMessage<RemoveUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_management, 15);
+  messageDesc(file_zitadel_management, 21);
 
 /**
  * Management API (v1): manages the objects of one organisation.
@@ -848,6 +1018,43 @@ export const ManagementService: GenService<{
     methodKind: "unary";
     input: typeof GetUserByIDRequestSchema;
     output: typeof GetUserByIDResponseSchema;
+  },
+  /**
+   * Search the users of the organisation.
+   *
+   * Returns the users matching all queries, one page at a time, with the
+   * total number of matches.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * Get the history of a user.
+   *
+   * Returns the events of the user, newest first unless asc is set.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ListUserChanges
+   */
+  listUserChanges: {
+    methodKind: "unary";
+    input: typeof ListUserChangesRequestSchema;
+    output: typeof ListUserChangesResponseSchema;
+  },
+  /**
+   * Check whether a username and email are still free.
+   *
+   * A user matching every given value makes the pair not unique.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.IsUserUnique
+   */
+  isUserUnique: {
+    methodKind: "unary";
+    input: typeof IsUserUniqueRequestSchema;
+    output: typeof IsUserUniqueResponseSchema;
   },
   /**
    * Create a human user.

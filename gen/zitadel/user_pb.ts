@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { ObjectDetails } from "./object_pb.js";
+import type { ObjectDetails, TextQueryMethod } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user.proto.
  */
 export const file_zitadel_user: GenFile = /*@__PURE__*/
-  fileDesc("ChJ6aXRhZGVsL3VzZXIucHJvdG8SD3ppdGFkZWwudXNlci52MSKNAgoEVXNlchIKCgJpZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEikKBXN0YXRlGAMgASgOMhoueml0YWRlbC51c2VyLnYxLlVzZXJTdGF0ZRIRCgl1c2VyX25hbWUYBCABKAkSEwoLbG9naW5fbmFtZXMYBSADKAkSHAoUcHJlZmVycmVkX2xvZ2luX25hbWUYBiABKAkSJwoFaHVtYW4YByABKAsyFi56aXRhZGVsLnVzZXIudjEuSHVtYW5IABIrCgdtYWNoaW5lGAggASgLMhgueml0YWRlbC51c2VyLnYxLk1hY2hpbmVIAEIGCgR0eXBlIrYBCgVIdW1hbhIpCgdwcm9maWxlGAEgASgLMhgueml0YWRlbC51c2VyLnYxLlByb2ZpbGUSJQoFZW1haWwYAiABKAsyFi56aXRhZGVsLnVzZXIudjEuRW1haWwSJQoFcGhvbmUYAyABKAsyFi56aXRhZGVsLnVzZXIudjEuUGhvbmUSNAoQcGFzc3dvcmRfY2hhbmdlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCmhhc19zZWNyZXQYAyABKAgSOwoRYWNjZXNzX3Rva2VuX3R5cGUYBCABKA4yIC56aXRhZGVsLnVzZXIudjEuQWNjZXNzVG9rZW5UeXBlIrIBCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXISEgoKYXZhdGFyX3VybBgHIAEoCSIxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCCIxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCCq2AQoJVXNlclN0YXRlEhoKFlVTRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFVU0VSX1NUQVRFX0FDVElWRRABEhcKE1VTRVJfU1RBVEVfSU5BQ1RJVkUQAhIWChJVU0VSX1NUQVRFX0RFTEVURUQQAxIVChFVU0VSX1NUQVRFX0xPQ0tFRBAEEhYKElVTRVJfU1RBVEVfU1VTUEVORBAFEhYKElVTRVJfU1RBVEVfSU5JVElBTBAGKkoKD0FjY2Vzc1Rva2VuVHlwZRIcChhBQ0NFU1NfVE9LRU5fVFlQRV9CRUFSRVIQABIZChVBQ0NFU1NfVE9LRU5fVFlQRV9KV1QQASpYCgZHZW5kZXISFgoSR0VOREVSX1VOU1BFQ0lGSUVEEAASEQoNR0VOREVSX0ZFTUFMRRABEg8KC0dFTkRFUl9NQUxFEAISEgoOR0VOREVSX0RJVkVSU0UQAyo+CgRUeXBlEhQKEFRZUEVfVU5TUEVDSUZJRUQQABIOCgpUWVBFX0hVTUFOEAESEAoMVFlQRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_zitadel_object]);
+  fileDesc("ChJ6aXRhZGVsL3VzZXIucHJvdG8SD3ppdGFkZWwudXNlci52MSKNAgoEVXNlchIKCgJpZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEikKBXN0YXRlGAMgASgOMhoueml0YWRlbC51c2VyLnYxLlVzZXJTdGF0ZRIRCgl1c2VyX25hbWUYBCABKAkSEwoLbG9naW5fbmFtZXMYBSADKAkSHAoUcHJlZmVycmVkX2xvZ2luX25hbWUYBiABKAkSJwoFaHVtYW4YByABKAsyFi56aXRhZGVsLnVzZXIudjEuSHVtYW5IABIrCgdtYWNoaW5lGAggASgLMhgueml0YWRlbC51c2VyLnYxLk1hY2hpbmVIAEIGCgR0eXBlIrYBCgVIdW1hbhIpCgdwcm9maWxlGAEgASgLMhgueml0YWRlbC51c2VyLnYxLlByb2ZpbGUSJQoFZW1haWwYAiABKAsyFi56aXRhZGVsLnVzZXIudjEuRW1haWwSJQoFcGhvbmUYAyABKAsyFi56aXRhZGVsLnVzZXIudjEuUGhvbmUSNAoQcGFzc3dvcmRfY2hhbmdlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCmhhc19zZWNyZXQYAyABKAgSOwoRYWNjZXNzX3Rva2VuX3R5cGUYBCABKA4yIC56aXRhZGVsLnVzZXIudjEuQWNjZXNzVG9rZW5UeXBlIrIBCgdQcm9maWxlEhIKCmZpcnN0X25hbWUYASABKAkSEQoJbGFzdF9uYW1lGAIgASgJEhEKCW5pY2tfbmFtZRgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSGgoScHJlZmVycmVkX2xhbmd1YWdlGAUgASgJEicKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52MS5HZW5kZXISEgoKYXZhdGFyX3VybBgHIAEoCSIxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCCIxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCCKrBgoLU2VhcmNoUXVlcnkSOQoPdXNlcl9uYW1lX3F1ZXJ5GAEgASgLMh4ueml0YWRlbC51c2VyLnYxLlVzZXJOYW1lUXVlcnlIABI7ChBmaXJzdF9uYW1lX3F1ZXJ5GAIgASgLMh8ueml0YWRlbC51c2VyLnYxLkZpcnN0TmFtZVF1ZXJ5SAASOQoPbGFzdF9uYW1lX3F1ZXJ5GAMgASgLMh4ueml0YWRlbC51c2VyLnYxLkxhc3ROYW1lUXVlcnlIABI5Cg9uaWNrX25hbWVfcXVlcnkYBCABKAsyHi56aXRhZGVsLnVzZXIudjEuTmlja05hbWVRdWVyeUgAEj8KEmRpc3BsYXlfbmFtZV9xdWVyeRgFIAEoCzIhLnppdGFkZWwudXNlci52MS5EaXNwbGF5TmFtZVF1ZXJ5SAASMgoLZW1haWxfcXVlcnkYBiABKAsyGy56aXRhZGVsLnVzZXIudjEuRW1haWxRdWVyeUgAEjIKC3N0YXRlX3F1ZXJ5GAcgASgLMhsueml0YWRlbC51c2VyLnYxLlN0YXRlUXVlcnlIABIwCgp0eXBlX3F1ZXJ5GAggASgLMhoueml0YWRlbC51c2VyLnYxLlR5cGVRdWVyeUgAEjsKEGxvZ2luX25hbWVfcXVlcnkYCSABKAsyHy56aXRhZGVsLnVzZXIudjEuTG9naW5OYW1lUXVlcnlIABI7ChFpbl91c2VyX2lkc19xdWVyeRgKIAEoCzIeLnppdGFkZWwudXNlci52MS5JblVzZXJJRFF1ZXJ5SAASLAoIb3JfcXVlcnkYCyABKAsyGC56aXRhZGVsLnVzZXIudjEuT3JRdWVyeUgAEi4KCWFuZF9xdWVyeRgMIAEoCzIZLnppdGFkZWwudXNlci52MS5BbmRRdWVyeUgAEi4KCW5vdF9xdWVyeRgNIAEoCzIZLnppdGFkZWwudXNlci52MS5Ob3RRdWVyeUgAEkIKFGluX3VzZXJfZW1haWxzX3F1ZXJ5GA4gASgLMiIueml0YWRlbC51c2VyLnYxLkluVXNlckVtYWlsc1F1ZXJ5SABCBwoFcXVlcnkiOAoHT3JRdWVyeRItCgdxdWVyaWVzGAEgAygLMhwueml0YWRlbC51c2VyLnYxLlNlYXJjaFF1ZXJ5IjkKCEFuZFF1ZXJ5Ei0KB3F1ZXJpZXMYASADKAsyHC56aXRhZGVsLnVzZXIudjEuU2VhcmNoUXVlcnkiNwoITm90UXVlcnkSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLnVzZXIudjEuU2VhcmNoUXVlcnkiIQoNSW5Vc2VySURRdWVyeRIQCgh1c2VyX2lkcxgBIAMoCSJPCg1Vc2VyTmFtZVF1ZXJ5EhEKCXVzZXJfbmFtZRgBIAEoCRIrCgZtZXRob2QYAiABKA4yGy56aXRhZGVsLnYxLlRleHRRdWVyeU1ldGhvZCJRCg5GaXJzdE5hbWVRdWVyeRISCgpmaXJzdF9uYW1lGAEgASgJEisKBm1ldGhvZBgCIAEoDjIbLnppdGFkZWwudjEuVGV4dFF1ZXJ5TWV0aG9kIk8KDUxhc3ROYW1lUXVlcnkSEQoJbGFzdF9uYW1lGAEgASgJEisKBm1ldGhvZBgCIAEoDjIbLnppdGFkZWwudjEuVGV4dFF1ZXJ5TWV0aG9kIk8KDU5pY2tOYW1lUXVlcnkSEQoJbmlja19uYW1lGAEgASgJEisKBm1ldGhvZBgCIAEoDjIbLnppdGFkZWwudjEuVGV4dFF1ZXJ5TWV0aG9kIlUKEERpc3BsYXlOYW1lUXVlcnkSFAoMZGlzcGxheV9uYW1lGAEgASgJEisKBm1ldGhvZBgCIAEoDjIbLnppdGFkZWwudjEuVGV4dFF1ZXJ5TWV0aG9kIlAKCkVtYWlsUXVlcnkSFQoNZW1haWxfYWRkcmVzcxgBIAEoCRIrCgZtZXRob2QYAiABKA4yGy56aXRhZGVsLnYxLlRleHRRdWVyeU1ldGhvZCJRCg5Mb2dpbk5hbWVRdWVyeRISCgpsb2dpbl9uYW1lGAEgASgJEisKBm1ldGhvZBgCIAEoDjIbLnppdGFkZWwudjEuVGV4dFF1ZXJ5TWV0aG9kIjcKClN0YXRlUXVlcnkSKQoFc3RhdGUYASABKA4yGi56aXRhZGVsLnVzZXIudjEuVXNlclN0YXRlIjAKCVR5cGVRdWVyeRIjCgR0eXBlGAEgASgOMhUueml0YWRlbC51c2VyLnYxLlR5cGUiKAoRSW5Vc2VyRW1haWxzUXVlcnkSEwoLdXNlcl9lbWFpbHMYASADKAkqtgEKCVVzZXJTdGF0ZRIaChZVU0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRVVNFUl9TVEFURV9BQ1RJVkUQARIXChNVU0VSX1NUQVRFX0lOQUNUSVZFEAISFgoSVVNFUl9TVEFURV9ERUxFVEVEEAMSFQoRVVNFUl9TVEFURV9MT0NLRUQQBBIWChJVU0VSX1NUQVRFX1NVU1BFTkQQBRIWChJVU0VSX1NUQVRFX0lOSVRJQUwQBipKCg9BY2Nlc3NUb2tlblR5cGUSHAoYQUNDRVNTX1RPS0VOX1RZUEVfQkVBUkVSEAASGQoVQUNDRVNTX1RPS0VOX1RZUEVfSldUEAEqWAoGR2VuZGVyEhYKEkdFTkRFUl9VTlNQRUNJRklFRBAAEhEKDUdFTkRFUl9GRU1BTEUQARIPCgtHRU5ERVJfTUFMRRACEhIKDkdFTkRFUl9ESVZFUlNFEAMqPgoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASDgoKVFlQRV9IVU1BThABEhAKDFRZUEVfTUFDSElORRACKp8CCg1Vc2VyRmllbGROYW1lEh8KG1VTRVJfRklFTERfTkFNRV9VTlNQRUNJRklFRBAAEh0KGVVTRVJfRklFTERfTkFNRV9VU0VSX05BTUUQARIeChpVU0VSX0ZJRUxEX05BTUVfRklSU1RfTkFNRRACEh0KGVVTRVJfRklFTERfTkFNRV9MQVNUX05BTUUQAxIdChlVU0VSX0ZJRUxEX05BTUVfTklDS19OQU1FEAQSIAocVVNFUl9GSUVMRF9OQU1FX0RJU1BMQVlfTkFNRRAFEhkKFVVTRVJfRklFTERfTkFNRV9FTUFJTBAGEhkKFVVTRVJfRklFTERfTkFNRV9TVEFURRAHEhgKFFVTRVJfRklFTERfTkFNRV9UWVBFEAhiBnByb3RvMw", [file_google_protobuf_timestamp, file_zitadel_object]);
 
 /**
  * A user, either human or machine.
@@ -299,6 +299,482 @@ export const PhoneSchema: GenMessage<Phone> = /*@__PURE__*/
   messageDesc(file_zitadel_user, 5);
 
 /**
+ * One criterion of a user search.
+ *
+ * @generated from message zitadel.user.v1.SearchQuery
+ */
+export type SearchQuery = Message<"zitadel.user.v1.SearchQuery"> & {
+  /**
+   * The criterion; exactly one must be set.
+   *
+   * @generated from oneof zitadel.user.v1.SearchQuery.query
+   */
+  query: {
+    /**
+     * Match the username.
+     *
+     * @generated from field: zitadel.user.v1.UserNameQuery user_name_query = 1;
+     */
+    value: UserNameQuery;
+    case: "userNameQuery";
+  } | {
+    /**
+     * Match the given name.
+     *
+     * @generated from field: zitadel.user.v1.FirstNameQuery first_name_query = 2;
+     */
+    value: FirstNameQuery;
+    case: "firstNameQuery";
+  } | {
+    /**
+     * Match the family name.
+     *
+     * @generated from field: zitadel.user.v1.LastNameQuery last_name_query = 3;
+     */
+    value: LastNameQuery;
+    case: "lastNameQuery";
+  } | {
+    /**
+     * Match the nickname.
+     *
+     * @generated from field: zitadel.user.v1.NickNameQuery nick_name_query = 4;
+     */
+    value: NickNameQuery;
+    case: "nickNameQuery";
+  } | {
+    /**
+     * Match the display name.
+     *
+     * @generated from field: zitadel.user.v1.DisplayNameQuery display_name_query = 5;
+     */
+    value: DisplayNameQuery;
+    case: "displayNameQuery";
+  } | {
+    /**
+     * Match the email address.
+     *
+     * @generated from field: zitadel.user.v1.EmailQuery email_query = 6;
+     */
+    value: EmailQuery;
+    case: "emailQuery";
+  } | {
+    /**
+     * Match the state.
+     *
+     * @generated from field: zitadel.user.v1.StateQuery state_query = 7;
+     */
+    value: StateQuery;
+    case: "stateQuery";
+  } | {
+    /**
+     * Match the kind of user.
+     *
+     * @generated from field: zitadel.user.v1.TypeQuery type_query = 8;
+     */
+    value: TypeQuery;
+    case: "typeQuery";
+  } | {
+    /**
+     * Match any of the login names.
+     *
+     * @generated from field: zitadel.user.v1.LoginNameQuery login_name_query = 9;
+     */
+    value: LoginNameQuery;
+    case: "loginNameQuery";
+  } | {
+    /**
+     * Match one of the listed user IDs.
+     *
+     * @generated from field: zitadel.user.v1.InUserIDQuery in_user_ids_query = 10;
+     */
+    value: InUserIDQuery;
+    case: "inUserIdsQuery";
+  } | {
+    /**
+     * Match any of the sub-queries.
+     *
+     * @generated from field: zitadel.user.v1.OrQuery or_query = 11;
+     */
+    value: OrQuery;
+    case: "orQuery";
+  } | {
+    /**
+     * Match all of the sub-queries.
+     *
+     * @generated from field: zitadel.user.v1.AndQuery and_query = 12;
+     */
+    value: AndQuery;
+    case: "andQuery";
+  } | {
+    /**
+     * Match users the sub-query does not match.
+     *
+     * @generated from field: zitadel.user.v1.NotQuery not_query = 13;
+     */
+    value: NotQuery;
+    case: "notQuery";
+  } | {
+    /**
+     * Match one of the listed email addresses.
+     *
+     * @generated from field: zitadel.user.v1.InUserEmailsQuery in_user_emails_query = 14;
+     */
+    value: InUserEmailsQuery;
+    case: "inUserEmailsQuery";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v1.SearchQuery.
+ * Use `create(SearchQuerySchema)` to create a new message.
+ */
+export const SearchQuerySchema: GenMessage<SearchQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 6);
+
+/**
+ * Sub-queries combined with OR.
+ *
+ * @generated from message zitadel.user.v1.OrQuery
+ */
+export type OrQuery = Message<"zitadel.user.v1.OrQuery"> & {
+  /**
+   * The sub-queries.
+   *
+   * @generated from field: repeated zitadel.user.v1.SearchQuery queries = 1;
+   */
+  queries: SearchQuery[];
+};
+
+/**
+ * Describes the message zitadel.user.v1.OrQuery.
+ * Use `create(OrQuerySchema)` to create a new message.
+ */
+export const OrQuerySchema: GenMessage<OrQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 7);
+
+/**
+ * Sub-queries combined with AND.
+ *
+ * @generated from message zitadel.user.v1.AndQuery
+ */
+export type AndQuery = Message<"zitadel.user.v1.AndQuery"> & {
+  /**
+   * The sub-queries.
+   *
+   * @generated from field: repeated zitadel.user.v1.SearchQuery queries = 1;
+   */
+  queries: SearchQuery[];
+};
+
+/**
+ * Describes the message zitadel.user.v1.AndQuery.
+ * Use `create(AndQuerySchema)` to create a new message.
+ */
+export const AndQuerySchema: GenMessage<AndQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 8);
+
+/**
+ * A negated sub-query.
+ *
+ * @generated from message zitadel.user.v1.NotQuery
+ */
+export type NotQuery = Message<"zitadel.user.v1.NotQuery"> & {
+  /**
+   * The sub-query to negate.
+   *
+   * @generated from field: zitadel.user.v1.SearchQuery query = 1;
+   */
+  query?: SearchQuery | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v1.NotQuery.
+ * Use `create(NotQuerySchema)` to create a new message.
+ */
+export const NotQuerySchema: GenMessage<NotQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 9);
+
+/**
+ * Users whose ID is one of a list.
+ *
+ * @generated from message zitadel.user.v1.InUserIDQuery
+ */
+export type InUserIDQuery = Message<"zitadel.user.v1.InUserIDQuery"> & {
+  /**
+   * The user IDs.
+   *
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message zitadel.user.v1.InUserIDQuery.
+ * Use `create(InUserIDQuerySchema)` to create a new message.
+ */
+export const InUserIDQuerySchema: GenMessage<InUserIDQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 10);
+
+/**
+ * Users by username.
+ *
+ * @generated from message zitadel.user.v1.UserNameQuery
+ */
+export type UserNameQuery = Message<"zitadel.user.v1.UserNameQuery"> & {
+  /**
+   * Username to compare with; at most 200 characters.
+   *
+   * @generated from field: string user_name = 1;
+   */
+  userName: string;
+
+  /**
+   * How the username is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.UserNameQuery.
+ * Use `create(UserNameQuerySchema)` to create a new message.
+ */
+export const UserNameQuerySchema: GenMessage<UserNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 11);
+
+/**
+ * Users by given name.
+ *
+ * @generated from message zitadel.user.v1.FirstNameQuery
+ */
+export type FirstNameQuery = Message<"zitadel.user.v1.FirstNameQuery"> & {
+  /**
+   * Given name to compare with; at most 200 characters.
+   *
+   * @generated from field: string first_name = 1;
+   */
+  firstName: string;
+
+  /**
+   * How the given name is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.FirstNameQuery.
+ * Use `create(FirstNameQuerySchema)` to create a new message.
+ */
+export const FirstNameQuerySchema: GenMessage<FirstNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 12);
+
+/**
+ * Users by family name.
+ *
+ * @generated from message zitadel.user.v1.LastNameQuery
+ */
+export type LastNameQuery = Message<"zitadel.user.v1.LastNameQuery"> & {
+  /**
+   * Family name to compare with; at most 200 characters.
+   *
+   * @generated from field: string last_name = 1;
+   */
+  lastName: string;
+
+  /**
+   * How the family name is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.LastNameQuery.
+ * Use `create(LastNameQuerySchema)` to create a new message.
+ */
+export const LastNameQuerySchema: GenMessage<LastNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 13);
+
+/**
+ * Users by nickname.
+ *
+ * @generated from message zitadel.user.v1.NickNameQuery
+ */
+export type NickNameQuery = Message<"zitadel.user.v1.NickNameQuery"> & {
+  /**
+   * Nickname to compare with; at most 200 characters.
+   *
+   * @generated from field: string nick_name = 1;
+   */
+  nickName: string;
+
+  /**
+   * How the nickname is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.NickNameQuery.
+ * Use `create(NickNameQuerySchema)` to create a new message.
+ */
+export const NickNameQuerySchema: GenMessage<NickNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 14);
+
+/**
+ * Users by display name.
+ *
+ * @generated from message zitadel.user.v1.DisplayNameQuery
+ */
+export type DisplayNameQuery = Message<"zitadel.user.v1.DisplayNameQuery"> & {
+  /**
+   * Display name to compare with; at most 200 characters.
+   *
+   * @generated from field: string display_name = 1;
+   */
+  displayName: string;
+
+  /**
+   * How the display name is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.DisplayNameQuery.
+ * Use `create(DisplayNameQuerySchema)` to create a new message.
+ */
+export const DisplayNameQuerySchema: GenMessage<DisplayNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 15);
+
+/**
+ * Users by email address.
+ *
+ * @generated from message zitadel.user.v1.EmailQuery
+ */
+export type EmailQuery = Message<"zitadel.user.v1.EmailQuery"> & {
+  /**
+   * Email address to compare with; at most 200 characters.
+   *
+   * @generated from field: string email_address = 1;
+   */
+  emailAddress: string;
+
+  /**
+   * How the email address is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.EmailQuery.
+ * Use `create(EmailQuerySchema)` to create a new message.
+ */
+export const EmailQuerySchema: GenMessage<EmailQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 16);
+
+/**
+ * Users by login name.
+ *
+ * @generated from message zitadel.user.v1.LoginNameQuery
+ */
+export type LoginNameQuery = Message<"zitadel.user.v1.LoginNameQuery"> & {
+  /**
+   * Login name to compare with; at most 200 characters.
+   *
+   * @generated from field: string login_name = 1;
+   */
+  loginName: string;
+
+  /**
+   * How the login name is compared.
+   *
+   * @generated from field: zitadel.v1.TextQueryMethod method = 2;
+   */
+  method: TextQueryMethod;
+};
+
+/**
+ * Describes the message zitadel.user.v1.LoginNameQuery.
+ * Use `create(LoginNameQuerySchema)` to create a new message.
+ */
+export const LoginNameQuerySchema: GenMessage<LoginNameQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 17);
+
+/**
+ * Users in a state; always compared for equality.
+ *
+ * @generated from message zitadel.user.v1.StateQuery
+ */
+export type StateQuery = Message<"zitadel.user.v1.StateQuery"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: zitadel.user.v1.UserState state = 1;
+   */
+  state: UserState;
+};
+
+/**
+ * Describes the message zitadel.user.v1.StateQuery.
+ * Use `create(StateQuerySchema)` to create a new message.
+ */
+export const StateQuerySchema: GenMessage<StateQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 18);
+
+/**
+ * Users of a kind; always compared for equality.
+ *
+ * @generated from message zitadel.user.v1.TypeQuery
+ */
+export type TypeQuery = Message<"zitadel.user.v1.TypeQuery"> & {
+  /**
+   * The kind of user.
+   *
+   * @generated from field: zitadel.user.v1.Type type = 1;
+   */
+  type: Type;
+};
+
+/**
+ * Describes the message zitadel.user.v1.TypeQuery.
+ * Use `create(TypeQuerySchema)` to create a new message.
+ */
+export const TypeQuerySchema: GenMessage<TypeQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 19);
+
+/**
+ * Users whose email address is one of a list.
+ *
+ * @generated from message zitadel.user.v1.InUserEmailsQuery
+ */
+export type InUserEmailsQuery = Message<"zitadel.user.v1.InUserEmailsQuery"> & {
+  /**
+   * The email addresses.
+   *
+   * @generated from field: repeated string user_emails = 1;
+   */
+  userEmails: string[];
+};
+
+/**
+ * Describes the message zitadel.user.v1.InUserEmailsQuery.
+ * Use `create(InUserEmailsQuerySchema)` to create a new message.
+ */
+export const InUserEmailsQuerySchema: GenMessage<InUserEmailsQuery> = /*@__PURE__*/
+  messageDesc(file_zitadel_user, 20);
+
+/**
  * Lifecycle state of a user.
  *
  * @generated from enum zitadel.user.v1.UserState
@@ -429,4 +905,62 @@ export enum Type {
  */
 export const TypeSchema: GenEnum<Type> = /*@__PURE__*/
   enumDesc(file_zitadel_user, 3);
+
+/**
+ * Field a user list is sorted by.
+ *
+ * @generated from enum zitadel.user.v1.UserFieldName
+ */
+export enum UserFieldName {
+  /**
+   * @generated from enum value: USER_FIELD_NAME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_USER_NAME = 1;
+   */
+  USER_NAME = 1,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_FIRST_NAME = 2;
+   */
+  FIRST_NAME = 2,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_LAST_NAME = 3;
+   */
+  LAST_NAME = 3,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_NICK_NAME = 4;
+   */
+  NICK_NAME = 4,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_DISPLAY_NAME = 5;
+   */
+  DISPLAY_NAME = 5,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_EMAIL = 6;
+   */
+  EMAIL = 6,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_STATE = 7;
+   */
+  STATE = 7,
+
+  /**
+   * @generated from enum value: USER_FIELD_NAME_TYPE = 8;
+   */
+  TYPE = 8,
+}
+
+/**
+ * Describes the enum zitadel.user.v1.UserFieldName.
+ */
+export const UserFieldNameSchema: GenEnum<UserFieldName> = /*@__PURE__*/
+  enumDesc(file_zitadel_user, 4);
 

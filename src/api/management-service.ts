@@ -5,14 +5,19 @@ import {
   AddHumanUserResponseSchema,
   GetUserByIDResponseSchema,
   ImportHumanUserResponseSchema,
+  IsUserUniqueResponseSchema,
+  ListUserChangesResponseSchema,
+  ListUsersResponseSchema,
   type ManagementService,
 } from "../../gen/zitadel/management_pb.js";
 import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
+import { queryLimit, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import type { Access } from "./access.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
+import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 interface ProfileFields {
   firstName: string;
@@ -52,13 +57,14 @@ export function createManagementService(
   users: UserCommands,
   states: UserStateCommands,
   access: Access,
+  queries: UserQueries,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
     (transition: keyof UserStateCommands, request: string) => async (req: { id: string }, ctx: HandlerContext) => {
       const target = await access.target(ctx);
       checkLength(req.id, 1, 200, `${request}.Id`);
-      return { details: changeDetailsV1(await states[transition](target, req.id)) };
+      return { details: changeDetailsV1(await states[transition]({ ...target, api: "v1" }, req.id)) };
     };
 
   return {
@@ -148,6 +154,45 @@ export function createManagementService(
       checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
       const user = await users.getUser(target.instanceId, target.orgId, req.id);
       return create(GetUserByIDResponseSchema, { user: userToV1(user) });
+    },
+
+    /** The users of the context organisation matching every query; v1's default limit is its maximum. */
+    async listUsers(req, ctx) {
+      const target = await access.target(ctx);
+      const filters = userFilters(req.queries, "v1", "ListUsersRequest");
+      const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
+      const page = await queries.listOrgUsers({
+        instanceId: target.instanceId,
+        orgId: target.orgId,
+        filters,
+        sort: userSortField(req.sortingColumn, "v1"),
+        asc: req.query?.asc ?? false,
+        offset: listOffset(req.query?.offset ?? 0n),
+        limit,
+      });
+      return create(ListUsersResponseSchema, { details: listDetailsV1(page.total, Date.now()), result: page.users.map(userToV1) });
+    },
+
+    /** The audit trail of a user of the context organisation, also after its removal. */
+    async listUserChanges(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "ListUserChangesRequest.UserId");
+      const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
+      const changes = await queries.userChanges(target.instanceId, target.orgId, req.userId, {
+        after: listOffset(req.query?.sequence ?? 0n),
+        limit,
+        asc: req.query?.asc ?? false,
+      });
+      return create(ListUserChangesResponseSchema, { result: changes.map(changeToPb) });
+    },
+
+    /** Instance-wide, since usernames are unique across the instance (no domain policy yet). */
+    async isUserUnique(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userName, 0, 200, "IsUserUniqueRequest.UserName");
+      checkLength(req.email, 0, 200, "IsUserUniqueRequest.Email");
+      const isUnique = await queries.isUserUnique(target.instanceId, req.userName, req.email);
+      return create(IsUserUniqueResponseSchema, { isUnique });
     },
   };
 }

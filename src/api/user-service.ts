@@ -3,6 +3,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AddHumanUserResponseSchema,
   GetUserByIDResponseSchema,
+  ListUsersResponseSchema,
   type UserService,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { hasPermission } from "../domain/access.js";
@@ -10,15 +11,18 @@ import { DomainError, failedPrecondition, permissionDenied } from "../domain/err
 import type { EmailVerification } from "../domain/users.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
+import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
 import { type Access, principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, userToV2 } from "./convert.js";
 import { checkLength, embedded, required } from "./input-rules.js";
+import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
 export function createUserService(
   users: UserCommands,
   states: UserStateCommands,
   access: Access,
+  queries: UserQueries,
 ): ServiceImpl<typeof UserService> {
   /**
    * The v2 state changes: on a user of any organisation, checked against the caller's permission
@@ -34,6 +38,7 @@ export function createUserService(
           instanceId: principal.instanceId,
           orgId: undefined,
           creator: principal.userId,
+          api: "v2",
           authorize: (user) => {
             // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self).
             const self = permission === "user.write" && user.id === principal.userId;
@@ -165,6 +170,24 @@ export function createUserService(
         throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL, so the key shows
       }
       return create(GetUserByIDResponseSchema, { details: detailsV2(user), user: userToV2(user) });
+    },
+
+    /**
+     * The users of every organisation the caller may read users of, and the caller itself, as
+     * ZITADEL's permission check filters them (here in the query, so totals and pages agree).
+     */
+    async listUsers(req, ctx) {
+      const principal = ctx.values.get(principalKey)!;
+      const filters = userFilters(req.queries, "v2", "ListUsersRequest");
+      const limit = queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT);
+      const page = await queries.listReadableUsers(principal, {
+        filters,
+        sort: userSortField(req.sortingColumn, "v2"),
+        asc: req.query?.asc ?? false,
+        offset: listOffset(req.query?.offset ?? 0n),
+        limit,
+      });
+      return create(ListUsersResponseSchema, { details: listDetailsV2(page.total, Date.now()), result: page.users.map(userToV2) });
     },
   };
 }

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
-import type { Details, Organization } from "../../object/v2/object_pb.js";
+import type { Details, ListDetails, ListQuery, Organization } from "../../object/v2/object_pb.js";
 import { file_zitadel_object_v2_object } from "../../object/v2/object_pb.js";
 import { file_zitadel_protoc_gen_zitadel_v2_options } from "../../protoc_gen_zitadel/v2/options_pb.js";
 import type { SetHumanEmail } from "./email_pb.js";
@@ -16,6 +16,8 @@ import type { HashedPassword, Password } from "./password_pb.js";
 import { file_zitadel_user_v2_password } from "./password_pb.js";
 import type { SetHumanPhone } from "./phone_pb.js";
 import { file_zitadel_user_v2_phone } from "./phone_pb.js";
+import type { SearchQuery, UserFieldName } from "./query_pb.js";
+import { file_zitadel_user_v2_query } from "./query_pb.js";
 import type { SetHumanProfile, SetMetadataEntry, User } from "./user_pb.js";
 import { file_zitadel_user_v2_user } from "./user_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -24,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIoChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZSZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIiIKD0xvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KEExvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRVW5sb2NrVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJVbmxvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJEZWxldGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMyrggKC1VzZXJTZXJ2aWNlEpwBCgxBZGRIdW1hblVzZXISJC56aXRhZGVsLnVzZXIudjIuQWRkSHVtYW5Vc2VyUmVxdWVzdBolLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXNwb25zZSI/irUYIQoaCgp1c2VyLndyaXRlGgxvcmdhbml6YXRpb24SAwjJAYLT5JMCFDoBKiIPL3YyL3VzZXJzL2h1bWFuEo8BCgtHZXRVc2VyQnlJRBIjLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXNwb25zZSI1irUYFgoPCg1hdXRoZW50aWNhdGVkEgMIyAGC0+STAhUSEy92Mi91c2Vycy97dXNlcl9pZH0SoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_user]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlsczKtCQoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4SjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
 
 /**
  * Request of AddHumanUser.
@@ -225,6 +227,76 @@ export const GetUserByIDResponseSchema: GenMessage<GetUserByIDResponse> = /*@__P
   messageDesc(file_zitadel_user_v2_user_service, 3);
 
 /**
+ * Request of ListUsers.
+ *
+ * @generated from message zitadel.user.v2.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"zitadel.user.v2.ListUsersRequest"> & {
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.object.v2.ListQuery query = 1;
+   */
+  query?: ListQuery | undefined;
+
+  /**
+   * Field the result is sorted by.
+   *
+   * @generated from field: zitadel.user.v2.UserFieldName sorting_column = 2;
+   */
+  sortingColumn: UserFieldName;
+
+  /**
+   * Criteria, all of which a user must match.
+   *
+   * @generated from field: repeated zitadel.user.v2.SearchQuery queries = 3;
+   */
+  queries: SearchQuery[];
+};
+
+/**
+ * Describes the message zitadel.user.v2.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 4);
+
+/**
+ * Response of ListUsers.
+ *
+ * @generated from message zitadel.user.v2.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"zitadel.user.v2.ListUsersResponse"> & {
+  /**
+   * Total number of matches.
+   *
+   * @generated from field: zitadel.object.v2.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * Field the result is sorted by.
+   *
+   * @generated from field: zitadel.user.v2.UserFieldName sorting_column = 2;
+   */
+  sortingColumn: UserFieldName;
+
+  /**
+   * The users of the requested page.
+   *
+   * @generated from field: repeated zitadel.user.v2.User result = 3;
+   */
+  result: User[];
+};
+
+/**
+ * Describes the message zitadel.user.v2.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 5);
+
+/**
  * Request of DeactivateUser.
  *
  * @generated from message zitadel.user.v2.DeactivateUserRequest
@@ -243,7 +315,7 @@ export type DeactivateUserRequest = Message<"zitadel.user.v2.DeactivateUserReque
  * Use `create(DeactivateUserRequestSchema)` to create a new message.
  */
 export const DeactivateUserRequestSchema: GenMessage<DeactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 4);
+  messageDesc(file_zitadel_user_v2_user_service, 6);
 
 /**
  * Response of DeactivateUser.
@@ -264,7 +336,7 @@ export type DeactivateUserResponse = Message<"zitadel.user.v2.DeactivateUserResp
  * Use `create(DeactivateUserResponseSchema)` to create a new message.
  */
 export const DeactivateUserResponseSchema: GenMessage<DeactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 5);
+  messageDesc(file_zitadel_user_v2_user_service, 7);
 
 /**
  * Request of ReactivateUser.
@@ -285,7 +357,7 @@ export type ReactivateUserRequest = Message<"zitadel.user.v2.ReactivateUserReque
  * Use `create(ReactivateUserRequestSchema)` to create a new message.
  */
 export const ReactivateUserRequestSchema: GenMessage<ReactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 6);
+  messageDesc(file_zitadel_user_v2_user_service, 8);
 
 /**
  * Response of ReactivateUser.
@@ -306,7 +378,7 @@ export type ReactivateUserResponse = Message<"zitadel.user.v2.ReactivateUserResp
  * Use `create(ReactivateUserResponseSchema)` to create a new message.
  */
 export const ReactivateUserResponseSchema: GenMessage<ReactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 7);
+  messageDesc(file_zitadel_user_v2_user_service, 9);
 
 /**
  * Request of LockUser.
@@ -327,7 +399,7 @@ export type LockUserRequest = Message<"zitadel.user.v2.LockUserRequest"> & {
  * Use `create(LockUserRequestSchema)` to create a new message.
  */
 export const LockUserRequestSchema: GenMessage<LockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 8);
+  messageDesc(file_zitadel_user_v2_user_service, 10);
 
 /**
  * Response of LockUser.
@@ -348,7 +420,7 @@ export type LockUserResponse = Message<"zitadel.user.v2.LockUserResponse"> & {
  * Use `create(LockUserResponseSchema)` to create a new message.
  */
 export const LockUserResponseSchema: GenMessage<LockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 9);
+  messageDesc(file_zitadel_user_v2_user_service, 11);
 
 /**
  * Request of UnlockUser.
@@ -369,7 +441,7 @@ export type UnlockUserRequest = Message<"zitadel.user.v2.UnlockUserRequest"> & {
  * Use `create(UnlockUserRequestSchema)` to create a new message.
  */
 export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 10);
+  messageDesc(file_zitadel_user_v2_user_service, 12);
 
 /**
  * Response of UnlockUser.
@@ -390,7 +462,7 @@ export type UnlockUserResponse = Message<"zitadel.user.v2.UnlockUserResponse"> &
  * Use `create(UnlockUserResponseSchema)` to create a new message.
  */
 export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 11);
+  messageDesc(file_zitadel_user_v2_user_service, 13);
 
 /**
  * Request of DeleteUser.
@@ -411,7 +483,7 @@ export type DeleteUserRequest = Message<"zitadel.user.v2.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 12);
+  messageDesc(file_zitadel_user_v2_user_service, 14);
 
 /**
  * Response of DeleteUser.
@@ -432,7 +504,7 @@ export type DeleteUserResponse = Message<"zitadel.user.v2.DeleteUserResponse"> &
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 13);
+  messageDesc(file_zitadel_user_v2_user_service, 15);
 
 /**
  * User service (v2): manages users across the instance.
@@ -462,6 +534,20 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof GetUserByIDRequestSchema;
     output: typeof GetUserByIDResponseSchema;
+  },
+  /**
+   * Search users.
+   *
+   * Returns the users of every organisation the caller may read users of
+   * (and the caller itself) that match all queries, one page at a time,
+   * with the total number of matches.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
   },
   /**
    * Deactivate a user.

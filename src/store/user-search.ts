@@ -1,0 +1,303 @@
+import { type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool, sql } from "kysely";
+import {
+  type Editor,
+  foldCase,
+  type TextField,
+  type TextMethod,
+  type UserEvent,
+  type UserFilter,
+  type UserReadStore,
+  type UserSearch,
+  type UserSortField,
+} from "../domain/user-queries.js";
+import type { Db } from "./db.js";
+import type { Database, UserTable } from "./schema.js";
+import { toUser } from "./user-store.js";
+
+type UserColumn = keyof UserTable & string;
+type Users = ExpressionBuilder<Database, "users">;
+
+/**
+ * The column compared for each field, and its folded key. Phone numbers are stored in E.164
+ * ("+" and digits), which folding leaves as they are, so the number is its own key.
+ */
+const TEXT_COLUMNS: Record<TextField, { exact: UserColumn; folded: UserColumn }> = {
+  username: { exact: "username", folded: "username_lower" },
+  // Login names are the usernames while usernames are unique instance-wide.
+  loginName: { exact: "username", folded: "username_lower" },
+  givenName: { exact: "given_name", folded: "given_name_lower" },
+  familyName: { exact: "family_name", folded: "family_name_lower" },
+  nickName: { exact: "nick_name", folded: "nick_name_lower" },
+  displayName: { exact: "display_name", folded: "display_name_lower" },
+  email: { exact: "email", folded: "email_lower" },
+  phone: { exact: "phone", folded: "phone" },
+};
+
+const TRUE = sql<SqlBool>`1 = 1`;
+const FALSE = sql<SqlBool>`1 = 0`;
+
+/**
+ * The least string above every string that starts with `prefix`, in SQLite's binary (UTF-8 byte,
+ * hence code point) order: the prefix with its last code point incremented. Undefined when no
+ * such string exists (a prefix of U+10FFFF only).
+ */
+export function prefixUpperBound(prefix: string): string | undefined {
+  const codePoints = Array.from(prefix, (ch) => ch.codePointAt(0)!);
+  while (codePoints.length > 0) {
+    const last = codePoints.pop()!;
+    if (last < 0x10ffff) {
+      // Surrogates cannot be stored in text, so the code point after U+D7FF is U+E000.
+      codePoints.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+      return String.fromCodePoint(...codePoints);
+    }
+  }
+  return undefined;
+}
+
+/** `column` starts with `prefix`, as an index range: `>=` and `<`, never LIKE. */
+function startsWith(eb: Users, column: UserColumn, prefix: string): Expression<SqlBool> {
+  if (prefix === "") return TRUE;
+  const upper = prefixUpperBound(prefix);
+  return upper === undefined
+    ? eb(column, ">=", prefix)
+    : eb.and([eb(column, ">=", prefix), eb(column, "<", upper)]);
+}
+
+/** A LIKE pattern matching `value` literally: `\` escapes the wildcards % and _ and itself. */
+export function likeLiteral(value: string): string {
+  return value.replace(/[\\%_]/g, "\\$&");
+}
+
+/**
+ * One text criterion. EQUALS and STARTS_WITH (both case variants) are equality or a `>=`/`<`
+ * range on the folded key, which the (instance_id, org_id, <key>) indexes serve as range scans;
+ * the case-sensitive variants add the same test on the original column, checked on the rows the
+ * range found. CONTAINS and ENDS_WITH cannot use a B-tree index at all (the value is not a
+ * prefix), so they are checked row by row on the users the other criteria and the scope leave:
+ * LIKE with the wildcards in the value escaped on the folded key for the ignore-case variants
+ * (SQLite's LIKE ignores ASCII case, harmless on folded text), instr() and substr() on the
+ * original column for the case-sensitive ones.
+ */
+function textCondition(eb: Users, field: TextField, value: string, method: TextMethod): Expression<SqlBool> {
+  const { exact, folded } = TEXT_COLUMNS[field];
+  const key = foldCase(value);
+  switch (method) {
+    case "equalsIgnoreCase":
+      return eb(folded, "=", key);
+    case "equals":
+      return exact === folded ? eb(exact, "=", value) : eb.and([eb(folded, "=", key), eb(exact, "=", value)]);
+    case "startsWithIgnoreCase":
+      return startsWith(eb, folded, key);
+    case "startsWith":
+      return exact === folded ? startsWith(eb, exact, value) : eb.and([startsWith(eb, folded, key), startsWith(eb, exact, value)]);
+    case "containsIgnoreCase":
+      return sql<SqlBool>`${eb.ref(folded)} LIKE ${`%${likeLiteral(key)}%`} ESCAPE '\\'`;
+    case "contains":
+      return sql<SqlBool>`instr(${eb.ref(exact)}, ${value}) > 0`;
+    case "endsWithIgnoreCase":
+      return sql<SqlBool>`${eb.ref(folded)} LIKE ${`%${likeLiteral(key)}`} ESCAPE '\\'`;
+    case "endsWith": {
+      // substr() counts characters (code points) from the end when the start is negative.
+      const length = Array.from(value).length;
+      return length === 0 ? TRUE : sql<SqlBool>`substr(${eb.ref(exact)}, ${-length}) = ${value}`;
+    }
+  }
+}
+
+function filterCondition(eb: Users, filter: UserFilter): Expression<SqlBool> {
+  switch (filter.kind) {
+    case "text":
+      return textCondition(eb, filter.field, filter.value, filter.method);
+    case "state":
+      return filter.state === undefined ? FALSE : eb("state", "=", filter.state);
+    case "type":
+      return filter.type === undefined ? FALSE : eb("type", "=", filter.type);
+    case "ids":
+      return filter.ids.length === 0 ? FALSE : eb("id", "in", [...new Set(filter.ids)]);
+    case "emails": {
+      if (filter.emails.length === 0) return FALSE;
+      const emails = [...new Set(filter.emails)];
+      // The folded keys find the rows through the index; the exact addresses decide.
+      return eb.and([eb("email_lower", "in", [...new Set(emails.map(foldCase))]), eb("email", "in", emails)]);
+    }
+    case "org":
+      return eb("org_id", "=", filter.orgId);
+    case "and":
+      return filter.filters.length === 0 ? TRUE : eb.and(filter.filters.map((inner) => filterCondition(eb, inner)));
+    case "or":
+      return filter.filters.length === 0 ? FALSE : eb.or(filter.filters.map((inner) => filterCondition(eb, inner)));
+    case "not":
+      return eb.not(filterCondition(eb, filter.filter));
+  }
+}
+
+/**
+ * The organisations searched. Every organisation of the instance is an IN over the orgs table
+ * rather than no condition at all, so that the (instance_id, org_id, …) indexes still apply:
+ * SQLite probes them once per organisation.
+ */
+function orgScope(eb: Users, instanceId: string, orgIds: UserSearch["orgIds"]): Expression<SqlBool> {
+  if (orgIds === "all") {
+    return eb("org_id", "in", eb.selectFrom("orgs").select("orgs.id").where("orgs.instance_id", "=", instanceId));
+  }
+  if (orgIds.length === 0) return FALSE;
+  return orgIds.length === 1 ? eb("org_id", "=", orgIds[0]!) : eb("org_id", "in", [...orgIds]);
+}
+
+/** Sort keys: the folded keys for text, so that the order ignores case and the indexes provide it. */
+const SORT_KEYS: Record<Exclude<UserSortField, "state">, UserColumn> = {
+  id: "id",
+  username: "username_lower",
+  givenName: "given_name_lower",
+  familyName: "family_name_lower",
+  nickName: "nick_name_lower",
+  displayName: "display_name_lower",
+  email: "email_lower",
+  type: "type",
+  createdAt: "created_at",
+};
+
+/** SQLite offsets are 64-bit; anything beyond the safe integers skips everything anyway. */
+const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
+
+type UserRow = Selectable<UserTable>;
+
+/** The users in scope that match every filter (a UNION ALL with the extra user, if any). */
+function matching(db: Kysely<Database>, search: UserSearch) {
+  const where = (scope: (eb: Users) => Expression<SqlBool>) =>
+    db
+      .selectFrom("users")
+      .selectAll()
+      .where((eb) =>
+        eb.and([
+          eb("instance_id", "=", search.instanceId),
+          scope(eb),
+          ...search.filters.map((filter) => filterCondition(eb, filter)),
+        ]),
+      );
+  const inScope = where((eb) => orgScope(eb, search.instanceId, search.orgIds));
+  const extra = search.alsoUserId;
+  return extra === undefined ? inScope : inScope.unionAll(where((eb) => eb("id", "=", extra)));
+}
+
+/**
+ * The statement of one search: the requested page, each row carrying the total number of
+ * matches, so that page and total describe the same snapshot. Exported for plan checks.
+ */
+export function userSearchStatement(db: Kysely<Database>, search: UserSearch) {
+  const direction = search.asc ? "asc" : "desc";
+  // Without criteria, an index in sort order lists the first page without sorting everything.
+  // With criteria, the sort key is made an expression (unary +) that no index provides, or
+  // SQLite (which keeps no statistics here) would rather walk such an index in order and test
+  // every user of the organisation than range-scan the criterion's index and sort the matches.
+  const orderable = (column: UserColumn) => (search.filters.length === 0 ? sql.ref(`m.${column}`) : sql`+${sql.ref(`m.${column}`)}`);
+  const sortKey =
+    search.sort === "state"
+      ? // ZITADEL sorts by its state numbers: active 1, inactive 2, locked 4, initial 6 (v2: 5).
+        sql`CASE ${sql.ref("m.state")} WHEN 'ACTIVE' THEN 1 WHEN 'INACTIVE' THEN 2 WHEN 'LOCKED' THEN 4 WHEN 'INITIAL' THEN 6 ELSE 0 END`
+      : orderable(SORT_KEYS[search.sort]);
+  let page = db
+    .selectFrom(matching(db, search).as("m"))
+    .selectAll("m")
+    .select(() => userCountQuery(db, search).as("total_count"))
+    .orderBy(sortKey, direction);
+  // Ties keep a stable order, so that pages neither repeat nor skip users.
+  if (search.sort !== "id") page = page.orderBy(orderable("id"), direction);
+  return page.limit(search.limit).offset(Math.min(search.offset, MAX_OFFSET)).compile();
+}
+
+function userCountQuery(db: Kysely<Database>, search: UserSearch) {
+  return db.selectFrom(matching(db, search).as("c")).select((eb) => eb.fn.countAll<number>().as("n"));
+}
+
+/** The SQL implementation of the domain's user searches and history reads. */
+export function createUserSearch({ db, read }: Db): UserReadStore {
+  return {
+    async searchUsers(search) {
+      const rows = await read<UserRow & { total_count: number }>(userSearchStatement(db, search));
+      // Past the last page there is no row to carry the total.
+      const total =
+        rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, search).compile()))[0]?.n ?? 0);
+      return { users: rows.map(toUser), total };
+    },
+
+    async userExists(instanceId, { username, email }) {
+      const query = db
+        .selectFrom("users")
+        .select("id")
+        .where((eb) => {
+          const conditions: Expression<SqlBool>[] = [eb("instance_id", "=", instanceId)];
+          if (username !== "" || email !== "") conditions.push(orgScope(eb, instanceId, "all"));
+          if (username !== "") conditions.push(eb("username_lower", "=", foldCase(username)));
+          if (email !== "") conditions.push(eb("email_lower", "=", foldCase(email)), eb("email", "=", email));
+          return eb.and(conditions);
+        })
+        .limit(1);
+      return (await read(query.compile())).length > 0;
+    },
+
+    async ownerOf(instanceId, userId) {
+      const existing = await read<{ org_id: string }>(
+        db.selectFrom("users").select("org_id").where("instance_id", "=", instanceId).where("id", "=", userId).compile(),
+      );
+      if (existing[0]) return existing[0].org_id;
+      // Removed users keep their events; the (latest) creation events name the owner.
+      const created = await read<{ resource_owner: string }>(
+        db
+          .selectFrom("events")
+          .select("resource_owner")
+          .where("instance_id", "=", instanceId)
+          .where("aggregate_id", "=", userId)
+          .where("aggregate_type", "=", "user")
+          .where("resource_owner", "<>", "")
+          .orderBy("sequence", "desc")
+          .limit(1)
+          .compile(),
+      );
+      return created[0]?.resource_owner;
+    },
+
+    async userEvents(instanceId, userId, { after, limit, asc }) {
+      const rows = await read<{ sequence: number; type: string; creator: string; created_at: number }>(
+        db
+          .selectFrom("events")
+          .select(["sequence", "type", "creator", "created_at"])
+          .where("instance_id", "=", instanceId)
+          .where("aggregate_id", "=", userId)
+          .where("aggregate_type", "=", "user")
+          .where("sequence", ">", after)
+          .orderBy("sequence", asc ? "asc" : "desc")
+          .limit(limit)
+          .compile(),
+      );
+      return rows.map(
+        (row): UserEvent => ({
+          sequence: Number(row.sequence),
+          type: row.type,
+          creator: row.creator,
+          createdAt: Number(row.created_at),
+        }),
+      );
+    },
+
+    async editors(instanceId, userIds) {
+      const editors = new Map<string, Editor>();
+      if (userIds.length === 0) return editors;
+      const rows = await read<{ id: string; type: string; username: string; display_name: string; machine_name: string }>(
+        db
+          .selectFrom("users")
+          .select(["id", "type", "username", "display_name", "machine_name"])
+          .where("instance_id", "=", instanceId)
+          .where("id", "in", [...userIds])
+          .compile(),
+      );
+      for (const row of rows) {
+        editors.set(row.id, {
+          displayName: row.type === "machine" ? row.machine_name : row.display_name,
+          preferredLoginName: row.username,
+        });
+      }
+      return editors;
+    },
+  };
+}
