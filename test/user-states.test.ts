@@ -59,10 +59,8 @@ const REQUEST_FIELD: Record<Api, Record<Change, string>> = {
 const CHANGES = ["deactivate", "reactivate", "lock", "unlock", "remove"] as const satisfies readonly Change[];
 
 /**
- * ZITADEL's ids for a user that is not found, and for a change the user's state forbids
- * (§10.1a, §10.3). These are the management v1 commands' ids; the same are expected from v2.
- * (ZITADEL's own v2 commands, internal/command/user_v2.go, use ids of their own, e.g.
- * COMMAND-450yxuqrh1 / COMMAND-lgws8wtsqf for LockUserV2; switch v2 here if userport follows.)
+ * ZITADEL's ids for a user that is not found, and for a change the user's state forbids: the
+ * management v1 commands' (§10.1a, §10.3), and the v2 commands' own (internal/command/user_v2.go).
  */
 const V1_IDS = {
   notFound: {
@@ -78,7 +76,21 @@ const V1_IDS = {
   notActiveOrInitial: ["COMMAND-3NN8v", "User is not active or initial"],
   notLocked: ["COMMAND-4M0ds", "User is not locked"],
 } as const;
-const IDS = { v1: V1_IDS, v2: V1_IDS } as const;
+const V2_IDS = {
+  notFound: {
+    deactivate: "COMMAND-5gp2p62iin",
+    reactivate: "COMMAND-9hy5kzbuk6",
+    lock: "COMMAND-450yxuqrh1",
+    unlock: "COMMAND-x377t913pw",
+    remove: "COMMAND-bd4ir1mblj",
+  } satisfies Record<Change, string>,
+  deactivateInitial: ["COMMAND-gvx4kct9r2", "User with state initial can only be deleted not deactivated"],
+  alreadyInactive: ["COMMAND-5gunjw0cd7", "User already inactive"],
+  notInactive: ["COMMAND-s5qqcz97hf", "User is not inactive"],
+  notActiveOrInitial: ["COMMAND-lgws8wtsqf", "User is not active or initial"],
+  notLocked: ["COMMAND-olb9vb0oca", "User is not locked"],
+} as const;
+const IDS = { v1: V1_IDS, v2: V2_IDS } as const;
 const NOT_FOUND_TEXT = "User could not be found";
 
 /**

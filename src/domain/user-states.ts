@@ -7,56 +7,78 @@ export interface ChangeTarget {
   /** When set, users of other organisations are not found (v1 reads within the context org). */
   orgId: string | undefined;
   creator: string;
-  /** Checks the caller may change this user (v2 checks on the user's own organisation); throws if not. */
+  api: StateApi;
+  /**
+   * Checks the caller may change this user (v2 checks on the user's own organisation); throws if
+   * not. Called after the state checks, in ZITADEL's order.
+   */
   authorize?: (user: User) => void;
 }
 
 type Transition = "deactivate" | "reactivate" | "lock" | "unlock" | "remove";
 
+/** Which API asks: ZITADEL's v2 commands report the same failures with ids of their own. */
+export type StateApi = "v1" | "v2";
+
+type Ids = Record<StateApi, string>;
+
 interface Rule {
-  /** ZITADEL's id for "user not found" on this command. */
-  notFoundId: string;
-  /** Why the user's current state forbids the change, with ZITADEL's id; undefined allows it. */
-  refuse(state: UserState): { id: string; message: string } | undefined;
+  /** ZITADEL's ids for "user not found" on this command. */
+  notFound: Ids;
+  /** Why the user's current state forbids the change, with ZITADEL's ids; undefined allows it. */
+  refuse(state: UserState): { ids: Ids; message: string } | undefined;
   to: UserState | "removed";
   event: string;
 }
 
-/** ZITADEL's user state machine, with its error ids (zitadel-api.md §10.3). */
+/**
+ * ZITADEL's user state machine, with the ids of its management (v1) commands (zitadel-api.md
+ * §10.3) and of its v2 commands (internal/command/user_v2.go).
+ */
 const RULES: Record<Transition, Rule> = {
   deactivate: {
-    notFoundId: "COMMAND-3M9ds",
+    notFound: { v1: "COMMAND-3M9ds", v2: "COMMAND-5gp2p62iin" },
     refuse: (state) =>
       state === "INITIAL"
-        ? { id: "COMMAND-ke0fw", message: "User with state initial can only be deleted not deactivated" }
+        ? {
+            ids: { v1: "COMMAND-ke0fw", v2: "COMMAND-gvx4kct9r2" },
+            message: "User with state initial can only be deleted not deactivated",
+          }
         : state === "INACTIVE"
-          ? { id: "COMMAND-5M0sf", message: "User already inactive" }
+          ? { ids: { v1: "COMMAND-5M0sf", v2: "COMMAND-5gunjw0cd7" }, message: "User already inactive" }
           : undefined,
     to: "INACTIVE",
     event: "user.deactivated",
   },
   reactivate: {
-    notFoundId: "COMMAND-4M0sd",
-    refuse: (state) => (state !== "INACTIVE" ? { id: "COMMAND-6M0sf", message: "User is not inactive" } : undefined),
+    notFound: { v1: "COMMAND-4M0sd", v2: "COMMAND-9hy5kzbuk6" },
+    refuse: (state) =>
+      state !== "INACTIVE" ? { ids: { v1: "COMMAND-6M0sf", v2: "COMMAND-s5qqcz97hf" }, message: "User is not inactive" } : undefined,
     to: "ACTIVE",
     event: "user.reactivated",
   },
   lock: {
-    notFoundId: "COMMAND-5M9fs",
+    notFound: { v1: "COMMAND-5M9fs", v2: "COMMAND-450yxuqrh1" },
     refuse: (state) =>
       state !== "ACTIVE" && state !== "INITIAL"
-        ? { id: "COMMAND-3NN8v", message: "User is not active or initial" }
+        ? { ids: { v1: "COMMAND-3NN8v", v2: "COMMAND-lgws8wtsqf" }, message: "User is not active or initial" }
         : undefined,
     to: "LOCKED",
     event: "user.locked",
   },
   unlock: {
-    notFoundId: "COMMAND-M0dos",
-    refuse: (state) => (state !== "LOCKED" ? { id: "COMMAND-4M0ds", message: "User is not locked" } : undefined),
+    notFound: { v1: "COMMAND-M0dos", v2: "COMMAND-x377t913pw" },
+    refuse: (state) =>
+      state !== "LOCKED" ? { ids: { v1: "COMMAND-4M0ds", v2: "COMMAND-olb9vb0oca" }, message: "User is not locked" } : undefined,
     to: "ACTIVE",
     event: "user.unlocked",
   },
-  remove: { notFoundId: "COMMAND-m9od", refuse: () => undefined, to: "removed", event: "user.removed" },
+  remove: {
+    notFound: { v1: "COMMAND-m9od", v2: "COMMAND-bd4ir1mblj" },
+    refuse: () => undefined,
+    to: "removed",
+    event: "user.removed",
+  },
 };
 
 /** How often a change is retried when another change of the same user committed in between. */
@@ -83,11 +105,11 @@ export function createUserStateCommands(deps: UserStateDeps) {
     for (let attempt = 1; ; attempt++) {
       const user = await deps.store.getUser(target.instanceId, userId);
       if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) {
-        throw notFound(rule.notFoundId, "User could not be found");
+        throw notFound(rule.notFound[target.api], "User could not be found");
       }
-      target.authorize?.(user);
       const refusal = rule.refuse(user.state);
-      if (refusal) throw failedPrecondition(refusal.id, refusal.message);
+      if (refusal) throw failedPrecondition(refusal.ids[target.api], refusal.message);
+      target.authorize?.(user);
       const at = now();
       try {
         await deps.store.changeUser({
