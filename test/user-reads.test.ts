@@ -21,7 +21,6 @@ import { userSearchStatement } from "../src/store/user-search.js";
 import {
   type CallOptions,
   type CallResult,
-  parseRestResponse,
   type TransportName,
   TRANSPORTS,
   type UnaryMethod,
@@ -34,45 +33,9 @@ import { bcryptHash, RFC3339, useUserport } from "./helpers/fixtures.js";
 const up = useUserport();
 const HASH = bcryptHash("imported-Passw0rd!");
 
-/** ZITADEL's REST bindings of the RPCs under test (zitadel-api.md §12). */
-const REST_ROUTES: Record<string, { method: "GET" | "POST"; path: string; pathField?: string }> = {
-  "zitadel.management.v1.ManagementService.ListUsers": { method: "POST", path: "/management/v1/users/_search" },
-  "zitadel.management.v1.ManagementService.ListUserChanges": {
-    method: "POST",
-    path: "/management/v1/users/{userId}/changes/_search",
-    pathField: "userId",
-  },
-  "zitadel.management.v1.ManagementService.IsUserUnique": { method: "GET", path: "/management/v1/users/_is_unique" },
-  "zitadel.user.v2.UserService.ListUsers": { method: "POST", path: "/v2/users" },
-};
-
-/**
- * Calls an RPC over a transport. Over REST, the reads go to their routes above (a GET sends the
- * remaining fields as query parameters); everything else goes through the shared callers.
- */
-async function call(transport: TransportName, method: UnaryMethod, request: JsonObject, options: CallOptions = {}): Promise<CallResult> {
-  const route = REST_ROUTES[`${method.parent.typeName}.${method.name}`];
-  if (transport !== "rest" || !route) return up.caller(transport).call(method, request, options);
-  const token = options.token === undefined ? up.server.token : options.token;
-  const headers: Record<string, string> = { ...options.headers, ...(token === null ? {} : { authorization: `Bearer ${token}` }) };
-  const body: JsonObject = { ...request };
-  let path = route.path;
-  if (route.pathField) {
-    path = path.replace(`{${route.pathField}}`, encodeURIComponent(String(body[route.pathField] ?? "")));
-    delete body[route.pathField];
-  }
-  if (route.method === "GET") {
-    const query = new URLSearchParams(Object.entries(body).map(([key, value]): [string, string] => [key, String(value)]));
-    return parseRestResponse(await fetch(`${up.server.url}${path}?${query}`, { headers }));
-  }
-  return parseRestResponse(
-    await fetch(up.server.url + path, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }),
-  );
-}
+/** Calls an RPC over a transport; over REST through ZITADEL's routes (zitadel-api.md §12). */
+const call = (transport: TransportName, method: UnaryMethod, request: JsonObject, options?: CallOptions): Promise<CallResult> =>
+  up.caller(transport).call(method, request, options);
 
 // ------------------------------------------------------------------ fixtures
 

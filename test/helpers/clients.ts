@@ -97,6 +97,13 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "DELETE"; path: str
   "zitadel.management.v1.ManagementService.LockUser": { method: "POST", path: "/management/v1/users/{id}/_lock", pathField: "id" },
   "zitadel.management.v1.ManagementService.UnlockUser": { method: "POST", path: "/management/v1/users/{id}/_unlock", pathField: "id" },
   "zitadel.management.v1.ManagementService.RemoveUser": { method: "DELETE", path: "/management/v1/users/{id}", pathField: "id" },
+  "zitadel.management.v1.ManagementService.ListUsers": { method: "POST", path: "/management/v1/users/_search" },
+  "zitadel.management.v1.ManagementService.ListUserChanges": {
+    method: "POST",
+    path: "/management/v1/users/{userId}/changes/_search",
+    pathField: "userId",
+  },
+  "zitadel.management.v1.ManagementService.IsUserUnique": { method: "GET", path: "/management/v1/users/_is_unique" },
   "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
   "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.DeactivateUser": { method: "POST", path: "/v2/users/{userId}/deactivate", pathField: "userId" },
@@ -104,6 +111,7 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "DELETE"; path: str
   "zitadel.user.v2.UserService.LockUser": { method: "POST", path: "/v2/users/{userId}/lock", pathField: "userId" },
   "zitadel.user.v2.UserService.UnlockUser": { method: "POST", path: "/v2/users/{userId}/unlock", pathField: "userId" },
   "zitadel.user.v2.UserService.DeleteUser": { method: "DELETE", path: "/v2/users/{userId}", pathField: "userId" },
+  "zitadel.user.v2.UserService.ListUsers": { method: "POST", path: "/v2/users" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
@@ -233,6 +241,10 @@ function restCaller(url: string, token: string): Caller {
       if (route.pathField) {
         path = path.replace(`{${route.pathField}}`, encodeURIComponent(String(request[route.pathField] ?? "")));
         delete body[route.pathField];
+      }
+      // A GET carries the fields that are not in the path as query parameters, as the gateway reads them.
+      if (route.method === "GET" && Object.keys(body).length > 0) {
+        path += `?${new URLSearchParams(Object.entries(body).map(([key, value]): [string, string] => [key, String(value)]))}`;
       }
       const response = await fetch(url + path, {
         method: route.method,
