@@ -1,42 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import SQLite from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { TRANSPORTS, V1, V2 } from "./helpers/clients.js";
 import { expectOk, expectZitadelError } from "./helpers/expectations.js";
-import { useUserport, v1ImportBody } from "./helpers/fixtures.js";
-
-/**
- * Organisations and service users cannot be created over the API yet (the lifecycle issue adds
- * them), so this test writes a second organisation, a service user of it holding one role and
- * that user's token straight into the server's store, the way the first start writes the admin.
- */
-function seedScopedCaller(dataDir: string, role: string): { orgId: string; token: string; userId: string } {
-  const db = new SQLite(join(dataDir, "userport.sqlite"));
-  try {
-    const { id: instanceId } = db.prepare("SELECT id FROM instances").get() as { id: string };
-    const suffix = randomBytes(4).toString("hex");
-    const orgId = `org-${suffix}`;
-    const userId = `svc-${suffix}`;
-    const token = randomBytes(32).toString("base64url");
-    const now = Date.now();
-    db.prepare("INSERT INTO orgs (instance_id, id, name, created_at) VALUES (?, ?, ?, ?)").run(instanceId, orgId, `Org ${suffix}`, now);
-    db.prepare(
-      `INSERT INTO users (instance_id, id, org_id, type, state, username, given_name, family_name, nick_name, display_name,
-         preferred_language, gender, email, email_verified, phone, phone_verified, password_hash, password_change_required,
-         password_changed_at, machine_name, machine_description, created_at, changed_at, sequence)
-       VALUES (?, ?, ?, 'machine', 'ACTIVE', ?, '', '', '', '', '', 0, '', 0, '', 0, NULL, 0, NULL, 'svc', '', ?, ?, 1)`,
-    ).run(instanceId, userId, orgId, `svc-${suffix}`, now, now);
-    db.prepare("INSERT INTO members (instance_id, org_id, user_id, roles) VALUES (?, ?, ?, ?)").run(instanceId, orgId, userId, role);
-    db.prepare(
-      "INSERT INTO personal_access_tokens (instance_id, id, user_id, digest, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(instanceId, `pat-${suffix}`, userId, createHash("sha256").update(token).digest("hex"), now + 3_600_000, now);
-    return { orgId, token, userId };
-  } finally {
-    db.close();
-  }
-}
+import { seedScopedCaller, useUserport, v1ImportBody } from "./helpers/fixtures.js";
 
 describe.each(TRANSPORTS)("permissions per organisation over %s", (transport) => {
   const up = useUserport();

@@ -3,15 +3,13 @@
  * RemoveUser; user v2 DeactivateUser, ReactivateUser, LockUser, UnlockUser and DeleteUser —
  * through every transport, against ZITADEL's documented behaviour (zitadel-api.md §8, §10.3, §12).
  */
-import { createHash, randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import SQLite from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CallOptions, type CallResult, TRANSPORTS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectCode, expectOk, expectPgvError, expectZitadelError, pgvLength } from "./helpers/expectations.js";
-import { bcryptHash, RFC3339, uniqueName, USER_ID, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
+import { bcryptHash, RFC3339, uniqueName, USER_ID, seedScopedCaller, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
 const up = useUserport();
 const HASH = bcryptHash("imported-Passw0rd!");
@@ -93,36 +91,6 @@ const V2_IDS = {
 const IDS = { v1: V1_IDS, v2: V2_IDS } as const;
 const NOT_FOUND_TEXT = "User could not be found";
 
-/**
- * Organisations and service users cannot be created over the API yet, so, as
- * test/permissions.test.ts does, a second organisation, a service user of it holding one role and
- * that user's token are written straight into the server's store.
- */
-function seedScopedCaller(dataDir: string, role: string): { orgId: string; token: string; userId: string } {
-  const db = new SQLite(join(dataDir, "userport.sqlite"));
-  try {
-    const { id: instanceId } = db.prepare("SELECT id FROM instances").get() as { id: string };
-    const suffix = randomBytes(4).toString("hex");
-    const orgId = `org-${suffix}`;
-    const userId = `svc-${suffix}`;
-    const token = randomBytes(32).toString("base64url");
-    const now = Date.now();
-    db.prepare("INSERT INTO orgs (instance_id, id, name, created_at) VALUES (?, ?, ?, ?)").run(instanceId, orgId, `Org ${suffix}`, now);
-    db.prepare(
-      `INSERT INTO users (instance_id, id, org_id, type, state, username, given_name, family_name, nick_name, display_name,
-         preferred_language, gender, email, email_verified, phone, phone_verified, password_hash, password_change_required,
-         password_changed_at, machine_name, machine_description, created_at, changed_at, sequence)
-       VALUES (?, ?, ?, 'machine', 'ACTIVE', ?, '', '', '', '', '', 0, '', 0, '', 0, NULL, 0, NULL, 'svc', '', ?, ?, 1)`,
-    ).run(instanceId, userId, orgId, `svc-${suffix}`, now, now);
-    db.prepare("INSERT INTO members (instance_id, org_id, user_id, roles) VALUES (?, ?, ?, ?)").run(instanceId, orgId, userId, role);
-    db.prepare(
-      "INSERT INTO personal_access_tokens (instance_id, id, user_id, digest, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(instanceId, `pat-${suffix}`, userId, createHash("sha256").update(token).digest("hex"), now + 3_600_000, now);
-    return { orgId, token, userId };
-  } finally {
-    db.close();
-  }
-}
 
 function unknownId(): string {
   return `9${BigInt(`0x${randomBytes(7).toString("hex")}`).toString().padStart(17, "0")}`;

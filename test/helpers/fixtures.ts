@@ -3,7 +3,7 @@
  * unique names, request bodies, and read-only peeks into the server's SQLite file for facts a
  * client cannot see (the default organisation, the events written).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import bcrypt from "bcrypt";
@@ -115,3 +115,45 @@ export function v2AddBody(extra: JsonObject = {}): JsonObject {
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6}|\.\d{9})?Z$/;
 /** A Sonyflake-like id: a decimal string of about 18 digits (zitadel-api.md §9). */
 export const USER_ID = /^\d{15,20}$/;
+
+/** A service user written straight into a running server's store, with its bearer token. */
+export interface SeededCaller {
+  orgId: string;
+  userId: string;
+  userName: string;
+  token: string;
+}
+
+/**
+ * Organisations and service users cannot be created over the API yet, so tests write them into
+ * the server's store, the way the first start writes the administrator: a service user holding
+ * `role` (none when undefined) in `orgId`, or in a new organisation when no `orgId` is given.
+ */
+export function seedScopedCaller(dataDir: string, role: string | undefined, orgId?: string): SeededCaller {
+  const db = new SQLite(join(dataDir, "userport.sqlite"));
+  try {
+    const { id: instanceId } = db.prepare("SELECT id FROM instances").get() as { id: string };
+    const suffix = randomBytes(4).toString("hex");
+    const now = Date.now();
+    const org = orgId ?? `org-${suffix}`;
+    if (orgId === undefined) {
+      db.prepare("INSERT INTO orgs (instance_id, id, name, created_at) VALUES (?, ?, ?, ?)").run(instanceId, org, `Org ${suffix}`, now);
+    }
+    const userId = `svc-${suffix}`;
+    const userName = `svc-${suffix}`;
+    const token = randomBytes(32).toString("base64url");
+    db.prepare(
+      `INSERT INTO users (instance_id, id, org_id, type, state, username, given_name, family_name, nick_name, display_name,
+         preferred_language, gender, email, email_verified, phone, phone_verified, password_hash, password_change_required,
+         password_changed_at, machine_name, machine_description, created_at, changed_at, sequence, username_lower)
+       VALUES (?, ?, ?, 'machine', 'ACTIVE', ?, '', '', '', '', '', 0, '', 0, '', 0, NULL, 0, NULL, 'svc', '', ?, ?, 1, ?)`,
+    ).run(instanceId, userId, org, userName, now, now, userName);
+    if (role) db.prepare("INSERT INTO members (instance_id, org_id, user_id, roles) VALUES (?, ?, ?, ?)").run(instanceId, org, userId, role);
+    db.prepare(
+      "INSERT INTO personal_access_tokens (instance_id, id, user_id, digest, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(instanceId, `pat-${suffix}`, userId, createHash("sha256").update(token).digest("hex"), now + 3_600_000, now);
+    return { orgId: org, userId, userName, token };
+  } finally {
+    db.close();
+  }
+}
