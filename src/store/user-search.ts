@@ -33,6 +33,24 @@ const TEXT_COLUMNS: Record<TextField, { exact: UserColumn; folded: UserColumn }>
   phone: { exact: "phone", folded: "phone" },
 };
 
+/**
+ * Keys whose indexes leave out empty keys (migration 0003): SQLite uses such an index only when
+ * the query states the index's condition, so a search for a non-empty key states it too.
+ */
+const PARTIAL_KEYS: ReadonlySet<UserColumn> = new Set([
+  "given_name_lower",
+  "family_name_lower",
+  "nick_name_lower",
+  "display_name_lower",
+  "email_lower",
+  "phone",
+]);
+
+/** `condition`, with the partial index's own condition beside it when `column` has such an index. */
+function onKey(eb: Users, column: UserColumn, key: string, condition: Expression<SqlBool>): Expression<SqlBool> {
+  return PARTIAL_KEYS.has(column) && key !== "" ? eb.and([condition, sql<SqlBool>`${eb.ref(column)} <> ''`]) : condition;
+}
+
 const TRUE = sql<SqlBool>`1 = 1`;
 const FALSE = sql<SqlBool>`1 = 0`;
 
@@ -54,13 +72,16 @@ export function prefixUpperBound(prefix: string): string | undefined {
   return undefined;
 }
 
-/** `column` starts with `prefix`, as an index range: `>=` and `<`, never LIKE. */
-function startsWith(eb: Users, column: UserColumn, prefix: string): Expression<SqlBool> {
+/**
+ * `column` starts with `prefix`, as an index range: `>=` and `<`, never LIKE. `indexed: false`
+ * writes the column as an expression (unary +), which no index serves: see {@link matching}.
+ */
+function startsWith(eb: Users, column: UserColumn, prefix: string, indexed = true): Expression<SqlBool> {
   if (prefix === "") return TRUE;
   const upper = prefixUpperBound(prefix);
-  return upper === undefined
-    ? eb(column, ">=", prefix)
-    : eb.and([eb(column, ">=", prefix), eb(column, "<", upper)]);
+  const key = indexed ? eb.ref(column) : sql<string>`+${eb.ref(column)}`;
+  const range = upper === undefined ? eb(key, ">=", prefix) : eb.and([eb(key, ">=", prefix), eb(key, "<", upper)]);
+  return indexed ? onKey(eb, column, prefix, range) : range;
 }
 
 /** A LIKE pattern matching `value` literally: `\` escapes the wildcards % and _ and itself. */
@@ -78,18 +99,22 @@ export function likeLiteral(value: string): string {
  * (SQLite's LIKE ignores ASCII case, harmless on folded text), instr() and substr() on the
  * original column for the case-sensitive ones.
  */
-function textCondition(eb: Users, field: TextField, value: string, method: TextMethod): Expression<SqlBool> {
+function textCondition(eb: Users, field: TextField, value: string, method: TextMethod, ranges = true): Expression<SqlBool> {
   const { exact, folded } = TEXT_COLUMNS[field];
   const key = foldCase(value);
   switch (method) {
     case "equalsIgnoreCase":
-      return eb(folded, "=", key);
+      return onKey(eb, folded, key, eb(folded, "=", key));
     case "equals":
-      return exact === folded ? eb(exact, "=", value) : eb.and([eb(folded, "=", key), eb(exact, "=", value)]);
+      return exact === folded
+        ? onKey(eb, exact, value, eb(exact, "=", value))
+        : onKey(eb, folded, key, eb.and([eb(folded, "=", key), eb(exact, "=", value)]));
     case "startsWithIgnoreCase":
-      return startsWith(eb, folded, key);
+      return startsWith(eb, folded, key, ranges);
     case "startsWith":
-      return exact === folded ? startsWith(eb, exact, value) : eb.and([startsWith(eb, folded, key), startsWith(eb, exact, value)]);
+      return exact === folded
+        ? startsWith(eb, exact, value, ranges)
+        : eb.and([startsWith(eb, folded, key, ranges), startsWith(eb, exact, value, false)]);
     case "containsIgnoreCase":
       return sql<SqlBool>`${eb.ref(folded)} LIKE ${`%${likeLiteral(key)}%`} ESCAPE '\\'`;
     case "contains":
@@ -104,10 +129,14 @@ function textCondition(eb: Users, field: TextField, value: string, method: TextM
   }
 }
 
-function filterCondition(eb: Users, filter: UserFilter): Expression<SqlBool> {
+/**
+ * One criterion of any kind. OR and NOT are tested on every user in scope: SQLite (without
+ * statistics) does not split an OR across indexes here, and a NOT never has an index.
+ */
+function filterCondition(eb: Users, filter: UserFilter, ranges = true): Expression<SqlBool> {
   switch (filter.kind) {
     case "text":
-      return textCondition(eb, filter.field, filter.value, filter.method);
+      return textCondition(eb, filter.field, filter.value, filter.method, ranges);
     case "state":
       return filter.state === undefined ? FALSE : eb("state", "=", filter.state);
     case "type":
@@ -118,7 +147,9 @@ function filterCondition(eb: Users, filter: UserFilter): Expression<SqlBool> {
       if (filter.emails.length === 0) return FALSE;
       const emails = [...new Set(filter.emails)];
       // The folded keys find the rows through the index; the exact addresses decide.
-      return eb.and([eb("email_lower", "in", [...new Set(emails.map(foldCase))]), eb("email", "in", emails)]);
+      const keys = [...new Set(emails.map(foldCase))];
+      const condition = eb.and([eb("email_lower", "in", keys), eb("email", "in", emails)]);
+      return keys.includes("") ? condition : onKey(eb, "email_lower", keys[0]!, condition);
     }
     case "org":
       return eb("org_id", "=", filter.orgId);
@@ -164,6 +195,10 @@ type UserRow = Selectable<UserTable>;
 
 /** The users in scope that match every filter (a UNION ALL with the extra user, if any). */
 function matching(db: Kysely<Database>, search: UserSearch) {
+  // SQLite keeps no statistics here and guesses that a two-sided range is more selective than an
+  // equality, so with an EQUALS criterion at hand the STARTS_WITH ranges beside it are written so
+  // that no index serves them: the equality's index finds the rows, the ranges test them.
+  const ranges = !search.filters.some((filter) => filter.kind === "text" && filter.method.startsWith("equals"));
   const where = (scope: (eb: Users) => Expression<SqlBool>) =>
     db
       .selectFrom("users")
@@ -172,7 +207,7 @@ function matching(db: Kysely<Database>, search: UserSearch) {
         eb.and([
           eb("instance_id", "=", search.instanceId),
           scope(eb),
-          ...search.filters.map((filter) => filterCondition(eb, filter)),
+          ...search.filters.map((filter) => filterCondition(eb, filter, ranges)),
         ]),
       );
   const inScope = where((eb) => orgScope(eb, search.instanceId, search.orgIds));
@@ -229,7 +264,7 @@ export function createUserSearch({ db, read }: Db): UserReadStore {
           const conditions: Expression<SqlBool>[] = [eb("instance_id", "=", instanceId)];
           if (username !== "" || email !== "") conditions.push(orgScope(eb, instanceId, "all"));
           if (username !== "") conditions.push(eb("username_lower", "=", foldCase(username)));
-          if (email !== "") conditions.push(eb("email_lower", "=", foldCase(email)), eb("email", "=", email));
+          if (email !== "") conditions.push(onKey(eb, "email_lower", email, eb.and([eb("email_lower", "=", foldCase(email)), eb("email", "=", email)])));
           return eb.and(conditions);
         })
         .limit(1);

@@ -1,9 +1,9 @@
 import type { Insertable, Kysely, Selectable } from "kysely";
 import type { NewUser, User, UserStore } from "../domain/store-port.js";
+import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
-import { withSearchKeys } from "./search-keys.js";
 
 /** An insert of every column of a table, prepared once with one named parameter per column. */
 function prepareInsert<T extends keyof Database & string>(
@@ -137,20 +137,25 @@ type Inserts = Record<"user" | "unique" | "creationEvent" | "code", Prepared<Rec
 function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
   const { user, creator } = change;
   const human = user.human;
-  const row: Insertable<UserTable> = withSearchKeys({
+  const givenName = human?.profile.givenName ?? "";
+  const familyName = human?.profile.familyName ?? "";
+  const nickName = human?.profile.nickName ?? "";
+  const displayName = human?.profile.displayName ?? "";
+  const email = human?.email.address ?? "";
+  const row: Insertable<UserTable> = {
     instance_id: user.instanceId,
     id: user.id,
     org_id: user.orgId,
     type: user.type,
     state: user.state,
     username: user.username,
-    given_name: human?.profile.givenName ?? "",
-    family_name: human?.profile.familyName ?? "",
-    nick_name: human?.profile.nickName ?? "",
-    display_name: human?.profile.displayName ?? "",
+    given_name: givenName,
+    family_name: familyName,
+    nick_name: nickName,
+    display_name: displayName,
     preferred_language: human?.profile.preferredLanguage ?? "",
     gender: human?.profile.gender ?? 0,
-    email: human?.email.address ?? "",
+    email,
     email_verified: human?.email.verified ? 1 : 0,
     phone: human?.phone.number ?? "",
     phone_verified: human?.phone.verified ? 1 : 0,
@@ -162,7 +167,14 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
     created_at: user.createdAt,
     changed_at: user.changedAt,
     sequence: user.sequence,
-  });
+    // Search keys (src/store/search-keys.ts), set one by one: this is the import hot path.
+    username_lower: foldCase(user.username),
+    given_name_lower: foldCase(givenName),
+    family_name_lower: foldCase(familyName),
+    nick_name_lower: foldCase(nickName),
+    display_name_lower: foldCase(displayName),
+    email_lower: foldCase(email),
+  };
   return [
     insert.user.statement(row, "user_id"),
     ...change.uniques.map((unique) =>
