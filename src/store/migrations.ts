@@ -132,6 +132,32 @@ export const MIGRATIONS: Record<string, Migration> = {
       }
     },
   },
+  "0004_events_without_autoincrement": {
+    // SQLite's AUTOINCREMENT writes its counter table on every insert, two more writes per
+    // import. Events are never deleted, so a plain integer key already only grows.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("events_next")
+        .addColumn("position", "integer", (c) => c.primaryKey())
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("aggregate_type", "text", (c) => c.notNull())
+        .addColumn("aggregate_id", "text", (c) => c.notNull())
+        .addColumn("sequence", "integer", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("creator", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("resource_owner", "text", (c) => c.notNull().defaultTo(""))
+        .addUniqueConstraint("events_next_aggregate_sequence", ["instance_id", "aggregate_id", "sequence"])
+        .execute();
+      await sql`INSERT INTO events_next (position, instance_id, aggregate_type, aggregate_id, sequence, type, payload,
+          creator, created_at, resource_owner)
+        SELECT position, instance_id, aggregate_type, aggregate_id, sequence, type, payload, creator, created_at,
+          resource_owner FROM events`.execute(db);
+      await db.schema.dropTable("events").execute();
+      await db.schema.alterTable("events_next").renameTo("events").execute();
+    },
+  },
 };
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {
