@@ -17,7 +17,7 @@ export const principalKey = createContextKey<Principal | undefined>(undefined);
  * The permission an RPC requires, as ZITADEL's protos declare it (v1 `zitadel.v1.auth_option`,
  * v2 `zitadel.protoc_gen_zitadel.v2.options`). "authenticated" means the RPC checks itself.
  */
-export function requiredPermission(method: DescMethod): string {
+function requiredPermission(method: DescMethod): string {
   let permission = permissionOfMethod.get(method);
   if (permission === undefined) {
     if (hasOption(method, v1AuthOption)) permission = getOption(method, v1AuthOption).permission;

@@ -2,7 +2,7 @@ import { parsePhoneNumberWithError } from "libphonenumber-js";
 import { invalidArgument } from "./errors.js";
 
 /** Gender as ZITADEL numbers it in both API versions; unknown numbers read as unspecified. */
-export const Gender = { unspecified: 0, female: 1, male: 2, diverse: 3 } as const;
+const Gender = { unspecified: 0, female: 1, male: 2, diverse: 3 } as const;
 
 export interface HumanProfile {
   givenName: string;
@@ -66,7 +66,7 @@ const MAX_CACHED_LANGUAGES = 1000;
  * Like Go's language.Make: an unparsable or empty tag becomes "und" instead of an error, and "_"
  * separates subtags as "-" does ("de_CH" is "de-CH").
  */
-export function normalizeLanguage(tag: string): string {
+function normalizeLanguage(tag: string): string {
   let canonical = canonicalLanguages.get(tag);
   if (canonical === undefined) {
     canonical = canonicalLanguage(tag);

@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
  * nice-grpc and ZITADEL's Node clients) decode it with decodeURI, leaving "%3A" for ":" in
  * every message. Re-encoding minimally gives every client the text ZITADEL's server would.
  */
-export function encodeGrpcMessage(message: string): string {
+function encodeGrpcMessage(message: string): string {
   return message.replace(/[^\x20-\x24\x26-\x7e]/gu, (char) =>
     [...Buffer.from(char, "utf8")].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
   );
