@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
@@ -23,6 +24,7 @@ import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import type { Database } from "./store/schema.js";
 import { createUserSearch } from "./store/user-search.js";
 import { createUserStore } from "./store/user-store.js";
 
@@ -32,6 +34,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
+  db: Kysely<Database>;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
@@ -140,6 +144,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
+    db: store.db,
     close() {
       closing ??= (async () => {
         await app.close();

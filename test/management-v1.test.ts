@@ -64,7 +64,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect(details.creationDate).toMatch(RFC3339);
       expect(Date.parse(details.creationDate as string)).toBeGreaterThanOrEqual(before - 1000);
       expect(Date.parse(details.creationDate as string)).toBeLessThanOrEqual(Date.now() + 1000);
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
       expectNotLeaked(result, HASH);
 
       const user = await getV1(res.userId as string);
@@ -111,7 +111,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
         await importUser(v1ImportBody({ email: { email: uniqueEmail(), isEmailVerified: false }, hashedPassword: { value: HASH } })),
       );
       expect((res.details as JsonObject).sequence).toBe("2");
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
       const user = await getV1(res.userId as string);
       expect(user.state).toBe("USER_STATE_INITIAL");
       expect(human(user).email!.isEmailVerified).toBeUndefined();
@@ -120,7 +120,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     it("starts INITIAL and drops isEmailVerified when there is neither password nor passwordless (issue #8422)", async () => {
       const res = expectOk(await importUser(v1ImportBody()));
       expect((res.details as JsonObject).sequence).toBe("2");
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
       const user = await getV1(res.userId as string);
       expect(user.state).toBe("USER_STATE_INITIAL");
       expect(human(user).email!.isEmailVerified).toBeUndefined();
@@ -318,7 +318,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect(Object.keys(res).sort()).toEqual(["details", "userId"]);
       expect((res.details as JsonObject).sequence).toBe("2");
       expect((res.details as JsonObject).resourceOwner).toBe(up.defaultOrgId);
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
       expect((await getV1(res.userId as string)).state).toBe("USER_STATE_ACTIVE");
       expect(human(await getV2(res.userId as string)).passwordChangeRequired).toBe(true);
       expectNotLeaked(await t().call(V1.getUserByID, { id: res.userId as string }), GOOD_PASSWORD);
@@ -327,14 +327,14 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     it("creates an INITIAL user when the email is unverified, even with an initial password", async () => {
       const res = expectOk(await addUser(v1AddBody({ email: { email: uniqueEmail() }, initialPassword: GOOD_PASSWORD })));
       expect((res.details as JsonObject).sequence).toBe("2");
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
       expect((await getV1(res.userId as string)).state).toBe("USER_STATE_INITIAL");
     });
 
     it("creates an INITIAL user without an initial password; the verified email stays verified", async () => {
       const res = expectOk(await addUser(v1AddBody()));
       expect((res.details as JsonObject).sequence).toBe("3");
-      expect(up.eventTypes(res.userId as string)).toEqual([
+      expect(await up.eventTypes(res.userId as string)).toEqual([
         "user.human.added",
         "user.human.email.verified",
         "user.human.initialization.code.added",

@@ -11,8 +11,8 @@ describe.each(TRANSPORTS)("permissions per organisation over %s", (transport) =>
   let defaultOrgUserId: string;
 
   beforeAll(async () => {
-    manager = seedScopedCaller(up.server.dataDir, "ORG_USER_MANAGER");
-    viewer = seedScopedCaller(up.server.dataDir, "ORG_OWNER_VIEWER");
+    manager = await seedScopedCaller(up.server, "ORG_USER_MANAGER");
+    viewer = await seedScopedCaller(up.server, "ORG_OWNER_VIEWER");
     const created = expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody()));
     defaultOrgUserId = String(created.userId);
   });

@@ -97,7 +97,7 @@ describe("ZITADEL's ImportHumanUser reference request, verbatim", () => {
     });
     expect(zeroValuedFields(res)).toEqual([]);
     expect(text).not.toContain(hash);
-    expect(up.eventTypes(userId)).toEqual([
+    expect(await up.eventTypes(userId)).toEqual([
       "user.human.added",
       "user.human.email.verified",
       "user.human.phone.verified",

@@ -28,6 +28,7 @@ import {
   V2,
 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
+import type { TestServer } from "./helpers/server.js";
 import { bcryptHash, RFC3339, type SeededCaller, seedScopedCaller, useUserport } from "./helpers/fixtures.js";
 
 const up = useUserport();
@@ -60,19 +61,17 @@ let admin: { id: string; userName: string };
 const BULK = 101;
 
 /** Organisations and service users are written straight into the store (see seedScopedCaller). */
-function seed(dataDir: string) {
-  manager = seedScopedCaller(dataDir, "ORG_USER_MANAGER");
+async function seed(server: TestServer) {
+  manager = await seedScopedCaller(server, "ORG_USER_MANAGER");
   orgB = manager.orgId;
-  viewer = seedScopedCaller(dataDir, "ORG_OWNER_VIEWER", orgB);
-  nobody = seedScopedCaller(dataDir, undefined);
-  const db = new SQLite(join(dataDir, "userport.sqlite"), { readonly: true });
-  try {
-    admin = db
-      .prepare("SELECT u.id, u.username AS userName FROM users u JOIN members m ON m.user_id = u.id WHERE m.roles = 'IAM_OWNER'")
-      .get() as { id: string; userName: string };
-  } finally {
-    db.close();
-  }
+  viewer = await seedScopedCaller(server, "ORG_OWNER_VIEWER", orgB);
+  nobody = await seedScopedCaller(server, undefined);
+  admin = await server.db
+    .selectFrom("users as u")
+    .innerJoin("members as m", "m.user_id", "u.id")
+    .select(["u.id", "u.username as userName"])
+    .where("m.roles", "=", "IAM_OWNER")
+    .executeTakeFirstOrThrow();
 }
 
 async function importUser(body: JsonObject, options: CallOptions = {}): Promise<Fixture> {
@@ -81,7 +80,7 @@ async function importUser(body: JsonObject, options: CallOptions = {}): Promise<
 }
 
 beforeAll(async () => {
-  seed(up.server.dataDir);
+  await seed(up.server);
   const hashed = { hashedPassword: { value: HASH } };
   users.alice = await importUser({
     userName: `${P}.Alice`,

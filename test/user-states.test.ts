@@ -148,7 +148,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       const start = await readBack(api, user.id);
       expect(start).toMatchObject({ state: "USER_STATE_ACTIVE", sequence: user.sequence });
       let last: { sequence: number; changeDate: string } = start;
-      const eventsBefore = up.eventTypes(user.id);
+      const eventsBefore = await up.eventTypes(user.id);
 
       const steps: Array<[Change, State, string]> = [
         ["lock", "LOCKED", "user.locked"],
@@ -166,7 +166,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       }
       expect(last.sequence).toBe(user.sequence + steps.length);
       expect(Date.parse(last.changeDate)).toBeGreaterThan(Date.parse(start.changeDate));
-      expect(up.eventTypes(user.id)).toEqual([...eventsBefore, ...steps.map(([, , event]) => event)]);
+      expect(await up.eventTypes(user.id)).toEqual([...eventsBefore, ...steps.map(([, , event]) => event)]);
     });
 
     it("locks an INITIAL user; refuses to deactivate, reactivate or unlock it (COMMAND-ke0fw, -6M0sf, -4M0ds)", async () => {
@@ -223,7 +223,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       expectCode(await t().call(V1.importHumanUser, v1ImportBody({ userName: user.userName.toUpperCase() })), Code.AlreadyExists);
 
       expectChanged(await change(api, "remove", user.id), api, before, up.defaultOrgId);
-      expect(up.eventTypes(user.id).at(-1)).toBe("user.removed");
+      expect((await up.eventTypes(user.id)).at(-1)).toBe("user.removed");
 
       const notFound = ["QUERY-Dfbg2", "User could not be found"] as const;
       expectZitadelError(await t().call(V1.getUserByID, { id: user.id }), Code.NotFound, ...notFound);
@@ -252,7 +252,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       expectChanged(won[0]!, api, before, up.defaultOrgId);
       for (const result of results.filter((r) => !r.ok)) expectRefused(result, IDS[api].notActiveOrInitial);
       expect(await readBack(api, user.id)).toMatchObject({ state: "USER_STATE_LOCKED", sequence: before.sequence + 1 });
-      expect(up.eventTypes(user.id).filter((type) => type === "user.locked")).toHaveLength(1);
+      expect((await up.eventTypes(user.id)).filter((type) => type === "user.locked")).toHaveLength(1);
     });
 
     it("lets exactly one of 10 parallel removals win; the others are NotFound (COMMAND-m9od)", async () => {
@@ -262,7 +262,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       for (const result of results.filter((r) => !r.ok)) {
         expectZitadelError(result, Code.NotFound, IDS[api].notFound.remove, NOT_FOUND_TEXT);
       }
-      expect(up.eventTypes(user.id).filter((type) => type === "user.removed")).toHaveLength(1);
+      expect((await up.eventTypes(user.id)).filter((type) => type === "user.removed")).toHaveLength(1);
     });
 
     // An empty path segment cannot carry an empty id over REST.
@@ -296,8 +296,8 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       /** A call with the service user's own token (a read of itself, which its role allows). */
       const asService = () => t().call(V1.getUserByID, { id: svc.userId }, { token: svc.token });
 
-      beforeAll(() => {
-        svc = seedScopedCaller(up.server.dataDir, "ORG_USER_MANAGER");
+      beforeAll(async () => {
+        svc = await seedScopedCaller(up.server, "ORG_USER_MANAGER");
       });
 
       it("stops working on the very next call once its user is locked, and works again once unlocked", async () => {
@@ -347,9 +347,9 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
     const asManager = { token: "" };
     const asViewer = { token: "" };
 
-    beforeAll(() => {
-      manager = seedScopedCaller(up.server.dataDir, "ORG_USER_MANAGER");
-      viewer = seedScopedCaller(up.server.dataDir, "ORG_OWNER_VIEWER");
+    beforeAll(async () => {
+      manager = await seedScopedCaller(up.server, "ORG_USER_MANAGER");
+      viewer = await seedScopedCaller(up.server, "ORG_OWNER_VIEWER");
       asManager.token = manager.token;
       asViewer.token = viewer.token;
     });
@@ -411,7 +411,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
     });
 
     it("v2 lets a caller lock and deactivate itself without user.write, as ZITADEL allows self (checkPermissionUpdateUser)", async () => {
-      const self = seedScopedCaller(up.server.dataDir, "ORG_OWNER_VIEWER");
+      const self = await seedScopedCaller(up.server, "ORG_OWNER_VIEWER");
       const asSelf = { token: self.token };
       expectOk(await change("v2", "lock", self.userId, asSelf));
       // Locked, its token no longer works; the admin unlocks it.

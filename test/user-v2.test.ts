@@ -54,7 +54,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
         creationDate: expect.stringMatching(RFC3339),
         resourceOwner: up.defaultOrgId,
       });
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified"]);
 
       const read = await getUser(res.userId as string);
       expect(Object.keys(read).sort()).toEqual(["details", "user"]);
@@ -77,7 +77,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
       const res = expectOk(await addUser(v2AddBody({ email: { email: uniqueEmail(), isVerified: false } })));
       expect(res.emailCode).toBeUndefined();
       expect((res.details as JsonObject).sequence).toBe("1");
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added"]);
       const user = await human(res.userId as string);
       expect(user.state).toBe("USER_STATE_ACTIVE");
       expect(user.human.email!.isVerified).toBeUndefined();
@@ -87,7 +87,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
       const res = expectOk(await addUser(v2AddBody({ email: { email: uniqueEmail(), returnCode: {} } })));
       expect(res.emailCode).toMatch(CODE);
       expect(res.phoneCode).toBeUndefined();
-      expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.code.added"]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.code.added"]);
       expect((await human(res.userId as string)).human.email!.isVerified).toBeUndefined();
     });
 
@@ -98,7 +98,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
     ])("generates but does not return an email code for %j", async (verification) => {
         const res = expectOk(await addUser(v2AddBody({ email: { email: uniqueEmail(), ...verification } })));
         expect(res.emailCode).toBeUndefined();
-        expect(up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.code.added"]);
+        expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.code.added"]);
     });
 
     it("returns no code for isVerified true and reads the email as verified", async () => {

@@ -1,13 +1,11 @@
 /**
  * Shared set-up for the API tests: one userport per test file with a caller per transport,
- * unique names, request bodies, and read-only peeks into the server's SQLite file for facts a
- * client cannot see (the default organisation, the events written).
+ * unique names, request bodies, and peeks into the server's store (through its query builder, so
+ * on either SQL dialect) for facts a client cannot see (the default organisation, the events written).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import bcrypt from "bcrypt";
-import SQLite from "better-sqlite3";
 import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
 import { type Caller, createCallers, type TransportName } from "./clients.js";
@@ -19,24 +17,21 @@ export interface Userport {
   /** The organisation created at the first start, read from the database. */
   readonly defaultOrgId: string;
   /** Event types written for a user, in order, read from the database. */
-  eventTypes(userId: string): string[];
+  eventTypes(userId: string): Promise<string[]>;
 }
 
 /** Starts one server for the calling test file (beforeAll) and disposes it afterwards. */
 export function useUserport(overrides: Partial<Config> = {}): Userport {
   let server: TestServer | undefined;
   let callers: Map<TransportName, Caller> | undefined;
-  let db: SQLite.Database | undefined;
   let defaultOrgId = "";
   beforeAll(async () => {
     server = await startTestServer(overrides);
     callers = createCallers(server.url, server.token);
-    db = new SQLite(join(server.dataDir, "userport.sqlite"), { readonly: true, fileMustExist: true });
-    defaultOrgId = (db.prepare("SELECT default_org_id FROM instances").get() as { default_org_id: string }).default_org_id;
+    defaultOrgId = (await server.db.selectFrom("instances").select("default_org_id").executeTakeFirstOrThrow()).default_org_id;
   });
   afterAll(async () => {
     for (const caller of callers?.values() ?? []) caller.close();
-    db?.close();
     await server?.dispose();
   });
   return {
@@ -52,10 +47,8 @@ export function useUserport(overrides: Partial<Config> = {}): Userport {
     get defaultOrgId() {
       return defaultOrgId;
     },
-    eventTypes(userId) {
-      const rows = db!
-        .prepare("SELECT type FROM events WHERE aggregate_id = ? ORDER BY sequence")
-        .all(userId) as Array<{ type: string }>;
+    async eventTypes(userId) {
+      const rows = await server!.db.selectFrom("events").select("type").where("aggregate_id", "=", userId).orderBy("sequence").execute();
       return rows.map((row) => row.type);
     },
   };
@@ -129,31 +122,36 @@ export interface SeededCaller {
  * the server's store, the way the first start writes the administrator: a service user holding
  * `role` (none when undefined) in `orgId`, or in a new organisation when no `orgId` is given.
  */
-export function seedScopedCaller(dataDir: string, role: string | undefined, orgId?: string): SeededCaller {
-  const db = new SQLite(join(dataDir, "userport.sqlite"));
-  try {
-    const { id: instanceId } = db.prepare("SELECT id FROM instances").get() as { id: string };
-    const suffix = randomBytes(4).toString("hex");
-    const now = Date.now();
-    const org = orgId ?? `org-${suffix}`;
-    if (orgId === undefined) {
-      db.prepare("INSERT INTO orgs (instance_id, id, name, created_at) VALUES (?, ?, ?, ?)").run(instanceId, org, `Org ${suffix}`, now);
-    }
-    const userId = `svc-${suffix}`;
-    const userName = `svc-${suffix}`;
-    const token = randomBytes(32).toString("base64url");
-    db.prepare(
-      `INSERT INTO users (instance_id, id, org_id, type, state, username, given_name, family_name, nick_name, display_name,
-         preferred_language, gender, email, email_verified, phone, phone_verified, password_hash, password_change_required,
-         password_changed_at, machine_name, machine_description, created_at, changed_at, sequence, username_lower)
-       VALUES (?, ?, ?, 'machine', 'ACTIVE', ?, '', '', '', '', '', 0, '', 0, '', 0, NULL, 0, NULL, 'svc', '', ?, ?, 1, ?)`,
-    ).run(instanceId, userId, org, userName, now, now, userName);
-    if (role) db.prepare("INSERT INTO members (instance_id, org_id, user_id, roles) VALUES (?, ?, ?, ?)").run(instanceId, org, userId, role);
-    db.prepare(
-      "INSERT INTO personal_access_tokens (instance_id, id, user_id, digest, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(instanceId, `pat-${suffix}`, userId, createHash("sha256").update(token).digest("hex"), now + 3_600_000, now);
-    return { orgId: org, userId, userName, token };
-  } finally {
-    db.close();
+export async function seedScopedCaller(server: TestServer, role: string | undefined, orgId?: string): Promise<SeededCaller> {
+  const { db } = server;
+  const { id: instanceId } = await db.selectFrom("instances").select("id").executeTakeFirstOrThrow();
+  const suffix = randomBytes(4).toString("hex");
+  const now = Date.now();
+  const org = orgId ?? `org-${suffix}`;
+  if (orgId === undefined) {
+    await db.insertInto("orgs").values({ instance_id: instanceId, id: org, name: `Org ${suffix}`, created_at: now }).execute();
   }
+  const userId = `svc-${suffix}`;
+  const userName = `svc-${suffix}`;
+  const token = randomBytes(32).toString("base64url");
+  await db
+    .insertInto("users")
+    .values({
+      instance_id: instanceId, id: userId, org_id: org, type: "machine", state: "ACTIVE", username: userName,
+      given_name: "", family_name: "", nick_name: "", display_name: "", preferred_language: "", gender: 0,
+      email: "", email_verified: 0, phone: "", phone_verified: 0, password_hash: null, password_change_required: 0,
+      password_changed_at: null, machine_name: "svc", machine_description: "", created_at: now, changed_at: now,
+      sequence: 1, username_lower: userName, given_name_lower: "", family_name_lower: "", nick_name_lower: "",
+      display_name_lower: "", email_lower: "",
+    })
+    .execute();
+  if (role) await db.insertInto("members").values({ instance_id: instanceId, org_id: org, user_id: userId, roles: role }).execute();
+  await db
+    .insertInto("personal_access_tokens")
+    .values({
+      instance_id: instanceId, id: `pat-${suffix}`, user_id: userId,
+      digest: createHash("sha256").update(token).digest("hex"), expires_at: now + 3_600_000, created_at: now,
+    })
+    .execute();
+  return { orgId: org, userId, userName, token };
 }
