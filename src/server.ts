@@ -15,6 +15,7 @@ import { createUserService } from "./api/user-service.js";
 import type { Config } from "./config.js";
 import { createHashRegistry } from "./domain/hashes/index.js";
 import { createIdGenerator } from "./domain/ids.js";
+import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserStateCommands } from "./domain/user-states.js";
@@ -49,12 +50,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const userStore = createUserStore(store);
+  const secretBox = createSecretBox(loadMasterKey(config.masterKey, config.dataDir));
+  const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
   const users = createUserCommands({
     store: userStore,
     hasher: createBcryptHasher(config.bcryptCost),
     hashRegistry: createHashRegistry({ enabled: config.passwordVerifiers }),
     newId,
-    secretBox: createSecretBox(loadMasterKey(config.masterKey, config.dataDir)),
+    secretBox,
+    notifier,
     externalUrl: config.externalUrl,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile

@@ -52,7 +52,31 @@ export interface NewUser {
   /** The sequence of the first event: 1, or one past the events of a removed user with the same id. */
   firstSequence: number;
   codes: NewCode[];
+  /** Messages the creation causes (init or verification mails), enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
   creator: string;
+}
+
+/** What a notification tells the user; each has its own template. */
+export type NotificationKind = "init" | "email_verification" | "phone_verification" | "password_reset";
+
+/**
+ * A message for the outbox, rendered by the domain (src/domain/notifications.ts). The body holds
+ * the code, so it is sealed; only the recipient and subject are readable at rest.
+ */
+export interface OutboxMessage {
+  id: string;
+  instanceId: string;
+  userId: string;
+  kind: NotificationKind;
+  channel: "email" | "sms";
+  recipient: string;
+  /** False when no transport for the channel exists (SMS): kept, never sent. */
+  deliverable: boolean;
+  subject: string;
+  /** `SecretBox.seal(JSON.stringify({ text, html }))`. */
+  sealedBody: string;
+  createdAt: number;
 }
 
 /** Thrown by a store when a write hits a uniqueness rule; `kind` says which one. */
@@ -77,6 +101,10 @@ export interface UserChange {
   creator: string;
   /** The new state, or "removed" to delete the user and release its username and links. */
   state: UserState | "removed";
+  /** Codes the change creates (e.g. a new init code), written with it. */
+  codes?: NewCode[];
+  /** Messages the change causes, enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
 }
 
 /** What the domain needs from storage; src/store implements it on SQL. */
@@ -88,4 +116,28 @@ export interface UserStore {
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
   /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
   lastSequence(instanceId: string, userId: string): Promise<number>;
+}
+
+/** An outbox message a dispatcher holds until `claimToken`'s lease ends. */
+export interface ClaimedMessage {
+  id: string;
+  kind: NotificationKind;
+  recipient: string;
+  subject: string;
+  sealedBody: string;
+  /** Failed attempts so far. */
+  attempts: number;
+  claimToken: string;
+}
+
+/** The outbox as its dispatcher sees it; messages are enqueued with the changes that cause them. */
+export interface OutboxStore {
+  /** Claims up to `limit` deliverable messages that are due and held by nobody, for `leaseMs`. */
+  claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedMessage[]>;
+  /** Records that the server accepted the message; a message lost to another claimant stays as it is. */
+  markSent(message: ClaimedMessage, at: number): Promise<void>;
+  /** Records a failed attempt and when to try again; `error` must not contain the message. */
+  markFailed(message: ClaimedMessage, failure: { nextAttemptAt: number; error: string }): Promise<void>;
+  /** Messages not sent yet (including undeliverable ones). */
+  countUnsent(): Promise<number>;
 }

@@ -9,6 +9,7 @@ import {
 } from "./human.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
+import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import {
   checkPasswordComplexity,
   DEFAULT_COMPLEXITY_POLICY,
@@ -62,6 +63,8 @@ export interface UserCommandsDeps {
   hashRegistry: HashRegistry;
   newId: IdGenerator;
   secretBox: SecretBox;
+  /** Renders the mails codes are sent with, for the outbox. */
+  notifier: Notifier;
   /** Base of links handed out, e.g. `https://id.example.com` (no trailing slash). */
   externalUrl: string;
   now?: () => number;
@@ -98,6 +101,9 @@ export function createUserCommands(deps: UserCommandsDeps) {
     const username = normalizeUsername(path === "v2" && input.username === "" ? email : input.username, path);
     const profile = normalizeProfile(input.profile, path);
     const phone = input.phone && { ...input.phone, number: normalizePhone(input.phone.number) };
+    if (input.email.verification.kind === "send" && input.email.verification.urlTemplate !== undefined) {
+      checkUrlTemplate(input.email.verification.urlTemplate);
+    }
 
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
@@ -130,6 +136,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
       },
     ];
     const codes: NewCode[] = [];
+    // Codes to send; rendered into outbox messages once the user is complete.
+    const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
     const result: Omit<CreatedHuman, "user"> = {};
     const verification = input.email.verification;
 
@@ -145,12 +153,14 @@ export function createUserCommands(deps: UserCommandsDeps) {
       const init = newCode("init", at, false);
       codes.push(init.stored);
       events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
+      notifications.push({ kind: "init", code: init.code });
     } else if (verification.kind === "send" || verification.kind === "return") {
       const returned = verification.kind === "return";
       const code = newCode("email", at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
       codes.push(code.stored);
       events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
       if (returned) result.emailCode = code.code;
+      else notifications.push({ kind: "email_verification", code: code.code, ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}) });
     }
 
     if (phone?.verification === "verified") {
@@ -161,6 +171,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       codes.push(code.stored);
       events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
       if (returned) result.phoneCode = code.code;
+      else notifications.push({ kind: "phone_verification", code: code.code });
     }
 
     if (path === "v1-import" && input.passwordlessRegistration) {
@@ -206,6 +217,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         events,
         firstSequence: previous + 1,
         codes,
+        outbox: notifications.map((notification) => deps.notifier.compose({ ...notification, user, at })),
         creator: input.creator,
       });
     } catch (err) {

@@ -158,6 +158,37 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("events_next").renameTo("events").execute();
     },
   },
+  "0008_outbox": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("outbox")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("channel", "text", (c) => c.notNull())
+        .addColumn("recipient", "text", (c) => c.notNull())
+        .addColumn("deliverable", "integer", (c) => c.notNull())
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("sealed_body", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull())
+        .addColumn("next_attempt_at", "bigint", (c) => c.notNull())
+        .addColumn("claimed_until", "bigint", (c) => c.notNull())
+        .addColumn("claim_token", "text")
+        .addColumn("sent_at", "bigint")
+        .addColumn("last_error", "text")
+        .execute();
+      // The dispatcher's question, "what is due?", reads only unsent deliverable messages.
+      await db.schema
+        .createIndex("outbox_due_idx")
+        .on("outbox")
+        .columns(["next_attempt_at"])
+        .where(sql.ref("sent_at"), "is", null)
+        .execute();
+      await db.schema.createIndex("outbox_user_idx").on("outbox").columns(["instance_id", "user_id"]).execute();
+    },
+  },
 };
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

@@ -13,6 +13,7 @@ export interface Database {
   codes: CodeTable;
   personal_access_tokens: PersonalAccessTokenTable;
   members: MemberTable;
+  outbox: OutboxTable;
 }
 
 export interface InstanceTable {
@@ -132,4 +133,34 @@ export interface MemberTable {
   user_id: string;
   /** Space-separated role names. */
   roles: string;
+}
+
+/**
+ * Messages to deliver (mails; SMS kept but not deliverable), written in the same transaction as
+ * the change that caused them. The body holds a code, so it is sealed (SecretBox) at rest; the
+ * delivery state lives here too, so a restart resumes where the last run stopped.
+ */
+export interface OutboxTable {
+  id: string;
+  instance_id: string;
+  user_id: string;
+  /** What it tells: "init", "email_verification", "phone_verification", "password_reset". */
+  kind: string;
+  /** "email" or "sms". */
+  channel: string;
+  recipient: string;
+  /** 0 when no transport for the channel exists (SMS): kept for the record, never claimed. */
+  deliverable: number;
+  subject: string;
+  /** The rendered text and HTML bodies as JSON, sealed with the SecretBox. */
+  sealed_body: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  /** A dispatcher owns the message until then; another may claim it after (a crashed sender). */
+  claimed_until: number;
+  claim_token: string | null;
+  sent_at: number | null;
+  /** Why the last attempt failed (SMTP code and reply class), never the message or its code. */
+  last_error: string | null;
 }

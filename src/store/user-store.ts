@@ -1,7 +1,8 @@
 import type { Insertable, Kysely, Selectable } from "kysely";
-import type { NewUser, User, UserStore } from "../domain/store-port.js";
+import type { NewCode, NewUser, User, UserStore } from "../domain/store-port.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
+import { outboxStatements } from "./outbox-store.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
 
@@ -71,7 +72,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       .where("aggregate_id", "=", param<string>("aggregate_id")),
   );
   return {
-    createUser: (creation) => writes.run(userCreationStatements(insert, creation)),
+    createUser: (creation) => writes.run([...userCreationStatements(insert, creation), ...outboxStatements(db, creation.outbox)]),
     changeUser(userChange) {
       const { instanceId, userId, expectedSequence } = userChange;
       // The event goes first: its sequence number is unique per user, so a change that lost a
@@ -101,7 +102,8 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
                 id: userId,
               }),
             ];
-      return writes.run([event, ...rest]);
+      const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
+      return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
     },
     async lastSequence(instanceId, userId) {
       const rows = await read<{ last: number | null }>(
@@ -196,21 +198,23 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
         resource_owner: user.orgId,
       }),
     ),
-    ...change.codes.map((code) =>
-      insert.code.statement({
-        instance_id: user.instanceId,
-        id: code.id,
-        user_id: user.id,
-        kind: code.kind,
-        sealed_code: code.sealedCode,
-        expires_at: code.expiresAt,
-        created_at: user.createdAt,
-        returned: code.returned ? 1 : 0,
-        url_template: code.urlTemplate ?? null,
-        used_at: null,
-      }),
-    ),
+    ...change.codes.map((code) => codeStatement(insert.code, user.instanceId, user.id, user.createdAt, code)),
   ];
+}
+
+function codeStatement(insert: Prepared<Record<string, unknown>>, instanceId: string, userId: string, at: number, code: NewCode) {
+  return insert.statement({
+    instance_id: instanceId,
+    id: code.id,
+    user_id: userId,
+    kind: code.kind,
+    sealed_code: code.sealedCode,
+    expires_at: code.expiresAt,
+    created_at: at,
+    returned: code.returned ? 1 : 0,
+    url_template: code.urlTemplate ?? null,
+    used_at: null,
+  });
 }
 
 export function toUser(row: Selectable<UserTable>): User {
