@@ -18,6 +18,7 @@ import { createIdGenerator } from "./domain/ids.js";
 import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
+import { createUserChangeCommands } from "./domain/user-changes.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
@@ -80,7 +81,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const { access, secureService, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
-  const management = secureService(ManagementService, createManagementService(users, states, access, queries), logUnexpected);
+  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier });
+  const management = secureService(
+    ManagementService,
+    createManagementService(users, states, access, queries, changes),
+    logUnexpected,
+  );
   const userV2 = secureService(UserService, createUserService(users, states, access, queries), logUnexpected);
 
   if (config.corsOrigins.length > 0) {

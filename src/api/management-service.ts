@@ -9,8 +9,11 @@ import {
   ListUserChangesResponseSchema,
   ListUsersResponseSchema,
   type ManagementService,
+  ResendHumanInitializationResponseSchema,
+  UpdateUserNameResponseSchema,
 } from "../../gen/zitadel/management_pb.js";
 import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
+import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { queryLimit, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
@@ -58,6 +61,7 @@ export function createManagementService(
   states: UserStateCommands,
   access: Access,
   queries: UserQueries,
+  changes: UserChangeCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -73,6 +77,22 @@ export function createManagementService(
     lockUser: stateChange("lock", "LockUserRequest"),
     unlockUser: stateChange("unlock", "UnlockUserRequest"),
     removeUser: stateChange("remove", "RemoveUserRequest"),
+
+    /** A new init code for a user of the context organisation still in state INITIAL. */
+    async resendHumanInitialization(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "ResendHumanInitializationRequest.UserId");
+      const user = await changes.resendInitialization({ ...target, api: "v1" }, req.userId, req.email);
+      return create(ResendHumanInitializationResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    async updateUserName(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "UpdateUserNameRequest.UserId");
+      checkLength(req.userName, 1, 200, "UpdateUserNameRequest.UserName");
+      const user = await changes.changeUsername({ ...target, api: "v1" }, req.userId, req.userName);
+      return create(UpdateUserNameResponseSchema, { details: changeDetailsV1(user) });
+    },
 
     async importHumanUser(req, ctx) {
       // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.

@@ -1,13 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { IDPLink } from "../../gen/zitadel/user/v2/idp_pb.js";
+import type { SetHumanEmail } from "../../gen/zitadel/user/v2/email_pb.js";
+import type { SetHumanPhone } from "../../gen/zitadel/user/v2/phone_pb.js";
+import type { SetHumanProfile } from "../../gen/zitadel/user/v2/user_pb.js";
 import {
+  type AddHumanUserRequest,
   AddHumanUserResponseSchema,
+  CreateUserResponseSchema,
   GetUserByIDResponseSchema,
   ListUsersResponseSchema,
   type UserService,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { hasPermission } from "../domain/access.js";
-import { DomainError, failedPrecondition, permissionDenied } from "../domain/errors.js";
+import { DomainError, failedPrecondition, invalidArgument, permissionDenied } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
@@ -68,94 +75,52 @@ export function createUserService(
       });
       if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
       if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
-      const profile = required(req.profile, "AddHumanUserRequest.Profile");
-      embedded("AddHumanUserRequest.Profile", () => {
-        checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
-        checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
-        checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
-        checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
-        checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
-      });
-      const email = required(req.email, "AddHumanUserRequest.Email");
-      const urlTemplate = email.verification.case === "sendCode" ? email.verification.value.urlTemplate : undefined;
-      embedded("AddHumanUserRequest.Email", () => {
-        checkLength(email.email, 1, 200, "SetHumanEmail.Email");
-        if (urlTemplate !== undefined) {
-          embedded("SetHumanEmail.SendCode", () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
-        }
-      });
-      const requestedPhone = req.phone;
-      if (requestedPhone) {
-        embedded("AddHumanUserRequest.Phone", () => {
-          checkLength(requestedPhone.phone, 0, 200, "SetHumanPhone.Phone");
-          if (requestedPhone.verification.case === "isVerified" && !requestedPhone.verification.value) {
-            throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
-          }
-        });
-      }
-      const password = req.passwordType;
-      if (password.case === "password") {
-        embedded("AddHumanUserRequest.Password", () => checkLength(password.value.password, 1, 200, "Password.Password"));
-      }
-      if (password.case === "hashedPassword") {
-        embedded("AddHumanUserRequest.HashedPassword", () => checkLength(password.value.hash, 1, 200, "HashedPassword.Hash"));
-      }
-      req.idpLinks.forEach((link, i) =>
-        embedded(`AddHumanUserRequest.IdpLinks[${i}]`, () => {
-          checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
-          checkLength(link.userId, 1, 200, "IDPLink.UserId");
-          checkLength(link.userName, 1, 200, "IDPLink.UserName");
-        }),
-      );
-      if (req.idpLinks.length > 0) {
-        // No identity provider can be configured yet, so no link can be satisfied.
-        throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
-      }
-      if (req.metadata.length > 0 || req.totpSecret !== undefined) {
-        throw new DomainError("Unimplemented", "", "metadata and TOTP secrets cannot be set on create yet");
-      }
-      const verification: EmailVerification =
-        email.verification.case === "isVerified"
-          ? { kind: email.verification.value ? "verified" : "none" }
-          : email.verification.case === "returnCode"
-            ? { kind: "return" }
-            : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
-      const phone = req.phone && req.phone.phone.trim() !== "" ? req.phone : undefined;
+      const human = checkHuman(req, "AddHumanUserRequest");
       const created = await users.createHuman({
         path: "v2",
         ...target,
         ...(req.userId !== undefined ? { userId: req.userId } : {}),
         username: req.username ?? "",
-        profile: {
-          givenName: profile.givenName,
-          familyName: profile.familyName,
-          nickName: profile.nickName ?? "",
-          displayName: profile.displayName ?? "",
-          preferredLanguage: profile.preferredLanguage ?? "",
-          gender: profile.gender ?? 0,
-        },
-        email: { address: email.email, verification },
-        ...(phone
-          ? {
-              phone: {
-                number: phone.phone,
-                verification:
-                  phone.verification.case === "isVerified"
-                    ? "verified"
-                    : phone.verification.case === "returnCode"
-                      ? "return"
-                      : "send",
-              },
-            }
-          : {}),
-        ...(password.case === "password" ? { password: { plain: password.value.password } } : {}),
-        ...(password.case === "hashedPassword" ? { password: { encodedHash: password.value.hash } } : {}),
-        passwordChangeRequired: password.value?.changeRequired ?? false,
-        passwordlessRegistration: false,
+        ...human,
       });
       return create(AddHumanUserResponseSchema, {
         userId: created.user.id,
         details: detailsV2(created.user),
+        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
+        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
+      });
+    },
+
+    /**
+     * The newer v2 create, for humans as AddHumanUser; the organisation is a required field and
+     * the permission is checked on it by the command, as in ZITADEL (its method option only asks
+     * for an authenticated caller).
+     */
+    async createUser(req, ctx) {
+      checkLength(req.organizationId, 1, 200, "CreateUserRequest.OrganizationId");
+      const target = await access.target(ctx, { orgId: req.organizationId });
+      const principal = ctx.values.get(principalKey)!;
+      if (!hasPermission(principal, "user.write", target.orgId)) {
+        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
+      }
+      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "CreateUserRequest.UserId");
+      if (req.username !== undefined) checkLength(req.username, 1, 200, "CreateUserRequest.Username");
+      const type = req.userType;
+      if (type.case === undefined) throw invalidArgument("", "invalid CreateUserRequest.UserType: value is required");
+      if (type.case === "machine") {
+        throw new DomainError("Unimplemented", "", "machine users cannot be created with CreateUser yet");
+      }
+      const human = embedded("CreateUserRequest.Human", () => checkHuman(type.value, "CreateUserRequest_Human"));
+      const created = await users.createHuman({
+        path: "v2",
+        ...target,
+        ...(req.userId !== undefined ? { userId: req.userId } : {}),
+        username: req.username ?? "",
+        ...human,
+      });
+      return create(CreateUserResponseSchema, {
+        id: created.user.id,
+        creationDate: timestampFromMs(created.user.createdAt),
         ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
         ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
       });
@@ -189,5 +154,104 @@ export function createUserService(
       });
       return create(ListUsersResponseSchema, { details: listDetailsV2(page.total, Date.now()), result: page.users.map(userToV2) });
     },
+  };
+}
+
+/** The human fields AddHumanUser and CreateUser share. */
+interface HumanFields {
+  profile?: SetHumanProfile;
+  email?: SetHumanEmail;
+  phone?: SetHumanPhone;
+  passwordType: AddHumanUserRequest["passwordType"];
+  idpLinks: IDPLink[];
+  metadata: Array<{ key: string; value: Uint8Array }>;
+  totpSecret?: string;
+}
+
+/**
+ * The PGV rules of a v2 human (`message` names it as PGV does, e.g. "AddHumanUserRequest") and
+ * its conversion to the domain's creation input.
+ */
+function checkHuman(req: HumanFields, message: string) {
+  const profile = required(req.profile, `${message}.Profile`);
+  embedded(`${message}.Profile`, () => {
+    checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
+    checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
+    checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
+    checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
+    checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
+  });
+  const email = required(req.email, `${message}.Email`);
+  const urlTemplate = email.verification.case === "sendCode" ? email.verification.value.urlTemplate : undefined;
+  embedded(`${message}.Email`, () => {
+    checkLength(email.email, 1, 200, "SetHumanEmail.Email");
+    if (urlTemplate !== undefined) {
+      embedded("SetHumanEmail.SendCode", () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
+    }
+  });
+  const requestedPhone = req.phone;
+  if (requestedPhone) {
+    embedded(`${message}.Phone`, () => {
+      checkLength(requestedPhone.phone, 0, 200, "SetHumanPhone.Phone");
+      if (requestedPhone.verification.case === "isVerified" && !requestedPhone.verification.value) {
+        throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
+      }
+    });
+  }
+  const password = req.passwordType;
+  if (password.case === "password") {
+    embedded(`${message}.Password`, () => checkLength(password.value.password, 1, 200, "Password.Password"));
+  }
+  if (password.case === "hashedPassword") {
+    embedded(`${message}.HashedPassword`, () => checkLength(password.value.hash, 1, 200, "HashedPassword.Hash"));
+  }
+  req.idpLinks.forEach((link, i) =>
+    embedded(`${message}.IdpLinks[${i}]`, () => {
+      checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
+      checkLength(link.userId, 1, 200, "IDPLink.UserId");
+      checkLength(link.userName, 1, 200, "IDPLink.UserName");
+    }),
+  );
+  if (req.idpLinks.length > 0) {
+    // No identity provider can be configured yet, so no link can be satisfied.
+    throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
+  }
+  if (req.metadata.length > 0 || req.totpSecret !== undefined) {
+    throw new DomainError("Unimplemented", "", "metadata and TOTP secrets cannot be set on create yet");
+  }
+  const verification: EmailVerification =
+    email.verification.case === "isVerified"
+      ? { kind: email.verification.value ? "verified" : "none" }
+      : email.verification.case === "returnCode"
+        ? { kind: "return" }
+        : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
+  const phone = req.phone && req.phone.phone.trim() !== "" ? req.phone : undefined;
+  return {
+    profile: {
+      givenName: profile.givenName,
+      familyName: profile.familyName,
+      nickName: profile.nickName ?? "",
+      displayName: profile.displayName ?? "",
+      preferredLanguage: profile.preferredLanguage ?? "",
+      gender: profile.gender ?? 0,
+    },
+    email: { address: email.email, verification },
+    ...(phone
+      ? {
+          phone: {
+            number: phone.phone,
+            verification:
+              phone.verification.case === "isVerified"
+                ? ("verified" as const)
+                : phone.verification.case === "returnCode"
+                  ? ("return" as const)
+                  : ("send" as const),
+          },
+        }
+      : {}),
+    ...(password.case === "password" ? { password: { plain: password.value.password } } : {}),
+    ...(password.case === "hashedPassword" ? { password: { encodedHash: password.value.hash } } : {}),
+    passwordChangeRequired: password.value?.changeRequired ?? false,
+    passwordlessRegistration: false,
   };
 }

@@ -55,6 +55,59 @@ export interface NewUser {
   /** Messages the creation causes (init or verification mails), enqueued in the same transaction. */
   outbox?: OutboxMessage[];
   creator: string;
+  /** Links to accounts at identity providers; their uniqueness claims are among `uniques`. */
+  idpLinks?: IdpLink[];
+  metadata?: MetadataEntry[];
+}
+
+/** A user's link to its account at an identity provider. */
+export interface IdpLink {
+  idpId: string;
+  externalUserId: string;
+  displayName: string;
+}
+
+/** A metadata entry of a user: a key and arbitrary bytes. */
+export interface MetadataEntry {
+  key: string;
+  value: Uint8Array;
+}
+
+export interface StoredMetadata extends MetadataEntry {
+  createdAt: number;
+  changedAt: number;
+  /** The user's sequence after the entry was last set. */
+  sequence: number;
+}
+
+/**
+ * A change of an existing user: its events and what they change in the read model, written
+ * together or not at all, and only if nobody changed the user since `expectedSequence` (the
+ * first event takes the next sequence number, which the store keeps unique per user, so a
+ * concurrent change makes it fail with `UniqueViolation("sequence")`).
+ */
+export interface UserUpdate {
+  instanceId: string;
+  userId: string;
+  expectedSequence: number;
+  events: NewEvent[];
+  at: number;
+  creator: string;
+  /** New values of the user's columns (search keys follow). */
+  set?: { username?: string; email?: string; emailVerified?: boolean };
+  /** Unique claims given up: one value, or every claim of the kind the user holds. */
+  release?: Array<{ kind: string; value?: string }>;
+  /** Unique claims taken; a taken value fails with `UniqueViolation(kind)`. */
+  claim?: Array<{ kind: string; value: string }>;
+  /** Codes of these kinds are dropped before `codes` are stored (a new init code replaces the old). */
+  replaceCodes?: CodeKind[];
+  codes?: NewCode[];
+  addLinks?: IdpLink[];
+  removeLinks?: Array<{ idpId: string; externalUserId: string }>;
+  setMetadata?: MetadataEntry[];
+  removeMetadata?: string[];
+  /** Messages to deliver because of this update (an init mail, say). */
+  outbox?: OutboxMessage[];
 }
 
 /** What a notification tells the user; each has its own template. */
@@ -113,6 +166,10 @@ export interface UserStore {
   createUser(change: NewUser): Promise<void>;
   /** Applies one change atomically; resolves once durable. */
   changeUser(change: UserChange): Promise<void>;
+  /** Applies one update atomically; resolves once durable. */
+  updateUser(update: UserUpdate): Promise<void>;
+  listIdpLinks(instanceId: string, userId: string): Promise<IdpLink[]>;
+  listMetadata(instanceId: string, userId: string): Promise<StoredMetadata[]>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
   /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
   lastSequence(instanceId: string, userId: string): Promise<number>;

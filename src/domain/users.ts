@@ -70,23 +70,44 @@ export interface UserCommandsDeps {
   now?: () => number;
 }
 
+/**
+ * A new one-time code of a kind: the plain code (to return or send) and its stored form, sealed
+ * with the master key so that it can still be sent later.
+ */
+export function makeCode(
+  deps: { newId: IdGenerator; secretBox: SecretBox },
+  kind: CodeKind,
+  at: number,
+  returned: boolean,
+  urlTemplate?: string,
+) {
+  const generator = CODE_GENERATORS[kind];
+  const code = generateCode(generator);
+  const stored: NewCode = {
+    id: deps.newId(),
+    kind,
+    sealedCode: deps.secretBox.seal(code),
+    expiresAt: at + generator.expirySeconds * 1000,
+    returned,
+    ...(urlTemplate === undefined ? {} : { urlTemplate }),
+  };
+  return { code, stored, expirySeconds: generator.expirySeconds };
+}
+
+/**
+ * The unique claim of a username: unique instance-wide and case-insensitively, as in ZITADEL's
+ * default domain policy. Creation and UpdateUserName both claim through here.
+ */
+export function usernameClaim(username: string, _orgId: string): { kind: "username"; value: string } {
+  return { kind: "username", value: username.toLowerCase() };
+}
+
 /** The user commands and queries of the domain, bound to their dependencies. */
 export function createUserCommands(deps: UserCommandsDeps) {
   const now = deps.now ?? Date.now;
 
-  function newCode(kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) {
-    const generator = CODE_GENERATORS[kind];
-    const code = generateCode(generator);
-    const stored: NewCode = {
-      id: deps.newId(),
-      kind,
-      sealedCode: deps.secretBox.seal(code),
-      expiresAt: at + generator.expirySeconds * 1000,
-      returned,
-      ...(urlTemplate === undefined ? {} : { urlTemplate }),
-    };
-    return { code, stored, expirySeconds: generator.expirySeconds };
-  }
+  const newCode = (kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) =>
+    makeCode(deps, kind, at, returned, urlTemplate);
 
   /**
    * Creates a human user as v1 ImportHumanUser, v1 AddHumanUser or v2 AddHumanUser do.
@@ -212,8 +233,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       await deps.store.createUser({
         user,
         passwordHash,
-        // Usernames are unique instance-wide and case-insensitively, as in ZITADEL's default policy.
-        uniques: [{ kind: "username", value: username.toLowerCase() }],
+        uniques: [usernameClaim(username, input.orgId)],
         events,
         firstSequence: previous + 1,
         codes,

@@ -158,6 +158,59 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("events_next").renameTo("events").execute();
     },
   },
+  "0006_idps_links_metadata": {
+    // Identity providers (of an organisation, or of the instance with org_id ""), users' links
+    // to accounts at them and users' metadata. A link's (IdP, external id) is unique through
+    // unique_constraints, like usernames; these tables are read models.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("idps")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("id", "text", (c) => c.notNull())
+        .addColumn("org_id", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("issuer", "text", (c) => c.notNull())
+        .addColumn("client_id", "text", (c) => c.notNull())
+        .addColumn("sealed_client_secret", "text", (c) => c.notNull())
+        .addColumn("scopes", "text", (c) => c.notNull())
+        .addColumn("is_id_token_mapping", "integer", (c) => c.notNull())
+        .addColumn("use_pkce", "integer", (c) => c.notNull())
+        .addColumn("is_linking_allowed", "integer", (c) => c.notNull())
+        .addColumn("is_creation_allowed", "integer", (c) => c.notNull())
+        .addColumn("is_auto_creation", "integer", (c) => c.notNull())
+        .addColumn("is_auto_update", "integer", (c) => c.notNull())
+        .addColumn("auto_linking", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addColumn("sequence", "integer", (c) => c.notNull())
+        .addPrimaryKeyConstraint("idps_pk", ["instance_id", "id"])
+        .execute();
+      await db.schema.createIndex("idps_org_idx").on("idps").columns(["instance_id", "org_id", "name"]).execute();
+      await db.schema
+        .createTable("user_idp_links")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("idp_id", "text", (c) => c.notNull())
+        .addColumn("external_user_id", "text", (c) => c.notNull())
+        .addColumn("display_name", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("user_idp_links_pk", ["instance_id", "user_id", "idp_id", "external_user_id"])
+        .execute();
+      await db.schema
+        .createTable("user_metadata")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("user_id", "text", (c) => c.notNull())
+        .addColumn("key", "text", (c) => c.notNull())
+        .addColumn("value", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addColumn("sequence", "integer", (c) => c.notNull())
+        .addPrimaryKeyConstraint("user_metadata_pk", ["instance_id", "user_id", "key"])
+        .execute();
+    },
+  },
   "0008_outbox": {
     async up(db: Kysely<unknown>) {
       await db.schema

@@ -14,6 +14,9 @@ export interface Database {
   personal_access_tokens: PersonalAccessTokenTable;
   members: MemberTable;
   outbox: OutboxTable;
+  idps: IdpTable;
+  user_idp_links: UserIdpLinkTable;
+  user_metadata: UserMetadataTable;
 }
 
 export interface InstanceTable {
@@ -163,4 +166,53 @@ export interface OutboxTable {
   sent_at: number | null;
   /** Why the last attempt failed (SMTP code and reply class), never the message or its code. */
   last_error: string | null;
+}
+
+/** Identity providers; `org_id` is "" for the instance's own. Only generic OIDC ones so far. */
+export interface IdpTable {
+  instance_id: string;
+  id: string;
+  org_id: string;
+  type: "oidc";
+  state: "ACTIVE" | "INACTIVE";
+  name: string;
+  issuer: string;
+  client_id: string;
+  /** The client secret, encrypted with the master key (SecretBox); never returned. */
+  sealed_client_secret: string;
+  /** JSON array of strings. */
+  scopes: string;
+  is_id_token_mapping: number;
+  use_pkce: number;
+  is_linking_allowed: number;
+  is_creation_allowed: number;
+  is_auto_creation: number;
+  is_auto_update: number;
+  /** ZITADEL's AutoLinkingOption number. */
+  auto_linking: number;
+  created_at: number;
+  changed_at: number;
+  sequence: number;
+}
+
+/** A user's link to its account at an identity provider. */
+export interface UserIdpLinkTable {
+  instance_id: string;
+  user_id: string;
+  idp_id: string;
+  external_user_id: string;
+  display_name: string;
+  created_at: number;
+}
+
+/** A user's metadata entry; `value` is the bytes in base64. */
+export interface UserMetadataTable {
+  instance_id: string;
+  user_id: string;
+  key: string;
+  value: string;
+  created_at: number;
+  changed_at: number;
+  /** The user's sequence after the entry was last set. */
+  sequence: number;
 }

@@ -1,10 +1,18 @@
-import type { Insertable, Kysely, Selectable } from "kysely";
-import type { NewCode, NewUser, User, UserStore } from "../domain/store-port.js";
+import type { Insertable, Kysely, Selectable, Updateable } from "kysely";
+import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/store-port.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
-import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserTable } from "./schema.js";
+import type {
+  CodeTable,
+  Database,
+  EventTable,
+  UniqueConstraintTable,
+  UserIdpLinkTable,
+  UserMetadataTable,
+  UserTable,
+} from "./schema.js";
 
 /** An insert of every column of a table, prepared once with one named parameter per column. */
 function prepareInsert<T extends keyof Database & string>(
@@ -33,6 +41,15 @@ const CODE_COLUMNS = [
   "instance_id", "id", "user_id", "kind", "sealed_code", "expires_at", "created_at", "returned", "url_template", "used_at",
 ] as const satisfies ReadonlyArray<keyof CodeTable>;
 
+const LINK_COLUMNS = [
+  "instance_id", "user_id", "idp_id", "external_user_id", "display_name", "created_at",
+] as const satisfies ReadonlyArray<keyof UserIdpLinkTable>;
+const METADATA_COLUMNS = [
+  "instance_id", "user_id", "key", "value", "created_at", "changed_at", "sequence",
+] as const satisfies ReadonlyArray<keyof UserMetadataTable>;
+
+type UserOwnedTable = "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members" | "user_idp_links" | "user_metadata";
+
 /** The SQL implementation of the domain's user store. */
 export function createUserStore({ db, read, writes }: Db): UserStore {
   const insert = {
@@ -41,8 +58,10 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     event: prepareInsert(db, "events", EVENT_COLUMNS),
     creationEvent: prepareInsert(db, "events", CREATION_EVENT_COLUMNS),
     code: prepareInsert(db, "codes", CODE_COLUMNS),
+    link: prepareInsert(db, "user_idp_links", LINK_COLUMNS),
+    metadata: prepareInsert(db, "user_metadata", METADATA_COLUMNS),
   };
-  const byUser = (table: "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members") =>
+  const byUser = (table: UserOwnedTable) =>
     prepare<{ instance_id: string; user_id: string }>(
       db
         .deleteFrom(table)
@@ -58,7 +77,15 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         .where("id", "=", param<string>("id")),
     ),
     // Removing a user releases its username and links at once, and ends its codes, tokens and roles.
-    remove: [byUser("users"), byUser("unique_constraints"), byUser("codes"), byUser("personal_access_tokens"), byUser("members")],
+    remove: [
+      byUser("users"),
+      byUser("unique_constraints"),
+      byUser("codes"),
+      byUser("personal_access_tokens"),
+      byUser("members"),
+      byUser("user_idp_links"),
+      byUser("user_metadata"),
+    ],
   };
   const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(
     db.selectFrom("users").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
@@ -105,6 +132,35 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
       return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
     },
+    updateUser: (update) => writes.run(userUpdateStatements(db, insert, update)),
+    async listIdpLinks(instanceId, userId) {
+      const rows = await db
+        .selectFrom("user_idp_links")
+        .select(["idp_id", "external_user_id", "display_name"])
+        .where("instance_id", "=", instanceId)
+        .where("user_id", "=", userId)
+        .orderBy("created_at")
+        .orderBy("idp_id")
+        .orderBy("external_user_id")
+        .execute();
+      return rows.map((row) => ({ idpId: row.idp_id, externalUserId: row.external_user_id, displayName: row.display_name }));
+    },
+    async listMetadata(instanceId, userId) {
+      const rows = await db
+        .selectFrom("user_metadata")
+        .selectAll()
+        .where("instance_id", "=", instanceId)
+        .where("user_id", "=", userId)
+        .orderBy("key")
+        .execute();
+      return rows.map((row) => ({
+        key: row.key,
+        value: new Uint8Array(Buffer.from(row.value, "base64")),
+        createdAt: Number(row.created_at),
+        changedAt: Number(row.changed_at),
+        sequence: Number(row.sequence),
+      }));
+    },
     async lastSequence(instanceId, userId) {
       const rows = await read<{ last: number | null }>(
         lastSequence.bind({ instance_id: instanceId, aggregate_type: "user", aggregate_id: userId }),
@@ -133,7 +189,140 @@ export async function findOrg(
   return row && { instanceId: row.instance_id, id: row.id, name: row.name };
 }
 
-type Inserts = Record<"user" | "unique" | "creationEvent" | "code", Prepared<Record<string, unknown>>>;
+type Inserts = Record<"user" | "unique" | "creationEvent" | "code" | "link" | "metadata", Prepared<Record<string, unknown>>>;
+
+/** Metadata values are bytes; the writer takes text, so they are stored in base64. */
+const base64 = (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64");
+
+/**
+ * The statements of a user update. The events go first: the first one's sequence number is
+ * unique per user, so an update that lost a race fails there, before anything else is written.
+ * Not a hot path, so the statements are built per update.
+ */
+function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: Prepared<Record<string, unknown>> }, update: UserUpdate): WriteStatement[] {
+  const { instanceId, userId, at } = update;
+  const sequence = update.expectedSequence + update.events.length;
+  const compiled = (query: { compile(): { sql: string; parameters: readonly unknown[] } }, uniqueKind?: string): WriteStatement => {
+    const { sql, parameters } = query.compile();
+    return { sql, parameters, ...(uniqueKind === undefined ? {} : { uniqueKind }) };
+  };
+  const statements: WriteStatement[] = update.events.map((event, i) =>
+    insert.event.statement(
+      {
+        instance_id: instanceId,
+        aggregate_type: "user",
+        aggregate_id: userId,
+        sequence: update.expectedSequence + 1 + i,
+        type: event.type,
+        payload: JSON.stringify(event.payload),
+        creator: update.creator,
+        created_at: at,
+      },
+      "sequence",
+    ),
+  );
+  const columns: Updateable<UserTable> = { changed_at: at, sequence };
+  if (update.set?.username !== undefined) {
+    columns.username = update.set.username;
+    columns.username_lower = foldCase(update.set.username);
+  }
+  if (update.set?.email !== undefined) {
+    columns.email = update.set.email;
+    columns.email_lower = foldCase(update.set.email);
+  }
+  if (update.set?.emailVerified !== undefined) columns.email_verified = update.set.emailVerified ? 1 : 0;
+  statements.push(
+    compiled(db.updateTable("users").set(columns).where("instance_id", "=", instanceId).where("id", "=", userId)),
+  );
+  for (const release of update.release ?? []) {
+    let query = db
+      .deleteFrom("unique_constraints")
+      .where("instance_id", "=", instanceId)
+      .where("kind", "=", release.kind)
+      .where("owner_id", "=", userId);
+    if (release.value !== undefined) query = query.where("value", "=", release.value);
+    statements.push(compiled(query));
+  }
+  for (const claim of update.claim ?? []) {
+    statements.push(
+      insert.unique.statement({ instance_id: instanceId, kind: claim.kind, value: claim.value, owner_id: userId }, claim.kind),
+    );
+  }
+  if (update.replaceCodes && update.replaceCodes.length > 0) {
+    statements.push(
+      compiled(
+        db
+          .deleteFrom("codes")
+          .where("instance_id", "=", instanceId)
+          .where("user_id", "=", userId)
+          .where("kind", "in", update.replaceCodes),
+      ),
+    );
+  }
+  for (const code of update.codes ?? []) statements.push(codeStatement(insert.code, instanceId, userId, at, code));
+  for (const link of update.removeLinks ?? []) {
+    statements.push(
+      compiled(
+        db
+          .deleteFrom("user_idp_links")
+          .where("instance_id", "=", instanceId)
+          .where("user_id", "=", userId)
+          .where("idp_id", "=", link.idpId)
+          .where("external_user_id", "=", link.externalUserId),
+      ),
+    );
+  }
+  for (const link of update.addLinks ?? []) statements.push(linkStatement(insert, instanceId, userId, at, link));
+  const metadataKeys = [...(update.removeMetadata ?? []), ...(update.setMetadata ?? []).map((entry) => entry.key)];
+  if (metadataKeys.length > 0) {
+    // A set replaces the entry; its creation date is kept by reading it first (in the domain),
+    // not here: an update sets whole entries.
+    statements.push(
+      compiled(
+        db
+          .deleteFrom("user_metadata")
+          .where("instance_id", "=", instanceId)
+          .where("user_id", "=", userId)
+          .where("key", "in", metadataKeys),
+      ),
+    );
+  }
+  for (const entry of update.setMetadata ?? []) {
+    statements.push(metadataStatement(insert, instanceId, userId, at, sequence, entry));
+  }
+  statements.push(...outboxStatements(db, update.outbox));
+  return statements;
+}
+
+function linkStatement(insert: Inserts, instanceId: string, userId: string, at: number, link: NonNullable<NewUser["idpLinks"]>[number]) {
+  return insert.link.statement({
+    instance_id: instanceId,
+    user_id: userId,
+    idp_id: link.idpId,
+    external_user_id: link.externalUserId,
+    display_name: link.displayName,
+    created_at: at,
+  });
+}
+
+function metadataStatement(
+  insert: Inserts,
+  instanceId: string,
+  userId: string,
+  at: number,
+  sequence: number,
+  entry: NonNullable<NewUser["metadata"]>[number],
+) {
+  return insert.metadata.statement({
+    instance_id: instanceId,
+    user_id: userId,
+    key: entry.key,
+    value: base64(entry.value),
+    created_at: at,
+    changed_at: at,
+    sequence,
+  });
+}
 
 /** The statements that create a user: its row, its unique claims, its events and its codes. */
 function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
@@ -199,6 +388,10 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
       }),
     ),
     ...change.codes.map((code) => codeStatement(insert.code, user.instanceId, user.id, user.createdAt, code)),
+    ...(change.idpLinks ?? []).map((link) => linkStatement(insert, user.instanceId, user.id, user.createdAt, link)),
+    ...(change.metadata ?? []).map((entry) =>
+      metadataStatement(insert, user.instanceId, user.id, user.createdAt, user.sequence, entry),
+    ),
   ];
 }
 

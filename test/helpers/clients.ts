@@ -88,7 +88,7 @@ export interface Caller {
 }
 
 /** ZITADEL's documented REST bindings of the RPCs under test. */
-const REST_ROUTES: Record<string, { method: "GET" | "POST" | "DELETE"; path: string; pathField?: string }> = {
+const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "DELETE"; path: string; pathField?: string }> = {
   "zitadel.management.v1.ManagementService.ImportHumanUser": { method: "POST", path: "/management/v1/users/human/_import" },
   "zitadel.management.v1.ManagementService.AddHumanUser": { method: "POST", path: "/management/v1/users/human" },
   "zitadel.management.v1.ManagementService.GetUserByID": { method: "GET", path: "/management/v1/users/{id}", pathField: "id" },
@@ -112,6 +112,12 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "DELETE"; path: str
   "zitadel.user.v2.UserService.UnlockUser": { method: "POST", path: "/v2/users/{userId}/unlock", pathField: "userId" },
   "zitadel.user.v2.UserService.DeleteUser": { method: "DELETE", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.ListUsers": { method: "POST", path: "/v2/users" },
+  "zitadel.management.v1.ManagementService.ResendHumanInitialization": {
+    method: "POST",
+    path: "/management/v1/users/{userId}/_resend_initialization",
+  },
+  "zitadel.management.v1.ManagementService.UpdateUserName": { method: "PUT", path: "/management/v1/users/{userId}/username" },
+  "zitadel.user.v2.UserService.CreateUser": { method: "POST", path: "/v2/users/new" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
@@ -238,18 +244,20 @@ function restCaller(url: string, token: string): Caller {
       if (!route) throw new Error(`no REST route for ${method.parent.typeName}.${method.name}`);
       let path = route.path;
       const body: JsonObject = { ...request };
-      if (route.pathField) {
-        path = path.replace(`{${route.pathField}}`, encodeURIComponent(String(request[route.pathField] ?? "")));
-        delete body[route.pathField];
+      // Every {field} of the path template takes the request field of that JSON name.
+      for (const [, field] of route.path.matchAll(/\{(\w+)\}/g)) {
+        path = path.replace(`{${field!}}`, encodeURIComponent(String(request[field!] ?? "")));
+        delete body[field!];
       }
       // A GET carries the fields that are not in the path as query parameters, as the gateway reads them.
       if (route.method === "GET" && Object.keys(body).length > 0) {
         path += `?${new URLSearchParams(Object.entries(body).map(([key, value]): [string, string] => [key, String(value)]))}`;
       }
+      const hasBody = route.method === "POST" || route.method === "PUT";
       const response = await fetch(url + path, {
         method: route.method,
-        headers: { ...headersOf(token, options), ...(route.method === "POST" ? { "content-type": "application/json" } : {}) },
-        ...(route.method === "POST" ? { body: JSON.stringify(body) } : {}),
+        headers: { ...headersOf(token, options), ...(hasBody ? { "content-type": "application/json" } : {}) },
+        ...(hasBody ? { body: JSON.stringify(body) } : {}),
       });
       return parseRestResponse(response);
     },

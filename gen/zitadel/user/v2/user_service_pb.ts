@@ -5,6 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Details, ListDetails, ListQuery, Organization } from "../../object/v2/object_pb.js";
 import { file_zitadel_object_v2_object } from "../../object/v2/object_pb.js";
 import { file_zitadel_protoc_gen_zitadel_v2_options } from "../../protoc_gen_zitadel/v2/options_pb.js";
@@ -26,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlsczKtCQoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4SjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLmBQoRQ3JlYXRlVXNlclJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKB3VzZXJfaWQYAiABKAlIAYgBARIVCgh1c2VybmFtZRgDIAEoCUgCiAEBEjkKBWh1bWFuGAQgASgLMigueml0YWRlbC51c2VyLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Lkh1bWFuSAASPQoHbWFjaGluZRgFIAEoCzIqLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5NYWNoaW5lSAAapwMKBUh1bWFuEjEKB3Byb2ZpbGUYASABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAIgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSMgoFcGhvbmUYAyABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZUgBiAEBEi0KCHBhc3N3b3JkGAQgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAUgASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAcgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYCCABKAlIAogBARIrCghtZXRhZGF0YRgJIAMoCzIZLnppdGFkZWwudXNlci52Mi5NZXRhZGF0YUIPCg1wYXNzd29yZF90eXBlQggKBl9waG9uZUIOCgxfdG90cF9zZWNyZXQaQQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uQgsKCXVzZXJfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWUiowEKEkNyZWF0ZVVzZXJSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIiYKCE1ldGFkYXRhEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDK0CgoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4ShAEKCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIi2KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
 
 /**
  * Request of AddHumanUser.
@@ -507,6 +509,241 @@ export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PUR
   messageDesc(file_zitadel_user_v2_user_service, 15);
 
 /**
+ * Request of CreateUser.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"zitadel.user.v2.CreateUserRequest"> & {
+  /**
+   * Organisation to create the user in; 1–200 characters.
+   *
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * User ID to use instead of a generated one; 1–200 characters.
+   *
+   * @generated from field: optional string user_id = 2;
+   */
+  userId?: string | undefined;
+
+  /**
+   * Username; 1–200 characters. Defaults to the email address for humans.
+   *
+   * @generated from field: optional string username = 3;
+   */
+  username?: string | undefined;
+
+  /**
+   * The kind of user; required.
+   *
+   * @generated from oneof zitadel.user.v2.CreateUserRequest.user_type
+   */
+  userType: {
+    /**
+     * A human user.
+     *
+     * @generated from field: zitadel.user.v2.CreateUserRequest.Human human = 4;
+     */
+    value: CreateUserRequest_Human;
+    case: "human";
+  } | {
+    /**
+     * A machine user.
+     *
+     * @generated from field: zitadel.user.v2.CreateUserRequest.Machine machine = 5;
+     */
+    value: CreateUserRequest_Machine;
+    case: "machine";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 16);
+
+/**
+ * A human user.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest.Human
+ */
+export type CreateUserRequest_Human = Message<"zitadel.user.v2.CreateUserRequest.Human"> & {
+  /**
+   * Profile; required.
+   *
+   * @generated from field: zitadel.user.v2.SetHumanProfile profile = 1;
+   */
+  profile?: SetHumanProfile | undefined;
+
+  /**
+   * Email; required.
+   *
+   * @generated from field: zitadel.user.v2.SetHumanEmail email = 2;
+   */
+  email?: SetHumanEmail | undefined;
+
+  /**
+   * Phone; optional.
+   *
+   * @generated from field: optional zitadel.user.v2.SetHumanPhone phone = 3;
+   */
+  phone?: SetHumanPhone | undefined;
+
+  /**
+   * Initial password, plaintext or hashed.
+   *
+   * @generated from oneof zitadel.user.v2.CreateUserRequest.Human.password_type
+   */
+  passwordType: {
+    /**
+     * Plaintext password.
+     *
+     * @generated from field: zitadel.user.v2.Password password = 4;
+     */
+    value: Password;
+    case: "password";
+  } | {
+    /**
+     * Password hash taken over from another system.
+     *
+     * @generated from field: zitadel.user.v2.HashedPassword hashed_password = 5;
+     */
+    value: HashedPassword;
+    case: "hashedPassword";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Links to external identity providers.
+   *
+   * @generated from field: repeated zitadel.user.v2.IDPLink idp_links = 7;
+   */
+  idpLinks: IDPLink[];
+
+  /**
+   * TOTP secret to take over; 1–200 characters.
+   *
+   * @generated from field: optional string totp_secret = 8;
+   */
+  totpSecret?: string | undefined;
+
+  /**
+   * Metadata to set on the user.
+   *
+   * @generated from field: repeated zitadel.user.v2.Metadata metadata = 9;
+   */
+  metadata: Metadata[];
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.Human.
+ * Use `create(CreateUserRequest_HumanSchema)` to create a new message.
+ */
+export const CreateUserRequest_HumanSchema: GenMessage<CreateUserRequest_Human> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 16, 0);
+
+/**
+ * A machine (service) user.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest.Machine
+ */
+export type CreateUserRequest_Machine = Message<"zitadel.user.v2.CreateUserRequest.Machine"> & {
+  /**
+   * Name; 1–200 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Description; 1–500 characters.
+   *
+   * @generated from field: optional string description = 2;
+   */
+  description?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.Machine.
+ * Use `create(CreateUserRequest_MachineSchema)` to create a new message.
+ */
+export const CreateUserRequest_MachineSchema: GenMessage<CreateUserRequest_Machine> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 16, 1);
+
+/**
+ * Response of CreateUser.
+ *
+ * @generated from message zitadel.user.v2.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"zitadel.user.v2.CreateUserResponse"> & {
+  /**
+   * ID of the new user.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Time the user was created.
+   *
+   * @generated from field: google.protobuf.Timestamp creation_date = 2;
+   */
+  creationDate?: Timestamp | undefined;
+
+  /**
+   * Email verification code, if return_code was requested.
+   *
+   * @generated from field: optional string email_code = 3;
+   */
+  emailCode?: string | undefined;
+
+  /**
+   * Phone verification code, if return_code was requested.
+   *
+   * @generated from field: optional string phone_code = 4;
+   */
+  phoneCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 17);
+
+/**
+ * Metadata entry of a user.
+ *
+ * @generated from message zitadel.user.v2.Metadata
+ */
+export type Metadata = Message<"zitadel.user.v2.Metadata"> & {
+  /**
+   * Key; 1–200 characters.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Value; 1–500000 bytes, base64 in JSON.
+   *
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+};
+
+/**
+ * Describes the message zitadel.user.v2.Metadata.
+ * Use `create(MetadataSchema)` to create a new message.
+ */
+export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 18);
+
+/**
  * User service (v2): manages users across the instance.
  *
  * @generated from service zitadel.user.v2.UserService
@@ -524,6 +761,18 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof AddHumanUserRequestSchema;
     output: typeof AddHumanUserResponseSchema;
+  },
+  /**
+   * Create a user (human or machine) in an organisation.
+   *
+   * Humans start active, as with AddHumanUser.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
   },
   /**
    * Get a user (human or machine) by ID.

@@ -1,0 +1,146 @@
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { normalizeEmail } from "./human.js";
+import type { IdGenerator } from "./ids.js";
+import type { Notifier } from "./notifications.js";
+import type { SecretBox } from "./secrets.js";
+import { type NewEvent, UniqueViolation, type User, type UserStore, type UserUpdate } from "./store-port.js";
+import type { ChangeTarget } from "./user-states.js";
+import { makeCode, usernameClaim } from "./users.js";
+
+/** How often a change is retried when another change of the same user committed in between. */
+const MAX_ATTEMPTS = 5;
+
+export interface UserChangeDeps {
+  store: UserStore;
+  newId: IdGenerator;
+  secretBox: SecretBox;
+  /** Renders the mails new codes are sent with, for the outbox. */
+  notifier: Notifier;
+  now?: () => number;
+}
+
+/** What a change writes, decided from the user as it is now. */
+type Plan = Omit<UserUpdate, "instanceId" | "userId" | "expectedSequence" | "at" | "creator" | "events"> & {
+  events: NewEvent[];
+};
+
+/** A user's id, "not found" as the command reports it (ZITADEL's ids differ per command). */
+interface Lookup {
+  userId: string;
+  notFound: { id: string; kind: "NotFound" | "FailedPrecondition" };
+}
+
+/**
+ * Changes of existing users beyond their state: username, initialisation. Each reads the user,
+ * checks ZITADEL's preconditions, and writes its events and read-model changes in one atomic
+ * update that applies only if nobody changed the user meanwhile (retried if so).
+ */
+export function createUserChangeCommands(deps: UserChangeDeps) {
+  const now = deps.now ?? Date.now;
+
+  async function load(target: ChangeTarget, lookup: Lookup): Promise<User> {
+    const user = await deps.store.getUser(target.instanceId, lookup.userId);
+    if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) {
+      const { id, kind } = lookup.notFound;
+      throw kind === "NotFound" ? notFound(id, "User could not be found") : failedPrecondition(id, "User could not be found");
+    }
+    return user;
+  }
+
+  /**
+   * Runs `plan` on the current user and writes what it returns; returns the user after the
+   * change. `plan` throws to refuse, and may return no events, in which case nothing is written.
+   */
+  async function update(
+    target: ChangeTarget,
+    lookup: Lookup,
+    plan: (user: User, at: number) => Plan | Promise<Plan>,
+    apply: (user: User) => User = (user) => user,
+  ): Promise<User> {
+    for (let attempt = 1; ; attempt++) {
+      const user = await load(target, lookup);
+      target.authorize?.(user);
+      const at = now();
+      const planned = await plan(user, at);
+      if (planned.events.length === 0) return user;
+      try {
+        await deps.store.updateUser({
+          ...planned,
+          instanceId: target.instanceId,
+          userId: user.id,
+          expectedSequence: user.sequence,
+          at,
+          creator: target.creator,
+        });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+      return apply({ ...user, changedAt: at, sequence: user.sequence + planned.events.length });
+    }
+  }
+
+  /**
+   * UpdateUserName: the old username is released and the new one claimed in the same
+   * transaction, so the old one is free at once and a taken one fails as on creation.
+   */
+  async function changeUsername(target: ChangeTarget, userId: string, requested: string): Promise<User> {
+    const username = requested.trim();
+    if (username === "") throw invalidArgument("COMMAND-2N9fs", "ID missing");
+    try {
+      return await update(
+        target,
+        { userId, notFound: { id: "COMMAND-5N9ds", kind: "NotFound" } },
+        (user) => {
+          if (user.username === username) throw failedPrecondition("COMMAND-6m9gs", "Username not changed");
+          return {
+            events: [{ type: "user.username.changed", payload: { userName: username } }],
+            set: { username },
+            release: [{ kind: "username" }],
+            claim: [usernameClaim(username, user.orgId)],
+          };
+        },
+        (user) => ({ ...user, username }),
+      );
+    } catch (err) {
+      if (err instanceof UniqueViolation && err.kind === "username") throw alreadyExists("V3-DKcYh", "User already exists");
+      throw err;
+    }
+  }
+
+  /**
+   * ResendHumanInitialization: only for a user still in state INITIAL. A new init code replaces
+   * the old one (the notification side sends it); a new email, if given, is set first and is
+   * unverified.
+   */
+  async function resendInitialization(target: ChangeTarget, userId: string, requestedEmail: string): Promise<User> {
+    const email = requestedEmail.trim() === "" ? undefined : normalizeEmail(requestedEmail);
+    return update(
+      target,
+      { userId, notFound: { id: "COMMAND-2M9df", kind: "NotFound" } },
+      (user, at) => {
+        if (user.state !== "INITIAL" || !user.human) throw failedPrecondition("COMMAND-2M9sd", "User is already initialized");
+        const events: NewEvent[] = [];
+        const changesEmail = email !== undefined && email !== user.human.email.address;
+        if (changesEmail) events.push({ type: "user.human.email.changed", payload: { email } });
+        const init = makeCode(deps, "init", at, false);
+        events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
+        // The mail goes to the new address, if one was given.
+        const recipient = changesEmail ? { ...user, human: { ...user.human, email: { address: email, verified: false } } } : user;
+        return {
+          events,
+          ...(changesEmail ? { set: { email, emailVerified: false } } : {}),
+          replaceCodes: ["init"],
+          codes: [init.stored],
+          outbox: [deps.notifier.compose({ kind: "init", user: recipient, code: init.code, at })],
+        };
+      },
+      (user) =>
+        email === undefined || !user.human ? user : { ...user, human: { ...user.human, email: { address: email, verified: false } } },
+    );
+  }
+
+  return { update, changeUsername, resendInitialization };
+}
+
+export type UserChangeCommands = ReturnType<typeof createUserChangeCommands>;
