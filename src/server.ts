@@ -29,6 +29,8 @@ import { openSqlite } from "./store/db.js";
 import type { Database } from "./store/schema.js";
 import { createUserSearch } from "./store/user-search.js";
 import { createUserStore } from "./store/user-store.js";
+import { createOrgStore } from "./store/org-store.js";
+import { createOrgCommands } from "./domain/orgs.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -82,9 +84,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier });
+  const orgs = createOrgCommands({
+    store: createOrgStore(store),
+    newId,
+    // ZITADEL generates organisation domains under the instance's own domain.
+    instanceDomain: new URL(config.externalUrl).hostname,
+    onCallerChanged: forgetCallers,
+  });
   const management = secureService(
     ManagementService,
-    createManagementService(users, states, access, queries, changes),
+    createManagementService(users, states, access, queries, changes, orgs),
     logUnexpected,
   );
   const userV2 = secureService(UserService, createUserService(users, states, access, queries), logUnexpected);

@@ -5,14 +5,18 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../google/api/annotations_pb.js";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Change, ChangeQuery } from "./change_pb.js";
 import { file_zitadel_change } from "./change_pb.js";
+import type { Member, SearchQuery as SearchQuery$1 } from "./member_pb.js";
+import { file_zitadel_member } from "./member_pb.js";
 import type { ListDetails, ListQuery, ObjectDetails } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import { file_zitadel_options } from "./options_pb.js";
-import type { Gender, SearchQuery, User, UserFieldName } from "./user_pb.js";
+import type { Domain, DomainSearchQuery, Org } from "./org_pb.js";
+import { file_zitadel_org } from "./org_pb.js";
+import type { AccessTokenType, Gender, PersonalAccessToken, SearchQuery, User, UserFieldName } from "./user_pb.js";
 import { file_zitadel_user } from "./user_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -20,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/management.proto.
  */
 export const file_zitadel_management: GenFile = /*@__PURE__*/
-  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIinwEKEExpc3RVc2Vyc1JlcXVlc3QSJAoFcXVlcnkYASABKAsyFS56aXRhZGVsLnYxLkxpc3RRdWVyeRI2Cg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIeLnppdGFkZWwudXNlci52MS5Vc2VyRmllbGROYW1lEi0KB3F1ZXJpZXMYAyADKAsyHC56aXRhZGVsLnVzZXIudjEuU2VhcmNoUXVlcnkinAEKEUxpc3RVc2Vyc1Jlc3BvbnNlEigKB2RldGFpbHMYASABKAsyFy56aXRhZGVsLnYxLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYxLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYxLlVzZXIiWAoWTGlzdFVzZXJDaGFuZ2VzUmVxdWVzdBItCgVxdWVyeRgBIAEoCzIeLnppdGFkZWwuY2hhbmdlLnYxLkNoYW5nZVF1ZXJ5Eg8KB3VzZXJfaWQYAiABKAkiUwoXTGlzdFVzZXJDaGFuZ2VzUmVzcG9uc2USKQoGcmVzdWx0GAIgAygLMhkueml0YWRlbC5jaGFuZ2UudjEuQ2hhbmdlSgQIARACUgdkZXRhaWxzIjcKE0lzVXNlclVuaXF1ZVJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEg0KBWVtYWlsGAIgASgJIikKFElzVXNlclVuaXF1ZVJlc3BvbnNlEhEKCWlzX3VuaXF1ZRgBIAEoCCKQBAoTQWRkSHVtYW5Vc2VyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkSQwoHcHJvZmlsZRgCIAEoCzIyLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlByb2ZpbGUSPwoFZW1haWwYAyABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5FbWFpbBI/CgVwaG9uZRgEIAEoCzIwLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlBob25lEhgKEGluaXRpYWxfcGFzc3dvcmQYBSABKAkangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCCJTChRBZGRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMimAgKFkltcG9ydEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkYKB3Byb2ZpbGUYAiABKAsyNS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEkIKBWVtYWlsGAMgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuRW1haWwSQgoFcGhvbmUYBCABKAsyMy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIQCghwYXNzd29yZBgFIAEoCRJVCg9oYXNoZWRfcGFzc3dvcmQYBiABKAsyPC56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5IYXNoZWRQYXNzd29yZBIgChhwYXNzd29yZF9jaGFuZ2VfcmVxdWlyZWQYByABKAgSKQohcmVxdWVzdF9wYXNzd29yZGxlc3NfcmVnaXN0cmF0aW9uGAggASgIEhAKCG90cF9jb2RlGAkgASgJEj8KBGlkcHMYCiADKAsyMS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5JRFASUgoOcmVjb3ZlcnlfY29kZXMYCyADKAsyOi56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5SZWNvdmVyeUNvZGUangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCBoxCg5IYXNoZWRQYXNzd29yZBINCgV2YWx1ZRgBIAEoCUoECAIQA1IKYWxnb3J0aXRobRpICgNJRFASEQoJY29uZmlnX2lkGAEgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJGjoKDFJlY292ZXJ5Q29kZRINCgNyYXcYASABKAlIABIOCgRoYXNoGAIgASgJSABCCwoJY29kZV90eXBlIskCChdJbXBvcnRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSagoZcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgDIAEoCzJHLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXNwb25zZS5QYXNzd29yZGxlc3NSZWdpc3RyYXRpb24ahAEKGFBhc3N3b3JkbGVzc1JlZ2lzdHJhdGlvbhIMCgRsaW5rGAEgASgJEisKCGxpZmV0aW1lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmV4cGlyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIwoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKFkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIjChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiRAoWUmVhY3RpdmF0ZVVzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh0KD0xvY2tVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChBMb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRVW5sb2NrVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSVW5sb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRUmVtb3ZlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSUmVtb3ZlVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiQgogUmVzZW5kSHVtYW5Jbml0aWFsaXphdGlvblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCSJPCiFSZXNlbmRIdW1hbkluaXRpYWxpemF0aW9uUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyI7ChVVcGRhdGVVc2VyTmFtZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgl1c2VyX25hbWUYAiABKAkiRAoWVXBkYXRlVXNlck5hbWVSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMpAQChFNYW5hZ2VtZW50U2VydmljZRKIAQoLR2V0VXNlckJ5SUQSKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuR2V0VXNlckJ5SURSZXF1ZXN0Gioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldFVzZXJCeUlEUmVzcG9uc2UiIoK1GAsKCXVzZXIucmVhZILT5JMCDRILL3VzZXJzL3tpZH0SiAEKCUxpc3RVc2VycxInLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0VXNlcnNSZXF1ZXN0Gigueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIiiCtRgLCgl1c2VyLnJlYWSC0+STAhM6ASoiDi91c2Vycy9fc2VhcmNoEqwBCg9MaXN0VXNlckNoYW5nZXMSLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdFVzZXJDaGFuZ2VzUmVxdWVzdBouLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0VXNlckNoYW5nZXNSZXNwb25zZSI6grUYCwoJdXNlci5yZWFkgtPkkwIlOgEqIiAvdXNlcnMve3VzZXJfaWR9L2NoYW5nZXMvX3NlYXJjaBKRAQoMSXNVc2VyVW5pcXVlEioueml0YWRlbC5tYW5hZ2VtZW50LnYxLklzVXNlclVuaXF1ZVJlcXVlc3QaKy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSXNVc2VyVW5pcXVlUmVzcG9uc2UiKIK1GAsKCXVzZXIucmVhZILT5JMCExIRL3VzZXJzL19pc191bmlxdWUSkAEKDEFkZEh1bWFuVXNlchIqLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0Gisueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZEh1bWFuVXNlclJlc3BvbnNlIieCtRgMCgp1c2VyLndyaXRlgtPkkwIROgEqIgwvdXNlcnMvaHVtYW4SoQEKD0ltcG9ydEh1bWFuVXNlchItLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlc3BvbnNlIi+CtRgMCgp1c2VyLndyaXRlgtPkkwIZOgEqIhQvdXNlcnMvaHVtYW4vX2ltcG9ydBKhAQoORGVhY3RpdmF0ZVVzZXISLC56aXRhZGVsLm1hbmFnZW1lbnQudjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2UiMoK1GAwKCnVzZXIud3JpdGWC0+STAhw6ASoiFy91c2Vycy97aWR9L19kZWFjdGl2YXRlEqEBCg5SZWFjdGl2YXRlVXNlchIsLnppdGFkZWwubWFuYWdlbWVudC52MS5SZWFjdGl2YXRlVXNlclJlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVhY3RpdmF0ZVVzZXJSZXNwb25zZSIygrUYDAoKdXNlci53cml0ZYLT5JMCHDoBKiIXL3VzZXJzL3tpZH0vX3JlYWN0aXZhdGUSiQEKCExvY2tVc2VyEiYueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxvY2tVc2VyUmVxdWVzdBonLnppdGFkZWwubWFuYWdlbWVudC52MS5Mb2NrVXNlclJlc3BvbnNlIiyCtRgMCgp1c2VyLndyaXRlgtPkkwIWOgEqIhEvdXNlcnMve2lkfS9fbG9jaxKRAQoKVW5sb2NrVXNlchIoLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVxdWVzdBopLnppdGFkZWwubWFuYWdlbWVudC52MS5VbmxvY2tVc2VyUmVzcG9uc2UiLoK1GAwKCnVzZXIud3JpdGWC0+STAhg6ASoiEy91c2Vycy97aWR9L191bmxvY2sShwEKClJlbW92ZVVzZXISKC56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlcXVlc3QaKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVtb3ZlVXNlclJlc3BvbnNlIiSCtRgNCgt1c2VyLmRlbGV0ZYLT5JMCDSoLL3VzZXJzL3tpZH0S0gEKGVJlc2VuZEh1bWFuSW5pdGlhbGl6YXRpb24SNy56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVzZW5kSHVtYW5Jbml0aWFsaXphdGlvblJlcXVlc3QaOC56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVzZW5kSHVtYW5Jbml0aWFsaXphdGlvblJlc3BvbnNlIkKCtRgMCgp1c2VyLndyaXRlgtPkkwIsOgEqIicvdXNlcnMve3VzZXJfaWR9L19yZXNlbmRfaW5pdGlhbGl6YXRpb24SowEKDlVwZGF0ZVVzZXJOYW1lEiwueml0YWRlbC5tYW5hZ2VtZW50LnYxLlVwZGF0ZVVzZXJOYW1lUmVxdWVzdBotLnppdGFkZWwubWFuYWdlbWVudC52MS5VcGRhdGVVc2VyTmFtZVJlc3BvbnNlIjSCtRgMCgp1c2VyLndyaXRlgtPkkwIeOgEqGhkvdXNlcnMve3VzZXJfaWR9L3VzZXJuYW1lYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_zitadel_change, file_zitadel_object, file_zitadel_options, file_zitadel_user]);
+  fileDesc("Chh6aXRhZGVsL21hbmFnZW1lbnQucHJvdG8SFXppdGFkZWwubWFuYWdlbWVudC52MSIgChJHZXRVc2VyQnlJRFJlcXVlc3QSCgoCaWQYASABKAkiOgoTR2V0VXNlckJ5SURSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUueml0YWRlbC51c2VyLnYxLlVzZXIinwEKEExpc3RVc2Vyc1JlcXVlc3QSJAoFcXVlcnkYASABKAsyFS56aXRhZGVsLnYxLkxpc3RRdWVyeRI2Cg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIeLnppdGFkZWwudXNlci52MS5Vc2VyRmllbGROYW1lEi0KB3F1ZXJpZXMYAyADKAsyHC56aXRhZGVsLnVzZXIudjEuU2VhcmNoUXVlcnkinAEKEUxpc3RVc2Vyc1Jlc3BvbnNlEigKB2RldGFpbHMYASABKAsyFy56aXRhZGVsLnYxLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYxLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYxLlVzZXIiWAoWTGlzdFVzZXJDaGFuZ2VzUmVxdWVzdBItCgVxdWVyeRgBIAEoCzIeLnppdGFkZWwuY2hhbmdlLnYxLkNoYW5nZVF1ZXJ5Eg8KB3VzZXJfaWQYAiABKAkiUwoXTGlzdFVzZXJDaGFuZ2VzUmVzcG9uc2USKQoGcmVzdWx0GAIgAygLMhkueml0YWRlbC5jaGFuZ2UudjEuQ2hhbmdlSgQIARACUgdkZXRhaWxzIjcKE0lzVXNlclVuaXF1ZVJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEg0KBWVtYWlsGAIgASgJIikKFElzVXNlclVuaXF1ZVJlc3BvbnNlEhEKCWlzX3VuaXF1ZRgBIAEoCCKQBAoTQWRkSHVtYW5Vc2VyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkSQwoHcHJvZmlsZRgCIAEoCzIyLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlByb2ZpbGUSPwoFZW1haWwYAyABKAsyMC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdC5FbWFpbBI/CgVwaG9uZRgEIAEoCzIwLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXF1ZXN0LlBob25lEhgKEGluaXRpYWxfcGFzc3dvcmQYBSABKAkangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCCJTChRBZGRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMimAgKFkltcG9ydEh1bWFuVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEkYKB3Byb2ZpbGUYAiABKAsyNS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5Qcm9maWxlEkIKBWVtYWlsGAMgASgLMjMueml0YWRlbC5tYW5hZ2VtZW50LnYxLkltcG9ydEh1bWFuVXNlclJlcXVlc3QuRW1haWwSQgoFcGhvbmUYBCABKAsyMy56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5QaG9uZRIQCghwYXNzd29yZBgFIAEoCRJVCg9oYXNoZWRfcGFzc3dvcmQYBiABKAsyPC56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5IYXNoZWRQYXNzd29yZBIgChhwYXNzd29yZF9jaGFuZ2VfcmVxdWlyZWQYByABKAgSKQohcmVxdWVzdF9wYXNzd29yZGxlc3NfcmVnaXN0cmF0aW9uGAggASgIEhAKCG90cF9jb2RlGAkgASgJEj8KBGlkcHMYCiADKAsyMS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5JRFASUgoOcmVjb3ZlcnlfY29kZXMYCyADKAsyOi56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdC5SZWNvdmVyeUNvZGUangEKB1Byb2ZpbGUSEgoKZmlyc3RfbmFtZRgBIAEoCRIRCglsYXN0X25hbWUYAiABKAkSEQoJbmlja19uYW1lGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIaChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAkSJwoGZ2VuZGVyGAYgASgOMhcueml0YWRlbC51c2VyLnYxLkdlbmRlchoxCgVFbWFpbBINCgVlbWFpbBgBIAEoCRIZChFpc19lbWFpbF92ZXJpZmllZBgCIAEoCBoxCgVQaG9uZRINCgVwaG9uZRgBIAEoCRIZChFpc19waG9uZV92ZXJpZmllZBgCIAEoCBoxCg5IYXNoZWRQYXNzd29yZBINCgV2YWx1ZRgBIAEoCUoECAIQA1IKYWxnb3J0aXRobRpICgNJRFASEQoJY29uZmlnX2lkGAEgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJGjoKDFJlY292ZXJ5Q29kZRINCgNyYXcYASABKAlIABIOCgRoYXNoGAIgASgJSABCCwoJY29kZV90eXBlIskCChdJbXBvcnRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSagoZcGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbhgDIAEoCzJHLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXNwb25zZS5QYXNzd29yZGxlc3NSZWdpc3RyYXRpb24ahAEKGFBhc3N3b3JkbGVzc1JlZ2lzdHJhdGlvbhIMCgRsaW5rGAEgASgJEisKCGxpZmV0aW1lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmV4cGlyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIwoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKFkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIjChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiRAoWUmVhY3RpdmF0ZVVzZXJSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIh0KD0xvY2tVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChBMb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRVW5sb2NrVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSVW5sb2NrVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiHwoRUmVtb3ZlVXNlclJlcXVlc3QSCgoCaWQYASABKAkiQAoSUmVtb3ZlVXNlclJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiQgogUmVzZW5kSHVtYW5Jbml0aWFsaXphdGlvblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCSJPCiFSZXNlbmRIdW1hbkluaXRpYWxpemF0aW9uUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyI7ChVVcGRhdGVVc2VyTmFtZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgl1c2VyX25hbWUYAiABKAkiRAoWVXBkYXRlVXNlck5hbWVSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIooBChVBZGRNYWNoaW5lVXNlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSOwoRYWNjZXNzX3Rva2VuX3R5cGUYBCABKA4yIC56aXRhZGVsLnVzZXIudjEuQWNjZXNzVG9rZW5UeXBlIlUKFkFkZE1hY2hpbmVVc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIqCgdkZXRhaWxzGAIgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIlgKH0xpc3RQZXJzb25hbEFjY2Vzc1Rva2Vuc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIkCgVxdWVyeRgCIAEoCzIVLnppdGFkZWwudjEuTGlzdFF1ZXJ5IoIBCiBMaXN0UGVyc29uYWxBY2Nlc3NUb2tlbnNSZXNwb25zZRIoCgdkZXRhaWxzGAEgASgLMhcueml0YWRlbC52MS5MaXN0RGV0YWlscxI0CgZyZXN1bHQYAiADKAsyJC56aXRhZGVsLnVzZXIudjEuUGVyc29uYWxBY2Nlc3NUb2tlbiJlCh1BZGRQZXJzb25hbEFjY2Vzc1Rva2VuUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEjMKD2V4cGlyYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibQoeQWRkUGVyc29uYWxBY2Nlc3NUb2tlblJlc3BvbnNlEhAKCHRva2VuX2lkGAEgASgJEg0KBXRva2VuGAIgASgJEioKB2RldGFpbHMYAyABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiRQogUmVtb3ZlUGVyc29uYWxBY2Nlc3NUb2tlblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCgh0b2tlbl9pZBgCIAEoCSJPCiFSZW1vdmVQZXJzb25hbEFjY2Vzc1Rva2VuUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIRCg9HZXRNeU9yZ1JlcXVlc3QiNAoQR2V0TXlPcmdSZXNwb25zZRIgCgNvcmcYASABKAsyEy56aXRhZGVsLm9yZy52MS5PcmciHQoNQWRkT3JnUmVxdWVzdBIMCgRuYW1lGAEgASgJIkgKDkFkZE9yZ1Jlc3BvbnNlEgoKAmlkGAEgASgJEioKB2RldGFpbHMYAiABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMicQoVTGlzdE9yZ0RvbWFpbnNSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUueml0YWRlbC52MS5MaXN0UXVlcnkSMgoHcXVlcmllcxgCIAMoCzIhLnppdGFkZWwub3JnLnYxLkRvbWFpblNlYXJjaFF1ZXJ5ImoKFkxpc3RPcmdEb21haW5zUmVzcG9uc2USKAoHZGV0YWlscxgBIAEoCzIXLnppdGFkZWwudjEuTGlzdERldGFpbHMSJgoGcmVzdWx0GAIgAygLMhYueml0YWRlbC5vcmcudjEuRG9tYWluIiUKE0FkZE9yZ0RvbWFpblJlcXVlc3QSDgoGZG9tYWluGAEgASgJIkIKFEFkZE9yZ0RvbWFpblJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiLAoaU2V0UHJpbWFyeU9yZ0RvbWFpblJlcXVlc3QSDgoGZG9tYWluGAEgASgJIkkKG1NldFByaW1hcnlPcmdEb21haW5SZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIm4KFUxpc3RPcmdNZW1iZXJzUmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnppdGFkZWwudjEuTGlzdFF1ZXJ5Ei8KB3F1ZXJpZXMYAiADKAsyHi56aXRhZGVsLm1lbWJlci52MS5TZWFyY2hRdWVyeSJtChZMaXN0T3JnTWVtYmVyc1Jlc3BvbnNlEigKB2RldGFpbHMYASABKAsyFy56aXRhZGVsLnYxLkxpc3REZXRhaWxzEikKBnJlc3VsdBgCIAMoCzIZLnppdGFkZWwubWVtYmVyLnYxLk1lbWJlciI1ChNBZGRPcmdNZW1iZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFcm9sZXMYAiADKAkiQgoUQWRkT3JnTWVtYmVyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlscyIpChZSZW1vdmVPcmdNZW1iZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoXUmVtb3ZlT3JnTWVtYmVyUmVzcG9uc2USKgoHZGV0YWlscxgBIAEoCzIZLnppdGFkZWwudjEuT2JqZWN0RGV0YWlsczLZHwoRTWFuYWdlbWVudFNlcnZpY2USiAEKC0dldFVzZXJCeUlEEikueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldFVzZXJCeUlEUmVxdWVzdBoqLnppdGFkZWwubWFuYWdlbWVudC52MS5HZXRVc2VyQnlJRFJlc3BvbnNlIiKCtRgLCgl1c2VyLnJlYWSC0+STAg0SCy91c2Vycy97aWR9EogBCglMaXN0VXNlcnMSJy56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdFVzZXJzUmVxdWVzdBooLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0VXNlcnNSZXNwb25zZSIogrUYCwoJdXNlci5yZWFkgtPkkwITOgEqIg4vdXNlcnMvX3NlYXJjaBKsAQoPTGlzdFVzZXJDaGFuZ2VzEi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxpc3RVc2VyQ2hhbmdlc1JlcXVlc3QaLi56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdFVzZXJDaGFuZ2VzUmVzcG9uc2UiOoK1GAsKCXVzZXIucmVhZILT5JMCJToBKiIgL3VzZXJzL3t1c2VyX2lkfS9jaGFuZ2VzL19zZWFyY2gSkQEKDElzVXNlclVuaXF1ZRIqLnppdGFkZWwubWFuYWdlbWVudC52MS5Jc1VzZXJVbmlxdWVSZXF1ZXN0Gisueml0YWRlbC5tYW5hZ2VtZW50LnYxLklzVXNlclVuaXF1ZVJlc3BvbnNlIiiCtRgLCgl1c2VyLnJlYWSC0+STAhMSES91c2Vycy9faXNfdW5pcXVlEpABCgxBZGRIdW1hblVzZXISKi56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkSHVtYW5Vc2VyUmVxdWVzdBorLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRIdW1hblVzZXJSZXNwb25zZSIngrUYDAoKdXNlci53cml0ZYLT5JMCEToBKiIML3VzZXJzL2h1bWFuEqEBCg9JbXBvcnRIdW1hblVzZXISLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuSW1wb3J0SHVtYW5Vc2VyUmVxdWVzdBouLnppdGFkZWwubWFuYWdlbWVudC52MS5JbXBvcnRIdW1hblVzZXJSZXNwb25zZSIvgrUYDAoKdXNlci53cml0ZYLT5JMCGToBKiIUL3VzZXJzL2h1bWFuL19pbXBvcnQSoQEKDkRlYWN0aXZhdGVVc2VyEiwueml0YWRlbC5tYW5hZ2VtZW50LnYxLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBotLnppdGFkZWwubWFuYWdlbWVudC52MS5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIjKCtRgMCgp1c2VyLndyaXRlgtPkkwIcOgEqIhcvdXNlcnMve2lkfS9fZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISLC56aXRhZGVsLm1hbmFnZW1lbnQudjEuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiMoK1GAwKCnVzZXIud3JpdGWC0+STAhw6ASoiFy91c2Vycy97aWR9L19yZWFjdGl2YXRlEokBCghMb2NrVXNlchImLnppdGFkZWwubWFuYWdlbWVudC52MS5Mb2NrVXNlclJlcXVlc3QaJy56aXRhZGVsLm1hbmFnZW1lbnQudjEuTG9ja1VzZXJSZXNwb25zZSIsgrUYDAoKdXNlci53cml0ZYLT5JMCFjoBKiIRL3VzZXJzL3tpZH0vX2xvY2sSkQEKClVubG9ja1VzZXISKC56aXRhZGVsLm1hbmFnZW1lbnQudjEuVW5sb2NrVXNlclJlcXVlc3QaKS56aXRhZGVsLm1hbmFnZW1lbnQudjEuVW5sb2NrVXNlclJlc3BvbnNlIi6CtRgMCgp1c2VyLndyaXRlgtPkkwIYOgEqIhMvdXNlcnMve2lkfS9fdW5sb2NrEocBCgpSZW1vdmVVc2VyEigueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlbW92ZVVzZXJSZXF1ZXN0Gikueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlbW92ZVVzZXJSZXNwb25zZSIkgrUYDQoLdXNlci5kZWxldGWC0+STAg0qCy91c2Vycy97aWR9EtIBChlSZXNlbmRIdW1hbkluaXRpYWxpemF0aW9uEjcueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlc2VuZEh1bWFuSW5pdGlhbGl6YXRpb25SZXF1ZXN0Gjgueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlc2VuZEh1bWFuSW5pdGlhbGl6YXRpb25SZXNwb25zZSJCgrUYDAoKdXNlci53cml0ZYLT5JMCLDoBKiInL3VzZXJzL3t1c2VyX2lkfS9fcmVzZW5kX2luaXRpYWxpemF0aW9uEqMBCg5VcGRhdGVVc2VyTmFtZRIsLnppdGFkZWwubWFuYWdlbWVudC52MS5VcGRhdGVVc2VyTmFtZVJlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuVXBkYXRlVXNlck5hbWVSZXNwb25zZSI0grUYDAoKdXNlci53cml0ZYLT5JMCHjoBKhoZL3VzZXJzL3t1c2VyX2lkfS91c2VybmFtZRKYAQoOQWRkTWFjaGluZVVzZXISLC56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkTWFjaGluZVVzZXJSZXF1ZXN0Gi0ueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZE1hY2hpbmVVc2VyUmVzcG9uc2UiKYK1GAwKCnVzZXIud3JpdGWC0+STAhM6ASoiDi91c2Vycy9tYWNoaW5lEsQBChhMaXN0UGVyc29uYWxBY2Nlc3NUb2tlbnMSNi56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdFBlcnNvbmFsQWNjZXNzVG9rZW5zUmVxdWVzdBo3LnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0UGVyc29uYWxBY2Nlc3NUb2tlbnNSZXNwb25zZSI3grUYCwoJdXNlci5yZWFkgtPkkwIiOgEqIh0vdXNlcnMve3VzZXJfaWR9L3BhdHMvX3NlYXJjaBK3AQoWQWRkUGVyc29uYWxBY2Nlc3NUb2tlbhI0LnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRQZXJzb25hbEFjY2Vzc1Rva2VuUmVxdWVzdBo1LnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRQZXJzb25hbEFjY2Vzc1Rva2VuUmVzcG9uc2UiMIK1GAwKCnVzZXIud3JpdGWC0+STAho6ASoiFS91c2Vycy97dXNlcl9pZH0vcGF0cxLIAQoZUmVtb3ZlUGVyc29uYWxBY2Nlc3NUb2tlbhI3LnppdGFkZWwubWFuYWdlbWVudC52MS5SZW1vdmVQZXJzb25hbEFjY2Vzc1Rva2VuUmVxdWVzdBo4LnppdGFkZWwubWFuYWdlbWVudC52MS5SZW1vdmVQZXJzb25hbEFjY2Vzc1Rva2VuUmVzcG9uc2UiOIK1GAwKCnVzZXIud3JpdGWC0+STAiIqIC91c2Vycy97dXNlcl9pZH0vcGF0cy97dG9rZW5faWR9EnsKCEdldE15T3JnEiYueml0YWRlbC5tYW5hZ2VtZW50LnYxLkdldE15T3JnUmVxdWVzdBonLnppdGFkZWwubWFuYWdlbWVudC52MS5HZXRNeU9yZ1Jlc3BvbnNlIh6CtRgKCghvcmcucmVhZILT5JMCChIIL29yZ3MvbWUSdwoGQWRkT3JnEiQueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZE9yZ1JlcXVlc3QaJS56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkT3JnUmVzcG9uc2UiIIK1GAwKCm9yZy5jcmVhdGWC0+STAgo6ASoiBS9vcmdzEpMBCgxBZGRPcmdEb21haW4SKi56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkT3JnRG9tYWluUmVxdWVzdBorLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRPcmdEb21haW5SZXNwb25zZSIqgrUYCwoJb3JnLndyaXRlgtPkkwIVOgEqIhAvb3Jncy9tZS9kb21haW5zEqABCg5MaXN0T3JnRG9tYWlucxIsLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0T3JnRG9tYWluc1JlcXVlc3QaLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuTGlzdE9yZ0RvbWFpbnNSZXNwb25zZSIxgrUYCgoIb3JnLnJlYWSC0+STAh06ASoiGC9vcmdzL21lL2RvbWFpbnMvX3NlYXJjaBK7AQoTU2V0UHJpbWFyeU9yZ0RvbWFpbhIxLnppdGFkZWwubWFuYWdlbWVudC52MS5TZXRQcmltYXJ5T3JnRG9tYWluUmVxdWVzdBoyLnppdGFkZWwubWFuYWdlbWVudC52MS5TZXRQcmltYXJ5T3JnRG9tYWluUmVzcG9uc2UiPYK1GAsKCW9yZy53cml0ZYLT5JMCKCImL29yZ3MvbWUvZG9tYWlucy97ZG9tYWlufS9fc2V0X3ByaW1hcnkSpwEKDkxpc3RPcmdNZW1iZXJzEiwueml0YWRlbC5tYW5hZ2VtZW50LnYxLkxpc3RPcmdNZW1iZXJzUmVxdWVzdBotLnppdGFkZWwubWFuYWdlbWVudC52MS5MaXN0T3JnTWVtYmVyc1Jlc3BvbnNlIjiCtRgRCg9vcmcubWVtYmVyLnJlYWSC0+STAh06ASoiGC9vcmdzL21lL21lbWJlcnMvX3NlYXJjaBKaAQoMQWRkT3JnTWVtYmVyEioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZE9yZ01lbWJlclJlcXVlc3QaKy56aXRhZGVsLm1hbmFnZW1lbnQudjEuQWRkT3JnTWVtYmVyUmVzcG9uc2UiMYK1GBIKEG9yZy5tZW1iZXIud3JpdGWC0+STAhU6ASoiEC9vcmdzL21lL21lbWJlcnMSqwEKD1JlbW92ZU9yZ01lbWJlchItLnppdGFkZWwubWFuYWdlbWVudC52MS5SZW1vdmVPcmdNZW1iZXJSZXF1ZXN0Gi4ueml0YWRlbC5tYW5hZ2VtZW50LnYxLlJlbW92ZU9yZ01lbWJlclJlc3BvbnNlIjmCtRgTChFvcmcubWVtYmVyLmRlbGV0ZYLT5JMCHCoaL29yZ3MvbWUvbWVtYmVycy97dXNlcl9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_change, file_zitadel_member, file_zitadel_object, file_zitadel_options, file_zitadel_org, file_zitadel_user]);
 
 /**
  * Request of GetUserByID.
@@ -1098,6 +1102,616 @@ export const UpdateUserNameResponseSchema: GenMessage<UpdateUserNameResponse> = 
   messageDesc(file_zitadel_management, 25);
 
 /**
+ * Request of AddMachineUser.
+ *
+ * @generated from message zitadel.management.v1.AddMachineUserRequest
+ */
+export type AddMachineUserRequest = Message<"zitadel.management.v1.AddMachineUserRequest"> & {
+  /**
+   * Username; 1–200 characters.
+   *
+   * @generated from field: string user_name = 1;
+   */
+  userName: string;
+
+  /**
+   * Name; 1–200 characters.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Description; at most 500 characters.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * Type of the access tokens issued to the user.
+   *
+   * @generated from field: zitadel.user.v1.AccessTokenType access_token_type = 4;
+   */
+  accessTokenType: AccessTokenType;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddMachineUserRequest.
+ * Use `create(AddMachineUserRequestSchema)` to create a new message.
+ */
+export const AddMachineUserRequestSchema: GenMessage<AddMachineUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 26);
+
+/**
+ * Response of AddMachineUser.
+ *
+ * @generated from message zitadel.management.v1.AddMachineUserResponse
+ */
+export type AddMachineUserResponse = Message<"zitadel.management.v1.AddMachineUserResponse"> & {
+  /**
+   * ID of the new user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Change metadata of the new user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 2;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddMachineUserResponse.
+ * Use `create(AddMachineUserResponseSchema)` to create a new message.
+ */
+export const AddMachineUserResponseSchema: GenMessage<AddMachineUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 27);
+
+/**
+ * Request of ListPersonalAccessTokens.
+ *
+ * @generated from message zitadel.management.v1.ListPersonalAccessTokensRequest
+ */
+export type ListPersonalAccessTokensRequest = Message<"zitadel.management.v1.ListPersonalAccessTokensRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.v1.ListQuery query = 2;
+   */
+  query?: ListQuery | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListPersonalAccessTokensRequest.
+ * Use `create(ListPersonalAccessTokensRequestSchema)` to create a new message.
+ */
+export const ListPersonalAccessTokensRequestSchema: GenMessage<ListPersonalAccessTokensRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 28);
+
+/**
+ * Response of ListPersonalAccessTokens.
+ *
+ * @generated from message zitadel.management.v1.ListPersonalAccessTokensResponse
+ */
+export type ListPersonalAccessTokensResponse = Message<"zitadel.management.v1.ListPersonalAccessTokensResponse"> & {
+  /**
+   * Total number of tokens.
+   *
+   * @generated from field: zitadel.v1.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * The tokens (never the token values).
+   *
+   * @generated from field: repeated zitadel.user.v1.PersonalAccessToken result = 2;
+   */
+  result: PersonalAccessToken[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListPersonalAccessTokensResponse.
+ * Use `create(ListPersonalAccessTokensResponseSchema)` to create a new message.
+ */
+export const ListPersonalAccessTokensResponseSchema: GenMessage<ListPersonalAccessTokensResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 29);
+
+/**
+ * Request of AddPersonalAccessToken.
+ *
+ * @generated from message zitadel.management.v1.AddPersonalAccessTokenRequest
+ */
+export type AddPersonalAccessTokenRequest = Message<"zitadel.management.v1.AddPersonalAccessTokenRequest"> & {
+  /**
+   * User ID; at least 1 character.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * When the token expires; unset means 9999-01-01.
+   *
+   * @generated from field: google.protobuf.Timestamp expiration_date = 2;
+   */
+  expirationDate?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddPersonalAccessTokenRequest.
+ * Use `create(AddPersonalAccessTokenRequestSchema)` to create a new message.
+ */
+export const AddPersonalAccessTokenRequestSchema: GenMessage<AddPersonalAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 30);
+
+/**
+ * Response of AddPersonalAccessToken.
+ *
+ * @generated from message zitadel.management.v1.AddPersonalAccessTokenResponse
+ */
+export type AddPersonalAccessTokenResponse = Message<"zitadel.management.v1.AddPersonalAccessTokenResponse"> & {
+  /**
+   * ID of the token.
+   *
+   * @generated from field: string token_id = 1;
+   */
+  tokenId: string;
+
+  /**
+   * The token; shown only here.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 3;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddPersonalAccessTokenResponse.
+ * Use `create(AddPersonalAccessTokenResponseSchema)` to create a new message.
+ */
+export const AddPersonalAccessTokenResponseSchema: GenMessage<AddPersonalAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 31);
+
+/**
+ * Request of RemovePersonalAccessToken.
+ *
+ * @generated from message zitadel.management.v1.RemovePersonalAccessTokenRequest
+ */
+export type RemovePersonalAccessTokenRequest = Message<"zitadel.management.v1.RemovePersonalAccessTokenRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Token ID; 1–200 characters.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemovePersonalAccessTokenRequest.
+ * Use `create(RemovePersonalAccessTokenRequestSchema)` to create a new message.
+ */
+export const RemovePersonalAccessTokenRequestSchema: GenMessage<RemovePersonalAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 32);
+
+/**
+ * Response of RemovePersonalAccessToken.
+ *
+ * @generated from message zitadel.management.v1.RemovePersonalAccessTokenResponse
+ */
+export type RemovePersonalAccessTokenResponse = Message<"zitadel.management.v1.RemovePersonalAccessTokenResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemovePersonalAccessTokenResponse.
+ * Use `create(RemovePersonalAccessTokenResponseSchema)` to create a new message.
+ */
+export const RemovePersonalAccessTokenResponseSchema: GenMessage<RemovePersonalAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 33);
+
+/**
+ * Request of GetMyOrg.
+ *
+ * @generated from message zitadel.management.v1.GetMyOrgRequest
+ */
+export type GetMyOrgRequest = Message<"zitadel.management.v1.GetMyOrgRequest"> & {
+};
+
+/**
+ * Describes the message zitadel.management.v1.GetMyOrgRequest.
+ * Use `create(GetMyOrgRequestSchema)` to create a new message.
+ */
+export const GetMyOrgRequestSchema: GenMessage<GetMyOrgRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 34);
+
+/**
+ * Response of GetMyOrg.
+ *
+ * @generated from message zitadel.management.v1.GetMyOrgResponse
+ */
+export type GetMyOrgResponse = Message<"zitadel.management.v1.GetMyOrgResponse"> & {
+  /**
+   * The organisation.
+   *
+   * @generated from field: zitadel.org.v1.Org org = 1;
+   */
+  org?: Org | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.GetMyOrgResponse.
+ * Use `create(GetMyOrgResponseSchema)` to create a new message.
+ */
+export const GetMyOrgResponseSchema: GenMessage<GetMyOrgResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 35);
+
+/**
+ * Request of AddOrg.
+ *
+ * @generated from message zitadel.management.v1.AddOrgRequest
+ */
+export type AddOrgRequest = Message<"zitadel.management.v1.AddOrgRequest"> & {
+  /**
+   * Name; 1–200 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgRequest.
+ * Use `create(AddOrgRequestSchema)` to create a new message.
+ */
+export const AddOrgRequestSchema: GenMessage<AddOrgRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 36);
+
+/**
+ * Response of AddOrg.
+ *
+ * @generated from message zitadel.management.v1.AddOrgResponse
+ */
+export type AddOrgResponse = Message<"zitadel.management.v1.AddOrgResponse"> & {
+  /**
+   * ID of the new organisation.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Change metadata of the new organisation.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 2;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgResponse.
+ * Use `create(AddOrgResponseSchema)` to create a new message.
+ */
+export const AddOrgResponseSchema: GenMessage<AddOrgResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 37);
+
+/**
+ * Request of ListOrgDomains.
+ *
+ * @generated from message zitadel.management.v1.ListOrgDomainsRequest
+ */
+export type ListOrgDomainsRequest = Message<"zitadel.management.v1.ListOrgDomainsRequest"> & {
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.v1.ListQuery query = 1;
+   */
+  query?: ListQuery | undefined;
+
+  /**
+   * Criteria, all of which a domain must match.
+   *
+   * @generated from field: repeated zitadel.org.v1.DomainSearchQuery queries = 2;
+   */
+  queries: DomainSearchQuery[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListOrgDomainsRequest.
+ * Use `create(ListOrgDomainsRequestSchema)` to create a new message.
+ */
+export const ListOrgDomainsRequestSchema: GenMessage<ListOrgDomainsRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 38);
+
+/**
+ * Response of ListOrgDomains.
+ *
+ * @generated from message zitadel.management.v1.ListOrgDomainsResponse
+ */
+export type ListOrgDomainsResponse = Message<"zitadel.management.v1.ListOrgDomainsResponse"> & {
+  /**
+   * Total number of matches.
+   *
+   * @generated from field: zitadel.v1.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * The domains.
+   *
+   * @generated from field: repeated zitadel.org.v1.Domain result = 2;
+   */
+  result: Domain[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListOrgDomainsResponse.
+ * Use `create(ListOrgDomainsResponseSchema)` to create a new message.
+ */
+export const ListOrgDomainsResponseSchema: GenMessage<ListOrgDomainsResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 39);
+
+/**
+ * Request of AddOrgDomain.
+ *
+ * @generated from message zitadel.management.v1.AddOrgDomainRequest
+ */
+export type AddOrgDomainRequest = Message<"zitadel.management.v1.AddOrgDomainRequest"> & {
+  /**
+   * Domain; 1–200 characters.
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgDomainRequest.
+ * Use `create(AddOrgDomainRequestSchema)` to create a new message.
+ */
+export const AddOrgDomainRequestSchema: GenMessage<AddOrgDomainRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 40);
+
+/**
+ * Response of AddOrgDomain.
+ *
+ * @generated from message zitadel.management.v1.AddOrgDomainResponse
+ */
+export type AddOrgDomainResponse = Message<"zitadel.management.v1.AddOrgDomainResponse"> & {
+  /**
+   * Change metadata of the organisation.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgDomainResponse.
+ * Use `create(AddOrgDomainResponseSchema)` to create a new message.
+ */
+export const AddOrgDomainResponseSchema: GenMessage<AddOrgDomainResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 41);
+
+/**
+ * Request of SetPrimaryOrgDomain.
+ *
+ * @generated from message zitadel.management.v1.SetPrimaryOrgDomainRequest
+ */
+export type SetPrimaryOrgDomainRequest = Message<"zitadel.management.v1.SetPrimaryOrgDomainRequest"> & {
+  /**
+   * Domain; 1–200 characters.
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.SetPrimaryOrgDomainRequest.
+ * Use `create(SetPrimaryOrgDomainRequestSchema)` to create a new message.
+ */
+export const SetPrimaryOrgDomainRequestSchema: GenMessage<SetPrimaryOrgDomainRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 42);
+
+/**
+ * Response of SetPrimaryOrgDomain.
+ *
+ * @generated from message zitadel.management.v1.SetPrimaryOrgDomainResponse
+ */
+export type SetPrimaryOrgDomainResponse = Message<"zitadel.management.v1.SetPrimaryOrgDomainResponse"> & {
+  /**
+   * Change metadata of the organisation.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.SetPrimaryOrgDomainResponse.
+ * Use `create(SetPrimaryOrgDomainResponseSchema)` to create a new message.
+ */
+export const SetPrimaryOrgDomainResponseSchema: GenMessage<SetPrimaryOrgDomainResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 43);
+
+/**
+ * Request of ListOrgMembers.
+ *
+ * @generated from message zitadel.management.v1.ListOrgMembersRequest
+ */
+export type ListOrgMembersRequest = Message<"zitadel.management.v1.ListOrgMembersRequest"> & {
+  /**
+   * Paging and ordering.
+   *
+   * @generated from field: zitadel.v1.ListQuery query = 1;
+   */
+  query?: ListQuery | undefined;
+
+  /**
+   * Criteria, all of which a member must match.
+   *
+   * @generated from field: repeated zitadel.member.v1.SearchQuery queries = 2;
+   */
+  queries: SearchQuery$1[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListOrgMembersRequest.
+ * Use `create(ListOrgMembersRequestSchema)` to create a new message.
+ */
+export const ListOrgMembersRequestSchema: GenMessage<ListOrgMembersRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 44);
+
+/**
+ * Response of ListOrgMembers.
+ *
+ * @generated from message zitadel.management.v1.ListOrgMembersResponse
+ */
+export type ListOrgMembersResponse = Message<"zitadel.management.v1.ListOrgMembersResponse"> & {
+  /**
+   * Total number of matches.
+   *
+   * @generated from field: zitadel.v1.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * The members.
+   *
+   * @generated from field: repeated zitadel.member.v1.Member result = 2;
+   */
+  result: Member[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.ListOrgMembersResponse.
+ * Use `create(ListOrgMembersResponseSchema)` to create a new message.
+ */
+export const ListOrgMembersResponseSchema: GenMessage<ListOrgMembersResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 45);
+
+/**
+ * Request of AddOrgMember.
+ *
+ * @generated from message zitadel.management.v1.AddOrgMemberRequest
+ */
+export type AddOrgMemberRequest = Message<"zitadel.management.v1.AddOrgMemberRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Roles to grant, e.g. ORG_OWNER.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgMemberRequest.
+ * Use `create(AddOrgMemberRequestSchema)` to create a new message.
+ */
+export const AddOrgMemberRequestSchema: GenMessage<AddOrgMemberRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 46);
+
+/**
+ * Response of AddOrgMember.
+ *
+ * @generated from message zitadel.management.v1.AddOrgMemberResponse
+ */
+export type AddOrgMemberResponse = Message<"zitadel.management.v1.AddOrgMemberResponse"> & {
+  /**
+   * Change metadata of the membership.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.AddOrgMemberResponse.
+ * Use `create(AddOrgMemberResponseSchema)` to create a new message.
+ */
+export const AddOrgMemberResponseSchema: GenMessage<AddOrgMemberResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 47);
+
+/**
+ * Request of RemoveOrgMember.
+ *
+ * @generated from message zitadel.management.v1.RemoveOrgMemberRequest
+ */
+export type RemoveOrgMemberRequest = Message<"zitadel.management.v1.RemoveOrgMemberRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemoveOrgMemberRequest.
+ * Use `create(RemoveOrgMemberRequestSchema)` to create a new message.
+ */
+export const RemoveOrgMemberRequestSchema: GenMessage<RemoveOrgMemberRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 48);
+
+/**
+ * Response of RemoveOrgMember.
+ *
+ * @generated from message zitadel.management.v1.RemoveOrgMemberResponse
+ */
+export type RemoveOrgMemberResponse = Message<"zitadel.management.v1.RemoveOrgMemberResponse"> & {
+  /**
+   * Change metadata of the membership.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.management.v1.RemoveOrgMemberResponse.
+ * Use `create(RemoveOrgMemberResponseSchema)` to create a new message.
+ */
+export const RemoveOrgMemberResponseSchema: GenMessage<RemoveOrgMemberResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_management, 49);
+
+/**
  * Management API (v1): manages the objects of one organisation.
  *
  * The organisation is chosen with the x-zitadel-orgid header; without it,
@@ -1267,6 +1881,132 @@ export const ManagementService: GenService<{
     methodKind: "unary";
     input: typeof UpdateUserNameRequestSchema;
     output: typeof UpdateUserNameResponseSchema;
+  },
+  /**
+   * Create a machine user (service account).
+   *
+   * Machine users authenticate with personal access tokens.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.AddMachineUser
+   */
+  addMachineUser: {
+    methodKind: "unary";
+    input: typeof AddMachineUserRequestSchema;
+    output: typeof AddMachineUserResponseSchema;
+  },
+  /**
+   * List the personal access tokens of a machine user.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ListPersonalAccessTokens
+   */
+  listPersonalAccessTokens: {
+    methodKind: "unary";
+    input: typeof ListPersonalAccessTokensRequestSchema;
+    output: typeof ListPersonalAccessTokensResponseSchema;
+  },
+  /**
+   * Create a personal access token for a machine user.
+   *
+   * The token is returned in the response only; store it.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.AddPersonalAccessToken
+   */
+  addPersonalAccessToken: {
+    methodKind: "unary";
+    input: typeof AddPersonalAccessTokenRequestSchema;
+    output: typeof AddPersonalAccessTokenResponseSchema;
+  },
+  /**
+   * Remove a personal access token; it stops working at once.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.RemovePersonalAccessToken
+   */
+  removePersonalAccessToken: {
+    methodKind: "unary";
+    input: typeof RemovePersonalAccessTokenRequestSchema;
+    output: typeof RemovePersonalAccessTokenResponseSchema;
+  },
+  /**
+   * Get the organisation of the context (x-zitadel-orgid, else the caller's).
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.GetMyOrg
+   */
+  getMyOrg: {
+    methodKind: "unary";
+    input: typeof GetMyOrgRequestSchema;
+    output: typeof GetMyOrgResponseSchema;
+  },
+  /**
+   * Create an organisation; the caller becomes its ORG_OWNER.
+   *
+   * A domain is generated from the name: <name>.<instance domain>.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.AddOrg
+   */
+  addOrg: {
+    methodKind: "unary";
+    input: typeof AddOrgRequestSchema;
+    output: typeof AddOrgResponseSchema;
+  },
+  /**
+   * Add a domain to the organisation.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.AddOrgDomain
+   */
+  addOrgDomain: {
+    methodKind: "unary";
+    input: typeof AddOrgDomainRequestSchema;
+    output: typeof AddOrgDomainResponseSchema;
+  },
+  /**
+   * List the domains of the organisation.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ListOrgDomains
+   */
+  listOrgDomains: {
+    methodKind: "unary";
+    input: typeof ListOrgDomainsRequestSchema;
+    output: typeof ListOrgDomainsResponseSchema;
+  },
+  /**
+   * Make a verified domain the primary domain of the organisation.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.SetPrimaryOrgDomain
+   */
+  setPrimaryOrgDomain: {
+    methodKind: "unary";
+    input: typeof SetPrimaryOrgDomainRequestSchema;
+    output: typeof SetPrimaryOrgDomainResponseSchema;
+  },
+  /**
+   * List the members of the organisation.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.ListOrgMembers
+   */
+  listOrgMembers: {
+    methodKind: "unary";
+    input: typeof ListOrgMembersRequestSchema;
+    output: typeof ListOrgMembersResponseSchema;
+  },
+  /**
+   * Grant a user roles on the organisation (ORG_OWNER, ORG_USER_MANAGER, ...).
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.AddOrgMember
+   */
+  addOrgMember: {
+    methodKind: "unary";
+    input: typeof AddOrgMemberRequestSchema;
+    output: typeof AddOrgMemberResponseSchema;
+  },
+  /**
+   * Take all roles on the organisation from a user, at once.
+   *
+   * @generated from rpc zitadel.management.v1.ManagementService.RemoveOrgMember
+   */
+  removeOrgMember: {
+    methodKind: "unary";
+    input: typeof RemoveOrgMemberRequestSchema;
+    output: typeof RemoveOrgMemberResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_management, 0);

@@ -64,8 +64,9 @@ const STATE_V2 = {
 const optionalTimestamp = (ms: number | undefined): Timestamp | undefined =>
   ms === undefined ? undefined : timestampFromMs(ms);
 
-/** Login names while usernames are instance-wide: the username itself. */
-const loginNamesOf = (user: User) => [user.username];
+/** Login names as the store read them (see src/store/login-names.ts), else the username. */
+const loginNamesOf = (user: User) => user.loginNames ?? [user.username];
+const preferredLoginNameOf = (user: User) => user.preferredLoginName ?? user.username;
 
 export function userToV1(user: User): UserV1 {
   const { human, machine } = user;
@@ -75,7 +76,7 @@ export function userToV1(user: User): UserV1 {
     state: STATE_V1[user.state],
     userName: user.username,
     loginNames: loginNamesOf(user),
-    preferredLoginName: user.username,
+    preferredLoginName: preferredLoginNameOf(user),
     type: human
       ? {
           case: "human",
@@ -105,7 +106,7 @@ export function userToV2(user: User): UserV2 {
     state: STATE_V2[user.state],
     username: user.username,
     loginNames: loginNamesOf(user),
-    preferredLoginName: user.username,
+    preferredLoginName: preferredLoginNameOf(user),
     type: human
       ? {
           case: "human",
@@ -114,7 +115,7 @@ export function userToV2(user: User): UserV2 {
             state: STATE_V2[user.state],
             username: user.username,
             loginNames: loginNamesOf(user),
-            preferredLoginName: user.username,
+            preferredLoginName: preferredLoginNameOf(user),
             profile: {
               givenName: human.profile.givenName,
               familyName: human.profile.familyName,

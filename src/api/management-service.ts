@@ -17,7 +17,9 @@ import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { queryLimit, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
+import type { OrgCommands } from "../domain/orgs.js";
 import type { Access } from "./access.js";
+import { createOrgHandlers } from "./org-handlers.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
@@ -62,6 +64,7 @@ export function createManagementService(
   access: Access,
   queries: UserQueries,
   changes: UserChangeCommands,
+  orgs: OrgCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -72,6 +75,7 @@ export function createManagementService(
     };
 
   return {
+    ...createOrgHandlers(users, orgs, access),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),

@@ -13,27 +13,42 @@ export interface Principal {
 }
 
 const USER_MANAGEMENT = ["user.read", "user.write", "user.delete", "user.global.read"];
-const READ_ONLY = ["user.read", "user.global.read"];
+const USER_READ = ["user.read", "user.global.read"];
+const ORG_MANAGEMENT = ["org.read", "org.write", "org.member.read", "org.member.write", "org.member.delete", "policy.read", "policy.write", "policy.delete"];
+const IAM_POLICY = ["iam.policy.read", "iam.policy.write", "iam.policy.delete"];
 
 /**
- * ZITADEL's default role → permission mapping, for the user permissions userport checks.
- * IAM_* roles apply in every organisation of the instance, ORG_* roles in their own.
+ * ZITADEL's default role → permission mapping (cmd/defaults.yaml InternalAuthZ), for the
+ * permissions userport checks. IAM_* roles apply in every organisation of the instance, ORG_*
+ * roles in their own.
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
-  IAM_OWNER: USER_MANAGEMENT,
-  IAM_ORG_MANAGER: USER_MANAGEMENT,
-  IAM_USER_MANAGER: USER_MANAGEMENT,
-  IAM_OWNER_VIEWER: READ_ONLY,
-  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read"],
-  ORG_OWNER: USER_MANAGEMENT,
-  ORG_USER_MANAGER: USER_MANAGEMENT,
-  ORG_OWNER_VIEWER: READ_ONLY,
+  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, "org.create", ...IAM_POLICY],
+  IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, "org.create"],
+  IAM_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "org.member.read", "policy.read"],
+  IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "policy.read", "iam.policy.read"],
+  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read", "org.read", "org.create", "policy.read", "iam.policy.read"],
+  ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT],
+  ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read"],
+  ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "policy.read"],
+  ORG_SETTINGS_MANAGER: ["org.read", "org.write", "org.member.read", "policy.read", "policy.write", "policy.delete"],
+  ORG_USER_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read"],
+  ORG_PROJECT_PERMISSION_EDITOR: ["org.read"],
+  ORG_PROJECT_CREATOR: [],
 };
+
+/** The roles that can be granted on an organisation (AddOrgMember): ZITADEL's ORG_ roles. */
+export const ORG_ROLES: readonly string[] = Object.keys(ROLE_PERMISSIONS).filter((role) => role.startsWith("ORG_"));
 
 /** True when one of the caller's roles grants `permission` in organisation `orgId`. */
 export function hasPermission(principal: Principal, permission: string, orgId: string): boolean {
   const roles = [...principal.instanceRoles, ...(principal.orgRoles.get(orgId) ?? [])];
   return roles.some((role) => ROLE_PERMISSIONS[role]?.includes(permission));
+}
+
+/** True when one of the caller's instance-level roles grants `permission` (in every organisation). */
+export function hasInstancePermission(principal: Principal, permission: string): boolean {
+  return principal.instanceRoles.some((role) => ROLE_PERMISSIONS[role]?.includes(permission));
 }
 
 export function requirePermission(principal: Principal, permission: string, orgId: string): void {

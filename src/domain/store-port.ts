@@ -24,6 +24,21 @@ export interface User {
     passwordChangedAt: number | undefined;
   };
   machine?: { name: string; description: string };
+  /**
+   * Login names, when the store read them: the username, or `username@<domain>` for each verified
+   * domain of the organisation when its domain policy requires domain login names.
+   */
+  loginNames?: string[];
+  /** The login name with the primary domain (or the username), when the store read it. */
+  preferredLoginName?: string;
+}
+
+/** What decides how a username is claimed in an organisation (its domain policy, other orgs' domains). */
+export interface UsernameRules {
+  /** The organisation's domain policy requires domain login names: usernames are unique per organisation. */
+  orgScoped: boolean;
+  /** The organisation that verified the domain after the username's last "@", if any. */
+  domainOwner: string | undefined;
 }
 
 /** An event appended to a user's audit trail. Payloads never hold secrets or hashes. */
@@ -46,7 +61,7 @@ export interface NewCode {
 export interface NewUser {
   user: User;
   passwordHash: string | undefined;
-  /** Lower-cased values that must be unique in the instance, by kind (e.g. "username"). */
+  /** Folded values that must be unique in the instance, by kind (e.g. "username", see `usernameClaim`). */
   uniques: Array<{ kind: string; value: string }>;
   events: NewEvent[];
   /** The sequence of the first event: 1, or one past the events of a removed user with the same id. */
@@ -171,6 +186,8 @@ export interface UserStore {
   listIdpLinks(instanceId: string, userId: string): Promise<IdpLink[]>;
   listMetadata(instanceId: string, userId: string): Promise<StoredMetadata[]>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  /** How a username is claimed in an organisation. */
+  usernameRules(instanceId: string, orgId: string, username: string): Promise<UsernameRules>;
   /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
   lastSequence(instanceId: string, userId: string): Promise<number>;
 }

@@ -5,7 +5,7 @@ import type { Notifier } from "./notifications.js";
 import type { SecretBox } from "./secrets.js";
 import { type NewEvent, UniqueViolation, type User, type UserStore, type UserUpdate } from "./store-port.js";
 import type { ChangeTarget } from "./user-states.js";
-import { makeCode, usernameClaim } from "./users.js";
+import { claimUsername, isUsernameClaim, makeCode } from "./users.js";
 
 /** How often a change is retried when another change of the same user committed in between. */
 const MAX_ATTEMPTS = 5;
@@ -91,19 +91,20 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
       return await update(
         target,
         { userId, notFound: { id: "COMMAND-5N9ds", kind: "NotFound" } },
-        (user) => {
+        async (user) => {
           if (user.username === username) throw failedPrecondition("COMMAND-6m9gs", "Username not changed");
           return {
             events: [{ type: "user.username.changed", payload: { userName: username } }],
             set: { username },
-            release: [{ kind: "username" }],
-            claim: [usernameClaim(username, user.orgId)],
+            // Whichever scope the old name was claimed in (see usernameClaim), it is released.
+            release: [{ kind: "username" }, { kind: "org_username" }],
+            claim: [await claimUsername(deps.store, target.instanceId, user.orgId, username)],
           };
         },
         (user) => ({ ...user, username }),
       );
     } catch (err) {
-      if (err instanceof UniqueViolation && err.kind === "username") throw alreadyExists("V3-DKcYh", "User already exists");
+      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
       throw err;
     }
   }

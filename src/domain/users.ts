@@ -1,4 +1,4 @@
-import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import {
   type CreatePath,
   type HumanProfile,
@@ -18,6 +18,36 @@ import {
 } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
 import { type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+import { foldCase } from "./user-queries.js";
+
+/**
+ * The unique claim of a username. By default usernames are unique across the instance; when
+ * the organisation's domain policy requires domain login names (`userLoginMustBeDomain`), they
+ * are unique per organisation, so the organisation is part of the value (`<orgId>/<username>`;
+ * ids hold no "/"). Values are case-folded as the search keys are, so uniqueness ignores case.
+ * Every write of a username (create, rename, policy change) must claim it through here.
+ */
+export function usernameClaim(username: string, orgId: string, orgScoped: boolean): { kind: string; value: string } {
+  return orgScoped
+    ? { kind: "org_username", value: `${orgId}/${foldCase(username)}` }
+    : { kind: "username", value: foldCase(username) };
+}
+
+/** True for the kinds of {@link usernameClaim}. */
+export const isUsernameClaim = (kind: string) => kind === "username" || kind === "org_username";
+
+/**
+ * Checks a username against the organisation's domain policy and returns its claim. Without
+ * domain login names, a username whose part after the last "@" is a domain another organisation
+ * verified is refused (COMMAND-SFd21), as in ZITADEL.
+ */
+export async function claimUsername(store: UserStore, instanceId: string, orgId: string, username: string) {
+  const rules = await store.usernameRules(instanceId, orgId, username);
+  if (!rules.orgScoped && rules.domainOwner !== undefined && rules.domainOwner !== orgId) {
+    throw invalidArgument("COMMAND-SFd21", "Domain is already reserved and cannot be used");
+  }
+  return usernameClaim(username, orgId, rules.orgScoped);
+}
 
 /** How a new human's email gets verified. */
 export type EmailVerification =
@@ -94,14 +124,6 @@ export function makeCode(
   return { code, stored, expirySeconds: generator.expirySeconds };
 }
 
-/**
- * The unique claim of a username: unique instance-wide and case-insensitively, as in ZITADEL's
- * default domain policy. Creation and UpdateUserName both claim through here.
- */
-export function usernameClaim(username: string, _orgId: string): { kind: "username"; value: string } {
-  return { kind: "username", value: username.toLowerCase() };
-}
-
 /** The user commands and queries of the domain, bound to their dependencies. */
 export function createUserCommands(deps: UserCommandsDeps) {
   const now = deps.now ?? Date.now;
@@ -125,6 +147,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     if (input.email.verification.kind === "send" && input.email.verification.urlTemplate !== undefined) {
       checkUrlTemplate(input.email.verification.urlTemplate);
     }
+    const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
 
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
@@ -233,7 +256,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       await deps.store.createUser({
         user,
         passwordHash,
-        uniques: [usernameClaim(username, input.orgId)],
+        uniques: [claim],
         events,
         firstSequence: previous + 1,
         codes,
@@ -241,7 +264,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         creator: input.creator,
       });
     } catch (err) {
-      if (err instanceof UniqueViolation && err.kind === "username") {
+      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
         throw alreadyExists("V3-DKcYh", "User already exists");
       }
       if (err instanceof UniqueViolation && err.kind === "user_id") {
@@ -262,7 +285,55 @@ export function createUserCommands(deps: UserCommandsDeps) {
     return user;
   }
 
-  return { createHuman, getUser };
+  /**
+   * ZITADEL's AddMachineUser: a service user, ACTIVE at once, that signs in with personal access
+   * tokens. The username follows the organisation's domain policy like a human's.
+   */
+  async function createMachine(input: {
+    instanceId: string;
+    orgId: string;
+    creator: string;
+    username: string;
+    name: string;
+    description: string;
+  }): Promise<User> {
+    const username = input.username.trim();
+    // ZITADEL's machine checks; the keys have no English text, so clients see them raw.
+    if (username === "") throw invalidArgument("COMMAND-bm9Ds", "Errors.User.Invalid");
+    const name = input.name.trim();
+    if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
+    const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
+    const at = now();
+    const user: User = {
+      instanceId: input.instanceId,
+      id: deps.newId(),
+      orgId: input.orgId,
+      type: "machine",
+      state: "ACTIVE",
+      username,
+      createdAt: at,
+      changedAt: at,
+      sequence: 1,
+      machine: { name, description: input.description },
+    };
+    try {
+      await deps.store.createUser({
+        user,
+        passwordHash: undefined,
+        uniques: [claim],
+        events: [{ type: "user.machine.added", payload: { userName: username, name, description: input.description } }],
+        firstSequence: 1,
+        codes: [],
+        creator: input.creator,
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
+      throw err;
+    }
+    return user;
+  }
+
+  return { createHuman, createMachine, getUser };
 }
 
 export type UserCommands = ReturnType<typeof createUserCommands>;

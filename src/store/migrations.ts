@@ -158,6 +158,57 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.alterTable("events_next").renameTo("events").execute();
     },
   },
+  "0005_orgs_domains_members": {
+    // Organisations become objects of their own: a state, a change history (sequence), the
+    // effective domain policy flag that scopes usernames, their domains, custom domain policies,
+    // and membership details. Existing rows get neutral defaults (an active organisation
+    // without domains, instance-wide usernames), which is what they meant so far.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("orgs").addColumn("state", "text", (c) => c.notNull().defaultTo("ACTIVE")).execute();
+      await db.schema.alterTable("orgs").addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable("orgs").addColumn("sequence", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable("orgs")
+        .addColumn("user_login_must_be_domain", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createTable("org_domains")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("org_id", "text", (c) => c.notNull())
+        .addColumn("domain", "text", (c) => c.notNull())
+        .addColumn("verified", "integer", (c) => c.notNull())
+        .addColumn("is_primary", "integer", (c) => c.notNull())
+        .addColumn("validation_type", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("org_domains_pk", ["instance_id", "org_id", "domain"])
+        .execute();
+      // Login-name searches go from a domain to its organisation.
+      await db.schema.createIndex("org_domains_domain_idx").on("org_domains").columns(["instance_id", "domain"]).execute();
+      await db.schema
+        .createTable("domain_policies")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("org_id", "text", (c) => c.notNull())
+        .addColumn("user_login_must_be_domain", "integer", (c) => c.notNull())
+        .addColumn("validate_org_domains", "integer", (c) => c.notNull())
+        .addColumn("smtp_sender_address_matches_instance_domain", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("domain_policies_pk", ["instance_id", "org_id"])
+        .execute();
+      await db.schema.alterTable("members").addColumn("created_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable("members").addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createIndex("personal_access_tokens_user_idx")
+        .on("personal_access_tokens")
+        .columns(["instance_id", "user_id"])
+        .execute();
+      // Organisation names are unique in the instance from now on; claim the existing ones
+      // (so far only the default organisation, whose name is ASCII, so lower() folds it fully).
+      await sql`INSERT INTO unique_constraints (instance_id, kind, value, owner_id)
+        SELECT instance_id, 'org_name', lower(name), id FROM orgs`.execute(db);
+    },
+  },
   "0006_idps_links_metadata": {
     // Identity providers (of an organisation, or of the instance with org_id ""), users' links
     // to accounts at them and users' metadata. A link's (IdP, external id) is unique through

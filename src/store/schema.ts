@@ -17,6 +17,8 @@ export interface Database {
   idps: IdpTable;
   user_idp_links: UserIdpLinkTable;
   user_metadata: UserMetadataTable;
+  org_domains: OrgDomainTable;
+  domain_policies: DomainPolicyTable;
 }
 
 export interface InstanceTable {
@@ -30,6 +32,40 @@ export interface OrgTable {
   id: string;
   name: string;
   created_at: number;
+  state: Generated<"ACTIVE" | "INACTIVE">;
+  changed_at: Generated<number>;
+  /** The organisation's own event count: its `details.sequence`. */
+  sequence: Generated<number>;
+  /**
+   * The effective `userLoginMustBeDomain` (the custom policy's, else the instance default's),
+   * kept here so that every user read and search can tell how login names are formed.
+   */
+  user_login_must_be_domain: Generated<number>;
+}
+
+/** A domain of an organisation; verified domains are also claimed instance-wide (kind "org_domain"). */
+export interface OrgDomainTable {
+  instance_id: string;
+  org_id: string;
+  /** Lower-cased. */
+  domain: string;
+  verified: number;
+  is_primary: number;
+  /** ZITADEL's DomainValidationType number. */
+  validation_type: number;
+  created_at: number;
+  changed_at: number;
+}
+
+/** A custom domain policy of an organisation, or the instance default (org_id ""). */
+export interface DomainPolicyTable {
+  instance_id: string;
+  org_id: string;
+  user_login_must_be_domain: number;
+  validate_org_domains: number;
+  smtp_sender_address_matches_instance_domain: number;
+  created_at: number;
+  changed_at: number;
 }
 
 /** The read model of a user, human or machine; human columns are empty strings for machines. */
@@ -136,6 +172,8 @@ export interface MemberTable {
   user_id: string;
   /** Space-separated role names. */
   roles: string;
+  created_at: Generated<number>;
+  changed_at: Generated<number>;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   type UserSortField,
 } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
+import { createLoginNames } from "./login-names.js";
 import type { Database, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
 
@@ -247,13 +248,14 @@ function userCountQuery(db: Kysely<Database>, search: UserSearch) {
 
 /** The SQL implementation of the domain's user searches and history reads. */
 export function createUserSearch({ db, read }: Db): UserReadStore {
+  const withLoginNames = createLoginNames(db, read);
   return {
     async searchUsers(search) {
       const rows = await read<UserRow & { total_count: number }>(userSearchStatement(db, search));
       // Past the last page there is no row to carry the total.
       const total =
         rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, search).compile()))[0]?.n ?? 0);
-      return { users: rows.map(toUser), total };
+      return { users: await withLoginNames(search.instanceId, rows.map(toUser)), total };
     },
 
     async userExists(instanceId, { username, email }) {

@@ -3,6 +3,7 @@ import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/st
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
+import { createLoginNames } from "./login-names.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type {
   CodeTable,
@@ -98,6 +99,23 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       .where("aggregate_type", "=", param<string>("aggregate_type"))
       .where("aggregate_id", "=", param<string>("aggregate_id")),
   );
+  const withLoginNames = createLoginNames(db, read);
+  const orgScoped = prepare<{ instance_id: string; id: string }>(
+    db
+      .selectFrom("orgs")
+      .select("user_login_must_be_domain")
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("id", "=", param<string>("id")),
+  );
+  // A verified domain is claimed instance-wide by its organisation: one primary-key lookup.
+  const domainOwner = prepare<{ instance_id: string; kind: string; value: string }>(
+    db
+      .selectFrom("unique_constraints")
+      .select("owner_id")
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("kind", "=", param<string>("kind"))
+      .where("value", "=", param<string>("value")),
+  );
   return {
     createUser: (creation) => writes.run([...userCreationStatements(insert, creation), ...outboxStatements(db, creation.outbox)]),
     changeUser(userChange) {
@@ -169,7 +187,14 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     },
     async getUser(instanceId, userId) {
       const rows = await read<Selectable<UserTable>>(selectUser.bind({ instance_id: instanceId, id: userId }));
-      return rows[0] && toUser(rows[0]);
+      return rows[0] && (await withLoginNames(instanceId, [toUser(rows[0])]))[0];
+    },
+    async usernameRules(instanceId, orgId, username) {
+      const flag = await read<{ user_login_must_be_domain: number }>(orgScoped.bind({ instance_id: instanceId, id: orgId }));
+      const at = username.lastIndexOf("@");
+      const owner =
+        at < 0 ? [] : await read<{ owner_id: string }>(domainOwner.bind({ instance_id: instanceId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }));
+      return { orgScoped: Number(flag[0]?.user_login_must_be_domain ?? 0) === 1, domainOwner: owner[0]?.owner_id };
     },
   };
 }

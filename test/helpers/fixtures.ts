@@ -8,7 +8,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import bcrypt from "bcrypt";
 import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
-import { type Caller, createCallers, type TransportName } from "./clients.js";
+import { type Caller, createCallers, type TransportName, V1 } from "./clients.js";
 import { startTestServer, type TestServer } from "./server.js";
 
 export interface Userport {
@@ -154,4 +154,35 @@ export async function seedScopedCaller(server: TestServer, role: string | undefi
     })
     .execute();
   return { orgId: org, userId, userName, token };
+}
+
+/** A caller made through the API: an organisation, a machine user in it with `role`, and its token. */
+export interface ApiCaller {
+  orgId: string;
+  orgName: string;
+  userId: string;
+  userName: string;
+  token: string;
+}
+
+/**
+ * Creates, as the administrator and over the API (Connect JSON), a new organisation, a machine
+ * user in it holding `role` (none when undefined) and a personal access token for it: the way an
+ * operator delegates user management. `orgId` puts the user into an existing organisation.
+ */
+export async function createApiCaller(up: Userport, role: string | undefined, orgId?: string): Promise<ApiCaller> {
+  const admin = up.caller("connect-json-h1");
+  const ok = async (result: Promise<import("./clients.js").CallResult>) => {
+    const settled = await result;
+    if (!settled.ok) throw new Error(`set-up call failed: ${JSON.stringify(settled.error)}`);
+    return settled.json;
+  };
+  const orgName = uniqueName("org");
+  const org = orgId ?? String((await ok(admin.call(V1.addOrg, { name: orgName }))).id);
+  const headers = { "x-zitadel-orgid": org };
+  const userName = uniqueName("svc");
+  const userId = String((await ok(admin.call(V1.addMachineUser, { userName, name: "service" }, { headers }))).userId);
+  if (role) await ok(admin.call(V1.addOrgMember, { userId, roles: [role] }, { headers }));
+  const token = String((await ok(admin.call(V1.addPersonalAccessToken, { userId }, { headers }))).token);
+  return { orgId: org, orgName, userId, userName, token };
 }

@@ -1,0 +1,320 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AddMachineUserResponseSchema,
+  AddOrgDomainResponseSchema,
+  AddOrgMemberResponseSchema,
+  AddOrgResponseSchema,
+  AddPersonalAccessTokenResponseSchema,
+  GetMyOrgResponseSchema,
+  ListOrgDomainsResponseSchema,
+  ListOrgMembersResponseSchema,
+  ListPersonalAccessTokensResponseSchema,
+  type ManagementService,
+  RemoveOrgMemberResponseSchema,
+  RemovePersonalAccessTokenResponseSchema,
+  SetPrimaryOrgDomainResponseSchema,
+} from "../../gen/zitadel/management_pb.js";
+import { type Member, MemberSchema, type SearchQuery as MemberQuery } from "../../gen/zitadel/member_pb.js";
+import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
+import { type Domain, type DomainSearchQuery, DomainSchema, type Org as OrgPb, OrgSchema, OrgState } from "../../gen/zitadel/org_pb.js";
+import { PersonalAccessTokenSchema } from "../../gen/zitadel/user_pb.js";
+import { hasInstancePermission } from "../domain/access.js";
+import type { Org, OrgCommands, OrgDomain, OrgMember } from "../domain/orgs.js";
+import { generateToken, tokenDigest } from "../domain/secrets.js";
+import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
+import type { UserCommands } from "../domain/users.js";
+import { type Access, principalKey } from "./access.js";
+import { changeDetailsV1, objectDetailsV1 } from "./convert.js";
+import { checkLength, embedded } from "./input-rules.js";
+import { invalidArgument } from "../domain/errors.js";
+import { listDetailsV1, listOffset } from "./user-reads.js";
+
+type OrgMethods =
+  | "addMachineUser"
+  | "listPersonalAccessTokens"
+  | "addPersonalAccessToken"
+  | "removePersonalAccessToken"
+  | "getMyOrg"
+  | "addOrg"
+  | "addOrgDomain"
+  | "listOrgDomains"
+  | "setPrimaryOrgDomain"
+  | "listOrgMembers"
+  | "addOrgMember"
+  | "removeOrgMember";
+
+/** `zitadel.v1.ObjectDetails` of an organisation after a change. */
+function orgChangeDetails(org: Org): ObjectDetails {
+  return create(ObjectDetailsSchema, { sequence: BigInt(org.sequence), changeDate: timestampFromMs(org.changedAt), resourceOwner: org.id });
+}
+
+function orgToPb(org: Org): OrgPb {
+  return create(OrgSchema, {
+    id: org.id,
+    details: create(ObjectDetailsSchema, {
+      sequence: BigInt(org.sequence),
+      creationDate: timestampFromMs(org.createdAt),
+      changeDate: timestampFromMs(org.changedAt),
+      resourceOwner: org.id,
+    }),
+    state: org.state === "ACTIVE" ? OrgState.ACTIVE : OrgState.INACTIVE,
+    name: org.name,
+    primaryDomain: org.primaryDomain,
+  });
+}
+
+function domainToPb(domain: OrgDomain, org: Org): Domain {
+  return create(DomainSchema, {
+    orgId: domain.orgId,
+    details: create(ObjectDetailsSchema, {
+      sequence: BigInt(org.sequence),
+      creationDate: timestampFromMs(domain.createdAt),
+      changeDate: timestampFromMs(domain.changedAt),
+      resourceOwner: domain.orgId,
+    }),
+    domainName: domain.domain,
+    isVerified: domain.verified,
+    isPrimary: domain.primary,
+    validationType: domain.validationType,
+  });
+}
+
+function memberToPb(member: OrgMember, org: Org): Member {
+  const human = member.user?.human;
+  return create(MemberSchema, {
+    userId: member.userId,
+    details: create(ObjectDetailsSchema, {
+      sequence: BigInt(org.sequence),
+      creationDate: timestampFromMs(member.createdAt),
+      changeDate: timestampFromMs(member.changedAt),
+      resourceOwner: org.id,
+    }),
+    roles: member.roles,
+    preferredLoginName: member.user?.preferredLoginName ?? member.user?.username ?? "",
+    email: human?.email.address ?? "",
+    firstName: human?.profile.givenName ?? "",
+    lastName: human?.profile.familyName ?? "",
+    displayName: human?.profile.displayName ?? member.user?.machine?.name ?? "",
+  });
+}
+
+/** A text comparison as ZITADEL's TextQueryMethod makes it, for the small lists filtered in memory. */
+export function textMatches(value: string, query: string, method: TextMethod): boolean {
+  const ignoreCase = method.endsWith("IgnoreCase");
+  const a = ignoreCase ? foldCase(value) : value;
+  const b = ignoreCase ? foldCase(query) : query;
+  if (method.startsWith("equals")) return a === b;
+  if (method.startsWith("startsWith")) return a.startsWith(b);
+  if (method.startsWith("contains")) return a.includes(b);
+  return a.endsWith(b);
+}
+
+function textMethod(method: number, field: string): TextMethod {
+  const found = TEXT_METHODS[method];
+  if (found === undefined) throw invalidArgument("", `invalid ${field}: value must be one of the defined enum values`);
+  return found;
+}
+
+/** One page of a list filtered in memory; `asc` false lists newest first as ZITADEL's lists do by default. */
+function page<T>(items: T[], query: { offset: bigint; limit: number; asc: boolean } | undefined): { total: number; items: T[] } {
+  const limit = queryLimit(query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
+  const offset = listOffset(query?.offset ?? 0n);
+  return { total: items.length, items: items.slice(offset, offset + Math.min(limit, MAX_QUERY_LIMIT)) };
+}
+
+function domainFilter(queries: readonly DomainSearchQuery[]): (domain: OrgDomain) => boolean {
+  const tests = queries.map((query, i) =>
+    embedded(`ListOrgDomainsRequest.Queries[${i}]`, () => {
+      if (query.query.case !== "domainNameQuery") throw invalidArgument("", "invalid DomainSearchQuery.Query: value is required");
+      const { name, method } = query.query.value;
+      return embedded("DomainSearchQuery.DomainNameQuery", () => {
+        checkLength(name, 0, 200, "DomainNameQuery.Name");
+        const how = textMethod(method, "DomainNameQuery.Method");
+        return (domain: OrgDomain) => textMatches(domain.domain, name, how);
+      });
+    }),
+  );
+  return (domain) => tests.every((test) => test(domain));
+}
+
+function memberFilter(queries: readonly MemberQuery[]): (member: OrgMember) => boolean {
+  const tests = queries.map((query, i) =>
+    embedded(`ListOrgMembersRequest.Queries[${i}]`, () => {
+      const q = query.query;
+      if (q.case === undefined) throw invalidArgument("", "invalid SearchQuery.Query: value is required");
+      const human = (member: OrgMember) => member.user?.human;
+      switch (q.case) {
+        case "firstNameQuery":
+          return embedded("SearchQuery.FirstNameQuery", () => {
+            checkLength(q.value.firstName, 0, 200, "FirstNameQuery.FirstName");
+            const how = textMethod(q.value.method, "FirstNameQuery.Method");
+            return (m: OrgMember) => textMatches(human(m)?.profile.givenName ?? "", q.value.firstName, how);
+          });
+        case "lastNameQuery":
+          return embedded("SearchQuery.LastNameQuery", () => {
+            checkLength(q.value.lastName, 0, 200, "LastNameQuery.LastName");
+            const how = textMethod(q.value.method, "LastNameQuery.Method");
+            return (m: OrgMember) => textMatches(human(m)?.profile.familyName ?? "", q.value.lastName, how);
+          });
+        case "emailQuery":
+          return embedded("SearchQuery.EmailQuery", () => {
+            checkLength(q.value.email, 0, 200, "EmailQuery.Email");
+            const how = textMethod(q.value.method, "EmailQuery.Method");
+            return (m: OrgMember) => textMatches(human(m)?.email.address ?? "", q.value.email, how);
+          });
+        case "userIdQuery":
+          return embedded("SearchQuery.UserIdQuery", () => {
+            checkLength(q.value.userId, 0, 200, "UserIDQuery.UserId");
+            return (m: OrgMember) => m.userId === q.value.userId;
+          });
+      }
+    }),
+  );
+  return (member) => tests.every((test) => test(member));
+}
+
+/**
+ * The management v1 RPCs of organisations, their domains and members, machine users and their
+ * personal access tokens. Every one acts on the context organisation (`x-zitadel-orgid`, else the
+ * caller's own) after `access.target` checked it exists and the RPC's permission on it.
+ */
+export function createOrgHandlers(
+  users: UserCommands,
+  orgs: OrgCommands,
+  access: Access,
+): Pick<ServiceImpl<typeof ManagementService>, OrgMethods> {
+  const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
+  return {
+    async addMachineUser(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userName, 1, 200, "AddMachineUserRequest.UserName");
+      checkLength(req.name, 1, 200, "AddMachineUserRequest.Name");
+      checkLength(req.description, 0, 500, "AddMachineUserRequest.Description");
+      if (req.accessTokenType !== 0 && req.accessTokenType !== 1) {
+        throw invalidArgument("", "invalid AddMachineUserRequest.AccessTokenType: value must be one of the defined enum values");
+      }
+      const user = await users.createMachine({ ...target, username: req.userName, name: req.name, description: req.description });
+      return create(AddMachineUserResponseSchema, { userId: user.id, details: objectDetailsV1(user) });
+    },
+
+    async listPersonalAccessTokens(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "ListPersonalAccessTokensRequest.UserId");
+      // Tokens of a user of another organisation are simply not there, as ZITADEL's query filters by owner.
+      const user = await users.getUser(target.instanceId, target.orgId, req.userId).catch(() => undefined);
+      const tokens = user ? await orgs.listTokens(target.instanceId, req.userId) : [];
+      const { total, items } = page(tokens, req.query);
+      return create(ListPersonalAccessTokensResponseSchema, {
+        details: listDetailsV1(total, Date.now()),
+        result: items.map((token) =>
+          create(PersonalAccessTokenSchema, {
+            id: token.id,
+            details: create(ObjectDetailsSchema, {
+              sequence: BigInt(user!.sequence),
+              creationDate: timestampFromMs(token.createdAt),
+              changeDate: timestampFromMs(token.createdAt),
+              resourceOwner: target.orgId,
+            }),
+            expirationDate: timestampFromMs(token.expiresAt),
+          }),
+        ),
+      });
+    },
+
+    async addPersonalAccessToken(req, ctx) {
+      const target = await access.target(ctx);
+      // ZITADEL declares only a minimum here.
+      if (req.userId === "") throw invalidArgument("", "invalid AddPersonalAccessTokenRequest.UserId: value length must be at least 1 runes");
+      const expiresAt = req.expirationDate ? timestampDate(req.expirationDate).getTime() : undefined;
+      const added = await orgs.addToken(target, req.userId, expiresAt, () => {
+        const token = generateToken();
+        return { token, digest: tokenDigest(token) };
+      });
+      return create(AddPersonalAccessTokenResponseSchema, {
+        tokenId: added.tokenId,
+        token: added.token,
+        details: changeDetailsV1(added.user),
+      });
+    },
+
+    async removePersonalAccessToken(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "RemovePersonalAccessTokenRequest.UserId");
+      checkLength(req.tokenId, 1, 200, "RemovePersonalAccessTokenRequest.TokenId");
+      const user = await orgs.removeToken(target, req.userId, req.tokenId);
+      return create(RemovePersonalAccessTokenResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    async getMyOrg(_req, ctx) {
+      const target = await access.target(ctx);
+      return create(GetMyOrgResponseSchema, { org: orgToPb(await orgs.getOrg(target.instanceId, target.orgId)) });
+    },
+
+    async addOrg(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.name, 1, 200, "AddOrgRequest.Name");
+      const org = await orgs.addOrg(target, req.name);
+      return create(AddOrgResponseSchema, {
+        id: org.id,
+        details: create(ObjectDetailsSchema, {
+          sequence: BigInt(org.sequence),
+          creationDate: timestampFromMs(org.createdAt),
+          changeDate: timestampFromMs(org.changedAt),
+          resourceOwner: org.id,
+        }),
+      });
+    },
+
+    async addOrgDomain(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.domain, 1, 200, "AddOrgDomainRequest.Domain");
+      return create(AddOrgDomainResponseSchema, { details: orgChangeDetails(await orgs.addDomain(target, req.domain)) });
+    },
+
+    async listOrgDomains(req, ctx) {
+      const target = await access.target(ctx);
+      const matches = domainFilter(req.queries);
+      const org = await orgs.getOrg(target.instanceId, target.orgId);
+      const domains = (await orgs.listDomains(target.instanceId, target.orgId)).filter(matches);
+      const { total, items } = page(domains, req.query);
+      return create(ListOrgDomainsResponseSchema, {
+        details: listDetailsV1(total, Date.now()),
+        result: items.map((domain) => domainToPb(domain, org)),
+      });
+    },
+
+    async setPrimaryOrgDomain(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.domain, 1, 200, "SetPrimaryOrgDomainRequest.Domain");
+      return create(SetPrimaryOrgDomainResponseSchema, { details: orgChangeDetails(await orgs.setPrimaryDomain(target, req.domain)) });
+    },
+
+    async listOrgMembers(req, ctx) {
+      const target = await access.target(ctx);
+      const matches = memberFilter(req.queries);
+      const org = await orgs.getOrg(target.instanceId, target.orgId);
+      const members = (await orgs.listMembers(target.instanceId, target.orgId)).filter(matches);
+      const { total, items } = page(members, req.query);
+      return create(ListOrgMembersResponseSchema, {
+        details: listDetailsV1(total, Date.now()),
+        result: items.map((member) => memberToPb(member, org)),
+      });
+    },
+
+    async addOrgMember(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "AddOrgMemberRequest.UserId");
+      const mayUseForeignUsers = hasInstancePermission(principalOf(ctx), "org.member.write");
+      const org = await orgs.addMember({ ...target, mayUseForeignUsers }, req.userId, req.roles);
+      return create(AddOrgMemberResponseSchema, { details: orgChangeDetails(org) });
+    },
+
+    async removeOrgMember(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "RemoveOrgMemberRequest.UserId");
+      return create(RemoveOrgMemberResponseSchema, { details: orgChangeDetails(await orgs.removeMember(target, req.userId)) });
+    },
+  };
+}

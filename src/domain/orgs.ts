@@ -1,0 +1,453 @@
+import { ORG_ROLES } from "./access.js";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
+import type { IdGenerator } from "./ids.js";
+import { type NewEvent, UniqueViolation, type User } from "./store-port.js";
+
+/** An organisation as the domain reads it. */
+export interface Org {
+  instanceId: string;
+  id: string;
+  name: string;
+  state: "ACTIVE" | "INACTIVE";
+  createdAt: number;
+  changedAt: number;
+  /** The organisation's own event count: its `details.sequence`. */
+  sequence: number;
+  /** The primary domain, "" while the organisation has none. */
+  primaryDomain: string;
+  /** The effective domain policy flag: usernames unique per organisation, login names `user@domain`. */
+  userLoginMustBeDomain: boolean;
+}
+
+export interface OrgDomain {
+  orgId: string;
+  /** Lower-cased. */
+  domain: string;
+  verified: boolean;
+  primary: boolean;
+  /** ZITADEL's DomainValidationType number (0 unspecified). */
+  validationType: number;
+  createdAt: number;
+  changedAt: number;
+}
+
+export interface OrgMember {
+  userId: string;
+  roles: string[];
+  createdAt: number;
+  changedAt: number;
+  /** The member's user, for display (absent if it was removed meanwhile). */
+  user: User | undefined;
+}
+
+/** A custom domain policy of an organisation. */
+export interface DomainPolicy {
+  userLoginMustBeDomain: boolean;
+  validateOrgDomains: boolean;
+  smtpSenderAddressMatchesInstanceDomain: boolean;
+}
+
+/** ZITADEL's default domain policy (cmd/defaults.yaml): everything off. */
+export const DEFAULT_DOMAIN_POLICY: DomainPolicy = {
+  userLoginMustBeDomain: false,
+  validateOrgDomains: false,
+  smtpSenderAddressMatchesInstanceDomain: false,
+};
+
+/** One change to an organisation's rows, written with the organisation's events. */
+export type OrgWrite =
+  | { kind: "addDomain"; domain: OrgDomain }
+  | { kind: "setPrimaryDomain"; domain: string }
+  | { kind: "addMember"; userId: string; roles: string[] }
+  | { kind: "removeMember"; userId: string }
+  /**
+   * Sets (or with `policy` undefined, removes) the custom domain policy, and the effective
+   * flag; when the flag changes, every username of the organisation is claimed anew in its new
+   * scope, so that the database judges the new uniqueness rule.
+   */
+  | { kind: "setDomainPolicy"; policy: DomainPolicy | undefined; effectiveMustBeDomain: boolean; reclaimUsernames: boolean };
+
+export interface OrgChange {
+  instanceId: string;
+  orgId: string;
+  /** The sequence the organisation had when the change was decided: a concurrent change fails it. */
+  expectedSequence: number;
+  events: NewEvent[];
+  writes: OrgWrite[];
+  at: number;
+  creator: string;
+}
+
+export interface PersonalAccessToken {
+  id: string;
+  userId: string;
+  expiresAt: number;
+  createdAt: number;
+}
+
+/** What the organisation commands need from storage; src/store/org-store.ts implements it. */
+export interface OrgStore {
+  getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
+  /** Writes the organisation, its generated domain (claimed), its name claim, its owner and its events. */
+  createOrg(creation: { org: Org; domain: OrgDomain; owner: { userId: string; roles: string[] }; events: NewEvent[]; creator: string }): Promise<void>;
+  changeOrg(change: OrgChange): Promise<void>;
+  listDomains(instanceId: string, orgId: string): Promise<OrgDomain[]>;
+  /** The custom domain policy of the organisation, if it has one. */
+  customDomainPolicy(instanceId: string, orgId: string): Promise<DomainPolicy | undefined>;
+  listMembers(instanceId: string, orgId: string): Promise<OrgMember[]>;
+  getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  listTokens(instanceId: string, userId: string): Promise<PersonalAccessToken[]>;
+  /** Adds (or with `token` undefined and `removeId` set, removes) a token, with the user's event. */
+  changeTokens(change: {
+    instanceId: string;
+    userId: string;
+    expectedSequence: number;
+    event: NewEvent;
+    at: number;
+    creator: string;
+    add?: PersonalAccessToken & { digest: string };
+    removeId?: string;
+  }): Promise<void>;
+}
+
+/** ZITADEL's "no expiration" for tokens: 9999-01-01. */
+export const TOKEN_NEVER_EXPIRES = Date.UTC(9999, 0, 1);
+
+/**
+ * ZITADEL's NewIAMDomainName: the organisation's generated domain, `<label>.<instance domain>`,
+ * where the label is the name with spaces as hyphens, only letters, marks, digits and hyphens
+ * kept, at most 63 characters and no leading or trailing hyphen.
+ */
+export function generatedOrgDomain(name: string, instanceDomain: string): string {
+  let label = name.trim().replaceAll(" ", "-").replace(/[^\p{L}\p{M}0-9-]/gu, "");
+  // Go slices bytes; a label of multi-byte letters is cut by code points here instead.
+  label = Array.from(label).slice(0, 63).join("");
+  label = label.replace(/^-/, "").replace(/-$/, "");
+  // The key has no English text in ZITADEL, so clients see it raw.
+  if (label === "") throw invalidArgument("ORG-RrfXY", "Errors.Org.Domain.EmptyString");
+  return `${label}.${instanceDomain}`.toLowerCase();
+}
+
+/** The role names ZITADEL accepts on an organisation (its ORG_ roles). */
+export function invalidOrgRoles(roles: readonly string[]): string[] {
+  return roles.filter((role) => !ORG_ROLES.includes(role));
+}
+
+/** Access checks the context organisation first; this only answers a race with its removal. */
+const OrgNotFound = () => permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+
+export interface OrgCommandsDeps {
+  store: OrgStore;
+  newId: IdGenerator;
+  /** The domain organisations' generated domains end in, e.g. "localhost" or "id.example.com". */
+  instanceDomain: string;
+  /** Told after a change that can affect who may call the API (roles, tokens). */
+  onCallerChanged: () => void;
+  now?: () => number;
+}
+
+/** How often a change is retried when another change of the same organisation committed in between. */
+const MAX_ATTEMPTS = 5;
+
+/** Organisations, their domains, members and domain policy, and machine users' tokens. */
+export function createOrgCommands(deps: OrgCommandsDeps) {
+  const now = deps.now ?? Date.now;
+
+  async function getOrg(instanceId: string, orgId: string): Promise<Org> {
+    const org = await deps.store.getOrg(instanceId, orgId);
+    if (!org) throw OrgNotFound();
+    return org;
+  }
+
+  /**
+   * Applies `decide` to the organisation as it is now and writes what it returns, retrying when a
+   * concurrent change of the organisation won (the org's event sequence is unique).
+   */
+  async function change(
+    instanceId: string,
+    orgId: string,
+    creator: string,
+    decide: (org: Org) => Promise<{ events: NewEvent[]; writes: OrgWrite[] }>,
+  ): Promise<Org> {
+    for (let attempt = 1; ; attempt++) {
+      const org = await getOrg(instanceId, orgId);
+      const { events, writes } = await decide(org);
+      const at = now();
+      try {
+        await deps.store.changeOrg({ instanceId, orgId, expectedSequence: org.sequence, events, writes, at, creator });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+      return { ...org, changedAt: at, sequence: org.sequence + events.length };
+    }
+  }
+
+  return {
+    getOrg,
+
+    /**
+     * ZITADEL's AddOrg: the organisation, its generated domain (verified and primary) and the
+     * caller as ORG_OWNER, in one commit. Names and verified domains are unique in the instance.
+     */
+    async addOrg(target: { instanceId: string; creator: string }, requestedName: string): Promise<Org> {
+      const name = requestedName.trim();
+      // The key has no English text in ZITADEL, so clients see it raw.
+      if (name === "") throw invalidArgument("ORG-mruNY", "Errors.Invalid.Argument");
+      const domainName = generatedOrgDomain(name, deps.instanceDomain);
+      const at = now();
+      const org: Org = {
+        instanceId: target.instanceId,
+        id: deps.newId(),
+        name,
+        state: "ACTIVE",
+        createdAt: at,
+        changedAt: at,
+        sequence: 5,
+        primaryDomain: domainName,
+        userLoginMustBeDomain: DEFAULT_DOMAIN_POLICY.userLoginMustBeDomain,
+      };
+      const domain: OrgDomain = {
+        orgId: org.id,
+        domain: domainName,
+        verified: true,
+        primary: true,
+        validationType: 0,
+        createdAt: at,
+        changedAt: at,
+      };
+      const events: NewEvent[] = [
+        { type: "org.added", payload: { name } },
+        { type: "org.domain.added", payload: { domain: domainName } },
+        { type: "org.domain.verified", payload: { domain: domainName } },
+        { type: "org.domain.primary.set", payload: { domain: domainName } },
+        { type: "org.member.added", payload: { userId: target.creator, roles: ["ORG_OWNER"] } },
+      ];
+      try {
+        await deps.store.createOrg({ org, domain, owner: { userId: target.creator, roles: ["ORG_OWNER"] }, events, creator: target.creator });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "org_name") throw alreadyExists("V3-DKcYh", "Organisation's name already taken");
+        if (err instanceof UniqueViolation && err.kind === "org_domain") throw alreadyExists("V3-DKcYh", "Domain already exists");
+        throw err;
+      }
+      deps.onCallerChanged();
+      return org;
+    },
+
+    /**
+     * ZITADEL's AddOrgDomain: verified at once unless the domain policy asks for validation
+     * (there is no validation here yet, so such a domain stays unverified). A verified domain is
+     * claimed instance-wide: no other organisation can have it verified.
+     */
+    async addDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+      const domainName = requested.trim().toLowerCase();
+      if (domainName === "") throw invalidArgument("ORG-r3h4J", "Errors.Invalid.Argument");
+      try {
+        return await change(target.instanceId, target.orgId, target.creator, async () => {
+          const existing = await deps.store.listDomains(target.instanceId, target.orgId);
+          // Untranslated in ZITADEL: clients see the key (as in the wild: "Errors.Already.Exists (V2-e1wse)").
+          if (existing.some((d) => d.domain === domainName)) throw alreadyExists("V2-e1wse", "Errors.Already.Exists");
+          const policy = (await deps.store.customDomainPolicy(target.instanceId, target.orgId)) ?? DEFAULT_DOMAIN_POLICY;
+          const verified = !policy.validateOrgDomains;
+          const at = now();
+          const events: NewEvent[] = [{ type: "org.domain.added", payload: { domain: domainName } }];
+          if (verified) events.push({ type: "org.domain.verified", payload: { domain: domainName } });
+          return {
+            events,
+            writes: [
+              {
+                kind: "addDomain",
+                domain: { orgId: target.orgId, domain: domainName, verified, primary: false, validationType: 0, createdAt: at, changedAt: at },
+              },
+            ],
+          };
+        });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "org_domain") throw alreadyExists("V3-DKcYh", "Domain already exists");
+        if (err instanceof UniqueViolation && err.kind === "org_domain_row") throw alreadyExists("V2-e1wse", "Errors.Already.Exists");
+        throw err;
+      }
+    },
+
+    listDomains: (instanceId: string, orgId: string) => deps.store.listDomains(instanceId, orgId),
+
+    /** ZITADEL's SetPrimaryOrgDomain: only a verified domain of the organisation. */
+    async setPrimaryDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+      const domainName = requested.trim().toLowerCase();
+      if (domainName === "") throw invalidArgument("ORG-SsDG2", "Errors.Org.InvalidDomain");
+      return change(target.instanceId, target.orgId, target.creator, async () => {
+        const domain = (await deps.store.listDomains(target.instanceId, target.orgId)).find((d) => d.domain === domainName);
+        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organisation");
+        if (!domain.verified) throw failedPrecondition("ORG-Ggd32", "Domain is not verified");
+        return {
+          events: [{ type: "org.domain.primary.set", payload: { domain: domainName } }],
+          writes: [{ kind: "setPrimaryDomain", domain: domainName }],
+        };
+      });
+    },
+
+    listMembers: (instanceId: string, orgId: string) => deps.store.listMembers(instanceId, orgId),
+
+    /**
+     * ZITADEL's AddOrgMember: known ORG_ roles only; the user must exist. ZITADEL accepts a user
+     * of any organisation; here a user of another organisation needs an instance-level caller
+     * (`mayUseForeignUsers`), so that an organisation's token never learns which user ids exist
+     * elsewhere.
+     */
+    async addMember(
+      target: { instanceId: string; orgId: string; creator: string; mayUseForeignUsers: boolean },
+      userId: string,
+      roles: string[],
+    ): Promise<Org> {
+      if (roles.length === 0 || invalidOrgRoles(roles).length > 0) throw invalidArgument("ORG-4N8es", "Member is invalid");
+      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+        const user = await deps.store.getUser(target.instanceId, userId);
+        if (!user || (user.orgId !== target.orgId && !target.mayUseForeignUsers)) {
+          throw failedPrecondition("ORG-GoXOn", "User could not be found");
+        }
+        const members = await deps.store.listMembers(target.instanceId, target.orgId);
+        if (members.some((m) => m.userId === userId)) throw alreadyExists("ORG-poWwe", "Member already exists");
+        return {
+          events: [{ type: "org.member.added", payload: { userId, roles } }],
+          writes: [{ kind: "addMember", userId, roles: [...new Set(roles)] }],
+        };
+      });
+      deps.onCallerChanged();
+      return org;
+    },
+
+    /** ZITADEL's RemoveOrgMember; the member's roles end at once (the caller cache is cleared). */
+    async removeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string): Promise<Org> {
+      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+        const members = await deps.store.listMembers(target.instanceId, target.orgId);
+        // The key has no English text in ZITADEL, so clients see it raw.
+        if (!members.some((m) => m.userId === userId)) throw notFound("Org-D8JxR", "Errors.Org.Member.NotFound");
+        return {
+          events: [{ type: "org.member.removed", payload: { userId } }],
+          writes: [{ kind: "removeMember", userId }],
+        };
+      });
+      deps.onCallerChanged();
+      return org;
+    },
+
+    /** The domain policy in force for the organisation, and whether it is the default. */
+    async domainPolicy(instanceId: string, orgId: string): Promise<{ policy: DomainPolicy; isDefault: boolean; org: Org }> {
+      const org = await getOrg(instanceId, orgId);
+      const custom = await deps.store.customDomainPolicy(instanceId, orgId);
+      return { policy: custom ?? DEFAULT_DOMAIN_POLICY, isDefault: custom === undefined, org };
+    },
+
+    /**
+     * ZITADEL's Add/Change/RemoveOrgDomainPolicy. When `userLoginMustBeDomain` changes, every
+     * username of the organisation is claimed anew in its new scope in the same commit: turning
+     * it off fails (V3-DKcYh) if a username is already taken elsewhere in the instance.
+     */
+    async setCustomDomainPolicy(
+      target: { instanceId: string; orgId: string; creator: string },
+      mode: "add" | "change" | "remove",
+      policy: DomainPolicy | undefined,
+    ): Promise<Org> {
+      try {
+        return await change(target.instanceId, target.orgId, target.creator, async (org) => {
+          const existing = await deps.store.customDomainPolicy(target.instanceId, target.orgId);
+          if (mode === "add" && existing) throw alreadyExists("ORG-1M8ds", "Errors.Org.DomainPolicy.AlreadyExists");
+          if (mode === "change" && !existing) throw notFound("ORG-2N9sd", "Errors.Org.DomainPolicy.NotFound");
+          if (mode === "remove" && !existing) throw notFound("ORG-Dvsh3", "Errors.Org.DomainPolicy.NotFound");
+          if (mode === "change" && existing && samePolicy(existing, policy!)) {
+            throw failedPrecondition("ORG-3M9ds", "Errors.Org.LabelPolicy.NotChanged");
+          }
+          const effective = (policy ?? DEFAULT_DOMAIN_POLICY).userLoginMustBeDomain;
+          const type = mode === "add" ? "org.policy.domain.added" : mode === "change" ? "org.policy.domain.changed" : "org.policy.domain.removed";
+          return {
+            events: [{ type, payload: policy ? { ...policy } : {} }],
+            writes: [
+              { kind: "setDomainPolicy", policy, effectiveMustBeDomain: effective, reclaimUsernames: effective !== org.userLoginMustBeDomain },
+            ],
+          };
+        });
+      } catch (err) {
+        if (err instanceof UniqueViolation && (err.kind === "username" || err.kind === "org_username")) {
+          throw alreadyExists("V3-DKcYh", "User already exists");
+        }
+        throw err;
+      }
+    },
+
+    listTokens: (instanceId: string, userId: string) => deps.store.listTokens(instanceId, userId),
+
+    /**
+     * ZITADEL's AddPersonalAccessToken for machine users: the token is returned once and only its
+     * digest is stored; no expiration means 9999-01-01, one in the past is refused.
+     */
+    async addToken(
+      target: { instanceId: string; orgId: string; creator: string },
+      userId: string,
+      expiresAt: number | undefined,
+      mint: () => { token: string; digest: string },
+    ): Promise<{ user: User; tokenId: string; token: string }> {
+      const at = now();
+      const expiry = expiresAt ?? TOKEN_NEVER_EXPIRES;
+      // The key has no English text here for sure, so clients see it raw.
+      if (expiry < at) throw invalidArgument("DOMAIN-dv3t5", "Errors.AuthNKey.ExpireBeforeNow");
+      for (let attempt = 1; ; attempt++) {
+        const user = await deps.store.getUser(target.instanceId, userId);
+        if (!user || user.orgId !== target.orgId) throw failedPrecondition("COMMAND-Dggw2", "User could not be found");
+        if (user.type !== "machine") throw failedPrecondition("COMMAND-Df2f1", "Errors.User.WrongType");
+        const tokenId = deps.newId();
+        const { token, digest } = mint();
+        try {
+          await deps.store.changeTokens({
+            instanceId: target.instanceId,
+            userId,
+            expectedSequence: user.sequence,
+            event: { type: "user.personal.access.token.added", payload: { tokenId, expiration: new Date(expiry).toISOString() } },
+            at,
+            creator: target.creator,
+            add: { id: tokenId, userId, expiresAt: expiry, createdAt: at, digest },
+          });
+        } catch (err) {
+          if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+          throw err;
+        }
+        return { user: { ...user, changedAt: at, sequence: user.sequence + 1 }, tokenId, token };
+      }
+    },
+
+    /** ZITADEL's RemovePersonalAccessToken: the token stops working at once. */
+    async removeToken(target: { instanceId: string; orgId: string; creator: string }, userId: string, tokenId: string): Promise<User> {
+      for (let attempt = 1; ; attempt++) {
+        const user = await deps.store.getUser(target.instanceId, userId);
+        const tokens = user && user.orgId === target.orgId ? await deps.store.listTokens(target.instanceId, userId) : [];
+        if (!tokens.some((t) => t.id === tokenId)) throw notFound("COMMAND-4m77G", "Errors.User.PAT.NotFound");
+        const at = now();
+        try {
+          await deps.store.changeTokens({
+            instanceId: target.instanceId,
+            userId,
+            expectedSequence: user!.sequence,
+            event: { type: "user.personal.access.token.removed", payload: { tokenId } },
+            at,
+            creator: target.creator,
+            removeId: tokenId,
+          });
+        } catch (err) {
+          if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+          throw err;
+        }
+        deps.onCallerChanged();
+        return { ...user!, changedAt: at, sequence: user!.sequence + 1 };
+      }
+    },
+  };
+}
+
+export type OrgCommands = ReturnType<typeof createOrgCommands>;
+
+function samePolicy(a: DomainPolicy, b: DomainPolicy): boolean {
+  return (
+    a.userLoginMustBeDomain === b.userLoginMustBeDomain &&
+    a.validateOrgDomains === b.validateOrgDomains &&
+    a.smtpSenderAddressMatchesInstanceDomain === b.smtpSenderAddressMatchesInstanceDomain
+  );
+}
