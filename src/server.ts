@@ -15,6 +15,7 @@ import { createUserService } from "./api/user-service.js";
 import type { Config } from "./config.js";
 import { createHashRegistry } from "./domain/hashes/index.js";
 import { createIdGenerator } from "./domain/ids.js";
+import { createIdpCommands } from "./domain/idps.js";
 import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
@@ -26,6 +27,7 @@ import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
 import { createUserSearch } from "./store/user-search.js";
 import { createUserStore } from "./store/user-store.js";
@@ -54,6 +56,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const userStore = createUserStore(store);
   const secretBox = createSecretBox(loadMasterKey(config.masterKey, config.dataDir));
+  const idps = createIdpCommands({ store: createIdpStore(store), newId, secretBox });
   const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
   const users = createUserCommands({
     store: userStore,
@@ -63,6 +66,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     secretBox,
     notifier,
     externalUrl: config.externalUrl,
+    idps,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
@@ -83,7 +87,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const { access, secureService, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
-  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier });
+  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps });
   const orgs = createOrgCommands({
     store: createOrgStore(store),
     newId,
@@ -93,10 +97,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const management = secureService(
     ManagementService,
-    createManagementService(users, states, access, queries, changes, orgs),
+    createManagementService(users, states, access, queries, changes, orgs, idps),
     logUnexpected,
   );
-  const userV2 = secureService(UserService, createUserService(users, states, access, queries), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AddHumanUserResponseSchema,
@@ -9,14 +9,22 @@ import {
   ListUserChangesResponseSchema,
   ListUsersResponseSchema,
   type ManagementService,
+  AddGenericOIDCProviderResponseSchema,
+  GetProviderByIDResponseSchema,
+  ListHumanLinkedIDPsResponseSchema,
+  ListProvidersResponseSchema,
+  RemoveHumanLinkedIDPResponseSchema,
   ResendHumanInitializationResponseSchema,
   UpdateUserNameResponseSchema,
 } from "../../gen/zitadel/management_pb.js";
-import { failedPrecondition, invalidArgument, DomainError } from "../domain/errors.js";
+import { invalidArgument, DomainError } from "../domain/errors.js";
+import { IDPOwnerType, IDPState, IDPType, type Provider, ProviderSchema, ProviderType } from "../../gen/zitadel/idp_pb.js";
+import { ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
+import type { Idp, IdpCommands, ProviderFilter } from "../domain/idps.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
-import { queryLimit, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
+import { queryLimit, TEXT_METHODS, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import type { OrgCommands } from "../domain/orgs.js";
 import type { Access } from "./access.js";
 import { createOrgHandlers } from "./org-handlers.js";
@@ -65,6 +73,7 @@ export function createManagementService(
   queries: UserQueries,
   changes: UserChangeCommands,
   orgs: OrgCommands,
+  idps: IdpCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -88,6 +97,111 @@ export function createManagementService(
       checkLength(req.userId, 1, 200, "ResendHumanInitializationRequest.UserId");
       const user = await changes.resendInitialization({ ...target, api: "v1" }, req.userId, req.email);
       return create(ResendHumanInitializationResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    /** A generic OIDC provider of the context organisation; its secret is sealed and never returned. */
+    async addGenericOIDCProvider(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.name, 1, 200, "AddGenericOIDCProviderRequest.Name");
+      checkLength(req.issuer, 1, 200, "AddGenericOIDCProviderRequest.Issuer");
+      checkLength(req.clientId, 1, 200, "AddGenericOIDCProviderRequest.ClientId");
+      checkLength(req.clientSecret, 1, 1000, "AddGenericOIDCProviderRequest.ClientSecret");
+      if (req.scopes.length > 20) {
+        throw invalidArgument("", "invalid AddGenericOIDCProviderRequest.Scopes: value must contain no more than 20 item(s)");
+      }
+      req.scopes.forEach((scope, i) => checkLength(scope, 1, 100, `AddGenericOIDCProviderRequest.Scopes[${i}]`));
+      const options = req.providerOptions;
+      const idp = await idps.addOidcProvider(target, {
+        name: req.name,
+        issuer: req.issuer,
+        clientId: req.clientId,
+        clientSecret: req.clientSecret,
+        scopes: req.scopes,
+        isIdTokenMapping: req.isIdTokenMapping,
+        usePkce: req.usePkce,
+        options: {
+          isLinkingAllowed: options?.isLinkingAllowed ?? false,
+          isCreationAllowed: options?.isCreationAllowed ?? false,
+          isAutoCreation: options?.isAutoCreation ?? false,
+          isAutoUpdate: options?.isAutoUpdate ?? false,
+          autoLinking: options?.autoLinking ?? 0,
+        },
+      });
+      return create(AddGenericOIDCProviderResponseSchema, { id: idp.id, details: idpDetails(idp) });
+    },
+
+    /** The providers of the context organisation and of the instance. */
+    async listProviders(req, ctx) {
+      const target = await access.target(ctx);
+      const filters = req.queries.map((query, i): ProviderFilter => {
+        const q = query.query;
+        switch (q.case) {
+          case "idpIdQuery":
+            checkLength(q.value.id, 0, 200, `ProviderQuery.IdpIdQuery[${i}].Id`);
+            return { kind: "id", id: q.value.id };
+          case "idpNameQuery": {
+            checkLength(q.value.name, 0, 200, `ProviderQuery.IdpNameQuery[${i}].Name`);
+            const method = TEXT_METHODS[q.value.method];
+            if (method === undefined) throw invalidArgument("", "invalid IDPNameQuery.Method: value must be one of the defined enum values");
+            return { kind: "name", name: q.value.name, method };
+          }
+          case "ownerTypeQuery": {
+            const owner = q.value.ownerType;
+            if (owner < 0 || owner > 2) throw invalidArgument("", "invalid IDPOwnerTypeQuery.OwnerType: value must be one of the defined enum values");
+            return { kind: "owner", owner: owner === IDPOwnerType.IDP_OWNER_TYPE_SYSTEM ? "system" : owner === IDPOwnerType.IDP_OWNER_TYPE_ORG ? "org" : undefined };
+          }
+          default:
+            // An empty query matches everything, as an unset oneof adds no condition in ZITADEL.
+            return { kind: "name", name: "", method: "startsWith" };
+        }
+      });
+      const page = await idps.listProviders(target.instanceId, target.orgId, filters, {
+        offset: listOffset(req.query?.offset ?? 0n),
+        limit: queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT),
+        asc: req.query?.asc ?? false,
+      });
+      return create(ListProvidersResponseSchema, {
+        details: listDetailsV1(page.total, Date.now()),
+        result: page.idps.map((idp) => providerToPb(idp, target.orgId)),
+      });
+    },
+
+    async getProviderByID(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "GetProviderByIDRequest.Id");
+      const idp = await idps.getProvider(target.instanceId, target.orgId, req.id);
+      return create(GetProviderByIDResponseSchema, { idp: providerToPb(idp, target.orgId) });
+    },
+
+    /** The links of a user of the context organisation; of no user, none. */
+    async listHumanLinkedIDPs(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "ListHumanLinkedIDPsRequest.UserId");
+      const user = await users.getUser(target.instanceId, target.orgId, req.userId).catch(() => undefined);
+      const links = user ? await changes.listIdpLinks(target.instanceId, user.id) : [];
+      if (!req.query?.asc) links.reverse();
+      const offset = listOffset(req.query?.offset ?? 0n);
+      const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
+      return create(ListHumanLinkedIDPsResponseSchema, {
+        details: listDetailsV1(links.length, Date.now()),
+        result: links.slice(offset, offset + limit).map((link) => ({
+          userId: req.userId,
+          idpId: link.idpId,
+          idpName: link.idp?.name ?? "",
+          providedUserId: link.externalUserId,
+          providedUserName: link.displayName,
+          idpType: link.idp ? IDPType.IDP_TYPE_OIDC : IDPType.IDP_TYPE_UNSPECIFIED,
+        })),
+      });
+    },
+
+    async removeHumanLinkedIDP(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "RemoveHumanLinkedIDPRequest.UserId");
+      checkLength(req.idpId, 1, 200, "RemoveHumanLinkedIDPRequest.IdpId");
+      checkLength(req.linkedUserId, 1, 200, "RemoveHumanLinkedIDPRequest.LinkedUserId");
+      const user = await changes.removeIdpLink({ ...target, api: "v1" }, req.userId, req.idpId, req.linkedUserId);
+      return create(RemoveHumanLinkedIDPResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async updateUserName(req, ctx) {
@@ -123,10 +237,6 @@ export function createManagementService(
       if (req.recoveryCodes.length > 0) {
         throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
       }
-      if (req.idps.length > 0) {
-        // No identity provider can be configured yet, so no link can be satisfied.
-        throw failedPrecondition("COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
-      }
       // otp_code is ignored, as ZITADEL ignores it.
       const created = await users.createHuman({
         path: "v1-import",
@@ -138,6 +248,7 @@ export function createManagementService(
         ...(req.password !== "" ? { password: { plain: req.password } } : hash !== "" ? { password: { encodedHash: hash } } : {}),
         passwordChangeRequired: req.passwordChangeRequired,
         passwordlessRegistration: req.requestPasswordlessRegistration,
+        idpLinks: req.idps.map((idp) => ({ idpId: idp.configId, externalUserId: idp.externalUserId, displayName: idp.displayName })),
       });
       const passwordless = created.passwordless && {
         link: created.passwordless.link,
@@ -219,4 +330,39 @@ export function createManagementService(
       return create(IsUserUniqueResponseSchema, { isUnique });
     },
   };
+}
+
+/** `zitadel.v1.ObjectDetails` of a provider: its owner's (an organisation's, or the instance's). */
+function idpDetails(idp: Idp) {
+  return create(ObjectDetailsSchema, {
+    sequence: BigInt(idp.sequence),
+    creationDate: timestampFromMs(idp.createdAt),
+    changeDate: timestampFromMs(idp.changedAt),
+    resourceOwner: idp.orgId === "" ? idp.instanceId : idp.orgId,
+  });
+}
+
+/** `zitadel.idp.v1.Provider`, without the client secret. */
+function providerToPb(idp: Idp, orgId: string): Provider {
+  return create(ProviderSchema, {
+    id: idp.id,
+    details: idpDetails(idp),
+    state: idp.state === "ACTIVE" ? IDPState.IDP_STATE_ACTIVE : IDPState.IDP_STATE_INACTIVE,
+    name: idp.name,
+    owner: idp.orgId === "" ? IDPOwnerType.IDP_OWNER_TYPE_SYSTEM : idp.orgId === orgId ? IDPOwnerType.IDP_OWNER_TYPE_ORG : IDPOwnerType.IDP_OWNER_TYPE_UNSPECIFIED,
+    type: ProviderType.OIDC,
+    config: {
+      options: idp.options,
+      config: {
+        case: "oidc",
+        value: {
+          issuer: idp.issuer,
+          clientId: idp.clientId,
+          scopes: idp.scopes,
+          isIdTokenMapping: idp.isIdTokenMapping,
+          usePkce: idp.usePkce,
+        },
+      },
+    },
+  });
 }

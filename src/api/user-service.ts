@@ -8,15 +8,19 @@ import type { SetHumanProfile } from "../../gen/zitadel/user/v2/user_pb.js";
 import {
   type AddHumanUserRequest,
   AddHumanUserResponseSchema,
+  AddIDPLinkResponseSchema,
   CreateUserResponseSchema,
+  ListIDPLinksResponseSchema,
+  RemoveIDPLinkResponseSchema,
   GetUserByIDResponseSchema,
   ListUsersResponseSchema,
   type UserService,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { hasPermission } from "../domain/access.js";
-import { DomainError, failedPrecondition, invalidArgument, permissionDenied } from "../domain/errors.js";
+import { DomainError, invalidArgument, permissionDenied } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
-import type { UserStateCommands } from "../domain/user-states.js";
+import type { UserChangeCommands } from "../domain/user-changes.js";
+import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
 import { type Access, principalKey } from "./access.js";
@@ -30,7 +34,28 @@ export function createUserService(
   states: UserStateCommands,
   access: Access,
   queries: UserQueries,
+  changes: UserChangeCommands,
 ): ServiceImpl<typeof UserService> {
+  /**
+   * Where a v2 change of a user acts: any organisation, checked against the caller's
+   * `permission` on the user's own organisation once the user is found; users may change
+   * themselves (ZITADEL's checkPermissionUpdateUser).
+   */
+  const v2Target = (ctx: HandlerContext, permission: string): ChangeTarget => {
+    const principal = ctx.values.get(principalKey)!;
+    return {
+      instanceId: principal.instanceId,
+      orgId: undefined,
+      creator: principal.userId,
+      api: "v2",
+      authorize: (user) => {
+        if (user.id !== principal.userId && !hasPermission(principal, permission, user.orgId)) {
+          throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
+        }
+      },
+    };
+  };
+
   /**
    * The v2 state changes: on a user of any organisation, checked against the caller's permission
    * on the user's own organisation, as ZITADEL's command layer does.
@@ -126,6 +151,53 @@ export function createUserService(
       });
     },
 
+    async addIDPLink(req, ctx) {
+      checkLength(req.userId, 1, 200, "AddIDPLinkRequest.UserId");
+      const link = required(req.idpLink, "AddIDPLinkRequest.IdpLink");
+      embedded("AddIDPLinkRequest.IdpLink", () => {
+        checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
+        checkLength(link.userId, 1, 200, "IDPLink.UserId");
+        checkLength(link.userName, 1, 200, "IDPLink.UserName");
+      });
+      const user = await changes.addIdpLink(v2Target(ctx, "user.write"), req.userId, {
+        idpId: link.idpId,
+        externalUserId: link.userId,
+        displayName: link.userName,
+      });
+      return create(AddIDPLinkResponseSchema, { details: changeDetailsV2(user) });
+    },
+
+    /**
+     * The links of a user the caller may read (its own, or with user.read on the user's
+     * organisation); ZITADEL filters the result by permission, so others see none.
+     */
+    async listIDPLinks(req, ctx) {
+      checkLength(req.userId, 1, 200, "ListIDPLinksRequest.UserId");
+      const principal = ctx.values.get(principalKey)!;
+      const user = await users.getUser(principal.instanceId, undefined, req.userId).catch(() => undefined);
+      const readable = user && (user.id === principal.userId || hasPermission(principal, "user.read", user.orgId));
+      const links = readable ? await changes.listIdpLinks(principal.instanceId, user.id) : [];
+      if (!req.query?.asc) links.reverse();
+      const offset = listOffset(req.query?.offset ?? 0n);
+      const limit = queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT);
+      return create(ListIDPLinksResponseSchema, {
+        details: listDetailsV2(links.length, Date.now()),
+        result: links.slice(offset, offset + limit).map((link) => ({
+          idpId: link.idpId,
+          userId: link.externalUserId,
+          userName: link.displayName,
+        })),
+      });
+    },
+
+    async removeIDPLink(req, ctx) {
+      checkLength(req.userId, 1, 200, "RemoveIDPLinkRequest.UserId");
+      checkLength(req.idpId, 1, 200, "RemoveIDPLinkRequest.IdpId");
+      checkLength(req.linkedUserId, 1, 200, "RemoveIDPLinkRequest.LinkedUserId");
+      const user = await changes.removeIdpLink(v2Target(ctx, "user.write"), req.userId, req.idpId, req.linkedUserId);
+      return create(RemoveIDPLinkResponseSchema, { details: changeDetailsV2(user) });
+    },
+
     async getUserByID(req, ctx) {
       checkLength(req.userId, 1, 200, "GetUserByIDRequest.UserId");
       const principal = ctx.values.get(principalKey)!;
@@ -212,10 +284,6 @@ function checkHuman(req: HumanFields, message: string) {
       checkLength(link.userName, 1, 200, "IDPLink.UserName");
     }),
   );
-  if (req.idpLinks.length > 0) {
-    // No identity provider can be configured yet, so no link can be satisfied.
-    throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
-  }
   if (req.metadata.length > 0 || req.totpSecret !== undefined) {
     throw new DomainError("Unimplemented", "", "metadata and TOTP secrets cannot be set on create yet");
   }
@@ -253,5 +321,6 @@ function checkHuman(req: HumanFields, message: string) {
     ...(password.case === "hashedPassword" ? { password: { encodedHash: password.value.hash } } : {}),
     passwordChangeRequired: password.value?.changeRequired ?? false,
     passwordlessRegistration: false,
+    idpLinks: req.idpLinks.map((link) => ({ idpId: link.idpId, externalUserId: link.userId, displayName: link.userName })),
   };
 }

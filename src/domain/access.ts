@@ -16,6 +16,8 @@ const USER_MANAGEMENT = ["user.read", "user.write", "user.delete", "user.global.
 const USER_READ = ["user.read", "user.global.read"];
 const ORG_MANAGEMENT = ["org.read", "org.write", "org.member.read", "org.member.write", "org.member.delete", "policy.read", "policy.write", "policy.delete"];
 const IAM_POLICY = ["iam.policy.read", "iam.policy.write", "iam.policy.delete"];
+/** The organisation's identity providers: owners, settings managers and instance-wide managers. */
+const IDP_MANAGEMENT = ["org.idp.read", "org.idp.write"];
 
 /**
  * ZITADEL's default role → permission mapping (cmd/defaults.yaml InternalAuthZ), for the
@@ -23,15 +25,15 @@ const IAM_POLICY = ["iam.policy.read", "iam.policy.write", "iam.policy.delete"];
  * roles in their own.
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
-  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, "org.create", ...IAM_POLICY],
-  IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, "org.create"],
+  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create", ...IAM_POLICY],
+  IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create"],
   IAM_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "org.member.read", "policy.read"],
-  IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "policy.read", "iam.policy.read"],
+  IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "iam.policy.read"],
   IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read", "org.read", "org.create", "policy.read", "iam.policy.read"],
-  ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT],
+  ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT],
   ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read"],
-  ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "policy.read"],
-  ORG_SETTINGS_MANAGER: ["org.read", "org.write", "org.member.read", "policy.read", "policy.write", "policy.delete"],
+  ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read"],
+  ORG_SETTINGS_MANAGER: ["org.read", "org.write", "org.member.read", ...IDP_MANAGEMENT, "policy.read", "policy.write", "policy.delete"],
   ORG_USER_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read"],
   ORG_PROJECT_PERMISSION_EDITOR: ["org.read"],
   ORG_PROJECT_CREATOR: [],

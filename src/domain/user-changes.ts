@@ -1,11 +1,12 @@
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { normalizeEmail } from "./human.js";
 import type { IdGenerator } from "./ids.js";
+import type { Idp, IdpCommands } from "./idps.js";
 import type { Notifier } from "./notifications.js";
 import type { SecretBox } from "./secrets.js";
-import { type NewEvent, UniqueViolation, type User, type UserStore, type UserUpdate } from "./store-port.js";
+import { type IdpLink, type NewEvent, UniqueViolation, type User, type UserStore, type UserUpdate } from "./store-port.js";
 import type { ChangeTarget } from "./user-states.js";
-import { claimUsername, isUsernameClaim, makeCode } from "./users.js";
+import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode } from "./users.js";
 
 /** How often a change is retried when another change of the same user committed in between. */
 const MAX_ATTEMPTS = 5;
@@ -16,6 +17,8 @@ export interface UserChangeDeps {
   secretBox: SecretBox;
   /** Renders the mails new codes are sent with, for the outbox. */
   notifier: Notifier;
+  /** Finds the identity providers links name. */
+  idps: Pick<IdpCommands, "usableIdp" | "findIdp">;
   now?: () => number;
 }
 
@@ -141,7 +144,59 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
     );
   }
 
-  return { update, changeUsername, resendInitialization };
+  /**
+   * v2 AddIDPLink: links an existing user to its account at a provider of the user's
+   * organisation or of the instance; the account may be linked to one user only.
+   */
+  async function addIdpLink(target: ChangeTarget, userId: string, link: IdpLink): Promise<User> {
+    try {
+      return await update(target, { userId, notFound: { id: "COMMAND-vzktar7b7f", kind: "FailedPrecondition" } }, async (user) => {
+        if (!(await deps.idps.usableIdp(target.instanceId, user.orgId, link.idpId))) {
+          throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
+        }
+        return { events: [linkAddedEvent(link)], claim: [linkClaim(link.idpId, link.externalUserId)], addLinks: [link] };
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation && err.kind === "idp_link") throw alreadyExists("V3-DKcYh", "External IDP already taken");
+      throw err;
+    }
+  }
+
+  /**
+   * RemoveHumanLinkedIDP / v2 RemoveIDPLink: the account is free to be linked again at once.
+   * An unknown user, and a link the user does not have, are both "External IDP not found".
+   */
+  async function removeIdpLink(target: ChangeTarget, userId: string, idpId: string, externalUserId: string): Promise<User> {
+    const missing = () => notFound("COMMAND-1M9xR", "External IDP not found");
+    const user = await deps.store.getUser(target.instanceId, userId);
+    if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) throw missing();
+    // ZITADEL looks the link up before it checks the permission.
+    const hasLink = async () =>
+      (await deps.store.listIdpLinks(target.instanceId, userId)).some(
+        (link) => link.idpId === idpId && link.externalUserId === externalUserId,
+      );
+    if (!(await hasLink())) throw missing();
+    return update(target, { userId, notFound: { id: "COMMAND-1M9xR", kind: "NotFound" } }, async () => {
+      if (!(await hasLink())) throw missing();
+      return {
+        events: [{ type: "user.human.externalidp.removed", payload: { idpConfigId: idpId, userId: externalUserId } }],
+        release: [linkClaim(idpId, externalUserId)],
+        removeLinks: [{ idpId, externalUserId }],
+      };
+    });
+  }
+
+  /** A user's links with their providers (a provider may be gone: then it is undefined). */
+  async function listIdpLinks(instanceId: string, userId: string): Promise<Array<IdpLink & { idp: Idp | undefined }>> {
+    const links = await deps.store.listIdpLinks(instanceId, userId);
+    const idps = new Map<string, Idp | undefined>();
+    for (const link of links) {
+      if (!idps.has(link.idpId)) idps.set(link.idpId, await deps.idps.findIdp(instanceId, link.idpId));
+    }
+    return links.map((link) => ({ ...link, idp: idps.get(link.idpId) }));
+  }
+
+  return { update, changeUsername, resendInitialization, addIdpLink, removeIdpLink, listIdpLinks };
 }
 
 export type UserChangeCommands = ReturnType<typeof createUserChangeCommands>;

@@ -9,6 +9,7 @@ import {
 } from "./human.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
+import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import {
   checkPasswordComplexity,
@@ -17,7 +18,7 @@ import {
   validateEncodedHash,
 } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+import { type IdpLink, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -77,6 +78,8 @@ export interface CreateHumanInput {
   passwordChangeRequired: boolean;
   /** v1 import: hand back a passwordless registration link. */
   passwordlessRegistration: boolean;
+  /** Links to accounts at identity providers of the organisation or the instance. */
+  idpLinks?: IdpLink[];
 }
 
 export interface CreatedHuman {
@@ -97,6 +100,8 @@ export interface UserCommandsDeps {
   notifier: Notifier;
   /** Base of links handed out, e.g. `https://id.example.com` (no trailing slash). */
   externalUrl: string;
+  /** Finds the identity providers links name. */
+  idps: Pick<IdpCommands, "usableIdp">;
   now?: () => number;
 }
 
@@ -124,6 +129,22 @@ export function makeCode(
   return { code, stored, expirySeconds: generator.expirySeconds };
 }
 
+/**
+ * The unique claim of a link: one account (external id, case-insensitively) per identity
+ * provider in the instance, as ZITADEL's `external_idps` constraint.
+ */
+export function linkClaim(idpId: string, externalUserId: string): { kind: "idp_link"; value: string } {
+  return { kind: "idp_link", value: JSON.stringify([idpId, externalUserId.toLowerCase()]) };
+}
+
+/** The event of a new link, as ZITADEL writes it. */
+export function linkAddedEvent(link: IdpLink): NewEvent {
+  return {
+    type: "user.human.externalidp.added",
+    payload: { idpConfigId: link.idpId, userId: link.externalUserId, displayName: link.displayName },
+  };
+}
+
 /** The user commands and queries of the domain, bound to their dependencies. */
 export function createUserCommands(deps: UserCommandsDeps) {
   const now = deps.now ?? Date.now;
@@ -148,6 +169,9 @@ export function createUserCommands(deps: UserCommandsDeps) {
       checkUrlTemplate(input.email.verification.urlTemplate);
     }
     const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
+
+    const links = input.idpLinks ?? [];
+    for (const link of links) await checkNewUserLink(input, link);
 
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
@@ -179,6 +203,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         },
       },
     ];
+    events.push(...links.map(linkAddedEvent));
     const codes: NewCode[] = [];
     // Codes to send; rendered into outbox messages once the user is complete.
     const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
@@ -188,7 +213,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
     // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
     // to sign in yet starts INITIAL and is sent an init code instead of an email code.
     const hasSignInMethod = passwordHash !== undefined || (path === "v1-import" && input.passwordlessRegistration);
-    const initial = path !== "v2" && (verification.kind !== "verified" || !hasSignInMethod);
+    // IdP links suppress the init code: the user signs in at the provider.
+    const initial = path !== "v2" && links.length === 0 && (verification.kind !== "verified" || !hasSignInMethod);
     let emailVerified = verification.kind === "verified";
     if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
 
@@ -256,7 +282,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
       await deps.store.createUser({
         user,
         passwordHash,
-        uniques: [claim],
+        uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
+        idpLinks: links,
         events,
         firstSequence: previous + 1,
         codes,
@@ -264,6 +291,9 @@ export function createUserCommands(deps: UserCommandsDeps) {
         creator: input.creator,
       });
     } catch (err) {
+      if (err instanceof UniqueViolation && err.kind === "idp_link") {
+        throw alreadyExists("V3-DKcYh", "External IDP already taken");
+      }
       if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
         throw alreadyExists("V3-DKcYh", "User already exists");
       }
@@ -274,6 +304,24 @@ export function createUserCommands(deps: UserCommandsDeps) {
       throw err;
     }
     return { user, ...result };
+  }
+
+  /**
+   * A link of a new user, checked as ZITADEL checks it: both ids given, the provider one of the
+   * organisation or of the instance, and, on the v1 paths, one that allows creating users.
+   */
+  async function checkNewUserLink(input: CreateHumanInput, link: IdpLink): Promise<void> {
+    if (link.idpId.trim() === "" || link.externalUserId.trim() === "") {
+      throw invalidArgument("COMMAND-6m9Kd", "External IDP invalid");
+    }
+    const idp = await deps.idps.usableIdp(input.instanceId, input.orgId, link.idpId);
+    if (!idp) {
+      throw failedPrecondition(input.path === "v2" ? "COMMAND-39nf2" : "COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
+    }
+    if (input.path !== "v2" && !idp.options.isCreationAllowed) {
+      // No English text in ZITADEL: clients see the raw key (issue #8208).
+      throw failedPrecondition("COMMAND-SJI3g", "Errors.ExternalIDP.CreationNotAllowed");
+    }
   }
 
   /** Reads a user of an organisation; users of other organisations are not found. */

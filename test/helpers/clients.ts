@@ -136,6 +136,17 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "DELETE"; p
   },
   "zitadel.management.v1.ManagementService.UpdateUserName": { method: "PUT", path: "/management/v1/users/{userId}/username" },
   "zitadel.user.v2.UserService.CreateUser": { method: "POST", path: "/v2/users/new" },
+  "zitadel.management.v1.ManagementService.AddGenericOIDCProvider": { method: "POST", path: "/management/v1/idps/generic_oidc" },
+  "zitadel.management.v1.ManagementService.ListProviders": { method: "POST", path: "/management/v1/idps/templates/_search" },
+  "zitadel.management.v1.ManagementService.GetProviderByID": { method: "GET", path: "/management/v1/idps/templates/{id}" },
+  "zitadel.management.v1.ManagementService.ListHumanLinkedIDPs": { method: "POST", path: "/management/v1/users/{userId}/idps/_search" },
+  "zitadel.management.v1.ManagementService.RemoveHumanLinkedIDP": {
+    method: "DELETE",
+    path: "/management/v1/users/{userId}/idps/{idpId}/{linkedUserId}",
+  },
+  "zitadel.user.v2.UserService.AddIDPLink": { method: "POST", path: "/v2/users/{userId}/links" },
+  "zitadel.user.v2.UserService.ListIDPLinks": { method: "POST", path: "/v2/users/{userId}/links/_search" },
+  "zitadel.user.v2.UserService.RemoveIDPLink": { method: "DELETE", path: "/v2/users/{userId}/links/{idpId}/{linkedUserId}" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {

@@ -28,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLmBQoRQ3JlYXRlVXNlclJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKB3VzZXJfaWQYAiABKAlIAYgBARIVCgh1c2VybmFtZRgDIAEoCUgCiAEBEjkKBWh1bWFuGAQgASgLMigueml0YWRlbC51c2VyLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Lkh1bWFuSAASPQoHbWFjaGluZRgFIAEoCzIqLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5NYWNoaW5lSAAapwMKBUh1bWFuEjEKB3Byb2ZpbGUYASABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAIgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSMgoFcGhvbmUYAyABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZUgBiAEBEi0KCHBhc3N3b3JkGAQgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAUgASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAcgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYCCABKAlIAogBARIrCghtZXRhZGF0YRgJIAMoCzIZLnppdGFkZWwudXNlci52Mi5NZXRhZGF0YUIPCg1wYXNzd29yZF90eXBlQggKBl9waG9uZUIOCgxfdG90cF9zZWNyZXQaQQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uQgsKCXVzZXJfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWUiowEKEkNyZWF0ZVVzZXJSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIiYKCE1ldGFkYXRhEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDK0CgoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4ShAEKCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIi2KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLmBQoRQ3JlYXRlVXNlclJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKB3VzZXJfaWQYAiABKAlIAYgBARIVCgh1c2VybmFtZRgDIAEoCUgCiAEBEjkKBWh1bWFuGAQgASgLMigueml0YWRlbC51c2VyLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Lkh1bWFuSAASPQoHbWFjaGluZRgFIAEoCzIqLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5NYWNoaW5lSAAapwMKBUh1bWFuEjEKB3Byb2ZpbGUYASABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAIgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSMgoFcGhvbmUYAyABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZUgBiAEBEi0KCHBhc3N3b3JkGAQgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAUgASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAcgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYCCABKAlIAogBARIrCghtZXRhZGF0YRgJIAMoCzIZLnppdGFkZWwudXNlci52Mi5NZXRhZGF0YUIPCg1wYXNzd29yZF90eXBlQggKBl9waG9uZUIOCgxfdG90cF9zZWNyZXQaQQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uQgsKCXVzZXJfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWUiowEKEkNyZWF0ZVVzZXJSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIiYKCE1ldGFkYXRhEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCJQChFBZGRJRFBMaW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKCGlkcF9saW5rGAIgASgLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsiQQoSQWRkSURQTGlua1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIlMKE0xpc3RJRFBMaW5rc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIrCgVxdWVyeRgCIAEoCzIcLnppdGFkZWwub2JqZWN0LnYyLkxpc3RRdWVyeSJxChRMaXN0SURQTGlua3NSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSKAoGcmVzdWx0GAIgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsiTwoUUmVtb3ZlSURQTGlua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZpZHBfaWQYAiABKAkSFgoObGlua2VkX3VzZXJfaWQYAyABKAkiRAoVUmVtb3ZlSURQTGlua1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzMp4OCgtVc2VyU2VydmljZRKcAQoMQWRkSHVtYW5Vc2VyEiQueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlcXVlc3QaJS56aXRhZGVsLnVzZXIudjIuQWRkSHVtYW5Vc2VyUmVzcG9uc2UiP4q1GCEKGgoKdXNlci53cml0ZRoMb3JnYW5pemF0aW9uEgMIyQGC0+STAhQ6ASoiDy92Mi91c2Vycy9odW1hbhKEAQoKQ3JlYXRlVXNlchIiLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVzcG9uc2UiLYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCEjoBKiINL3YyL3VzZXJzL25ldxKQAQoKQWRkSURQTGluaxIiLnppdGFkZWwudXNlci52Mi5BZGRJRFBMaW5rUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5BZGRJRFBMaW5rUmVzcG9uc2UiOYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHjoBKiIZL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcxKeAQoMTGlzdElEUExpbmtzEiQueml0YWRlbC51c2VyLnYyLkxpc3RJRFBMaW5rc1JlcXVlc3QaJS56aXRhZGVsLnVzZXIudjIuTGlzdElEUExpbmtzUmVzcG9uc2UiQYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCJjoBKiIhL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcy9fc2VhcmNoErMBCg1SZW1vdmVJRFBMaW5rEiUueml0YWRlbC51c2VyLnYyLlJlbW92ZUlEUExpbmtSZXF1ZXN0GiYueml0YWRlbC51c2VyLnYyLlJlbW92ZUlEUExpbmtSZXNwb25zZSJTirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwI4OgEqKjMvdjIvdXNlcnMve3VzZXJfaWR9L2xpbmtzL3tpZHBfaWR9L3tsaW5rZWRfdXNlcl9pZH0SjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
 
 /**
  * Request of AddHumanUser.
@@ -744,6 +744,167 @@ export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
   messageDesc(file_zitadel_user_v2_user_service, 18);
 
 /**
+ * Request of AddIDPLink.
+ *
+ * @generated from message zitadel.user.v2.AddIDPLinkRequest
+ */
+export type AddIDPLinkRequest = Message<"zitadel.user.v2.AddIDPLinkRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The link to add.
+   *
+   * @generated from field: zitadel.user.v2.IDPLink idp_link = 2;
+   */
+  idpLink?: IDPLink | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.AddIDPLinkRequest.
+ * Use `create(AddIDPLinkRequestSchema)` to create a new message.
+ */
+export const AddIDPLinkRequestSchema: GenMessage<AddIDPLinkRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 19);
+
+/**
+ * Response of AddIDPLink.
+ *
+ * @generated from message zitadel.user.v2.AddIDPLinkResponse
+ */
+export type AddIDPLinkResponse = Message<"zitadel.user.v2.AddIDPLinkResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.AddIDPLinkResponse.
+ * Use `create(AddIDPLinkResponseSchema)` to create a new message.
+ */
+export const AddIDPLinkResponseSchema: GenMessage<AddIDPLinkResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 20);
+
+/**
+ * Request of ListIDPLinks.
+ *
+ * @generated from message zitadel.user.v2.ListIDPLinksRequest
+ */
+export type ListIDPLinksRequest = Message<"zitadel.user.v2.ListIDPLinksRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Paging.
+   *
+   * @generated from field: zitadel.object.v2.ListQuery query = 2;
+   */
+  query?: ListQuery | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.ListIDPLinksRequest.
+ * Use `create(ListIDPLinksRequestSchema)` to create a new message.
+ */
+export const ListIDPLinksRequestSchema: GenMessage<ListIDPLinksRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 21);
+
+/**
+ * Response of ListIDPLinks.
+ *
+ * @generated from message zitadel.user.v2.ListIDPLinksResponse
+ */
+export type ListIDPLinksResponse = Message<"zitadel.user.v2.ListIDPLinksResponse"> & {
+  /**
+   * Total count and time of the result.
+   *
+   * @generated from field: zitadel.object.v2.ListDetails details = 1;
+   */
+  details?: ListDetails | undefined;
+
+  /**
+   * The links of the requested page.
+   *
+   * @generated from field: repeated zitadel.user.v2.IDPLink result = 2;
+   */
+  result: IDPLink[];
+};
+
+/**
+ * Describes the message zitadel.user.v2.ListIDPLinksResponse.
+ * Use `create(ListIDPLinksResponseSchema)` to create a new message.
+ */
+export const ListIDPLinksResponseSchema: GenMessage<ListIDPLinksResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 22);
+
+/**
+ * Request of RemoveIDPLink.
+ *
+ * @generated from message zitadel.user.v2.RemoveIDPLinkRequest
+ */
+export type RemoveIDPLinkRequest = Message<"zitadel.user.v2.RemoveIDPLinkRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Provider ID; 1–200 characters.
+   *
+   * @generated from field: string idp_id = 2;
+   */
+  idpId: string;
+
+  /**
+   * ID of the user at the provider; 1–200 characters.
+   *
+   * @generated from field: string linked_user_id = 3;
+   */
+  linkedUserId: string;
+};
+
+/**
+ * Describes the message zitadel.user.v2.RemoveIDPLinkRequest.
+ * Use `create(RemoveIDPLinkRequestSchema)` to create a new message.
+ */
+export const RemoveIDPLinkRequestSchema: GenMessage<RemoveIDPLinkRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 23);
+
+/**
+ * Response of RemoveIDPLink.
+ *
+ * @generated from message zitadel.user.v2.RemoveIDPLinkResponse
+ */
+export type RemoveIDPLinkResponse = Message<"zitadel.user.v2.RemoveIDPLinkResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.RemoveIDPLinkResponse.
+ * Use `create(RemoveIDPLinkResponseSchema)` to create a new message.
+ */
+export const RemoveIDPLinkResponseSchema: GenMessage<RemoveIDPLinkResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 24);
+
+/**
  * User service (v2): manages users across the instance.
  *
  * @generated from service zitadel.user.v2.UserService
@@ -773,6 +934,36 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof CreateUserRequestSchema;
     output: typeof CreateUserResponseSchema;
+  },
+  /**
+   * Link a user to its account at an identity provider.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.AddIDPLink
+   */
+  addIDPLink: {
+    methodKind: "unary";
+    input: typeof AddIDPLinkRequestSchema;
+    output: typeof AddIDPLinkResponseSchema;
+  },
+  /**
+   * List a user's links to identity providers.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.ListIDPLinks
+   */
+  listIDPLinks: {
+    methodKind: "unary";
+    input: typeof ListIDPLinksRequestSchema;
+    output: typeof ListIDPLinksResponseSchema;
+  },
+  /**
+   * Remove a user's link to an identity provider.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.RemoveIDPLink
+   */
+  removeIDPLink: {
+    methodKind: "unary";
+    input: typeof RemoveIDPLinkRequestSchema;
+    output: typeof RemoveIDPLinkResponseSchema;
   },
   /**
    * Get a user (human or machine) by ID.
