@@ -12,6 +12,11 @@ export interface Config {
   /** Origins allowed to call from browsers; empty means no CORS, "*" means any. */
   corsOrigins: string[];
   bcryptCost: number;
+  /**
+   * The instance's lockout policy: password checks failing in a row before the user is locked;
+   * 0 (ZITADEL's default) never locks. An organisation's own lockout policy takes precedence.
+   */
+  maxPasswordAttempts: number;
   /** Imported hash families accepted besides bcrypt (ZITADEL's `Verifiers`); empty by default. */
   passwordVerifiers: HashFamilyName[];
   /** 32-byte key (base64) that encrypts codes at rest; generated into the data dir if unset. */
@@ -53,6 +58,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
       .map((origin) => origin.trim())
       .filter(Boolean),
     bcryptCost,
+    maxPasswordAttempts: intFrom(env.USERPORT_MAX_PASSWORD_ATTEMPTS, 0, "USERPORT_MAX_PASSWORD_ATTEMPTS"),
     passwordVerifiers: parseHashFamilyList(env.USERPORT_PASSWORD_VERIFIERS ?? ""),
     masterKey: env.USERPORT_MASTER_KEY || undefined,
     logLevel: env.USERPORT_LOG_LEVEL ?? "info",

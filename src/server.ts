@@ -6,11 +6,13 @@ import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
+import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
+import { createSessionService } from "./api/session-service.js";
 import { createUserService } from "./api/user-service.js";
 import type { Config } from "./config.js";
 import { createHashRegistry } from "./domain/hashes/index.js";
@@ -20,6 +22,7 @@ import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserChangeCommands } from "./domain/user-changes.js";
+import { createSessionCommands } from "./domain/sessions.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
@@ -29,6 +32,7 @@ import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
+import { createSessionStore } from "./store/session-store.js";
 import { createUserSearch } from "./store/user-search.js";
 import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
@@ -55,18 +59,28 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const userStore = createUserStore(store);
+  const hasher = createBcryptHasher(config.bcryptCost);
+  const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
   const secretBox = createSecretBox(loadMasterKey(config.masterKey, config.dataDir));
   const idps = createIdpCommands({ store: createIdpStore(store), newId, secretBox });
   const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
   const users = createUserCommands({
     store: userStore,
-    hasher: createBcryptHasher(config.bcryptCost),
-    hashRegistry: createHashRegistry({ enabled: config.passwordVerifiers }),
+    hasher,
+    hashRegistry,
     newId,
     secretBox,
     notifier,
     externalUrl: config.externalUrl,
     idps,
+  });
+  const sessionCommands = createSessionCommands({
+    store: createSessionStore(store),
+    hasher,
+    hashRegistry,
+    secretBox,
+    newId,
+    defaultLockout: { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 },
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
@@ -101,6 +115,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   );
   const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes), logUnexpected);
+  const sessionV2 = secureService(
+    SessionService,
+    createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
+    logUnexpected,
+  );
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -119,7 +138,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       routes(router) {
         router.service(ManagementService, management);
         router.service(UserService, userV2);
-        router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName]));
+        router.service(SessionService, sessionV2);
+        router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName]));
       },
       jsonOptions: { ignoreUnknownFields: true },
       readMaxBytes: config.bodyLimitBytes,
@@ -131,6 +151,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     [
       { service: ManagementService, impl: management, prefix: "/management/v1" },
       { service: UserService, impl: userV2, prefix: "" },
+      { service: SessionService, impl: sessionV2, prefix: "" },
     ],
     logUnexpected,
   );

@@ -1,7 +1,7 @@
 import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
-import { type ErrorKind, isDomainError } from "../domain/errors.js";
+import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
+import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
 
 const CODE_OF_KIND: Record<ErrorKind, Code> = {
   InvalidArgument: Code.InvalidArgument,
@@ -19,7 +19,8 @@ export type ErrorLogger = (err: unknown) => void;
 
 /**
  * Turns anything a service threw into the ConnectError a client sees, the way ZITADEL shows it:
- * message "<text> (<id>)" and a `zitadel.v1.ErrorDetail{id, message}` detail.
+ * message "<text> (<id>)" and a `zitadel.v1.ErrorDetail{id, message}` detail (a
+ * `zitadel.v1.CredentialsCheckError` for a failed credential check).
  *
  * Unexpected errors are logged with their cause and answered with a bare internal error, so
  * no stack trace or driver message ever reaches a client.
@@ -28,6 +29,13 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
   if (err instanceof ConnectError) return err;
   if (isDomainError(err)) {
     if (err.id === "") return new ConnectError(err.message, CODE_OF_KIND[err.kind]);
+    if (isCredentialsCheckFailed(err)) {
+      // A failed password check carries a CredentialsCheckError instead of the ErrorDetail.
+      const detail = create(CredentialsCheckErrorSchema, { id: err.id, message: err.message, failedAttempts: err.failedAttempts });
+      return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
+        { desc: CredentialsCheckErrorSchema, value: detail },
+      ]);
+    }
     return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
       { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { id: err.id, message: err.message }) },
     ]);

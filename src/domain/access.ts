@@ -18,6 +18,9 @@ const ORG_MANAGEMENT = ["org.read", "org.write", "org.member.read", "org.member.
 const IAM_POLICY = ["iam.policy.read", "iam.policy.write", "iam.policy.delete"];
 /** The organisation's identity providers: owners, settings managers and instance-wide managers. */
 const IDP_MANAGEMENT = ["org.idp.read", "org.idp.write"];
+/** Sessions: owners and login clients create them; organisation managers read and end their users'. */
+const SESSIONS = ["session.read", "session.write", "session.delete"];
+const ORG_SESSIONS = ["session.read", "session.delete"];
 
 /**
  * ZITADEL's default role → permission mapping (cmd/defaults.yaml InternalAuthZ), for the
@@ -25,14 +28,14 @@ const IDP_MANAGEMENT = ["org.idp.read", "org.idp.write"];
  * roles in their own.
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
-  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create", ...IAM_POLICY],
+  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create", ...IAM_POLICY, ...SESSIONS],
   IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create"],
   IAM_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "org.member.read", "policy.read"],
-  IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "iam.policy.read"],
-  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read", "org.read", "org.create", "policy.read", "iam.policy.read"],
-  ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT],
-  ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read"],
-  ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read"],
+  IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "iam.policy.read", "session.read"],
+  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read", "org.read", "org.create", "policy.read", "iam.policy.read", ...SESSIONS],
+  ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, ...ORG_SESSIONS],
+  ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read", ...ORG_SESSIONS],
+  ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "session.read"],
   ORG_SETTINGS_MANAGER: ["org.read", "org.write", "org.member.read", ...IDP_MANAGEMENT, "policy.read", "policy.write", "policy.delete"],
   ORG_USER_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read"],
   ORG_PROJECT_PERMISSION_EDITOR: ["org.read"],

@@ -46,3 +46,21 @@ export const failedPrecondition = (id: string, message: string) =>
   new DomainError("FailedPrecondition", id, message);
 export const permissionDenied = (id: string, message: string) => new DomainError("PermissionDenied", id, message);
 export const unauthenticated = (id: string, message: string) => new DomainError("Unauthenticated", id, message);
+
+/**
+ * A failed credential check (a wrong password): ZITADEL reports these with a
+ * `zitadel.v1.CredentialsCheckError` detail, which adds how many checks failed in a row.
+ */
+export class CredentialsCheckFailed extends DomainError {
+  constructor(
+    id: string,
+    message: string,
+    readonly failedAttempts: number,
+  ) {
+    super("InvalidArgument", id, message);
+  }
+}
+
+export function isCredentialsCheckFailed(err: unknown): err is CredentialsCheckFailed {
+  return isDomainError(err) && "failedAttempts" in err && typeof err.failedAttempts === "number";
+}

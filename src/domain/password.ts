@@ -44,8 +44,9 @@ export interface PasswordHasher {
   hash(password: string): Promise<string>;
 }
 
-export function createBcryptHasher(cost: number): PasswordHasher {
+export function createBcryptHasher(cost: number): PasswordHasher & { readonly cost: number } {
   return {
+    cost,
     async hash(password) {
       if (Buffer.byteLength(password) > BCRYPT_MAX_PASSWORD_BYTES) {
         throw invalidArgument("UP-PW72", "Password is too long: at most 72 bytes");

@@ -19,6 +19,8 @@ export interface Database {
   user_metadata: UserMetadataTable;
   org_domains: OrgDomainTable;
   domain_policies: DomainPolicyTable;
+  sessions: SessionTable;
+  lockout_policies: LockoutPolicyTable;
 }
 
 export interface InstanceTable {
@@ -106,6 +108,10 @@ export interface UserTable {
   nick_name_lower: string;
   display_name_lower: string;
   email_lower: string;
+  /** Password checks failed since the last success; the lockout policy counts them. */
+  password_failed_attempts: Generated<number>;
+  /** An active TOTP secret (base32), sealed with the master key; null when none. */
+  totp_secret: string | null;
 }
 
 export type UserStateName = "ACTIVE" | "INACTIVE" | "LOCKED" | "INITIAL";
@@ -204,6 +210,43 @@ export interface OutboxTable {
   sent_at: number | null;
   /** Why the last attempt failed (SMTP code and reply class), never the message or its code. */
   last_error: string | null;
+}
+
+/** v2 sessions: which factors a user proved, and when (epoch ms; null when not checked). */
+export interface SessionTable {
+  instance_id: string;
+  id: string;
+  /** The caller that created the session. */
+  creator: string;
+  /** The checked user, "" until one is checked. */
+  user_id: string;
+  user_org_id: string;
+  user_checked_at: number | null;
+  password_checked_at: number | null;
+  totp_checked_at: number | null;
+  /** SHA-256 of the current session token. */
+  token_digest: string;
+  /** The user agent as JSON (`{fingerprintId?, ip?, description?, header?}`). */
+  user_agent: string;
+  /** Metadata as JSON, values base64. */
+  metadata: string;
+  expires_at: number | null;
+  /** 1 once DeleteSession ended it. */
+  terminated: number;
+  created_at: number;
+  changed_at: number;
+  sequence: number;
+}
+
+/** Lockout policies: org_id "" is the instance default; 0 attempts means no lockout. */
+export interface LockoutPolicyTable {
+  instance_id: string;
+  org_id: string;
+  max_password_attempts: number;
+  max_otp_attempts: number;
+  created_at: number;
+  changed_at: number;
+  sequence: number;
 }
 
 /** Identity providers; `org_id` is "" for the instance's own. Only generic OIDC ones so far. */

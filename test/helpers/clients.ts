@@ -33,7 +33,8 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from "@grpc/grpc-js";
 import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../../gen/zitadel/management_pb.js";
-import { ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
+import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
+import { SessionService } from "../../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 
 export const TRANSPORTS = ["grpc-js", "connect-grpc", "connect-json-h1", "connect-binary-h2", "grpc-web", "rest"] as const;
@@ -42,6 +43,7 @@ export type TransportName = (typeof TRANSPORTS)[number];
 /** The RPCs under test, by a short name. */
 export const V1 = ManagementService.method;
 export const V2 = UserService.method;
+export const SESSIONS = SessionService.method;
 export type UnaryMethod = DescMethodUnary;
 
 export interface ErrorDetail {
@@ -58,6 +60,8 @@ export interface WireError {
   details: ErrorDetail[];
   /** Types of all status details, e.g. "zitadel.v1.ErrorDetail". */
   detailTypes: string[];
+  /** The `zitadel.v1.CredentialsCheckError`s among the status details (failed credential checks). */
+  credentialChecks: CredentialsCheckDetail[];
   /**
    * grpc-js only: the message exactly as grpc-js hands it to applications. grpc-js undoes the
    * `grpc-message` percent-encoding with `decodeURI`, which leaves e.g. "%3A" for ":" in place
@@ -68,6 +72,12 @@ export interface WireError {
   httpStatus?: number;
   /** REST only: the parsed response body. */
   body?: unknown;
+}
+
+export interface CredentialsCheckDetail {
+  id: string;
+  message: string;
+  failedAttempts: number;
 }
 
 export type CallResult =
@@ -88,7 +98,7 @@ export interface Caller {
 }
 
 /** ZITADEL's documented REST bindings of the RPCs under test. */
-const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "DELETE"; path: string; pathField?: string }> = {
+const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"; path: string; pathField?: string }> = {
   "zitadel.management.v1.ManagementService.ImportHumanUser": { method: "POST", path: "/management/v1/users/human/_import" },
   "zitadel.management.v1.ManagementService.AddHumanUser": { method: "POST", path: "/management/v1/users/human" },
   "zitadel.management.v1.ManagementService.GetUserByID": { method: "GET", path: "/management/v1/users/{id}", pathField: "id" },
@@ -147,6 +157,11 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "DELETE"; p
   "zitadel.user.v2.UserService.AddIDPLink": { method: "POST", path: "/v2/users/{userId}/links" },
   "zitadel.user.v2.UserService.ListIDPLinks": { method: "POST", path: "/v2/users/{userId}/links/_search" },
   "zitadel.user.v2.UserService.RemoveIDPLink": { method: "DELETE", path: "/v2/users/{userId}/links/{idpId}/{linkedUserId}" },
+  "zitadel.session.v2.SessionService.CreateSession": { method: "POST", path: "/v2/sessions" },
+  "zitadel.session.v2.SessionService.GetSession": { method: "GET", path: "/v2/sessions/{sessionId}", pathField: "sessionId" },
+  "zitadel.session.v2.SessionService.SetSession": { method: "PATCH", path: "/v2/sessions/{sessionId}", pathField: "sessionId" },
+  "zitadel.session.v2.SessionService.DeleteSession": { method: "DELETE", path: "/v2/sessions/{sessionId}", pathField: "sessionId" },
+  "zitadel.session.v2.SessionService.ListSessions": { method: "POST", path: "/v2/sessions/search" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
@@ -171,6 +186,7 @@ export function decodeRpcStatus(bytes: Uint8Array): { code: number; message: str
 }
 
 const ERROR_DETAIL_URL = `type.googleapis.com/${ErrorDetailSchema.typeName}`;
+const CREDENTIALS_CHECK_URL = `type.googleapis.com/${CredentialsCheckErrorSchema.typeName}`;
 
 function fromConnectError(err: unknown): WireError {
   const error = ConnectError.from(err);
@@ -179,6 +195,9 @@ function fromConnectError(err: unknown): WireError {
     message: error.rawMessage,
     details: error.findDetails(ErrorDetailSchema).map(({ id, message }) => ({ id, message })),
     detailTypes: error.details.map((d) => ("desc" in d ? d.desc.typeName : d.type)),
+    credentialChecks: error
+      .findDetails(CredentialsCheckErrorSchema)
+      .map(({ id, message, failedAttempts }) => ({ id, message, failedAttempts })),
   };
 }
 
@@ -245,6 +264,7 @@ function fromGrpcJsError(err: grpc.ServiceError): WireError {
     clientMessage: err.details,
     details: [],
     detailTypes: [],
+    credentialChecks: [],
   };
   const [bin] = err.metadata.get("grpc-status-details-bin");
   if (bin === undefined) return error;
@@ -260,6 +280,10 @@ function fromGrpcJsError(err: grpc.ServiceError): WireError {
     if (any.typeUrl === ERROR_DETAIL_URL) {
       const detail = fromBinary(ErrorDetailSchema, any.value);
       error.details.push({ id: detail.id, message: detail.message });
+    }
+    if (any.typeUrl === CREDENTIALS_CHECK_URL) {
+      const detail = fromBinary(CredentialsCheckErrorSchema, any.value);
+      error.credentialChecks.push({ id: detail.id, message: detail.message, failedAttempts: detail.failedAttempts });
     }
   }
   return error;
@@ -282,7 +306,9 @@ function restCaller(url: string, token: string): Caller {
       if (route.method === "GET" && Object.keys(body).length > 0) {
         path += `?${new URLSearchParams(Object.entries(body).map(([key, value]): [string, string] => [key, String(value)]))}`;
       }
-      const hasBody = route.method === "POST" || route.method === "PUT";
+      // POST, PUT and PATCH carry the rest as the body; DELETE only when there is something left.
+      const hasBody =
+        route.method === "POST" || route.method === "PUT" || route.method === "PATCH" || (route.method === "DELETE" && Object.keys(body).length > 0);
       const response = await fetch(url + path, {
         method: route.method,
         headers: { ...headersOf(token, options), ...(hasBody ? { "content-type": "application/json" } : {}) },
@@ -316,6 +342,9 @@ export async function parseRestResponse(response: Response): Promise<CallResult>
         .filter((d) => d["@type"] === ERROR_DETAIL_URL)
         .map((d) => ({ id: String(d.id ?? ""), message: String(d.message ?? "") })),
       detailTypes: details.map((d) => String(d["@type"]).replace(/^type\.googleapis\.com\//, "")),
+      credentialChecks: details
+        .filter((d) => d["@type"] === CREDENTIALS_CHECK_URL)
+        .map((d) => ({ id: String(d.id ?? ""), message: String(d.message ?? ""), failedAttempts: Number(d.failedAttempts ?? 0) })),
       httpStatus: response.status,
       body,
     },

@@ -1,0 +1,256 @@
+import { create } from "@bufbuild/protobuf";
+import { type Duration, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { TimestampQueryMethod } from "../../gen/zitadel/object_pb.js";
+import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
+import type { RequestChallenges } from "../../gen/zitadel/session/v2/challenge_pb.js";
+import { type Session, SessionFieldName, SessionSchema, type UserAgent } from "../../gen/zitadel/session/v2/session_pb.js";
+import {
+  type Checks,
+  CreateSessionResponseSchema,
+  DeleteSessionResponseSchema,
+  GetSessionResponseSchema,
+  ListSessionsResponseSchema,
+  type SessionService,
+  SetSessionResponseSchema,
+} from "../../gen/zitadel/session/v2/session_service_pb.js";
+import { DomainError, invalidArgument } from "../domain/errors.js";
+import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/session-port.js";
+import type { SessionChecks, SessionCommands } from "../domain/sessions.js";
+import type { User } from "../domain/store-port.js";
+import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
+import { principalKey } from "./access.js";
+import { checkLength, embedded } from "./input-rules.js";
+import { listDetailsV2, listOffset } from "./user-reads.js";
+
+/** Reads the user a session names, to report its login and display names. */
+export type SessionUserLookup = (instanceId: string, userId: string) => Promise<User | undefined>;
+
+/** PGV's rule for a string of exactly `length` runes. */
+function checkExactLength(value: string, length: number, field: string): void {
+  if ([...value].length !== length) throw invalidArgument("", `invalid ${field}: value length must be ${length} runes`);
+}
+
+/** The request's checks after PGV's rules; unsupported checks are refused, not ignored. */
+function readChecks(checks: Checks | undefined, request: string): SessionChecks {
+  if (!checks) return {};
+  const result: SessionChecks = {};
+  embedded(`${request}.Checks`, () => {
+    const user = checks.user;
+    if (user) {
+      embedded("Checks.User", () => {
+        if (user.search.case === undefined) throw invalidArgument("", "invalid CheckUser.Search: value is required");
+        if (user.search.case === "userId") {
+          checkLength(user.search.value, 1, 200, "CheckUser.UserId");
+          result.user = { userId: user.search.value };
+        } else {
+          checkLength(user.search.value, 1, 200, "CheckUser.LoginName");
+          result.user = { loginName: user.search.value };
+        }
+      });
+    }
+    const password = checks.password;
+    if (password) {
+      embedded("Checks.Password", () => checkLength(password.password, 1, 200, "CheckPassword.Password"));
+      result.password = password.password;
+    }
+    const totp = checks.totp;
+    if (totp) {
+      embedded("Checks.Totp", () => checkExactLength(totp.code, 6, "CheckTOTP.Code"));
+      result.totp = totp.code;
+    }
+  });
+  const unsupported = (
+    [
+      ["web_auth_n", checks.webAuthN],
+      ["idp_intent", checks.idpIntent],
+      ["otp_sms", checks.otpSms],
+      ["otp_email", checks.otpEmail],
+      ["recovery_code", checks.recoveryCode],
+    ] as const
+  ).filter(([, value]) => value !== undefined);
+  if (unsupported.length > 0) {
+    throw new DomainError("Unimplemented", "", `session checks not supported yet: ${unsupported.map(([name]) => name).join(", ")}`);
+  }
+  return result;
+}
+
+function refuseChallenges(challenges: RequestChallenges | undefined): void {
+  if (challenges && (challenges.webAuthN || challenges.otpSms || challenges.otpEmail)) {
+    throw new DomainError("Unimplemented", "", "session challenges (WebAuthN, OTP by SMS or email) are not supported yet");
+  }
+}
+
+function readLifetime(lifetime: Duration | undefined, request: string): number | undefined {
+  if (lifetime === undefined) return undefined;
+  const ms = Number(lifetime.seconds) * 1000 + Math.floor(lifetime.nanos / 1_000_000);
+  if (lifetime.seconds < 0n || (lifetime.seconds === 0n && lifetime.nanos <= 0)) {
+    throw invalidArgument("", `invalid ${request}.Lifetime: value must be greater than 0s`);
+  }
+  return ms;
+}
+
+function readMetadata(metadata: { [key: string]: Uint8Array }): Record<string, string> {
+  return Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, Buffer.from(value).toString("base64")]));
+}
+
+function readUserAgent(agent: UserAgent | undefined): SessionUserAgent {
+  if (!agent) return {};
+  const header = Object.fromEntries(Object.entries(agent.header).map(([name, values]) => [name, values.values]));
+  return {
+    ...(agent.fingerprintId !== undefined ? { fingerprintId: agent.fingerprintId } : {}),
+    ...(agent.ip !== undefined ? { ip: agent.ip } : {}),
+    ...(agent.description !== undefined ? { description: agent.description } : {}),
+    ...(Object.keys(header).length > 0 ? { header } : {}),
+  };
+}
+
+const COMPARISON: Record<TimestampQueryMethod, TimeComparison> = {
+  [TimestampQueryMethod.EQUALS]: "=",
+  [TimestampQueryMethod.GREATER]: ">",
+  [TimestampQueryMethod.GREATER_OR_EQUALS]: ">=",
+  [TimestampQueryMethod.LESS]: "<",
+  [TimestampQueryMethod.LESS_OR_EQUALS]: "<=",
+};
+
+function sessionDetails(session: SessionRecord) {
+  return create(DetailsSchema, {
+    sequence: BigInt(session.sequence),
+    changeDate: timestampFromMs(session.changedAt),
+    resourceOwner: session.instanceId,
+    creationDate: timestampFromMs(session.createdAt),
+  });
+}
+
+function sessionToPb(session: SessionRecord, user: User | undefined): Session {
+  const at = (ms: number | undefined) => (ms === undefined ? undefined : { verifiedAt: timestampFromMs(ms) });
+  const { userAgent } = session;
+  return create(SessionSchema, {
+    id: session.id,
+    creationDate: timestampFromMs(session.createdAt),
+    changeDate: timestampFromMs(session.changedAt),
+    sequence: BigInt(session.sequence),
+    factors: {
+      ...(session.userCheckedAt !== undefined
+        ? {
+            user: {
+              verifiedAt: timestampFromMs(session.userCheckedAt),
+              id: session.userId,
+              loginName: user?.preferredLoginName ?? user?.username ?? "",
+              displayName: user?.human?.profile.displayName ?? user?.machine?.name ?? "",
+              organizationId: session.userOrgId,
+            },
+          }
+        : {}),
+      ...(session.passwordCheckedAt !== undefined ? { password: at(session.passwordCheckedAt) } : {}),
+      ...(session.totpCheckedAt !== undefined ? { totp: at(session.totpCheckedAt) } : {}),
+    },
+    metadata: Object.fromEntries(Object.entries(session.metadata).map(([key, value]) => [key, Buffer.from(value, "base64")])),
+    userAgent: {
+      ...userAgent,
+      header: Object.fromEntries(Object.entries(userAgent.header ?? {}).map(([name, values]) => [name, { values }])),
+    },
+    ...(session.expiresAt !== undefined ? { expirationDate: timestampFromMs(session.expiresAt) } : {}),
+  });
+}
+
+/** `zitadel.session.v2.SessionService`: sessions with user, password and TOTP checks. */
+export function createSessionService(sessions: SessionCommands, userOf: SessionUserLookup): ServiceImpl<typeof SessionService> {
+  const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
+  const withUser = async (session: SessionRecord) =>
+    sessionToPb(session, session.userId === "" ? undefined : await userOf(session.instanceId, session.userId));
+
+  return {
+    async createSession(req, ctx) {
+      const checks = readChecks(req.checks, "CreateSessionRequest");
+      const lifetimeMs = readLifetime(req.lifetime, "CreateSessionRequest");
+      refuseChallenges(req.challenges);
+      const { session, token } = await sessions.createSession({
+        principal: principalOf(ctx),
+        checks,
+        metadata: readMetadata(req.metadata),
+        userAgent: readUserAgent(req.userAgent),
+        lifetimeMs,
+      });
+      return create(CreateSessionResponseSchema, { details: sessionDetails(session), sessionId: session.id, sessionToken: token });
+    },
+
+    async setSession(req, ctx) {
+      checkLength(req.sessionId, 1, 200, "SetSessionRequest.SessionId");
+      const checks = readChecks(req.checks, "SetSessionRequest");
+      const lifetimeMs = readLifetime(req.lifetime, "SetSessionRequest");
+      refuseChallenges(req.challenges);
+      const { session, token } = await sessions.setSession({
+        principal: principalOf(ctx),
+        sessionId: req.sessionId,
+        checks,
+        metadata: readMetadata(req.metadata),
+        lifetimeMs,
+      });
+      return create(SetSessionResponseSchema, { details: sessionDetails(session), sessionToken: token });
+    },
+
+    async getSession(req, ctx) {
+      checkLength(req.sessionId, 1, 200, "GetSessionRequest.SessionId");
+      if (req.sessionToken !== undefined) checkLength(req.sessionToken, 1, 200, "GetSessionRequest.SessionToken");
+      const session = await sessions.getSession(principalOf(ctx), req.sessionId, req.sessionToken);
+      return create(GetSessionResponseSchema, { session: await withUser(session) });
+    },
+
+    async deleteSession(req, ctx) {
+      checkLength(req.sessionId, 1, 200, "DeleteSessionRequest.SessionId");
+      const session = await sessions.deleteSession(principalOf(ctx), req.sessionId, req.sessionToken || undefined);
+      return create(DeleteSessionResponseSchema, {
+        details: create(DetailsSchema, {
+          sequence: BigInt(session.sequence),
+          changeDate: timestampFromMs(session.changedAt),
+          resourceOwner: session.instanceId,
+        }),
+      });
+    },
+
+    async listSessions(req, ctx) {
+      const principal = principalOf(ctx);
+      const filter: SessionFilter = {};
+      for (const query of req.queries) {
+        const q = query.query;
+        switch (q.case) {
+          case "idsQuery":
+            filter.ids = [...(filter.ids ?? []), ...q.value.ids];
+            break;
+          case "userIdQuery":
+            filter.userId = q.value.id;
+            break;
+          case "creatorQuery":
+            filter.creator = q.value.id || principal.userId;
+            break;
+          case "creationDateQuery":
+            filter.createdAt = { method: COMPARISON[q.value.method] ?? "=", at: q.value.creationDate ? timestampMs(q.value.creationDate) : 0 };
+            break;
+          case "expirationDateQuery":
+            filter.expiresAt = { method: COMPARISON[q.value.method] ?? "=", at: q.value.expirationDate ? timestampMs(q.value.expirationDate) : 0 };
+            break;
+          case "userAgentQuery":
+            if (!q.value.fingerprintId) {
+              // ZITADEL takes the caller's own user agent then; a token here carries none.
+              throw invalidArgument("SESSION-x8n23", "Errors.Session.UserAgentMissing");
+            }
+            filter.fingerprintId = q.value.fingerprintId;
+            break;
+          default:
+            throw invalidArgument("", "invalid SearchQuery.Query: value is required");
+        }
+      }
+      const page = await sessions.listSessions(principal, filter, {
+        offset: listOffset(req.query?.offset ?? 0n),
+        limit: queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT),
+        // Sessions sort by creation date, the only sort field there is.
+        asc: req.sortingColumn === SessionFieldName.CREATION_DATE || req.sortingColumn === SessionFieldName.UNSPECIFIED ? (req.query?.asc ?? false) : false,
+      });
+      return create(ListSessionsResponseSchema, {
+        details: listDetailsV2(page.total, Date.now()),
+        sessions: await Promise.all(page.sessions.map(withUser)),
+      });
+    },
+  };
+}

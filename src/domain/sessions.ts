@@ -1,0 +1,409 @@
+import { randomBytes } from "node:crypto";
+import { Secret, TOTP } from "otpauth";
+import { hasPermission, type Principal } from "./access.js";
+import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
+import type { HashRegistry } from "./hashes/index.js";
+import type { IdGenerator } from "./ids.js";
+import type { PasswordHasher } from "./password.js";
+import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
+import type {
+  CredentialChange,
+  SessionFilter,
+  SessionRecord,
+  SessionStore,
+  SessionUserAgent,
+  UserCredentials,
+} from "./session-port.js";
+import { type NewEvent, UniqueViolation } from "./store-port.js";
+
+/** The checks of a CreateSession or SetSession request. */
+export interface SessionChecks {
+  user?: { userId: string } | { loginName: string };
+  password?: string;
+  totp?: string;
+}
+
+export interface CreateSessionInput {
+  principal: Principal;
+  checks: SessionChecks;
+  /** Values base64-encoded. */
+  metadata: Record<string, string>;
+  userAgent: SessionUserAgent;
+  lifetimeMs: number | undefined;
+}
+
+export interface SetSessionInput {
+  principal: Principal;
+  sessionId: string;
+  checks: SessionChecks;
+  metadata: Record<string, string>;
+  lifetimeMs: number | undefined;
+}
+
+export interface SessionCommandsDeps {
+  store: SessionStore;
+  /** The configured hasher: a verified password stored any other way is rehashed with it. */
+  hasher: PasswordHasher & { readonly cost: number };
+  hashRegistry: HashRegistry;
+  secretBox: SecretBox;
+  newId: IdGenerator;
+  /** The instance-wide lockout policy when neither the organisation nor the instance set one. */
+  defaultLockout: { maxPasswordAttempts: number; maxOtpAttempts: number };
+  now?: () => number;
+}
+
+/** How often a check is written again when another change of the same user committed in between. */
+const MAX_ATTEMPTS = 5;
+
+/** Whether a stored hash is what the configured hasher would make now: bcrypt at its cost. */
+export function isCurrentHash(encoded: string, cost: number): boolean {
+  // $2a$, $2b$ and $2y$ are the same algorithm for what the binding makes; $2$ and $2x$ are
+  // older or buggy variants and get replaced.
+  const match = /^\$2[aby]\$(\d\d)\$/.exec(encoded);
+  return match !== null && Number(match[1]) === cost;
+}
+
+/**
+ * Sessions, as ZITADEL's v2 SessionService: a user check, then password and TOTP checks, each
+ * success recorded on the session; a failed check is recorded on the user and fails the request.
+ */
+export function createSessionCommands(deps: SessionCommandsDeps) {
+  const now = deps.now ?? Date.now;
+  // A hash of the configured cost to verify against when there is no user, so that an unknown
+  // login name costs as much time as a wrong password does.
+  let dummyHash: Promise<string> | undefined;
+  const spendVerification = async (password: string) => {
+    dummyHash ??= deps.hasher.hash(randomBytes(16).toString("base64url"));
+    await deps.hashRegistry.verify(password, await dummyHash);
+  };
+
+  async function findUser(instanceId: string, check: NonNullable<SessionChecks["user"]>, password: string | undefined) {
+    const userId = "userId" in check ? check.userId : await deps.store.userIdByLoginName(instanceId, check.loginName);
+    const found = userId === undefined ? undefined : await deps.store.credentials(instanceId, userId);
+    if (!found) {
+      if (password !== undefined) await spendVerification(password);
+      throw notFound("QUERY-Dfbg2", "User could not be found");
+    }
+    // ZITADEL's session API accepts active and initial users only (State.IsEnabled).
+    if (found.user.state === "INACTIVE" || found.user.state === "LOCKED") {
+      throw failedPrecondition("SESSION-Gj4ko", "User is not active");
+    }
+    return found;
+  }
+
+  /**
+   * Verifies `password` for the user. Resolves with the events and user changes of a success;
+   * throws after writing the failure (and a lock, when the lockout policy says so).
+   */
+  async function checkPassword(creds: UserCredentials, password: string, creator: string, at: number) {
+    const { user } = creds;
+    if (user.state === "INITIAL") {
+      // ZITADEL's login sends an initial user through the init flow first; without it there is no sign-in.
+      throw failedPrecondition("COMMAND-M9dse", "User is not yet initialized");
+    }
+    if (creds.passwordHash === undefined) {
+      await spendVerification(password);
+      throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");
+    }
+    let matches: boolean;
+    try {
+      matches = await deps.hashRegistry.verify(password, creds.passwordHash);
+    } catch (err) {
+      // A hash whose family was switched off after the import, or one that no longer parses.
+      throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+    }
+    if (matches) {
+      const events: NewEvent[] = [];
+      const set: CredentialChange["set"] = { failedAttempts: 0 };
+      if (!isCurrentHash(creds.passwordHash, deps.hasher.cost)) {
+        set.passwordHash = await deps.hasher.hash(password);
+        events.push({ type: "user.human.password.hash.updated", payload: {} });
+      }
+      events.push({ type: "user.human.password.check.succeeded", payload: {} });
+      return { events, set };
+    }
+    const policy = (await deps.store.lockoutPolicy(user.instanceId, user.orgId)) ?? deps.defaultLockout;
+    const failedAttempts = await writeFailure(creds, creator, at, (current) => {
+      const failedAttempts = current.failedAttempts + 1;
+      const events: NewEvent[] = [{ type: "user.human.password.check.failed", payload: {} }];
+      const set: CredentialChange["set"] = { failedAttempts };
+      // The lock goes with the failure that reaches the limit, in the same transaction.
+      if (policy.maxPasswordAttempts > 0 && failedAttempts >= policy.maxPasswordAttempts && current.user.state !== "LOCKED") {
+        events.push({ type: "user.locked", payload: {} });
+        set.state = "LOCKED";
+      }
+      return { events, set, failedAttempts };
+    });
+    throw new CredentialsCheckFailed("COMMAND-3M0fs", "Password is invalid", failedAttempts);
+  }
+
+  /**
+   * Records a failed check on the user; when another change of the user committed since it was
+   * read, the failure is counted again on the user as it is now.
+   */
+  async function writeFailure(
+    creds: UserCredentials,
+    creator: string,
+    at: number,
+    build: (current: UserCredentials) => { events: NewEvent[]; set: CredentialChange["set"]; failedAttempts: number },
+  ): Promise<number> {
+    let current = creds;
+    for (let attempt = 1; ; attempt++) {
+      const { events, set, failedAttempts } = build(current);
+      const { user } = current;
+      try {
+        await deps.store.write({
+          credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set },
+        });
+        return failedAttempts;
+      } catch (err) {
+        if (!(err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS)) throw err;
+        const reread = await deps.store.credentials(user.instanceId, user.id);
+        if (!reread) throw notFound("QUERY-Dfbg2", "User could not be found");
+        current = reread;
+      }
+    }
+  }
+
+  /** Checks a TOTP code against the user's active secret (RFC 6238: SHA-1, 30 s, 6 digits, ±1 step). */
+  async function checkTotp(creds: UserCredentials, code: string, creator: string, at: number) {
+    if (creds.sealedTotpSecret === undefined) throw failedPrecondition("COMMAND-3Mif9s", "OTP is not ready");
+    const totp = new TOTP({ secret: Secret.fromBase32(deps.secretBox.open(creds.sealedTotpSecret)), digits: 6, period: 30, algorithm: "SHA1" });
+    if (totp.validate({ token: code, timestamp: at, window: 1 }) === null) {
+      await writeFailure(creds, creator, at, () => ({
+        events: [{ type: "user.human.mfa.otp.check.failed", payload: {} }],
+        set: {},
+        failedAttempts: 0,
+      }));
+      throw invalidArgument("EVENT-8isk2", "Invalid code");
+    }
+    return { events: [{ type: "user.human.mfa.otp.check.succeeded", payload: {} }] as NewEvent[] };
+  }
+
+  /**
+   * Runs the checks for `userId` (or the user the checks name) and writes them with the session
+   * change in one transaction. Retries when the user changed between the read and the write; a
+   * verification already done is reused as long as the hash it verified is still the user's.
+   */
+  async function runChecks(
+    instanceId: string,
+    creator: string,
+    checks: SessionChecks,
+    existingUserId: string | undefined,
+    buildSession: (creds: UserCredentials | undefined, at: number, checked: { password: boolean; totp: boolean }) => {
+      session: SessionRecord;
+      fromSequence: number;
+      events: NewEvent[];
+      token: string;
+    },
+  ) {
+    if ((checks.password !== undefined || checks.totp !== undefined) && !checks.user && existingUserId === undefined) {
+      throw failedPrecondition("COMMAND-Sfw3f", "User ID missing");
+    }
+    let verified: { hash: string; result: Awaited<ReturnType<typeof checkPassword>> } | undefined;
+    for (let attempt = 1; ; attempt++) {
+      let creds: UserCredentials | undefined;
+      if (checks.user) creds = await findUser(instanceId, checks.user, checks.password);
+      else if (existingUserId !== undefined) {
+        creds = await deps.store.credentials(instanceId, existingUserId);
+        if (!creds) throw notFound("QUERY-Dfbg2", "User could not be found");
+        if (creds.user.state === "INACTIVE" || creds.user.state === "LOCKED") {
+          throw failedPrecondition("SESSION-Gj4ko", "User is not active");
+        }
+      }
+      const at = now();
+      const events: NewEvent[] = [];
+      const set: CredentialChange["set"] = {};
+      if (creds && checks.password !== undefined) {
+        if (!verified || verified.hash !== creds.passwordHash) {
+          verified = { hash: creds.passwordHash ?? "", result: await checkPassword(creds, checks.password, creator, at) };
+        }
+        events.push(...verified.result.events);
+        Object.assign(set, verified.result.set);
+      }
+      if (creds && checks.totp !== undefined) events.push(...(await checkTotp(creds, checks.totp, creator, at)).events);
+      const session = buildSession(creds, at, { password: checks.password !== undefined, totp: checks.totp !== undefined });
+      try {
+        await deps.store.write({
+          ...(creds && events.length > 0
+            ? {
+                credentials: {
+                  instanceId,
+                  userId: creds.user.id,
+                  expectedSequence: creds.user.sequence,
+                  events,
+                  at,
+                  creator,
+                  set,
+                },
+              }
+            : {}),
+          session: { session: session.session, fromSequence: session.fromSequence, events: session.events },
+        });
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+      return { session: session.session, token: session.token, user: creds?.user };
+    }
+  }
+
+  function checkEvents(creds: UserCredentials | undefined, at: number, checked: { password: boolean; totp: boolean }, newUser: boolean) {
+    const events: NewEvent[] = [];
+    if (creds && newUser) events.push({ type: "session.user.checked", payload: { userId: creds.user.id, userResourceOwner: creds.user.orgId, checkedAt: at } });
+    if (checked.password) events.push({ type: "session.password.checked", payload: { checkedAt: at } });
+    if (checked.totp) events.push({ type: "session.totp.checked", payload: { checkedAt: at } });
+    return events;
+  }
+
+  async function createSession(input: CreateSessionInput) {
+    const { principal } = input;
+    // ZITADEL requires session.write on the instance to create sessions.
+    if (!hasPermission(principal, "session.write", "")) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    const sessionId = deps.newId();
+    return runChecks(principal.instanceId, principal.userId, input.checks, undefined, (creds, at, checked) => {
+      const token = generateToken();
+      const events: NewEvent[] = [
+        { type: "session.added", payload: { userAgent: input.userAgent } },
+        ...checkEvents(creds, at, checked, true),
+      ];
+      if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+      if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+      events.push({ type: "session.token.set", payload: {} });
+      const metadata = Object.fromEntries(Object.entries(input.metadata).filter(([, value]) => value !== ""));
+      const session: SessionRecord = {
+        instanceId: principal.instanceId,
+        id: sessionId,
+        creator: principal.userId,
+        userId: creds?.user.id ?? "",
+        userOrgId: creds?.user.orgId ?? "",
+        userCheckedAt: creds ? at : undefined,
+        passwordCheckedAt: checked.password ? at : undefined,
+        totpCheckedAt: checked.totp ? at : undefined,
+        tokenDigest: tokenDigest(token),
+        userAgent: input.userAgent,
+        metadata,
+        expiresAt: input.lifetimeMs === undefined ? undefined : at + input.lifetimeMs,
+        terminated: false,
+        createdAt: at,
+        changedAt: at,
+        sequence: events.length,
+      };
+      return { session, fromSequence: 0, events, token };
+    });
+  }
+
+  async function setSession(input: SetSessionInput) {
+    const { principal } = input;
+    if (!hasPermission(principal, "session.write", "")) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    for (let attempt = 1; ; attempt++) {
+      const current = await deps.store.session(principal.instanceId, input.sessionId);
+      if (!current) throw notFound("QUERY-SFeaa", "Session does not exist");
+      if (current.terminated) throw failedPrecondition("COMMAND-SAjeh", "Session is terminated");
+      const checks = { ...input.checks };
+      if (checks.user && current.userId !== "") {
+        // The user of a session is checked once; naming the same user again is allowed.
+        const requested = "userId" in checks.user
+          ? checks.user.userId
+          : await deps.store.userIdByLoginName(principal.instanceId, checks.user.loginName);
+        if (requested !== current.userId) throw invalidArgument("", "user change not possible");
+        delete checks.user;
+      }
+      try {
+        return await runChecks(
+          principal.instanceId,
+          principal.userId,
+          checks,
+          current.userId === "" ? undefined : current.userId,
+          (creds, at, checked) => {
+            const token = generateToken();
+            const events = checkEvents(creds, at, checked, current.userId === "");
+            const metadata = { ...current.metadata };
+            for (const [key, value] of Object.entries(input.metadata)) {
+              if (value === "") delete metadata[key];
+              else metadata[key] = value;
+            }
+            if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+            if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+            events.push({ type: "session.token.set", payload: {} });
+            const session: SessionRecord = {
+              ...current,
+              userId: creds?.user.id ?? current.userId,
+              userOrgId: creds?.user.orgId ?? current.userOrgId,
+              userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
+              passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
+              totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
+              tokenDigest: tokenDigest(token),
+              metadata,
+              expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
+              changedAt: at,
+              sequence: current.sequence + events.length,
+            };
+            return { session, fromSequence: current.sequence, events, token };
+          },
+        );
+      } catch (err) {
+        // Another change of the same session committed in between: start again from its new state.
+        if (err instanceof UniqueViolation && err.kind === "session_sequence" && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Whether the caller may read (or delete) a session without its token: it created the session,
+   * the session is its own, or it holds the permission on the user's organisation (or the instance).
+   */
+  function mayAccess(principal: Principal, session: SessionRecord, permission: string): boolean {
+    return (
+      session.creator === principal.userId ||
+      (session.userId !== "" && session.userId === principal.userId) ||
+      hasPermission(principal, permission, session.userOrgId)
+    );
+  }
+
+  async function readable(principal: Principal, sessionId: string, token: string | undefined, permission: string) {
+    const session = await deps.store.session(principal.instanceId, sessionId);
+    if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
+    if (token !== undefined) {
+      if (tokenDigest(token) !== session.tokenDigest) throw permissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid");
+    } else if (!mayAccess(principal, session, permission)) {
+      throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    }
+    return session;
+  }
+
+  async function getSession(principal: Principal, sessionId: string, token: string | undefined) {
+    return readable(principal, sessionId, token, "session.read");
+  }
+
+  async function deleteSession(principal: Principal, sessionId: string, token: string | undefined) {
+    for (let attempt = 1; ; attempt++) {
+      const session = await readable(principal, sessionId, token, "session.delete");
+      const at = now();
+      const next = { ...session, terminated: true, changedAt: at, sequence: session.sequence + 1 };
+      try {
+        await deps.store.write({ session: { session: next, fromSequence: session.sequence, events: [{ type: "session.terminated", payload: {} }] } });
+        return next;
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "session_sequence" && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  async function listSessions(
+    principal: Principal,
+    filter: SessionFilter,
+    page: { offset: number; limit: number; asc: boolean },
+  ) {
+    // Visible: created by the caller, the caller's own, or of organisations it may read sessions in.
+    const all = hasPermission(principal, "session.read", "");
+    const orgIds = all ? ("all" as const) : [...principal.orgRoles.keys()].filter((orgId) => hasPermission(principal, "session.read", orgId));
+    return deps.store.listSessions(principal.instanceId, filter, page, { creator: principal.userId, userId: principal.userId, orgIds });
+  }
+
+  return { createSession, setSession, getSession, deleteSession, listSessions };
+}
+
+export type SessionCommands = ReturnType<typeof createSessionCommands>;
