@@ -52,6 +52,8 @@ export interface SessionCommandsDeps {
   now?: () => number;
 }
 
+const BCRYPT_MAX_BYTES = 72;
+
 /** How often a check is written again when another change of the same user committed in between. */
 const MAX_ATTEMPTS = 5;
 
@@ -115,7 +117,9 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     if (matches) {
       const events: NewEvent[] = [];
       const set: CredentialChange["set"] = { failedAttempts: 0 };
-      if (!isCurrentHash(creds.passwordHash, deps.hasher.cost)) {
+      // bcrypt reads 72 bytes at most: a longer password that another algorithm verified keeps
+      // its hash, since any bcrypt hash of it would also accept every password sharing its prefix.
+      if (!isCurrentHash(creds.passwordHash, deps.hasher.cost) && Buffer.byteLength(password) <= BCRYPT_MAX_BYTES) {
         set.passwordHash = await deps.hasher.hash(password);
         events.push({ type: "user.human.password.hash.updated", payload: {} });
       }
