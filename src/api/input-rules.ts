@@ -13,6 +13,12 @@ export function checkLength(value: string, min: number, max: number, field: stri
   throw invalidArgument("", `invalid ${field}: ${rule}`);
 }
 
+/** PGV's length rule for a bytes field. */
+export function checkBytes(value: Uint8Array, min: number, max: number, field: string): void {
+  if (value.length >= min && value.length <= max) return;
+  throw invalidArgument("", `invalid ${field}: value length must be between ${min} and ${max} bytes, inclusive`);
+}
+
 /** Length limits count Unicode code points, not UTF-16 units or bytes. */
 function countRunes(value: string): number {
   let count = 0;

@@ -10,6 +10,12 @@ import {
   ListUsersResponseSchema,
   type ManagementService,
   AddGenericOIDCProviderResponseSchema,
+  BulkRemoveUserMetadataResponseSchema,
+  BulkSetUserMetadataResponseSchema,
+  GetUserMetadataResponseSchema,
+  ListUserMetadataResponseSchema,
+  RemoveUserMetadataResponseSchema,
+  SetUserMetadataResponseSchema,
   GetProviderByIDResponseSchema,
   ListHumanLinkedIDPsResponseSchema,
   ListProvidersResponseSchema,
@@ -20,7 +26,9 @@ import {
 import { invalidArgument, DomainError } from "../domain/errors.js";
 import { IDPOwnerType, IDPState, IDPType, type Provider, ProviderSchema, ProviderType } from "../../gen/zitadel/idp_pb.js";
 import { ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
-import type { Idp, IdpCommands, ProviderFilter } from "../domain/idps.js";
+import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js";
+import { type Idp, type IdpCommands, type ProviderFilter, textMatches } from "../domain/idps.js";
+import type { StoredMetadata } from "../domain/store-port.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
@@ -29,7 +37,7 @@ import type { OrgCommands } from "../domain/orgs.js";
 import type { Access } from "./access.js";
 import { createOrgHandlers } from "./org-handlers.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
-import { checkLength, checkPrefix, embedded, required } from "./input-rules.js";
+import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 interface ProfileFields {
@@ -204,6 +212,76 @@ export function createManagementService(
       return create(RemoveHumanLinkedIDPResponseSchema, { details: changeDetailsV1(user) });
     },
 
+    async setUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "SetUserMetadataRequest.Id");
+      checkLength(req.key, 1, 200, "SetUserMetadataRequest.Key");
+      checkBytes(req.value, 1, 500000, "SetUserMetadataRequest.Value");
+      const user = await changes.setMetadata({ ...target, api: "v1" }, req.id, [{ key: req.key, value: req.value }], false);
+      return create(SetUserMetadataResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    async bulkSetUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "BulkSetUserMetadataRequest.Id");
+      req.metadata.forEach((entry, i) =>
+        embedded(`BulkSetUserMetadataRequest.Metadata[${i}]`, () => {
+          checkLength(entry.key, 1, 200, "BulkSetUserMetadataRequest_Metadata.Key");
+          checkBytes(entry.value, 1, 500000, "BulkSetUserMetadataRequest_Metadata.Value");
+        }),
+      );
+      const entries = req.metadata.map((entry) => ({ key: entry.key, value: entry.value }));
+      const user = await changes.setMetadata({ ...target, api: "v1" }, req.id, entries, true);
+      return create(BulkSetUserMetadataResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    /** The metadata of a user of the context organisation, by key; of no user, none. */
+    async listUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "ListUserMetadataRequest.Id");
+      const filters = req.queries.map((query) => {
+        if (query.query.case !== "keyQuery") throw invalidArgument("", "invalid MetadataQuery.Query: value is required");
+        checkLength(query.query.value.key, 0, 200, "MetadataKeyQuery.Key");
+        const method = TEXT_METHODS[query.query.value.method];
+        if (method === undefined) throw invalidArgument("", "invalid MetadataKeyQuery.Method: value must be one of the defined enum values");
+        return { key: query.query.value.key, method };
+      });
+      const entries = (await changes.listMetadata(target, req.id)).filter((entry) =>
+        filters.every((filter) => textMatches(entry.key, filter.key, filter.method)),
+      );
+      if (!req.query?.asc) entries.reverse();
+      const offset = listOffset(req.query?.offset ?? 0n);
+      const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
+      return create(ListUserMetadataResponseSchema, {
+        details: listDetailsV1(entries.length, Date.now()),
+        result: entries.slice(offset, offset + limit).map((entry) => metadataToPb(entry, target.orgId)),
+      });
+    },
+
+    async getUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "GetUserMetadataRequest.Id");
+      checkLength(req.key, 1, 200, "GetUserMetadataRequest.Key");
+      const entry = await changes.getMetadata(target, req.id, req.key);
+      return create(GetUserMetadataResponseSchema, { metadata: metadataToPb(entry, target.orgId) });
+    },
+
+    async removeUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "RemoveUserMetadataRequest.Id");
+      checkLength(req.key, 1, 200, "RemoveUserMetadataRequest.Key");
+      const user = await changes.removeMetadata({ ...target, api: "v1" }, req.id, [req.key], false);
+      return create(RemoveUserMetadataResponseSchema, { details: changeDetailsV1(user) });
+    },
+
+    async bulkRemoveUserMetadata(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.id, 1, 200, "BulkRemoveUserMetadataRequest.Id");
+      req.keys.forEach((key, i) => checkLength(key, 1, 200, `BulkRemoveUserMetadataRequest.Keys[${i}]`));
+      const user = await changes.removeMetadata({ ...target, api: "v1" }, req.id, req.keys, true);
+      return create(BulkRemoveUserMetadataResponseSchema, { details: changeDetailsV1(user) });
+    },
+
     async updateUserName(req, ctx) {
       const target = await access.target(ctx);
       checkLength(req.userId, 1, 200, "UpdateUserNameRequest.UserId");
@@ -364,5 +442,19 @@ function providerToPb(idp: Idp, orgId: string): Provider {
         },
       },
     },
+  });
+}
+
+/** `zitadel.metadata.v1.Metadata` of a user's entry. */
+function metadataToPb(entry: StoredMetadata, orgId: string): Metadata {
+  return create(MetadataSchema, {
+    key: entry.key,
+    value: entry.value,
+    details: create(ObjectDetailsSchema, {
+      sequence: BigInt(entry.sequence),
+      creationDate: timestampFromMs(entry.createdAt),
+      changeDate: timestampFromMs(entry.changedAt),
+      resourceOwner: orgId,
+    }),
   });
 }

@@ -25,7 +25,7 @@ import type { UserCommands } from "../domain/users.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
 import { type Access, principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, userToV2 } from "./convert.js";
-import { checkLength, embedded, required } from "./input-rules.js";
+import { checkBytes, checkLength, embedded, required } from "./input-rules.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
@@ -245,6 +245,8 @@ interface HumanFields {
  * its conversion to the domain's creation input.
  */
 function checkHuman(req: HumanFields, message: string) {
+  // AddHumanUser's entries are SetMetadataEntry messages, CreateUser's Metadata messages.
+  const metadataMessage = message === "AddHumanUserRequest" ? "SetMetadataEntry" : "Metadata";
   const profile = required(req.profile, `${message}.Profile`);
   embedded(`${message}.Profile`, () => {
     checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
@@ -284,8 +286,14 @@ function checkHuman(req: HumanFields, message: string) {
       checkLength(link.userName, 1, 200, "IDPLink.UserName");
     }),
   );
-  if (req.metadata.length > 0 || req.totpSecret !== undefined) {
-    throw new DomainError("Unimplemented", "", "metadata and TOTP secrets cannot be set on create yet");
+  req.metadata.forEach((entry, i) =>
+    embedded(`${message}.Metadata[${i}]`, () => {
+      checkLength(entry.key, 1, 200, `${metadataMessage}.Key`);
+      checkBytes(entry.value, 1, 500000, `${metadataMessage}.Value`);
+    }),
+  );
+  if (req.totpSecret !== undefined) {
+    throw new DomainError("Unimplemented", "", "TOTP secrets cannot be set on create yet");
   }
   const verification: EmailVerification =
     email.verification.case === "isVerified"
@@ -322,5 +330,6 @@ function checkHuman(req: HumanFields, message: string) {
     passwordChangeRequired: password.value?.changeRequired ?? false,
     passwordlessRegistration: false,
     idpLinks: req.idpLinks.map((link) => ({ idpId: link.idpId, externalUserId: link.userId, displayName: link.userName })),
+    metadata: req.metadata.map((entry) => ({ key: entry.key, value: entry.value })),
   };
 }

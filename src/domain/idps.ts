@@ -185,7 +185,8 @@ function matches(idp: Idp, filter: ProviderFilter, orgId: string): boolean {
   }
 }
 
-function textMatches(value: string, wanted: string, method: TextMethod): boolean {
+/** A text comparison of ZITADEL's TextQueryMethod, on a value held in memory. */
+export function textMatches(value: string, wanted: string, method: TextMethod): boolean {
   const ignoreCase = method.endsWith("IgnoreCase");
   const a = ignoreCase ? foldCase(value) : value;
   const b = ignoreCase ? foldCase(wanted) : wanted;

@@ -4,9 +4,18 @@ import type { IdGenerator } from "./ids.js";
 import type { Idp, IdpCommands } from "./idps.js";
 import type { Notifier } from "./notifications.js";
 import type { SecretBox } from "./secrets.js";
-import { type IdpLink, type NewEvent, UniqueViolation, type User, type UserStore, type UserUpdate } from "./store-port.js";
+import {
+  type IdpLink,
+  type MetadataEntry,
+  type NewEvent,
+  type StoredMetadata,
+  UniqueViolation,
+  type User,
+  type UserStore,
+  type UserUpdate,
+} from "./store-port.js";
 import type { ChangeTarget } from "./user-states.js";
-import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode } from "./users.js";
+import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";
 
 /** How often a change is retried when another change of the same user committed in between. */
 const MAX_ATTEMPTS = 5;
@@ -196,7 +205,80 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
     return links.map((link) => ({ ...link, idp: idps.get(link.idpId) }));
   }
 
-  return { update, changeUsername, resendInitialization, addIdpLink, removeIdpLink, listIdpLinks };
+  /** ZITADEL's checkUserExists: the metadata commands' "not found" is a failed precondition. */
+  const metadataUser = (userId: string): Lookup => ({ userId, notFound: { id: "COMMAND-uXHNj", kind: "FailedPrecondition" } });
+
+  /**
+   * SetUserMetadata / BulkSetUserMetadata: each entry replaces the one with its key; an entry
+   * whose value is unchanged writes nothing (ZITADEL pushes no event for it), so a call that
+   * changes nothing answers with the user's details as they were.
+   */
+  async function setMetadata(target: ChangeTarget, userId: string, entries: MetadataEntry[], bulk: boolean): Promise<User> {
+    if (bulk && entries.length === 0) throw failedPrecondition("META-9mm2d", "Metadata list is empty");
+    for (const entry of entries) {
+      if (entry.key === "" || entry.value.length === 0) throw invalidArgument("META-2m00f", "Metadata is invalid");
+    }
+    return update(target, metadataUser(userId), async (user) => {
+      const current = new Map((await deps.store.listMetadata(target.instanceId, user.id)).map((entry) => [entry.key, entry.value]));
+      const changed = new Map<string, Uint8Array>();
+      for (const entry of entries) {
+        const before = changed.get(entry.key) ?? current.get(entry.key);
+        if (before === undefined || !sameBytes(before, entry.value)) changed.set(entry.key, entry.value);
+      }
+      const set = [...changed].map(([key, value]) => ({ key, value }));
+      return { events: set.map(metadataSetEvent), setMetadata: set };
+    });
+  }
+
+  /** RemoveUserMetadata / BulkRemoveUserMetadata: every key must exist. */
+  async function removeMetadata(target: ChangeTarget, userId: string, keys: string[], bulk: boolean): Promise<User> {
+    if (bulk && keys.length === 0) throw failedPrecondition("META-9mm2d", "Metadata list is empty");
+    if (!bulk && keys.some((key) => key === "")) throw invalidArgument("META-2n0fs", "Metadata is invalid");
+    return update(target, metadataUser(userId), async (user) => {
+      const current = new Set((await deps.store.listMetadata(target.instanceId, user.id)).map((entry) => entry.key));
+      for (const key of keys) {
+        if (bulk && key === "") throw invalidArgument("COMMAND-m29ds", "Metadata is invalid");
+        if (!current.has(key)) {
+          throw bulk ? notFound("META-2nnds", "One or more keys do not exist") : notFound("META-ncnw3", "Metadata not found");
+        }
+      }
+      const unique = [...new Set(keys)];
+      return {
+        events: unique.map((key) => ({ type: "user.metadata.removed", payload: { key } })),
+        removeMetadata: unique,
+      };
+    });
+  }
+
+  /** The metadata of a user of the organisation (none for other users), by key. */
+  async function listMetadata(target: { instanceId: string; orgId: string | undefined }, userId: string): Promise<StoredMetadata[]> {
+    const user = await deps.store.getUser(target.instanceId, userId);
+    if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) return [];
+    return deps.store.listMetadata(target.instanceId, userId);
+  }
+
+  async function getMetadata(target: { instanceId: string; orgId: string | undefined }, userId: string, key: string): Promise<StoredMetadata> {
+    const entry = (await listMetadata(target, userId)).find((candidate) => candidate.key === key);
+    if (!entry) throw notFound("QUERY-Rgh32", "Metadata not found");
+    return entry;
+  }
+
+  return {
+    update,
+    changeUsername,
+    resendInitialization,
+    addIdpLink,
+    removeIdpLink,
+    listIdpLinks,
+    setMetadata,
+    removeMetadata,
+    listMetadata,
+    getMetadata,
+  };
 }
 
 export type UserChangeCommands = ReturnType<typeof createUserChangeCommands>;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}

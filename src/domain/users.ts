@@ -18,7 +18,7 @@ import {
   validateEncodedHash,
 } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type IdpLink, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -80,6 +80,8 @@ export interface CreateHumanInput {
   passwordlessRegistration: boolean;
   /** Links to accounts at identity providers of the organisation or the instance. */
   idpLinks?: IdpLink[];
+  /** Metadata entries to set (v2). */
+  metadata?: MetadataEntry[];
 }
 
 export interface CreatedHuman {
@@ -137,6 +139,26 @@ export function linkClaim(idpId: string, externalUserId: string): { kind: "idp_l
   return { kind: "idp_link", value: JSON.stringify([idpId, externalUserId.toLowerCase()]) };
 }
 
+/** The event of a metadata entry set; the value is bytes, base64 in the payload as in ZITADEL's JSON. */
+export function metadataSetEvent(entry: MetadataEntry): NewEvent {
+  return { type: "user.metadata.set", payload: { key: entry.key, value: Buffer.from(entry.value).toString("base64") } };
+}
+
+/**
+ * Metadata given on create, checked as ZITADEL's AddHuman does (a trimmed key and a value are
+ * required; the keys have no English text, so clients see the raw key). A key given twice keeps
+ * its last value, each entry still writing its event.
+ */
+function normalizeCreationMetadata(entries: readonly MetadataEntry[]): { entries: MetadataEntry[]; rows: MetadataEntry[] } {
+  const normalized = entries.map((entry) => {
+    const key = entry.key.trim();
+    if (key === "") throw invalidArgument("USER-Drght", "Errors.User.Metadata.KeyEmpty");
+    if (entry.value.length === 0) throw invalidArgument("USER-Dbgth", "Errors.User.Metadata.ValueEmpty");
+    return { key, value: entry.value };
+  });
+  return { entries: normalized, rows: [...new Map(normalized.map((entry) => [entry.key, entry])).values()] };
+}
+
 /** The event of a new link, as ZITADEL writes it. */
 export function linkAddedEvent(link: IdpLink): NewEvent {
   return {
@@ -172,6 +194,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
 
     const links = input.idpLinks ?? [];
     for (const link of links) await checkNewUserLink(input, link);
+    const metadata = normalizeCreationMetadata(input.metadata ?? []);
 
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
@@ -203,7 +226,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         },
       },
     ];
-    events.push(...links.map(linkAddedEvent));
+    events.push(...links.map(linkAddedEvent), ...metadata.entries.map(metadataSetEvent));
     const codes: NewCode[] = [];
     // Codes to send; rendered into outbox messages once the user is complete.
     const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
@@ -284,6 +307,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         passwordHash,
         uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
         idpLinks: links,
+        metadata: metadata.rows,
         events,
         firstSequence: previous + 1,
         codes,

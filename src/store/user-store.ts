@@ -300,8 +300,7 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
   for (const link of update.addLinks ?? []) statements.push(linkStatement(insert, instanceId, userId, at, link));
   const metadataKeys = [...(update.removeMetadata ?? []), ...(update.setMetadata ?? []).map((entry) => entry.key)];
   if (metadataKeys.length > 0) {
-    // A set replaces the entry; its creation date is kept by reading it first (in the domain),
-    // not here: an update sets whole entries.
+    // A set replaces the whole entry (its dates and sequence are those of this update).
     statements.push(
       compiled(
         db

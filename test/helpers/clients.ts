@@ -162,6 +162,12 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.session.v2.SessionService.SetSession": { method: "PATCH", path: "/v2/sessions/{sessionId}", pathField: "sessionId" },
   "zitadel.session.v2.SessionService.DeleteSession": { method: "DELETE", path: "/v2/sessions/{sessionId}", pathField: "sessionId" },
   "zitadel.session.v2.SessionService.ListSessions": { method: "POST", path: "/v2/sessions/search" },
+  "zitadel.management.v1.ManagementService.SetUserMetadata": { method: "POST", path: "/management/v1/users/{id}/metadata/{key}" },
+  "zitadel.management.v1.ManagementService.BulkSetUserMetadata": { method: "POST", path: "/management/v1/users/{id}/metadata/_bulk" },
+  "zitadel.management.v1.ManagementService.ListUserMetadata": { method: "POST", path: "/management/v1/users/{id}/metadata/_search" },
+  "zitadel.management.v1.ManagementService.GetUserMetadata": { method: "GET", path: "/management/v1/users/{id}/metadata/{key}" },
+  "zitadel.management.v1.ManagementService.RemoveUserMetadata": { method: "DELETE", path: "/management/v1/users/{id}/metadata/{key}" },
+  "zitadel.management.v1.ManagementService.BulkRemoveUserMetadata": { method: "DELETE", path: "/management/v1/users/{id}/metadata/_bulk" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {
