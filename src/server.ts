@@ -8,6 +8,8 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
+import { AdminService } from "../gen/zitadel/admin_pb.js";
+import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
@@ -120,6 +122,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
     logUnexpected,
   );
+  const admin = secureService(AdminService, createAdminService(orgs, access), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -139,7 +142,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(ManagementService, management);
         router.service(UserService, userV2);
         router.service(SessionService, sessionV2);
-        router.service(Health, createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName]));
+        router.service(AdminService, admin);
+        router.service(
+          Health,
+          createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName]),
+        );
       },
       jsonOptions: { ignoreUnknownFields: true },
       readMaxBytes: config.bodyLimitBytes,
@@ -152,6 +159,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       { service: ManagementService, impl: management, prefix: "/management/v1" },
       { service: UserService, impl: userV2, prefix: "" },
       { service: SessionService, impl: sessionV2, prefix: "" },
+      { service: AdminService, impl: admin, prefix: "/admin/v1" },
     ],
     logUnexpected,
   );

@@ -75,15 +75,26 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     return found.principal;
   }
 
+  /** The organisation that verified `domain` (verified domains are claimed instance-wide), or throws. */
+  async function orgOfDomain(instanceId: string, domain: string): Promise<string> {
+    const claim = await store.db
+      .selectFrom("unique_constraints")
+      .select("owner_id")
+      .where("instance_id", "=", instanceId)
+      .where("kind", "=", "org_domain")
+      .where("value", "=", domain.trim().toLowerCase())
+      .executeTakeFirst();
+    if (!claim) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+    return claim.owner_id;
+  }
+
   const access: Access = {
     async target(ctx, requested) {
       const principal = ctx.values.get(principalKey);
       if (!principal) throw unauthenticated("AUTH-7fs1e", "auth header missing");
-      if (requested?.orgDomain) {
-        // Organisation domains arrive with the organisation lifecycle; none resolves yet.
-        throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
-      }
-      const orgId = requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId;
+      // v2's organization.org_domain names an organisation by one of its verified domains.
+      const byDomain = requested?.orgDomain ? await orgOfDomain(principal.instanceId, requested.orgDomain) : undefined;
+      const orgId = byDomain ?? (requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId);
       const orgKey = `${principal.instanceId}/${orgId}`;
       if (!existingOrgs.has(orgKey)) {
         if (!(await findOrg(store.db, principal.instanceId, orgId))) {

@@ -399,12 +399,14 @@ export function createManagementService(
       return create(ListUserChangesResponseSchema, { result: changes.map(changeToPb) });
     },
 
-    /** Instance-wide, since usernames are unique across the instance (no domain policy yet). */
+    /** Instance-wide, or within the organisation when its domain policy scopes usernames to it. */
     async isUserUnique(req, ctx) {
       const target = await access.target(ctx);
       checkLength(req.userName, 0, 200, "IsUserUniqueRequest.UserName");
       checkLength(req.email, 0, 200, "IsUserUniqueRequest.Email");
-      const isUnique = await queries.isUserUnique(target.instanceId, req.userName, req.email);
+      // As in ZITADEL: instance-wide, unless the organisation's domain policy scopes usernames to it.
+      const org = await orgs.getOrg(target.instanceId, target.orgId);
+      const isUnique = await queries.isUserUnique(target.instanceId, req.userName, req.email, org.userLoginMustBeDomain ? target.orgId : undefined);
       return create(IsUserUniqueResponseSchema, { isUnique });
     },
   };

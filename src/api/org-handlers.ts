@@ -7,6 +7,7 @@ import {
   AddOrgMemberResponseSchema,
   AddOrgResponseSchema,
   AddPersonalAccessTokenResponseSchema,
+  GetDomainPolicyResponseSchema,
   GetMyOrgResponseSchema,
   ListOrgDomainsResponseSchema,
   ListOrgMembersResponseSchema,
@@ -19,9 +20,10 @@ import {
 import { type Member, MemberSchema, type SearchQuery as MemberQuery } from "../../gen/zitadel/member_pb.js";
 import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type Domain, type DomainSearchQuery, DomainSchema, type Org as OrgPb, OrgSchema, OrgState } from "../../gen/zitadel/org_pb.js";
+import { type DomainPolicy as DomainPolicyPb, DomainPolicySchema } from "../../gen/zitadel/policy_pb.js";
 import { PersonalAccessTokenSchema } from "../../gen/zitadel/user_pb.js";
 import { hasInstancePermission } from "../domain/access.js";
-import type { Org, OrgCommands, OrgDomain, OrgMember } from "../domain/orgs.js";
+import type { DomainPolicy, Org, OrgCommands, OrgDomain, OrgMember } from "../domain/orgs.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import type { UserCommands } from "../domain/users.js";
@@ -43,10 +45,11 @@ type OrgMethods =
   | "setPrimaryOrgDomain"
   | "listOrgMembers"
   | "addOrgMember"
-  | "removeOrgMember";
+  | "removeOrgMember"
+  | "getDomainPolicy";
 
 /** `zitadel.v1.ObjectDetails` of an organisation after a change. */
-function orgChangeDetails(org: Org): ObjectDetails {
+export function orgChangeDetails(org: Org): ObjectDetails {
   return create(ObjectDetailsSchema, { sequence: BigInt(org.sequence), changeDate: timestampFromMs(org.changedAt), resourceOwner: org.id });
 }
 
@@ -97,6 +100,21 @@ function memberToPb(member: OrgMember, org: Org): Member {
     firstName: human?.profile.givenName ?? "",
     lastName: human?.profile.familyName ?? "",
     displayName: human?.profile.displayName ?? member.user?.machine?.name ?? "",
+  });
+}
+
+/**
+ * `zitadel.policy.v1.DomainPolicy`: the organisation's own, with its change metadata, or the
+ * default (is_default), whose details name the instance as ZITADEL's do.
+ */
+export function domainPolicyToPb(found: { policy: DomainPolicy; isDefault: boolean; org: Org }): DomainPolicyPb {
+  const { policy, isDefault, org } = found;
+  return create(DomainPolicySchema, {
+    details: isDefault ? create(ObjectDetailsSchema, { resourceOwner: org.instanceId }) : orgChangeDetails(org),
+    userLoginMustBeDomain: policy.userLoginMustBeDomain,
+    validateOrgDomains: policy.validateOrgDomains,
+    isDefault,
+    smtpSenderAddressMatchesInstanceDomain: policy.smtpSenderAddressMatchesInstanceDomain,
   });
 }
 
@@ -309,6 +327,11 @@ export function createOrgHandlers(
       const mayUseForeignUsers = hasInstancePermission(principalOf(ctx), "org.member.write");
       const org = await orgs.addMember({ ...target, mayUseForeignUsers }, req.userId, req.roles);
       return create(AddOrgMemberResponseSchema, { details: orgChangeDetails(org) });
+    },
+
+    async getDomainPolicy(_req, ctx) {
+      const target = await access.target(ctx);
+      return create(GetDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });
     },
 
     async removeOrgMember(req, ctx) {

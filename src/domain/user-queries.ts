@@ -29,7 +29,7 @@ export const TEXT_METHODS = [
 ] as const;
 export type TextMethod = (typeof TEXT_METHODS)[number];
 
-/** The text fields a search can compare. Login names are the usernames while usernames are instance-wide. */
+/** The text fields a search can compare (login names: see src/store/login-names.ts). */
 export type TextField = "username" | "loginName" | "givenName" | "familyName" | "nickName" | "displayName" | "email" | "phone";
 
 /** A search criterion; a list of them is AND-combined. */
@@ -98,7 +98,7 @@ export interface Editor {
 export interface UserReadStore {
   searchUsers(search: UserSearch): Promise<UserPage>;
   /** Whether some user of the instance has the username (case-insensitively, as claimed) and the email (exactly); blank criteria are left out. */
-  userExists(instanceId: string, criteria: { username: string; email: string }): Promise<boolean>;
+  userExists(instanceId: string, criteria: { username: string; email: string }, orgId?: string): Promise<boolean>;
   /** The organisation owning a user, also after its removal; undefined if there never was such a user. */
   ownerOf(instanceId: string, userId: string): Promise<string | undefined>;
   /** A user's events with a sequence above `after`, oldest or newest first. */
@@ -160,8 +160,8 @@ export function createUserQueries({ store }: { store: UserReadStore }) {
      * out). Usernames are compared case-insensitively, since they are claimed that way
      * instance-wide; emails exactly, as ZITADEL does.
      */
-    async isUserUnique(instanceId: string, username: string, email: string): Promise<boolean> {
-      return !(await store.userExists(instanceId, { username, email }));
+    async isUserUnique(instanceId: string, username: string, email: string, orgId?: string): Promise<boolean> {
+      return !(await store.userExists(instanceId, { username, email }, orgId));
     },
 
     /**

@@ -131,13 +131,63 @@ function textCondition(eb: Users, field: TextField, value: string, method: TextM
 }
 
 /**
+ * The verified domains that make login names of the user's organisation: those of an
+ * organisation whose domain policy requires domain login names (src/store/login-names.ts).
+ */
+function loginDomains(eb: Users) {
+  return eb
+    .selectFrom("org_domains as d")
+    .innerJoin("orgs as o", (join) => join.onRef("o.instance_id", "=", "d.instance_id").onRef("o.id", "=", "d.org_id"))
+    .select("d.domain")
+    .whereRef("d.instance_id", "=", "users.instance_id")
+    .whereRef("d.org_id", "=", "users.org_id")
+    .where("d.verified", "=", sql.lit(1))
+    .where("o.user_login_must_be_domain", "=", sql.lit(1));
+}
+
+/**
+ * A login-name criterion. A user's login names are its username, or, in an organisation that
+ * requires domain login names and has verified domains, `username@<domain>` for each of them.
+ * EQUALS (both case variants) splits the value at its last "@", so that the username's index
+ * finds the candidates of both forms; the other methods compare each login name in turn.
+ */
+function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges: boolean): Expression<SqlBool> {
+  const bare = eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, "username", value, method, ranges)]);
+  const at = value.lastIndexOf("@");
+  if (method === "equals" || method === "equalsIgnoreCase") {
+    if (at < 0) return bare;
+    const name = value.slice(0, at);
+    const domain = method === "equals" ? value.slice(at + 1) : foldCase(value.slice(at + 1));
+    const withDomain = eb.and([
+      textCondition(eb, "username", name, method, ranges),
+      eb.exists(loginDomains(eb).where("d.domain", "=", domain)),
+    ]);
+    return eb.or([bare, withDomain]);
+  }
+  const ignoreCase = method.endsWith("IgnoreCase");
+  const key = ignoreCase ? foldCase(value) : value;
+  const loginName = ignoreCase ? sql<string>`users.username_lower || '@' || d.domain` : sql<string>`users.username || '@' || d.domain`;
+  const length = Array.from(key).length;
+  const compare =
+    method.startsWith("startsWith")
+      ? sql<SqlBool>`substr(${loginName}, 1, ${length}) = ${key}`
+      : method.startsWith("endsWith")
+        ? sql<SqlBool>`substr(${loginName}, ${-length}) = ${key}`
+        : sql<SqlBool>`instr(${loginName}, ${key}) > 0`;
+  const withDomain = eb.exists(loginDomains(eb).where(() => (length === 0 ? TRUE : compare)));
+  return eb.or([bare, withDomain]);
+}
+
+/**
  * One criterion of any kind. OR and NOT are tested on every user in scope: SQLite (without
  * statistics) does not split an OR across indexes here, and a NOT never has an index.
  */
 function filterCondition(eb: Users, filter: UserFilter, ranges = true): Expression<SqlBool> {
   switch (filter.kind) {
     case "text":
-      return textCondition(eb, filter.field, filter.value, filter.method, ranges);
+      return filter.field === "loginName"
+        ? loginNameCondition(eb, filter.value, filter.method, ranges)
+        : textCondition(eb, filter.field, filter.value, filter.method, ranges);
     case "state":
       return filter.state === undefined ? FALSE : eb("state", "=", filter.state);
     case "type":
@@ -258,13 +308,13 @@ export function createUserSearch({ db, read }: Db): UserReadStore {
       return { users: await withLoginNames(search.instanceId, rows.map(toUser)), total };
     },
 
-    async userExists(instanceId, { username, email }) {
+    async userExists(instanceId, { username, email }, orgId) {
       const query = db
         .selectFrom("users")
         .select("id")
         .where((eb) => {
           const conditions: Expression<SqlBool>[] = [eb("instance_id", "=", instanceId)];
-          if (username !== "" || email !== "") conditions.push(orgScope(eb, instanceId, "all"));
+          if (username !== "" || email !== "") conditions.push(orgScope(eb, instanceId, orgId === undefined ? "all" : [orgId]));
           if (username !== "") conditions.push(eb("username_lower", "=", foldCase(username)));
           if (email !== "") conditions.push(onKey(eb, "email_lower", email, eb.and([eb("email_lower", "=", foldCase(email)), eb("email", "=", email)])));
           return eb.and(conditions);

@@ -32,6 +32,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
+import { AdminService } from "../../gen/zitadel/admin_pb.js";
 import { ManagementService } from "../../gen/zitadel/management_pb.js";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { SessionService } from "../../gen/zitadel/session/v2/session_service_pb.js";
@@ -44,6 +45,7 @@ export type TransportName = (typeof TRANSPORTS)[number];
 export const V1 = ManagementService.method;
 export const V2 = UserService.method;
 export const SESSIONS = SessionService.method;
+export const ADMIN = AdminService.method;
 export type UnaryMethod = DescMethodUnary;
 
 export interface ErrorDetail {
@@ -132,6 +134,14 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.management.v1.ManagementService.ListOrgMembers": { method: "POST", path: "/management/v1/orgs/me/members/_search" },
   "zitadel.management.v1.ManagementService.AddOrgMember": { method: "POST", path: "/management/v1/orgs/me/members" },
   "zitadel.management.v1.ManagementService.RemoveOrgMember": { method: "DELETE", path: "/management/v1/orgs/me/members/{userId}" },
+  "zitadel.management.v1.ManagementService.GetDomainPolicy": { method: "GET", path: "/management/v1/policies/domain" },
+  "zitadel.admin.v1.AdminService.GetCustomDomainPolicy": { method: "GET", path: "/admin/v1/orgs/{orgId}/policies/domain" },
+  "zitadel.admin.v1.AdminService.AddCustomDomainPolicy": { method: "POST", path: "/admin/v1/orgs/{orgId}/policies/domain" },
+  "zitadel.admin.v1.AdminService.UpdateCustomDomainPolicy": { method: "PUT", path: "/admin/v1/orgs/{orgId}/policies/domain" },
+  "zitadel.admin.v1.AdminService.ResetCustomDomainPolicyToDefault": {
+    method: "DELETE",
+    path: "/admin/v1/orgs/{orgId}/policies/domain",
+  },
   "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
   "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.DeactivateUser": { method: "POST", path: "/v2/users/{userId}/deactivate", pathField: "userId" },

@@ -1,0 +1,63 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AddCustomDomainPolicyResponseSchema,
+  type AdminService,
+  GetCustomDomainPolicyResponseSchema,
+  ResetCustomDomainPolicyToDefaultResponseSchema,
+  UpdateCustomDomainPolicyResponseSchema,
+} from "../../gen/zitadel/admin_pb.js";
+import type { DomainPolicy, OrgCommands } from "../domain/orgs.js";
+import type { Access } from "./access.js";
+import { checkLength } from "./input-rules.js";
+import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
+
+interface PolicyFields {
+  userLoginMustBeDomain: boolean;
+  validateOrgDomains: boolean;
+  smtpSenderAddressMatchesInstanceDomain: boolean;
+}
+
+const policyOf = (req: PolicyFields): DomainPolicy => ({
+  userLoginMustBeDomain: req.userLoginMustBeDomain,
+  validateOrgDomains: req.validateOrgDomains,
+  smtpSenderAddressMatchesInstanceDomain: req.smtpSenderAddressMatchesInstanceDomain,
+});
+
+/**
+ * `zitadel.admin.v1.AdminService`: the instance-level RPCs userport serves, the custom domain
+ * policies of organisations. Their permissions (iam.policy.*) come with instance roles only.
+ */
+export function createAdminService(orgs: OrgCommands, access: Access): ServiceImpl<typeof AdminService> {
+  /**
+   * The organisation named by the request, checked to exist and against the RPC's permission
+   * (which, as in ZITADEL, comes before the request's own rules; an empty id checks the
+   * permission on the caller's organisation, then fails the length rule).
+   */
+  const targetOf = async (ctx: HandlerContext, orgId: string, request: string) => {
+    const target = await access.target(ctx, orgId === "" ? undefined : { orgId });
+    checkLength(orgId, 1, 200, `${request}.OrgId`);
+    return target;
+  };
+  return {
+    async getCustomDomainPolicy(req, ctx) {
+      const target = await targetOf(ctx, req.orgId, "GetCustomDomainPolicyRequest");
+      return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });
+    },
+    async addCustomDomainPolicy(req, ctx) {
+      const target = await targetOf(ctx, req.orgId, "AddCustomDomainPolicyRequest");
+      const org = await orgs.setCustomDomainPolicy(target, "add", policyOf(req));
+      return create(AddCustomDomainPolicyResponseSchema, { details: orgChangeDetails(org) });
+    },
+    async updateCustomDomainPolicy(req, ctx) {
+      const target = await targetOf(ctx, req.orgId, "UpdateCustomDomainPolicyRequest");
+      const org = await orgs.setCustomDomainPolicy(target, "change", policyOf(req));
+      return create(UpdateCustomDomainPolicyResponseSchema, { details: orgChangeDetails(org) });
+    },
+    async resetCustomDomainPolicyToDefault(req, ctx) {
+      const target = await targetOf(ctx, req.orgId, "ResetCustomDomainPolicyToDefaultRequest");
+      const org = await orgs.setCustomDomainPolicy(target, "remove", undefined);
+      return create(ResetCustomDomainPolicyToDefaultResponseSchema, { details: orgChangeDetails(org) });
+    },
+  };
+}
