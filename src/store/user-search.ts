@@ -148,8 +148,8 @@ function loginDomains(eb: Users) {
 /**
  * A login-name criterion. A user's login names are its username, or, in an organisation that
  * requires domain login names and has verified domains, `username@<domain>` for each of them.
- * EQUALS (both case variants) splits the value at its last "@", so that the username's index
- * finds the candidates of both forms; the other methods compare each login name in turn.
+ * EQUALS and STARTS_WITH (both case variants) narrow the candidates through the username's
+ * index; CONTAINS and ENDS_WITH compare each login name in turn, like the other text fields.
  */
 function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges: boolean): Expression<SqlBool> {
   const bare = eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, "username", value, method, ranges)]);
@@ -164,14 +164,24 @@ function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges
     ]);
     return eb.or([bare, withDomain]);
   }
+  if (method === "startsWith" || method === "startsWithIgnoreCase") {
+    // Every login name starts with the username, so a prefix without "@" is a prefix of the
+    // username; with one, the username starts with the part before the first "@". Either way
+    // the username's index range finds the candidates.
+    const first = value.indexOf("@");
+    if (first < 0) return textCondition(eb, "username", value, method, ranges);
+    const candidates = textCondition(eb, "username", value.slice(0, first), method, ranges);
+    const key = method === "startsWith" ? value : foldCase(value);
+    const loginName = method === "startsWith" ? sql<string>`users.username || '@' || d.domain` : sql<string>`users.username_lower || '@' || d.domain`;
+    const exact = eb.exists(loginDomains(eb).where(() => sql<SqlBool>`substr(${loginName}, 1, ${Array.from(key).length}) = ${key}`));
+    return eb.and([candidates, eb.or([eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, "username", value, method, false)]), exact])]);
+  }
   const ignoreCase = method.endsWith("IgnoreCase");
   const key = ignoreCase ? foldCase(value) : value;
   const loginName = ignoreCase ? sql<string>`users.username_lower || '@' || d.domain` : sql<string>`users.username || '@' || d.domain`;
   const length = Array.from(key).length;
   const compare =
-    method.startsWith("startsWith")
-      ? sql<SqlBool>`substr(${loginName}, 1, ${length}) = ${key}`
-      : method.startsWith("endsWith")
+    method.startsWith("endsWith")
         ? sql<SqlBool>`substr(${loginName}, ${-length}) = ${key}`
         : sql<SqlBool>`instr(${loginName}, ${key}) > 0`;
   const withDomain = eb.exists(loginDomains(eb).where(() => (length === 0 ? TRUE : compare)));
