@@ -7,7 +7,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CallOptions, type TransportName, V1, V2 } from "./helpers/clients.js";
-import { expectCode, expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
+import { expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
 import {
   bcryptHash,
   RFC3339,
@@ -268,9 +268,27 @@ describe.each(WRITE_TRANSPORTS)("over %s", (transport) => {
       expectZitadelError(result, Code.PermissionDenied, "AUTH-Bs7Ds", "Organisation doesn't exist");
     });
 
-    it("says that machine users cannot be created this way yet (Unimplemented)", async () => {
-      const result = await call(V2.createUser, { organizationId: up.defaultOrgId, username: uniqueName("m"), machine: { name: "robot" } });
-      expectCode(result, Code.Unimplemented);
+    it("creates a machine user with a chosen id, active at once", async () => {
+      const username = uniqueName("robot");
+      const userId = uniqueName("robot-id");
+      const res = expectOk(
+        await call(V2.createUser, { organizationId: up.defaultOrgId, userId, username, machine: { name: "Robot", description: "builds things" } }),
+      );
+      expect(res).toEqual({ id: userId, creationDate: expect.stringMatching(RFC3339) });
+      const read = expectOk(await call(V2.getUserByID, { userId })).user as JsonObject;
+      expect(read).toMatchObject({ username, state: "USER_STATE_ACTIVE", machine: { name: "Robot", description: "builds things" } });
+      expect(await eventKeys(userId)).toEqual(["EventTypes.user.machine.added"]);
+      const again = await call(V2.createUser, { organizationId: up.defaultOrgId, userId, username: uniqueName("r"), machine: { name: "R" } });
+      expectZitadelError(again, Code.FailedPrecondition, "COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
+      const taken = await call(V2.createUser, { organizationId: up.defaultOrgId, username: username.toUpperCase(), machine: { name: "R" } });
+      expectZitadelError(taken, Code.AlreadyExists, "V3-DKcYh", "User already exists");
+    });
+
+    it("requires a machine's username (COMMAND-bm9Ds) and name (PGV)", async () => {
+      const noName = await call(V2.createUser, { organizationId: up.defaultOrgId, machine: { name: "Robot" } });
+      expectZitadelError(noName, Code.InvalidArgument, "COMMAND-bm9Ds", "Errors.User.Invalid");
+      const empty = await call(V2.createUser, { organizationId: up.defaultOrgId, username: uniqueName("r"), machine: { name: "" } });
+      expectPgvError(empty, pgvEmbedded("CreateUserRequest.Machine", pgvLength("CreateUserRequest_Machine.Name", 1, 200)));
     });
 
     it("requires the organisation and a user type (PGV)", async () => {

@@ -133,7 +133,19 @@ export function createUserService(
       const type = req.userType;
       if (type.case === undefined) throw invalidArgument("", "invalid CreateUserRequest.UserType: value is required");
       if (type.case === "machine") {
-        throw new DomainError("Unimplemented", "", "machine users cannot be created with CreateUser yet");
+        const machine = type.value;
+        embedded("CreateUserRequest.Machine", () => {
+          checkLength(machine.name, 1, 200, "CreateUserRequest_Machine.Name");
+          if (machine.description !== undefined) checkLength(machine.description, 1, 500, "CreateUserRequest_Machine.Description");
+        });
+        const user = await users.createMachine({
+          ...target,
+          ...(req.userId !== undefined ? { userId: req.userId } : {}),
+          username: req.username ?? "",
+          name: machine.name,
+          description: machine.description ?? "",
+        });
+        return create(CreateUserResponseSchema, { id: user.id, creationDate: timestampFromMs(user.createdAt) });
       }
       const human = embedded("CreateUserRequest.Human", () => checkHuman(type.value, "CreateUserRequest_Human"));
       const created = await users.createHuman({

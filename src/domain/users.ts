@@ -365,6 +365,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
     instanceId: string;
     orgId: string;
     creator: string;
+    /** A caller-chosen id (v2 CreateUser); generated when absent. */
+    userId?: string;
     username: string;
     name: string;
     description: string;
@@ -376,16 +378,19 @@ export function createUserCommands(deps: UserCommandsDeps) {
     if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
     const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
     const at = now();
+    const userId = input.userId ?? deps.newId();
+    // A removed user's id may be taken again; its events stay, so the new ones follow them.
+    const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
     const user: User = {
       instanceId: input.instanceId,
-      id: deps.newId(),
+      id: userId,
       orgId: input.orgId,
       type: "machine",
       state: "ACTIVE",
       username,
       createdAt: at,
       changedAt: at,
-      sequence: 1,
+      sequence: previous + 1,
       machine: { name, description: input.description },
     };
     try {
@@ -394,12 +399,15 @@ export function createUserCommands(deps: UserCommandsDeps) {
         passwordHash: undefined,
         uniques: [claim],
         events: [{ type: "user.machine.added", payload: { userName: username, name, description: input.description } }],
-        firstSequence: 1,
+        firstSequence: previous + 1,
         codes: [],
         creator: input.creator,
       });
     } catch (err) {
       if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
+      if (err instanceof UniqueViolation && err.kind === "user_id") {
+        throw failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
+      }
       throw err;
     }
     return user;
