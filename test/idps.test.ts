@@ -145,6 +145,23 @@ describe.each(WRITE_TRANSPORTS)("identity providers over %s", (transport) => {
   });
 });
 
+describe("a provider's organisation", () => {
+  it("keeps counting its changes: the provider's event is the organisation's next, and later changes follow it", async () => {
+    const owner = await seedScopedCaller(up.server, "ORG_OWNER");
+    const call = (method: Method, body: JsonObject) => up.caller("connect-json-h1").call(method, body, { token: owner.token });
+    const first = expectOk(await call(V1.addGenericOIDCProvider, oidcBody()));
+    const second = expectOk(await call(V1.addGenericOIDCProvider, oidcBody()));
+    const sequence = Number((first.details as JsonObject).sequence);
+    expect((second.details as JsonObject).sequence).toBe(String(sequence + 1));
+    // AddOrgDomain builds on the organisation's sequence: it must not collide with the providers' events.
+    const domain = expectOk(await call(V1.addOrgDomain, { domain: `${uniqueName("d")}.example.com` }));
+    const after = Number((domain.details as JsonObject).sequence);
+    expect(after).toBeGreaterThan(sequence + 1);
+    const org = await up.server.db.selectFrom("orgs").select("sequence").where("id", "=", owner.orgId).executeTakeFirstOrThrow();
+    expect(Number(org.sequence)).toBe(after);
+  });
+});
+
 describe.each(READ_TRANSPORTS)("reading identity providers over %s", (transport) => {
   const call = (method: Method, body: JsonObject, options?: CallOptions) => up.caller(transport).call(method, body, options);
   const ids = (res: JsonObject) => ((res.result as JsonObject[]) ?? []).map((idp) => idp.id);

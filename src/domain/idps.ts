@@ -38,14 +38,15 @@ export interface Idp {
 export interface IdpStore {
   /**
    * Writes the provider with its secret sealed, and its event on the owner's aggregate as the
-   * next sequence after `previousSequence` (a concurrent event makes it `UniqueViolation("sequence")`).
+   * next sequence after `previousSequence` (a concurrent event makes it `UniqueViolation("sequence")`),
+   * advancing the owner's sequence.
    */
   createIdp(idp: Idp, sealedClientSecret: string, event: NewEvent, previousSequence: number, creator: string): Promise<void>;
   getIdp(instanceId: string, id: string): Promise<Idp | undefined>;
   /** The providers of these owners ("" is the instance). */
   listIdps(instanceId: string, ownerIds: readonly string[]): Promise<Idp[]>;
-  /** The sequence of the last event of an aggregate (an organisation), 0 if none. */
-  lastSequence(instanceId: string, aggregateId: string): Promise<number>;
+  /** The sequence of the last event of an organisation, 0 if none. */
+  lastSequence(instanceId: string, orgId: string): Promise<number>;
 }
 
 export interface NewOidcProvider {

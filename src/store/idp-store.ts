@@ -48,9 +48,18 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
           sequence: idp.sequence,
         })
         .compile();
+      // The organisation's own sequence (its `details.sequence`, which its other changes build
+      // on) follows its events.
+      const orgUpdate = db
+        .updateTable("orgs")
+        .set({ sequence: previousSequence + 1, changed_at: idp.createdAt })
+        .where("instance_id", "=", idp.instanceId)
+        .where("id", "=", idp.orgId)
+        .compile();
       return writes.run([
         { sql: eventInsert.sql, parameters: eventInsert.parameters, uniqueKind: "sequence" },
         { sql: idpInsert.sql, parameters: idpInsert.parameters },
+        ...(idp.orgId === "" ? [] : [{ sql: orgUpdate.sql, parameters: orgUpdate.parameters }]),
       ]);
     },
     async getIdp(instanceId, id) {
@@ -66,14 +75,10 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
         .execute();
       return rows.map(toIdp);
     },
-    async lastSequence(instanceId, aggregateId) {
-      const row = await db
-        .selectFrom("events")
-        .select((eb) => eb.fn.max("sequence").as("last"))
-        .where("instance_id", "=", instanceId)
-        .where("aggregate_id", "=", aggregateId)
-        .executeTakeFirst();
-      return Number(row?.last ?? 0);
+    async lastSequence(instanceId, orgId) {
+      // An organisation's event count is kept on its row, as its other changes expect it.
+      const row = await db.selectFrom("orgs").select("sequence").where("instance_id", "=", instanceId).where("id", "=", orgId).executeTakeFirst();
+      return Number(row?.sequence ?? 0);
     },
   };
 }
