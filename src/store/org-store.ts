@@ -173,6 +173,16 @@ export function createOrgStore({ db, writes }: Db): OrgStore {
             .limit(1)
             .as("primary_domain"),
         )
+        // The organisation's events are the truth of its sequence: other writers (identity
+        // providers) append to the organisation too.
+        .select((eb) =>
+          eb
+            .selectFrom("events as e")
+            .select((e) => e.fn.max("e.sequence").as("last"))
+            .whereRef("e.instance_id", "=", "orgs.instance_id")
+            .whereRef("e.aggregate_id", "=", "orgs.id")
+            .as("last_sequence"),
+        )
         .where("instance_id", "=", instanceId)
         .where("id", "=", orgId)
         .executeTakeFirst();
@@ -185,7 +195,7 @@ export function createOrgStore({ db, writes }: Db): OrgStore {
         createdAt: Number(row.created_at),
         // Organisations from before migration 0005 have no change time: their creation is the last change.
         changedAt: Number(row.changed_at) || Number(row.created_at),
-        sequence: Number(row.sequence),
+        sequence: Number(row.last_sequence ?? row.sequence),
         primaryDomain: row.primary_domain ?? "",
         userLoginMustBeDomain: Number(row.user_login_must_be_domain) === 1,
       } satisfies Org;

@@ -1,0 +1,214 @@
+/**
+ * The cross-organisation denial test (issue 3, "Done means"): a token of organisation A, holding
+ * A's strongest role (ORG_OWNER), tries every RPC of the management, user and admin services
+ * against organisation B: B's organisation, B's users, B's tokens, B's domains. Every attempt
+ * must fail with PERMISSION_DENIED, or NOT_FOUND / FAILED_PRECONDITION "not found" where ZITADEL
+ * hides that something exists; a read that succeeds must show nothing of B; and B must be
+ * unchanged afterwards, to the last event.
+ *
+ * The RPCs come from the service descriptors, so an RPC added later without a case here fails
+ * the "has a case" test until one is written.
+ */
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { beforeAll, describe, expect, it } from "vitest";
+import { AdminService } from "../gen/zitadel/admin_pb.js";
+import { ManagementService } from "../gen/zitadel/management_pb.js";
+import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
+import type { CallResult, TransportName } from "./helpers/clients.js";
+import { ADMIN, V1 } from "./helpers/clients.js";
+import { expectOk } from "./helpers/expectations.js";
+import { type ApiCaller, createApiCaller, GOOD_PASSWORD, uniqueName, useUserport, v1ImportBody } from "./helpers/fixtures.js";
+
+const SERVICES: DescService[] = [ManagementService, UserService, AdminService];
+
+/** What B owns, made by the administrator. */
+interface Victim {
+  org: ApiCaller;
+  domain: string;
+  humanId: string;
+  humanName: string;
+  machineId: string;
+  tokenId: string;
+  idpId: string;
+}
+
+const id = (b: Victim) => ({ id: b.humanId });
+const user = (b: Victim) => ({ userId: b.humanId });
+
+/** Per RPC (service.method), the attempts against B; management v1 ones run in B's context and in A's. */
+const CASES: Record<string, (b: Victim) => JsonObject> = {
+  // management v1: every case is tried with x-zitadel-orgid: B, and again in A's own context.
+  "ManagementService.GetUserByID": id,
+  "ManagementService.ListUsers": () => ({}),
+  "ManagementService.ListUserChanges": user,
+  "ManagementService.IsUserUnique": (b) => ({ userName: b.humanName }),
+  "ManagementService.AddHumanUser": () => ({ ...v1ImportBody(), initialPassword: GOOD_PASSWORD }),
+  "ManagementService.ImportHumanUser": () => v1ImportBody(),
+  "ManagementService.DeactivateUser": id,
+  "ManagementService.ReactivateUser": id,
+  "ManagementService.LockUser": id,
+  "ManagementService.UnlockUser": id,
+  "ManagementService.RemoveUser": id,
+  "ManagementService.ResendHumanInitialization": user,
+  "ManagementService.UpdateUserName": (b) => ({ userId: b.humanId, userName: uniqueName("stolen") }),
+  "ManagementService.AddMachineUser": () => ({ userName: uniqueName("intruder"), name: "Intruder" }),
+  "ManagementService.ListPersonalAccessTokens": (b) => ({ userId: b.machineId }),
+  "ManagementService.AddPersonalAccessToken": (b) => ({ userId: b.machineId }),
+  "ManagementService.RemovePersonalAccessToken": (b) => ({ userId: b.machineId, tokenId: b.tokenId }),
+  "ManagementService.GetMyOrg": () => ({}),
+  "ManagementService.AddOrg": () => ({ name: uniqueName("Org") }),
+  "ManagementService.AddOrgDomain": () => ({ domain: `${uniqueName("grab")}.example.com` }),
+  "ManagementService.ListOrgDomains": () => ({}),
+  "ManagementService.SetPrimaryOrgDomain": (b) => ({ domain: b.domain }),
+  "ManagementService.ListOrgMembers": () => ({}),
+  "ManagementService.AddOrgMember": (b) => ({ userId: b.humanId, roles: ["ORG_OWNER"] }),
+  "ManagementService.RemoveOrgMember": (b) => ({ userId: b.machineId }),
+  "ManagementService.AddGenericOIDCProvider": () => ({
+    name: uniqueName("idp"),
+    issuer: "https://issuer.example.com",
+    clientId: "client",
+    clientSecret: "secret",
+  }),
+  "ManagementService.ListProviders": () => ({}),
+  "ManagementService.GetProviderByID": (b) => ({ id: b.idpId }),
+  "ManagementService.ListHumanLinkedIDPs": user,
+  "ManagementService.RemoveHumanLinkedIDP": (b) => ({ userId: b.humanId, idpId: b.idpId, linkedUserId: "external-1" }),
+  "ManagementService.SetUserMetadata": (b) => ({ id: b.humanId, key: "planted", value: "YQ==" }),
+  "ManagementService.BulkSetUserMetadata": (b) => ({ id: b.humanId, metadata: [{ key: "planted", value: "YQ==" }] }),
+  "ManagementService.ListUserMetadata": id,
+  "ManagementService.GetUserMetadata": (b) => ({ id: b.humanId, key: "secret" }),
+  "ManagementService.RemoveUserMetadata": (b) => ({ id: b.humanId, key: "secret" }),
+  "ManagementService.BulkRemoveUserMetadata": (b) => ({ id: b.humanId, keys: ["secret"] }),
+  "ManagementService.GetDomainPolicy": () => ({}),
+  // user v2: B is named in the request itself.
+  "UserService.AddHumanUser": (b) => ({
+    organization: { orgId: b.org.orgId },
+    profile: { givenName: "In", familyName: "Truder" },
+    email: { email: `${uniqueName("in")}@example.com`, isVerified: true },
+  }),
+  "UserService.CreateUser": (b) => ({
+    organizationId: b.org.orgId,
+    human: { profile: { givenName: "In", familyName: "Truder" }, email: { email: `${uniqueName("in")}@example.com`, isVerified: true } },
+  }),
+  "UserService.AddIDPLink": (b) => ({ userId: b.humanId, idpLink: { idpId: b.idpId, userId: "external-2", userName: "x" } }),
+  "UserService.ListIDPLinks": user,
+  "UserService.RemoveIDPLink": (b) => ({ userId: b.humanId, idpId: b.idpId, linkedUserId: "external-1" }),
+  "UserService.GetUserByID": user,
+  "UserService.ListUsers": (b) => ({ queries: [{ organizationIdQuery: { organizationId: b.org.orgId } }] }),
+  "UserService.DeactivateUser": user,
+  "UserService.ReactivateUser": user,
+  "UserService.LockUser": user,
+  "UserService.UnlockUser": user,
+  "UserService.DeleteUser": user,
+  // admin: instance-level; B is named by org_id.
+  "AdminService.GetCustomDomainPolicy": (b) => ({ orgId: b.org.orgId }),
+  "AdminService.AddCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
+  "AdminService.UpdateCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
+  "AdminService.ResetCustomDomainPolicyToDefault": (b) => ({ orgId: b.org.orgId }),
+};
+
+const caseName = (service: DescService, method: string) => `${service.name}.${method}`;
+const ALL_METHODS = SERVICES.flatMap((service) => service.methods.map((method) => ({ service, method })));
+
+/** Failures that deny or hide: never a success, never a validation error that could mask either. */
+const DENIALS = new Set([Code.PermissionDenied, Code.NotFound, Code.FailedPrecondition]);
+
+describe("cross-organisation denial", () => {
+  const up = useUserport();
+
+  it("has a case for every RPC of the management, user and admin services", () => {
+    const missing = ALL_METHODS.map(({ service, method }) => caseName(service, method.name)).filter((name) => !CASES[name]);
+    expect(missing, "RPCs without a cross-organisation case in test/cross-org.test.ts").toEqual([]);
+  });
+
+  describe.each<TransportName>(["grpc-js", "rest"])("over %s", (transport) => {
+    let a: ApiCaller;
+    let b: Victim;
+
+    /** Everything of B a change would touch: rows of its users, tokens, members, domains, claims and events. */
+    async function snapshotOfB() {
+      const { db } = up.server;
+      const ids = [b.org.orgId, b.humanId, b.machineId, b.org.userId];
+      return {
+        users: await db.selectFrom("users").selectAll().where("org_id", "=", b.org.orgId).orderBy("id").execute(),
+        events: await db.selectFrom("events").select(["aggregate_id", "sequence", "type"]).where("aggregate_id", "in", ids).orderBy("position").execute(),
+        tokens: await db.selectFrom("personal_access_tokens").select(["id", "user_id"]).where("user_id", "in", ids).orderBy("id").execute(),
+        members: await db.selectFrom("members").selectAll().where("org_id", "=", b.org.orgId).orderBy("user_id").execute(),
+        domains: await db.selectFrom("org_domains").selectAll().where("org_id", "=", b.org.orgId).orderBy("domain").execute(),
+        policies: await db.selectFrom("domain_policies").selectAll().where("org_id", "=", b.org.orgId).execute(),
+        claims: await db.selectFrom("unique_constraints").selectAll().where("owner_id", "in", ids).orderBy("kind").orderBy("value").execute(),
+        orgUsers: (await db.selectFrom("users").select("id").where("org_id", "=", b.org.orgId).execute()).length,
+      };
+    }
+
+    beforeAll(async () => {
+      a = await createApiCaller(up, "ORG_OWNER");
+      const org = await createApiCaller(up, "ORG_OWNER");
+      const admin = up.caller("connect-json-h1");
+      const headers = { "x-zitadel-orgid": org.orgId };
+      const humanName = uniqueName("victim");
+      const human = expectOk(await admin.call(V1.importHumanUser, v1ImportBody({ userName: humanName }), { headers }));
+      const machine = expectOk(await admin.call(V1.addMachineUser, { userName: uniqueName("bot"), name: "Bot" }, { headers }));
+      const token = expectOk(await admin.call(V1.addPersonalAccessToken, { userId: String(machine.userId) }, { headers }));
+      expectOk(await admin.call(V1.addOrgMember, { userId: String(machine.userId), roles: ["ORG_USER_MANAGER"] }, { headers }));
+      const domain = `${uniqueName("victim")}.example.com`;
+      expectOk(await admin.call(V1.addOrgDomain, { domain }, { headers }));
+      expectOk(await admin.call(V1.setUserMetadata, { id: String(human.userId), key: "secret", value: "cw==" }, { headers }));
+      const idp = expectOk(
+        await admin.call(
+          V1.addGenericOIDCProvider,
+          { name: uniqueName("idp"), issuer: "https://issuer.example.com", clientId: "c", clientSecret: "s" },
+          { headers },
+        ),
+      );
+      expectOk(await admin.call(ADMIN.addCustomDomainPolicy, { orgId: org.orgId, validateOrgDomains: false }));
+      b = {
+        org,
+        domain,
+        humanId: String(human.userId),
+        humanName,
+        machineId: String(machine.userId),
+        tokenId: String(token.tokenId),
+        idpId: String(idp.id),
+      };
+    });
+
+    /** Fails unless the call was denied or hid B, or succeeded showing nothing of B. */
+    function expectNothingOfB(name: string, result: CallResult): void {
+      if (!result.ok) {
+        expect(DENIALS.has(result.error.code), `${name}: ${Code[result.error.code]} ${result.error.message}`).toBe(true);
+        return;
+      }
+      const seen = JSON.stringify(result.json);
+      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId]) {
+        expect(seen, `${name} succeeded and showed ${secret} of B`).not.toContain(secret);
+      }
+    }
+
+    for (const { service, method } of ALL_METHODS) {
+      const name = caseName(service, method.name);
+      it(`${name} cannot reach B`, async () => {
+        const build = CASES[name];
+        if (!build) return; // reported by the "has a case" test
+        const before = await snapshotOfB();
+        const request = build(b);
+        if (service === UserService) {
+          expectNothingOfB(name, await up.caller(transport).call(method as never, request, { token: a.token }));
+        } else {
+          // In B's context (or naming B), the permission check refuses: PERMISSION_DENIED.
+          const inB = await up.caller(transport).call(method as never, request, {
+            token: a.token,
+            headers: { "x-zitadel-orgid": b.org.orgId },
+          });
+          expect(inB.ok, `${name} in B's context succeeded: ${JSON.stringify(inB)}`).toBe(false);
+          if (!inB.ok) expect(Code[inB.error.code], `${name}: ${inB.error.message}`).toBe(Code[Code.PermissionDenied]);
+          // In A's own context, B's objects are not there (or the call succeeds on A's own things).
+          if (service === ManagementService) expectNothingOfB(`${name} (A's context)`, await up.caller(transport).call(method as never, request, { token: a.token }));
+        }
+        expect(await snapshotOfB(), `${name} changed B`).toEqual(before);
+      });
+    }
+  });
+});
