@@ -304,8 +304,9 @@ function checkHuman(req: HumanFields, message: string) {
       checkBytes(entry.value, 1, 500000, `${metadataMessage}.Value`);
     }),
   );
-  if (req.totpSecret !== undefined) {
-    throw new DomainError("Unimplemented", "", "TOTP secrets cannot be set on create yet");
+  const totpSecret = req.totpSecret;
+  if (totpSecret !== undefined) {
+    checkLength(totpSecret, 1, 200, `${message}.TotpSecret`);
   }
   const verification: EmailVerification =
     email.verification.case === "isVerified"
@@ -343,5 +344,6 @@ function checkHuman(req: HumanFields, message: string) {
     passwordlessRegistration: false,
     idpLinks: req.idpLinks.map((link) => ({ idpId: link.idpId, externalUserId: link.userId, displayName: link.userName })),
     metadata: req.metadata.map((entry) => ({ key: entry.key, value: entry.value })),
+    ...(totpSecret !== undefined ? { totpSecret } : {}),
   };
 }

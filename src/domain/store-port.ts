@@ -61,6 +61,8 @@ export interface NewCode {
 export interface NewUser {
   user: User;
   passwordHash: string | undefined;
+  /** An active TOTP secret, sealed by the domain. */
+  sealedTotpSecret?: string;
   /** Folded values that must be unique in the instance, by kind (e.g. "username", see `usernameClaim`). */
   uniques: Array<{ kind: string; value: string }>;
   events: NewEvent[];

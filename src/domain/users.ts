@@ -82,6 +82,8 @@ export interface CreateHumanInput {
   idpLinks?: IdpLink[];
   /** Metadata entries to set (v2). */
   metadata?: MetadataEntry[];
+  /** v2: an existing TOTP secret (base32), imported as an already verified authenticator. */
+  totpSecret?: string;
 }
 
 export interface CreatedHuman {
@@ -279,6 +281,19 @@ export function createUserCommands(deps: UserCommandsDeps) {
       };
     }
 
+    // An imported TOTP secret is active at once, as in ZITADEL: added and verified together. It
+    // is stored sealed, since checking a code needs the secret itself.
+    // ZITADEL checks only the length; a secret that is not base32 could never produce a code, so
+    // it is refused here instead of failing every sign-in later.
+    if (input.totpSecret !== undefined && !/^[A-Z2-7]+=*$/i.test(input.totpSecret.replace(/\s/g, ""))) {
+      throw invalidArgument("UP-TOTP1", "TOTP secret is not valid base32");
+    }
+    const sealedTotpSecret =
+      input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
+    if (sealedTotpSecret !== undefined) {
+      events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
+    }
+
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
     const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
     const user: User = {
@@ -305,6 +320,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       await deps.store.createUser({
         user,
         passwordHash,
+        ...(sealedTotpSecret !== undefined ? { sealedTotpSecret } : {}),
         uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
         idpLinks: links,
         metadata: metadata.rows,

@@ -30,7 +30,7 @@ const USER_COLUMNS = [
   "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
   "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
   "created_at", "changed_at", "sequence", "username_lower", "given_name_lower", "family_name_lower", "nick_name_lower",
-  "display_name_lower", "email_lower",
+  "display_name_lower", "email_lower", "totp_secret",
 ] as const satisfies ReadonlyArray<keyof UserTable>;
 const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
 const EVENT_COLUMNS = [
@@ -389,6 +389,7 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
     nick_name_lower: foldCase(nickName),
     display_name_lower: foldCase(displayName),
     email_lower: foldCase(email),
+    totp_secret: change.sealedTotpSecret ?? null,
   };
   return [
     insert.user.statement(row, "user_id"),
