@@ -24,6 +24,7 @@ import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserChangeCommands } from "./domain/user-changes.js";
+import { createPasswordCommands } from "./domain/passwords.js";
 import { createSessionCommands } from "./domain/sessions.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
@@ -76,8 +77,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     externalUrl: config.externalUrl,
     idps,
   });
+  const sessionStore = createSessionStore(store);
+  const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier });
   const sessionCommands = createSessionCommands({
-    store: createSessionStore(store),
+    store: sessionStore,
     hasher,
     hashRegistry,
     secretBox,
@@ -113,10 +116,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const management = secureService(
     ManagementService,
-    createManagementService(users, states, access, queries, changes, orgs, idps),
+    createManagementService(users, states, access, queries, changes, orgs, idps, passwords),
     logUnexpected,
   );
-  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords), logUnexpected);
   const sessionV2 = secureService(
     SessionService,
     createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),

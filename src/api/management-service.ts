@@ -30,6 +30,7 @@ import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js"
 import { type Idp, type IdpCommands, type ProviderFilter, textMatches } from "../domain/idps.js";
 import type { StoredMetadata } from "../domain/store-port.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
+import type { PasswordCommands } from "../domain/passwords.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { queryLimit, TEXT_METHODS, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
@@ -38,6 +39,7 @@ import type { Access } from "./access.js";
 import { createOrgHandlers } from "./org-handlers.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
+import { createPasswordHandlersV1 } from "./password-handlers.js";
 import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 interface ProfileFields {
@@ -82,6 +84,7 @@ export function createManagementService(
   changes: UserChangeCommands,
   orgs: OrgCommands,
   idps: IdpCommands,
+  passwords: PasswordCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -93,6 +96,7 @@ export function createManagementService(
 
   return {
     ...createOrgHandlers(users, orgs, access),
+    ...createPasswordHandlersV1(passwords, access),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),

@@ -20,12 +20,14 @@ import { hasPermission } from "../domain/access.js";
 import { DomainError, invalidArgument, permissionDenied } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
+import type { PasswordCommands } from "../domain/passwords.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
 import { type Access, principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, userToV2 } from "./convert.js";
 import { checkBytes, checkLength, embedded, required } from "./input-rules.js";
+import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
@@ -35,6 +37,7 @@ export function createUserService(
   access: Access,
   queries: UserQueries,
   changes: UserChangeCommands,
+  passwords: PasswordCommands,
 ): ServiceImpl<typeof UserService> {
   /**
    * Where a v2 change of a user acts: any organisation, checked against the caller's
@@ -85,6 +88,7 @@ export function createUserService(
     };
 
   return {
+    ...createPasswordHandlersV2(passwords),
     deactivateUser: stateChange("deactivate", "user.write", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "user.write", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "user.write", "LockUserRequest"),

@@ -16,6 +16,8 @@ export const CODE_GENERATORS = {
   email: { length: 6, alphabet: UPPER + DIGITS, expirySeconds: 3600 },
   phone: { length: 6, alphabet: UPPER + DIGITS, expirySeconds: 3600 },
   passwordless: { length: 12, alphabet: LOWER + UPPER + DIGITS, expirySeconds: 3600 },
+  /** ZITADEL's PasswordVerificationCode generator (password reset). */
+  password: { length: 6, alphabet: UPPER + DIGITS, expirySeconds: 3600 },
 } as const satisfies Record<string, CodeGenerator>;
 
 export type CodeKind = keyof typeof CODE_GENERATORS;

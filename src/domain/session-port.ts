@@ -1,4 +1,4 @@
-import type { NewEvent, User, UserState } from "./store-port.js";
+import type { NewEvent, OutboxMessage, User, UserState } from "./store-port.js";
 
 /** A user with what a sign-in checks; only the session commands ever read these. */
 export interface UserCredentials {
@@ -41,6 +41,8 @@ export interface CredentialChange {
   usedCodeId?: string;
   /** Password reset codes to store (sealed by the domain). */
   newCode?: { id: string; kind: "password"; sealedCode: string; expiresAt: number; returned: boolean; urlTemplate?: string };
+  /** Messages the change causes (a reset mail), enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
 }
 
 /** A session as stored. Times are epoch ms; undefined when a factor was not checked. */
@@ -108,11 +110,10 @@ export interface SessionStore {
     page: { offset: number; limit: number; asc: boolean },
     visible: { creator: string; userId: string; orgIds: string[] | "all" },
   ): Promise<{ total: number; sessions: SessionRecord[] }>;
-  /** An unused, unexpired code of the user of `kind`, the newest first. */
-  activeCode(
+  /** The user's newest code of `kind` (a newer one replaces older ones), used or not. */
+  latestCode(
     instanceId: string,
     userId: string,
     kind: string,
-    at: number,
-  ): Promise<{ id: string; sealedCode: string; expiresAt: number } | undefined>;
+  ): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
 }

@@ -9,6 +9,7 @@ import type {
 } from "../domain/session-port.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
+import { outboxStatements } from "./outbox-store.js";
 import { param, prepare, type WriteStatement } from "./prepared.js";
 import type { Database, SessionTable, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
@@ -101,6 +102,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
         ),
       );
     }
+    statements.push(...outboxStatements(db, change.outbox));
     return statements;
   }
 
@@ -214,18 +216,17 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       return { total: Number(total.n), sessions: rows.map(toSession) };
     },
 
-    async activeCode(instanceId, userId, kind, at) {
+    async latestCode(instanceId, userId, kind) {
       const row = await db
         .selectFrom("codes")
-        .select(["id", "sealed_code", "expires_at"])
+        .select(["id", "sealed_code", "expires_at", "used_at"])
         .where("instance_id", "=", instanceId)
         .where("user_id", "=", userId)
         .where("kind", "=", kind)
-        .where("used_at", "is", null)
-        .where("expires_at", ">", at)
         .orderBy("created_at", "desc")
+        .orderBy("id", "desc")
         .executeTakeFirst();
-      return row && { id: row.id, sealedCode: row.sealed_code, expiresAt: Number(row.expires_at) };
+      return row && { id: row.id, sealedCode: row.sealed_code, expiresAt: Number(row.expires_at), used: row.used_at !== null };
     },
   };
 }

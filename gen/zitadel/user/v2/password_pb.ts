@@ -2,15 +2,15 @@
 // @generated from file zitadel/user/v2/password.proto (package zitadel.user.v2, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file zitadel/user/v2/password.proto.
  */
 export const file_zitadel_user_v2_password: GenFile = /*@__PURE__*/
-  fileDesc("Ch56aXRhZGVsL3VzZXIvdjIvcGFzc3dvcmQucHJvdG8SD3ppdGFkZWwudXNlci52MiI1CghQYXNzd29yZBIQCghwYXNzd29yZBgBIAEoCRIXCg9jaGFuZ2VfcmVxdWlyZWQYAiABKAgiNwoOSGFzaGVkUGFzc3dvcmQSDAoEaGFzaBgBIAEoCRIXCg9jaGFuZ2VfcmVxdWlyZWQYAiABKAhiBnByb3RvMw");
+  fileDesc("Ch56aXRhZGVsL3VzZXIvdjIvcGFzc3dvcmQucHJvdG8SD3ppdGFkZWwudXNlci52MiI1CghQYXNzd29yZBIQCghwYXNzd29yZBgBIAEoCRIXCg9jaGFuZ2VfcmVxdWlyZWQYAiABKAgiNwoOSGFzaGVkUGFzc3dvcmQSDAoEaGFzaBgBIAEoCRIXCg9jaGFuZ2VfcmVxdWlyZWQYAiABKAgigQEKFVNlbmRQYXNzd29yZFJlc2V0TGluaxI8ChFub3RpZmljYXRpb25fdHlwZRgBIAEoDjIhLnppdGFkZWwudXNlci52Mi5Ob3RpZmljYXRpb25UeXBlEhkKDHVybF90ZW1wbGF0ZRgCIAEoCUgAiAEBQg8KDV91cmxfdGVtcGxhdGUiGQoXUmV0dXJuUGFzc3dvcmRSZXNldENvZGUqbQoQTm90aWZpY2F0aW9uVHlwZRIhCh1OT1RJRklDQVRJT05fVFlQRV9VbnNwZWNpZmllZBAAEhsKF05PVElGSUNBVElPTl9UWVBFX0VtYWlsEAESGQoVTk9USUZJQ0FUSU9OX1RZUEVfU01TEAJiBnByb3RvMw");
 
 /**
  * Plaintext password to set.
@@ -67,4 +67,76 @@ export type HashedPassword = Message<"zitadel.user.v2.HashedPassword"> & {
  */
 export const HashedPasswordSchema: GenMessage<HashedPassword> = /*@__PURE__*/
   messageDesc(file_zitadel_user_v2_password, 1);
+
+/**
+ * Mail a password reset link.
+ *
+ * @generated from message zitadel.user.v2.SendPasswordResetLink
+ */
+export type SendPasswordResetLink = Message<"zitadel.user.v2.SendPasswordResetLink"> & {
+  /**
+   * The channel; only email is delivered.
+   *
+   * @generated from field: zitadel.user.v2.NotificationType notification_type = 1;
+   */
+  notificationType: NotificationType;
+
+  /**
+   * Link template with the placeholders UserID, OrgID, Code; ZITADEL's login
+   * UI link when unset. 1–200 characters.
+   *
+   * @generated from field: optional string url_template = 2;
+   */
+  urlTemplate?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.SendPasswordResetLink.
+ * Use `create(SendPasswordResetLinkSchema)` to create a new message.
+ */
+export const SendPasswordResetLinkSchema: GenMessage<SendPasswordResetLink> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_password, 2);
+
+/**
+ * Return the password reset code instead of sending it.
+ *
+ * @generated from message zitadel.user.v2.ReturnPasswordResetCode
+ */
+export type ReturnPasswordResetCode = Message<"zitadel.user.v2.ReturnPasswordResetCode"> & {
+};
+
+/**
+ * Describes the message zitadel.user.v2.ReturnPasswordResetCode.
+ * Use `create(ReturnPasswordResetCodeSchema)` to create a new message.
+ */
+export const ReturnPasswordResetCodeSchema: GenMessage<ReturnPasswordResetCode> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_password, 3);
+
+/**
+ * Channels a code can be sent through (value names as ZITADEL spells them).
+ *
+ * @generated from enum zitadel.user.v2.NotificationType
+ */
+export enum NotificationType {
+  /**
+   * @generated from enum value: NOTIFICATION_TYPE_Unspecified = 0;
+   */
+  Unspecified = 0,
+
+  /**
+   * @generated from enum value: NOTIFICATION_TYPE_Email = 1;
+   */
+  Email = 1,
+
+  /**
+   * @generated from enum value: NOTIFICATION_TYPE_SMS = 2;
+   */
+  SMS = 2,
+}
+
+/**
+ * Describes the enum zitadel.user.v2.NotificationType.
+ */
+export const NotificationTypeSchema: GenEnum<NotificationType> = /*@__PURE__*/
+  enumDesc(file_zitadel_user_v2_password, 0);
 

@@ -14,7 +14,7 @@ import type { SetHumanEmail } from "./email_pb.js";
 import { file_zitadel_user_v2_email } from "./email_pb.js";
 import type { IDPLink } from "./idp_pb.js";
 import { file_zitadel_user_v2_idp } from "./idp_pb.js";
-import type { HashedPassword, Password } from "./password_pb.js";
+import type { HashedPassword, Password, ReturnPasswordResetCode, SendPasswordResetLink } from "./password_pb.js";
 import { file_zitadel_user_v2_password } from "./password_pb.js";
 import type { SetHumanPhone } from "./phone_pb.js";
 import { file_zitadel_user_v2_phone } from "./phone_pb.js";
@@ -28,7 +28,151 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIivwQKE0FkZEh1bWFuVXNlclJlcXVlc3QSFAoHdXNlcl9pZBgBIAEoCUgBiAEBEhUKCHVzZXJuYW1lGAIgASgJSAKIAQESNQoMb3JnYW5pemF0aW9uGAsgASgLMh8ueml0YWRlbC5vYmplY3QudjIuT3JnYW5pemF0aW9uEjEKB3Byb2ZpbGUYBCABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAUgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSLQoFcGhvbmUYCiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZRIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5Ei0KCHBhc3N3b3JkGAcgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAggASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAkgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYDCABKAlIA4gBAUIPCg1wYXNzd29yZF90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZUIOCgxfdG90cF9zZWNyZXRKBAgDEARSDG9yZ2FuaXNhdGlvbiKkAQoUQWRkSHVtYW5Vc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAIgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIjkKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJSgQIAhADUgxvcmdhbml6YXRpb24iZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIipgEKEExpc3RVc2Vyc1JlcXVlc3QSKwoFcXVlcnkYASABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRItCgdxdWVyaWVzGAMgAygLMhwueml0YWRlbC51c2VyLnYyLlNlYXJjaFF1ZXJ5IqMBChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSNgoOc29ydGluZ19jb2x1bW4YAiABKA4yHi56aXRhZGVsLnVzZXIudjIuVXNlckZpZWxkTmFtZRIlCgZyZXN1bHQYAyADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciIoChVEZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIigKFVJlYWN0aXZhdGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKFlJlYWN0aXZhdGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiIgoPTG9ja1VzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPwoQTG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFVbmxvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKElVubG9ja1VzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLmBQoRQ3JlYXRlVXNlclJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKB3VzZXJfaWQYAiABKAlIAYgBARIVCgh1c2VybmFtZRgDIAEoCUgCiAEBEjkKBWh1bWFuGAQgASgLMigueml0YWRlbC51c2VyLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Lkh1bWFuSAASPQoHbWFjaGluZRgFIAEoCzIqLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5NYWNoaW5lSAAapwMKBUh1bWFuEjEKB3Byb2ZpbGUYASABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAIgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWwSMgoFcGhvbmUYAyABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5QaG9uZUgBiAEBEi0KCHBhc3N3b3JkGAQgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkSAASOgoPaGFzaGVkX3Bhc3N3b3JkGAUgASgLMh8ueml0YWRlbC51c2VyLnYyLkhhc2hlZFBhc3N3b3JkSAASKwoJaWRwX2xpbmtzGAcgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsSGAoLdG90cF9zZWNyZXQYCCABKAlIAogBARIrCghtZXRhZGF0YRgJIAMoCzIZLnppdGFkZWwudXNlci52Mi5NZXRhZGF0YUIPCg1wYXNzd29yZF90eXBlQggKBl9waG9uZUIOCgxfdG90cF9zZWNyZXQaQQoHTWFjaGluZRIMCgRuYW1lGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uQgsKCXVzZXJfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWUiowEKEkNyZWF0ZVVzZXJSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCgplbWFpbF9jb2RlGAMgASgJSACIAQESFwoKcGhvbmVfY29kZRgEIAEoCUgBiAEBQg0KC19lbWFpbF9jb2RlQg0KC19waG9uZV9jb2RlIiYKCE1ldGFkYXRhEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCJQChFBZGRJRFBMaW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEioKCGlkcF9saW5rGAIgASgLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsiQQoSQWRkSURQTGlua1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIlMKE0xpc3RJRFBMaW5rc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIrCgVxdWVyeRgCIAEoCzIcLnppdGFkZWwub2JqZWN0LnYyLkxpc3RRdWVyeSJxChRMaXN0SURQTGlua3NSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSKAoGcmVzdWx0GAIgAygLMhgueml0YWRlbC51c2VyLnYyLklEUExpbmsiTwoUUmVtb3ZlSURQTGlua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZpZHBfaWQYAiABKAkSFgoObGlua2VkX3VzZXJfaWQYAyABKAkiRAoVUmVtb3ZlSURQTGlua1Jlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzMp4OCgtVc2VyU2VydmljZRKcAQoMQWRkSHVtYW5Vc2VyEiQueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlcXVlc3QaJS56aXRhZGVsLnVzZXIudjIuQWRkSHVtYW5Vc2VyUmVzcG9uc2UiP4q1GCEKGgoKdXNlci53cml0ZRoMb3JnYW5pemF0aW9uEgMIyQGC0+STAhQ6ASoiDy92Mi91c2Vycy9odW1hbhKEAQoKQ3JlYXRlVXNlchIiLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVzcG9uc2UiLYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCEjoBKiINL3YyL3VzZXJzL25ldxKQAQoKQWRkSURQTGluaxIiLnppdGFkZWwudXNlci52Mi5BZGRJRFBMaW5rUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5BZGRJRFBMaW5rUmVzcG9uc2UiOYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHjoBKiIZL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcxKeAQoMTGlzdElEUExpbmtzEiQueml0YWRlbC51c2VyLnYyLkxpc3RJRFBMaW5rc1JlcXVlc3QaJS56aXRhZGVsLnVzZXIudjIuTGlzdElEUExpbmtzUmVzcG9uc2UiQYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCJjoBKiIhL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcy9fc2VhcmNoErMBCg1SZW1vdmVJRFBMaW5rEiUueml0YWRlbC51c2VyLnYyLlJlbW92ZUlEUExpbmtSZXF1ZXN0GiYueml0YWRlbC51c2VyLnYyLlJlbW92ZUlEUExpbmtSZXNwb25zZSJTirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwI4OgEqKjMvdjIvdXNlcnMve3VzZXJfaWR9L2xpbmtzL3tpZHBfaWR9L3tsaW5rZWRfdXNlcl9pZH0SjwEKC0dldFVzZXJCeUlEEiMueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlc3BvbnNlIjWKtRgWCg8KDWF1dGhlbnRpY2F0ZWQSAwjIAYLT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRJ9CglMaXN0VXNlcnMSIS56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVxdWVzdBoiLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXNwb25zZSIpirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIOOgEqIgkvdjIvdXNlcnMSoQEKDkRlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLkRlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vZGVhY3RpdmF0ZRKhAQoOUmVhY3RpdmF0ZVVzZXISJi56aXRhZGVsLnVzZXIudjIuUmVhY3RpdmF0ZVVzZXJSZXF1ZXN0Gicueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVzcG9uc2UiPoq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCIzoBKiIeL3YyL3VzZXJzL3t1c2VyX2lkfS9yZWFjdGl2YXRlEokBCghMb2NrVXNlchIgLnppdGFkZWwudXNlci52Mi5Mb2NrVXNlclJlcXVlc3QaIS56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXNwb25zZSI4irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIdOgEqIhgvdjIvdXNlcnMve3VzZXJfaWR9L2xvY2sSkQEKClVubG9ja1VzZXISIi56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuVW5sb2NrVXNlclJlc3BvbnNlIjqKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh86ASoiGi92Mi91c2Vycy97dXNlcl9pZH0vdW5sb2NrEoUBCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIuirUYDwoNCgt1c2VyLmRlbGV0ZYLT5JMCFSoTL3YyL3VzZXJzL3t1c2VyX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIirwEKFFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSOwoJc2VuZF9saW5rGAIgASgLMiYueml0YWRlbC51c2VyLnYyLlNlbmRQYXNzd29yZFJlc2V0TGlua0gAEj8KC3JldHVybl9jb2RlGAMgASgLMigueml0YWRlbC51c2VyLnYyLlJldHVyblBhc3N3b3JkUmVzZXRDb2RlSABCCAoGbWVkaXVtInoKFVBhc3N3b3JkUmVzZXRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIeChF2ZXJpZmljYXRpb25fY29kZRgCIAEoCUgAiAEBQhQKEl92ZXJpZmljYXRpb25fY29kZSKfAQoSU2V0UGFzc3dvcmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSLwoMbmV3X3Bhc3N3b3JkGAIgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkEhoKEGN1cnJlbnRfcGFzc3dvcmQYAyABKAlIABIbChF2ZXJpZmljYXRpb25fY29kZRgEIAEoCUgAQg4KDHZlcmlmaWNhdGlvbiJCChNTZXRQYXNzd29yZFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIr8EChNBZGRIdW1hblVzZXJSZXF1ZXN0EhQKB3VzZXJfaWQYASABKAlIAYgBARIVCgh1c2VybmFtZRgCIAEoCUgCiAEBEjUKDG9yZ2FuaXphdGlvbhgLIAEoCzIfLnppdGFkZWwub2JqZWN0LnYyLk9yZ2FuaXphdGlvbhIxCgdwcm9maWxlGAQgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgFIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEi0KBXBob25lGAogASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmUSMwoIbWV0YWRhdGEYBiADKAsyIS56aXRhZGVsLnVzZXIudjIuU2V0TWV0YWRhdGFFbnRyeRItCghwYXNzd29yZBgHIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgIIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgJIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAwgASgJSAOIAQFCDwoNcGFzc3dvcmRfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWVCDgoMX3RvdHBfc2VjcmV0SgQIAxAEUgxvcmdhbmlzYXRpb24ipAEKFEFkZEh1bWFuVXNlclJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSKwoHZGV0YWlscxgCIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSI5ChJHZXRVc2VyQnlJRFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCUoECAIQA1IMb3JnYW5pemF0aW9uImcKE0dldFVzZXJCeUlEUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSIwoEdXNlchgCIAEoCzIVLnppdGFkZWwudXNlci52Mi5Vc2VyIqYBChBMaXN0VXNlcnNSZXF1ZXN0EisKBXF1ZXJ5GAEgASgLMhwueml0YWRlbC5vYmplY3QudjIuTGlzdFF1ZXJ5EjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSLQoHcXVlcmllcxgDIAMoCzIcLnppdGFkZWwudXNlci52Mi5TZWFyY2hRdWVyeSKjAQoRTGlzdFVzZXJzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYyLlVzZXIiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIoChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZSZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIiIKD0xvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KEExvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRVW5sb2NrVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJVbmxvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJEZWxldGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMi5gUKEUNyZWF0ZVVzZXJSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIUCgd1c2VyX2lkGAIgASgJSAGIAQESFQoIdXNlcm5hbWUYAyABKAlIAogBARI5CgVodW1hbhgEIAEoCzIoLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5IdW1hbkgAEj0KB21hY2hpbmUYBSABKAsyKi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QuTWFjaGluZUgAGqcDCgVIdW1hbhIxCgdwcm9maWxlGAEgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgCIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEjIKBXBob25lGAMgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmVIAYgBARItCghwYXNzd29yZBgEIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgFIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgHIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAggASgJSAKIAQESKwoIbWV0YWRhdGEYCSADKAsyGS56aXRhZGVsLnVzZXIudjIuTWV0YWRhdGFCDwoNcGFzc3dvcmRfdHlwZUIICgZfcGhvbmVCDgoMX3RvdHBfc2VjcmV0GkEKB01hY2hpbmUSDAoEbmFtZRgBIAEoCRIYCgtkZXNjcmlwdGlvbhgCIAEoCUgAiAEBQg4KDF9kZXNjcmlwdGlvbkILCgl1c2VyX3R5cGVCCgoIX3VzZXJfaWRCCwoJX3VzZXJuYW1lIqMBChJDcmVhdGVVc2VyUmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSImCghNZXRhZGF0YRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiUAoRQWRkSURQTGlua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCghpZHBfbGluaxgCIAEoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIkEKEkFkZElEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyJTChNMaXN0SURQTGlua3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKwoFcXVlcnkYAiABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkicQoUTGlzdElEUExpbmtzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEigKBnJlc3VsdBgCIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIk8KFFJlbW92ZUlEUExpbmtSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGaWRwX2lkGAIgASgJEhYKDmxpbmtlZF91c2VyX2lkGAMgASgJIkQKFVJlbW92ZUlEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlsczLcEAoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4ShAEKCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIi2KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSkAEKCkFkZElEUExpbmsSIi56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1JlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1Jlc3BvbnNlIjmKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh46ASoiGS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MSngEKDExpc3RJRFBMaW5rcxIkLnppdGFkZWwudXNlci52Mi5MaXN0SURQTGlua3NSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkxpc3RJRFBMaW5rc1Jlc3BvbnNlIkGKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiY6ASoiIS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MvX3NlYXJjaBKzAQoNUmVtb3ZlSURQTGluaxIlLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVxdWVzdBomLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVzcG9uc2UiU4q1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCODoBKiozL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcy97aWRwX2lkfS97bGlua2VkX3VzZXJfaWR9Eo8BCgtHZXRVc2VyQnlJRBIjLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXNwb25zZSI1irUYFgoPCg1hdXRoZW50aWNhdGVkEgMIyAGC0+STAhUSEy92Mi91c2Vycy97dXNlcl9pZH0SfQoJTGlzdFVzZXJzEiEueml0YWRlbC51c2VyLnYyLkxpc3RVc2Vyc1JlcXVlc3QaIi56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVzcG9uc2UiKYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCDjoBKiIJL3YyL3VzZXJzEqEBCg5EZWFjdGl2YXRlVXNlchImLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlcXVlc3QaJy56aXRhZGVsLnVzZXIudjIuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSI+irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIjOgEqIh4vdjIvdXNlcnMve3VzZXJfaWR9L2RlYWN0aXZhdGUSoQEKDlJlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5SZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vcmVhY3RpdmF0ZRKJAQoITG9ja1VzZXISIC56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXF1ZXN0GiEueml0YWRlbC51c2VyLnYyLkxvY2tVc2VyUmVzcG9uc2UiOIq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHToBKiIYL3YyL3VzZXJzL3t1c2VyX2lkfS9sb2NrEpEBCgpVbmxvY2tVc2VyEiIueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXNwb25zZSI6irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIfOgEqIhovdjIvdXNlcnMve3VzZXJfaWR9L3VubG9jaxKFAQoKRGVsZXRlVXNlchIiLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVzcG9uc2UiLoq1GA8KDQoLdXNlci5kZWxldGWC0+STAhUqEy92Mi91c2Vycy97dXNlcl9pZH0SogEKDVBhc3N3b3JkUmVzZXQSJS56aXRhZGVsLnVzZXIudjIuUGFzc3dvcmRSZXNldFJlcXVlc3QaJi56aXRhZGVsLnVzZXIudjIuUGFzc3dvcmRSZXNldFJlc3BvbnNlIkKKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAic6ASoiIi92Mi91c2Vycy97dXNlcl9pZH0vcGFzc3dvcmRfcmVzZXQSlgEKC1NldFBhc3N3b3JkEiMueml0YWRlbC51c2VyLnYyLlNldFBhc3N3b3JkUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5TZXRQYXNzd29yZFJlc3BvbnNlIjyKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiE6ASoiHC92Mi91c2Vycy97dXNlcl9pZH0vcGFzc3dvcmRiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
+
+/**
+ * Request of PasswordReset.
+ *
+ * @generated from message zitadel.user.v2.PasswordResetRequest
+ */
+export type PasswordResetRequest = Message<"zitadel.user.v2.PasswordResetRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * How the code reaches the user; a mail with the default link when unset.
+   *
+   * @generated from oneof zitadel.user.v2.PasswordResetRequest.medium
+   */
+  medium: {
+    /**
+     * Mail a link with the code.
+     *
+     * @generated from field: zitadel.user.v2.SendPasswordResetLink send_link = 2;
+     */
+    value: SendPasswordResetLink;
+    case: "sendLink";
+  } | {
+    /**
+     * Return the code in the response.
+     *
+     * @generated from field: zitadel.user.v2.ReturnPasswordResetCode return_code = 3;
+     */
+    value: ReturnPasswordResetCode;
+    case: "returnCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.PasswordResetRequest.
+ * Use `create(PasswordResetRequestSchema)` to create a new message.
+ */
+export const PasswordResetRequestSchema: GenMessage<PasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 0);
+
+/**
+ * Response of PasswordReset.
+ *
+ * @generated from message zitadel.user.v2.PasswordResetResponse
+ */
+export type PasswordResetResponse = Message<"zitadel.user.v2.PasswordResetResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+
+  /**
+   * The code, when return_code was requested.
+   *
+   * @generated from field: optional string verification_code = 2;
+   */
+  verificationCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.PasswordResetResponse.
+ * Use `create(PasswordResetResponseSchema)` to create a new message.
+ */
+export const PasswordResetResponseSchema: GenMessage<PasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 1);
+
+/**
+ * Request of SetPassword.
+ *
+ * @generated from message zitadel.user.v2.SetPasswordRequest
+ */
+export type SetPasswordRequest = Message<"zitadel.user.v2.SetPasswordRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The new password.
+   *
+   * @generated from field: zitadel.user.v2.Password new_password = 2;
+   */
+  newPassword?: Password | undefined;
+
+  /**
+   * What proves the change may happen; without it the caller needs user.write.
+   *
+   * @generated from oneof zitadel.user.v2.SetPasswordRequest.verification
+   */
+  verification: {
+    /**
+     * The user's current password; 1–200 characters.
+     *
+     * @generated from field: string current_password = 3;
+     */
+    value: string;
+    case: "currentPassword";
+  } | {
+    /**
+     * A code from PasswordReset; 1–20 characters.
+     *
+     * @generated from field: string verification_code = 4;
+     */
+    value: string;
+    case: "verificationCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetPasswordRequest.
+ * Use `create(SetPasswordRequestSchema)` to create a new message.
+ */
+export const SetPasswordRequestSchema: GenMessage<SetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 2);
+
+/**
+ * Response of SetPassword.
+ *
+ * @generated from message zitadel.user.v2.SetPasswordResponse
+ */
+export type SetPasswordResponse = Message<"zitadel.user.v2.SetPasswordResponse"> & {
+  /**
+   * Change metadata of the user.
+   *
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetPasswordResponse.
+ * Use `create(SetPasswordResponseSchema)` to create a new message.
+ */
+export const SetPasswordResponseSchema: GenMessage<SetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 3);
 
 /**
  * Request of AddHumanUser.
@@ -133,7 +277,7 @@ export type AddHumanUserRequest = Message<"zitadel.user.v2.AddHumanUserRequest">
  * Use `create(AddHumanUserRequestSchema)` to create a new message.
  */
 export const AddHumanUserRequestSchema: GenMessage<AddHumanUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 0);
+  messageDesc(file_zitadel_user_v2_user_service, 4);
 
 /**
  * Response of AddHumanUser.
@@ -175,7 +319,7 @@ export type AddHumanUserResponse = Message<"zitadel.user.v2.AddHumanUserResponse
  * Use `create(AddHumanUserResponseSchema)` to create a new message.
  */
 export const AddHumanUserResponseSchema: GenMessage<AddHumanUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 1);
+  messageDesc(file_zitadel_user_v2_user_service, 5);
 
 /**
  * Request of GetUserByID.
@@ -196,7 +340,7 @@ export type GetUserByIDRequest = Message<"zitadel.user.v2.GetUserByIDRequest"> &
  * Use `create(GetUserByIDRequestSchema)` to create a new message.
  */
 export const GetUserByIDRequestSchema: GenMessage<GetUserByIDRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 2);
+  messageDesc(file_zitadel_user_v2_user_service, 6);
 
 /**
  * Response of GetUserByID.
@@ -226,7 +370,7 @@ export type GetUserByIDResponse = Message<"zitadel.user.v2.GetUserByIDResponse">
  * Use `create(GetUserByIDResponseSchema)` to create a new message.
  */
 export const GetUserByIDResponseSchema: GenMessage<GetUserByIDResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 3);
+  messageDesc(file_zitadel_user_v2_user_service, 7);
 
 /**
  * Request of ListUsers.
@@ -261,7 +405,7 @@ export type ListUsersRequest = Message<"zitadel.user.v2.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 4);
+  messageDesc(file_zitadel_user_v2_user_service, 8);
 
 /**
  * Response of ListUsers.
@@ -296,7 +440,7 @@ export type ListUsersResponse = Message<"zitadel.user.v2.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 5);
+  messageDesc(file_zitadel_user_v2_user_service, 9);
 
 /**
  * Request of DeactivateUser.
@@ -317,7 +461,7 @@ export type DeactivateUserRequest = Message<"zitadel.user.v2.DeactivateUserReque
  * Use `create(DeactivateUserRequestSchema)` to create a new message.
  */
 export const DeactivateUserRequestSchema: GenMessage<DeactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 6);
+  messageDesc(file_zitadel_user_v2_user_service, 10);
 
 /**
  * Response of DeactivateUser.
@@ -338,7 +482,7 @@ export type DeactivateUserResponse = Message<"zitadel.user.v2.DeactivateUserResp
  * Use `create(DeactivateUserResponseSchema)` to create a new message.
  */
 export const DeactivateUserResponseSchema: GenMessage<DeactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 7);
+  messageDesc(file_zitadel_user_v2_user_service, 11);
 
 /**
  * Request of ReactivateUser.
@@ -359,7 +503,7 @@ export type ReactivateUserRequest = Message<"zitadel.user.v2.ReactivateUserReque
  * Use `create(ReactivateUserRequestSchema)` to create a new message.
  */
 export const ReactivateUserRequestSchema: GenMessage<ReactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 8);
+  messageDesc(file_zitadel_user_v2_user_service, 12);
 
 /**
  * Response of ReactivateUser.
@@ -380,7 +524,7 @@ export type ReactivateUserResponse = Message<"zitadel.user.v2.ReactivateUserResp
  * Use `create(ReactivateUserResponseSchema)` to create a new message.
  */
 export const ReactivateUserResponseSchema: GenMessage<ReactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 9);
+  messageDesc(file_zitadel_user_v2_user_service, 13);
 
 /**
  * Request of LockUser.
@@ -401,7 +545,7 @@ export type LockUserRequest = Message<"zitadel.user.v2.LockUserRequest"> & {
  * Use `create(LockUserRequestSchema)` to create a new message.
  */
 export const LockUserRequestSchema: GenMessage<LockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 10);
+  messageDesc(file_zitadel_user_v2_user_service, 14);
 
 /**
  * Response of LockUser.
@@ -422,7 +566,7 @@ export type LockUserResponse = Message<"zitadel.user.v2.LockUserResponse"> & {
  * Use `create(LockUserResponseSchema)` to create a new message.
  */
 export const LockUserResponseSchema: GenMessage<LockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 11);
+  messageDesc(file_zitadel_user_v2_user_service, 15);
 
 /**
  * Request of UnlockUser.
@@ -443,7 +587,7 @@ export type UnlockUserRequest = Message<"zitadel.user.v2.UnlockUserRequest"> & {
  * Use `create(UnlockUserRequestSchema)` to create a new message.
  */
 export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 12);
+  messageDesc(file_zitadel_user_v2_user_service, 16);
 
 /**
  * Response of UnlockUser.
@@ -464,7 +608,7 @@ export type UnlockUserResponse = Message<"zitadel.user.v2.UnlockUserResponse"> &
  * Use `create(UnlockUserResponseSchema)` to create a new message.
  */
 export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 13);
+  messageDesc(file_zitadel_user_v2_user_service, 17);
 
 /**
  * Request of DeleteUser.
@@ -485,7 +629,7 @@ export type DeleteUserRequest = Message<"zitadel.user.v2.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 14);
+  messageDesc(file_zitadel_user_v2_user_service, 18);
 
 /**
  * Response of DeleteUser.
@@ -506,7 +650,7 @@ export type DeleteUserResponse = Message<"zitadel.user.v2.DeleteUserResponse"> &
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 15);
+  messageDesc(file_zitadel_user_v2_user_service, 19);
 
 /**
  * Request of CreateUser.
@@ -564,7 +708,7 @@ export type CreateUserRequest = Message<"zitadel.user.v2.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 16);
+  messageDesc(file_zitadel_user_v2_user_service, 20);
 
 /**
  * A human user.
@@ -643,7 +787,7 @@ export type CreateUserRequest_Human = Message<"zitadel.user.v2.CreateUserRequest
  * Use `create(CreateUserRequest_HumanSchema)` to create a new message.
  */
 export const CreateUserRequest_HumanSchema: GenMessage<CreateUserRequest_Human> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 16, 0);
+  messageDesc(file_zitadel_user_v2_user_service, 20, 0);
 
 /**
  * A machine (service) user.
@@ -671,7 +815,7 @@ export type CreateUserRequest_Machine = Message<"zitadel.user.v2.CreateUserReque
  * Use `create(CreateUserRequest_MachineSchema)` to create a new message.
  */
 export const CreateUserRequest_MachineSchema: GenMessage<CreateUserRequest_Machine> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 16, 1);
+  messageDesc(file_zitadel_user_v2_user_service, 20, 1);
 
 /**
  * Response of CreateUser.
@@ -713,7 +857,7 @@ export type CreateUserResponse = Message<"zitadel.user.v2.CreateUserResponse"> &
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 17);
+  messageDesc(file_zitadel_user_v2_user_service, 21);
 
 /**
  * Metadata entry of a user.
@@ -741,7 +885,7 @@ export type Metadata = Message<"zitadel.user.v2.Metadata"> & {
  * Use `create(MetadataSchema)` to create a new message.
  */
 export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 18);
+  messageDesc(file_zitadel_user_v2_user_service, 22);
 
 /**
  * Request of AddIDPLink.
@@ -769,7 +913,7 @@ export type AddIDPLinkRequest = Message<"zitadel.user.v2.AddIDPLinkRequest"> & {
  * Use `create(AddIDPLinkRequestSchema)` to create a new message.
  */
 export const AddIDPLinkRequestSchema: GenMessage<AddIDPLinkRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 19);
+  messageDesc(file_zitadel_user_v2_user_service, 23);
 
 /**
  * Response of AddIDPLink.
@@ -790,7 +934,7 @@ export type AddIDPLinkResponse = Message<"zitadel.user.v2.AddIDPLinkResponse"> &
  * Use `create(AddIDPLinkResponseSchema)` to create a new message.
  */
 export const AddIDPLinkResponseSchema: GenMessage<AddIDPLinkResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 20);
+  messageDesc(file_zitadel_user_v2_user_service, 24);
 
 /**
  * Request of ListIDPLinks.
@@ -818,7 +962,7 @@ export type ListIDPLinksRequest = Message<"zitadel.user.v2.ListIDPLinksRequest">
  * Use `create(ListIDPLinksRequestSchema)` to create a new message.
  */
 export const ListIDPLinksRequestSchema: GenMessage<ListIDPLinksRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 21);
+  messageDesc(file_zitadel_user_v2_user_service, 25);
 
 /**
  * Response of ListIDPLinks.
@@ -846,7 +990,7 @@ export type ListIDPLinksResponse = Message<"zitadel.user.v2.ListIDPLinksResponse
  * Use `create(ListIDPLinksResponseSchema)` to create a new message.
  */
 export const ListIDPLinksResponseSchema: GenMessage<ListIDPLinksResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 22);
+  messageDesc(file_zitadel_user_v2_user_service, 26);
 
 /**
  * Request of RemoveIDPLink.
@@ -881,7 +1025,7 @@ export type RemoveIDPLinkRequest = Message<"zitadel.user.v2.RemoveIDPLinkRequest
  * Use `create(RemoveIDPLinkRequestSchema)` to create a new message.
  */
 export const RemoveIDPLinkRequestSchema: GenMessage<RemoveIDPLinkRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 23);
+  messageDesc(file_zitadel_user_v2_user_service, 27);
 
 /**
  * Response of RemoveIDPLink.
@@ -902,7 +1046,7 @@ export type RemoveIDPLinkResponse = Message<"zitadel.user.v2.RemoveIDPLinkRespon
  * Use `create(RemoveIDPLinkResponseSchema)` to create a new message.
  */
 export const RemoveIDPLinkResponseSchema: GenMessage<RemoveIDPLinkResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 24);
+  messageDesc(file_zitadel_user_v2_user_service, 28);
 
 /**
  * User service (v2): manages users across the instance.
@@ -1050,6 +1194,32 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof DeleteUserRequestSchema;
     output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * Request a password reset code.
+   *
+   * The code is mailed to the user (send_link, the default) or returned
+   * (return_code); SetPassword takes it as verification_code.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.PasswordReset
+   */
+  passwordReset: {
+    methodKind: "unary";
+    input: typeof PasswordResetRequestSchema;
+    output: typeof PasswordResetResponseSchema;
+  },
+  /**
+   * Change a user's password.
+   *
+   * Needs the current password or a code from PasswordReset, unless the
+   * caller holds user.write on the user's organisation.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.SetPassword
+   */
+  setPassword: {
+    methodKind: "unary";
+    input: typeof SetPasswordRequestSchema;
+    output: typeof SetPasswordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_user_v2_user_service, 0);

@@ -1,0 +1,109 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  type SetHumanInitialPasswordRequest,
+  SetHumanInitialPasswordResponseSchema,
+  type SetHumanPasswordRequest,
+  SetHumanPasswordResponseSchema,
+} from "../../gen/zitadel/management_pb.js";
+import {
+  type PasswordResetRequest,
+  PasswordResetResponseSchema,
+  type SetPasswordRequest,
+  SetPasswordResponseSchema,
+} from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { hasPermission } from "../domain/access.js";
+import { permissionDenied } from "../domain/errors.js";
+import type { PasswordCommands, PasswordVerification } from "../domain/passwords.js";
+import { type Access, principalKey } from "./access.js";
+import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
+import { checkLength, embedded, required } from "./input-rules.js";
+
+/** management v1 SetHumanInitialPassword and SetHumanPassword: administrators set passwords. */
+export function createPasswordHandlersV1(passwords: PasswordCommands, access: Access) {
+  async function set(ctx: HandlerContext, userId: string, password: string, changeRequired: boolean, request: string) {
+    const target = await access.target(ctx);
+    checkLength(userId, 1, 200, `${request}.UserId`);
+    checkLength(password, 1, 200, `${request}.Password`);
+    // The RPC's user.write on the context organisation was checked above; nothing else to prove.
+    return passwords.setPassword({
+      ...target,
+      userId,
+      password,
+      changeRequired,
+      verification: undefined,
+      authorize: () => {},
+    });
+  }
+  return {
+    /** Deprecated in ZITADEL; the password must be changed at the next sign-in. */
+    async setHumanInitialPassword(req: SetHumanInitialPasswordRequest, ctx: HandlerContext) {
+      const user = await set(ctx, req.userId, req.password, true, "SetHumanInitialPasswordRequest");
+      return create(SetHumanInitialPasswordResponseSchema, { details: changeDetailsV1(user) });
+    },
+    async setHumanPassword(req: SetHumanPasswordRequest, ctx: HandlerContext) {
+      const user = await set(ctx, req.userId, req.password, !req.noChangeRequired, "SetHumanPasswordRequest");
+      return create(SetHumanPasswordResponseSchema, { details: changeDetailsV1(user) });
+    },
+  };
+}
+
+/** user v2 PasswordReset and SetPassword. */
+export function createPasswordHandlersV2(passwords: PasswordCommands) {
+  /** user.write on the user's organisation, or the user itself (ZITADEL's checkPermissionUpdateUser). */
+  const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) => {
+    const principal = ctx.values.get(principalKey)!;
+    if (user.id !== principal.userId && !hasPermission(principal, "user.write", user.orgId)) {
+      throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    }
+  };
+  return {
+    async passwordReset(req: PasswordResetRequest, ctx: HandlerContext) {
+      checkLength(req.userId, 1, 200, "PasswordResetRequest.UserId");
+      const medium = req.medium;
+      const urlTemplate = medium.case === "sendLink" ? medium.value.urlTemplate : undefined;
+      if (urlTemplate !== undefined) {
+        embedded("PasswordResetRequest.SendLink", () => checkLength(urlTemplate, 1, 200, "SendPasswordResetLink.UrlTemplate"));
+      }
+      const principal = ctx.values.get(principalKey)!;
+      const { user, code } = await passwords.requestReset({
+        instanceId: principal.instanceId,
+        userId: req.userId,
+        creator: principal.userId,
+        medium: medium.case === "returnCode" ? { kind: "return" } : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) },
+        authorize: mayWrite(ctx),
+      });
+      return create(PasswordResetResponseSchema, { details: changeDetailsV2(user), ...(code !== undefined ? { verificationCode: code } : {}) });
+    },
+
+    async setPassword(req: SetPasswordRequest, ctx: HandlerContext) {
+      checkLength(req.userId, 1, 200, "SetPasswordRequest.UserId");
+      const newPassword = required(req.newPassword, "SetPasswordRequest.NewPassword");
+      embedded("SetPasswordRequest.NewPassword", () => checkLength(newPassword.password, 1, 200, "Password.Password"));
+      const v = req.verification;
+      let verification: PasswordVerification;
+      if (v.case === "currentPassword") {
+        checkLength(v.value, 1, 200, "SetPasswordRequest.CurrentPassword");
+        verification = { currentPassword: v.value };
+      } else if (v.case === "verificationCode") {
+        checkLength(v.value, 1, 20, "SetPasswordRequest.VerificationCode");
+        verification = { code: v.value };
+      }
+      const principal = ctx.values.get(principalKey)!;
+      const user = await passwords.setPassword({
+        instanceId: principal.instanceId,
+        orgId: undefined,
+        userId: req.userId,
+        creator: principal.userId,
+        password: newPassword.password,
+        changeRequired: newPassword.changeRequired,
+        verification,
+        // Without the current password or a code, only those who may write the user may set it.
+        authorize: (user) => {
+          if (!hasPermission(principal, "user.write", user.orgId)) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+        },
+      });
+      return create(SetPasswordResponseSchema, { details: changeDetailsV2(user) });
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { timingSafeEqual } from "node:crypto";
+import { DomainError, failedPrecondition, invalidArgument } from "./errors.js";
+import type { HashRegistry } from "./hashes/index.js";
+import type { IdGenerator } from "./ids.js";
+import { checkUrlTemplate, type Notifier } from "./notifications.js";
+import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
+import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
+import type { CredentialChange, SessionStore, UserCredentials } from "./session-port.js";
+import { UniqueViolation, type User } from "./store-port.js";
+
+/** What proves a password change may happen; none means the caller's permission must. */
+export type PasswordVerification = { currentPassword: string } | { code: string } | undefined;
+
+export interface SetPasswordInput {
+  instanceId: string;
+  /** v1: the context organisation; users of others are not found. */
+  orgId: string | undefined;
+  userId: string;
+  creator: string;
+  password: string;
+  changeRequired: boolean;
+  verification: PasswordVerification;
+  /** Checks the caller may set the password without a verification; throws if not. */
+  authorize: (user: User) => void;
+}
+
+export interface PasswordResetInput {
+  instanceId: string;
+  userId: string;
+  creator: string;
+  medium: { kind: "return" } | { kind: "send"; urlTemplate?: string };
+  /** Checks the caller may request a reset for this user; throws if not. */
+  authorize: (user: User) => void;
+}
+
+export interface PasswordCommandsDeps {
+  store: SessionStore;
+  hasher: PasswordHasher;
+  hashRegistry: HashRegistry;
+  secretBox: SecretBox;
+  newId: IdGenerator;
+  notifier: Notifier;
+  now?: () => number;
+}
+
+const MAX_ATTEMPTS = 5;
+
+function sameCode(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Passwords after creation, as ZITADEL's commands (internal/command/user_human_password.go):
+ * set by an administrator, changed with the current password, or reset with a one-time code
+ * that is mailed (outbox) or returned. A new password passes the complexity policy, is hashed
+ * with the configured hasher and clears the failed-check count.
+ */
+export function createPasswordCommands(deps: PasswordCommandsDeps) {
+  const now = deps.now ?? Date.now;
+
+  async function humanOf(instanceId: string, orgId: string | undefined, userId: string, notFoundId: string) {
+    const creds = await deps.store.credentials(instanceId, userId);
+    if (!creds || creds.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
+      throw failedPrecondition(notFoundId, "User could not be found");
+    }
+    return creds;
+  }
+
+  /** Runs `attempt` again when another change of the user committed between its read and write. */
+  async function retrying<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (err instanceof UniqueViolation && err.kind === "sequence" && i < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  async function verify(creds: UserCredentials, verification: NonNullable<PasswordVerification>, at: number) {
+    if ("currentPassword" in verification) {
+      if (creds.passwordHash === undefined) throw failedPrecondition("COMMAND-Fds3s", "User has not set a password");
+      let matches: boolean;
+      try {
+        matches = await deps.hashRegistry.verify(verification.currentPassword, creds.passwordHash);
+      } catch (err) {
+        throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+      }
+      if (!matches) throw invalidArgument("COMMAND-3M0fs", "Password is invalid");
+      return undefined;
+    }
+    // The newest code replaces older ones; a used one is gone, an expired one says so.
+    const code = await deps.store.latestCode(creds.user.instanceId, creds.user.id, "password");
+    if (!code || code.used) throw failedPrecondition("COMMAND-2M9fs", "Code not found");
+    if (code.expiresAt <= at) throw failedPrecondition("CODE-QvUQ4P", "Code is expired");
+    if (!sameCode(deps.secretBox.open(code.sealedCode), verification.code)) throw invalidArgument("CODE-woT0xc", "Code is invalid");
+    return code.id;
+  }
+
+  /** Sets a new password; resolves with the user as it is afterwards. */
+  async function setPassword(input: SetPasswordInput): Promise<User> {
+    checkPasswordComplexity(input.password, DEFAULT_COMPLEXITY_POLICY);
+    // Hashed once: a retry after a concurrent change reuses it.
+    let hash: string | undefined;
+    return retrying(async () => {
+      const creds = await humanOf(input.instanceId, input.orgId, input.userId, "COMMAND-3M0fs");
+      const at = now();
+      const usedCodeId = input.verification ? await verify(creds, input.verification, at) : (input.authorize(creds.user), undefined);
+      hash ??= await deps.hasher.hash(input.password);
+      const change: CredentialChange = {
+        instanceId: input.instanceId,
+        userId: creds.user.id,
+        expectedSequence: creds.user.sequence,
+        events: [{ type: "user.human.password.changed", payload: { changeRequired: input.changeRequired } }],
+        at,
+        creator: input.creator,
+        set: { passwordHash: hash, passwordChangeRequired: input.changeRequired, passwordChangedAt: at, failedAttempts: 0 },
+        ...(usedCodeId !== undefined ? { usedCodeId } : {}),
+      };
+      await deps.store.write({ credentials: change });
+      const { human } = creds.user;
+      return {
+        ...creds.user,
+        changedAt: at,
+        sequence: creds.user.sequence + 1,
+        ...(human ? { human: { ...human, passwordSet: true, passwordChangeRequired: input.changeRequired, passwordChangedAt: at } } : {}),
+      };
+    });
+  }
+
+  /**
+   * Makes a password reset code: returned to the caller, or mailed through the outbox in the same
+   * transaction. Initial users finish their initialisation instead (COMMAND-2M9sd).
+   */
+  async function requestReset(input: PasswordResetInput): Promise<{ user: User; code?: string }> {
+    if (input.medium.kind === "send" && input.medium.urlTemplate !== undefined) checkUrlTemplate(input.medium.urlTemplate);
+    return retrying(async () => {
+      const creds = await humanOf(input.instanceId, undefined, input.userId, "COMMAND-Hj9ds");
+      input.authorize(creds.user);
+      if (creds.user.state === "INITIAL") throw failedPrecondition("COMMAND-2M9sd", "User is not yet initialized");
+      const at = now();
+      const generator = CODE_GENERATORS.password;
+      const code = generateCode(generator);
+      const codeId = deps.newId();
+      const returned = input.medium.kind === "return";
+      const urlTemplate = input.medium.kind === "send" ? input.medium.urlTemplate : undefined;
+      await deps.store.write({
+        credentials: {
+          instanceId: input.instanceId,
+          userId: creds.user.id,
+          expectedSequence: creds.user.sequence,
+          events: [{ type: "user.human.password.code.added", payload: { codeId, codeReturned: returned, notificationType: "email" } }],
+          at,
+          creator: input.creator,
+          set: {},
+          newCode: {
+            id: codeId,
+            kind: "password",
+            sealedCode: deps.secretBox.seal(code),
+            expiresAt: at + generator.expirySeconds * 1000,
+            returned,
+            ...(urlTemplate !== undefined ? { urlTemplate } : {}),
+          },
+          ...(returned
+            ? {}
+            : {
+                outbox: [
+                  deps.notifier.compose({
+                    kind: "password_reset",
+                    user: creds.user,
+                    code,
+                    at,
+                    ...(urlTemplate !== undefined ? { urlTemplate } : {}),
+                  }),
+                ],
+              }),
+        },
+      });
+      const user = { ...creds.user, changedAt: at, sequence: creds.user.sequence + 1 };
+      return returned ? { user, code } : { user };
+    });
+  }
+
+  return { setPassword, requestReset };
+}
+
+export type PasswordCommands = ReturnType<typeof createPasswordCommands>;
