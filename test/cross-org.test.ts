@@ -82,6 +82,8 @@ const CASES: Record<string, (b: Victim) => JsonObject> = {
   "ManagementService.RemoveUserMetadata": (b) => ({ id: b.humanId, key: "secret" }),
   "ManagementService.BulkRemoveUserMetadata": (b) => ({ id: b.humanId, keys: ["secret"] }),
   "ManagementService.GetDomainPolicy": () => ({}),
+  "ManagementService.SetHumanInitialPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD }),
+  "ManagementService.SetHumanPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD, noChangeRequired: true }),
   // user v2: B is named in the request itself.
   "UserService.AddHumanUser": (b) => ({
     organization: { orgId: b.org.orgId },
@@ -102,6 +104,8 @@ const CASES: Record<string, (b: Victim) => JsonObject> = {
   "UserService.LockUser": user,
   "UserService.UnlockUser": user,
   "UserService.DeleteUser": user,
+  "UserService.PasswordReset": (b) => ({ userId: b.humanId, returnCode: {} }),
+  "UserService.SetPassword": (b) => ({ userId: b.humanId, newPassword: { password: GOOD_PASSWORD } }),
   // admin: instance-level; B is named by org_id.
   "AdminService.GetCustomDomainPolicy": (b) => ({ orgId: b.org.orgId }),
   "AdminService.AddCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
