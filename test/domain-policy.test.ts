@@ -150,6 +150,8 @@ describe("org domains and the domain policy", () => {
       const v1 = expectOk(await up.caller(transport).call(V1.getUserByID, { id: created.userId! }, { token: scoped.token }));
       expect(v1.user).toMatchObject({ userName, preferredLoginName: `${userName}@${primary}` });
       expect([...((v1.user as { loginNames: string[] }).loginNames)].sort()).toEqual(expected);
+      const members = expectOk(await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: scoped.userId } }] }, { token: scoped.token }));
+      expect(members.result).toEqual([expect.objectContaining({ preferredLoginName: `${scoped.userName}@${primary}` })]);
       const v2 = expectOk(await up.caller(transport).call(V2.getUserByID, { userId: String(created.userId) }, { token: scoped.token }));
       expect(v2.user).toMatchObject({ username: userName, preferredLoginName: `${userName}@${primary}` });
       expect([...((v2.user as { loginNames: string[] }).loginNames)].sort()).toEqual(expected);

@@ -1,8 +1,9 @@
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { DomainPolicy, Org, OrgDomain, OrgStore, OrgWrite, PersonalAccessToken } from "../domain/orgs.js";
 import { foldCase } from "../domain/user-queries.js";
-import type { NewEvent } from "../domain/store-port.js";
+import type { NewEvent, User } from "../domain/store-port.js";
 import type { Db } from "./db.js";
+import { createLoginNames } from "./login-names.js";
 import type { WriteStatement } from "./prepared.js";
 import type { Database, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
@@ -14,7 +15,8 @@ function statement(query: { compile(): { sql: string; parameters: readonly unkno
 }
 
 /** The SQL implementation of the organisation store. Organisation writes are rare: plain Kysely. */
-export function createOrgStore({ db, writes }: Db): OrgStore {
+export function createOrgStore({ db, read, writes }: Db): OrgStore {
+  const withLoginNames = createLoginNames(db, read);
   const events = (instanceId: string, orgId: string, first: number, list: NewEvent[], creator: string, at: number, aggregateType = "org") =>
     list.map((event, i) =>
       statement(
@@ -287,7 +289,9 @@ export function createOrgStore({ db, writes }: Db): OrgStore {
         .where("org_id", "=", orgId)
         .orderBy("user_id")
         .execute();
-      const users = await usersById(db, instanceId, members.map((m) => m.user_id));
+      const found = await usersById(db, instanceId, members.map((m) => m.user_id));
+      // Members show their preferred login names, as the users do.
+      const users = new Map((await withLoginNames(instanceId, [...found.values()])).map((u) => [u.id, u]));
       return members.map((member) => ({
         userId: member.user_id,
         roles: member.roles.split(" ").filter((role) => role !== ""),
@@ -359,7 +363,7 @@ export function createOrgStore({ db, writes }: Db): OrgStore {
   };
 }
 
-async function usersById(db: Kysely<Database>, instanceId: string, ids: readonly string[]) {
+async function usersById(db: Kysely<Database>, instanceId: string, ids: readonly string[]): Promise<Map<string, User>> {
   if (ids.length === 0) return new Map();
   const rows: Selectable<UserTable>[] = await db
     .selectFrom("users")
