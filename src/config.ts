@@ -23,6 +23,16 @@ export interface Config {
   masterKey: string | undefined;
   logLevel: string;
   bodyLimitBytes: number;
+  /** `smtp://user:pass@host:port` or `smtps://…`; unset keeps mails in the outbox. */
+  smtpUrl: string | undefined;
+  /** The sender of mails, e.g. `"Example" <noreply@example.com>`. */
+  smtpFrom: string;
+  /** Outbox dispatch: poll interval, first retry delay (doubling per failure) and its cap. */
+  outboxPollMs: number;
+  smtpRetryBaseMs: number;
+  smtpRetryMaxMs: number;
+  /** The clock of the domain and the dispatcher; tests move it forward. Date.now when unset. */
+  now?: () => number;
 }
 
 function intFrom(value: string | undefined, fallback: number, name: string): number {
@@ -46,11 +56,12 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
   const port = intFrom(values.port ?? env.USERPORT_PORT, 8080, "port");
   const bcryptCost = intFrom(env.USERPORT_BCRYPT_COST, 12, "USERPORT_BCRYPT_COST");
   if (bcryptCost < 4 || bcryptCost > 31) throw new Error("USERPORT_BCRYPT_COST must be between 4 and 31");
+  const externalUrl = (env.USERPORT_EXTERNAL_URL ?? `http://localhost:${port}`).replace(/\/+$/, "");
   return {
     port,
     host: values.host ?? env.USERPORT_HOST ?? "0.0.0.0",
     dataDir: values["data-dir"] ?? env.USERPORT_DATA_DIR ?? "./.data",
-    externalUrl: (env.USERPORT_EXTERNAL_URL ?? `http://localhost:${port}`).replace(/\/+$/, ""),
+    externalUrl,
     tlsCertFile: env.USERPORT_TLS_CERT || undefined,
     tlsKeyFile: env.USERPORT_TLS_KEY || undefined,
     corsOrigins: (env.USERPORT_CORS_ORIGINS ?? "")
@@ -63,5 +74,10 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     masterKey: env.USERPORT_MASTER_KEY || undefined,
     logLevel: env.USERPORT_LOG_LEVEL ?? "info",
     bodyLimitBytes: intFrom(env.USERPORT_BODY_LIMIT, 4 * 1024 * 1024, "USERPORT_BODY_LIMIT"),
+    smtpUrl: env.USERPORT_SMTP_URL || undefined,
+    smtpFrom: env.USERPORT_SMTP_FROM || `noreply@${new URL(externalUrl).hostname}`,
+    outboxPollMs: intFrom(env.USERPORT_OUTBOX_POLL_MS, 1000, "USERPORT_OUTBOX_POLL_MS"),
+    smtpRetryBaseMs: intFrom(env.USERPORT_SMTP_RETRY_BASE_MS, 5000, "USERPORT_SMTP_RETRY_BASE_MS"),
+    smtpRetryMaxMs: intFrom(env.USERPORT_SMTP_RETRY_MAX_MS, 3_600_000, "USERPORT_SMTP_RETRY_MAX_MS"),
   };
 }

@@ -30,6 +30,7 @@ import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
+import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
@@ -37,9 +38,11 @@ import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
 import { createSessionStore } from "./store/session-store.js";
 import { createUserSearch } from "./store/user-search.js";
+import { createOutboxStore } from "./store/outbox-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
 import { createOrgCommands } from "./domain/orgs.js";
+import type { UserStore } from "./domain/store-port.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -61,7 +64,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const store = await openSqlite(config.dataDir);
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
-  const userStore = createUserStore(store);
+  const now = config.now ?? Date.now;
+  let dispatcher: Dispatcher | undefined;
+  // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
+  const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
   const hasher = createBcryptHasher(config.bcryptCost);
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
   const secretBox = createSecretBox(loadMasterKey(config.masterKey, config.dataDir));
@@ -76,6 +82,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     notifier,
     externalUrl: config.externalUrl,
     idps,
+    now,
   });
   const sessionStore = createSessionStore(store);
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier });
@@ -193,6 +200,27 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const scheme = tls ? "https" : "http";
   app.log.info({ instance: instance.id, adminTokenFile: adminTokenPath(config.dataDir) }, "userport is serving");
 
+  const outbox = createOutboxStore(store);
+  let smtp: ReturnType<typeof smtpSender> | undefined;
+  if (config.smtpUrl) {
+    smtp = smtpSender(config.smtpUrl, config.smtpFrom);
+    dispatcher = startDispatcher({
+      store: outbox,
+      secretBox,
+      send: smtp.send,
+      log: app.log,
+      now,
+      pollMs: config.outboxPollMs,
+      retryBaseMs: config.smtpRetryBaseMs,
+      retryMaxMs: config.smtpRetryMaxMs,
+      leaseMs: 120_000,
+      batchSize: 10,
+    });
+  } else {
+    // Said once, with a count and never a message: the outbox keeps everything until SMTP is set.
+    app.log.warn({ unsent: await outbox.countUnsent() }, "USERPORT_SMTP_URL is not set: mails stay in the outbox until it is");
+  }
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -203,9 +231,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
     close() {
       closing ??= (async () => {
         await app.close();
+        await dispatcher?.stop();
+        smtp?.close();
         await store.close();
       })();
       return closing;
+    },
+  };
+}
+
+/** The store, calling `wake` after each committed write that enqueued messages. */
+function withWake(store: UserStore, wake: () => void): UserStore {
+  return {
+    ...store,
+    async createUser(change) {
+      await store.createUser(change);
+      if (change.outbox?.length) wake();
+    },
+    async changeUser(change) {
+      await store.changeUser(change);
+      if (change.outbox?.length) wake();
     },
   };
 }

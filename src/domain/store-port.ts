@@ -214,6 +214,8 @@ export interface OutboxStore {
   markSent(message: ClaimedMessage, at: number): Promise<void>;
   /** Records a failed attempt and when to try again; `error` must not contain the message. */
   markFailed(message: ClaimedMessage, failure: { nextAttemptAt: number; error: string }): Promise<void>;
+  /** Gives a claimed message back untried. */
+  release(message: ClaimedMessage): Promise<void>;
   /** Messages not sent yet (including undeliverable ones). */
   countUnsent(): Promise<number>;
 }

@@ -1,9 +1,12 @@
 import { randomBytes } from "node:crypto";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { ClaimedMessage, OutboxMessage, OutboxStore } from "../domain/store-port.js";
 import type { Db } from "./db.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { Database, OutboxTable } from "./schema.js";
+
+/** Clears a claim; literals, since prepared statements bind only named parameters. */
+const UNCLAIMED = { claim_token: sql<null>`NULL`, claimed_until: sql<number>`0` };
 
 const inserts = new WeakMap<Kysely<Database>, Prepared<Record<string, unknown>>>();
 
@@ -56,7 +59,14 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
     sent: prepare<{ sent_at: number; id: string; claim_token: string }>(
       db
         .updateTable("outbox")
-        .set({ sent_at: param("sent_at"), claim_token: null, claimed_until: 0 })
+        .set({ sent_at: param("sent_at"), ...UNCLAIMED })
+        .where("id", "=", param<string>("id"))
+        .where("claim_token", "=", param<string>("claim_token")),
+    ),
+    released: prepare<{ id: string; claim_token: string }>(
+      db
+        .updateTable("outbox")
+        .set({ ...UNCLAIMED })
         .where("id", "=", param<string>("id"))
         .where("claim_token", "=", param<string>("claim_token")),
     ),
@@ -67,8 +77,7 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
           attempts: param("attempts"),
           next_attempt_at: param("next_attempt_at"),
           last_error: param("last_error"),
-          claim_token: null,
-          claimed_until: 0,
+          ...UNCLAIMED,
         })
         .where("id", "=", param<string>("id"))
         .where("claim_token", "=", param<string>("claim_token")),
@@ -128,6 +137,7 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
           claim_token: message.claimToken,
         }),
       ]),
+    release: (message) => writes.run([finish.released.statement({ id: message.id, claim_token: message.claimToken })]),
     async countUnsent() {
       const row = await db
         .selectFrom("outbox")
