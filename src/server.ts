@@ -13,6 +13,7 @@ import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
+import { registerInitRoute } from "./api/login-init.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
 import { createSessionService } from "./api/session-service.js";
 import { createUserService } from "./api/user-service.js";
@@ -26,6 +27,7 @@ import { createSecretBox } from "./domain/secrets.js";
 import { createUserChangeCommands } from "./domain/user-changes.js";
 import { createPasswordCommands } from "./domain/passwords.js";
 import { createSessionCommands } from "./domain/sessions.js";
+import { createVerificationCommands } from "./domain/verification.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
@@ -113,7 +115,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const { access, secureService, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
-  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps });
+  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
   const orgs = createOrgCommands({
     store: createOrgStore(store),
     newId,
@@ -121,12 +123,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     instanceDomain: new URL(config.externalUrl).hostname,
     onCallerChanged: forgetCallers,
   });
+  const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher });
   const management = secureService(
     ManagementService,
     createManagementService(users, states, access, queries, changes, orgs, idps, passwords),
     logUnexpected,
   );
-  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords), logUnexpected);
+  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords, verification), logUnexpected);
   const sessionV2 = secureService(
     SessionService,
     createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
@@ -173,6 +176,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     ],
     logUnexpected,
   );
+
+  await registerInitRoute(app, verification, instance.id, logUnexpected);
 
   app.get("/healthz", async () => ({ status: "SERVING" }));
 
@@ -251,6 +256,10 @@ function withWake(store: UserStore, wake: () => void): UserStore {
     async changeUser(change) {
       await store.changeUser(change);
       if (change.outbox?.length) wake();
+    },
+    async updateUser(update) {
+      await store.updateUser(update);
+      if (update.outbox?.length) wake();
     },
   };
 }

@@ -14,8 +14,16 @@ import {
   RemoveIDPLinkResponseSchema,
   GetUserByIDResponseSchema,
   ListUsersResponseSchema,
+  ResendEmailCodeResponseSchema,
+  ResendPhoneCodeResponseSchema,
+  SetEmailResponseSchema,
+  SetPhoneResponseSchema,
   type UserService,
+  VerifyEmailResponseSchema,
+  VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import type { User } from "../domain/store-port.js";
+import type { CodeDelivery, VerificationCommands } from "../domain/verification.js";
 import { hasPermission } from "../domain/access.js";
 import { DomainError, invalidArgument, permissionDenied } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
@@ -38,7 +46,52 @@ export function createUserService(
   queries: UserQueries,
   changes: UserChangeCommands,
   passwords: PasswordCommands,
+  verification: VerificationCommands,
 ): ServiceImpl<typeof UserService> {
+  /** Where a v2 email or phone command acts: the user of any organisation the caller may write. */
+  const contactTarget = (ctx: HandlerContext, checkPermission: boolean) => {
+    const principal = ctx.values.get(principalKey)!;
+    return {
+      instanceId: principal.instanceId,
+      orgId: undefined,
+      creator: principal.userId,
+      api: "v2" as const,
+      ...(checkPermission
+        ? {
+            authorize: (user: { id: string; orgId: string }) => {
+              // checkPermissionUpdateUser: the user itself, or user.write on its organisation.
+              if (user.id !== principal.userId && !hasPermission(principal, "user.write", user.orgId)) {
+                throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
+              }
+            },
+          }
+        : {}),
+    };
+  };
+
+  /** How a request wants its new code delivered, with PGV's checks of the template and flag. */
+  const delivery = (
+    verification: { case: "sendCode"; value: object } | { case: "returnCode" } | { case: "isVerified"; value: boolean } | { case: undefined },
+    request: string,
+  ): CodeDelivery => {
+    if (verification.case === "returnCode") return { kind: "return" };
+    if (verification.case === "isVerified") {
+      if (!verification.value) throw invalidArgument("", `invalid ${request}.IsVerified: value must equal true`);
+      return { kind: "verified" };
+    }
+    // Only the email's SendCode carries a template; the phone's is empty.
+    const urlTemplate =
+      verification.case === "sendCode" ? (verification.value as { urlTemplate?: string }).urlTemplate : undefined;
+    if (urlTemplate !== undefined) {
+      embedded(`${request}.SendCode`, () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
+    }
+    return { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
+  };
+
+  const codeResponse = (result: { user: User; code?: string }) => ({
+    details: changeDetailsV2(result.user),
+    ...(result.code !== undefined ? { verificationCode: result.code } : {}),
+  });
   /**
    * Where a v2 change of a user acts: any organisation, checked against the caller's
    * `permission` on the user's own organisation once the user is found; users may change
@@ -89,6 +142,41 @@ export function createUserService(
 
   return {
     ...createPasswordHandlersV2(passwords),
+    async setEmail(req, ctx) {
+      checkLength(req.userId, 1, 200, "SetEmailRequest.UserId");
+      checkLength(req.email, 1, 200, "SetEmailRequest.Email");
+      const how = delivery(req.verification, "SetEmailRequest");
+      return create(SetEmailResponseSchema, codeResponse(await verification.setEmail(contactTarget(ctx, true), req.userId, req.email, how)));
+    },
+    async resendEmailCode(req, ctx) {
+      checkLength(req.userId, 1, 200, "ResendEmailCodeRequest.UserId");
+      const how = delivery(req.verification, "ResendEmailCodeRequest") as Exclude<CodeDelivery, { kind: "verified" }>;
+      return create(ResendEmailCodeResponseSchema, codeResponse(await verification.resendEmailCode(contactTarget(ctx, true), req.userId, how)));
+    },
+    async verifyEmail(req, ctx) {
+      checkLength(req.userId, 1, 200, "VerifyEmailRequest.UserId");
+      checkLength(req.verificationCode, 1, 20, "VerifyEmailRequest.VerificationCode");
+      const user = await verification.verifyEmail(contactTarget(ctx, false), req.userId, req.verificationCode);
+      return create(VerifyEmailResponseSchema, { details: changeDetailsV2(user) });
+    },
+    async setPhone(req, ctx) {
+      checkLength(req.userId, 1, 200, "SetPhoneRequest.UserId");
+      checkLength(req.phone, 1, 200, "SetPhoneRequest.Phone");
+      const how = delivery(req.verification, "SetPhoneRequest");
+      return create(SetPhoneResponseSchema, codeResponse(await verification.setPhone(contactTarget(ctx, true), req.userId, req.phone, how)));
+    },
+    async resendPhoneCode(req, ctx) {
+      checkLength(req.userId, 1, 200, "ResendPhoneCodeRequest.UserId");
+      const how = delivery(req.verification, "ResendPhoneCodeRequest") as Exclude<CodeDelivery, { kind: "verified" }>;
+      return create(ResendPhoneCodeResponseSchema, codeResponse(await verification.resendPhoneCode(contactTarget(ctx, true), req.userId, how)));
+    },
+    async verifyPhone(req, ctx) {
+      checkLength(req.userId, 1, 200, "VerifyPhoneRequest.UserId");
+      checkLength(req.verificationCode, 1, 20, "VerifyPhoneRequest.VerificationCode");
+      const user = await verification.verifyPhone(contactTarget(ctx, false), req.userId, req.verificationCode);
+      return create(VerifyPhoneResponseSchema, { details: changeDetailsV2(user) });
+    },
+
     deactivateUser: stateChange("deactivate", "user.write", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "user.write", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "user.write", "LockUserRequest"),

@@ -57,6 +57,16 @@ export interface NewCode {
   urlTemplate?: string;
 }
 
+/** A code as stored: still sealed. */
+export interface StoredCode {
+  id: string;
+  kind: CodeKind;
+  sealedCode: string;
+  expiresAt: number;
+  createdAt: number;
+  usedAt: number | undefined;
+}
+
 /** Everything a user creation writes, in one atomic change. */
 export interface NewUser {
   user: User;
@@ -111,7 +121,19 @@ export interface UserUpdate {
   at: number;
   creator: string;
   /** New values of the user's columns (search keys follow). */
-  set?: { username?: string; email?: string; emailVerified?: boolean };
+  set?: {
+    username?: string;
+    email?: string;
+    emailVerified?: boolean;
+    phone?: string;
+    phoneVerified?: boolean;
+    state?: UserState;
+    /** A new password hash; its change time is the update's `at`. */
+    passwordHash?: string;
+    passwordChangeRequired?: boolean;
+  };
+  /** A code that this update consumes: it is marked used, so it never verifies again. */
+  useCode?: string;
   /** Unique claims given up: one value, or every claim of the kind the user holds. */
   release?: Array<{ kind: string; value?: string }>;
   /** Unique claims taken; a taken value fails with `UniqueViolation(kind)`. */
@@ -190,6 +212,8 @@ export interface UserStore {
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
   /** How a username is claimed in an organisation. */
   usernameRules(instanceId: string, orgId: string, username: string): Promise<UsernameRules>;
+  /** The newest code of a kind a user has (used or not), if any. */
+  findCode(instanceId: string, userId: string, kind: CodeKind): Promise<StoredCode | undefined>;
   /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
   lastSequence(instanceId: string, userId: string): Promise<number>;
 }

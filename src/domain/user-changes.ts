@@ -39,7 +39,7 @@ type Plan = Omit<UserUpdate, "instanceId" | "userId" | "expectedSequence" | "at"
 /** A user's id, "not found" as the command reports it (ZITADEL's ids differ per command). */
 interface Lookup {
   userId: string;
-  notFound: { id: string; kind: "NotFound" | "FailedPrecondition" };
+  notFound: { id: string; kind: "NotFound" | "FailedPrecondition"; text?: string };
 }
 
 /**
@@ -53,8 +53,8 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
   async function load(target: ChangeTarget, lookup: Lookup): Promise<User> {
     const user = await deps.store.getUser(target.instanceId, lookup.userId);
     if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) {
-      const { id, kind } = lookup.notFound;
-      throw kind === "NotFound" ? notFound(id, "User could not be found") : failedPrecondition(id, "User could not be found");
+      const { id, kind, text = "User could not be found" } = lookup.notFound;
+      throw kind === "NotFound" ? notFound(id, text) : failedPrecondition(id, text);
     }
     return user;
   }

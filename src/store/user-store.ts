@@ -1,4 +1,5 @@
 import type { Insertable, Kysely, Selectable, Updateable } from "kysely";
+import type { CodeKind } from "../domain/secrets.js";
 import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/store-port.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
@@ -196,6 +197,27 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         at < 0 ? [] : await read<{ owner_id: string }>(domainOwner.bind({ instance_id: instanceId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }));
       return { orgScoped: Number(flag[0]?.user_login_must_be_domain ?? 0) === 1, domainOwner: owner[0]?.owner_id };
     },
+    async findCode(instanceId, userId, kind) {
+      const row = await db
+        .selectFrom("codes")
+        .select(["id", "kind", "sealed_code", "expires_at", "created_at", "used_at"])
+        .where("instance_id", "=", instanceId)
+        .where("user_id", "=", userId)
+        .where("kind", "=", kind)
+        .orderBy("created_at", "desc")
+        .orderBy("id", "desc")
+        .executeTakeFirst();
+      return (
+        row && {
+          id: row.id,
+          kind: row.kind as CodeKind,
+          sealedCode: row.sealed_code,
+          expiresAt: Number(row.expires_at),
+          createdAt: Number(row.created_at),
+          usedAt: row.used_at === null ? undefined : Number(row.used_at),
+        }
+      );
+    },
   };
 }
 
@@ -256,6 +278,16 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
     columns.email_lower = foldCase(update.set.email);
   }
   if (update.set?.emailVerified !== undefined) columns.email_verified = update.set.emailVerified ? 1 : 0;
+  if (update.set?.phone !== undefined) columns.phone = update.set.phone;
+  if (update.set?.phoneVerified !== undefined) columns.phone_verified = update.set.phoneVerified ? 1 : 0;
+  if (update.set?.state !== undefined) columns.state = update.set.state;
+  if (update.set?.passwordHash !== undefined) {
+    columns.password_hash = update.set.passwordHash;
+    columns.password_changed_at = at;
+  }
+  if (update.set?.passwordChangeRequired !== undefined) {
+    columns.password_change_required = update.set.passwordChangeRequired ? 1 : 0;
+  }
   statements.push(
     compiled(db.updateTable("users").set(columns).where("instance_id", "=", instanceId).where("id", "=", userId)),
   );
@@ -281,6 +313,18 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
           .where("instance_id", "=", instanceId)
           .where("user_id", "=", userId)
           .where("kind", "in", update.replaceCodes),
+      ),
+    );
+  }
+  if (update.useCode !== undefined) {
+    statements.push(
+      compiled(
+        db
+          .updateTable("codes")
+          .set({ used_at: at })
+          .where("instance_id", "=", instanceId)
+          .where("id", "=", update.useCode)
+          .where("user_id", "=", userId),
       ),
     );
   }

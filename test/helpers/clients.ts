@@ -150,6 +150,12 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.user.v2.UserService.UnlockUser": { method: "POST", path: "/v2/users/{userId}/unlock", pathField: "userId" },
   "zitadel.user.v2.UserService.DeleteUser": { method: "DELETE", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.ListUsers": { method: "POST", path: "/v2/users" },
+  "zitadel.user.v2.UserService.SetEmail": { method: "POST", path: "/v2/users/{userId}/email", pathField: "userId" },
+  "zitadel.user.v2.UserService.ResendEmailCode": { method: "POST", path: "/v2/users/{userId}/email/resend", pathField: "userId" },
+  "zitadel.user.v2.UserService.VerifyEmail": { method: "POST", path: "/v2/users/{userId}/email/verify", pathField: "userId" },
+  "zitadel.user.v2.UserService.SetPhone": { method: "POST", path: "/v2/users/{userId}/phone", pathField: "userId" },
+  "zitadel.user.v2.UserService.ResendPhoneCode": { method: "POST", path: "/v2/users/{userId}/phone/resend", pathField: "userId" },
+  "zitadel.user.v2.UserService.VerifyPhone": { method: "POST", path: "/v2/users/{userId}/phone/verify", pathField: "userId" },
   "zitadel.management.v1.ManagementService.ResendHumanInitialization": {
     method: "POST",
     path: "/management/v1/users/{userId}/_resend_initialization",

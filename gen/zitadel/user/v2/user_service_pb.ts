@@ -10,13 +10,13 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Details, ListDetails, ListQuery, Organization } from "../../object/v2/object_pb.js";
 import { file_zitadel_object_v2_object } from "../../object/v2/object_pb.js";
 import { file_zitadel_protoc_gen_zitadel_v2_options } from "../../protoc_gen_zitadel/v2/options_pb.js";
-import type { SetHumanEmail } from "./email_pb.js";
+import type { ReturnEmailVerificationCode, SendEmailVerificationCode, SetHumanEmail } from "./email_pb.js";
 import { file_zitadel_user_v2_email } from "./email_pb.js";
 import type { IDPLink } from "./idp_pb.js";
 import { file_zitadel_user_v2_idp } from "./idp_pb.js";
 import type { HashedPassword, Password, ReturnPasswordResetCode, SendPasswordResetLink } from "./password_pb.js";
 import { file_zitadel_user_v2_password } from "./password_pb.js";
-import type { SetHumanPhone } from "./phone_pb.js";
+import type { ReturnPhoneVerificationCode, SendPhoneVerificationCode, SetHumanPhone } from "./phone_pb.js";
 import { file_zitadel_user_v2_phone } from "./phone_pb.js";
 import type { SearchQuery, UserFieldName } from "./query_pb.js";
 import { file_zitadel_user_v2_query } from "./query_pb.js";
@@ -28,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIirwEKFFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSOwoJc2VuZF9saW5rGAIgASgLMiYueml0YWRlbC51c2VyLnYyLlNlbmRQYXNzd29yZFJlc2V0TGlua0gAEj8KC3JldHVybl9jb2RlGAMgASgLMigueml0YWRlbC51c2VyLnYyLlJldHVyblBhc3N3b3JkUmVzZXRDb2RlSABCCAoGbWVkaXVtInoKFVBhc3N3b3JkUmVzZXRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIeChF2ZXJpZmljYXRpb25fY29kZRgCIAEoCUgAiAEBQhQKEl92ZXJpZmljYXRpb25fY29kZSKfAQoSU2V0UGFzc3dvcmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSLwoMbmV3X3Bhc3N3b3JkGAIgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkEhoKEGN1cnJlbnRfcGFzc3dvcmQYAyABKAlIABIbChF2ZXJpZmljYXRpb25fY29kZRgEIAEoCUgAQg4KDHZlcmlmaWNhdGlvbiJCChNTZXRQYXNzd29yZFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIr8EChNBZGRIdW1hblVzZXJSZXF1ZXN0EhQKB3VzZXJfaWQYASABKAlIAYgBARIVCgh1c2VybmFtZRgCIAEoCUgCiAEBEjUKDG9yZ2FuaXphdGlvbhgLIAEoCzIfLnppdGFkZWwub2JqZWN0LnYyLk9yZ2FuaXphdGlvbhIxCgdwcm9maWxlGAQgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgFIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEi0KBXBob25lGAogASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmUSMwoIbWV0YWRhdGEYBiADKAsyIS56aXRhZGVsLnVzZXIudjIuU2V0TWV0YWRhdGFFbnRyeRItCghwYXNzd29yZBgHIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgIIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgJIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAwgASgJSAOIAQFCDwoNcGFzc3dvcmRfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWVCDgoMX3RvdHBfc2VjcmV0SgQIAxAEUgxvcmdhbmlzYXRpb24ipAEKFEFkZEh1bWFuVXNlclJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSKwoHZGV0YWlscxgCIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSI5ChJHZXRVc2VyQnlJRFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCUoECAIQA1IMb3JnYW5pemF0aW9uImcKE0dldFVzZXJCeUlEUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSIwoEdXNlchgCIAEoCzIVLnppdGFkZWwudXNlci52Mi5Vc2VyIqYBChBMaXN0VXNlcnNSZXF1ZXN0EisKBXF1ZXJ5GAEgASgLMhwueml0YWRlbC5vYmplY3QudjIuTGlzdFF1ZXJ5EjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSLQoHcXVlcmllcxgDIAMoCzIcLnppdGFkZWwudXNlci52Mi5TZWFyY2hRdWVyeSKjAQoRTGlzdFVzZXJzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYyLlVzZXIiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIoChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZSZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIiIKD0xvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KEExvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRVW5sb2NrVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJVbmxvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJEZWxldGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMi5gUKEUNyZWF0ZVVzZXJSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIUCgd1c2VyX2lkGAIgASgJSAGIAQESFQoIdXNlcm5hbWUYAyABKAlIAogBARI5CgVodW1hbhgEIAEoCzIoLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5IdW1hbkgAEj0KB21hY2hpbmUYBSABKAsyKi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QuTWFjaGluZUgAGqcDCgVIdW1hbhIxCgdwcm9maWxlGAEgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgCIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEjIKBXBob25lGAMgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmVIAYgBARItCghwYXNzd29yZBgEIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgFIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgHIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAggASgJSAKIAQESKwoIbWV0YWRhdGEYCSADKAsyGS56aXRhZGVsLnVzZXIudjIuTWV0YWRhdGFCDwoNcGFzc3dvcmRfdHlwZUIICgZfcGhvbmVCDgoMX3RvdHBfc2VjcmV0GkEKB01hY2hpbmUSDAoEbmFtZRgBIAEoCRIYCgtkZXNjcmlwdGlvbhgCIAEoCUgAiAEBQg4KDF9kZXNjcmlwdGlvbkILCgl1c2VyX3R5cGVCCgoIX3VzZXJfaWRCCwoJX3VzZXJuYW1lIqMBChJDcmVhdGVVc2VyUmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSImCghNZXRhZGF0YRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiUAoRQWRkSURQTGlua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCghpZHBfbGluaxgCIAEoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIkEKEkFkZElEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyJTChNMaXN0SURQTGlua3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKwoFcXVlcnkYAiABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkicQoUTGlzdElEUExpbmtzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEigKBnJlc3VsdBgCIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIk8KFFJlbW92ZUlEUExpbmtSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGaWRwX2lkGAIgASgJEhYKDmxpbmtlZF91c2VyX2lkGAMgASgJIkQKFVJlbW92ZUlEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlsczLcEAoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4ShAEKCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIi2KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSkAEKCkFkZElEUExpbmsSIi56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1JlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1Jlc3BvbnNlIjmKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh46ASoiGS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MSngEKDExpc3RJRFBMaW5rcxIkLnppdGFkZWwudXNlci52Mi5MaXN0SURQTGlua3NSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkxpc3RJRFBMaW5rc1Jlc3BvbnNlIkGKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiY6ASoiIS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MvX3NlYXJjaBKzAQoNUmVtb3ZlSURQTGluaxIlLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVxdWVzdBomLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVzcG9uc2UiU4q1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCODoBKiozL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcy97aWRwX2lkfS97bGlua2VkX3VzZXJfaWR9Eo8BCgtHZXRVc2VyQnlJRBIjLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXNwb25zZSI1irUYFgoPCg1hdXRoZW50aWNhdGVkEgMIyAGC0+STAhUSEy92Mi91c2Vycy97dXNlcl9pZH0SfQoJTGlzdFVzZXJzEiEueml0YWRlbC51c2VyLnYyLkxpc3RVc2Vyc1JlcXVlc3QaIi56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVzcG9uc2UiKYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCDjoBKiIJL3YyL3VzZXJzEqEBCg5EZWFjdGl2YXRlVXNlchImLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlcXVlc3QaJy56aXRhZGVsLnVzZXIudjIuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSI+irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIjOgEqIh4vdjIvdXNlcnMve3VzZXJfaWR9L2RlYWN0aXZhdGUSoQEKDlJlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5SZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vcmVhY3RpdmF0ZRKJAQoITG9ja1VzZXISIC56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXF1ZXN0GiEueml0YWRlbC51c2VyLnYyLkxvY2tVc2VyUmVzcG9uc2UiOIq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHToBKiIYL3YyL3VzZXJzL3t1c2VyX2lkfS9sb2NrEpEBCgpVbmxvY2tVc2VyEiIueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXNwb25zZSI6irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIfOgEqIhovdjIvdXNlcnMve3VzZXJfaWR9L3VubG9jaxKFAQoKRGVsZXRlVXNlchIiLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVzcG9uc2UiLoq1GA8KDQoLdXNlci5kZWxldGWC0+STAhUqEy92Mi91c2Vycy97dXNlcl9pZH0SogEKDVBhc3N3b3JkUmVzZXQSJS56aXRhZGVsLnVzZXIudjIuUGFzc3dvcmRSZXNldFJlcXVlc3QaJi56aXRhZGVsLnVzZXIudjIuUGFzc3dvcmRSZXNldFJlc3BvbnNlIkKKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAic6ASoiIi92Mi91c2Vycy97dXNlcl9pZH0vcGFzc3dvcmRfcmVzZXQSlgEKC1NldFBhc3N3b3JkEiMueml0YWRlbC51c2VyLnYyLlNldFBhc3N3b3JkUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5TZXRQYXNzd29yZFJlc3BvbnNlIjyKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiE6ASoiHC92Mi91c2Vycy97dXNlcl9pZH0vcGFzc3dvcmRiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIirwEKFFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSOwoJc2VuZF9saW5rGAIgASgLMiYueml0YWRlbC51c2VyLnYyLlNlbmRQYXNzd29yZFJlc2V0TGlua0gAEj8KC3JldHVybl9jb2RlGAMgASgLMigueml0YWRlbC51c2VyLnYyLlJldHVyblBhc3N3b3JkUmVzZXRDb2RlSABCCAoGbWVkaXVtInoKFVBhc3N3b3JkUmVzZXRSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIeChF2ZXJpZmljYXRpb25fY29kZRgCIAEoCUgAiAEBQhQKEl92ZXJpZmljYXRpb25fY29kZSKfAQoSU2V0UGFzc3dvcmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSLwoMbmV3X3Bhc3N3b3JkGAIgASgLMhkueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkEhoKEGN1cnJlbnRfcGFzc3dvcmQYAyABKAlIABIbChF2ZXJpZmljYXRpb25fY29kZRgEIAEoCUgAQg4KDHZlcmlmaWNhdGlvbiJCChNTZXRQYXNzd29yZFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIr8EChNBZGRIdW1hblVzZXJSZXF1ZXN0EhQKB3VzZXJfaWQYASABKAlIAYgBARIVCgh1c2VybmFtZRgCIAEoCUgCiAEBEjUKDG9yZ2FuaXphdGlvbhgLIAEoCzIfLnppdGFkZWwub2JqZWN0LnYyLk9yZ2FuaXphdGlvbhIxCgdwcm9maWxlGAQgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgFIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEi0KBXBob25lGAogASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmUSMwoIbWV0YWRhdGEYBiADKAsyIS56aXRhZGVsLnVzZXIudjIuU2V0TWV0YWRhdGFFbnRyeRItCghwYXNzd29yZBgHIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgIIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgJIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAwgASgJSAOIAQFCDwoNcGFzc3dvcmRfdHlwZUIKCghfdXNlcl9pZEILCglfdXNlcm5hbWVCDgoMX3RvdHBfc2VjcmV0SgQIAxAEUgxvcmdhbmlzYXRpb24ipAEKFEFkZEh1bWFuVXNlclJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSKwoHZGV0YWlscxgCIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSI5ChJHZXRVc2VyQnlJRFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCUoECAIQA1IMb3JnYW5pemF0aW9uImcKE0dldFVzZXJCeUlEUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSIwoEdXNlchgCIAEoCzIVLnppdGFkZWwudXNlci52Mi5Vc2VyIqYBChBMaXN0VXNlcnNSZXF1ZXN0EisKBXF1ZXJ5GAEgASgLMhwueml0YWRlbC5vYmplY3QudjIuTGlzdFF1ZXJ5EjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSLQoHcXVlcmllcxgDIAMoCzIcLnppdGFkZWwudXNlci52Mi5TZWFyY2hRdWVyeSKjAQoRTGlzdFVzZXJzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEjYKDnNvcnRpbmdfY29sdW1uGAIgASgOMh4ueml0YWRlbC51c2VyLnYyLlVzZXJGaWVsZE5hbWUSJQoGcmVzdWx0GAMgAygLMhUueml0YWRlbC51c2VyLnYyLlVzZXIiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiRQoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyIoChVSZWFjdGl2YXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZSZWFjdGl2YXRlVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzIiIKD0xvY2tVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KEExvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRVW5sb2NrVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJVbmxvY2tVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJEZWxldGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMi5gUKEUNyZWF0ZVVzZXJSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIUCgd1c2VyX2lkGAIgASgJSAGIAQESFQoIdXNlcm5hbWUYAyABKAlIAogBARI5CgVodW1hbhgEIAEoCzIoLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5IdW1hbkgAEj0KB21hY2hpbmUYBSABKAsyKi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QuTWFjaGluZUgAGqcDCgVIdW1hbhIxCgdwcm9maWxlGAEgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgCIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsEjIKBXBob25lGAMgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUGhvbmVIAYgBARItCghwYXNzd29yZBgEIAEoCzIZLnppdGFkZWwudXNlci52Mi5QYXNzd29yZEgAEjoKD2hhc2hlZF9wYXNzd29yZBgFIAEoCzIfLnppdGFkZWwudXNlci52Mi5IYXNoZWRQYXNzd29yZEgAEisKCWlkcF9saW5rcxgHIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rEhgKC3RvdHBfc2VjcmV0GAggASgJSAKIAQESKwoIbWV0YWRhdGEYCSADKAsyGS56aXRhZGVsLnVzZXIudjIuTWV0YWRhdGFCDwoNcGFzc3dvcmRfdHlwZUIICgZfcGhvbmVCDgoMX3RvdHBfc2VjcmV0GkEKB01hY2hpbmUSDAoEbmFtZRgBIAEoCRIYCgtkZXNjcmlwdGlvbhgCIAEoCUgAiAEBQg4KDF9kZXNjcmlwdGlvbkILCgl1c2VyX3R5cGVCCgoIX3VzZXJfaWRCCwoJX3VzZXJuYW1lIqMBChJDcmVhdGVVc2VyUmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBEhcKCnBob25lX2NvZGUYBCABKAlIAYgBAUINCgtfZW1haWxfY29kZUINCgtfcGhvbmVfY29kZSImCghNZXRhZGF0YRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiUAoRQWRkSURQTGlua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIqCghpZHBfbGluaxgCIAEoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIkEKEkFkZElEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyJTChNMaXN0SURQTGlua3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSKwoFcXVlcnkYAiABKAsyHC56aXRhZGVsLm9iamVjdC52Mi5MaXN0UXVlcnkicQoUTGlzdElEUExpbmtzUmVzcG9uc2USLwoHZGV0YWlscxgBIAEoCzIeLnppdGFkZWwub2JqZWN0LnYyLkxpc3REZXRhaWxzEigKBnJlc3VsdBgCIAMoCzIYLnppdGFkZWwudXNlci52Mi5JRFBMaW5rIk8KFFJlbW92ZUlEUExpbmtSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGaWRwX2lkGAIgASgJEhYKDmxpbmtlZF91c2VyX2lkGAMgASgJIkQKFVJlbW92ZUlEUExpbmtSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLeAQoPU2V0RW1haWxSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSPwoJc2VuZF9jb2RlGAMgASgLMioueml0YWRlbC51c2VyLnYyLlNlbmRFbWFpbFZlcmlmaWNhdGlvbkNvZGVIABJDCgtyZXR1cm5fY29kZRgEIAEoCzIsLnppdGFkZWwudXNlci52Mi5SZXR1cm5FbWFpbFZlcmlmaWNhdGlvbkNvZGVIABIVCgtpc192ZXJpZmllZBgFIAEoCEgAQg4KDHZlcmlmaWNhdGlvbiJ1ChBTZXRFbWFpbFJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEh4KEXZlcmlmaWNhdGlvbl9jb2RlGAIgASgJSACIAQFCFAoSX3ZlcmlmaWNhdGlvbl9jb2RlIr8BChZSZXNlbmRFbWFpbENvZGVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSPwoJc2VuZF9jb2RlGAIgASgLMioueml0YWRlbC51c2VyLnYyLlNlbmRFbWFpbFZlcmlmaWNhdGlvbkNvZGVIABJDCgtyZXR1cm5fY29kZRgDIAEoCzIsLnppdGFkZWwudXNlci52Mi5SZXR1cm5FbWFpbFZlcmlmaWNhdGlvbkNvZGVIAEIOCgx2ZXJpZmljYXRpb24ifAoXUmVzZW5kRW1haWxDb2RlUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSHgoRdmVyaWZpY2F0aW9uX2NvZGUYAiABKAlIAIgBAUIUChJfdmVyaWZpY2F0aW9uX2NvZGUiQAoSVmVyaWZ5RW1haWxSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSGQoRdmVyaWZpY2F0aW9uX2NvZGUYAiABKAkiQgoTVmVyaWZ5RW1haWxSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyLeAQoPU2V0UGhvbmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFcGhvbmUYAiABKAkSPwoJc2VuZF9jb2RlGAMgASgLMioueml0YWRlbC51c2VyLnYyLlNlbmRQaG9uZVZlcmlmaWNhdGlvbkNvZGVIABJDCgtyZXR1cm5fY29kZRgEIAEoCzIsLnppdGFkZWwudXNlci52Mi5SZXR1cm5QaG9uZVZlcmlmaWNhdGlvbkNvZGVIABIVCgtpc192ZXJpZmllZBgFIAEoCEgAQg4KDHZlcmlmaWNhdGlvbiJ1ChBTZXRQaG9uZVJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEh4KEXZlcmlmaWNhdGlvbl9jb2RlGAIgASgJSACIAQFCFAoSX3ZlcmlmaWNhdGlvbl9jb2RlIr8BChZSZXNlbmRQaG9uZUNvZGVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSPwoJc2VuZF9jb2RlGAMgASgLMioueml0YWRlbC51c2VyLnYyLlNlbmRQaG9uZVZlcmlmaWNhdGlvbkNvZGVIABJDCgtyZXR1cm5fY29kZRgEIAEoCzIsLnppdGFkZWwudXNlci52Mi5SZXR1cm5QaG9uZVZlcmlmaWNhdGlvbkNvZGVIAEIOCgx2ZXJpZmljYXRpb24ifAoXUmVzZW5kUGhvbmVDb2RlUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSHgoRdmVyaWZpY2F0aW9uX2NvZGUYAiABKAlIAIgBAUIUChJfdmVyaWZpY2F0aW9uX2NvZGUiQAoSVmVyaWZ5UGhvbmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSGQoRdmVyaWZpY2F0aW9uX2NvZGUYAiABKAkiQgoTVmVyaWZ5UGhvbmVSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlsczKCGAoLVXNlclNlcnZpY2USnAEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIj+KtRghChoKCnVzZXIud3JpdGUaDG9yZ2FuaXphdGlvbhIDCMkBgtPkkwIUOgEqIg8vdjIvdXNlcnMvaHVtYW4ShAEKCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIi2KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSkAEKCkFkZElEUExpbmsSIi56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1JlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQWRkSURQTGlua1Jlc3BvbnNlIjmKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh46ASoiGS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MSngEKDExpc3RJRFBMaW5rcxIkLnppdGFkZWwudXNlci52Mi5MaXN0SURQTGlua3NSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkxpc3RJRFBMaW5rc1Jlc3BvbnNlIkGKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiY6ASoiIS92Mi91c2Vycy97dXNlcl9pZH0vbGlua3MvX3NlYXJjaBKzAQoNUmVtb3ZlSURQTGluaxIlLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVxdWVzdBomLnppdGFkZWwudXNlci52Mi5SZW1vdmVJRFBMaW5rUmVzcG9uc2UiU4q1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCODoBKiozL3YyL3VzZXJzL3t1c2VyX2lkfS9saW5rcy97aWRwX2lkfS97bGlua2VkX3VzZXJfaWR9Eo8BCgtHZXRVc2VyQnlJRBIjLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXNwb25zZSI1irUYFgoPCg1hdXRoZW50aWNhdGVkEgMIyAGC0+STAhUSEy92Mi91c2Vycy97dXNlcl9pZH0SfQoJTGlzdFVzZXJzEiEueml0YWRlbC51c2VyLnYyLkxpc3RVc2Vyc1JlcXVlc3QaIi56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVzcG9uc2UiKYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCDjoBKiIJL3YyL3VzZXJzEqEBCg5EZWFjdGl2YXRlVXNlchImLnppdGFkZWwudXNlci52Mi5EZWFjdGl2YXRlVXNlclJlcXVlc3QaJy56aXRhZGVsLnVzZXIudjIuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSI+irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIjOgEqIh4vdjIvdXNlcnMve3VzZXJfaWR9L2RlYWN0aXZhdGUSoQEKDlJlYWN0aXZhdGVVc2VyEiYueml0YWRlbC51c2VyLnYyLlJlYWN0aXZhdGVVc2VyUmVxdWVzdBonLnppdGFkZWwudXNlci52Mi5SZWFjdGl2YXRlVXNlclJlc3BvbnNlIj6KtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiM6ASoiHi92Mi91c2Vycy97dXNlcl9pZH0vcmVhY3RpdmF0ZRKJAQoITG9ja1VzZXISIC56aXRhZGVsLnVzZXIudjIuTG9ja1VzZXJSZXF1ZXN0GiEueml0YWRlbC51c2VyLnYyLkxvY2tVc2VyUmVzcG9uc2UiOIq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHToBKiIYL3YyL3VzZXJzL3t1c2VyX2lkfS9sb2NrEpEBCgpVbmxvY2tVc2VyEiIueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLlVubG9ja1VzZXJSZXNwb25zZSI6irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIfOgEqIhovdjIvdXNlcnMve3VzZXJfaWR9L3VubG9jaxKFAQoKRGVsZXRlVXNlchIiLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5EZWxldGVVc2VyUmVzcG9uc2UiLoq1GA8KDQoLdXNlci5kZWxldGWC0+STAhUqEy92Mi91c2Vycy97dXNlcl9pZH0SigEKCFNldEVtYWlsEiAueml0YWRlbC51c2VyLnYyLlNldEVtYWlsUmVxdWVzdBohLnppdGFkZWwudXNlci52Mi5TZXRFbWFpbFJlc3BvbnNlIjmKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAh46ASoiGS92Mi91c2Vycy97dXNlcl9pZH0vZW1haWwSpgEKD1Jlc2VuZEVtYWlsQ29kZRInLnppdGFkZWwudXNlci52Mi5SZXNlbmRFbWFpbENvZGVSZXF1ZXN0Gigueml0YWRlbC51c2VyLnYyLlJlc2VuZEVtYWlsQ29kZVJlc3BvbnNlIkCKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiU6ASoiIC92Mi91c2Vycy97dXNlcl9pZH0vZW1haWwvcmVzZW5kEpoBCgtWZXJpZnlFbWFpbBIjLnppdGFkZWwudXNlci52Mi5WZXJpZnlFbWFpbFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuVmVyaWZ5RW1haWxSZXNwb25zZSJAirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIlOgEqIiAvdjIvdXNlcnMve3VzZXJfaWR9L2VtYWlsL3ZlcmlmeRKKAQoIU2V0UGhvbmUSIC56aXRhZGVsLnVzZXIudjIuU2V0UGhvbmVSZXF1ZXN0GiEueml0YWRlbC51c2VyLnYyLlNldFBob25lUmVzcG9uc2UiOYq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCHjoBKiIZL3YyL3VzZXJzL3t1c2VyX2lkfS9waG9uZRKmAQoPUmVzZW5kUGhvbmVDb2RlEicueml0YWRlbC51c2VyLnYyLlJlc2VuZFBob25lQ29kZVJlcXVlc3QaKC56aXRhZGVsLnVzZXIudjIuUmVzZW5kUGhvbmVDb2RlUmVzcG9uc2UiQIq1GBEKDwoNYXV0aGVudGljYXRlZILT5JMCJToBKiIgL3YyL3VzZXJzL3t1c2VyX2lkfS9waG9uZS9yZXNlbmQSmgEKC1ZlcmlmeVBob25lEiMueml0YWRlbC51c2VyLnYyLlZlcmlmeVBob25lUmVxdWVzdBokLnppdGFkZWwudXNlci52Mi5WZXJpZnlQaG9uZVJlc3BvbnNlIkCKtRgRCg8KDWF1dGhlbnRpY2F0ZWSC0+STAiU6ASoiIC92Mi91c2Vycy97dXNlcl9pZH0vcGhvbmUvdmVyaWZ5EqIBCg1QYXNzd29yZFJlc2V0EiUueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkUmVzZXRSZXF1ZXN0GiYueml0YWRlbC51c2VyLnYyLlBhc3N3b3JkUmVzZXRSZXNwb25zZSJCirUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwInOgEqIiIvdjIvdXNlcnMve3VzZXJfaWR9L3Bhc3N3b3JkX3Jlc2V0EpYBCgtTZXRQYXNzd29yZBIjLnppdGFkZWwudXNlci52Mi5TZXRQYXNzd29yZFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuU2V0UGFzc3dvcmRSZXNwb25zZSI8irUYEQoPCg1hdXRoZW50aWNhdGVkgtPkkwIhOgEqIhwvdjIvdXNlcnMve3VzZXJfaWR9L3Bhc3N3b3JkYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object, file_zitadel_protoc_gen_zitadel_v2_options, file_zitadel_user_v2_email, file_zitadel_user_v2_idp, file_zitadel_user_v2_password, file_zitadel_user_v2_phone, file_zitadel_user_v2_query, file_zitadel_user_v2_user]);
 
 /**
  * Request of PasswordReset.
@@ -1049,6 +1049,394 @@ export const RemoveIDPLinkResponseSchema: GenMessage<RemoveIDPLinkResponse> = /*
   messageDesc(file_zitadel_user_v2_user_service, 28);
 
 /**
+ * Request of SetEmail.
+ *
+ * @generated from message zitadel.user.v2.SetEmailRequest
+ */
+export type SetEmailRequest = Message<"zitadel.user.v2.SetEmailRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The new address; 1–200 characters, an email address.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * If no verification is specified, an email is sent with the default URL.
+   *
+   * @generated from oneof zitadel.user.v2.SetEmailRequest.verification
+   */
+  verification: {
+    /**
+     * @generated from field: zitadel.user.v2.SendEmailVerificationCode send_code = 3;
+     */
+    value: SendEmailVerificationCode;
+    case: "sendCode";
+  } | {
+    /**
+     * @generated from field: zitadel.user.v2.ReturnEmailVerificationCode return_code = 4;
+     */
+    value: ReturnEmailVerificationCode;
+    case: "returnCode";
+  } | {
+    /**
+     * Must be true when set.
+     *
+     * @generated from field: bool is_verified = 5;
+     */
+    value: boolean;
+    case: "isVerified";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetEmailRequest.
+ * Use `create(SetEmailRequestSchema)` to create a new message.
+ */
+export const SetEmailRequestSchema: GenMessage<SetEmailRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 29);
+
+/**
+ * Response of SetEmail.
+ *
+ * @generated from message zitadel.user.v2.SetEmailResponse
+ */
+export type SetEmailResponse = Message<"zitadel.user.v2.SetEmailResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+
+  /**
+   * The code, when the verification was set to return_code.
+   *
+   * @generated from field: optional string verification_code = 2;
+   */
+  verificationCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetEmailResponse.
+ * Use `create(SetEmailResponseSchema)` to create a new message.
+ */
+export const SetEmailResponseSchema: GenMessage<SetEmailResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 30);
+
+/**
+ * Request of ResendEmailCode.
+ *
+ * @generated from message zitadel.user.v2.ResendEmailCodeRequest
+ */
+export type ResendEmailCodeRequest = Message<"zitadel.user.v2.ResendEmailCodeRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * If no verification is specified, an email is sent with the default URL.
+   *
+   * @generated from oneof zitadel.user.v2.ResendEmailCodeRequest.verification
+   */
+  verification: {
+    /**
+     * @generated from field: zitadel.user.v2.SendEmailVerificationCode send_code = 2;
+     */
+    value: SendEmailVerificationCode;
+    case: "sendCode";
+  } | {
+    /**
+     * @generated from field: zitadel.user.v2.ReturnEmailVerificationCode return_code = 3;
+     */
+    value: ReturnEmailVerificationCode;
+    case: "returnCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.ResendEmailCodeRequest.
+ * Use `create(ResendEmailCodeRequestSchema)` to create a new message.
+ */
+export const ResendEmailCodeRequestSchema: GenMessage<ResendEmailCodeRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 31);
+
+/**
+ * Response of ResendEmailCode.
+ *
+ * @generated from message zitadel.user.v2.ResendEmailCodeResponse
+ */
+export type ResendEmailCodeResponse = Message<"zitadel.user.v2.ResendEmailCodeResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+
+  /**
+   * The code, when the verification was set to return_code.
+   *
+   * @generated from field: optional string verification_code = 2;
+   */
+  verificationCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.ResendEmailCodeResponse.
+ * Use `create(ResendEmailCodeResponseSchema)` to create a new message.
+ */
+export const ResendEmailCodeResponseSchema: GenMessage<ResendEmailCodeResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 32);
+
+/**
+ * Request of VerifyEmail.
+ *
+ * @generated from message zitadel.user.v2.VerifyEmailRequest
+ */
+export type VerifyEmailRequest = Message<"zitadel.user.v2.VerifyEmailRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The code generated for the email; 1–20 characters.
+   *
+   * @generated from field: string verification_code = 2;
+   */
+  verificationCode: string;
+};
+
+/**
+ * Describes the message zitadel.user.v2.VerifyEmailRequest.
+ * Use `create(VerifyEmailRequestSchema)` to create a new message.
+ */
+export const VerifyEmailRequestSchema: GenMessage<VerifyEmailRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 33);
+
+/**
+ * Response of VerifyEmail.
+ *
+ * @generated from message zitadel.user.v2.VerifyEmailResponse
+ */
+export type VerifyEmailResponse = Message<"zitadel.user.v2.VerifyEmailResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.VerifyEmailResponse.
+ * Use `create(VerifyEmailResponseSchema)` to create a new message.
+ */
+export const VerifyEmailResponseSchema: GenMessage<VerifyEmailResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 34);
+
+/**
+ * Request of SetPhone.
+ *
+ * @generated from message zitadel.user.v2.SetPhoneRequest
+ */
+export type SetPhoneRequest = Message<"zitadel.user.v2.SetPhoneRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The new number; 1–200 characters.
+   *
+   * @generated from field: string phone = 2;
+   */
+  phone: string;
+
+  /**
+   * If no verification is specified, an SMS is sent.
+   *
+   * @generated from oneof zitadel.user.v2.SetPhoneRequest.verification
+   */
+  verification: {
+    /**
+     * @generated from field: zitadel.user.v2.SendPhoneVerificationCode send_code = 3;
+     */
+    value: SendPhoneVerificationCode;
+    case: "sendCode";
+  } | {
+    /**
+     * @generated from field: zitadel.user.v2.ReturnPhoneVerificationCode return_code = 4;
+     */
+    value: ReturnPhoneVerificationCode;
+    case: "returnCode";
+  } | {
+    /**
+     * Must be true when set.
+     *
+     * @generated from field: bool is_verified = 5;
+     */
+    value: boolean;
+    case: "isVerified";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetPhoneRequest.
+ * Use `create(SetPhoneRequestSchema)` to create a new message.
+ */
+export const SetPhoneRequestSchema: GenMessage<SetPhoneRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 35);
+
+/**
+ * Response of SetPhone.
+ *
+ * @generated from message zitadel.user.v2.SetPhoneResponse
+ */
+export type SetPhoneResponse = Message<"zitadel.user.v2.SetPhoneResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+
+  /**
+   * The code, when the verification was set to return_code.
+   *
+   * @generated from field: optional string verification_code = 2;
+   */
+  verificationCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.SetPhoneResponse.
+ * Use `create(SetPhoneResponseSchema)` to create a new message.
+ */
+export const SetPhoneResponseSchema: GenMessage<SetPhoneResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 36);
+
+/**
+ * Request of ResendPhoneCode.
+ *
+ * @generated from message zitadel.user.v2.ResendPhoneCodeRequest
+ */
+export type ResendPhoneCodeRequest = Message<"zitadel.user.v2.ResendPhoneCodeRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * If no verification is specified, an SMS is sent.
+   *
+   * @generated from oneof zitadel.user.v2.ResendPhoneCodeRequest.verification
+   */
+  verification: {
+    /**
+     * @generated from field: zitadel.user.v2.SendPhoneVerificationCode send_code = 3;
+     */
+    value: SendPhoneVerificationCode;
+    case: "sendCode";
+  } | {
+    /**
+     * @generated from field: zitadel.user.v2.ReturnPhoneVerificationCode return_code = 4;
+     */
+    value: ReturnPhoneVerificationCode;
+    case: "returnCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.ResendPhoneCodeRequest.
+ * Use `create(ResendPhoneCodeRequestSchema)` to create a new message.
+ */
+export const ResendPhoneCodeRequestSchema: GenMessage<ResendPhoneCodeRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 37);
+
+/**
+ * Response of ResendPhoneCode.
+ *
+ * @generated from message zitadel.user.v2.ResendPhoneCodeResponse
+ */
+export type ResendPhoneCodeResponse = Message<"zitadel.user.v2.ResendPhoneCodeResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+
+  /**
+   * The code, when the verification was set to return_code.
+   *
+   * @generated from field: optional string verification_code = 2;
+   */
+  verificationCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.ResendPhoneCodeResponse.
+ * Use `create(ResendPhoneCodeResponseSchema)` to create a new message.
+ */
+export const ResendPhoneCodeResponseSchema: GenMessage<ResendPhoneCodeResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 38);
+
+/**
+ * Request of VerifyPhone.
+ *
+ * @generated from message zitadel.user.v2.VerifyPhoneRequest
+ */
+export type VerifyPhoneRequest = Message<"zitadel.user.v2.VerifyPhoneRequest"> & {
+  /**
+   * User ID; 1–200 characters.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The code generated for the phone; 1–20 characters.
+   *
+   * @generated from field: string verification_code = 2;
+   */
+  verificationCode: string;
+};
+
+/**
+ * Describes the message zitadel.user.v2.VerifyPhoneRequest.
+ * Use `create(VerifyPhoneRequestSchema)` to create a new message.
+ */
+export const VerifyPhoneRequestSchema: GenMessage<VerifyPhoneRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 39);
+
+/**
+ * Response of VerifyPhone.
+ *
+ * @generated from message zitadel.user.v2.VerifyPhoneResponse
+ */
+export type VerifyPhoneResponse = Message<"zitadel.user.v2.VerifyPhoneResponse"> & {
+  /**
+   * @generated from field: zitadel.object.v2.Details details = 1;
+   */
+  details?: Details | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.VerifyPhoneResponse.
+ * Use `create(VerifyPhoneResponseSchema)` to create a new message.
+ */
+export const VerifyPhoneResponseSchema: GenMessage<VerifyPhoneResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 40);
+
+/**
  * User service (v2): manages users across the instance.
  *
  * @generated from service zitadel.user.v2.UserService
@@ -1194,6 +1582,72 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof DeleteUserRequestSchema;
     output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * Change the user email.
+   *
+   * Sets a new email address; unless it is marked verified, a verification
+   * code is generated and either returned or sent to the user by email.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.SetEmail
+   */
+  setEmail: {
+    methodKind: "unary";
+    input: typeof SetEmailRequestSchema;
+    output: typeof SetEmailResponseSchema;
+  },
+  /**
+   * Resend code to verify user email.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.ResendEmailCode
+   */
+  resendEmailCode: {
+    methodKind: "unary";
+    input: typeof ResendEmailCodeRequestSchema;
+    output: typeof ResendEmailCodeResponseSchema;
+  },
+  /**
+   * Verify the email with the generated code.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.VerifyEmail
+   */
+  verifyEmail: {
+    methodKind: "unary";
+    input: typeof VerifyEmailRequestSchema;
+    output: typeof VerifyEmailResponseSchema;
+  },
+  /**
+   * Set the user phone.
+   *
+   * Sets a new phone number; unless it is marked verified, a verification
+   * code is generated and either returned or sent to the user by SMS.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.SetPhone
+   */
+  setPhone: {
+    methodKind: "unary";
+    input: typeof SetPhoneRequestSchema;
+    output: typeof SetPhoneResponseSchema;
+  },
+  /**
+   * Resend code to verify user phone.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.ResendPhoneCode
+   */
+  resendPhoneCode: {
+    methodKind: "unary";
+    input: typeof ResendPhoneCodeRequestSchema;
+    output: typeof ResendPhoneCodeResponseSchema;
+  },
+  /**
+   * Verify the phone with the generated code.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.VerifyPhone
+   */
+  verifyPhone: {
+    methodKind: "unary";
+    input: typeof VerifyPhoneRequestSchema;
+    output: typeof VerifyPhoneResponseSchema;
   },
   /**
    * Request a password reset code.
