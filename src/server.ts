@@ -177,8 +177,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   );
 
-  await registerInitRoute(app, verification, instance.id, logUnexpected);
-
   app.get("/healthz", async () => ({ status: "SERVING" }));
 
   app.setNotFoundHandler((request, reply) => {
@@ -198,6 +196,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }
     return reply.code(status).send({ code: CODE_OF_STATUS[status] ?? 3, message: error.message, details: [] });
   });
+
+  // Last: awaiting a scope before the root error handler is set would leave the REST routes
+  // registered so far with fastify's default error handler.
+  await registerInitRoute(app, verification, instance.id, logUnexpected);
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
