@@ -106,6 +106,14 @@ const CASES: Record<string, (b: Victim) => JsonObject> = {
   "UserService.DeleteUser": user,
   "UserService.PasswordReset": (b) => ({ userId: b.humanId, returnCode: {} }),
   "UserService.SetPassword": (b) => ({ userId: b.humanId, newPassword: { password: GOOD_PASSWORD } }),
+  // B's human is INITIAL (imported without a password), so these stop at COMMAND-uz0Uu before
+  // the permission check, as in ZITADEL; test/verification.test.ts checks their permissions.
+  "UserService.SetEmail": (b) => ({ userId: b.humanId, email: `${uniqueName("stolen")}@example.com`, returnCode: {} }),
+  "UserService.ResendEmailCode": (b) => ({ userId: b.humanId, returnCode: {} }),
+  "UserService.VerifyEmail": (b) => ({ userId: b.humanId, verificationCode: "ABCDEF" }),
+  "UserService.SetPhone": (b) => ({ userId: b.humanId, phone: "+41 79 123 45 67", returnCode: {} }),
+  "UserService.ResendPhoneCode": (b) => ({ userId: b.humanId, returnCode: {} }),
+  "UserService.VerifyPhone": (b) => ({ userId: b.humanId, verificationCode: "ABCDEF" }),
   // admin: instance-level; B is named by org_id.
   "AdminService.GetCustomDomainPolicy": (b) => ({ orgId: b.org.orgId }),
   "AdminService.AddCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
