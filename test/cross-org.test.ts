@@ -1,10 +1,11 @@
 /**
  * The cross-organisation denial test (issue 3, "Done means"): a token of organisation A, holding
- * A's strongest role (ORG_OWNER), tries every RPC of the management, user and admin services
- * against organisation B: B's organisation, B's users, B's tokens, B's domains. Every attempt
- * must fail with PERMISSION_DENIED, or NOT_FOUND / FAILED_PRECONDITION "not found" where ZITADEL
- * hides that something exists; a read that succeeds must show nothing of B; and B must be
- * unchanged afterwards, to the last event.
+ * A's strongest role (ORG_OWNER), tries every RPC of the management, user, admin and session
+ * services against organisation B: B's organisation, B's users, B's tokens, B's domains, B's
+ * sessions (the session service also with A's user manager and a user of A without roles).
+ * Every attempt must fail with PERMISSION_DENIED, or NOT_FOUND / FAILED_PRECONDITION "not found"
+ * where ZITADEL hides that something exists; a read that succeeds must show nothing of B; and B
+ * must be unchanged afterwards, to the last event.
  *
  * The RPCs come from the service descriptors, so an RPC added later without a case here fails
  * the "has a case" test until one is written.
@@ -15,13 +16,14 @@ import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
+import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import type { CallResult, TransportName } from "./helpers/clients.js";
-import { ADMIN, V1 } from "./helpers/clients.js";
+import { ADMIN, SESSIONS, V1 } from "./helpers/clients.js";
 import { expectOk } from "./helpers/expectations.js";
 import { type ApiCaller, createApiCaller, GOOD_PASSWORD, uniqueName, useUserport, v1ImportBody } from "./helpers/fixtures.js";
 
-const SERVICES: DescService[] = [ManagementService, UserService, AdminService];
+const SERVICES: DescService[] = [ManagementService, UserService, AdminService, SessionService];
 
 /** What B owns, made by the administrator. */
 interface Victim {
@@ -32,13 +34,18 @@ interface Victim {
   machineId: string;
   tokenId: string;
   idpId: string;
+  /** A session of B's human with metadata; its token stays with B. */
+  sessionId: string;
 }
 
 const id = (b: Victim) => ({ id: b.humanId });
 const user = (b: Victim) => ({ userId: b.humanId });
 
-/** Per RPC (service.method), the attempts against B; management v1 ones run in B's context and in A's. */
-const CASES: Record<string, (b: Victim) => JsonObject> = {
+/**
+ * Per RPC (service.method), the attempts against B (one request or several); management v1 ones
+ * run in B's context and in A's.
+ */
+const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   // management v1: every case is tried with x-zitadel-orgid: B, and again in A's own context.
   "ManagementService.GetUserByID": id,
   "ManagementService.ListUsers": () => ({}),
@@ -119,6 +126,29 @@ const CASES: Record<string, (b: Victim) => JsonObject> = {
   "AdminService.AddCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
   "AdminService.UpdateCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
   "AdminService.ResetCustomDomainPolicyToDefault": (b) => ({ orgId: b.org.orgId }),
+  // session v2: ZITADEL checks session.write on the instance to create a session and on the
+  // user's organisation to change one; without the session's token, it shows a session only to
+  // its creator, its user, or a holder of session.read on the user's organisation, and ends one
+  // only for its user or a holder of session.delete there (internal/command/session.go,
+  // internal/query/session.go). No organisation role grants session.write, so A's callers
+  // create no session at all, not even one checking a user of B.
+  "SessionService.CreateSession": (b): JsonObject[] => [
+    { checks: { user: { userId: b.humanId } } },
+    { checks: { user: { loginName: b.humanName } } },
+    { checks: { user: { userId: b.humanId }, password: { password: GOOD_PASSWORD } }, metadata: { planted: "YQ==" } },
+  ],
+  "SessionService.SetSession": (b): JsonObject[] => [
+    { sessionId: b.sessionId, metadata: { planted: "YQ==" } },
+    { sessionId: b.sessionId, checks: { password: { password: GOOD_PASSWORD } } },
+    { sessionId: b.sessionId, lifetime: "60s" },
+  ],
+  "SessionService.GetSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
+  "SessionService.DeleteSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
+  "SessionService.ListSessions": (b): JsonObject[] => [
+    {},
+    { queries: [{ idsQuery: { ids: [b.sessionId] } }] },
+    { queries: [{ userIdQuery: { id: b.humanId } }] },
+  ],
 };
 
 const caseName = (service: DescService, method: string) => `${service.name}.${method}`;
@@ -130,20 +160,25 @@ const DENIALS = new Set([Code.PermissionDenied, Code.NotFound, Code.FailedPrecon
 describe("cross-organisation denial", () => {
   const up = useUserport();
 
-  it("has a case for every RPC of the management, user and admin services", () => {
+  it("has a case for every RPC of the management, user, admin and session services", () => {
     const missing = ALL_METHODS.map(({ service, method }) => caseName(service, method.name)).filter((name) => !CASES[name]);
     expect(missing, "RPCs without a cross-organisation case in test/cross-org.test.ts").toEqual([]);
   });
 
   describe.each<TransportName>(["grpc-js", "rest"])("over %s", (transport) => {
     let a: ApiCaller;
+    /** A's callers of the session service: its owner, its user manager, and a user without roles. */
+    let sessionCallers: { role: string; token: string }[];
     let b: Victim;
 
     /** Everything of B a change would touch: rows of its users, tokens, members, domains, claims and events. */
     async function snapshotOfB() {
       const { db } = up.server;
-      const ids = [b.org.orgId, b.humanId, b.machineId, b.org.userId];
+      // Sessions of B's users, including any a call might have added.
+      const sessions = await db.selectFrom("sessions").selectAll().where("user_org_id", "=", b.org.orgId).orderBy("id").execute();
+      const ids = [b.org.orgId, b.humanId, b.machineId, b.org.userId, ...sessions.map((session) => session.id)];
       return {
+        sessions,
         users: await db.selectFrom("users").selectAll().where("org_id", "=", b.org.orgId).orderBy("id").execute(),
         events: await db.selectFrom("events").select(["aggregate_id", "sequence", "type"]).where("aggregate_id", "in", ids).orderBy("position").execute(),
         tokens: await db.selectFrom("personal_access_tokens").select(["id", "user_id"]).where("user_id", "in", ids).orderBy("id").execute(),
@@ -157,6 +192,11 @@ describe("cross-organisation denial", () => {
 
     beforeAll(async () => {
       a = await createApiCaller(up, "ORG_OWNER");
+      sessionCallers = [
+        { role: "ORG_OWNER", token: a.token },
+        { role: "ORG_USER_MANAGER", token: (await createApiCaller(up, "ORG_USER_MANAGER", a.orgId)).token },
+        { role: "no role", token: (await createApiCaller(up, undefined, a.orgId)).token },
+      ];
       const org = await createApiCaller(up, "ORG_OWNER");
       const admin = up.caller("connect-json-h1");
       const headers = { "x-zitadel-orgid": org.orgId };
@@ -176,6 +216,14 @@ describe("cross-organisation denial", () => {
         ),
       );
       expectOk(await admin.call(ADMIN.addCustomDomainPolicy, { orgId: org.orgId, validateOrgDomains: false }));
+      // The administrator creates it, as a login client would: an organisation's roles cannot.
+      const session = expectOk(
+        await admin.call(SESSIONS.createSession, {
+          checks: { user: { userId: String(human.userId) } },
+          metadata: { secret: "cw==" },
+          userAgent: { fingerprintId: "victim-agent" },
+        }),
+      );
       b = {
         org,
         domain,
@@ -184,7 +232,16 @@ describe("cross-organisation denial", () => {
         machineId: String(machine.userId),
         tokenId: String(token.tokenId),
         idpId: String(idp.id),
+        sessionId: String(session.sessionId),
       };
+    });
+
+    it("B's owner reads and lists B's session without its token: the session cases deny for the organisation", async () => {
+      const caller = up.caller(transport);
+      const read = expectOk(await caller.call(SESSIONS.getSession, { sessionId: b.sessionId }, { token: b.org.token }));
+      expect((read.session as JsonObject).id).toBe(b.sessionId);
+      const list = expectOk(await caller.call(SESSIONS.listSessions, { queries: [{ userIdQuery: { id: b.humanId } }] }, { token: b.org.token }));
+      expect((list.sessions as JsonObject[]).map((session) => session.id)).toEqual([b.sessionId]);
     });
 
     /** Fails unless the call was denied or hid B, or succeeded showing nothing of B. */
@@ -194,7 +251,7 @@ describe("cross-organisation denial", () => {
         return;
       }
       const seen = JSON.stringify(result.json);
-      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId]) {
+      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId, b.sessionId]) {
         expect(seen, `${name} succeeded and showed ${secret} of B`).not.toContain(secret);
       }
     }
@@ -205,19 +262,33 @@ describe("cross-organisation denial", () => {
         const build = CASES[name];
         if (!build) return; // reported by the "has a case" test
         const before = await snapshotOfB();
-        const request = build(b);
-        if (service === UserService) {
-          expectNothingOfB(name, await up.caller(transport).call(method as never, request, { token: a.token }));
-        } else {
-          // In B's context (or naming B), the permission check refuses: PERMISSION_DENIED.
-          const inB = await up.caller(transport).call(method as never, request, {
-            token: a.token,
-            headers: { "x-zitadel-orgid": b.org.orgId },
-          });
-          expect(inB.ok, `${name} in B's context succeeded: ${JSON.stringify(inB)}`).toBe(false);
-          if (!inB.ok) expect(Code[inB.error.code], `${name}: ${inB.error.message}`).toBe(Code[Code.PermissionDenied]);
-          // In A's own context, B's objects are not there (or the call succeeds on A's own things).
-          if (service === ManagementService) expectNothingOfB(`${name} (A's context)`, await up.caller(transport).call(method as never, request, { token: a.token }));
+        const built = build(b);
+        for (const request of Array.isArray(built) ? built : [built]) {
+          if (service === SessionService) {
+            // Sessions are instance-wide: B is reached through its users and sessions, whichever
+            // organisation the header names.
+            for (const { role, token } of sessionCallers) {
+              for (const headers of [{}, { "x-zitadel-orgid": b.org.orgId }] as Record<string, string>[]) {
+                const result = await up.caller(transport).call(method as never, request, { token, headers });
+                const label = `${name} by A's ${role} ${JSON.stringify({ request, headers })}`;
+                expectNothingOfB(label, result);
+                // A has no sessions at all, so not even the count may include B's.
+                if (result.ok && method.name === "ListSessions") expect((result.json.details as JsonObject).totalResult ?? "0", label).toBe("0");
+              }
+            }
+          } else if (service === UserService) {
+            expectNothingOfB(name, await up.caller(transport).call(method as never, request, { token: a.token }));
+          } else {
+            // In B's context (or naming B), the permission check refuses: PERMISSION_DENIED.
+            const inB = await up.caller(transport).call(method as never, request, {
+              token: a.token,
+              headers: { "x-zitadel-orgid": b.org.orgId },
+            });
+            expect(inB.ok, `${name} in B's context succeeded: ${JSON.stringify(inB)}`).toBe(false);
+            if (!inB.ok) expect(Code[inB.error.code], `${name}: ${inB.error.message}`).toBe(Code[Code.PermissionDenied]);
+            // In A's own context, B's objects are not there (or the call succeeds on A's own things).
+            if (service === ManagementService) expectNothingOfB(`${name} (A's context)`, await up.caller(transport).call(method as never, request, { token: a.token }));
+          }
         }
         expect(await snapshotOfB(), `${name} changed B`).toEqual(before);
       });
