@@ -39,7 +39,7 @@ import { startServer } from "../src/server.js";
 import { ensureFirstInstance } from "../src/setup.js";
 import { openSqlite } from "../src/store/db.js";
 import type { Database } from "../src/store/schema.js";
-import { userSearchStatement } from "../src/store/user-search.js";
+import { TEXT_SQL, userSearchStatement } from "../src/store/user-search.js";
 import { createUserStore } from "../src/store/user-store.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
@@ -284,7 +284,7 @@ function plans(dataDir: string, instanceId: string, orgId: string): Array<[strin
   ];
   try {
     return searches.map(([phase, search]) => {
-      const statement = userSearchStatement(db, { ...base, ...search });
+      const statement = userSearchStatement(db, TEXT_SQL.sqlite, { ...base, ...search });
       const rows = raw.prepare(`EXPLAIN QUERY PLAN ${statement.sql}`).all(...(statement.parameters as unknown[])) as Array<{ detail: string }>;
       return [phase, rows.map((row) => row.detail)];
     });

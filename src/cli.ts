@@ -11,6 +11,8 @@ Options for serve (each also settable as a USERPORT_* variable, see README):
   --port <n>         port to listen on (USERPORT_PORT, default 8080)
   --host <addr>      address to bind (USERPORT_HOST, default 0.0.0.0)
   --data-dir <dir>   where the SQLite store and admin.pat live (USERPORT_DATA_DIR, default ./.data)
+  --database-url <url>
+                     postgres://… to store everything in PostgreSQL instead (USERPORT_DATABASE_URL)
   --help             show this help
 `;
 

@@ -6,6 +6,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** `postgres://…` switches the store from the embedded SQLite file to PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** Connections each replica keeps to PostgreSQL at most. */
+  databasePoolSize: number;
   externalUrl: string;
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
@@ -42,6 +46,18 @@ function intFrom(value: string | undefined, fallback: number, name: string): num
   return parsed;
 }
 
+function databaseUrl(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(value)) throw new Error("USERPORT_DATABASE_URL must be a postgres:// URL");
+  return value;
+}
+
+function poolSize(value: string | undefined): number {
+  const size = intFrom(value, 10, "USERPORT_DATABASE_POOL_SIZE");
+  if (size < 2) throw new Error("USERPORT_DATABASE_POOL_SIZE must be at least 2: reads go on while a batch commits");
+  return size;
+}
+
 /** Reads the configuration from command-line flags, then USERPORT_* variables, then defaults. */
 export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env): Config {
   const { values } = parseArgs({
@@ -50,6 +66,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
       port: { type: "string" },
       host: { type: "string" },
       "data-dir": { type: "string" },
+      "database-url": { type: "string" },
     },
     strict: true,
   });
@@ -61,6 +78,8 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     port,
     host: values.host ?? env.USERPORT_HOST ?? "0.0.0.0",
     dataDir: values["data-dir"] ?? env.USERPORT_DATA_DIR ?? "./.data",
+    databaseUrl: databaseUrl(values["database-url"] ?? env.USERPORT_DATABASE_URL),
+    databasePoolSize: poolSize(env.USERPORT_DATABASE_POOL_SIZE),
     externalUrl,
     tlsCertFile: env.USERPORT_TLS_CERT || undefined,
     tlsKeyFile: env.USERPORT_TLS_KEY || undefined,

@@ -34,8 +34,9 @@ import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
-import { adminTokenPath, ensureFirstInstance, loadMasterKey } from "./setup.js";
+import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
 import { createSessionStore } from "./store/session-store.js";
@@ -63,7 +64,9 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 
 /** Opens the store, creates the instance on first start, and serves every protocol on one port. */
 export async function startServer(config: Config): Promise<RunningServer> {
-  const store = await openSqlite(config.dataDir);
+  const store = config.databaseUrl
+    ? await openPostgres(config.databaseUrl, config.databasePoolSize)
+    : await openSqlite(config.dataDir);
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
@@ -72,7 +75,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
   const hasher = createBcryptHasher(config.bcryptCost);
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
-  const secretBox = createSecretBox(loadMasterKey(config.masterKey, config.dataDir));
+  const masterKey = loadMasterKey(config.masterKey, config.dataDir);
+  await checkMasterKey(store, masterKey);
+  const secretBox = createSecretBox(masterKey);
   const idps = createIdpCommands({ store: createIdpStore(store), newId, secretBox });
   const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
   const users = createUserCommands({

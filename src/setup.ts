@@ -1,7 +1,8 @@
-import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createHmac, randomBytes } from "node:crypto";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { IdGenerator } from "./domain/ids.js";
+import { UniqueViolation } from "./domain/store-port.js";
 import { generateToken, tokenDigest } from "./domain/secrets.js";
 import { createFirstInstance, findInstance, type Instance } from "./store/access-store.js";
 import type { Db } from "./store/db.js";
@@ -13,26 +14,40 @@ const NEVER = Date.UTC(9999, 0, 1);
  * Creates the instance on the first start: a default organisation and an IAM_OWNER service
  * user whose token is written to `<data-dir>/admin.pat` (mode 0600). Later starts reuse it.
  *
- * The token file is written before the commit: if the commit fails, the next start simply
- * writes a new one, while the other order could leave an instance nobody can call.
+ * The token is written to a pending file before the commit and renamed after it: a replica that
+ * loses the race for the first instance to another one leaves no token behind, and a start that
+ * stopped between commit and rename finishes the rename on the next start, so the instance
+ * always has a token someone holds.
  */
 export async function ensureFirstInstance(store: Db, dataDir: string, newId: IdGenerator): Promise<Instance> {
+  const tokenFile = adminTokenPath(dataDir);
+  const pendingFile = `${tokenFile}.pending`;
   const existing = await findInstance(store.db);
-  if (existing) return existing;
+  if (existing) {
+    if (existsSync(pendingFile) && !existsSync(tokenFile)) renameSync(pendingFile, tokenFile);
+    return existing;
+  }
   const token = generateToken();
   const instance = { id: newId(), defaultOrgId: newId() };
-  writeFileSync(adminTokenPath(dataDir), `${token}\n`, { mode: 0o600 });
-  await createFirstInstance(store, {
-    instanceId: instance.id,
-    orgId: instance.defaultOrgId,
-    orgName: "Default",
-    adminUserId: newId(),
-    adminUsername: "userport-admin",
-    tokenId: newId(),
-    tokenDigest: tokenDigest(token),
-    tokenExpiresAt: NEVER,
-    now: Date.now(),
-  });
+  writeFileSync(pendingFile, `${token}\n`, { mode: 0o600 });
+  try {
+    await createFirstInstance(store, {
+      instanceId: instance.id,
+      orgId: instance.defaultOrgId,
+      orgName: "Default",
+      adminUserId: newId(),
+      adminUsername: "userport-admin",
+      tokenId: newId(),
+      tokenDigest: tokenDigest(token),
+      tokenExpiresAt: NEVER,
+      now: Date.now(),
+    });
+  } catch (err) {
+    if (!(err instanceof UniqueViolation && err.kind === "first_instance")) throw err;
+    rmSync(pendingFile);
+    return (await findInstance(store.db))!;
+  }
+  renameSync(pendingFile, tokenFile);
   return instance;
 }
 
@@ -48,4 +63,34 @@ export function loadMasterKey(configured: string | undefined, dataDir: string): 
   const path = join(dataDir, "master.key");
   if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString("base64"), { mode: 0o600, flag: "wx" });
   return Buffer.from(readFileSync(path, "utf8").trim(), "base64");
+}
+
+/**
+ * Fails the start when `key` is not the key the store's secrets are sealed with. Replicas on one
+ * PostgreSQL each have a data directory of their own: one that generated or was given another
+ * key would fail on every code the others sealed. The store keeps a digest of the first key.
+ */
+export async function checkMasterKey({ db, writes }: Db, key: Buffer): Promise<void> {
+  const digest = createHmac("sha256", key).update("userport master key check").digest("hex");
+  const stored = () =>
+    db
+      .selectFrom("unique_constraints")
+      .select("owner_id")
+      .where("instance_id", "=", "")
+      .where("kind", "=", "master_key")
+      .executeTakeFirst();
+  let existing = await stored();
+  if (!existing) {
+    const claim = db.insertInto("unique_constraints").values({ instance_id: "", kind: "master_key", value: "", owner_id: digest }).compile();
+    try {
+      await writes.run([{ ...claim, uniqueKind: "master_key" }]);
+      return;
+    } catch (err) {
+      if (!(err instanceof UniqueViolation)) throw err;
+      existing = await stored();
+    }
+  }
+  if (existing?.owner_id !== digest) {
+    throw new Error("the master key (USERPORT_MASTER_KEY or <data-dir>/master.key) is not the one this database's secrets are sealed with");
+  }
 }

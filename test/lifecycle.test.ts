@@ -4,7 +4,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 
 /** A free port, found by binding port 0 and releasing it. */
 async function freePort(): Promise<number> {
@@ -24,8 +26,15 @@ interface Served {
 
 /** Runs `userport serve` as an operator would, in its own process. */
 async function serve(dataDir: string, port: number): Promise<Served> {
+  const databaseUrl = await testDatabaseUrl(dataDir);
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: { ...process.env, USERPORT_DATA_DIR: dataDir, USERPORT_BCRYPT_COST: "4", USERPORT_LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      USERPORT_DATA_DIR: dataDir,
+      ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
+      USERPORT_BCRYPT_COST: "4",
+      USERPORT_LOG_LEVEL: "info",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -57,15 +66,33 @@ function importUser(url: string, token: string, userName: string) {
 }
 
 describe("userport serve", () => {
-  const cleanup: Array<() => void> = [];
-  afterEach(() => {
-    for (const step of cleanup.splice(0)) step();
+  const cleanup: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
   });
 
   function newDataDir() {
     const dir = mkdtempSync(join(tmpdir(), "userport-lifecycle-"));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanup.push(async () => {
+      await dropTestDatabase(dir);
+      rmSync(dir, { recursive: true, force: true });
+    });
     return dir;
+  }
+
+  /** Runs DDL on the store of `dataDir` underneath its running server, whichever store it is. */
+  async function alterStore(dataDir: string, statement: string) {
+    const databaseUrl = await testDatabaseUrl(dataDir);
+    if (!databaseUrl) {
+      const sqlite = new Database(join(dataDir, "userport.sqlite"));
+      sqlite.exec(statement);
+      sqlite.close();
+      return;
+    }
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    await client.query(statement);
+    await client.end();
   }
 
   it("creates the admin token file with mode 0600 on first start and never logs the token", async () => {
@@ -139,8 +166,7 @@ describe("userport serve", () => {
     cleanup.push(() => served.child.kill("SIGKILL"));
     const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
     // Break the store underneath the running server: codes can no longer be written.
-    const sqlite = new Database(join(dataDir, "userport.sqlite"));
-    sqlite.exec("ALTER TABLE codes RENAME TO codes_elsewhere");
+    await alterStore(dataDir, "ALTER TABLE codes RENAME TO codes_elsewhere");
     const password = "Unl0gged!secret";
     const broken = await fetch(`${served.url}/management/v1/users/human/_import`, {
       method: "POST",
@@ -154,8 +180,7 @@ describe("userport serve", () => {
     });
     expect(broken.status).toBe(500);
     expect(await broken.json()).toEqual({ code: 13, message: "Internal error", details: [] });
-    sqlite.exec("ALTER TABLE codes_elsewhere RENAME TO codes");
-    sqlite.close();
+    await alterStore(dataDir, "ALTER TABLE codes_elsewhere RENAME TO codes");
 
     expect((await importUser(served.url, token, "after-the-failure")).status).toBe(200);
     // Nothing of the failed request was written: its username is still free.
@@ -172,7 +197,7 @@ describe("userport serve", () => {
     expect(retried.status).toBe(200);
     served.child.kill("SIGTERM");
     expect(await served.exited).toBe(0);
-    expect(served.output()).toContain("no such table: codes");
+    expect(served.output()).toMatch(/no such table: codes|relation \\?"codes\\?" does not exist/);
     expect(served.output()).not.toContain(password);
     expect(served.output()).not.toContain(token);
   });

@@ -15,9 +15,12 @@ import SQLite from "better-sqlite3";
 import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { TextField, TextMethod, UserSearch } from "../src/domain/user-queries.js";
-import { MIGRATIONS } from "../src/store/migrations.js";
+import pg from "pg";
+import { type Db, openSqlite } from "../src/store/db.js";
+import { migrations } from "../src/store/migrations.js";
+import { openPostgres } from "../src/store/postgres.js";
 import type { Database } from "../src/store/schema.js";
-import { userSearchStatement } from "../src/store/user-search.js";
+import { TEXT_SQL, userSearchStatement } from "../src/store/user-search.js";
 import {
   type CallOptions,
   type CallResult,
@@ -29,6 +32,7 @@ import {
 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
 import type { TestServer } from "./helpers/server.js";
+import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 import { bcryptHash, RFC3339, type SeededCaller, seedScopedCaller, useUserport } from "./helpers/fixtures.js";
 
 const up = useUserport();
@@ -571,7 +575,7 @@ describe("IsUserUnique over REST", () => {
 
 // ------------------------------------------------------------------ the store
 
-describe("user search plans", () => {
+describe("user search plans on SQLite", () => {
   const FIELDS: Array<[TextField, string, string]> = [
     ["username", "users_username_idx", "username_lower"],
     ["loginName", "users_username_idx", "username_lower"],
@@ -585,13 +589,19 @@ describe("user search plans", () => {
   const RANGE_METHODS: TextMethod[] = ["equals", "equalsIgnoreCase", "startsWith", "startsWithIgnoreCase"];
   let raw: SQLite.Database;
   let kysely: Kysely<Database>;
-  beforeAll(() => {
-    raw = new SQLite(join(up.server.dataDir, "userport.sqlite"), { readonly: true });
+  beforeAll(async () => {
+    // A store of its own: the suite's server may be on PostgreSQL, these are SQLite's plans.
+    const dir = mkdtempSync(join(tmpdir(), "userport-plans-"));
+    await (await openSqlite(dir)).close();
+    raw = new SQLite(join(dir, "userport.sqlite"), { readonly: true });
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
-    return () => raw.close();
+    return () => {
+      raw.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
   });
   const planOf = (search: Partial<UserSearch>) => {
-    const statement = userSearchStatement(kysely, {
+    const statement = userSearchStatement(kysely, TEXT_SQL.sqlite, {
       instanceId: "i",
       orgIds: ["o"],
       filters: [],
@@ -646,13 +656,66 @@ describe("user search plans", () => {
   });
 });
 
+describe.runIf(testPostgresUrl)("user search plans on PostgreSQL", () => {
+  let dataDir: string;
+  let store: Db;
+  let client: pg.Client;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "userport-plans-"));
+    const url = (await testDatabaseUrl(dataDir))!;
+    store = await openPostgres(url, 2);
+    client = new pg.Client({ connectionString: url });
+    await client.connect();
+    // The tables are nearly empty, where a sequential scan is cheapest: this asks whether an
+    // index can serve each search at all, which is what a table of many users needs.
+    await client.query("SET enable_seqscan = off");
+    return async () => {
+      await client.end();
+      await store.close();
+      await dropTestDatabase(dataDir);
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  });
+  const planOf = async (search: Partial<UserSearch>) => {
+    const statement = userSearchStatement(store.db, TEXT_SQL.postgres, {
+      instanceId: "i", orgIds: ["o"], filters: [], sort: "id", asc: false, offset: 0, limit: 100, ...search,
+    });
+    const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${statement.sql}`, statement.parameters as unknown[]);
+    return JSON.stringify(rows[0]["QUERY PLAN"]);
+  };
+
+  for (const [field, index] of [
+    ["username", "users_username_idx"],
+    ["givenName", "users_given_name_idx"],
+    ["email", "users_email_idx"],
+    ["phone", "users_phone_idx"],
+  ] as const) {
+    for (const method of ["equals", "equalsIgnoreCase", "startsWith", "startsWithIgnoreCase"] as const) {
+      it(`searches ${field} ${method} through ${index}, whose binary collation keeps prefix ranges`, async () => {
+        const plan = await planOf({ filters: [{ kind: "text", field, value: "Ab", method }] });
+        expect(plan).toContain(`"Index Name":"${index}"`);
+        expect(plan).not.toContain('"Node Type":"Seq Scan"');
+      });
+    }
+  }
+
+  it("gives every text column the binary collation, so that later migrations cannot forget it", async () => {
+    const { rows } = await client.query(
+      `SELECT table_name, column_name, collation_name FROM information_schema.columns
+       WHERE table_schema = current_schema() AND data_type = 'text' AND table_name NOT LIKE 'kysely_%'`,
+    );
+    expect(rows.length).toBeGreaterThan(50);
+    expect(rows.filter((row) => row.collation_name !== "C")).toEqual([]);
+  });
+});
+
 describe("migrations 0002_user_search and 0003_partial_search_indexes", () => {
   it("folds the keys of existing users in JavaScript, names their events' owner and replaces the org index", async () => {
     const dir = mkdtempSync(join(tmpdir(), "userport-migration-"));
     const raw = new SQLite(join(dir, "userport.sqlite"));
     const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: raw }) });
     try {
-      const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations("sqlite") } });
       expect((await migrator.migrateTo("0001_initial")).error).toBeUndefined();
       raw.prepare("INSERT INTO orgs (instance_id, id, name, created_at) VALUES ('i', 'o', 'O', 0)").run();
       const insertUser = raw.prepare(

@@ -59,7 +59,9 @@ export function createAccess(store: Db, now: () => number = Date.now) {
   // hashing the token and joining three tables on every request is a tenth of an import's cost.
   // Every change that can affect a caller (a service user's state, its tokens, its roles) clears
   // the map through forgetCallers, so that such a change takes effect at once.
+  // Replicas on PostgreSQL cannot clear each other's maps: there every request reads the caller.
   const callers = new Map<string, { principal: Principal; until: number }>();
+  const cacheMs = store.dialect === "sqlite" ? CALLER_CACHE_MS : 0;
 
   async function authenticate(headers: Headers): Promise<Principal> {
     const authorization = headers.get("authorization");
@@ -70,8 +72,9 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     if (cached && cached.until > at) return cached.principal;
     const found = token === undefined ? undefined : await findPrincipal(tokenDigest(token), at);
     if (!found) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+    if (cacheMs === 0) return found.principal;
     if (callers.size >= CALLER_CACHE_SIZE) callers.delete(callers.keys().next().value!);
-    callers.set(token!, { principal: found.principal, until: Math.min(at + CALLER_CACHE_MS, found.tokenExpiresAt) });
+    callers.set(token!, { principal: found.principal, until: Math.min(at + cacheMs, found.tokenExpiresAt) });
     return found.principal;
   }
 

@@ -2,6 +2,7 @@ import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
+import { UniqueViolation } from "../domain/store-port.js";
 
 const CODE_OF_KIND: Record<ErrorKind, Code> = {
   InvalidArgument: Code.InvalidArgument,
@@ -39,6 +40,11 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
     return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
       { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { id: err.id, message: err.message }) },
     ]);
+  }
+  // Every attempt at a change lost to a concurrent change of the same object (src/domain/conflicts.ts):
+  // nothing was written, and the client may simply try again.
+  if (err instanceof UniqueViolation && err.kind.endsWith("sequence")) {
+    return new ConnectError("The object was changed concurrently; try again", Code.Aborted);
   }
   logUnexpected(err);
   return new ConnectError("Internal error", Code.Internal);

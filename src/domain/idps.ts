@@ -1,7 +1,8 @@
 import { invalidArgument, notFound } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
-import { type NewEvent, UniqueViolation } from "./store-port.js";
+import type { NewEvent } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 import { foldCase, type TextMethod } from "./user-queries.js";
 
 /** What users may do with an identity provider (ZITADEL's `idp.v1.Options`). */
@@ -73,8 +74,6 @@ export interface IdpDeps {
   now?: () => number;
 }
 
-const MAX_ATTEMPTS = 5;
-
 /**
  * Identity providers: generic OIDC providers of an organisation, read together with the
  * instance's own, as ZITADEL's management API reads them. Links of users to accounts at them
@@ -128,7 +127,7 @@ export function createIdpCommands(deps: IdpDeps) {
         await deps.store.createIdp(idp, sealed, event, previous, target.creator);
         return idp;
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
     }

@@ -2,6 +2,7 @@ import { ORG_ROLES } from "./access.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import { type NewEvent, UniqueViolation, type User } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 
 /** An organisation as the domain reads it. */
 export interface Org {
@@ -146,9 +147,6 @@ export interface OrgCommandsDeps {
   now?: () => number;
 }
 
-/** How often a change is retried when another change of the same organisation committed in between. */
-const MAX_ATTEMPTS = 5;
-
 /** Organisations, their domains, members and domain policy, and machine users' tokens. */
 export function createOrgCommands(deps: OrgCommandsDeps) {
   const now = deps.now ?? Date.now;
@@ -176,7 +174,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       try {
         await deps.store.changeOrg({ instanceId, orgId, expectedSequence: org.sequence, events, writes, at, creator });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
       return { ...org, changedAt: at, sequence: org.sequence + events.length };
@@ -407,7 +405,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
             add: { id: tokenId, userId, expiresAt: expiry, createdAt: at, digest },
           });
         } catch (err) {
-          if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+          if (await retryAfterConflict(err, attempt)) continue;
           throw err;
         }
         return { user: { ...user, changedAt: at, sequence: user.sequence + 1 }, tokenId, token };
@@ -432,7 +430,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
             removeId: tokenId,
           });
         } catch (err) {
-          if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+          if (await retryAfterConflict(err, attempt)) continue;
           throw err;
         }
         deps.onCallerChanged();

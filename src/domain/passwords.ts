@@ -6,7 +6,8 @@ import { checkUrlTemplate, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
 import type { CredentialChange, SessionStore, UserCredentials } from "./session-port.js";
-import { UniqueViolation, type User } from "./store-port.js";
+import type { User } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 
 /** What proves a password change may happen; none means the caller's permission must. */
 export type PasswordVerification = { currentPassword: string } | { code: string } | undefined;
@@ -43,8 +44,6 @@ export interface PasswordCommandsDeps {
   now?: () => number;
 }
 
-const MAX_ATTEMPTS = 5;
-
 function sameCode(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -74,7 +73,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
       try {
         return await attempt();
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && i < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, i)) continue;
         throw err;
       }
     }

@@ -14,7 +14,8 @@ import type {
   SessionUserAgent,
   UserCredentials,
 } from "./session-port.js";
-import { type NewEvent, UniqueViolation } from "./store-port.js";
+import type { NewEvent } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 
 /** The checks of a CreateSession or SetSession request. */
 export interface SessionChecks {
@@ -53,9 +54,6 @@ export interface SessionCommandsDeps {
 }
 
 const BCRYPT_MAX_BYTES = 72;
-
-/** How often a check is written again when another change of the same user committed in between. */
-const MAX_ATTEMPTS = 5;
 
 /** Whether a stored hash is what the configured hasher would make now: bcrypt at its cost. */
 export function isCurrentHash(encoded: string, cost: number): boolean {
@@ -161,7 +159,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         });
         return failedAttempts;
       } catch (err) {
-        if (!(err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS)) throw err;
+        if (!(await retryAfterConflict(err, attempt))) throw err;
         const reread = await deps.store.credentials(user.instanceId, user.id);
         if (!reread) throw notFound("QUERY-Dfbg2", "User could not be found");
         current = reread;
@@ -245,7 +243,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
           session: { session: session.session, fromSequence: session.fromSequence, events: session.events },
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
       return { session: session.session, token: session.token, user: creds?.user };
@@ -348,7 +346,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         );
       } catch (err) {
         // Another change of the same session committed in between: start again from its new state.
-        if (err instanceof UniqueViolation && err.kind === "session_sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt, "session_sequence")) continue;
         throw err;
       }
     }
@@ -390,7 +388,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         await deps.store.write({ session: { session: next, fromSequence: session.sequence, events: [{ type: "session.terminated", payload: {} }] } });
         return next;
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "session_sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt, "session_sequence")) continue;
         throw err;
       }
     }

@@ -14,11 +14,9 @@ import {
   type UserStore,
   type UserUpdate,
 } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 import type { ChangeTarget } from "./user-states.js";
 import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";
-
-/** How often a change is retried when another change of the same user committed in between. */
-const MAX_ATTEMPTS = 5;
 
 export interface UserChangeDeps {
   store: UserStore;
@@ -85,7 +83,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
           creator: target.creator,
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
       return apply({ ...user, changedAt: at, sequence: user.sequence + planned.events.length });

@@ -1,5 +1,6 @@
 import { failedPrecondition, notFound } from "./errors.js";
-import { UniqueViolation, type User, type UserState, type UserStore } from "./store-port.js";
+import type { User, UserState, UserStore } from "./store-port.js";
+import { retryAfterConflict } from "./conflicts.js";
 
 /** Where a state change acts: the instance, the organisation it is scoped to, and who asks. */
 export interface ChangeTarget {
@@ -81,9 +82,6 @@ const RULES: Record<Transition, Rule> = {
   },
 };
 
-/** How often a change is retried when another change of the same user committed in between. */
-const MAX_ATTEMPTS = 5;
-
 export interface UserStateDeps {
   store: UserStore;
   /** Told after a change that can affect who may call the API (a service user's state). */
@@ -122,7 +120,7 @@ export function createUserStateCommands(deps: UserStateDeps) {
           state: rule.to,
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "sequence" && attempt < MAX_ATTEMPTS) continue;
+        if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
       if (user.type === "machine") deps.onCallerChanged();

@@ -71,10 +71,18 @@ export interface FirstInstance {
   now: number;
 }
 
-/** Creates the instance, its default organisation and the IAM_OWNER service user in one commit. */
+/**
+ * Creates the instance, its default organisation and the IAM_OWNER service user in one commit.
+ * Replicas starting together on one database race for it: the first commit wins, the others
+ * fail with `UniqueViolation("first_instance")` and find the winner's instance.
+ */
 export async function createFirstInstance({ db, writes }: Db, first: FirstInstance): Promise<void> {
   const { instanceId, orgId, adminUserId, now } = first;
   await writes.run([
+    {
+      ...db.insertInto("unique_constraints").values({ instance_id: "", kind: "first_instance", value: "", owner_id: instanceId }).compile(),
+      uniqueKind: "first_instance",
+    },
     db.insertInto("instances").values({ id: instanceId, default_org_id: orgId, created_at: now }).compile(),
     db.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).compile(),
     db

@@ -4,9 +4,20 @@ import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
 import { CommitQueue } from "./commit-queue.js";
 import { migrateToLatest } from "./migrations.js";
+import type { WriteStatement } from "./prepared.js";
 import type { Database } from "./schema.js";
 
+/** Group commit: runs each caller's statements atomically, many callers per durable commit. */
+export interface WriteQueue {
+  /** Runs the statements atomically; resolves once they are durably committed. */
+  run(statements: readonly WriteStatement[]): Promise<void>;
+  /** Commits what is pending, then releases the connection(s). */
+  close(): Promise<void>;
+}
+
 export interface Db {
+  /** The SQL dialect, for the few queries whose text differs between the two. */
+  dialect: "sqlite" | "postgres";
   /** Builds queries; runs migrations and the occasional cold query. */
   db: Kysely<Database>;
   /**
@@ -16,7 +27,7 @@ export interface Db {
    */
   read<Row>(query: CompiledQuery): Promise<Row[]>;
   /** Every write goes through here, so that concurrent writes share a durable commit. */
-  writes: CommitQueue;
+  writes: WriteQueue;
   /** Waits for queued writes to commit, then closes the writer and the database. */
   close(): Promise<void>;
 }
@@ -36,9 +47,10 @@ export async function openSqlite(dataDir: string): Promise<Db> {
   sqlite.pragma("busy_timeout = 5000");
   const cached = withStatementCache(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
-  await migrateToLatest(db as Kysely<unknown>);
+  await migrateToLatest(db as Kysely<unknown>, "sqlite");
   const writes = new CommitQueue(file);
   return {
+    dialect: "sqlite",
     db,
     read: async <Row>(query: CompiledQuery) => cached.prepare(query.sql).all(query.parameters as unknown[]) as Row[],
     writes,

@@ -1,11 +1,14 @@
 import { type Kysely, type Migration, Migrator, sql } from "kysely";
 import { withSearchKeys } from "./search-keys.js";
 
+export type Dialect = "sqlite" | "postgres";
+
 /**
  * Schema migrations, in order. Written with Kysely's schema builder and plain SQL that SQLite and
- * PostgreSQL share, so each runs on both; never edit one that has shipped, add the next instead.
+ * PostgreSQL share, so each runs on both, apart from the few steps that branch on the dialect;
+ * never edit one that has shipped, add the next instead.
  */
-export const MIGRATIONS: Record<string, Migration> = {
+export const migrations = (dialect: Dialect): Record<string, Migration> => ({
   "0001_initial": {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -61,7 +64,10 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable("events")
-        .addColumn("position", "integer", (c) => c.primaryKey().autoIncrement())
+        // PostgreSQL has no AUTOINCREMENT; its identity columns come from a sequence.
+        .addColumn("position", dialect === "postgres" ? "bigserial" : "integer", (c) =>
+          dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
         .addColumn("instance_id", "text", (c) => c.notNull())
         .addColumn("aggregate_type", "text", (c) => c.notNull())
         .addColumn("aggregate_id", "text", (c) => c.notNull())
@@ -135,7 +141,9 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0004_events_without_autoincrement": {
     // SQLite's AUTOINCREMENT writes its counter table on every insert, two more writes per
     // import. Events are never deleted, so a plain integer key already only grows.
+    // PostgreSQL's bigserial has no such cost: nothing to do there.
     async up(db: Kysely<unknown>) {
+      if (dialect === "postgres") return;
       await db.schema
         .createTable("events_next")
         .addColumn("position", "integer", (c) => c.primaryKey())
@@ -337,7 +345,23 @@ export const MIGRATIONS: Record<string, Migration> = {
       await db.schema.createIndex("outbox_user_idx").on("outbox").columns(["instance_id", "user_id"]).execute();
     },
   },
-};
+  "0009_postgres_binary_collation": {
+    // Searches read prefixes as index ranges (`>= prefix AND < successor`) and lists sort by
+    // text: both assume the code-point order SQLite uses. A PostgreSQL database's default
+    // collation follows a locale instead, so every text column gets the binary "C" collation.
+    // Later migrations must declare it on new text columns (a store test checks that they do).
+    async up(db: Kysely<unknown>) {
+      if (dialect !== "postgres") return;
+      const { rows } = await sql<{ table_name: string; column_name: string }>`
+        SELECT table_name, column_name FROM information_schema.columns
+        WHERE table_schema = current_schema() AND data_type = 'text' AND table_name NOT LIKE 'kysely_%'
+        ORDER BY table_name, ordinal_position`.execute(db);
+      for (const { table_name, column_name } of rows) {
+        await sql`ALTER TABLE ${sql.table(table_name)} ALTER COLUMN ${sql.ref(column_name)} TYPE text COLLATE "C"`.execute(db);
+      }
+    },
+  },
+});
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {
   // Search keys: the text columns case-folded by foldCase, which SQLite's ASCII-only lower()
@@ -411,10 +435,10 @@ interface KeyedRow {
 }
 
 /** Brings the schema up to date; Kysely's migrator records what ran and locks while it runs. */
-export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   // Migrations are numbered when work starts and may land in another order (0008 before 0007):
   // a database that already ran a later one still gets the earlier one, which is independent.
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS }, allowUnorderedMigrations: true });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations(dialect) }, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error || failed) {

@@ -52,6 +52,33 @@ function onKey(eb: Users, column: UserColumn, key: string, condition: Expression
   return PARTIAL_KEYS.has(column) && key !== "" ? eb.and([condition, sql<SqlBool>`${eb.ref(column)} <> ''`]) : condition;
 }
 
+/**
+ * The few text functions whose SQL differs between the dialects. `unindexed` writes a column as
+ * an expression no index serves, a hint SQLite's planner (which keeps no statistics here) needs
+ * and PostgreSQL's (which has them) does not: there it is the column itself.
+ */
+export interface TextSql {
+  /** `haystack` contains `needle`, case-sensitively. */
+  contains(haystack: Expression<unknown>, needle: string): Expression<SqlBool>;
+  /** `text` ends with `suffix`, case-sensitively; `length` is the suffix's code-point count. */
+  endsWith(text: Expression<unknown>, suffix: string, length: number): Expression<SqlBool>;
+  unindexed<T>(column: Expression<T>): Expression<T>;
+}
+
+export const TEXT_SQL: Record<Db["dialect"], TextSql> = {
+  // substr() counts characters (code points) from the end when the start is negative.
+  sqlite: {
+    contains: (haystack, needle) => sql<SqlBool>`instr(${haystack}, ${needle}) > 0`,
+    endsWith: (text, suffix, length) => sql<SqlBool>`substr(${text}, ${-length}) = ${suffix}`,
+    unindexed: (column) => sql`+${column}`,
+  },
+  postgres: {
+    contains: (haystack, needle) => sql<SqlBool>`strpos(${haystack}, ${needle}) > 0`,
+    endsWith: (text, suffix, length) => sql<SqlBool>`right(${text}, ${length}) = ${suffix}`,
+    unindexed: (column) => column,
+  },
+};
+
 const TRUE = sql<SqlBool>`1 = 1`;
 const FALSE = sql<SqlBool>`1 = 0`;
 
@@ -75,12 +102,12 @@ export function prefixUpperBound(prefix: string): string | undefined {
 
 /**
  * `column` starts with `prefix`, as an index range: `>=` and `<`, never LIKE. `indexed: false`
- * writes the column as an expression (unary +), which no index serves: see {@link matching}.
+ * writes the column as an expression which no index serves: see {@link matching}.
  */
-function startsWith(eb: Users, column: UserColumn, prefix: string, indexed = true): Expression<SqlBool> {
+function startsWith(eb: Users, text: TextSql, column: UserColumn, prefix: string, indexed = true): Expression<SqlBool> {
   if (prefix === "") return TRUE;
   const upper = prefixUpperBound(prefix);
-  const key = indexed ? eb.ref(column) : sql<string>`+${eb.ref(column)}`;
+  const key = indexed ? eb.ref(column) : text.unindexed(eb.ref(column));
   const range = upper === undefined ? eb(key, ">=", prefix) : eb.and([eb(key, ">=", prefix), eb(key, "<", upper)]);
   return indexed ? onKey(eb, column, prefix, range) : range;
 }
@@ -97,10 +124,10 @@ export function likeLiteral(value: string): string {
  * range found. CONTAINS and ENDS_WITH cannot use a B-tree index at all (the value is not a
  * prefix), so they are checked row by row on the users the other criteria and the scope leave:
  * LIKE with the wildcards in the value escaped on the folded key for the ignore-case variants
- * (SQLite's LIKE ignores ASCII case, harmless on folded text), instr() and substr() on the
- * original column for the case-sensitive ones.
+ * (SQLite's LIKE ignores ASCII case, harmless on folded text), substring tests ({@link TextSql})
+ * on the original column for the case-sensitive ones.
  */
-function textCondition(eb: Users, field: TextField, value: string, method: TextMethod, ranges = true): Expression<SqlBool> {
+function textCondition(eb: Users, text: TextSql, field: TextField, value: string, method: TextMethod, ranges = true): Expression<SqlBool> {
   const { exact, folded } = TEXT_COLUMNS[field];
   const key = foldCase(value);
   switch (method) {
@@ -111,21 +138,20 @@ function textCondition(eb: Users, field: TextField, value: string, method: TextM
         ? onKey(eb, exact, value, eb(exact, "=", value))
         : onKey(eb, folded, key, eb.and([eb(folded, "=", key), eb(exact, "=", value)]));
     case "startsWithIgnoreCase":
-      return startsWith(eb, folded, key, ranges);
+      return startsWith(eb, text, folded, key, ranges);
     case "startsWith":
       return exact === folded
-        ? startsWith(eb, exact, value, ranges)
-        : eb.and([startsWith(eb, folded, key, ranges), startsWith(eb, exact, value, false)]);
+        ? startsWith(eb, text, exact, value, ranges)
+        : eb.and([startsWith(eb, text, folded, key, ranges), startsWith(eb, text, exact, value, false)]);
     case "containsIgnoreCase":
       return sql<SqlBool>`${eb.ref(folded)} LIKE ${`%${likeLiteral(key)}%`} ESCAPE '\\'`;
     case "contains":
-      return sql<SqlBool>`instr(${eb.ref(exact)}, ${value}) > 0`;
+      return text.contains(eb.ref(exact), value);
     case "endsWithIgnoreCase":
       return sql<SqlBool>`${eb.ref(folded)} LIKE ${`%${likeLiteral(key)}`} ESCAPE '\\'`;
     case "endsWith": {
-      // substr() counts characters (code points) from the end when the start is negative.
       const length = Array.from(value).length;
-      return length === 0 ? TRUE : sql<SqlBool>`substr(${eb.ref(exact)}, ${-length}) = ${value}`;
+      return length === 0 ? TRUE : text.endsWith(eb.ref(exact), value, length);
     }
   }
 }
@@ -151,15 +177,15 @@ function loginDomains(eb: Users) {
  * EQUALS and STARTS_WITH (both case variants) narrow the candidates through the username's
  * index; CONTAINS and ENDS_WITH compare each login name in turn, like the other text fields.
  */
-function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges: boolean): Expression<SqlBool> {
-  const bare = eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, "username", value, method, ranges)]);
+function loginNameCondition(eb: Users, text: TextSql, value: string, method: TextMethod, ranges: boolean): Expression<SqlBool> {
+  const bare = eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, text, "username", value, method, ranges)]);
   const at = value.lastIndexOf("@");
   if (method === "equals" || method === "equalsIgnoreCase") {
     if (at < 0) return bare;
     const name = value.slice(0, at);
     const domain = method === "equals" ? value.slice(at + 1) : foldCase(value.slice(at + 1));
     const withDomain = eb.and([
-      textCondition(eb, "username", name, method, ranges),
+      textCondition(eb, text, "username", name, method, ranges),
       eb.exists(loginDomains(eb).where("d.domain", "=", domain)),
     ]);
     return eb.or([bare, withDomain]);
@@ -169,12 +195,12 @@ function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges
     // username; with one, the username starts with the part before the first "@". Either way
     // the username's index range finds the candidates.
     const first = value.indexOf("@");
-    if (first < 0) return textCondition(eb, "username", value, method, ranges);
-    const candidates = textCondition(eb, "username", value.slice(0, first), method, ranges);
+    if (first < 0) return textCondition(eb, text, "username", value, method, ranges);
+    const candidates = textCondition(eb, text, "username", value.slice(0, first), method, ranges);
     const key = method === "startsWith" ? value : foldCase(value);
     const loginName = method === "startsWith" ? sql<string>`users.username || '@' || d.domain` : sql<string>`users.username_lower || '@' || d.domain`;
     const exact = eb.exists(loginDomains(eb).where(() => sql<SqlBool>`substr(${loginName}, 1, ${Array.from(key).length}) = ${key}`));
-    return eb.and([candidates, eb.or([eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, "username", value, method, false)]), exact])]);
+    return eb.and([candidates, eb.or([eb.and([eb.not(eb.exists(loginDomains(eb))), textCondition(eb, text, "username", value, method, false)]), exact])]);
   }
   const ignoreCase = method.endsWith("IgnoreCase");
   const key = ignoreCase ? foldCase(value) : value;
@@ -182,8 +208,8 @@ function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges
   const length = Array.from(key).length;
   const compare =
     method.startsWith("endsWith")
-        ? sql<SqlBool>`substr(${loginName}, ${-length}) = ${key}`
-        : sql<SqlBool>`instr(${loginName}, ${key}) > 0`;
+        ? text.endsWith(loginName, key, length)
+        : text.contains(loginName, key);
   const withDomain = eb.exists(loginDomains(eb).where(() => (length === 0 ? TRUE : compare)));
   return eb.or([bare, withDomain]);
 }
@@ -192,12 +218,12 @@ function loginNameCondition(eb: Users, value: string, method: TextMethod, ranges
  * One criterion of any kind. OR and NOT are tested on every user in scope: SQLite (without
  * statistics) does not split an OR across indexes here, and a NOT never has an index.
  */
-function filterCondition(eb: Users, filter: UserFilter, ranges = true): Expression<SqlBool> {
+function filterCondition(eb: Users, text: TextSql, filter: UserFilter, ranges = true): Expression<SqlBool> {
   switch (filter.kind) {
     case "text":
       return filter.field === "loginName"
-        ? loginNameCondition(eb, filter.value, filter.method, ranges)
-        : textCondition(eb, filter.field, filter.value, filter.method, ranges);
+        ? loginNameCondition(eb, text, filter.value, filter.method, ranges)
+        : textCondition(eb, text, filter.field, filter.value, filter.method, ranges);
     case "state":
       return filter.state === undefined ? FALSE : eb("state", "=", filter.state);
     case "type":
@@ -215,11 +241,11 @@ function filterCondition(eb: Users, filter: UserFilter, ranges = true): Expressi
     case "org":
       return eb("org_id", "=", filter.orgId);
     case "and":
-      return filter.filters.length === 0 ? TRUE : eb.and(filter.filters.map((inner) => filterCondition(eb, inner)));
+      return filter.filters.length === 0 ? TRUE : eb.and(filter.filters.map((inner) => filterCondition(eb, text, inner)));
     case "or":
-      return filter.filters.length === 0 ? FALSE : eb.or(filter.filters.map((inner) => filterCondition(eb, inner)));
+      return filter.filters.length === 0 ? FALSE : eb.or(filter.filters.map((inner) => filterCondition(eb, text, inner)));
     case "not":
-      return eb.not(filterCondition(eb, filter.filter));
+      return eb.not(filterCondition(eb, text, filter.filter));
   }
 }
 
@@ -255,7 +281,7 @@ const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 type UserRow = Selectable<UserTable>;
 
 /** The users in scope that match every filter (a UNION ALL with the extra user, if any). */
-function matching(db: Kysely<Database>, search: UserSearch) {
+function matching(db: Kysely<Database>, text: TextSql, search: UserSearch) {
   // SQLite keeps no statistics here and guesses that a two-sided range is more selective than an
   // equality, so with an EQUALS criterion at hand the STARTS_WITH ranges beside it are written so
   // that no index serves them: the equality's index finds the rows, the ranges test them.
@@ -268,7 +294,7 @@ function matching(db: Kysely<Database>, search: UserSearch) {
         eb.and([
           eb("instance_id", "=", search.instanceId),
           scope(eb),
-          ...search.filters.map((filter) => filterCondition(eb, filter, ranges)),
+          ...search.filters.map((filter) => filterCondition(eb, text, filter, ranges)),
         ]),
       );
   const inScope = where((eb) => orgScope(eb, search.instanceId, search.orgIds));
@@ -280,41 +306,42 @@ function matching(db: Kysely<Database>, search: UserSearch) {
  * The statement of one search: the requested page, each row carrying the total number of
  * matches, so that page and total describe the same snapshot. Exported for plan checks.
  */
-export function userSearchStatement(db: Kysely<Database>, search: UserSearch) {
+export function userSearchStatement(db: Kysely<Database>, text: TextSql, search: UserSearch) {
   const direction = search.asc ? "asc" : "desc";
   // Without criteria, an index in sort order lists the first page without sorting everything.
-  // With criteria, the sort key is made an expression (unary +) that no index provides, or
+  // With criteria, the sort key is made an expression that no index provides, or
   // SQLite (which keeps no statistics here) would rather walk such an index in order and test
   // every user of the organisation than range-scan the criterion's index and sort the matches.
-  const orderable = (column: UserColumn) => (search.filters.length === 0 ? sql.ref(`m.${column}`) : sql`+${sql.ref(`m.${column}`)}`);
+  const orderable = (column: UserColumn) => (search.filters.length === 0 ? sql.ref(`m.${column}`) : text.unindexed(sql.ref(`m.${column}`)));
   const sortKey =
     search.sort === "state"
       ? // ZITADEL sorts by its state numbers: active 1, inactive 2, locked 4, initial 6 (v2: 5).
         sql`CASE ${sql.ref("m.state")} WHEN 'ACTIVE' THEN 1 WHEN 'INACTIVE' THEN 2 WHEN 'LOCKED' THEN 4 WHEN 'INITIAL' THEN 6 ELSE 0 END`
       : orderable(SORT_KEYS[search.sort]);
   let page = db
-    .selectFrom(matching(db, search).as("m"))
+    .selectFrom(matching(db, text, search).as("m"))
     .selectAll("m")
-    .select(() => userCountQuery(db, search).as("total_count"))
+    .select(() => userCountQuery(db, text, search).as("total_count"))
     .orderBy(sortKey, direction);
   // Ties keep a stable order, so that pages neither repeat nor skip users.
   if (search.sort !== "id") page = page.orderBy(orderable("id"), direction);
   return page.limit(search.limit).offset(Math.min(search.offset, MAX_OFFSET)).compile();
 }
 
-function userCountQuery(db: Kysely<Database>, search: UserSearch) {
-  return db.selectFrom(matching(db, search).as("c")).select((eb) => eb.fn.countAll<number>().as("n"));
+function userCountQuery(db: Kysely<Database>, text: TextSql, search: UserSearch) {
+  return db.selectFrom(matching(db, text, search).as("c")).select((eb) => eb.fn.countAll<number>().as("n"));
 }
 
 /** The SQL implementation of the domain's user searches and history reads. */
-export function createUserSearch({ db, read }: Db): UserReadStore {
+export function createUserSearch({ db, read, dialect }: Db): UserReadStore {
   const withLoginNames = createLoginNames(db, read);
+  const text = TEXT_SQL[dialect];
   return {
     async searchUsers(search) {
-      const rows = await read<UserRow & { total_count: number }>(userSearchStatement(db, search));
+      const rows = await read<UserRow & { total_count: number }>(userSearchStatement(db, text, search));
       // Past the last page there is no row to carry the total.
       const total =
-        rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, search).compile()))[0]?.n ?? 0);
+        rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, text, search).compile()))[0]?.n ?? 0);
       return { users: await withLoginNames(search.instanceId, rows.map(toUser)), total };
     },
 

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Config, loadConfig } from "../../src/config.js";
 import { type RunningServer, startServer } from "../../src/server.js";
+import { dropTestDatabase, testDatabaseUrl } from "./database.js";
 
 export interface TestServer extends RunningServer {
   /** The admin's bearer token, read from admin.pat as an operator would. */
@@ -13,8 +14,9 @@ export interface TestServer extends RunningServer {
 }
 
 /**
- * Starts a real userport on a free port with its own SQLite data directory. bcrypt runs at
- * cost 4 so tests stay quick; everything else is as `userport serve` runs it.
+ * Starts a real userport on a free port with its own data directory and store: SQLite, or a
+ * fresh PostgreSQL database when USERPORT_TEST_DATABASE_URL is set. bcrypt runs at cost 4 so
+ * tests stay quick; everything else is as `userport serve` runs it.
  */
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "userport-test-"));
@@ -23,6 +25,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     port: 0,
     host: "127.0.0.1",
     dataDir,
+    databaseUrl: await testDatabaseUrl(dataDir),
     bcryptCost: 4,
     logLevel: "silent",
     ...overrides,
@@ -34,6 +37,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     dataDir,
     async dispose() {
       await server.close();
+      await dropTestDatabase(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,199 @@
+import { type CompiledQuery, Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { UniqueViolation } from "../domain/store-port.js";
+import type { Db, WriteQueue } from "./db.js";
+import { migrateToLatest } from "./migrations.js";
+import type { WriteStatement } from "./prepared.js";
+import type { Database } from "./schema.js";
+
+/**
+ * bigint columns (timestamps in milliseconds, event positions) and counts arrive as numbers,
+ * as they do from SQLite: every value the store keeps stays below 2^53.
+ */
+const types = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return Number;
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+/** Any number, the same on every replica: migrations run under this advisory lock. */
+const MIGRATION_LOCK = 4_242_001;
+
+/**
+ * Opens the PostgreSQL store at `url` and migrates it. Several replicas may start together: the
+ * first to take the advisory lock migrates, the others find the schema current once they get it.
+ */
+export async function openPostgres(url: string, poolSize: number): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
+  // An idle connection that breaks (the server restarts) must not crash the process; the pool
+  // drops it and the next query opens a new one.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    const lock = await pool.connect();
+    try {
+      await lock.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
+      await migrateToLatest(db as Kysely<unknown>, "postgres");
+    } finally {
+      await lock.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => {});
+      lock.release();
+    }
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const names = new StatementNames();
+  const writes = new PgCommitQueue(pool, names);
+  return {
+    dialect: "postgres",
+    db,
+    read: async <Row>(query: CompiledQuery) =>
+      (await pool.query<Row & pg.QueryResultRow>(names.config(query.sql, query.parameters))).rows as Row[],
+    writes,
+    async close() {
+      await writes.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** Enough for every statement the service builds; texts beyond it run unnamed (unprepared). */
+const NAMED_STATEMENTS = 1000;
+
+/**
+ * Names SQL texts, so that pg prepares each on a connection once and then only binds and runs
+ * it: the parse and plan of the hot statements are not repeated per request.
+ */
+class StatementNames {
+  readonly #names = new Map<string, string>();
+
+  config(text: string, values: readonly unknown[]): pg.QueryConfig {
+    let name = this.#names.get(text);
+    if (name === undefined && this.#names.size < NAMED_STATEMENTS) {
+      name = `up${this.#names.size}`;
+      this.#names.set(text, name);
+    }
+    return { text, values: values as unknown[], ...(name === undefined ? {} : { name }) };
+  }
+}
+
+interface Pending {
+  statements: readonly WriteStatement[];
+  resolve: () => void;
+  reject: (reason: unknown) => void;
+}
+
+/** Batches committing at once, each on its own connection; later writes gather behind them. */
+const MAX_IN_FLIGHT = 2;
+/** A batch that lost a deadlock or a serialization conflict is run again, this often at most. */
+const MAX_BATCH_ATTEMPTS = 5;
+const UNIQUE_VIOLATION = "23505";
+const RETRYABLE = new Set(["40P01", "40001"]);
+
+/**
+ * Group commit on PostgreSQL: writes that arrive while a batch commits are gathered and
+ * committed together in the next transaction, each caller's statements under a savepoint of
+ * their own, so a failing command rolls back alone and the others still commit. A caller's
+ * promise settles only after COMMIT returned, that is once PostgreSQL made the batch durable.
+ *
+ * Uniqueness across replicas is the database's: a replica inserting a value another one holds
+ * (committed or in flight) waits for it and gets the unique violation, as the SQLite writer does.
+ */
+class PgCommitQueue implements WriteQueue {
+  #pending: Pending[] = [];
+  #inFlight = 0;
+  #idle: Array<() => void> = [];
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly names: StatementNames,
+  ) {}
+
+  run(statements: readonly WriteStatement[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ statements, resolve, reject });
+      if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#inFlight > 0 || this.#pending.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  async #next(): Promise<void> {
+    const items = this.#pending;
+    this.#pending = [];
+    this.#inFlight++;
+    try {
+      const outcomes = await this.#commitWithRetries(items);
+      items.forEach((item, i) => (outcomes[i] === null ? item.resolve() : item.reject(outcomes[i])));
+    } catch (err) {
+      for (const item of items) item.reject(err);
+    } finally {
+      this.#inFlight--;
+      if (this.#pending.length > 0) void this.#next();
+      else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  async #commitWithRetries(items: Pending[]): Promise<Array<Error | null>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#commit(items);
+      } catch (err) {
+        const retryable = RETRYABLE.has((err as { code?: string }).code ?? "");
+        // A lone unit's own failure (a unique violation, say) is its outcome, not the batch's.
+        if (items.length === 1 && !retryable) return [err as Error];
+        if (!retryable || attempt >= MAX_BATCH_ATTEMPTS) throw err;
+        // The other transaction of the deadlock goes ahead meanwhile.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      }
+    }
+  }
+
+  /** One transaction: a savepoint per unit; throws only for what fails the whole batch. */
+  async #commit(items: Pending[]): Promise<Array<Error | null>> {
+    const client = await this.pool.connect();
+    let broken: unknown;
+    try {
+      await client.query("BEGIN");
+      // A lone unit is the whole transaction: it needs no savepoint of its own.
+      const alone = items.length === 1;
+      const outcomes: Array<Error | null> = [];
+      for (const item of items) {
+        if (!alone) await client.query("SAVEPOINT unit");
+        try {
+          for (const statement of item.statements) await this.#run(client, statement);
+          if (!alone) await client.query("RELEASE SAVEPOINT unit");
+          outcomes.push(null);
+        } catch (err) {
+          // A deadlock or serialization failure is the batch's, not the unit's: all again.
+          if (alone || RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
+          await client.query("ROLLBACK TO SAVEPOINT unit");
+          await client.query("RELEASE SAVEPOINT unit");
+          outcomes.push(err as Error);
+        }
+      }
+      await client.query("COMMIT");
+      return outcomes;
+    } catch (err) {
+      await client.query("ROLLBACK").catch((rollbackFailed: unknown) => (broken = rollbackFailed));
+      throw err;
+    } finally {
+      // A connection whose rollback failed is in an unknown state: the pool closes it.
+      client.release(broken as Error | undefined);
+    }
+  }
+
+  async #run(client: pg.PoolClient, statement: WriteStatement): Promise<void> {
+    try {
+      await client.query(this.names.config(statement.sql, statement.parameters));
+    } catch (err) {
+      if (statement.uniqueKind !== undefined && (err as { code?: string }).code === UNIQUE_VIOLATION) {
+        throw new UniqueViolation(statement.uniqueKind);
+      }
+      throw err;
+    }
+  }
+}

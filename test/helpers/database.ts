@@ -1,0 +1,50 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+/**
+ * The PostgreSQL server the suite runs against, when USERPORT_TEST_DATABASE_URL names one
+ * (`.ci/run` sets it for the suite's second pass); otherwise every test server uses SQLite.
+ */
+export const testPostgresUrl = process.env.USERPORT_TEST_DATABASE_URL || undefined;
+
+/** Databases created for data directories: a server restarted on its directory finds its data. */
+const databases = new Map<string, string>();
+
+/**
+ * The USERPORT_DATABASE_URL for a test server on `dataDir`: a fresh PostgreSQL database of its
+ * own (created on first use), or undefined for SQLite. Fails, never skips, when the server
+ * named by USERPORT_TEST_DATABASE_URL cannot be reached.
+ */
+export async function testDatabaseUrl(dataDir: string): Promise<string | undefined> {
+  if (!testPostgresUrl) return undefined;
+  const existing = databases.get(dataDir);
+  if (existing) return existing;
+  const name = `userport_test_${randomBytes(6).toString("hex")}`;
+  await withAdmin((client) => client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(testPostgresUrl);
+  url.pathname = `/${name}`;
+  databases.set(dataDir, url.toString());
+  return url.toString();
+}
+
+/** Drops the database of `dataDir`, if it has one (on PostgreSQL). */
+export async function dropTestDatabase(dataDir: string): Promise<void> {
+  const url = databases.get(dataDir);
+  if (!url) return;
+  databases.delete(dataDir);
+  await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`));
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: testPostgresUrl });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Error(`USERPORT_TEST_DATABASE_URL is set but PostgreSQL cannot be reached: ${(err as Error).message}`);
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}

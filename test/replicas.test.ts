@@ -1,0 +1,155 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
+import { type Mailbox, startMailbox } from "./helpers/mailbox.js";
+
+/** A free port, found by binding port 0 and releasing it. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Replica {
+  child: ChildProcess;
+  url: string;
+  dataDir: string;
+  output: () => string;
+}
+
+/** `userport serve` in a process of its own, on the shared database, as an operator runs a replica. */
+function startReplica(databaseUrl: string, masterKey: string, smtpUrl: string, port: number): Replica {
+  const dataDir = mkdtempSync(join(tmpdir(), "userport-replica-"));
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
+    env: {
+      ...process.env,
+      USERPORT_DATA_DIR: dataDir,
+      USERPORT_DATABASE_URL: databaseUrl,
+      USERPORT_MASTER_KEY: masterKey,
+      USERPORT_SMTP_URL: smtpUrl,
+      USERPORT_OUTBOX_POLL_MS: "50",
+      USERPORT_BCRYPT_COST: "4",
+      USERPORT_LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  return { child, url: `http://127.0.0.1:${port}`, dataDir, output: () => output };
+}
+
+async function untilServing(replica: Replica): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (await fetch(`${replica.url}/healthz`).then((r) => r.ok, () => false)) return;
+    if (replica.child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`replica did not start:\n${replica.output()}`);
+}
+
+async function call(url: string, token: string, method: string, path: string, body: unknown) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+const importBody = (userName: string, email = `${userName}@example.com`, isEmailVerified = true) => ({
+  userName,
+  profile: { firstName: "Ada", lastName: "Lovelace" },
+  email: { email, isEmailVerified },
+  hashedPassword: { value: "$2b$04$kZGQ0mOUxwjRc/ZbnXYOy.dvSSx7Rk5vJ/iWzhRtC6jbbYyNOA8M6" },
+});
+
+// Several processes on one database is what PostgreSQL is for; the SQLite pass has no such case.
+describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
+  const replicas: Replica[] = [];
+  let mailbox: Mailbox;
+  let token: string;
+  const sharedDir = mkdtempSync(join(tmpdir(), "userport-replicas-"));
+
+  beforeAll(async () => {
+    mailbox = await startMailbox();
+    const databaseUrl = (await testDatabaseUrl(sharedDir))!;
+    const masterKey = randomBytes(32).toString("base64");
+    // Started together: both migrate the empty database and race to create the first instance.
+    for (let i = 0; i < 2; i++) replicas.push(startReplica(databaseUrl, masterKey, mailbox.url, await freePort()));
+    await Promise.all(replicas.map(untilServing));
+    const tokenFiles = replicas.map((replica) => join(replica.dataDir, "admin.pat")).filter((file) => existsSync(file));
+    expect(tokenFiles, "exactly one replica created the instance and holds its token").toHaveLength(1);
+    token = readFileSync(tokenFiles[0]!, "utf8").trim();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const replica of replicas) replica.child.kill("SIGTERM");
+    await Promise.all(replicas.map((replica) => new Promise((resolve) => (replica.child.exitCode !== null ? resolve(null) : replica.child.once("exit", resolve)))));
+    await mailbox?.stop();
+    await dropTestDatabase(sharedDir);
+    for (const dir of [sharedDir, ...replicas.map((replica) => replica.dataDir)]) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves one instance: the token of the replica that created it works on both, and a user created on one is read on the other", async () => {
+    const created = await call(replicas[0]!.url, token, "POST", "/management/v1/users/human/_import", importBody(`shared-${Date.now()}`));
+    expect(created.status).toBe(200);
+    const read = await call(replicas[1]!.url, token, "GET", `/management/v1/users/${created.body.userId as string}`, undefined);
+    expect(read.status).toBe(200);
+    expect((read.body.user as { id: string }).id).toBe(created.body.userId);
+  });
+
+  it("lets exactly one of many concurrent imports of one username succeed, across both replicas; the others get ALREADY_EXISTS", async () => {
+    for (let round = 0; round < 5; round++) {
+      const userName = `race-${round}-${randomBytes(4).toString("hex")}`;
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          call(replicas[i % 2]!.url, token, "POST", "/management/v1/users/human/_import", importBody(userName, `${userName}-${i}@example.com`)),
+        ),
+      );
+      expect(results.filter((r) => r.status === 200), JSON.stringify(results)).toHaveLength(1);
+      const refused = results.filter((r) => r.status !== 200);
+      expect(refused).toHaveLength(9);
+      for (const r of refused) expect(r).toMatchObject({ status: 409, body: { code: 6 } });
+    }
+  });
+
+  it("numbers a user's events without gaps or repeats under concurrent changes through both replicas", async () => {
+    const created = await call(replicas[0]!.url, token, "POST", "/management/v1/users/human/_import", importBody(`busy-${Date.now()}`));
+    const userId = created.body.userId as string;
+    const changes = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        call(replicas[i % 2]!.url, token, "POST", `/management/v1/users/${userId}/metadata/key-${i}`, { value: Buffer.from(`v${i}`).toString("base64") }),
+      ),
+    );
+    expect(changes.map((c) => c.status), JSON.stringify(changes.filter((c) => c.status !== 200))).toEqual(changes.map(() => 200));
+    const sequences = changes.map((c) => Number((c.body.details as { sequence: string }).sequence)).sort((a, b) => a - b);
+    expect(new Set(sequences).size, "no sequence is handed out twice").toBe(24);
+    const history = await call(replicas[1]!.url, token, "POST", `/management/v1/users/${userId}/changes/_search`, { query: { limit: 100, asc: true } });
+    const recorded = (history.body.result as Array<{ sequence: string }>).map((change) => Number(change.sequence));
+    expect(recorded).toEqual(Array.from({ length: recorded.length }, (_, i) => i + 1));
+    expect(recorded.length).toBeGreaterThanOrEqual(25);
+    for (const sequence of sequences) expect(recorded).toContain(sequence);
+  });
+
+  it("delivers each outbox message once, though both replicas dispatch", async () => {
+    const users = Array.from({ length: 12 }, (_, i) => `mail-${i}-${randomBytes(3).toString("hex")}`);
+    const created = await Promise.all(
+      users.map((userName, i) =>
+        call(replicas[i % 2]!.url, token, "POST", "/management/v1/users/human/_import", importBody(userName, `${userName}@example.com`, false)),
+      ),
+    );
+    expect(created.map((c) => c.status)).toEqual(users.map(() => 200));
+    for (const userName of users) await mailbox.waitFor(`${userName}@example.com`);
+    // Both dispatchers poll every 50 ms: a message claimed twice would arrive twice by now.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const userName of users) expect(mailbox.to(`${userName}@example.com`), userName).toHaveLength(1);
+  });
+});
