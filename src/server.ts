@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
@@ -64,6 +64,8 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 
 /** Opens the store, creates the instance on first start, and serves every protocol on one port. */
 export async function startServer(config: Config): Promise<RunningServer> {
+  // admin.pat and master.key live in the data directory whichever store is used.
+  mkdirSync(config.dataDir, { recursive: true });
   const store = config.databaseUrl
     ? await openPostgres(config.databaseUrl, config.databasePoolSize)
     : await openSqlite(config.dataDir);

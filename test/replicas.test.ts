@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 import { type Mailbox, startMailbox } from "./helpers/mailbox.js";
@@ -26,7 +26,8 @@ interface Replica {
 
 /** `userport serve` in a process of its own, on the shared database, as an operator runs a replica. */
 function startReplica(databaseUrl: string, masterKey: string, smtpUrl: string, port: number): Replica {
-  const dataDir = mkdtempSync(join(tmpdir(), "userport-replica-"));
+  // Not created yet: the server creates it for its token and key, as it does for SQLite's file.
+  const dataDir = join(mkdtempSync(join(tmpdir(), "userport-replica-")), "data");
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
     env: {
       ...process.env,
@@ -95,7 +96,7 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     await Promise.all(replicas.map((replica) => new Promise((resolve) => (replica.child.exitCode !== null ? resolve(null) : replica.child.once("exit", resolve)))));
     await mailbox?.stop();
     await dropTestDatabase(sharedDir);
-    for (const dir of [sharedDir, ...replicas.map((replica) => replica.dataDir)]) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [sharedDir, ...replicas.map((replica) => dirname(replica.dataDir))]) rmSync(dir, { recursive: true, force: true });
   });
 
   it("serves one instance: the token of the replica that created it works on both, and a user created on one is read on the other", async () => {

@@ -2,21 +2,56 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UniqueViolation } from "../src/domain/store-port.js";
 import { type Db, openSqlite } from "../src/store/db.js";
+import { openPostgres } from "../src/store/postgres.js";
 import { param, prepare } from "../src/store/prepared.js";
+import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 
-describe("the SQLite store's write path", () => {
+/** How each store is opened, and how another connection (another process) counts claims in it. */
+const STORES = {
+  sqlite: {
+    open: (dir: string) => openSqlite(dir),
+    async countFromOutside(dir: string): Promise<number> {
+      const other = new Database(join(dir, "userport.sqlite"), { readonly: true });
+      try {
+        return (other.prepare("SELECT count(*) AS n FROM unique_constraints").get() as { n: number }).n;
+      } finally {
+        other.close();
+      }
+    },
+    brokenStatement: { sql: "INSERT INTO no_such_table VALUES (?)", error: /no such table/ },
+  },
+  postgres: {
+    open: async (dir: string) => openPostgres((await testDatabaseUrl(dir))!, 4),
+    async countFromOutside(dir: string): Promise<number> {
+      const other = new pg.Client({ connectionString: await testDatabaseUrl(dir) });
+      await other.connect();
+      try {
+        return Number((await other.query("SELECT count(*) AS n FROM unique_constraints")).rows[0].n);
+      } finally {
+        await other.end();
+      }
+    },
+    brokenStatement: { sql: "INSERT INTO no_such_table VALUES ($1)", error: /relation "no_such_table" does not exist/ },
+  },
+};
+
+// SQLite always; PostgreSQL too on the suite's PostgreSQL pass.
+describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const))("the %s store's write path", (kind) => {
+  const { open, countFromOutside, brokenStatement } = STORES[kind];
   let dir: string;
   let store: Db;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "userport-store-"));
-    store = await openSqlite(dir);
+    store = await open(dir);
   });
   afterEach(async () => {
     await store.close();
+    await dropTestDatabase(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -26,7 +61,7 @@ describe("the SQLite store's write path", () => {
       .values({ instance_id: "i", kind: "username", value, owner_id: owner })
       .compile();
   const claims = () =>
-    store.db.selectFrom("unique_constraints").select(["value", "owner_id"]).orderBy("value").execute();
+    store.db.selectFrom("unique_constraints").select(["value", "owner_id"]).where("instance_id", "=", "i").orderBy("value").execute();
 
   it("rolls back only the failing command of a shared commit, and reports which rule it broke", async () => {
     await store.writes.run([claim("taken", "first")]);
@@ -53,32 +88,33 @@ describe("the SQLite store's write path", () => {
     ]);
   });
 
+  it("rolls back a lone failing command entirely, and reports which rule it broke", async () => {
+    await store.writes.run([claim("taken", "first")]);
+    await expect(store.writes.run([claim("delta", "d"), { ...claim("taken", "d"), uniqueKind: "username" }])).rejects.toMatchObject({
+      name: "UniqueViolation",
+      kind: "username",
+    });
+    expect(await claims()).toEqual([{ value: "taken", owner_id: "first" }]);
+  });
+
   it("resolves only once the data is committed for every other connection to see", async () => {
+    const before = await countFromOutside(dir);
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.writes.run([claim(`user-${i}`, `${i}`)])));
-    const other = new Database(join(dir, "userport.sqlite"), { readonly: true });
-    try {
-      expect(other.prepare("SELECT count(*) AS n FROM unique_constraints").get()).toEqual({ n: 200 });
-    } finally {
-      other.close();
-    }
+    expect(await countFromOutside(dir)).toBe(before + 200);
   });
 
   it("commits what is queued before it closes", async () => {
+    const before = await countFromOutside(dir);
     const pending = Array.from({ length: 50 }, (_, i) => store.writes.run([claim(`late-${i}`, `${i}`)]));
     await store.close();
     await Promise.all(pending);
-    const reopened = new Database(join(dir, "userport.sqlite"), { readonly: true });
-    try {
-      expect(reopened.prepare("SELECT count(*) AS n FROM unique_constraints").get()).toEqual({ n: 50 });
-    } finally {
-      reopened.close();
-    }
-    store = await openSqlite(dir); // for afterEach
+    expect(await countFromOutside(dir)).toBe(before + 50);
+    store = await open(dir); // for afterEach
   });
 
   it("reports a statement that is not a unique violation as the error it is", async () => {
-    const broken = { sql: "INSERT INTO no_such_table VALUES (?)", parameters: [1], uniqueKind: "username" };
-    await expect(store.writes.run([broken])).rejects.toThrow(/no such table/);
+    const broken = { sql: brokenStatement.sql, parameters: [1], uniqueKind: "username" };
+    await expect(store.writes.run([broken])).rejects.toThrow(brokenStatement.error);
     await store.writes.run([claim("still-writable", "x")]);
     expect((await claims()).map((c) => c.value)).toEqual(["still-writable"]);
   });

@@ -157,21 +157,21 @@ class PgCommitQueue implements WriteQueue {
     const client = await this.pool.connect();
     let broken: unknown;
     try {
-      await client.query("BEGIN");
-      // A lone unit is the whole transaction: it needs no savepoint of its own.
+      // A lone unit is the whole transaction: it needs no savepoint of its own. Otherwise each
+      // unit opens one, released (COMMIT releases the last) in the same round trip that opens
+      // the next: the simple query protocol runs both statements of one text.
       const alone = items.length === 1;
       const outcomes: Array<Error | null> = [];
-      for (const item of items) {
-        if (!alone) await client.query("SAVEPOINT unit");
+      for (const [i, item] of items.entries()) {
+        if (alone) await client.query("BEGIN");
+        else await client.query(i === 0 ? "BEGIN; SAVEPOINT unit" : "RELEASE SAVEPOINT unit; SAVEPOINT unit");
         try {
           for (const statement of item.statements) await this.#run(client, statement);
-          if (!alone) await client.query("RELEASE SAVEPOINT unit");
           outcomes.push(null);
         } catch (err) {
           // A deadlock or serialization failure is the batch's, not the unit's: all again.
           if (alone || RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
           await client.query("ROLLBACK TO SAVEPOINT unit");
-          await client.query("RELEASE SAVEPOINT unit");
           outcomes.push(err as Error);
         }
       }

@@ -32,8 +32,23 @@ export async function dropTestDatabase(dataDir: string): Promise<void> {
   const url = databases.get(dataDir);
   if (!url) return;
   databases.delete(dataDir);
-  await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`));
+  const name = new URL(url).pathname.slice(1);
+  // Without FORCE: that would also try to end the autovacuum worker busy with a database just
+  // filled, which only a superuser may. DROP DATABASE ends autovacuum itself; what else is still
+  // connected (a server process that was killed, say) gets a moment to go.
+  await withAdmin(async (client) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.query(`DROP DATABASE IF EXISTS ${name}`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== OBJECT_IN_USE || attempt >= 25) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  });
 }
+
+const OBJECT_IN_USE = "55006";
 
 async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: testPostgresUrl });
