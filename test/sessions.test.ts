@@ -204,6 +204,37 @@ describe("the lockout policy", () => {
     expectOk(await locking.caller("rest").call(V1.unlockUser, { id: userId }));
     expectOk(await call(PASSWORD));
   });
+
+  // ZITADEL's password write model sets PasswordCheckFailedCount to 0 on user.unlocked.
+  it.each([
+    ["v1 UnlockUser over grpc-js", "grpc-js", (userId: string) => [V1.unlockUser, { id: userId }] as const],
+    ["v2 UnlockUser over REST", "rest", (userId: string) => [V2.unlockUser, { userId }] as const],
+    ["v2 UnlockUser over Connect", "connect-json-h1", (userId: string) => [V2.unlockUser, { userId }] as const],
+  ] as const)("unlocking resets the failed password checks: the next wrong password counts 1 and does not lock (%s)", async (_, transport, unlock) => {
+    const body = v1ImportBody({ hashedPassword: { value: bcryptHash(PASSWORD) } });
+    const userId = String(expectOk(await locking.caller("rest").call(V1.importHumanUser, body)).userId);
+    const wrong = () =>
+      locking.caller(transport).call(SESSIONS.createSession, { checks: { user: { userId }, password: { password: "wrong-Passw0rd!" } } });
+    const state = async () => ((expectOk(await locking.caller(transport).call(V2.getUserByID, { userId })).user as JsonObject).state);
+    expectWrongPassword(await wrong(), 1);
+    expectWrongPassword(await wrong(), 2);
+    expect(await state()).toBe("USER_STATE_LOCKED");
+
+    const [method, request] = unlock(userId);
+    expectOk(await locking.caller(transport).call(method, request));
+    const unlocked = await locking.server.db
+      .selectFrom("users")
+      .select(["state", "password_failed_attempts"])
+      .where("id", "=", userId)
+      .executeTakeFirstOrThrow();
+    expect(unlocked).toEqual({ state: "ACTIVE", password_failed_attempts: 0 });
+
+    expectWrongPassword(await wrong(), 1);
+    expect(await state()).toBe("USER_STATE_ACTIVE");
+    // The count goes on from there: the maximum locks again, not earlier.
+    expectWrongPassword(await wrong(), 2);
+    expect(await state()).toBe("USER_STATE_LOCKED");
+  });
 });
 
 describe("reading and ending sessions", () => {

@@ -78,6 +78,13 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
+    failedAttempts: prepare<{ failed_attempts: number; instance_id: string; id: string }>(
+      db
+        .updateTable("users")
+        .set({ password_failed_attempts: param("failed_attempts") })
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("id", "=", param<string>("id")),
+    ),
     // Removing a user releases its username and links at once, and ends its codes, tokens and roles.
     remove: [
       byUser("users"),
@@ -147,6 +154,9 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
                 instance_id: instanceId,
                 id: userId,
               }),
+              ...(userChange.failedAttempts === undefined
+                ? []
+                : [change.failedAttempts.statement({ failed_attempts: userChange.failedAttempts, instance_id: instanceId, id: userId })]),
             ];
       const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
       return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
