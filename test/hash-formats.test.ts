@@ -15,6 +15,7 @@ import {
   type HashFamilyName,
   parseHashFamilyList,
 } from "../src/domain/hashes/index.js";
+import { digestPool } from "../src/domain/hashes/digest-pool.js";
 import { validateEncodedHash } from "../src/domain/password.js";
 
 interface Vector {
@@ -215,7 +216,7 @@ describe("limits", () => {
 /**
  * Starts `work`, then counts turns of the event loop (a chain of setImmediate callbacks) until it
  * settles. A verification that computes on the calling thread finishes before the first turn and
- * counts 0; one on libuv's thread pool, or one that yields between slices, lets the loop turn.
+ * counts 0; one on libuv's thread pool or on the digest worker threads lets the loop turn.
  * This counts turns, not milliseconds, so a slow or busy machine does not change the outcome.
  */
 async function turnsWhile<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
@@ -248,4 +249,47 @@ describe("verifying slow hashes leaves the event loop running", () => {
     expect(result).toBe(true);
     expect(turns).toBeGreaterThan(0);
   });
+});
+
+/**
+ * A verification that yielded between slices would let the loop turn too, while still taking the
+ * main thread for every round. So the hand-written families are shown to run as tasks of the
+ * digest pool: tinypool counts each task a worker thread completed, before it settles the task's
+ * promise. Counting tasks and turns, not time, so a busy machine cannot change the outcome.
+ */
+describe("the hand-written iterated families verify on worker threads", () => {
+  const ON_WORKERS = new Set<HashFamilyName>(["md5", "sha2", "phpass", "drupal7"]);
+  const all = [...fixture.vectors, ...fixture.slow];
+
+  it.each(all.filter((v) => ON_WORKERS.has(v.family)).map((v) => [v.id, v] as const))(
+    "%s: one task on the digest pool per check, with the event loop turning meanwhile",
+    async (_, v) => {
+      const before = digestPool().completed;
+      const { result, turns } = await turnsWhile(() => everything.verify(v.password, v.encoded));
+      expect(result).toBe(true);
+      expect(digestPool().completed).toBe(before + 1);
+      expect(turns).toBeGreaterThan(0);
+      expect(await everything.verify(v.wrongPassword, v.encoded)).toBe(false);
+      expect(digestPool().completed).toBe(before + 2);
+    },
+  );
+
+  it("runs concurrent checks side by side, each to its own answer", async () => {
+    const handWritten = fixture.vectors.filter((v) => ON_WORKERS.has(v.family));
+    const before = digestPool().completed;
+    const results = await Promise.all(
+      handWritten.flatMap((v) => [everything.verify(v.password, v.encoded), everything.verify(v.wrongPassword, v.encoded)]),
+    );
+    expect(results).toEqual(handWritten.flatMap(() => [true, false]));
+    expect(digestPool().completed).toBe(before + 2 * handWritten.length);
+  });
+
+  it.each(fixture.vectors.filter((v) => ["md5plain", "md5salted", "ssha"].includes(v.family)).map((v) => [v.id, v] as const))(
+    "%s: a single digest, computed inline (no task)",
+    async (_, v) => {
+      const before = digestPool().completed;
+      expect(await everything.verify(v.password, v.encoded)).toBe(true);
+      expect(digestPool().completed).toBe(before);
+    },
+  );
 });

@@ -1,5 +1,4 @@
 import { timingSafeEqual } from "node:crypto";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { invalidArgument } from "../errors.js";
 
 /** Anything that does not parse: ZITADEL's ValidateEncodedHash answers CRYPT-r8Qm2. */
@@ -85,18 +84,4 @@ export function encode64LittleEndian(bytes: Uint8Array): string {
     out += b64From24Bit(value >>> 16, (value >>> 8) & 0xff, value & 0xff, rest >= 3 ? 4 : rest + 1);
   }
   return out;
-}
-
-/**
- * Runs `step` `count` times, giving the event loop a turn every `slice` steps, so the hand-
- * written iterated digests (sha-crypt, phpass, Drupal 7) never hold it for more than a few
- * milliseconds however high the cost in the hash. node:crypto has no asynchronous form of
- * those constructions, so this cooperative loop is what keeps other requests moving.
- */
-export async function iterate(count: number, slice: number, step: (i: number) => void): Promise<void> {
-  for (let i = 0; i < count; ) {
-    const end = Math.min(count, i + slice);
-    for (; i < end; i++) step(i);
-    if (i < count) await nextTurn();
-  }
 }

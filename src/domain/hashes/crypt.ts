@@ -1,49 +1,17 @@
 /**
  * md5-crypt (`$1$`) and sha256/sha512-crypt (`$5$`/`$6$`), written here from their published
  * descriptions over node:crypto's MD5 and SHA-2: the npm packages for them are unmaintained
- * (or bind a C crypt(3) that is not on every platform), and both algorithms are short. They are
- * tested against libxcrypt and `openssl passwd` (test/fixtures/hashes/).
+ * (or bind a C crypt(3) that is not on every platform), and both algorithms are short. Their
+ * rounds run on worker threads (digest-worker.cjs); parsing, the output encoding and the
+ * comparison are here. They are tested against libxcrypt and `openssl passwd`
+ * (test/fixtures/hashes/).
  */
-import { createHash } from "node:crypto";
-import { b64From24Bit, checkBounds, CRYPT_CHARS, iterate, malformed, parseDecimal, safeEqual } from "./codec.js";
+import { b64From24Bit, checkBounds, CRYPT_CHARS, malformed, parseDecimal, safeEqual } from "./codec.js";
+import { runDigest } from "./digest-pool.js";
 import type { HashFamily } from "./family.js";
 
-const digest = (algorithm: string, ...parts: Uint8Array[]) => {
-  const hash = createHash(algorithm);
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-};
-
-/** The digest of `part` written `times` times over. */
-function repeatedDigest(algorithm: string, part: Buffer, times: number): Buffer {
-  const hash = createHash(algorithm);
-  for (let i = 0; i < times; i++) hash.update(part);
-  return hash.digest();
-}
-
-/** `length` bytes of `block` repeated (sha-crypt's P and S sequences, md5-crypt's alternate sum). */
-const repeatTo = (block: Buffer, length: number) =>
-  Buffer.concat(Array.from({ length: Math.ceil(length / block.length) }, () => block)).subarray(0, length);
-
-/**
- * Poul-Henning Kamp's md5-crypt (FreeBSD's crypt-md5.c): a fixed 1,000 rounds of MD5, a few
- * milliseconds, so it runs in one go.
- */
-function md5Crypt(password: Buffer, salt: Buffer): string {
-  const alternate = digest("md5", password, salt, password);
-  const initial = createHash("md5").update(password).update("$1$").update(salt);
-  initial.update(repeatTo(alternate, password.length));
-  for (let i = password.length; i > 0; i >>= 1) initial.update(i & 1 ? Buffer.of(0) : password.subarray(0, 1));
-  let sum = initial.digest();
-  for (let i = 0; i < 1000; i++) {
-    const round = createHash("md5");
-    round.update(i & 1 ? password : sum);
-    if (i % 3) round.update(salt);
-    if (i % 7) round.update(password);
-    round.update(i & 1 ? sum : password);
-    sum = round.digest();
-  }
-  const f = sum;
+/** md5-crypt's output: the final sum's bytes in crypt(3)'s order (FreeBSD's crypt-md5.c). */
+function encodeMd5Crypt(f: Buffer): string {
   return (
     b64From24Bit(f[0]!, f[6]!, f[12]!, 4) +
     b64From24Bit(f[1]!, f[7]!, f[13]!, 4) +
@@ -63,9 +31,9 @@ export const md5CryptFamily: HashFamily = {
     // crypt(3) reads at most 8 salt characters and never writes more.
     const match = /^\$1\$([^$]{0,8})\$([./0-9A-Za-z]{22})$/.exec(encoded);
     if (!match) throw malformed("not an md5-crypt string ($1$ salt of up to 8 characters $ 22 characters)");
-    const salt = Buffer.from(match[1]!);
+    const salt = match[1]!;
     const expected = Buffer.from(match[2]!);
-    return async (password) => safeEqual(Buffer.from(md5Crypt(Buffer.from(password), salt)), expected);
+    return async (password) => safeEqual(Buffer.from(encodeMd5Crypt(await runDigest("md5Crypt", { password, salt }))), expected);
   },
 };
 
@@ -80,38 +48,13 @@ const SHA512_ORDER = [
   [56, 14, 35], [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
 ] as const;
 
+/** SHA-crypt.txt step 22: the digest C in crypt base64. */
 function encodeShaCrypt(algorithm: "sha256" | "sha512", c: Buffer): string {
   let out = "";
   for (const [b2, b1, b0] of algorithm === "sha256" ? SHA256_ORDER : SHA512_ORDER) {
     out += b64From24Bit(c[b2]!, c[b1]!, c[b0]!, 4);
   }
   return algorithm === "sha256" ? out + b64From24Bit(0, c[31]!, c[30]!, 3) : out + b64From24Bit(0, 0, c[63]!, 2);
-}
-
-/** Rounds between two turns of the event loop: a few milliseconds of SHA-512. */
-const SHA_CRYPT_SLICE = 2000;
-
-/**
- * Ulrich Drepper's SHA-crypt (https://www.akkadia.org/drepper/SHA-crypt.txt), steps 1–22.
- * The rounds loop yields to the event loop between slices: `rounds=` may ask for up to
- * 999,999,999 rounds.
- */
-async function shaCrypt(algorithm: "sha256" | "sha512", password: Buffer, salt: Buffer, rounds: number): Promise<string> {
-  const b = digest(algorithm, password, salt, password);
-  const a = createHash(algorithm).update(password).update(salt).update(repeatTo(b, password.length));
-  for (let i = password.length; i > 0; i >>= 1) a.update(i & 1 ? b : password);
-  let c = a.digest();
-  const p = repeatTo(repeatedDigest(algorithm, password, password.length), password.length);
-  const s = repeatTo(repeatedDigest(algorithm, salt, 16 + c[0]!), salt.length);
-  await iterate(rounds, SHA_CRYPT_SLICE, (i) => {
-    const round = createHash(algorithm);
-    round.update(i & 1 ? p : c);
-    if (i % 3) round.update(s);
-    if (i % 7) round.update(p);
-    round.update(i & 1 ? c : p);
-    c = round.digest();
-  });
-  return encodeShaCrypt(algorithm, c);
 }
 
 export const shaCryptFamily: HashFamily = {
@@ -139,8 +82,11 @@ export const shaCryptFamily: HashFamily = {
     }
     // crypt(3) raises a smaller rounds= to 1,000 and writes that, so a smaller one was never made by it.
     checkBounds("sha-crypt rounds", rounds, limits.sha2.minRounds, limits.sha2.maxRounds);
-    const salt = Buffer.from(parts[0]!);
+    const salt = parts[0]!;
     const expected = Buffer.from(parts[1]!);
-    return async (password) => safeEqual(Buffer.from(await shaCrypt(algorithm, Buffer.from(password), salt, rounds)), expected);
+    return async (password) => {
+      const c = await runDigest("shaCrypt", { algorithm, password, salt, rounds });
+      return safeEqual(Buffer.from(encodeShaCrypt(algorithm, c)), expected);
+    };
   },
 };

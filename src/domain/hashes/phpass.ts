@@ -2,23 +2,12 @@
  * Portable phpass (`$P$` WordPress, `$H$` phpBB3) and Drupal 7 (`$S$`), written here from
  * phpass's PasswordHash::crypt_private and Drupal 7's `_password_crypt` over node:crypto's MD5
  * and SHA-512. The npm ports of them are unmaintained and synchronous; the algorithm is ten
- * lines. Tested against vectors built independently in Python (test/fixtures/hashes/).
+ * lines. The iterations run on worker threads (digest-worker.cjs's iteratedDigest). Tested
+ * against vectors built independently in Python (test/fixtures/hashes/).
  */
-import { createHash } from "node:crypto";
-import { checkBounds, CRYPT_CHARS, encode64LittleEndian, iterate, itoa64Index, malformed, safeEqual } from "./codec.js";
+import { checkBounds, CRYPT_CHARS, encode64LittleEndian, itoa64Index, malformed, safeEqual } from "./codec.js";
+import { runDigest } from "./digest-pool.js";
 import type { HashFamily } from "./family.js";
-
-/** Iterations between two turns of the event loop: a few milliseconds of MD5 or SHA-512. */
-const SLICE = 4096;
-
-/** `H(salt ‖ password)`, then 2^log2 times `H(previous ‖ password)`; yields between slices. */
-async function iteratedDigest(algorithm: "md5" | "sha512", password: Buffer, salt: string, log2: number): Promise<Buffer> {
-  let sum = createHash(algorithm).update(salt).update(password).digest();
-  await iterate(2 ** log2, SLICE, () => {
-    sum = createHash(algorithm).update(sum).update(password).digest();
-  });
-  return sum;
-}
 
 export const phpassFamily: HashFamily = {
   name: "phpass",
@@ -35,7 +24,7 @@ export const phpassFamily: HashFamily = {
     const salt = encoded.slice(4, 12);
     const expected = Buffer.from(encoded.slice(12));
     return async (password) => {
-      const sum = await iteratedDigest("md5", Buffer.from(password), salt, log2);
+      const sum = await runDigest("iteratedDigest", { algorithm: "md5", password, salt, log2 });
       return safeEqual(Buffer.from(encode64LittleEndian(sum)), expected);
     };
   },
@@ -58,7 +47,7 @@ export const drupal7Family: HashFamily = {
     const salt = encoded.slice(4, 12);
     const expected = Buffer.from(encoded.slice(12));
     return async (password) => {
-      const sum = await iteratedDigest("sha512", Buffer.from(password), salt, log2);
+      const sum = await runDigest("iteratedDigest", { algorithm: "sha512", password, salt, log2 });
       return safeEqual(Buffer.from(encode64LittleEndian(sum).slice(0, 43)), expected);
     };
   },

@@ -58,8 +58,10 @@ export interface HashRegistry {
   validate(encoded: string): void;
   /**
    * Whether `password` matches `encoded`; throws as `validate` does for an encoding it cannot
-   * check. Slow families run off the event loop (libuv's thread pool) or yield to it between
-   * slices, and every comparison is constant-time.
+   * check. Slow families run off the event loop: the bindings and node:crypto's pbkdf2 and scrypt
+   * on libuv's thread pool, the hand-written iterated ones on worker threads (digest-pool.ts).
+   * Only single-digest families (md5plain, md5salted, {SSHA*}) hash inline: one MD5 or SHA is a
+   * few microseconds. Every comparison is constant-time.
    */
   verify(password: string, encoded: string): Promise<boolean>;
 }
