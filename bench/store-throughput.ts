@@ -12,10 +12,8 @@
  * imports pre-hashed users under its own prefix; afterwards its store must hold exactly the users
  * whose import was acknowledged. Exit code 1 if any request failed or a store does not match.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,6 +22,7 @@ import bcrypt from "bcrypt";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "../test/helpers/database.js";
+import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
 import type { PhaseResult, PhaseSpec } from "./load-worker.js";
 
 const { values: flags } = parseArgs({
@@ -38,35 +37,13 @@ if (!testPostgresUrl) {
   process.exit(2);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface Replica {
-  child: ChildProcess;
-  url: string;
+interface Replica extends Served {
   dataDir: string;
 }
 
 async function startReplica(env: Record<string, string>): Promise<Replica> {
   const dataDir = mkdtempSync(join(tmpdir(), "userport-bench-"));
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: { ...process.env, ...env, USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { child, url, dataDir };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error("userport did not start");
+  return { ...(await serveProcess(await freePort(), { ...env, USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" })), dataDir };
 }
 
 async function stopReplica(replica: Replica): Promise<void> {

@@ -255,20 +255,19 @@ describe("verifying slow hashes leaves the event loop running", () => {
  * A verification that yielded between slices would let the loop turn too, while still taking the
  * main thread for every round. So the hand-written families are shown to run as tasks of the
  * digest pool: tinypool counts each task a worker thread completed, before it settles the task's
- * promise. Counting tasks and turns, not time, so a busy machine cannot change the outcome.
+ * promise. (A fast check may come back from its worker before the loop reaches a setImmediate, so
+ * turns are counted for the slow vectors only, above.)
  */
 describe("the hand-written iterated families verify on worker threads", () => {
   const ON_WORKERS = new Set<HashFamilyName>(["md5", "sha2", "phpass", "drupal7"]);
   const all = [...fixture.vectors, ...fixture.slow];
 
   it.each(all.filter((v) => ON_WORKERS.has(v.family)).map((v) => [v.id, v] as const))(
-    "%s: one task on the digest pool per check, with the event loop turning meanwhile",
+    "%s: one task on the digest pool per check",
     async (_, v) => {
       const before = digestPool().completed;
-      const { result, turns } = await turnsWhile(() => everything.verify(v.password, v.encoded));
-      expect(result).toBe(true);
+      expect(await everything.verify(v.password, v.encoded)).toBe(true);
       expect(digestPool().completed).toBe(before + 1);
-      expect(turns).toBeGreaterThan(0);
       expect(await everything.verify(v.wrongPassword, v.encoded)).toBe(false);
       expect(digestPool().completed).toBe(before + 2);
     },

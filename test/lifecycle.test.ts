@@ -1,55 +1,21 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
+import { freePort, type Served, serveProcess } from "./helpers/process.js";
 
-/** A free port, found by binding port 0 and releasing it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Runs `userport serve` as an operator would, in its own process. */
+/** Runs `userport serve` on `dataDir` (and its test database, on PostgreSQL). */
 async function serve(dataDir: string, port: number): Promise<Served> {
   const databaseUrl = await testDatabaseUrl(dataDir);
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: {
-      ...process.env,
-      USERPORT_DATA_DIR: dataDir,
-      ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
-      USERPORT_BCRYPT_COST: "4",
-      USERPORT_LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  return serveProcess(port, {
+    USERPORT_DATA_DIR: dataDir,
+    ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
+    USERPORT_BCRYPT_COST: "4",
+    USERPORT_LOG_LEVEL: "info",
   });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (up) return { child, url, output: () => output, exited };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`userport did not start:\n${output}`);
 }
 
 function importUser(url: string, token: string, userName: string) {

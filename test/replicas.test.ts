@@ -1,59 +1,30 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 import { type Mailbox, startMailbox } from "./helpers/mailbox.js";
+import { freePort, type Served, serveProcess } from "./helpers/process.js";
 
-/** A free port, found by binding port 0 and releasing it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface Replica {
-  child: ChildProcess;
-  url: string;
+interface Replica extends Served {
   dataDir: string;
-  output: () => string;
 }
 
 /** `userport serve` in a process of its own, on the shared database, as an operator runs a replica. */
-function startReplica(databaseUrl: string, masterKey: string, smtpUrl: string, port: number): Replica {
+async function startReplica(databaseUrl: string, masterKey: string, smtpUrl: string): Promise<Replica> {
   // Not created yet: the server creates it for its token and key, as it does for SQLite's file.
   const dataDir = join(mkdtempSync(join(tmpdir(), "userport-replica-")), "data");
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: {
-      ...process.env,
-      USERPORT_DATA_DIR: dataDir,
-      USERPORT_DATABASE_URL: databaseUrl,
-      USERPORT_MASTER_KEY: masterKey,
-      USERPORT_SMTP_URL: smtpUrl,
-      USERPORT_OUTBOX_POLL_MS: "50",
-      USERPORT_BCRYPT_COST: "4",
-      USERPORT_LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  const served = await serveProcess(await freePort(), {
+    USERPORT_DATA_DIR: dataDir,
+    USERPORT_DATABASE_URL: databaseUrl,
+    USERPORT_MASTER_KEY: masterKey,
+    USERPORT_SMTP_URL: smtpUrl,
+    USERPORT_OUTBOX_POLL_MS: "50",
+    USERPORT_BCRYPT_COST: "4",
+    USERPORT_LOG_LEVEL: "warn",
   });
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  return { child, url: `http://127.0.0.1:${port}`, dataDir, output: () => output };
-}
-
-async function untilServing(replica: Replica): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if (await fetch(`${replica.url}/healthz`).then((r) => r.ok, () => false)) return;
-    if (replica.child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`replica did not start:\n${replica.output()}`);
+  return { ...served, dataDir };
 }
 
 async function call(url: string, token: string, method: string, path: string, body: unknown) {
@@ -84,8 +55,7 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     const databaseUrl = (await testDatabaseUrl(sharedDir))!;
     const masterKey = randomBytes(32).toString("base64");
     // Started together: both migrate the empty database and race to create the first instance.
-    for (let i = 0; i < 2; i++) replicas.push(startReplica(databaseUrl, masterKey, mailbox.url, await freePort()));
-    await Promise.all(replicas.map(untilServing));
+    replicas.push(...(await Promise.all([0, 1].map(() => startReplica(databaseUrl, masterKey, mailbox.url)))));
     const tokenFiles = replicas.map((replica) => join(replica.dataDir, "admin.pat")).filter((file) => existsSync(file));
     expect(tokenFiles, "exactly one replica created the instance and holds its token").toHaveLength(1);
     token = readFileSync(tokenFiles[0]!, "utf8").trim();

@@ -37,16 +37,23 @@ function md5Crypt({ password: passwordText, salt: saltText }) {
   const initial = createHash("md5").update(password).update("$1$").update(salt);
   initial.update(repeatTo(alternate, password.length));
   for (let i = password.length; i > 0; i >>= 1) initial.update(i & 1 ? Buffer.of(0) : password.subarray(0, 1));
-  let sum = initial.digest();
-  for (let i = 0; i < 1000; i++) {
-    const round = createHash("md5");
+  return own(alternatingRounds("md5", 1000, password, salt, initial.digest()));
+}
+
+/**
+ * The rounds md5-crypt and SHA-crypt share: each hashes the previous sum with the password and,
+ * depending on the round's number, the salt, in an order that alternates.
+ */
+function alternatingRounds(algorithm, rounds, password, salt, sum) {
+  for (let i = 0; i < rounds; i++) {
+    const round = createHash(algorithm);
     round.update(i & 1 ? password : sum);
     if (i % 3) round.update(salt);
     if (i % 7) round.update(password);
     round.update(i & 1 ? sum : password);
     sum = round.digest();
   }
-  return own(sum);
+  return sum;
 }
 
 /**
@@ -59,18 +66,10 @@ function shaCrypt({ algorithm, password: passwordText, salt: saltText, rounds })
   const b = digest(algorithm, password, salt, password);
   const a = createHash(algorithm).update(password).update(salt).update(repeatTo(b, password.length));
   for (let i = password.length; i > 0; i >>= 1) a.update(i & 1 ? b : password);
-  let c = a.digest();
+  const c = a.digest();
   const p = repeatTo(repeatedDigest(algorithm, password, password.length), password.length);
   const s = repeatTo(repeatedDigest(algorithm, salt, 16 + c[0]), salt.length);
-  for (let i = 0; i < rounds; i++) {
-    const round = createHash(algorithm);
-    round.update(i & 1 ? p : c);
-    if (i % 3) round.update(s);
-    if (i % 7) round.update(p);
-    round.update(i & 1 ? c : p);
-    c = round.digest();
-  }
-  return own(c);
+  return own(alternatingRounds(algorithm, rounds, p, s, c));
 }
 
 /** phpass's and Drupal 7's loop: `H(salt ‖ password)`, then 2^log2 times `H(previous ‖ password)`. */

@@ -1,0 +1,42 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+
+/** A free port, found by binding port 0 and releasing it. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface Served {
+  child: ChildProcess;
+  url: string;
+  /** What the process wrote to stdout and stderr so far. */
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs `userport serve` in a process of its own, as an operator would, configured by `env`
+ * (USERPORT_* variables) on top of this process's environment; resolves once /healthz answers.
+ */
+export async function serveProcess(port: number, env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { child, url, output: () => output, exited };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`userport did not start:\n${output}`);
+}
