@@ -353,18 +353,19 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   }
 
   /**
-   * Whether the caller may read (or delete) a session without its token: it created the session,
-   * the session is its own, or it holds the permission on the user's organisation (or the instance).
+   * Whether the caller may read or delete a session without its token: the session is its own, or
+   * it holds the permission on the user's organisation (or the instance); for reading, also when
+   * it created the session. (ZITADEL's checkSessionTerminationPermission leaves the creator out.)
    */
-  function mayAccess(principal: Principal, session: SessionRecord, permission: string): boolean {
+  function mayAccess(principal: Principal, session: SessionRecord, permission: "session.read" | "session.delete"): boolean {
     return (
-      session.creator === principal.userId ||
+      (permission === "session.read" && session.creator === principal.userId) ||
       (session.userId !== "" && session.userId === principal.userId) ||
       hasPermission(principal, permission, session.userOrgId)
     );
   }
 
-  async function readable(principal: Principal, sessionId: string, token: string | undefined, permission: string) {
+  async function readable(principal: Principal, sessionId: string, token: string | undefined, permission: "session.read" | "session.delete") {
     const session = await deps.store.session(principal.instanceId, sessionId);
     if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
     if (token !== undefined) {
