@@ -93,8 +93,9 @@ const RETRYABLE = new Set(["40P01", "40001"]);
 
 /**
  * Group commit on PostgreSQL: writes that arrive while a batch commits are gathered and
- * committed together in the next transaction, each caller's statements under a savepoint of
- * their own, so a failing command rolls back alone and the others still commit. A caller's
+ * committed together in the next transaction. When a command of the batch fails, the batch runs
+ * again with each caller's statements under a savepoint of their own, so the failing command
+ * rolls back alone and the others still commit. A caller's
  * promise settles only after COMMIT returned, that is once PostgreSQL made the batch durable.
  *
  * Uniqueness across replicas is the database's: a replica inserting a value another one holds
@@ -138,39 +139,47 @@ class PgCommitQueue implements WriteQueue {
   }
 
   async #commitWithRetries(items: Pending[]): Promise<Array<Error | null>> {
+    // Optimistically without savepoints first, a round trip less per command; only a batch in
+    // which a command failed runs again with a savepoint per command, so that the others commit.
+    let savepoints = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#commit(items);
+        const outcomes = await this.#commit(items, savepoints);
+        if (outcomes) return outcomes;
+        savepoints = true;
       } catch (err) {
-        const retryable = RETRYABLE.has((err as { code?: string }).code ?? "");
-        // A lone unit's own failure (a unique violation, say) is its outcome, not the batch's.
-        if (items.length === 1 && !retryable) return [err as Error];
-        if (!retryable || attempt >= MAX_BATCH_ATTEMPTS) throw err;
+        if (!RETRYABLE.has((err as { code?: string }).code ?? "") || attempt >= MAX_BATCH_ATTEMPTS) throw err;
         // The other transaction of the deadlock goes ahead meanwhile.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
       }
     }
   }
 
-  /** One transaction: a savepoint per unit; throws only for what fails the whole batch. */
-  async #commit(items: Pending[]): Promise<Array<Error | null>> {
+  /**
+   * One transaction for the batch: each command's outcome, or undefined when a command failed
+   * without savepoints (nothing committed). Throws for what fails the whole batch; a deadlock or
+   * serialization failure is the batch's, not a command's, even when a command met it.
+   */
+  async #commit(items: Pending[], savepoints: boolean): Promise<Array<Error | null> | undefined> {
     const client = await this.pool.connect();
     let broken: unknown;
     try {
-      // A lone unit is the whole transaction: it needs no savepoint of its own. Otherwise each
-      // unit opens one, released (COMMIT releases the last) in the same round trip that opens
-      // the next: the simple query protocol runs both statements of one text.
-      const alone = items.length === 1;
+      // Each savepoint is released (COMMIT releases the last) in the round trip that opens the
+      // next: the simple query protocol runs both statements of one text.
+      await client.query(savepoints ? "BEGIN; SAVEPOINT unit" : "BEGIN");
       const outcomes: Array<Error | null> = [];
       for (const [i, item] of items.entries()) {
-        if (alone) await client.query("BEGIN");
-        else await client.query(i === 0 ? "BEGIN; SAVEPOINT unit" : "RELEASE SAVEPOINT unit; SAVEPOINT unit");
+        if (savepoints && i > 0) await client.query("RELEASE SAVEPOINT unit; SAVEPOINT unit");
         try {
           for (const statement of item.statements) await this.#run(client, statement);
           outcomes.push(null);
         } catch (err) {
-          // A deadlock or serialization failure is the batch's, not the unit's: all again.
-          if (alone || RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
+          if (RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
+          if (!savepoints) {
+            await client.query("ROLLBACK");
+            // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
+            return items.length === 1 ? [err as Error] : undefined;
+          }
           await client.query("ROLLBACK TO SAVEPOINT unit");
           outcomes.push(err as Error);
         }
