@@ -110,6 +110,12 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     for (const sequence of sequences) expect(recorded).toContain(sequence);
   });
 
+  it("refuses to start a replica whose master key is not the one the database's codes are sealed with", async () => {
+    const otherKey = randomBytes(32).toString("base64");
+    const started = startReplica((await testDatabaseUrl(sharedDir))!, otherKey, mailbox.url);
+    await expect(started).rejects.toThrow(/the master key \(USERPORT_MASTER_KEY or <data-dir>\/master.key\) is not the one this database's secrets are sealed with/);
+  });
+
   it("delivers each outbox message once, though both replicas dispatch", async () => {
     const users = Array.from({ length: 12 }, (_, i) => `mail-${i}-${randomBytes(3).toString("hex")}`);
     const created = await Promise.all(
