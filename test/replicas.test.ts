@@ -15,7 +15,7 @@ interface Replica extends Served {
 async function startReplica(databaseUrl: string, masterKey: string, smtpUrl: string): Promise<Replica> {
   // Not created yet: the server creates it for its token and key, as it does for SQLite's file.
   const dataDir = join(mkdtempSync(join(tmpdir(), "userport-replica-")), "data");
-  const served = await serveProcess(await freePort(), {
+  const started = serveProcess(await freePort(), {
     USERPORT_DATA_DIR: dataDir,
     USERPORT_DATABASE_URL: databaseUrl,
     USERPORT_MASTER_KEY: masterKey,
@@ -24,7 +24,9 @@ async function startReplica(databaseUrl: string, masterKey: string, smtpUrl: str
     USERPORT_BCRYPT_COST: "4",
     USERPORT_LOG_LEVEL: "warn",
   });
-  return { ...served, dataDir };
+  // A replica that did not start leaves no directory behind.
+  started.catch(() => rmSync(dirname(dataDir), { recursive: true, force: true }));
+  return { ...(await started), dataDir };
 }
 
 async function call(url: string, token: string, method: string, path: string, body: unknown) {
