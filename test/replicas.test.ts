@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 import { type Mailbox, startMailbox } from "./helpers/mailbox.js";
@@ -116,6 +117,30 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     const otherKey = randomBytes(32).toString("base64");
     const started = startReplica((await testDatabaseUrl(sharedDir))!, otherKey, mailbox.url);
     await expect(started).rejects.toThrow(/the master key \(USERPORT_MASTER_KEY or <data-dir>\/master.key\) is not the one this database's secrets are sealed with/);
+  });
+
+  it("keeps serving when the database drops its connections, answering at worst a bare internal error meanwhile", async () => {
+    const admin = new pg.Client({ connectionString: await testDatabaseUrl(sharedDir) });
+    await admin.connect();
+    try {
+      // What a PostgreSQL restart or a failover does to every open connection of the replicas.
+      const { rows } = await admin.query(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      expect(rows.length, "the replicas had connections open").toBeGreaterThan(0);
+    } finally {
+      await admin.end();
+    }
+    const statuses: number[] = [];
+    for (const [i, replica] of replicas.entries()) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const result = await call(replica.url, token, "POST", "/management/v1/users/human/_import", importBody(`after-drop-${i}-${attempt}-${Date.now()}`));
+        statuses.push(result.status);
+        if (result.status !== 200) expect(result.body).toEqual({ code: 13, message: "Internal error", details: [] });
+      }
+      expect(statuses.at(-1), "the replica serves again on new connections").toBe(200);
+    }
+    for (const replica of replicas) expect(replica.child.exitCode).toBeNull();
   });
 
   it("delivers each outbox message once, though both replicas dispatch", async () => {
