@@ -3,6 +3,10 @@
  *
  *   npx tsx bench/user-search.ts                 # or: node --import tsx bench/user-search.ts
  *   BENCH_USERS=100000 BENCH_REQUESTS=2000 BENCH_WARMUP_REQUESTS=200 npx tsx bench/user-search.ts
+ *   USERPORT_TEST_DATABASE_URL=postgres://… BENCH_STORE=postgres npx tsx bench/user-search.ts
+ *
+ * BENCH_STORE=postgres runs the same on a fresh PostgreSQL database (created on the server that
+ * USERPORT_TEST_DATABASE_URL names, dropped afterwards), with its plans after ANALYZE.
  *
  * 1. Seeds BENCH_USERS human users into the default organisation of a fresh store, through the
  *    store's own write path (`createUserStore(...).createUser`, group-committed, thousands in
@@ -31,16 +35,19 @@ import { performance } from "node:perf_hooks";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import SQLite from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
+import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { createIdGenerator } from "../src/domain/ids.js";
 import type { NewUser, User } from "../src/domain/store-port.js";
 import type { UserSearch } from "../src/domain/user-queries.js";
 import { startServer } from "../src/server.js";
 import { ensureFirstInstance } from "../src/setup.js";
-import { openSqlite } from "../src/store/db.js";
+import { type Db, openSqlite } from "../src/store/db.js";
+import { openPostgres } from "../src/store/postgres.js";
 import type { Database } from "../src/store/schema.js";
 import { TEXT_SQL, userSearchStatement } from "../src/store/user-search.js";
 import { createUserStore } from "../src/store/user-store.js";
+import { dropTestDatabase, testDatabaseUrl } from "../test/helpers/database.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -49,6 +56,8 @@ const WARMUP = Number(process.env.BENCH_WARMUP_REQUESTS ?? 200);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
 /** A structurally valid bcrypt hash; nothing here verifies it. */
 const HASH = "$2b$10$abcdefghijklmnopqrstuuTHKRNsGNqVR6XH2tBYS2QNvfo6Wddpi";
+const STORE = process.env.BENCH_STORE ?? "sqlite";
+if (STORE !== "sqlite" && STORE !== "postgres") throw new Error(`BENCH_STORE must be sqlite or postgres, got "${STORE}"`);
 
 // ---------------------------------------------------------------- the phases
 
@@ -178,8 +187,8 @@ if (!isMainThread) {
 
 // ---------------------------------------------------------------- server side (main thread)
 
-async function seed(dataDir: string): Promise<{ instanceId: string; orgId: string; seconds: number; ids: string[] }> {
-  const store = await openSqlite(dataDir);
+async function seed(dataDir: string, databaseUrl: string | undefined): Promise<{ instanceId: string; orgId: string; seconds: number; ids: string[] }> {
+  const store: Db = databaseUrl ? await openPostgres(databaseUrl, 10) : await openSqlite(dataDir);
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, dataDir, newId);
   const userStore = createUserStore(store);
@@ -261,9 +270,7 @@ function runPhase(job: ClientJob): Promise<ClientResult> {
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 /** The plan of the page statement each phase runs, from the server's own store. */
-function plans(dataDir: string, instanceId: string, orgId: string): Array<[string, string[]]> {
-  const raw = new SQLite(join(dataDir, "userport.sqlite"), { readonly: true });
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+async function plans(dataDir: string, databaseUrl: string | undefined, instanceId: string, orgId: string): Promise<Array<[string, string[]]>> {
   const base: UserSearch = { instanceId, orgIds: [orgId], filters: [], sort: "id", asc: false, offset: 0, limit: 1000 };
   const searches: Array<[string, Partial<UserSearch>]> = [
     ["equals", { filters: [{ kind: "text", field: "username", value: name(4242), method: "equals" }] }],
@@ -282,6 +289,27 @@ function plans(dataDir: string, instanceId: string, orgId: string): Array<[strin
     ["v2-equals", { orgIds: "all", limit: 100, filters: [{ kind: "text", field: "username", value: name(4242), method: "equals" }] }],
     ["contains", { filters: [{ kind: "text", field: "username", value: "-42424", method: "contains" }] }],
   ];
+  if (databaseUrl) {
+    const store = await openPostgres(databaseUrl, 2);
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      // The statistics autovacuum would gather after a while, at once.
+      await client.query("ANALYZE");
+      const result: Array<[string, string[]]> = [];
+      for (const [phase, search] of searches) {
+        const statement = userSearchStatement(store.db, TEXT_SQL.postgres, { ...base, ...search });
+        const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${statement.sql}`, statement.parameters as unknown[]);
+        result.push([phase, rows.map((row) => row["QUERY PLAN"])]);
+      }
+      return result;
+    } finally {
+      await client.end();
+      await store.close();
+    }
+  }
+  const raw = new SQLite(join(dataDir, "userport.sqlite"), { readonly: true });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
   try {
     return searches.map(([phase, search]) => {
       const statement = userSearchStatement(db, TEXT_SQL.sqlite, { ...base, ...search });
@@ -295,12 +323,14 @@ function plans(dataDir: string, instanceId: string, orgId: string): Array<[strin
 
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(join(process.env.BENCH_DATA_DIR ?? tmpdir(), "userport-search-bench-"));
-  console.log(`userport user search: ${USERS} users, ${REQUESTS} requests per phase (after ${WARMUP} warm-up), one at a time over HTTP/1.1`);
+  const databaseUrl = STORE === "postgres" ? await testDatabaseUrl(dataDir) : undefined;
+  if (STORE === "postgres" && !databaseUrl) throw new Error("BENCH_STORE=postgres needs USERPORT_TEST_DATABASE_URL");
+  console.log(`userport user search on ${STORE}: ${USERS} users, ${REQUESTS} requests per phase (after ${WARMUP} warm-up), one at a time over HTTP/1.1`);
   console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  const { instanceId, orgId, seconds, ids } = await seed(dataDir);
+  const { instanceId, orgId, seconds, ids } = await seed(dataDir, databaseUrl);
   console.log(`seeded ${USERS} users through the store's write path in ${seconds.toFixed(1)} s (${Math.round(USERS / seconds)} users/s)`);
 
-  const server = await startServer({ ...loadConfig([], {}), port: 0, host: "127.0.0.1", dataDir, logLevel: "silent" });
+  const server = await startServer({ ...loadConfig([], {}), port: 0, host: "127.0.0.1", dataDir, databaseUrl, logLevel: "silent" });
   const token = readFileSync(server.adminTokenFile, "utf8").trim();
   let failed = false;
   const rounds: Array<Array<{ phase: PhaseName; p50: number; p99: number; mean: number; n: number }>> = [];
@@ -350,9 +380,12 @@ async function main(): Promise<number> {
     }
   });
   console.log("\nquery plans (page statement and its total subquery):");
-  for (const [phase, lines] of plans(dataDir, instanceId, orgId)) console.log(`  ${phase}:\n    ${lines.join("\n    ")}`);
-  if (process.env.BENCH_KEEP_DATA === "1") console.log(`data kept in ${dataDir}`);
-  else rmSync(dataDir, { recursive: true, force: true });
+  for (const [phase, lines] of await plans(dataDir, databaseUrl, instanceId, orgId)) console.log(`  ${phase}:\n    ${lines.join("\n    ")}`);
+  if (process.env.BENCH_KEEP_DATA === "1") console.log(`data kept in ${dataDir}${databaseUrl ? ` and ${databaseUrl}` : ""}`);
+  else {
+    await dropTestDatabase(dataDir);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
   return failed ? 1 : 0;
 }
 
