@@ -8,7 +8,7 @@ import { file_google_api_annotations } from "../google/api/annotations_pb.js";
 import type { ObjectDetails } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import { file_zitadel_options } from "./options_pb.js";
-import type { DomainPolicy } from "./policy_pb.js";
+import type { DomainPolicy, LockoutPolicy } from "./policy_pb.js";
 import { file_zitadel_policy } from "./policy_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/admin.proto.
  */
 export const file_zitadel_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChN6aXRhZGVsL2FkbWluLnByb3RvEhB6aXRhZGVsLmFkbWluLnYxIi4KHEdldEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJIlAKHUdldEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEi8KBnBvbGljeRgBIAEoCzIfLnppdGFkZWwucG9saWN5LnYxLkRvbWFpblBvbGljeSKkAQocQWRkQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSIQoZdXNlcl9sb2dpbl9tdXN0X2JlX2RvbWFpbhgCIAEoCBIcChR2YWxpZGF0ZV9vcmdfZG9tYWlucxgDIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAQgASgIIksKHUFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMipwEKH1VwZGF0ZUN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSMworc210cF9zZW5kZXJfYWRkcmVzc19tYXRjaGVzX2luc3RhbmNlX2RvbWFpbhgEIAEoCCJOCiBVcGRhdGVDdXN0b21Eb21haW5Qb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIjkKJ1Jlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBIOCgZvcmdfaWQYASABKAkiVgooUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMqIGCgxBZG1pblNlcnZpY2UStQEKFUdldEN1c3RvbURvbWFpblBvbGljeRIuLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBovLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiO4K1GBEKD2lhbS5wb2xpY3kucmVhZILT5JMCIBIeL29yZ3Mve29yZ19pZH0vcG9saWNpZXMvZG9tYWluErkBChVBZGRDdXN0b21Eb21haW5Qb2xpY3kSLi56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QaLy56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlIj+CtRgSChBpYW0ucG9saWN5LndyaXRlgtPkkwIjOgEqIh4vb3Jncy97b3JnX2lkfS9wb2xpY2llcy9kb21haW4SwgEKGFVwZGF0ZUN1c3RvbURvbWFpblBvbGljeRIxLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBoyLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiP4K1GBIKEGlhbS5wb2xpY3kud3JpdGWC0+STAiM6ASoaHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhLYAQogUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHQSOS56aXRhZGVsLmFkbWluLnYxLlJlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBo6LnppdGFkZWwuYWRtaW4udjEuUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZSI9grUYEwoRaWFtLnBvbGljeS5kZWxldGWC0+STAiAqHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbmIGcHJvdG8z", [file_google_api_annotations, file_zitadel_object, file_zitadel_options, file_zitadel_policy]);
+  fileDesc("ChN6aXRhZGVsL2FkbWluLnByb3RvEhB6aXRhZGVsLmFkbWluLnYxIi4KHEdldEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJIlAKHUdldEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEi8KBnBvbGljeRgBIAEoCzIfLnppdGFkZWwucG9saWN5LnYxLkRvbWFpblBvbGljeSKkAQocQWRkQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBIOCgZvcmdfaWQYASABKAkSIQoZdXNlcl9sb2dpbl9tdXN0X2JlX2RvbWFpbhgCIAEoCBIcChR2YWxpZGF0ZV9vcmdfZG9tYWlucxgDIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAQgASgIIksKHUFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMipwEKH1VwZGF0ZUN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSDgoGb3JnX2lkGAEgASgJEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSMworc210cF9zZW5kZXJfYWRkcmVzc19tYXRjaGVzX2luc3RhbmNlX2RvbWFpbhgEIAEoCCJOCiBVcGRhdGVDdXN0b21Eb21haW5Qb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIjkKJ1Jlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBIOCgZvcmdfaWQYASABKAkiVgooUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIhkKF0dldExvY2tvdXRQb2xpY3lSZXF1ZXN0IkwKGEdldExvY2tvdXRQb2xpY3lSZXNwb25zZRIwCgZwb2xpY3kYASABKAsyIC56aXRhZGVsLnBvbGljeS52MS5Mb2Nrb3V0UG9saWN5IlUKGlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXF1ZXN0Eh0KFW1heF9wYXNzd29yZF9hdHRlbXB0cxgBIAEoDRIYChBtYXhfb3RwX2F0dGVtcHRzGAIgASgNIkkKG1VwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMvAICgxBZG1pblNlcnZpY2UStQEKFUdldEN1c3RvbURvbWFpblBvbGljeRIuLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBovLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiO4K1GBEKD2lhbS5wb2xpY3kucmVhZILT5JMCIBIeL29yZ3Mve29yZ19pZH0vcG9saWNpZXMvZG9tYWluErkBChVBZGRDdXN0b21Eb21haW5Qb2xpY3kSLi56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QaLy56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlIj+CtRgSChBpYW0ucG9saWN5LndyaXRlgtPkkwIjOgEqIh4vb3Jncy97b3JnX2lkfS9wb2xpY2llcy9kb21haW4SwgEKGFVwZGF0ZUN1c3RvbURvbWFpblBvbGljeRIxLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBoyLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiP4K1GBIKEGlhbS5wb2xpY3kud3JpdGWC0+STAiM6ASoaHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhLYAQogUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHQSOS56aXRhZGVsLmFkbWluLnYxLlJlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBo6LnppdGFkZWwuYWRtaW4udjEuUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZSI9grUYEwoRaWFtLnBvbGljeS5kZWxldGWC0+STAiAqHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhKZAQoQR2V0TG9ja291dFBvbGljeRIpLnppdGFkZWwuYWRtaW4udjEuR2V0TG9ja291dFBvbGljeVJlcXVlc3QaKi56aXRhZGVsLmFkbWluLnYxLkdldExvY2tvdXRQb2xpY3lSZXNwb25zZSIugrUYEQoPaWFtLnBvbGljeS5yZWFkgtPkkwITEhEvcG9saWNpZXMvbG9ja291dBKvAQoTVXBkYXRlTG9ja291dFBvbGljeRIsLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlTG9ja291dFBvbGljeVJlcXVlc3QaLS56aXRhZGVsLmFkbWluLnYxLlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZSI7grUYEgoQaWFtLnBvbGljeS53cml0ZYLT5JMCHzoBKhoaL3BvbGljaWVzL3Bhc3N3b3JkL2xvY2tvdXRiBnByb3RvMw", [file_google_api_annotations, file_zitadel_object, file_zitadel_options, file_zitadel_policy]);
 
 /**
  * Request of GetCustomDomainPolicy.
@@ -229,6 +229,92 @@ export const ResetCustomDomainPolicyToDefaultResponseSchema: GenMessage<ResetCus
   messageDesc(file_zitadel_admin, 7);
 
 /**
+ * Request of GetLockoutPolicy.
+ *
+ * @generated from message zitadel.admin.v1.GetLockoutPolicyRequest
+ */
+export type GetLockoutPolicyRequest = Message<"zitadel.admin.v1.GetLockoutPolicyRequest"> & {
+};
+
+/**
+ * Describes the message zitadel.admin.v1.GetLockoutPolicyRequest.
+ * Use `create(GetLockoutPolicyRequestSchema)` to create a new message.
+ */
+export const GetLockoutPolicyRequestSchema: GenMessage<GetLockoutPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 8);
+
+/**
+ * Response of GetLockoutPolicy.
+ *
+ * @generated from message zitadel.admin.v1.GetLockoutPolicyResponse
+ */
+export type GetLockoutPolicyResponse = Message<"zitadel.admin.v1.GetLockoutPolicyResponse"> & {
+  /**
+   * The instance's policy.
+   *
+   * @generated from field: zitadel.policy.v1.LockoutPolicy policy = 1;
+   */
+  policy?: LockoutPolicy | undefined;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.GetLockoutPolicyResponse.
+ * Use `create(GetLockoutPolicyResponseSchema)` to create a new message.
+ */
+export const GetLockoutPolicyResponseSchema: GenMessage<GetLockoutPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 9);
+
+/**
+ * Request of UpdateLockoutPolicy.
+ *
+ * @generated from message zitadel.admin.v1.UpdateLockoutPolicyRequest
+ */
+export type UpdateLockoutPolicyRequest = Message<"zitadel.admin.v1.UpdateLockoutPolicyRequest"> & {
+  /**
+   * Password checks failing in a row before the user is locked; 0 never
+   * locks.
+   *
+   * @generated from field: uint32 max_password_attempts = 1;
+   */
+  maxPasswordAttempts: number;
+
+  /**
+   * OTP checks failing in a row before the user is locked; 0 never locks.
+   *
+   * @generated from field: uint32 max_otp_attempts = 2;
+   */
+  maxOtpAttempts: number;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.UpdateLockoutPolicyRequest.
+ * Use `create(UpdateLockoutPolicyRequestSchema)` to create a new message.
+ */
+export const UpdateLockoutPolicyRequestSchema: GenMessage<UpdateLockoutPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 10);
+
+/**
+ * Response of UpdateLockoutPolicy.
+ *
+ * @generated from message zitadel.admin.v1.UpdateLockoutPolicyResponse
+ */
+export type UpdateLockoutPolicyResponse = Message<"zitadel.admin.v1.UpdateLockoutPolicyResponse"> & {
+  /**
+   * Change metadata of the instance.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.UpdateLockoutPolicyResponse.
+ * Use `create(UpdateLockoutPolicyResponseSchema)` to create a new message.
+ */
+export const UpdateLockoutPolicyResponseSchema: GenMessage<UpdateLockoutPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 11);
+
+/**
  * Admin API (v1): manages the instance. Served under /admin/v1; userport
  * serves the organisations' custom domain policies.
  *
@@ -275,6 +361,28 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ResetCustomDomainPolicyToDefaultRequestSchema;
     output: typeof ResetCustomDomainPolicyToDefaultResponseSchema;
+  },
+  /**
+   * Get the instance's lockout policy, the default of organisations without
+   * their own.
+   *
+   * @generated from rpc zitadel.admin.v1.AdminService.GetLockoutPolicy
+   */
+  getLockoutPolicy: {
+    methodKind: "unary";
+    input: typeof GetLockoutPolicyRequestSchema;
+    output: typeof GetLockoutPolicyResponseSchema;
+  },
+  /**
+   * Change the instance's lockout policy. The path differs from the read's
+   * as it does in ZITADEL.
+   *
+   * @generated from rpc zitadel.admin.v1.AdminService.UpdateLockoutPolicy
+   */
+  updateLockoutPolicy: {
+    methodKind: "unary";
+    input: typeof UpdateLockoutPolicyRequestSchema;
+    output: typeof UpdateLockoutPolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_admin, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/policy.proto.
  */
 export const file_zitadel_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChR6aXRhZGVsL3BvbGljeS5wcm90bxIReml0YWRlbC5wb2xpY3kudjEixAEKDERvbWFpblBvbGljeRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSEgoKaXNfZGVmYXVsdBgEIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAUgASgIYgZwcm90bzM", [file_zitadel_object]);
+  fileDesc("ChR6aXRhZGVsL3BvbGljeS5wcm90bxIReml0YWRlbC5wb2xpY3kudjEixAEKDERvbWFpblBvbGljeRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSEgoKaXNfZGVmYXVsdBgEIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAUgASgIIogBCg1Mb2Nrb3V0UG9saWN5EioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSHQoVbWF4X3Bhc3N3b3JkX2F0dGVtcHRzGAIgASgEEhgKEG1heF9vdHBfYXR0ZW1wdHMYAyABKAQSEgoKaXNfZGVmYXVsdBgEIAEoCGIGcHJvdG8z", [file_zitadel_object]);
 
 /**
  * How an organisation handles domains, in regard to usernames, emails and
@@ -64,4 +64,47 @@ export type DomainPolicy = Message<"zitadel.policy.v1.DomainPolicy"> & {
  */
 export const DomainPolicySchema: GenMessage<DomainPolicy> = /*@__PURE__*/
   messageDesc(file_zitadel_policy, 0);
+
+/**
+ * When users are locked after failed checks (issue 4 follow-up).
+ *
+ * @generated from message zitadel.policy.v1.LockoutPolicy
+ */
+export type LockoutPolicy = Message<"zitadel.policy.v1.LockoutPolicy"> & {
+  /**
+   * Change metadata of the policy.
+   *
+   * @generated from field: zitadel.v1.ObjectDetails details = 1;
+   */
+  details?: ObjectDetails | undefined;
+
+  /**
+   * Password checks failing in a row before the user is locked; 0 never
+   * locks. A correct password or a new one resets the count.
+   *
+   * @generated from field: uint64 max_password_attempts = 2;
+   */
+  maxPasswordAttempts: bigint;
+
+  /**
+   * OTP checks failing in a row before the user is locked; 0 never locks.
+   *
+   * @generated from field: uint64 max_otp_attempts = 3;
+   */
+  maxOtpAttempts: bigint;
+
+  /**
+   * True when the organisation has no policy of its own.
+   *
+   * @generated from field: bool is_default = 4;
+   */
+  isDefault: boolean;
+};
+
+/**
+ * Describes the message zitadel.policy.v1.LockoutPolicy.
+ * Use `create(LockoutPolicySchema)` to create a new message.
+ */
+export const LockoutPolicySchema: GenMessage<LockoutPolicy> = /*@__PURE__*/
+  messageDesc(file_zitadel_policy, 1);
 
