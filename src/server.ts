@@ -45,6 +45,8 @@ import { createOutboxStore } from "./store/outbox-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
 import { createOrgCommands } from "./domain/orgs.js";
+import { createLockoutCommands } from "./domain/lockout.js";
+import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
 
 export interface RunningServer {
@@ -94,6 +96,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     now,
   });
   const sessionStore = createSessionStore(store);
+  // The instance's lockout policy until an administrator stores one (admin UpdateLockoutPolicy).
+  const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
+  const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
@@ -101,7 +106,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     hashRegistry,
     secretBox,
     newId,
-    defaultLockout: { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 },
+    defaultLockout,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
@@ -133,7 +138,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher });
   const management = secureService(
     ManagementService,
-    createManagementService(users, states, access, queries, changes, orgs, idps, passwords),
+    createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout),
     logUnexpected,
   );
   const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords, verification), logUnexpected);
@@ -142,7 +147,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
     logUnexpected,
   );
-  const admin = secureService(AdminService, createAdminService(orgs, access), logUnexpected);
+  const admin = secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

@@ -8,8 +8,10 @@ import {
   UpdateCustomDomainPolicyResponseSchema,
 } from "../../gen/zitadel/admin_pb.js";
 import type { DomainPolicy, OrgCommands } from "../domain/orgs.js";
+import type { LockoutCommands } from "../domain/lockout.js";
 import type { Access } from "./access.js";
 import { checkLength } from "./input-rules.js";
+import { createLockoutAdminHandlers } from "./lockout-handlers.js";
 import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
 
 interface PolicyFields {
@@ -28,7 +30,7 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
  * `zitadel.admin.v1.AdminService`: the instance-level RPCs userport serves, the custom domain
  * policies of organisations. Their permissions (iam.policy.*) come with instance roles only.
  */
-export function createAdminService(orgs: OrgCommands, access: Access): ServiceImpl<typeof AdminService> {
+export function createAdminService(orgs: OrgCommands, access: Access, lockout: LockoutCommands): ServiceImpl<typeof AdminService> {
   /**
    * The organisation named by the request, checked to exist and against the RPC's permission
    * (which, as in ZITADEL, comes before the request's own rules; an empty id checks the
@@ -40,6 +42,7 @@ export function createAdminService(orgs: OrgCommands, access: Access): ServiceIm
     return target;
   };
   return {
+    ...createLockoutAdminHandlers(lockout, access),
     async getCustomDomainPolicy(req, ctx) {
       const target = await targetOf(ctx, req.orgId, "GetCustomDomainPolicyRequest");
       return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });

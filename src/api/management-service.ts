@@ -37,6 +37,8 @@ import { queryLimit, TEXT_METHODS, type UserQueries, V1_DEFAULT_QUERY_LIMIT } fr
 import type { OrgCommands } from "../domain/orgs.js";
 import type { Access } from "./access.js";
 import { createOrgHandlers } from "./org-handlers.js";
+import { createLockoutHandlersV1 } from "./lockout-handlers.js";
+import type { LockoutCommands } from "../domain/lockout.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV1 } from "./password-handlers.js";
@@ -85,6 +87,7 @@ export function createManagementService(
   orgs: OrgCommands,
   idps: IdpCommands,
   passwords: PasswordCommands,
+  lockout: LockoutCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -97,6 +100,7 @@ export function createManagementService(
   return {
     ...createOrgHandlers(users, orgs, access),
     ...createPasswordHandlersV1(passwords, access),
+    ...createLockoutHandlersV1(lockout, access),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),
