@@ -91,6 +91,11 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.GetDomainPolicy": () => ({}),
   "ManagementService.SetHumanInitialPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD }),
   "ManagementService.SetHumanPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD, noChangeRequired: true }),
+  // lockout policy (management v1): B's own policy is there to read, change or remove.
+  "ManagementService.GetLockoutPolicy": () => ({}),
+  "ManagementService.AddCustomLockoutPolicy": () => ({ maxPasswordAttempts: 1 }),
+  "ManagementService.UpdateCustomLockoutPolicy": () => ({ maxPasswordAttempts: 2 }),
+  "ManagementService.ResetLockoutPolicyToDefault": () => ({}),
   // user v2: B is named in the request itself.
   "UserService.AddHumanUser": (b) => ({
     organization: { orgId: b.org.orgId },
@@ -126,6 +131,9 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "AdminService.AddCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
   "AdminService.UpdateCustomDomainPolicy": (b) => ({ orgId: b.org.orgId, userLoginMustBeDomain: true }),
   "AdminService.ResetCustomDomainPolicyToDefault": (b) => ({ orgId: b.org.orgId }),
+  // lockout policy of the instance (admin v1): B's users are under it too.
+  "AdminService.GetLockoutPolicy": () => ({}),
+  "AdminService.UpdateLockoutPolicy": () => ({ maxPasswordAttempts: 1 }),
   // session v2: ZITADEL checks session.write on the instance to create a session and on the
   // user's organisation to change one; without the session's token, it shows a session only to
   // its creator, its user, or a holder of session.read on the user's organisation, and ends one
@@ -185,6 +193,7 @@ describe("cross-organisation denial", () => {
         members: await db.selectFrom("members").selectAll().where("org_id", "=", b.org.orgId).orderBy("user_id").execute(),
         domains: await db.selectFrom("org_domains").selectAll().where("org_id", "=", b.org.orgId).orderBy("domain").execute(),
         policies: await db.selectFrom("domain_policies").selectAll().where("org_id", "=", b.org.orgId).execute(),
+        lockoutPolicies: await db.selectFrom("lockout_policies").selectAll().where("org_id", "in", [b.org.orgId, ""]).execute(),
         claims: await db.selectFrom("unique_constraints").selectAll().where("owner_id", "in", ids).orderBy("kind").orderBy("value").execute(),
         orgUsers: (await db.selectFrom("users").select("id").where("org_id", "=", b.org.orgId).execute()).length,
       };
@@ -216,6 +225,7 @@ describe("cross-organisation denial", () => {
         ),
       );
       expectOk(await admin.call(ADMIN.addCustomDomainPolicy, { orgId: org.orgId, validateOrgDomains: false }));
+      expectOk(await admin.call(V1.addCustomLockoutPolicy, { maxPasswordAttempts: 5 }, { headers }));
       // The administrator creates it, as a login client would: an organisation's roles cannot.
       const session = expectOk(
         await admin.call(SESSIONS.createSession, {

@@ -142,6 +142,13 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
     method: "DELETE",
     path: "/admin/v1/orgs/{orgId}/policies/domain",
   },
+  // Lockout policy: the admin write's path differs from its read's in ZITADEL's admin.proto.
+  "zitadel.management.v1.ManagementService.GetLockoutPolicy": { method: "GET", path: "/management/v1/policies/lockout" },
+  "zitadel.management.v1.ManagementService.AddCustomLockoutPolicy": { method: "POST", path: "/management/v1/policies/lockout" },
+  "zitadel.management.v1.ManagementService.UpdateCustomLockoutPolicy": { method: "PUT", path: "/management/v1/policies/lockout" },
+  "zitadel.management.v1.ManagementService.ResetLockoutPolicyToDefault": { method: "DELETE", path: "/management/v1/policies/lockout" },
+  "zitadel.admin.v1.AdminService.GetLockoutPolicy": { method: "GET", path: "/admin/v1/policies/lockout" },
+  "zitadel.admin.v1.AdminService.UpdateLockoutPolicy": { method: "PUT", path: "/admin/v1/policies/password/lockout" },
   "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
   "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.DeactivateUser": { method: "POST", path: "/v2/users/{userId}/deactivate", pathField: "userId" },
