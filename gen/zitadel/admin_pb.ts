@@ -316,7 +316,8 @@ export const UpdateLockoutPolicyResponseSchema: GenMessage<UpdateLockoutPolicyRe
 
 /**
  * Admin API (v1): manages the instance. Served under /admin/v1; userport
- * serves the organisations' custom domain policies.
+ * serves the organisations' custom domain policies and the instance's lockout
+ * policy.
  *
  * @generated from service zitadel.admin.v1.AdminService
  */
