@@ -28,7 +28,8 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
 
 /**
  * `zitadel.admin.v1.AdminService`: the instance-level RPCs userport serves, the custom domain
- * policies of organisations and the instance's lockout policy. Their permissions (iam.policy.*) come with instance roles only.
+ * policies of organisations and the instance's lockout policy. Their permissions (iam.policy.*)
+ * come with instance roles only.
  */
 export function createAdminService(orgs: OrgCommands, access: Access, lockout: LockoutCommands): ServiceImpl<typeof AdminService> {
   /**
