@@ -13,9 +13,11 @@ import {
   ListOrgMembersResponseSchema,
   ListPersonalAccessTokensResponseSchema,
   type ManagementService,
+  RemoveOrgDomainResponseSchema,
   RemoveOrgMemberResponseSchema,
   RemovePersonalAccessTokenResponseSchema,
   SetPrimaryOrgDomainResponseSchema,
+  UpdateOrgMemberResponseSchema,
 } from "../../gen/zitadel/management_pb.js";
 import { type Member, MemberSchema, type SearchQuery as MemberQuery } from "../../gen/zitadel/member_pb.js";
 import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
@@ -46,6 +48,8 @@ type OrgMethods =
   | "listOrgMembers"
   | "addOrgMember"
   | "removeOrgMember"
+  | "removeOrgDomain"
+  | "updateOrgMember"
   | "getDomainPolicy";
 
 /** `zitadel.v1.ObjectDetails` of an organisation after a change. */
@@ -309,6 +313,12 @@ export function createOrgHandlers(
       return create(SetPrimaryOrgDomainResponseSchema, { details: orgChangeDetails(await orgs.setPrimaryDomain(target, req.domain)) });
     },
 
+    async removeOrgDomain(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.domain, 1, 200, "RemoveOrgDomainRequest.Domain");
+      return create(RemoveOrgDomainResponseSchema, { details: orgChangeDetails(await orgs.removeDomain(target, req.domain)) });
+    },
+
     async listOrgMembers(req, ctx) {
       const target = await access.target(ctx);
       const matches = memberFilter(req.queries);
@@ -327,6 +337,12 @@ export function createOrgHandlers(
       const mayUseForeignUsers = hasInstancePermission(principalOf(ctx), "org.member.write");
       const org = await orgs.addMember({ ...target, mayUseForeignUsers }, req.userId, req.roles);
       return create(AddOrgMemberResponseSchema, { details: orgChangeDetails(org) });
+    },
+
+    async updateOrgMember(req, ctx) {
+      const target = await access.target(ctx);
+      checkLength(req.userId, 1, 200, "UpdateOrgMemberRequest.UserId");
+      return create(UpdateOrgMemberResponseSchema, { details: orgChangeDetails(await orgs.changeMember(target, req.userId, req.roles)) });
     },
 
     async getDomainPolicy(_req, ctx) {

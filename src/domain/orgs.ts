@@ -59,8 +59,11 @@ export const DEFAULT_DOMAIN_POLICY: DomainPolicy = {
 export type OrgWrite =
   | { kind: "addDomain"; domain: OrgDomain }
   | { kind: "setPrimaryDomain"; domain: string }
+  /** Removes the domain and, when it was verified, its instance-wide claim. */
+  | { kind: "removeDomain"; domain: string; verified: boolean }
   | { kind: "addMember"; userId: string; roles: string[] }
   | { kind: "removeMember"; userId: string }
+  | { kind: "changeMember"; userId: string; roles: string[] }
   /**
    * Sets (or with `policy` undefined, removes) the custom domain policy, and the effective
    * flag; when the flag changes, every username of the organisation is claimed anew in its new
@@ -170,6 +173,8 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     for (let attempt = 1; ; attempt++) {
       const org = await getOrg(instanceId, orgId);
       const { events, writes } = await decide(org);
+      // Nothing to change (ZITADEL answers such commands without an event): nothing is written.
+      if (events.length === 0) return org;
       const at = now();
       try {
         await deps.store.changeOrg({ instanceId, orgId, expectedSequence: org.sequence, events, writes, at, creator });
@@ -284,6 +289,25 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       });
     },
 
+    /**
+     * ZITADEL's RemoveOrgDomain: any domain but the primary one. Login names with the domain end
+     * at once (they are derived from the domain rows), and a verified domain's instance-wide claim
+     * is released, so that another organisation may add it and usernames may end in it.
+     */
+    async removeDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+      const domainName = requested.trim().toLowerCase();
+      if (domainName === "") throw invalidArgument("ORG-SJsK3", "Invalid domain");
+      return change(target.instanceId, target.orgId, target.creator, async () => {
+        const domain = (await deps.store.listDomains(target.instanceId, target.orgId)).find((d) => d.domain === domainName);
+        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
+        if (domain.primary) throw failedPrecondition("ORG-Sjdi3", "Primary domain must not be deleted");
+        return {
+          events: [{ type: "org.domain.removed", payload: { domain: domainName, verified: domain.verified } }],
+          writes: [{ kind: "removeDomain", domain: domainName, verified: domain.verified }],
+        };
+      });
+    },
+
     listMembers: (instanceId: string, orgId: string) => deps.store.listMembers(instanceId, orgId),
 
     /**
@@ -311,6 +335,31 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
         };
       });
       deps.onCallerChanged();
+      return org;
+    },
+
+    /**
+     * ZITADEL's ChangeOrgMember: the roles replace the member's; only ORG_ roles, at least one.
+     * The same roles again change nothing and succeed, as in ZITADEL. The new roles take effect
+     * at once (the caller cache is cleared).
+     */
+    async changeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string, requested: string[]): Promise<Org> {
+      // Neither key has English text in ZITADEL (only Errors.Instance.MemberInvalid has), so clients see it raw.
+      if (requested.length === 0) throw invalidArgument("Org-LiaZi", "Errors.Org.MemberInvalid");
+      if (invalidOrgRoles(requested).length > 0) throw invalidArgument("IAM-m9fG8", "Errors.Org.MemberInvalid");
+      const roles = [...new Set(requested)];
+      let changed = false;
+      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+        const member = (await deps.store.listMembers(target.instanceId, target.orgId)).find((m) => m.userId === userId);
+        if (!member) throw notFound("Org-D8JxR", "Errors.NotFound");
+        changed = !sameRoles(member.roles, roles);
+        if (!changed) return { events: [], writes: [] };
+        return {
+          events: [{ type: "org.member.changed", payload: { userId, roles } }],
+          writes: [{ kind: "changeMember", userId, roles }],
+        };
+      });
+      if (changed) deps.onCallerChanged();
       return org;
     },
 
@@ -441,6 +490,11 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
 }
 
 export type OrgCommands = ReturnType<typeof createOrgCommands>;
+
+/** ZITADEL compares the role lists in order (slices.Compare). */
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((role, i) => role === b[i]);
+}
 
 function samePolicy(a: DomainPolicy, b: DomainPolicy): boolean {
   return (

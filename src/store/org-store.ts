@@ -67,6 +67,26 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore {
               .where("org_id", "=", orgId),
           ),
         ];
+      case "removeDomain": {
+        const rows = [
+          statement(
+            db.deleteFrom("org_domains").where("instance_id", "=", instanceId).where("org_id", "=", orgId).where("domain", "=", write.domain),
+          ),
+        ];
+        if (write.verified) {
+          rows.push(
+            statement(
+              db
+                .deleteFrom("unique_constraints")
+                .where("instance_id", "=", instanceId)
+                .where("kind", "=", "org_domain")
+                .where("value", "=", write.domain)
+                .where("owner_id", "=", orgId),
+            ),
+          );
+        }
+        return rows;
+      }
       case "addMember":
         return [
           statement(
@@ -79,6 +99,17 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore {
               changed_at: at,
             }),
             "member",
+          ),
+        ];
+      case "changeMember":
+        return [
+          statement(
+            db
+              .updateTable("members")
+              .set({ roles: write.roles.join(" "), changed_at: at })
+              .where("instance_id", "=", instanceId)
+              .where("org_id", "=", orgId)
+              .where("user_id", "=", write.userId),
           ),
         ];
       case "removeMember":
