@@ -72,6 +72,9 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.ListOrgMembers": () => ({}),
   "ManagementService.AddOrgMember": (b) => ({ userId: b.humanId, roles: ["ORG_OWNER"] }),
   "ManagementService.RemoveOrgMember": (b) => ({ userId: b.machineId }),
+  // RemoveOrgDomain and UpdateOrgMember: B's domain and B's member, unknown in A.
+  "ManagementService.RemoveOrgDomain": (b) => ({ domain: b.domain }),
+  "ManagementService.UpdateOrgMember": (b) => ({ userId: b.machineId, roles: ["ORG_OWNER"] }),
   "ManagementService.AddGenericOIDCProvider": () => ({
     name: uniqueName("idp"),
     issuer: "https://issuer.example.com",

@@ -80,6 +80,91 @@ describe("org domains and the domain policy", () => {
     });
   });
 
+  describe.each(WRITERS)("RemoveOrgDomain over %s", (transport) => {
+    it("removes a domain: its login names end at once, searches stop finding them, and a verified domain is released", async () => {
+      const scoped = await createApiCaller(up, "ORG_OWNER");
+      const other = await createApiCaller(up, "ORG_OWNER");
+      expectOk(await admin(transport).call(ADMIN.addCustomDomainPolicy, { orgId: scoped.orgId, userLoginMustBeDomain: true }));
+      const domain = `${uniqueName("gone")}.example.com`;
+      expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain }, { token: scoped.token }));
+      const userName = uniqueName("lin");
+      const created = expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName }), { token: scoped.token }));
+      const userId = String(created.userId);
+      const byLoginName = async (loginName: string) => {
+        const query = { queries: [{ loginNameQuery: { loginName, method: "TEXT_QUERY_METHOD_EQUALS" } }] };
+        const v1 = expectOk(await up.caller(transport).call(V1.listUsers, query, { token: scoped.token }));
+        const v2 = expectOk(await up.caller(transport).call(V2.listUsers, query, { token: scoped.token }));
+        return [v1, v2].map((result) => ((result.result as Array<{ id?: string; userId?: string }> | undefined) ?? []).map((u) => u.id ?? u.userId));
+      };
+      expect(await byLoginName(`${userName}@${domain}`)).toEqual([[userId], [userId]]);
+      // Also taken by another organisation's usernames while verified (COMMAND-SFd21).
+      const reserved = await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("x")}@${domain}` }), { token: other.token });
+      expectZitadelError(reserved, Code.InvalidArgument, "COMMAND-SFd21", "Domain is already reserved and cannot be used");
+      const sequenceBefore = (await up.eventTypes(scoped.orgId)).length;
+
+      // The domain as clients may spell it: case does not matter, as for AddOrgDomain.
+      const removed = expectOk(await up.caller(transport).call(V1.removeOrgDomain, { domain: domain.toUpperCase() }, { token: scoped.token }));
+      expect(removed.details).toMatchObject({ sequence: String(sequenceBefore + 1), resourceOwner: scoped.orgId });
+      expect((await up.eventTypes(scoped.orgId)).at(-1)).toBe("org.domain.removed");
+
+      const primary = generatedDomain(scoped.orgName);
+      const read = expectOk(await up.caller(transport).call(V1.getUserByID, { id: userId }, { token: scoped.token }));
+      expect(read.user).toMatchObject({ loginNames: [`${userName}@${primary}`], preferredLoginName: `${userName}@${primary}` });
+      expect(await byLoginName(`${userName}@${domain}`)).toEqual([[], []]);
+      expect(await byLoginName(`${userName}@${primary}`)).toEqual([[userId], [userId]]);
+      const domains = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { token: scoped.token }));
+      expect((domains.result as JsonObject[]).map((d) => d.domainName)).toEqual([primary]);
+
+      // Released: another organisation may use it in usernames, add it and have it verified.
+      expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("y")}@${domain}` }), { token: other.token }));
+      expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain }, { token: other.token }));
+      const theirs = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { token: other.token }));
+      expect(theirs.result).toEqual(expect.arrayContaining([expect.objectContaining({ domainName: domain, isVerified: true })]));
+      const resolved = expectOk(await up.caller(transport).call(V2.addHumanUser, v2AddBody({ organization: { orgDomain: domain } })));
+      expect(resolved.details).toMatchObject({ resourceOwner: other.orgId });
+    });
+
+    it("removes an unverified domain, which claimed nothing", async () => {
+      const strict = await createApiCaller(up, "ORG_OWNER");
+      expectOk(await admin(transport).call(ADMIN.addCustomDomainPolicy, { orgId: strict.orgId, validateOrgDomains: true }));
+      const domain = `${uniqueName("pending")}.example.com`;
+      expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain }, { token: strict.token }));
+      expectOk(await up.caller(transport).call(V1.removeOrgDomain, { domain }, { token: strict.token }));
+      const domains = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { token: strict.token }));
+      expect((domains.result as JsonObject[]).map((d) => d.domainName)).toEqual([generatedDomain(strict.orgName)]);
+      // And the organisation may add it again.
+      expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain }, { token: strict.token }));
+    });
+
+    it("refuses the primary domain (ORG-Sjdi3), an unknown one (ORG-GDfA3), a blank one (ORG-SJsK3) and a long one (PGV)", async () => {
+      const owner = await createApiCaller(up, "ORG_OWNER");
+      const remove = (domain: string) => up.caller(transport).call(V1.removeOrgDomain, { domain }, { token: owner.token });
+      const primary = await remove(generatedDomain(owner.orgName));
+      expectZitadelError(primary, Code.FailedPrecondition, "ORG-Sjdi3", "Primary domain must not be deleted");
+      expectZitadelError(await remove("nowhere.example.com"), Code.NotFound, "ORG-GDfA3", "Domain doesn't exist on organization");
+      // Another organisation's domain is not this one's.
+      const other = await createApiCaller(up, "ORG_OWNER");
+      expectZitadelError(await remove(generatedDomain(other.orgName)), Code.NotFound, "ORG-GDfA3", "Domain doesn't exist on organization");
+      expectZitadelError(await remove("   "), Code.InvalidArgument, "ORG-SJsK3", "Invalid domain");
+      expectPgvError(await remove("x".repeat(201)), pgvLength("RemoveOrgDomainRequest.Domain", 1, 200));
+      const mine = expectOk(await up.caller(transport).call(V1.getMyOrg, {}, { token: owner.token }));
+      expect((mine.org as { primaryDomain: string }).primaryDomain).toBe(generatedDomain(owner.orgName));
+    });
+
+    it("needs org.write (AUTH-5mWD2)", async () => {
+      const owner = await createApiCaller(up, "ORG_OWNER");
+      const domain = `${uniqueName("kept")}.example.com`;
+      expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain }, { token: owner.token }));
+      for (const role of ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"]) {
+        const caller = await createApiCaller(up, role, owner.orgId);
+        const denied = await up.caller(transport).call(V1.removeOrgDomain, { domain }, { token: caller.token });
+        expectZitadelError(denied, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
+      }
+      const domains = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { token: owner.token }));
+      expect((domains.result as JsonObject[]).map((d) => d.domainName)).toContain(domain);
+    });
+  });
+
   describe.each(WRITERS)("the default policy over %s", (transport) => {
     let a: ApiCaller;
     let b: ApiCaller;

@@ -258,4 +258,68 @@ describe("members", () => {
       expectZitadelError(result, Code.FailedPrecondition, "ORG-GoXOn", "User could not be found");
     });
   });
+
+  describe.each(WRITERS)("UpdateOrgMember over %s", (transport) => {
+    let owner: ApiCaller;
+    beforeAll(async () => {
+      owner = await createApiCaller(up, "ORG_OWNER");
+    });
+
+    it("replaces a member's roles, which take effect at once", async () => {
+      const helper = await createApiCaller(up, "ORG_OWNER_VIEWER", owner.orgId);
+      const update = (roles: string[]) => up.caller(transport).call(V1.updateOrgMember, { userId: helper.userId, roles }, { token: owner.token });
+      const write = () => up.caller(transport).call(V1.importHumanUser, v1ImportBody(), { token: helper.token });
+      expectZitadelError(await write(), Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
+
+      const eventsBefore = (await up.eventTypes(owner.orgId)).length;
+      const updated = expectOk(await update(["ORG_USER_MANAGER"]));
+      expect(updated.details).toMatchObject({ sequence: String(eventsBefore + 1), resourceOwner: owner.orgId });
+      expect((await up.eventTypes(owner.orgId)).at(-1)).toBe("org.member.changed");
+      expectOk(await write());
+      const listed = expectOk(
+        await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: helper.userId } }] }, { token: owner.token }),
+      );
+      expect(listed.result).toEqual([expect.objectContaining({ userId: helper.userId, roles: ["ORG_USER_MANAGER"] })]);
+
+      // The same roles again change nothing, and succeed, as in ZITADEL.
+      const again = expectOk(await update(["ORG_USER_MANAGER"]));
+      expect(again.details).toMatchObject({ sequence: String(eventsBefore + 1), resourceOwner: owner.orgId });
+      expect(await up.eventTypes(owner.orgId)).toHaveLength(eventsBefore + 1);
+
+      // Replaced, not added to: back to reading only.
+      expectOk(await update(["ORG_OWNER_VIEWER"]));
+      expectZitadelError(await write(), Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
+      expectOk(await up.caller(transport).call(V1.getMyOrg, {}, { token: helper.token }));
+    });
+
+    it("refuses no roles (Org-LiaZi), unknown or instance roles (IAM-m9fG8) and non-members (Org-D8JxR)", async () => {
+      const helper = await createApiCaller(up, "ORG_OWNER_VIEWER", owner.orgId);
+      const update = (roles: string[], userId = helper.userId) =>
+        up.caller(transport).call(V1.updateOrgMember, { userId, roles }, { token: owner.token });
+      expectZitadelError(await update([]), Code.InvalidArgument, "Org-LiaZi", "Errors.Org.MemberInvalid");
+      expectZitadelError(await update(["ORG_GOD"]), Code.InvalidArgument, "IAM-m9fG8", "Errors.Org.MemberInvalid");
+      expectZitadelError(await update(["ORG_OWNER", "IAM_OWNER"]), Code.InvalidArgument, "IAM-m9fG8", "Errors.Org.MemberInvalid");
+      expectZitadelError(await update(["ORG_OWNER"], "no-such-user"), Code.NotFound, "Org-D8JxR", "Errors.NotFound");
+      // A user of the organisation that is no member is not found either.
+      const plain = await createApiCaller(up, undefined, owner.orgId);
+      expectZitadelError(await update(["ORG_OWNER"], plain.userId), Code.NotFound, "Org-D8JxR", "Errors.NotFound");
+      expectPgvError(await update(["ORG_OWNER"], "x".repeat(201)), pgvLength("UpdateOrgMemberRequest.UserId", 1, 200));
+      const listed = expectOk(
+        await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: helper.userId } }] }, { token: owner.token }),
+      );
+      expect(listed.result).toEqual([expect.objectContaining({ roles: ["ORG_OWNER_VIEWER"] })]);
+    });
+
+    it("needs org.member.write (AUTH-5mWD2)", async () => {
+      const helper = await createApiCaller(up, "ORG_OWNER_VIEWER", owner.orgId);
+      for (const role of ["ORG_USER_MANAGER", "ORG_OWNER_VIEWER"]) {
+        const caller = await createApiCaller(up, role, owner.orgId);
+        const denied = await up.caller(transport).call(V1.updateOrgMember, { userId: helper.userId, roles: ["ORG_OWNER"] }, { token: caller.token });
+        expectZitadelError(denied, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
+      }
+      // Not even for itself.
+      const self = await up.caller(transport).call(V1.updateOrgMember, { userId: helper.userId, roles: ["ORG_OWNER"] }, { token: helper.token });
+      expectZitadelError(self, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
+    });
+  });
 });

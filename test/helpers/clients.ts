@@ -134,6 +134,8 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.management.v1.ManagementService.ListOrgMembers": { method: "POST", path: "/management/v1/orgs/me/members/_search" },
   "zitadel.management.v1.ManagementService.AddOrgMember": { method: "POST", path: "/management/v1/orgs/me/members" },
   "zitadel.management.v1.ManagementService.RemoveOrgMember": { method: "DELETE", path: "/management/v1/orgs/me/members/{userId}" },
+  "zitadel.management.v1.ManagementService.RemoveOrgDomain": { method: "DELETE", path: "/management/v1/orgs/me/domains/{domain}" },
+  "zitadel.management.v1.ManagementService.UpdateOrgMember": { method: "PUT", path: "/management/v1/orgs/me/members/{userId}" },
   "zitadel.management.v1.ManagementService.GetDomainPolicy": { method: "GET", path: "/management/v1/policies/domain" },
   "zitadel.admin.v1.AdminService.GetCustomDomainPolicy": { method: "GET", path: "/admin/v1/orgs/{orgId}/policies/domain" },
   "zitadel.admin.v1.AdminService.AddCustomDomainPolicy": { method: "POST", path: "/admin/v1/orgs/{orgId}/policies/domain" },
