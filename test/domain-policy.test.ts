@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, type TransportName, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
+import { ADMIN, SESSIONS, type TransportName, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvLength } from "./helpers/expectations.js";
 import { type ApiCaller, createApiCaller, uniqueName, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
@@ -100,6 +100,8 @@ describe("org domains and the domain policy", () => {
       // Also taken by another organisation's usernames while verified (COMMAND-SFd21).
       const reserved = await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("x")}@${domain}` }), { token: other.token });
       expectZitadelError(reserved, Code.InvalidArgument, "COMMAND-SFd21", "Domain is already reserved and cannot be used");
+      const session = (loginName: string) => admin(transport).call(SESSIONS.createSession, { checks: { user: { loginName } } });
+      expectOk(await session(`${userName}@${domain}`));
       const sequenceBefore = (await up.eventTypes(scoped.orgId)).length;
 
       // The domain as clients may spell it: case does not matter, as for AddOrgDomain.
@@ -112,6 +114,8 @@ describe("org domains and the domain policy", () => {
       expect(read.user).toMatchObject({ loginNames: [`${userName}@${primary}`], preferredLoginName: `${userName}@${primary}` });
       expect(await byLoginName(`${userName}@${domain}`)).toEqual([[], []]);
       expect(await byLoginName(`${userName}@${primary}`)).toEqual([[userId], [userId]]);
+      expectZitadelError(await session(`${userName}@${domain}`), Code.NotFound, "QUERY-Dfbg2", "User could not be found");
+      expectOk(await session(`${userName}@${primary}`));
       const domains = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { token: scoped.token }));
       expect((domains.result as JsonObject[]).map((d) => d.domainName)).toEqual([primary]);
 
