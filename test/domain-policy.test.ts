@@ -65,7 +65,9 @@ describe("org domains and the domain policy", () => {
 
     it("sets only a known (ORG-GDfA3), verified (ORG-Ggd32) domain as primary", async () => {
       const unknown = await up.caller(transport).call(V1.setPrimaryOrgDomain, { domain: "nowhere.example.com" }, { token: owner.token });
-      expectZitadelError(unknown, Code.NotFound, "ORG-GDfA3", "Domain doesn't exist on organisation");
+      expectZitadelError(unknown, Code.NotFound, "ORG-GDfA3", "Domain doesn't exist on organization");
+      const blank = await up.caller(transport).call(V1.setPrimaryOrgDomain, { domain: "   " }, { token: owner.token });
+      expectZitadelError(blank, Code.InvalidArgument, "ORG-SsDG2", "Invalid domain");
       // With validation required, an added domain stays unverified (there is no validation yet).
       const strict = await createApiCaller(up, "ORG_OWNER");
       expectOk(await admin(transport).call(ADMIN.addCustomDomainPolicy, { orgId: strict.orgId, validateOrgDomains: true }));

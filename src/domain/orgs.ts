@@ -277,10 +277,10 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     /** ZITADEL's SetPrimaryOrgDomain: only a verified domain of the organisation. */
     async setPrimaryDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
-      if (domainName === "") throw invalidArgument("ORG-SsDG2", "Errors.Org.InvalidDomain");
+      if (domainName === "") throw invalidArgument("ORG-SsDG2", "Invalid domain");
       return change(target.instanceId, target.orgId, target.creator, async () => {
         const domain = (await deps.store.listDomains(target.instanceId, target.orgId)).find((d) => d.domain === domainName);
-        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organisation");
+        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
         if (!domain.verified) throw failedPrecondition("ORG-Ggd32", "Domain is not verified");
         return {
           events: [{ type: "org.domain.primary.set", payload: { domain: domainName } }],
