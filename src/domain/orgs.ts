@@ -302,7 +302,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
         if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
         if (domain.primary) throw failedPrecondition("ORG-Sjdi3", "Primary domain must not be deleted");
         return {
-          events: [{ type: "org.domain.removed", payload: { domain: domainName, verified: domain.verified } }],
+          events: [{ type: "org.domain.removed", payload: { domain: domainName } }],
           writes: [{ kind: "removeDomain", domain: domainName, verified: domain.verified }],
         };
       });
