@@ -1,12 +1,6 @@
 import type { LockoutStore } from "../domain/lockout.js";
 import type { Db } from "./db.js";
-import type { WriteStatement } from "./prepared.js";
-
-/** A compiled statement as a write-batch statement, naming the rule a unique violation breaks. */
-function statement(query: { compile(): { sql: string; parameters: readonly unknown[] } }, uniqueKind?: string): WriteStatement {
-  const compiled = query.compile();
-  return { sql: compiled.sql, parameters: compiled.parameters, ...(uniqueKind === undefined ? {} : { uniqueKind }) };
-}
+import { statement, type WriteStatement } from "./prepared.js";
 
 /**
  * The SQL implementation of the lockout policy store: rows of `lockout_policies` (org_id "" is

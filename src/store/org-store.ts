@@ -4,15 +4,9 @@ import { foldCase } from "../domain/user-queries.js";
 import type { NewEvent, User } from "../domain/store-port.js";
 import type { Db } from "./db.js";
 import { createLoginNames } from "./login-names.js";
-import type { WriteStatement } from "./prepared.js";
+import { statement, type WriteStatement } from "./prepared.js";
 import type { Database, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
-
-/** A compiled statement as a write-batch statement, naming the rule a unique violation breaks. */
-function statement(query: { compile(): { sql: string; parameters: readonly unknown[] } }, uniqueKind?: string): WriteStatement {
-  const compiled = query.compile();
-  return { sql: compiled.sql, parameters: compiled.parameters, ...(uniqueKind === undefined ? {} : { uniqueKind }) };
-}
 
 /** The SQL implementation of the organisation store. Organisation writes are rare: plain Kysely. */
 export function createOrgStore({ db, read, writes }: Db): OrgStore {

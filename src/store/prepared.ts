@@ -7,6 +7,12 @@ export interface WriteStatement {
   uniqueKind?: string;
 }
 
+/** A statement built by Kysely for the write queue; `uniqueKind` names what a violation means. */
+export function statement(query: Compilable, uniqueKind?: string): WriteStatement {
+  const compiled = query.compile();
+  return { sql: compiled.sql, parameters: compiled.parameters, ...(uniqueKind === undefined ? {} : { uniqueKind }) };
+}
+
 const MARKER = "\u0000param:";
 
 /**

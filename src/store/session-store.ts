@@ -1,4 +1,4 @@
-import type { Compilable, Selectable, SelectQueryBuilder } from "kysely";
+import type { Selectable, SelectQueryBuilder } from "kysely";
 import type {
   CredentialChange,
   SessionFilter,
@@ -10,15 +10,9 @@ import type {
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
-import { param, prepare, type WriteStatement } from "./prepared.js";
+import { param, prepare, statement, type WriteStatement } from "./prepared.js";
 import type { Database, SessionTable, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
-
-/** A statement built by Kysely for the write queue; `uniqueKind` names what a violation means. */
-function statement(query: Compilable, uniqueKind?: string): WriteStatement {
-  const compiled = query.compile();
-  return { sql: compiled.sql, parameters: compiled.parameters, ...(uniqueKind === undefined ? {} : { uniqueKind }) };
-}
 
 /** The SQL implementation of the session commands' store. */
 export function createSessionStore({ db, read, writes }: Db): SessionStore {
