@@ -321,7 +321,9 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       userId: string,
       roles: string[],
     ): Promise<Org> {
-      if (roles.length === 0 || invalidOrgRoles(roles).length > 0) throw invalidArgument("ORG-4N8es", "Member is invalid");
+      // As ZITADEL's AddOrgMember.IsValid; neither key has English text there, so clients see it raw.
+      if (roles.length === 0) throw invalidArgument("ORG-4Mlfs", "Errors.Invalid.Argument");
+      if (invalidOrgRoles(roles).length > 0) throw invalidArgument("Org-4N8es", "Errors.Org.MemberInvalid");
       const org = await change(target.instanceId, target.orgId, target.creator, async () => {
         const user = await deps.store.getUser(target.instanceId, userId);
         if (!user || (user.orgId !== target.orgId && !target.mayUseForeignUsers)) {
@@ -363,12 +365,14 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       return org;
     },
 
-    /** ZITADEL's RemoveOrgMember; the member's roles end at once (the caller cache is cleared). */
+    /**
+     * ZITADEL's RemoveOrgMember; the member's roles end at once (the caller cache is cleared).
+     * Removing someone who is no member changes nothing and succeeds, as in ZITADEL.
+     */
     async removeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string): Promise<Org> {
       const org = await change(target.instanceId, target.orgId, target.creator, async () => {
         const members = await deps.store.listMembers(target.instanceId, target.orgId);
-        // The key has no English text in ZITADEL, so clients see it raw.
-        if (!members.some((m) => m.userId === userId)) throw notFound("Org-D8JxR", "Errors.Org.Member.NotFound");
+        if (!members.some((m) => m.userId === userId)) return { events: [], writes: [] };
         return {
           events: [{ type: "org.member.removed", payload: { userId } }],
           writes: [{ kind: "removeMember", userId }],
