@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
 import type { Idp, IdpStore } from "../domain/idps.js";
 import type { Db } from "./db.js";
+import { ownerSequence } from "./owner-sequence.js";
 import type { IdpTable } from "./schema.js";
 
 /** The SQL implementation of the domain's identity provider store. */
@@ -75,11 +76,7 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
         .execute();
       return rows.map(toIdp);
     },
-    async lastSequence(instanceId, orgId) {
-      // An organisation's event count is kept on its row, as its other changes expect it.
-      const row = await db.selectFrom("orgs").select("sequence").where("instance_id", "=", instanceId).where("id", "=", orgId).executeTakeFirst();
-      return Number(row?.sequence ?? 0);
-    },
+    lastSequence: (instanceId, orgId) => ownerSequence(db, instanceId, orgId),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { LockoutStore } from "../domain/lockout.js";
 import type { Db } from "./db.js";
+import { ownerSequence } from "./owner-sequence.js";
 import { statement, type WriteStatement } from "./prepared.js";
 
 /**
@@ -26,21 +27,7 @@ export function createLockoutStore({ db, writes }: Db): LockoutStore {
       );
     },
 
-    async ownerSequence(instanceId, orgId) {
-      if (orgId !== "") {
-        // An organisation's event count is kept on its row, as its other changes expect it.
-        const row = await db.selectFrom("orgs").select("sequence").where("instance_id", "=", instanceId).where("id", "=", orgId).executeTakeFirst();
-        return Number(row?.sequence ?? 0);
-      }
-      // The instance aggregate has no row of its own: its events are the count.
-      const row = await db
-        .selectFrom("events")
-        .select((eb) => eb.fn.max("sequence").as("sequence"))
-        .where("instance_id", "=", instanceId)
-        .where("aggregate_id", "=", instanceId)
-        .executeTakeFirst();
-      return Number(row?.sequence ?? 0);
-    },
+    ownerSequence: (instanceId, orgId) => ownerSequence(db, instanceId, orgId),
 
     write({ instanceId, orgId, expectedSequence, event, policy, at, creator }) {
       const ofInstance = orgId === "";
