@@ -7,6 +7,8 @@ export interface UserCredentials {
   passwordHash: string | undefined;
   /** Password checks failed since the last successful one. */
   failedAttempts: number;
+  /** TOTP checks failed since the last successful one (or the last unlock). */
+  otpFailedAttempts: number;
   /** The active TOTP secret, sealed (SecretBox), if any. */
   sealedTotpSecret: string | undefined;
 }
@@ -35,6 +37,7 @@ export interface CredentialChange {
     /** Set with a new password, not with a rehash. */
     passwordChangedAt?: number;
     failedAttempts?: number;
+    otpFailedAttempts?: number;
     state?: UserState;
   };
   /** A one-time code used up by this change (e.g. a password reset code). */

@@ -167,19 +167,33 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     }
   }
 
-  /** Checks a TOTP code against the user's active secret (RFC 6238: SHA-1, 30 s, 6 digits, ±1 step). */
+  /**
+   * Checks a TOTP code against the user's active secret (RFC 6238: SHA-1, 30 s, 6 digits, ±1 step).
+   * A failure is counted apart from the password's and locks the user when the count reaches the
+   * lockout policy's max OTP attempts (ZITADEL's checkTOTP); a success resets the count.
+   */
   async function checkTotp(creds: UserCredentials, code: string, creator: string, at: number) {
     if (creds.sealedTotpSecret === undefined) throw failedPrecondition("COMMAND-3Mif9s", "OTP is not ready");
     const totp = new TOTP({ secret: Secret.fromBase32(deps.secretBox.open(creds.sealedTotpSecret)), digits: 6, period: 30, algorithm: "SHA1" });
     if (totp.validate({ token: code, timestamp: at, window: 1 }) === null) {
-      await writeFailure(creds, creator, at, () => ({
-        events: [{ type: "user.human.mfa.otp.check.failed", payload: {} }],
-        set: {},
-        failedAttempts: 0,
-      }));
+      const policy = (await deps.store.lockoutPolicy(creds.user.instanceId, creds.user.orgId)) ?? deps.defaultLockout;
+      await writeFailure(creds, creator, at, (current) => {
+        const otpFailedAttempts = current.otpFailedAttempts + 1;
+        const events: NewEvent[] = [{ type: "user.human.mfa.otp.check.failed", payload: {} }];
+        const set: CredentialChange["set"] = { otpFailedAttempts };
+        if (policy.maxOtpAttempts > 0 && otpFailedAttempts >= policy.maxOtpAttempts && current.user.state !== "LOCKED") {
+          events.push({ type: "user.locked", payload: {} });
+          set.state = "LOCKED";
+        }
+        return { events, set, failedAttempts: otpFailedAttempts };
+      });
+      // ZITADEL answers a wrong code with this error alone, without a CredentialsCheckError.
       throw invalidArgument("EVENT-8isk2", "Invalid code");
     }
-    return { events: [{ type: "user.human.mfa.otp.check.succeeded", payload: {} }] as NewEvent[] };
+    return {
+      events: [{ type: "user.human.mfa.otp.check.succeeded", payload: {} }] as NewEvent[],
+      set: { otpFailedAttempts: 0 } as CredentialChange["set"],
+    };
   }
 
   /**
@@ -223,7 +237,11 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         events.push(...verified.result.events);
         Object.assign(set, verified.result.set);
       }
-      if (creds && checks.totp !== undefined) events.push(...(await checkTotp(creds, checks.totp, creator, at)).events);
+      if (creds && checks.totp !== undefined) {
+        const result = await checkTotp(creds, checks.totp, creator, at);
+        events.push(...result.events);
+        Object.assign(set, result.set);
+      }
       const session = buildSession(creds, at, { password: checks.password !== undefined, totp: checks.totp !== undefined });
       try {
         await deps.store.write({

@@ -195,6 +195,8 @@ export interface UserChange {
   state: UserState | "removed";
   /** A new count of failed password checks (an unlock resets it to 0). */
   failedAttempts?: number;
+  /** A new count of failed TOTP checks (an unlock resets it to 0). */
+  otpFailedAttempts?: number;
   /** Codes the change creates (e.g. a new init code), written with it. */
   codes?: NewCode[];
   /** Messages the change causes, enqueued in the same transaction. */

@@ -30,7 +30,7 @@ interface Rule {
   refuse(state: UserState): { ids: Ids; message: string } | undefined;
   to: UserState | "removed";
   event: string;
-  /** Whether the change forgets the failed password checks, so the lockout counts from 0 again. */
+  /** Whether the change forgets the failed password and TOTP checks, so the lockout counts from 0 again. */
   resetsFailedAttempts?: boolean;
 }
 
@@ -75,7 +75,8 @@ const RULES: Record<Transition, Rule> = {
       state !== "LOCKED" ? { ids: { v1: "COMMAND-4M0ds", v2: "COMMAND-olb9vb0oca" }, message: "User is not locked" } : undefined,
     to: "ACTIVE",
     event: "user.unlocked",
-    // As ZITADEL: its password write model sets PasswordCheckFailedCount to 0 on UserUnlockedEvent.
+    // As ZITADEL: its password and TOTP write models set PasswordCheckFailedCount and
+    // CheckFailedCount to 0 on UserUnlockedEvent.
     resetsFailedAttempts: true,
   },
   remove: {
@@ -122,7 +123,7 @@ export function createUserStateCommands(deps: UserStateDeps) {
           at,
           creator: target.creator,
           state: rule.to,
-          ...(rule.resetsFailedAttempts ? { failedAttempts: 0 } : {}),
+          ...(rule.resetsFailedAttempts ? { failedAttempts: 0, otpFailedAttempts: 0 } : {}),
         });
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;

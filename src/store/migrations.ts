@@ -361,6 +361,13 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
       }
     },
   },
+  "0010_otp_failed_attempts": {
+    // TOTP checks failed since the last success or unlock, counted apart from the password's
+    // as ZITADEL does: the lockout policy's max OTP attempts locks on this count.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("users").addColumn("otp_failed_attempts", "integer", (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 });
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

@@ -110,6 +110,8 @@ export interface UserTable {
   email_lower: string;
   /** Password checks failed since the last success; the lockout policy counts them. */
   password_failed_attempts: Generated<number>;
+  /** TOTP checks failed since the last success or unlock; the lockout policy counts them. */
+  otp_failed_attempts: Generated<number>;
   /** An active TOTP secret (base32), sealed with the master key; null when none. */
   totp_secret: string | null;
 }

@@ -60,6 +60,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
             ...(set.passwordChangeRequired !== undefined ? { password_change_required: set.passwordChangeRequired ? 1 : 0 } : {}),
             ...(set.passwordChangedAt !== undefined ? { password_changed_at: set.passwordChangedAt } : {}),
             ...(set.failedAttempts !== undefined ? { password_failed_attempts: set.failedAttempts } : {}),
+            ...(set.otpFailedAttempts !== undefined ? { otp_failed_attempts: set.otpFailedAttempts } : {}),
             ...(set.state !== undefined ? { state: set.state } : {}),
           })
           .where("instance_id", "=", change.instanceId)
@@ -245,6 +246,7 @@ function toCredentials(row: Selectable<UserTable>): UserCredentials {
     user: toUser(row),
     passwordHash: row.password_hash ?? undefined,
     failedAttempts: Number(row.password_failed_attempts ?? 0),
+    otpFailedAttempts: Number(row.otp_failed_attempts ?? 0),
     sealedTotpSecret: row.totp_secret ?? undefined,
   };
 }

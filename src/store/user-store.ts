@@ -85,6 +85,13 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
+    otpFailedAttempts: prepare<{ failed_attempts: number; instance_id: string; id: string }>(
+      db
+        .updateTable("users")
+        .set({ otp_failed_attempts: param("failed_attempts") })
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("id", "=", param<string>("id")),
+    ),
     // Removing a user releases its username and links at once, and ends its codes, tokens and roles.
     remove: [
       byUser("users"),
@@ -157,6 +164,9 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
               ...(userChange.failedAttempts === undefined
                 ? []
                 : [change.failedAttempts.statement({ failed_attempts: userChange.failedAttempts, instance_id: instanceId, id: userId })]),
+              ...(userChange.otpFailedAttempts === undefined
+                ? []
+                : [change.otpFailedAttempts.statement({ failed_attempts: userChange.otpFailedAttempts, instance_id: instanceId, id: userId })]),
             ];
       const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
       return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
