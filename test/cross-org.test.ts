@@ -96,6 +96,8 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.SetHumanPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD, noChangeRequired: true }),
   // lockout policy (management v1): B's own policy is there to read, change or remove.
   "ManagementService.GetLockoutPolicy": () => ({}),
+  // The instance's policy: it names no organisation, and B's own policy is not it.
+  "ManagementService.GetDefaultLockoutPolicy": () => ({}),
   "ManagementService.AddCustomLockoutPolicy": () => ({ maxPasswordAttempts: 1 }),
   "ManagementService.UpdateCustomLockoutPolicy": () => ({ maxPasswordAttempts: 2 }),
   "ManagementService.ResetLockoutPolicyToDefault": () => ({}),

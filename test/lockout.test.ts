@@ -1,6 +1,7 @@
 /**
  * The lockout policy API (issue 4 follow-up): management v1 GetLockoutPolicy,
- * AddCustomLockoutPolicy, UpdateCustomLockoutPolicy, ResetLockoutPolicyToDefault and admin v1
+ * GetDefaultLockoutPolicy, AddCustomLockoutPolicy, UpdateCustomLockoutPolicy,
+ * ResetLockoutPolicyToDefault and admin v1
  * GetLockoutPolicy, UpdateLockoutPolicy, with ZITADEL's errors and events
  * (internal/command/org_policy_lockout.go, instance_policy_lockout.go), and the policy really
  * enforced by CreateSession's password checks.
@@ -121,6 +122,25 @@ describe("an organisation's lockout policy (management v1)", () => {
     expect(read.policy).toMatchObject({ maxPasswordAttempts: "7", maxOtpAttempts: "2", details: { resourceOwner: owner.orgId } });
   });
 
+  it.each(READERS)("GetDefaultLockoutPolicy reads the instance's policy, not the organisation's own; policy.read (AUTH-5mWD2) (%s)", async (transport) => {
+    const instanceId = await instanceIdOf(up);
+    const owner = await createApiCaller(up, "ORG_OWNER");
+    const userManager = await createApiCaller(up, "ORG_USER_MANAGER", owner.orgId);
+    const noRole = await createApiCaller(up, undefined, owner.orgId);
+    expectOk(await up.caller("rest").call(V1.addCustomLockoutPolicy, { maxPasswordAttempts: 7, maxOtpAttempts: 2 }, { token: owner.token }));
+    for (const token of [owner.token, userManager.token]) {
+      const read = expectOk(await up.caller(transport).call(V1.getDefaultLockoutPolicy, {}, { token }));
+      // The configured default nobody stored: only its owner in details, max_otp_attempts 0 left out.
+      expect(read).toEqual({ policy: { details: { resourceOwner: instanceId }, maxPasswordAttempts: String(CONFIGURED), isDefault: true } });
+    }
+    expectZitadelError(
+      await up.caller(transport).call(V1.getDefaultLockoutPolicy, {}, { token: noRole.token }),
+      Code.PermissionDenied,
+      "AUTH-5mWD2",
+      "No matching permissions found",
+    );
+  });
+
   it.each(WRITERS)("is enforced: a policy of 2 locks on the second wrong password; reset, the instance's 3 applies (%s)", async (transport) => {
     const owner = await createApiCaller(up, "ORG_OWNER");
     const asOwner = { token: owner.token };
@@ -183,6 +203,10 @@ describe("the instance's lockout policy (admin v1)", () => {
       const owner = await createApiCaller(up, "ORG_OWNER");
       const viaOrg = expectOk(await up.caller(transport).call(V1.getLockoutPolicy, {}, { token: owner.token }));
       expect(viaOrg).toMatchObject({ isDefault: true, policy: { maxPasswordAttempts: String(max), details: { resourceOwner: instanceId } } });
+      const viaDefault = expectOk(await up.caller(transport).call(V1.getDefaultLockoutPolicy, {}, { token: owner.token }));
+      // The same policy, with the same change metadata, as the admin API reads.
+      expect(viaDefault.policy).toEqual(expectOk(await up.caller(transport).call(ADMIN.getLockoutPolicy, {})).policy);
+      expect(viaDefault.policy).toMatchObject({ maxPasswordAttempts: String(max), maxOtpAttempts: "1", isDefault: true });
       const user = await userWithPassword(up, transport, owner.orgId);
       for (let attempt = 1; attempt < max; attempt++) expectWrongPassword(await user.signIn("wrong-Passw0rd!"), attempt);
       expect(await user.state()).toBe("USER_STATE_ACTIVE");

@@ -8,6 +8,7 @@ import {
 } from "../../gen/zitadel/admin_pb.js";
 import {
   AddCustomLockoutPolicyResponseSchema,
+  GetDefaultLockoutPolicyResponseSchema,
   GetLockoutPolicyResponseSchema,
   type ManagementService,
   ResetLockoutPolicyToDefaultResponseSchema,
@@ -47,7 +48,12 @@ function lockoutPolicyToPb(found: EffectiveLockoutPolicy, owner: string): Lockou
   });
 }
 
-type LockoutMethodsV1 = "getLockoutPolicy" | "addCustomLockoutPolicy" | "updateCustomLockoutPolicy" | "resetLockoutPolicyToDefault";
+type LockoutMethodsV1 =
+  | "getLockoutPolicy"
+  | "getDefaultLockoutPolicy"
+  | "addCustomLockoutPolicy"
+  | "updateCustomLockoutPolicy"
+  | "resetLockoutPolicyToDefault";
 
 /** Management v1: the lockout policy of the context organisation. */
 export function createLockoutHandlersV1(
@@ -61,6 +67,14 @@ export function createLockoutHandlersV1(
       return create(GetLockoutPolicyResponseSchema, {
         policy: lockoutPolicyToPb(found, found.isDefault ? target.instanceId : target.orgId),
         isDefault: found.isDefault,
+      });
+    },
+    async getDefaultLockoutPolicy(_req, ctx) {
+      // The instance's policy whichever organisation the context names, as ZITADEL's
+      // DefaultLockoutPolicy query; policy.read on that organisation is the permission asked.
+      const target = await access.target(ctx);
+      return create(GetDefaultLockoutPolicyResponseSchema, {
+        policy: lockoutPolicyToPb(await lockout.instancePolicy(target.instanceId), target.instanceId),
       });
     },
     async addCustomLockoutPolicy(req, ctx) {

@@ -146,6 +146,7 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   },
   // Lockout policy: the admin write's path differs from its read's in ZITADEL's admin.proto.
   "zitadel.management.v1.ManagementService.GetLockoutPolicy": { method: "GET", path: "/management/v1/policies/lockout" },
+  "zitadel.management.v1.ManagementService.GetDefaultLockoutPolicy": { method: "GET", path: "/management/v1/policies/default/lockout" },
   "zitadel.management.v1.ManagementService.AddCustomLockoutPolicy": { method: "POST", path: "/management/v1/policies/lockout" },
   "zitadel.management.v1.ManagementService.UpdateCustomLockoutPolicy": { method: "PUT", path: "/management/v1/policies/lockout" },
   "zitadel.management.v1.ManagementService.ResetLockoutPolicyToDefault": { method: "DELETE", path: "/management/v1/policies/lockout" },
