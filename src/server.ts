@@ -106,7 +106,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     hashRegistry,
     secretBox,
     newId,
-    defaultLockout,
+    lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }

@@ -160,6 +160,13 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     return org;
   }
 
+  /** One of the organisation's domains (verified or not), or ZITADEL's NotFound. */
+  async function domainOf(instanceId: string, orgId: string, domainName: string): Promise<OrgDomain> {
+    const domain = (await deps.store.listDomains(instanceId, orgId)).find((d) => d.domain === domainName);
+    if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
+    return domain;
+  }
+
   /**
    * Applies `decide` to the organisation as it is now and writes what it returns, retrying when a
    * concurrent change of the organisation won (the org's event sequence is unique).
@@ -279,8 +286,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       const domainName = requested.trim().toLowerCase();
       if (domainName === "") throw invalidArgument("ORG-SsDG2", "Invalid domain");
       return change(target.instanceId, target.orgId, target.creator, async () => {
-        const domain = (await deps.store.listDomains(target.instanceId, target.orgId)).find((d) => d.domain === domainName);
-        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
+        const domain = await domainOf(target.instanceId, target.orgId, domainName);
         if (!domain.verified) throw failedPrecondition("ORG-Ggd32", "Domain is not verified");
         return {
           events: [{ type: "org.domain.primary.set", payload: { domain: domainName } }],
@@ -298,8 +304,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       const domainName = requested.trim().toLowerCase();
       if (domainName === "") throw invalidArgument("ORG-SJsK3", "Invalid domain");
       return change(target.instanceId, target.orgId, target.creator, async () => {
-        const domain = (await deps.store.listDomains(target.instanceId, target.orgId)).find((d) => d.domain === domainName);
-        if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
+        const domain = await domainOf(target.instanceId, target.orgId, domainName);
         if (domain.primary) throw failedPrecondition("ORG-Sjdi3", "Primary domain must not be deleted");
         return {
           events: [{ type: "org.domain.removed", payload: { domain: domainName } }],

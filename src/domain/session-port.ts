@@ -101,8 +101,6 @@ export interface SessionStore {
   credentials(instanceId: string, userId: string): Promise<UserCredentials | undefined>;
   /** The user a login name belongs to (see src/store/session-store.ts for the forms accepted). */
   userIdByLoginName(instanceId: string, loginName: string): Promise<string | undefined>;
-  /** The organisation's lockout policy, else the instance's, else undefined. */
-  lockoutPolicy(instanceId: string, orgId: string): Promise<LockoutPolicy | undefined>;
   /** Writes the credential change and the session write (either may be absent) atomically. */
   write(change: { credentials?: CredentialChange; session?: SessionWrite }): Promise<void>;
   session(instanceId: string, sessionId: string): Promise<SessionRecord | undefined>;

@@ -8,6 +8,7 @@ import type { PasswordHasher } from "./password.js";
 import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
 import type {
   CredentialChange,
+  LockoutPolicy,
   SessionFilter,
   SessionRecord,
   SessionStore,
@@ -48,8 +49,8 @@ export interface SessionCommandsDeps {
   hashRegistry: HashRegistry;
   secretBox: SecretBox;
   newId: IdGenerator;
-  /** The instance-wide lockout policy when neither the organisation nor the instance set one. */
-  defaultLockout: { maxPasswordAttempts: number; maxOtpAttempts: number };
+  /** The lockout policy in force for a user of the organisation (src/domain/lockout.ts decides). */
+  lockoutPolicy(instanceId: string, orgId: string): Promise<LockoutPolicy>;
   now?: () => number;
 }
 
@@ -124,7 +125,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       events.push({ type: "user.human.password.check.succeeded", payload: {} });
       return { events, set };
     }
-    const policy = (await deps.store.lockoutPolicy(user.instanceId, user.orgId)) ?? deps.defaultLockout;
+    const policy = await deps.lockoutPolicy(user.instanceId, user.orgId);
     const failedAttempts = await writeFailure(creds, creator, at, (current) => {
       const failedAttempts = current.failedAttempts + 1;
       const events: NewEvent[] = [{ type: "user.human.password.check.failed", payload: {} }];
@@ -176,7 +177,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     if (creds.sealedTotpSecret === undefined) throw failedPrecondition("COMMAND-3Mif9s", "OTP is not ready");
     const totp = new TOTP({ secret: Secret.fromBase32(deps.secretBox.open(creds.sealedTotpSecret)), digits: 6, period: 30, algorithm: "SHA1" });
     if (totp.validate({ token: code, timestamp: at, window: 1 }) === null) {
-      const policy = (await deps.store.lockoutPolicy(creds.user.instanceId, creds.user.orgId)) ?? deps.defaultLockout;
+      const policy = await deps.lockoutPolicy(creds.user.instanceId, creds.user.orgId);
       await writeFailure(creds, creator, at, (current) => {
         const otpFailedAttempts = current.otpFailedAttempts + 1;
         const events: NewEvent[] = [{ type: "user.human.mfa.otp.check.failed", payload: {} }];

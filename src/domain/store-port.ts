@@ -193,10 +193,8 @@ export interface UserChange {
   creator: string;
   /** The new state, or "removed" to delete the user and release its username and links. */
   state: UserState | "removed";
-  /** A new count of failed password checks (an unlock resets it to 0). */
-  failedAttempts?: number;
-  /** A new count of failed TOTP checks (an unlock resets it to 0). */
-  otpFailedAttempts?: number;
+  /** Forgets the failed password and TOTP checks, so the lockout counts from 0 again (an unlock). */
+  resetFailedChecks?: boolean;
   /** Codes the change creates (e.g. a new init code), written with it. */
   codes?: NewCode[];
   /** Messages the change causes, enqueued in the same transaction. */

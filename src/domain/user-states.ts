@@ -123,7 +123,7 @@ export function createUserStateCommands(deps: UserStateDeps) {
           at,
           creator: target.creator,
           state: rule.to,
-          ...(rule.resetsFailedAttempts ? { failedAttempts: 0, otpFailedAttempts: 0 } : {}),
+          ...(rule.resetsFailedAttempts ? { resetFailedChecks: true } : {}),
         });
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;

@@ -164,17 +164,6 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       return org && claim("org_username", `${org.org_id}/${foldCase(loginName.slice(0, at))}`);
     },
 
-    async lockoutPolicy(instanceId, orgId) {
-      const row = await db
-        .selectFrom("lockout_policies")
-        .select(["max_password_attempts", "max_otp_attempts"])
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "in", [orgId, ""])
-        .orderBy("org_id", "desc")
-        .executeTakeFirst();
-      return row && { maxPasswordAttempts: Number(row.max_password_attempts), maxOtpAttempts: Number(row.max_otp_attempts) };
-    },
-
     write(change) {
       return writes.run([
         ...(change.credentials ? credentialStatements(change.credentials) : []),

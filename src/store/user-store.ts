@@ -1,4 +1,4 @@
-import type { Insertable, Kysely, Selectable, Updateable } from "kysely";
+import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from "kysely";
 import type { CodeKind } from "../domain/secrets.js";
 import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/store-port.js";
 import { foldCase } from "../domain/user-queries.js";
@@ -78,17 +78,11 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
-    failedAttempts: prepare<{ failed_attempts: number; instance_id: string; id: string }>(
+    // Literal zeros: prepared statements bind only named parameters.
+    resetFailedChecks: prepare<{ instance_id: string; id: string }>(
       db
         .updateTable("users")
-        .set({ password_failed_attempts: param("failed_attempts") })
-        .where("instance_id", "=", param<string>("instance_id"))
-        .where("id", "=", param<string>("id")),
-    ),
-    otpFailedAttempts: prepare<{ failed_attempts: number; instance_id: string; id: string }>(
-      db
-        .updateTable("users")
-        .set({ otp_failed_attempts: param("failed_attempts") })
+        .set({ password_failed_attempts: sql<number>`0`, otp_failed_attempts: sql<number>`0` })
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
@@ -161,12 +155,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
                 instance_id: instanceId,
                 id: userId,
               }),
-              ...(userChange.failedAttempts === undefined
-                ? []
-                : [change.failedAttempts.statement({ failed_attempts: userChange.failedAttempts, instance_id: instanceId, id: userId })]),
-              ...(userChange.otpFailedAttempts === undefined
-                ? []
-                : [change.otpFailedAttempts.statement({ failed_attempts: userChange.otpFailedAttempts, instance_id: instanceId, id: userId })]),
+              ...(userChange.resetFailedChecks ? [change.resetFailedChecks.statement({ instance_id: instanceId, id: userId })] : []),
             ];
       const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
       return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
