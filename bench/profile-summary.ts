@@ -56,12 +56,14 @@ profile.samples.forEach((id, i) => {
 });
 const totalUs = [...selfUs.values()].reduce((a, b) => a + b, 0);
 
+const REPOSITORY_ROOT = new URL("..", import.meta.url).href;
+
 function shortUrl(url: string): string {
   if (!url) return "";
   const nm = url.lastIndexOf("node_modules/");
   if (nm >= 0) return url.slice(nm + "node_modules/".length);
-  const main = url.indexOf("/work/main/");
-  if (main >= 0) return url.slice(main + "/work/main/".length);
+  // The repository's own files, relative to its root (this file's parent directory).
+  if (url.startsWith(REPOSITORY_ROOT)) return url.slice(REPOSITORY_ROOT.length);
   return url.replace(/^file:\/\//, "");
 }
 function keyOf(frame: CallFrame): string {

@@ -1,6 +1,6 @@
 /**
- * Authentication, organisation context and health, through every transport (zitadel-api.md §8,
- * §10). ZITADEL's interceptor chain runs authorisation (token, organisation, permission) before
+ * Authentication, organisation context and health, through every transport (ZITADEL's internal/api/authz/,
+ * internal/api/grpc/gerrors/zitadel_errors.go). ZITADEL's interceptor chain runs authorisation (token, organisation, permission) before
  * PGV validation, so a caller without access learns nothing about its request's shape.
  */
 import type { JsonObject } from "@bufbuild/protobuf";

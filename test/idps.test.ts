@@ -3,7 +3,7 @@
  * ListProviders, GetProviderByID, ImportHumanUser.idps, ListHumanLinkedIDPs, RemoveHumanLinkedIDP;
  * user v2 AddHumanUser/CreateUser idp_links, AddIDPLink, ListIDPLinks, RemoveIDPLink — through
  * gRPC (grpc-js), Connect (JSON) and REST (and gRPC-Web for the reads), against ZITADEL's
- * documented behaviour (zitadel-api.md §7, §10, §11).
+ * documented behaviour (ZITADEL's internal/command/user_idp_link.go, internal/repository/user/human_external_idp.go).
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";

@@ -1,5 +1,5 @@
 /**
- * The lockout policy API (issue 4 follow-up): management v1 GetLockoutPolicy,
+ * The lockout policy API: management v1 GetLockoutPolicy,
  * GetDefaultLockoutPolicy, AddCustomLockoutPolicy, UpdateCustomLockoutPolicy,
  * ResetLockoutPolicyToDefault and admin v1
  * GetLockoutPolicy, UpdateLockoutPolicy, with ZITADEL's errors and events

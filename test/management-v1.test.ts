@@ -1,6 +1,7 @@
 /**
  * zitadel.management.v1.ManagementService — ImportHumanUser, AddHumanUser and GetUserByID —
- * through every transport, against ZITADEL's documented behaviour (zitadel-api.md §1–5, 9–11).
+ * through every transport, against ZITADEL's documented behaviour (ZITADEL's internal/api/grpc/management/user.go,
+ * internal/command/user_human.go, user_human_init.go).
  */
 import { randomBytes } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";

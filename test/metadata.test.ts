@@ -2,7 +2,7 @@
  * User metadata — management v1 SetUserMetadata, BulkSetUserMetadata, ListUserMetadata,
  * GetUserMetadata, RemoveUserMetadata, BulkRemoveUserMetadata, and user v2 `metadata` on
  * AddHumanUser and CreateUser — through gRPC (grpc-js), Connect (JSON) and REST (and gRPC-Web for
- * the reads), against ZITADEL's documented behaviour (zitadel-api.md §1.4, §1.6, §11).
+ * the reads), against ZITADEL's documented behaviour (ZITADEL's internal/command/user_metadata.go).
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";

@@ -1,6 +1,6 @@
 /**
  * The outbox: every code that must be sent becomes a message in the same transaction as the user
- * it belongs to (zitadel-api.md §4.2–§4.4), its body sealed at rest; a returned code is not sent;
+ * it belongs to (ZITADEL's internal/command/user_human_init.go, user_v2_human.go), its body sealed at rest; a returned code is not sent;
  * an invalid `url_template` fails the request with ZITADEL's errors and writes nothing.
  * Delivery over SMTP is tested in mail-delivery.test.ts.
  */

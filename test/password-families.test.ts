@@ -1,5 +1,5 @@
 /**
- * Issue 4's bar for imported passwords: for every hash family, a user imported with a hash made
+ * The bar for imported passwords: for every hash family, a user imported with a hash made
  * by an independent implementation (test/fixtures/hashes/vectors.json) signs in with the right
  * password — and the stored hash becomes bcrypt at the configured cost in the same step — is
  * refused a wrong one with INVALID_ARGUMENT and the failed attempts, and both hold again after

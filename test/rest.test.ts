@@ -1,5 +1,5 @@
 /**
- * The grpc-gateway style REST API as a plain HTTP client sees it (zitadel-api.md §9, §10.2, §12):
+ * The grpc-gateway style REST API as a plain HTTP client sees it (ZITADEL's internal/api/grpc/server/gateway.go and the google.api.http options of its protos):
  * ZITADEL's documented ImportHumanUser body verbatim, protojson input and output rules, the
  * gateway's error bodies and statuses, and what must never come back (secrets).
  */

@@ -1,6 +1,6 @@
 /**
  * Session service v2 — CreateSession, GetSession, SetSession, DeleteSession, ListSessions — with
- * user and password checks: ZITADEL's errors (zitadel-api.md §3.5, §10), the failed-attempt
+ * user and password checks: ZITADEL's errors (ZITADEL's internal/command/session.go, user_human_password.go), the failed-attempt
  * count, the lockout policy, and the rehash of an imported hash on the first sign-in.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -145,7 +145,7 @@ describe.each(WRITERS)("CreateSession over %s", (transport) => {
         "User is not active",
       );
     }
-    // An unverified email makes a v1 import INITIAL (zitadel-api.md §4.3).
+    // An unverified email makes a v1 import INITIAL (ZITADEL's internal/command/user_human.go ImportHuman).
     const initial = await importUser({ email: { email: `${uniqueName("init")}@example.com`, isEmailVerified: false } });
     expect((await storedUser(initial.userId)).state).toBe("INITIAL");
     expectZitadelError(

@@ -1,5 +1,5 @@
 /**
- * TOTP import (v2 AddHumanUser `totp_secret`, zitadel-api.md §6) and the TOTP check of
+ * TOTP import (v2 AddHumanUser `totp_secret`, ZITADEL's internal/command/user_v2_human.go) and the TOTP check of
  * CreateSession: the secret is stored sealed and active at once, the current RFC 6238 code signs
  * in, a wrong one is refused with ZITADEL's error and counted against the lockout policy's max OTP
  * attempts (internal/command/user_human_otp.go checkTOTP).

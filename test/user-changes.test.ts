@@ -1,7 +1,8 @@
 /**
  * Changes of existing users beyond their state — management v1 UpdateUserName and
  * ResendHumanInitialization — and user v2 CreateUser, through gRPC (grpc-js), Connect (JSON) and
- * REST, against ZITADEL's documented behaviour (zitadel-api.md §2, §4.5, §1.5, §10, §11).
+ * REST, against ZITADEL's documented behaviour (ZITADEL's internal/command/user.go,
+ * user_human_init.go, internal/api/grpc/user/v2/user.go, internal/repository/user/).
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";

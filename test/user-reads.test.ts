@@ -1,7 +1,7 @@
 /**
  * User reads and searches — management v1 ListUsers, IsUserUnique and ListUserChanges; user v2
- * ListUsers — through every transport, against ZITADEL's documented behaviour (zitadel-api.md
- * §2, §8, §12): every query kind and text method, the combinators, paging and sorting, totals,
+ * ListUsers — through every transport, against ZITADEL's documented behaviour (ZITADEL's
+ * internal/query/user.go, internal/api/grpc/management/user.go): every query kind and text method, the combinators, paging and sorting, totals,
  * organisation scoping and permissions. Then the store's side: the search plans use indexes, and
  * migration 0002 folds the keys of rows written before it.
  */
@@ -38,7 +38,7 @@ import { bcryptHash, RFC3339, type SeededCaller, seedScopedCaller, useUserport }
 const up = useUserport();
 const HASH = bcryptHash("imported-Passw0rd!");
 
-/** Calls an RPC over a transport; over REST through ZITADEL's routes (zitadel-api.md §12). */
+/** Calls an RPC over a transport; over REST through ZITADEL's routes (their google.api.http options). */
 const call = (transport: TransportName, method: UnaryMethod, request: JsonObject, options?: CallOptions): Promise<CallResult> =>
   up.caller(transport).call(method, request, options);
 

@@ -1,7 +1,7 @@
 /**
  * User state changes — management v1 DeactivateUser, ReactivateUser, LockUser, UnlockUser and
  * RemoveUser; user v2 DeactivateUser, ReactivateUser, LockUser, UnlockUser and DeleteUser —
- * through every transport, against ZITADEL's documented behaviour (zitadel-api.md §8, §10.3, §12).
+ * through every transport, against ZITADEL's documented behaviour (ZITADEL's internal/command/user.go, user_v2.go).
  */
 import { randomBytes } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";

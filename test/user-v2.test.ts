@@ -1,6 +1,7 @@
 /**
  * zitadel.user.v2.UserService — AddHumanUser and GetUserByID — through every transport, against
- * ZITADEL's documented behaviour (zitadel-api.md §1.4, §1.6, §2, §4.4, §8, §9), plus usernames
+ * ZITADEL's documented behaviour (ZITADEL's internal/api/grpc/user/v2/user.go,
+ * internal/command/user_v2_human.go, user_human.go), plus usernames
  * claimed concurrently over every protocol and both API versions.
  */
 import type { JsonObject } from "@bufbuild/protobuf";

@@ -78,7 +78,7 @@ function textOf(query: AnySearchQuery["query"]): string {
   }
 }
 
-/** The states each version numbers (zitadel-api.md §12); the others match no stored user. */
+/** The states each version numbers (ZITADEL's proto/zitadel/user/v2/user.proto UserState and proto/zitadel/user.proto UserState); the others match no stored user. */
 const STATES: Record<Version, Record<number, UserState>> = {
   v1: { 1: "ACTIVE", 2: "INACTIVE", 4: "LOCKED", 6: "INITIAL" },
   v2: { 1: "ACTIVE", 2: "INACTIVE", 4: "LOCKED", 5: "INITIAL" },

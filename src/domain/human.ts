@@ -22,7 +22,7 @@ export type CreatePath = "v1-import" | "v1-add" | "v2";
 
 /**
  * V2-zzad3 carries the key `Errors.Invalid.Argument`, which ZITADEL has no English text for, so
- * its clients see the raw key (zitadel-api.md §10.1a).
+ * its clients see the raw key (ZITADEL's internal/static/i18n/en.yaml has none).
  */
 const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; usernameText: string; given: string; family: string }> = {
   "v1-import": { username: "COMMAND-00p2b", usernameText: "Username is empty", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },

@@ -35,8 +35,8 @@ interface Rule {
 }
 
 /**
- * ZITADEL's user state machine, with the ids of its management (v1) commands (zitadel-api.md
- * §10.3) and of its v2 commands (internal/command/user_v2.go).
+ * ZITADEL's user state machine, with the ids of its management (v1) commands (ZITADEL's
+ * internal/command/user.go) and of its v2 commands (internal/command/user_v2.go).
  */
 const RULES: Record<Transition, Rule> = {
   deactivate: {

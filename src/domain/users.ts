@@ -338,7 +338,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
         throw alreadyExists("V3-DKcYh", "User already exists");
       }
       if (err instanceof UniqueViolation && err.kind === "user_id") {
-        // The key has no English text in ZITADEL, so clients see the raw key (zitadel-api.md §10.1a).
+        // The key has no English text in ZITADEL, so clients see the raw key (ZITADEL's internal/static/i18n/en.yaml has none).
         throw failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
       }
       throw err;

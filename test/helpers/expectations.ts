@@ -1,13 +1,13 @@
 /**
  * Assertions on what a client sees, the same for every transport. Expected values come from
- * ZITADEL's documented behaviour (/work/shared/zitadel-api.md), never from userport's code.
+ * ZITADEL's behaviour (its source and docs, named in each test), never from userport's code.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { expect } from "vitest";
 import type { CallResult, WireError } from "./clients.js";
 
-/** grpc-gateway's HTTP status for a gRPC code (zitadel-api.md §10.2): FailedPrecondition is 400. */
+/** grpc-gateway's HTTP status for a gRPC code (grpc-gateway's DefaultHTTPErrorHandler, used by ZITADEL's internal/api/grpc/server/gateway.go): FailedPrecondition is 400. */
 export const GATEWAY_HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.InvalidArgument]: 400,
   [Code.FailedPrecondition]: 400,

@@ -106,7 +106,7 @@ export function v2AddBody(extra: JsonObject = {}): JsonObject {
 
 /** An RFC 3339 timestamp as protojson writes it. */
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6}|\.\d{9})?Z$/;
-/** A Sonyflake-like id: a decimal string of about 18 digits (zitadel-api.md §9). */
+/** A Sonyflake-like id: a decimal string of about 18 digits (ZITADEL's internal/id/sonyflake.go). */
 export const USER_ID = /^\d{15,20}$/;
 
 /** A service user written straight into a running server's store, with its bearer token. */

@@ -59,7 +59,7 @@ export interface HashLimits {
 }
 
 /**
- * The bounds of newest ZITADEL's `ValidateEncodedHash` (zitadel-api.md §3.4), except bcrypt.
+ * The bounds of newest ZITADEL's `ValidateEncodedHash` (ZITADEL's internal/crypto/passwap.go, github.com/zitadel/passwap), except bcrypt.
  *
  * bcrypt: ZITADEL allows cost 10–16. We keep bcrypt's own range, 4–31 (what the `bcrypt`
  * binding computes, and what userport has accepted from the start), because migrations bring
