@@ -107,6 +107,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     secretBox,
     newId,
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
+    now,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
@@ -124,7 +125,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService, forgetCallers } = createAccess(store);
+  const { access, secureService, forgetCallers } = createAccess(store, now);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });

@@ -222,7 +222,10 @@ export function createSessionService(sessions: SessionCommands, userOf: SessionU
             filter.userId = q.value.id;
             break;
           case "creatorQuery":
-            filter.creator = q.value.id || principal.userId;
+            // ZITADEL's sessionQueryToQuery (internal/api/grpc/session/v2/query.go): an unset id
+            // means the caller, an empty one is refused.
+            if (q.value.id === "") throw invalidArgument("GRPC-x8n24uh", "List.Query.Invalid");
+            filter.creator = q.value.id ?? principal.userId;
             break;
           case "creationDateQuery":
             filter.createdAt = { method: COMPARISON[q.value.method] ?? "=", at: q.value.creationDate ? timestampMs(q.value.creationDate) : 0 };
