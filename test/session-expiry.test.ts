@@ -13,7 +13,8 @@
  *   do not look at the expiration; the session shows with its expiration date in the past, and
  *   ListSessions' expirationDateQuery (internal/api/grpc/session/v2/query.go
  *   expirationDateQueryToQuery) is how a client lists the live ones.
- * - ListSessions' creatorQuery with an empty id is GRPC-x8n24uh (sessionQueryToQuery, same file).
+ * - ListSessions' creatorQuery with an empty id is GRPC-x8n24uh, a userAgentQuery without a
+ *   fingerprint id (a token carries no user agent) GRPC-x8n23uh (sessionQueryToQuery, same file).
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -169,5 +170,12 @@ describe.each(READERS)("ListSessions' creatorQuery over %s", (transport) => {
     // The administrator created the session, so "the caller" finds it.
     const mine = expectOk(await list({}));
     expect((mine.sessions as JsonObject[]).map((s) => s.id)).toEqual([sessionId]);
+  });
+
+  it("answers a userAgentQuery without a fingerprint id with GRPC-x8n23uh: a token carries no user agent", async () => {
+    for (const userAgentQuery of [{ fingerprintId: "" }, {}] as JsonObject[]) {
+      const result = await up.caller(transport).call(SESSIONS.listSessions, { queries: [{ userAgentQuery }] });
+      expectZitadelError(result, Code.InvalidArgument, "GRPC-x8n23uh", "List.Query.Invalid");
+    }
   });
 });

@@ -235,8 +235,9 @@ export function createSessionService(sessions: SessionCommands, userOf: SessionU
             break;
           case "userAgentQuery":
             if (!q.value.fingerprintId) {
-              // ZITADEL takes the caller's own user agent then; a token here carries none.
-              throw invalidArgument("SESSION-x8n23", "Errors.Session.UserAgentMissing");
+              // ZITADEL takes the caller's own user agent when unset; a token here carries none
+              // (as a personal access or session token carries none in ZITADEL), and an empty id is refused.
+              throw invalidArgument("GRPC-x8n23uh", "List.Query.Invalid");
             }
             filter.fingerprintId = q.value.fingerprintId;
             break;
