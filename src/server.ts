@@ -107,6 +107,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     secretBox,
     newId,
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
+    now,
   });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }

@@ -8,7 +8,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CallOptions, type TransportName, V1, V2 } from "./helpers/clients.js";
+import { type CallOptions, SESSIONS, type TransportName, V1, V2 } from "./helpers/clients.js";
 import { expectNotLeaked, expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
 import {
   bcryptHash,
@@ -386,7 +386,7 @@ describe.each(WRITE_TRANSPORTS)("links of users over %s", (transport) => {
       expectZitadelError(result, Code.FailedPrecondition, "COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
     });
 
-    it("denies callers without user.write on the user's organisation (AUTHZ-HKJD33); others see no links", async () => {
+    it("denies callers without user.write on the user's organisation (AUTHZ-HKJD33), and without user.read its links", async () => {
       const link = { idpId: creating, userId: uniqueName("ext"), userName: "x" };
       const res = expectOk(await call(V1.importHumanUser, v1ImportBody({ hashedPassword: { value: HASH }, idps: [idpEntry(creating, link.userId)] })));
       const userId = res.userId as string;
@@ -394,8 +394,21 @@ describe.each(WRITE_TRANSPORTS)("links of users over %s", (transport) => {
       expectZitadelError(denied, Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
       const removal = await call(V2.removeIDPLink, { userId, idpId: creating, linkedUserId: link.userId }, { token: otherOrg.token });
       expectZitadelError(removal, Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
-      expect(expectOk(await call(V2.listIDPLinks, { userId }, { token: otherOrg.token })).result ?? []).toEqual([]);
+      // ZITADEL's IDPUserLinks (internal/query/idp_user_link.go) checks user.read on the user's
+      // organisation against the links found (internal/api/grpc/user/v2/integration_test/
+      // idp_link_test.go "list links, no permission, org").
+      const listed = await call(V2.listIDPLinks, { userId }, { token: otherOrg.token });
+      expectZitadelError(listed, Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
+      expectZitadelError(await call(V2.listIDPLinks, { userId }, { token: viewer.token }), Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
       expect(expectOk(await call(V2.listIDPLinks, { userId })).result).toHaveLength(1);
+      expect(expectOk(await call(V2.listIDPLinks, { userId }, { token: userManager.token })).result).toHaveLength(1);
+      // The user itself, signed in (its session token as the bearer), lists its own links.
+      const session = expectOk(await call(SESSIONS.createSession, { checks: { user: { userId }, password: { password: "imported-Passw0rd!" } } }));
+      expect(expectOk(await call(V2.listIDPLinks, { userId }, { token: String(session.sessionToken) })).result).toHaveLength(1);
+      // A user without links (or no such user) has none to show: an empty list, as in ZITADEL.
+      const unlinked = String(expectOk(await call(V1.importHumanUser, v1ImportBody({ hashedPassword: { value: HASH } }))).userId);
+      expect(expectOk(await call(V2.listIDPLinks, { userId: unlinked }, { token: otherOrg.token })).result ?? []).toEqual([]);
+      expect(expectOk(await call(V2.listIDPLinks, { userId: "no-such-user" }, { token: otherOrg.token })).result ?? []).toEqual([]);
     });
 
     it.skipIf(transport === "rest")("requires the user id and the link (PGV)", async () => {

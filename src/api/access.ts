@@ -2,10 +2,10 @@ import { type DescMethod, type DescService, getOption, hasOption } from "@bufbui
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
-import { type Principal, requirePermission } from "../domain/access.js";
+import { type Principal, principalOfSession, requirePermission } from "../domain/access.js";
 import { permissionDenied, unauthenticated } from "../domain/errors.js";
 import { tokenDigest } from "../domain/secrets.js";
-import { createPrincipalFinder } from "../store/access-store.js";
+import { createPrincipalFinder, createSessionCredentialFinder } from "../store/access-store.js";
 import type { Db } from "../store/db.js";
 import { findOrg } from "../store/user-store.js";
 import { type ErrorLogger, toConnectError } from "./errors.js";
@@ -55,6 +55,7 @@ export function createAccess(store: Db, now: () => number = Date.now) {
   // arrives, it must clear this (and other replicas' copies) or drop the cache.
   const existingOrgs = new Set<string>();
   const findPrincipal = createPrincipalFinder(store);
+  const findSession = createSessionCredentialFinder(store);
   // Callers by token, reused for at most CALLER_CACHE_MS and never past the token's expiry:
   // hashing the token and joining three tables on every request is a tenth of an import's cost.
   // Every change that can affect a caller (a service user's state, its tokens, its roles) clears
@@ -70,11 +71,15 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     const at = now();
     const cached = token === undefined ? undefined : callers.get(token);
     if (cached && cached.until > at) return cached.principal;
-    const found = token === undefined ? undefined : await findPrincipal(tokenDigest(token), at);
-    if (!found) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+    if (token === undefined) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+    const digest = tokenDigest(token);
+    const found = await findPrincipal(digest, at);
+    // Not a personal access token: a session token (CreateSession's), as ZITADEL accepts them.
+    // Its caller is read anew on every request, so a session that ends stops working at once.
+    if (!found) return principalOfSession(await findSession(digest), at);
     if (cacheMs === 0) return found.principal;
     if (callers.size >= CALLER_CACHE_SIZE) callers.delete(callers.keys().next().value!);
-    callers.set(token!, { principal: found.principal, until: Math.min(at + cacheMs, found.tokenExpiresAt) });
+    callers.set(token, { principal: found.principal, until: Math.min(at + cacheMs, found.tokenExpiresAt) });
     return found.principal;
   }
 

@@ -222,7 +222,10 @@ export function createSessionService(sessions: SessionCommands, userOf: SessionU
             filter.userId = q.value.id;
             break;
           case "creatorQuery":
-            filter.creator = q.value.id || principal.userId;
+            // ZITADEL's sessionQueryToQuery (internal/api/grpc/session/v2/query.go): an unset id
+            // means the caller, an empty one is refused.
+            if (q.value.id === "") throw invalidArgument("GRPC-x8n24uh", "List.Query.Invalid");
+            filter.creator = q.value.id ?? principal.userId;
             break;
           case "creationDateQuery":
             filter.createdAt = { method: COMPARISON[q.value.method] ?? "=", at: q.value.creationDate ? timestampMs(q.value.creationDate) : 0 };
@@ -232,8 +235,9 @@ export function createSessionService(sessions: SessionCommands, userOf: SessionU
             break;
           case "userAgentQuery":
             if (!q.value.fingerprintId) {
-              // ZITADEL takes the caller's own user agent then; a token here carries none.
-              throw invalidArgument("SESSION-x8n23", "Errors.Session.UserAgentMissing");
+              // ZITADEL takes the caller's own user agent when unset; a token here carries none
+              // (as a personal access or session token carries none in ZITADEL), and an empty id is refused.
+              throw invalidArgument("GRPC-x8n23uh", "List.Query.Invalid");
             }
             filter.fingerprintId = q.value.fingerprintId;
             break;

@@ -272,15 +272,19 @@ export function createUserService(
     },
 
     /**
-     * The links of a user the caller may read (its own, or with user.read on the user's
-     * organisation); ZITADEL filters the result by permission, so others see none.
+     * The links of a user the caller may read: its own, or with user.read on the user's
+     * organisation. As ZITADEL's IDPUserLinks (internal/query/idp_user_link.go: with a user id in
+     * the query, one permission check on the first link found), a caller without it gets
+     * PERMISSION_DENIED when the user has links, and an empty list when there are none.
      */
     async listIDPLinks(req, ctx) {
       checkLength(req.userId, 1, 200, "ListIDPLinksRequest.UserId");
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, undefined, req.userId).catch(() => undefined);
-      const readable = user && (user.id === principal.userId || hasPermission(principal, "user.read", user.orgId));
-      const links = readable ? await changes.listIdpLinks(principal.instanceId, user.id) : [];
+      const links = user ? await changes.listIdpLinks(principal.instanceId, user.id) : [];
+      if (links.length > 0 && user!.id !== principal.userId && !hasPermission(principal, "user.read", user!.orgId)) {
+        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
+      }
       if (!req.query?.asc) links.reverse();
       const offset = listOffset(req.query?.offset ?? 0n);
       const limit = queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT);

@@ -1,4 +1,4 @@
-import { permissionDenied } from "./errors.js";
+import { permissionDenied, unauthenticated } from "./errors.js";
 
 /** Who is calling: the owner of a valid token, with their role assignments. */
 export interface Principal {
@@ -60,4 +60,33 @@ export function requirePermission(principal: Principal, permission: string, orgI
   if (!hasPermission(principal, permission, orgId)) {
     throw permissionDenied("AUTH-5mWD2", "No matching permissions found");
   }
+}
+
+/** A session as the bearer of its token would act through it (see {@link principalOfSession}). */
+export interface SessionCredential {
+  terminated: boolean;
+  expiresAt: number | undefined;
+  /** Whether a factor that authenticates the user was checked: a password or a TOTP code. */
+  authenticated: boolean;
+  /** The session's checked user as a caller, with the user's roles; undefined when there is none or it is not active. */
+  principal: Principal | undefined;
+}
+
+/**
+ * The caller a session token stands for, as ZITADEL's verifySessionToken
+ * (internal/authz/repository/eventsourcing/eventstore/token_verifier.go) accepts it: the session's
+ * user, acting with its own roles, while the session lives and has authenticated the user.
+ *
+ * - A session that does not exist or was deleted: the token is as invalid as an unknown one.
+ * - Past its expiration: `AUTHZ-EGDo3` "session expired".
+ * - No user or no authenticating factor checked (checkAuthentication): `AUTHZ-Kl3p0`.
+ * - A user that is no longer active (deactivated, locked, removed) cannot call, as with
+ *   personal access tokens.
+ */
+export function principalOfSession(session: SessionCredential | undefined, now: number): Principal {
+  if (!session || session.terminated) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+  if (session.expiresAt !== undefined && session.expiresAt < now) throw permissionDenied("AUTHZ-EGDo3", "session expired");
+  if (!session.authenticated) throw permissionDenied("AUTHZ-Kl3p0", "authentication required");
+  if (!session.principal) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+  return session.principal;
 }

@@ -65,6 +65,23 @@ export function isCurrentHash(encoded: string, cost: number): boolean {
 }
 
 /**
+ * Whether a session's lifetime is over at `at`: ZITADEL's `Expiration.Before(now)`
+ * (internal/command/session_model.go CheckNotInvalidated). A session without a lifetime never expires.
+ */
+export function isSessionExpired(session: { expiresAt: number | undefined }, at: number): boolean {
+  return session.expiresAt !== undefined && session.expiresAt < at;
+}
+
+/**
+ * ZITADEL's SessionWriteModel.CheckNotInvalidated (internal/command/session_model.go): a session
+ * ended by DeleteSession or past its expiration takes no further checks, metadata or lifetime.
+ */
+function checkNotInvalidated(session: SessionRecord, at: number): void {
+  if (session.terminated) throw failedPrecondition("COMMAND-Hewfq", "Errors.Session.Terminated");
+  if (isSessionExpired(session, at)) throw failedPrecondition("COMMAND-Hkl3d", "Errors.Session.Expired");
+}
+
+/**
  * Sessions, as ZITADEL's v2 SessionService: a user check, then password and TOTP checks, each
  * success recorded on the session; a failed check is recorded on the user and fails the request.
  */
@@ -320,7 +337,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     for (let attempt = 1; ; attempt++) {
       const current = await deps.store.session(principal.instanceId, input.sessionId);
       if (!current) throw notFound("QUERY-SFeaa", "Session does not exist");
-      if (current.terminated) throw failedPrecondition("COMMAND-SAjeh", "Session is terminated");
+      checkNotInvalidated(current, now());
       const checks = { ...input.checks };
       if (checks.user && current.userId !== "") {
         // The user of a session is checked once; naming the same user again is allowed.
@@ -384,25 +401,40 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     );
   }
 
-  async function readable(principal: Principal, sessionId: string, token: string | undefined, permission: "session.read" | "session.delete") {
-    const session = await deps.store.session(principal.instanceId, sessionId);
-    if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
+  /** The caller proves the session's token, or may access the session without it (see mayAccess). */
+  function authorize(principal: Principal, session: SessionRecord, token: string | undefined, permission: "session.read" | "session.delete") {
     if (token !== undefined) {
       if (tokenDigest(token) !== session.tokenDigest) throw permissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid");
     } else if (!mayAccess(principal, session, permission)) {
       throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
     }
+  }
+
+  /**
+   * A session as GetSession shows it. A terminated one is gone (ZITADEL's projection drops it);
+   * an expired one is still shown, with its expiration date in the past, as ZITADEL's
+   * SessionByID (internal/query/session.go) shows it: it can no longer be changed (SetSession,
+   * COMMAND-Hkl3d) nor used as a bearer token (AUTHZ-EGDo3).
+   */
+  async function getSession(principal: Principal, sessionId: string, token: string | undefined) {
+    const session = await deps.store.session(principal.instanceId, sessionId);
+    if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
+    authorize(principal, session, token, "session.read");
     return session;
   }
 
-  async function getSession(principal: Principal, sessionId: string, token: string | undefined) {
-    return readable(principal, sessionId, token, "session.read");
-  }
-
+  /**
+   * Ends a session. As ZITADEL's terminateSession (internal/command/session.go), the token or the
+   * permission is checked first, and a session that is already terminated or expired is left as it
+   * is: the call succeeds and writes nothing.
+   */
   async function deleteSession(principal: Principal, sessionId: string, token: string | undefined) {
     for (let attempt = 1; ; attempt++) {
-      const session = await readable(principal, sessionId, token, "session.delete");
+      const session = await deps.store.session(principal.instanceId, sessionId);
+      if (!session) throw notFound("QUERY-SFeaa", "Session does not exist");
+      authorize(principal, session, token, "session.delete");
       const at = now();
+      if (session.terminated || isSessionExpired(session, at)) return session;
       const next = { ...session, terminated: true, changedAt: at, sequence: session.sequence + 1 };
       try {
         await deps.store.write({ session: { session: next, fromSequence: session.sequence, events: [{ type: "session.terminated", payload: {} }] } });

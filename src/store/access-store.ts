@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import type { Principal } from "../domain/access.js";
+import type { Principal, SessionCredential } from "../domain/access.js";
 import type { Db } from "./db.js";
 import { param, prepare } from "./prepared.js";
 import { withSearchKeys } from "./search-keys.js";
@@ -34,18 +34,75 @@ export function createPrincipalFinder({ db, read }: Db) {
     const rows = await read<Row>(byDigest.bind({ digest }));
     const owner = rows[0];
     if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
-    const orgRoles = new Map<string, string[]>();
-    let instanceRoles: string[] = [];
-    for (const { member_org_id, roles } of rows) {
-      if (member_org_id === null || roles === null) continue;
-      if (member_org_id === "") instanceRoles = roles.split(" ");
-      else orgRoles.set(member_org_id, roles.split(" "));
-    }
     return {
-      principal: { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, instanceRoles, orgRoles },
+      principal: { instanceId: owner.instance_id, userId: owner.user_id, orgId: owner.org_id, ...rolesOf(rows) },
       tokenExpiresAt: Number(owner.expires_at),
     };
   };
+}
+
+/** Looks up sessions by the digest of their token, for callers that present a session token. */
+export function createSessionCredentialFinder({ db, read }: Db) {
+  // The session, its user and the user's role assignments, in one query.
+  const byDigest = prepare<{ digest: string }>(
+    db
+      .selectFrom("sessions as s")
+      .leftJoin("users as u", (join) => join.onRef("u.instance_id", "=", "s.instance_id").onRef("u.id", "=", "s.user_id"))
+      .leftJoin("members as m", (join) => join.onRef("m.instance_id", "=", "s.instance_id").onRef("m.user_id", "=", "s.user_id"))
+      .select([
+        "s.instance_id",
+        "s.user_id",
+        "s.terminated",
+        "s.expires_at",
+        "s.password_checked_at",
+        "s.totp_checked_at",
+        "u.org_id",
+        "u.state",
+        "m.org_id as member_org_id",
+        "m.roles",
+      ])
+      .where("s.token_digest", "=", param<string>("digest")),
+  );
+  type Row = {
+    instance_id: string;
+    user_id: string;
+    terminated: number;
+    expires_at: number | null;
+    password_checked_at: number | null;
+    totp_checked_at: number | null;
+    org_id: string | null;
+    state: string | null;
+    member_org_id: string | null;
+    roles: string | null;
+  };
+
+  /** The session behind a token digest, if there is one; src/domain/access.ts decides what it may do. */
+  return async function findSession(digest: string): Promise<SessionCredential | undefined> {
+    const rows = await read<Row>(byDigest.bind({ digest }));
+    const session = rows[0];
+    if (!session) return undefined;
+    const active = session.user_id !== "" && session.org_id !== null && session.state === "ACTIVE";
+    return {
+      terminated: Number(session.terminated) === 1,
+      expiresAt: session.expires_at === null ? undefined : Number(session.expires_at),
+      authenticated: session.user_id !== "" && (session.password_checked_at !== null || session.totp_checked_at !== null),
+      principal: active
+        ? { instanceId: session.instance_id, userId: session.user_id, orgId: session.org_id!, ...rolesOf(rows) }
+        : undefined,
+    };
+  };
+}
+
+/** The instance and organisation roles among a caller's member rows. */
+function rolesOf(rows: readonly { member_org_id: string | null; roles: string | null }[]) {
+  const orgRoles = new Map<string, string[]>();
+  let instanceRoles: string[] = [];
+  for (const { member_org_id, roles } of rows) {
+    if (member_org_id === null || roles === null) continue;
+    if (member_org_id === "") instanceRoles = roles.split(" ");
+    else orgRoles.set(member_org_id, roles.split(" "));
+  }
+  return { instanceRoles, orgRoles };
 }
 
 export interface Instance {

@@ -368,6 +368,13 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable("users").addColumn("otp_failed_attempts", "integer", (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  "0011_session_token_digest_idx": {
+    // A session's token is a bearer token, as in ZITADEL: a token that is no personal access
+    // token is looked up among the sessions by its digest.
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex("sessions_token_digest_idx").on("sessions").column("token_digest").execute();
+    },
+  },
 });
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

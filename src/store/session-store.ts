@@ -223,7 +223,14 @@ function applyFilter(query: SessionQuery, filter: SessionFilter): SessionQuery {
   if (filter.userId !== undefined) q = q.where("user_id", "=", filter.userId);
   if (filter.creator !== undefined) q = q.where("creator", "=", filter.creator);
   if (filter.createdAt) q = q.where("created_at", filter.createdAt.method, filter.createdAt.at);
-  if (filter.expiresAt) q = q.where("expires_at", filter.expiresAt.method, filter.expiresAt.at);
+  if (filter.expiresAt) {
+    const { method, at } = filter.expiresAt;
+    // As ZITADEL's expirationDateQueryToQuery (internal/api/grpc/session/v2/query.go): "later than"
+    // also finds the sessions that never expire, so that it lists the sessions still alive.
+    q = method === ">" || method === ">="
+      ? q.where((eb) => eb.or([eb("expires_at", method, at), eb("expires_at", "is", null)]))
+      : q.where("expires_at", method, at);
+  }
   if (filter.fingerprintId !== undefined) {
     q = q.where("user_agent", "like", `%"fingerprintId":${JSON.stringify(filter.fingerprintId)}%`);
   }

@@ -456,7 +456,7 @@ export const CreationDateQuerySchema: GenMessage<CreationDateQuery> = /*@__PURE_
  */
 export type CreatorQuery = Message<"zitadel.session.v2.CreatorQuery"> & {
   /**
-   * The creator's user ID; the caller when empty.
+   * The creator's user ID; the caller when unset (an empty ID is refused).
    *
    * @generated from field: optional string id = 1;
    */
