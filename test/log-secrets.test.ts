@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { redactUrl } from "../src/server/log-redaction.js";
 import { createCallers, SESSIONS } from "./helpers/clients.js";
 import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 import { expectOk } from "./helpers/expectations.js";
@@ -183,5 +184,20 @@ describe.each(["info", "debug", "trace"])("secrets in the log at level %s", (lev
       expect(secret.length, name).toBeGreaterThanOrEqual(6);
       for (const form of encodings(secret)) expect(log.includes(form), `${name} (${form}) in the ${level} log`).toBe(false);
     }
+  });
+});
+
+describe("the URL as the request log writes it", () => {
+  it("keeps paths and harmless parameters, and redacts secret ones however their names are written", () => {
+    expect(redactUrl("/v2/users/123")).toBe("/v2/users/123");
+    expect(redactUrl("/v2/sessions/1?sessionToken=abc")).toBe("/v2/sessions/1?sessionToken=[REDACTED]");
+    expect(redactUrl("/v2/sessions/1?session_token=abc&x=1")).toBe("/v2/sessions/1?session_token=[REDACTED]&x=1");
+    // A percent-encoded name is decoded before it is judged; a malformed one is judged as it is.
+    expect(redactUrl("/p?session%54oken=abc&co%64e=def")).toBe("/p?session%54oken=[REDACTED]&co%64e=[REDACTED]");
+    expect(redactUrl("/p?code%ZZ=abc")).toBe("/p?code%ZZ=[REDACTED]");
+    expect(redactUrl("/p?userID=1&code&orgID=2")).toBe("/p?userID=1&code=[REDACTED]&orgID=2");
+    expect(redactUrl("/p?Password=a&api_key=b&client_secret=c&message=d&encoding=json")).toBe(
+      "/p?Password=[REDACTED]&api_key=[REDACTED]&client_secret=[REDACTED]&message=[REDACTED]&encoding=json",
+    );
   });
 });

@@ -10,8 +10,11 @@ import type { FastifyRequest } from "fastify";
 
 const REDACTED = "[REDACTED]";
 
-/** Query parameters whose values are (or may be) secrets: codes, tokens, passwords, keys. */
-const SECRET_PARAMETER = /code|token|passw|secret|key|otp|credential|assertion|signature|auth|jwt|pat/i;
+/**
+ * Query parameters whose values are (or may be) secrets: codes, tokens, passwords, keys; and
+ * Connect's `message`, which carries a whole request message in a GET.
+ */
+const SECRET_PARAMETER = /code|token|passw|secret|key|otp|credential|assertion|signature|auth|jwt|pat|^message$/i;
 
 function decodedName(raw: string): string {
   try {
