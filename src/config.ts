@@ -35,6 +35,13 @@ export interface Config {
   outboxPollMs: number;
   smtpRetryBaseMs: number;
   smtpRetryMaxMs: number;
+  /**
+   * Rate limits of credential and code checks (src/api/rate-limits.ts): attempts per client
+   * address and per user within each window of `rateLimitWindowSeconds`; 0 turns a limit off.
+   */
+  rateLimitPerSource: number;
+  rateLimitPerUser: number;
+  rateLimitWindowSeconds: number;
   /** The clock of the domain and the dispatcher; tests move it forward. Date.now when unset. */
   now?: () => number;
 }
@@ -56,6 +63,12 @@ function poolSize(value: string | undefined): number {
   const size = intFrom(value, 10, "USERPORT_DATABASE_POOL_SIZE");
   if (size < 2) throw new Error("USERPORT_DATABASE_POOL_SIZE must be at least 2: reads go on while a batch commits");
   return size;
+}
+
+function rateLimitWindow(value: string | undefined): number {
+  const seconds = intFrom(value, 1, "USERPORT_RATE_LIMIT_WINDOW_SECONDS");
+  if (seconds < 1) throw new Error("USERPORT_RATE_LIMIT_WINDOW_SECONDS must be at least 1");
+  return seconds;
 }
 
 /** Reads the configuration from command-line flags, then USERPORT_* variables, then defaults. */
@@ -98,5 +111,8 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     outboxPollMs: intFrom(env.USERPORT_OUTBOX_POLL_MS, 1000, "USERPORT_OUTBOX_POLL_MS"),
     smtpRetryBaseMs: intFrom(env.USERPORT_SMTP_RETRY_BASE_MS, 5000, "USERPORT_SMTP_RETRY_BASE_MS"),
     smtpRetryMaxMs: intFrom(env.USERPORT_SMTP_RETRY_MAX_MS, 3_600_000, "USERPORT_SMTP_RETRY_MAX_MS"),
+    rateLimitPerSource: intFrom(env.USERPORT_RATE_LIMIT_PER_SOURCE, 50, "USERPORT_RATE_LIMIT_PER_SOURCE"),
+    rateLimitPerUser: intFrom(env.USERPORT_RATE_LIMIT_PER_USER, 10, "USERPORT_RATE_LIMIT_PER_USER"),
+    rateLimitWindowSeconds: rateLimitWindow(env.USERPORT_RATE_LIMIT_WINDOW_SECONDS),
   };
 }

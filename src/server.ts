@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
-import { cors as connectCors } from "@connectrpc/connect";
+import { cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
@@ -14,6 +14,8 @@ import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerInitRoute } from "./api/login-init.js";
+import { registerLoginPages } from "./api/login-pages.js";
+import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./api/rate-limits.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
 import { createSessionService } from "./api/session-service.js";
 import { createUserService } from "./api/user-service.js";
@@ -32,6 +34,7 @@ import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
+import { loggerOptions } from "./server/log-redaction.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
@@ -57,6 +60,8 @@ export interface RunningServer {
   adminTokenFile: string;
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
+  /** How many passwords this server has hashed since it started: for tests and operators' tools. */
+  passwordHashes(): number;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
@@ -77,7 +82,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let dispatcher: Dispatcher | undefined;
   // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
   const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
-  const hasher = createBcryptHasher(config.bcryptCost);
+  let passwordHashes = 0;
+  const bcryptHasher = createBcryptHasher(config.bcryptCost);
+  const hasher: typeof bcryptHasher = {
+    cost: bcryptHasher.cost,
+    hash(password) {
+      passwordHashes++;
+      return bcryptHasher.hash(password);
+    },
+  };
+  // Credential and code checks per user (in the domain) and per client address (at the edge).
+  const userAttempts = createAttemptLimiter(config.rateLimitPerUser, config.rateLimitWindowSeconds);
+  const limitSource = sourceLimit(createAttemptLimiter(config.rateLimitPerSource, config.rateLimitWindowSeconds));
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
   const masterKey = loadMasterKey(config.masterKey, config.dataDir);
   await checkMasterKey(store, masterKey);
@@ -99,13 +115,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // The instance's lockout policy until an administrator stores one (admin UpdateLockoutPolicy).
   const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
-  const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier });
+  const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier, attempts: userAttempts });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
     hasher,
     hashRegistry,
     secretBox,
     newId,
+    attempts: userAttempts,
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
     now,
   });
@@ -114,7 +131,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     : undefined;
 
   const app = Fastify({
-    logger: { level: config.logLevel },
+    logger: loggerOptions(config.logLevel),
     // One log line per request costs more than an import itself; debug level turns it back on.
     logController: new LogController({
       disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
@@ -136,16 +153,29 @@ export async function startServer(config: Config): Promise<RunningServer> {
     instanceDomain: new URL(config.externalUrl).hostname,
     onCallerChanged: forgetCallers,
   });
-  const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher });
+  const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
   const management = secureService(
     ManagementService,
     createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout),
     logUnexpected,
   );
-  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords, verification), logUnexpected);
+  const userV2 = secureService(
+    UserService,
+    limitBySource(createUserService(users, states, access, queries, changes, passwords, verification), limitSource, {
+      verifyEmail: () => true,
+      verifyPhone: () => true,
+      setPassword: (req) => req.verification.case !== undefined,
+    }),
+    logUnexpected,
+  );
+  const checksCredentials = (req: { checks?: { password?: unknown; totp?: unknown } }) =>
+    req.checks?.password !== undefined || req.checks?.totp !== undefined;
   const sessionV2 = secureService(
     SessionService,
-    createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
+    limitBySource(createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)), limitSource, {
+      createSession: checksCredentials,
+      setSession: checksCredentials,
+    }),
     logUnexpected,
   );
   const admin = secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected);
@@ -175,6 +205,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         );
       },
       jsonOptions: { ignoreUnknownFields: true },
+      contextValues: (request) => createContextValues().set(clientAddressKey, request.ip),
       readMaxBytes: config.bodyLimitBytes,
     });
   });
@@ -212,7 +243,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
-  await registerInitRoute(app, verification, instance.id, logUnexpected);
+  await registerInitRoute(app, verification, instance.id, logUnexpected, limitSource);
+  await registerLoginPages(app, verification, instance.id, logUnexpected, limitSource);
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -248,6 +280,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
     db: store.db,
+    passwordHashes: () => passwordHashes,
     close() {
       closing ??= (async () => {
         await app.close();

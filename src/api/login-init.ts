@@ -4,11 +4,12 @@ import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
 import type { VerificationCommands } from "../domain/verification.js";
 import { changeDetailsV2 } from "./convert.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import type { SourceLimit } from "./rate-limits.js";
 
 /** The path ZITADEL's init mails link to (its login UI's "initialise user" step). */
 export const INIT_PATH = "/ui/login/user/init";
 
-const escapeHtml = (text: string) =>
+export const escapeHtml = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 /**
@@ -23,6 +24,7 @@ export async function registerInitRoute(
   verification: VerificationCommands,
   instanceId: string,
   logUnexpected: ErrorLogger,
+  limitSource: SourceLimit,
 ): Promise<void> {
   await app.register(async (scope) => {
     // Browsers post forms url-encoded; only this scope parses them.
@@ -58,6 +60,8 @@ export async function registerInitRoute(
       const text = (name: string) => (typeof body[name] === "string" ? (body[name] as string) : "");
       const json = (request.headers["content-type"] ?? "").startsWith("application/json");
       try {
+        // No token guards this route: each client address gets a bounded number of code checks.
+        await limitSource(request.ip);
         if (text("passwordconfirm") !== "" && text("passwordconfirm") !== text("password")) {
           // ZITADEL's login checks the confirmation in the form before calling the command.
           throw Object.assign(new Error("passwords do not match"), { mismatch: true });

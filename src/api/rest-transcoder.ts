@@ -18,6 +18,7 @@ import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { clientAddressKey } from "./rate-limits.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
@@ -142,7 +143,7 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
       requestHeader,
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
-      values: createContextValues(),
+      values: createContextValues().set(clientAddressKey, request.ip),
       // REST has no deadlines, and a command runs to its commit even if the client leaves, so
       // the signal never fires: cheaper than Connect's linked abort controllers per request.
       signal: NEVER_ABORTED,

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
 import { DomainError, failedPrecondition, invalidArgument } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
@@ -41,6 +42,8 @@ export interface PasswordCommandsDeps {
   secretBox: SecretBox;
   newId: IdGenerator;
   notifier: Notifier;
+  /** Bounds the checks of current passwords and reset codes per user (src/domain/attempts.ts). */
+  attempts?: AttemptLimiter;
   now?: () => number;
 }
 
@@ -80,6 +83,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
   }
 
   async function verify(creds: UserCredentials, verification: NonNullable<PasswordVerification>, at: number) {
+    await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     if ("currentPassword" in verification) {
       if (creds.passwordHash === undefined) throw failedPrecondition("COMMAND-Fds3s", "User has not set a password");
       let matches: boolean;

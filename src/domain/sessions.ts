@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
 import { hasPermission, type Principal } from "./access.js";
+import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
 import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
@@ -51,6 +52,8 @@ export interface SessionCommandsDeps {
   newId: IdGenerator;
   /** The lockout policy in force for a user of the organisation (src/domain/lockout.ts decides). */
   lockoutPolicy(instanceId: string, orgId: string): Promise<LockoutPolicy>;
+  /** Bounds the password checks per user (src/domain/attempts.ts); none means unbounded. */
+  attempts?: AttemptLimiter;
   now?: () => number;
 }
 
@@ -119,6 +122,8 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       // ZITADEL's login sends an initial user through the init flow first; without it there is no sign-in.
       throw failedPrecondition("COMMAND-M9dse", "User is not yet initialized");
     }
+    // Before any hashing: a user's budget of checks bounds the CPU spent on guesses at it.
+    await takeUserAttempt(deps.attempts, user.instanceId, user.id);
     if (creds.passwordHash === undefined) {
       await spendVerification(password);
       throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
 import { failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { normalizeEmail, normalizePhone } from "./human.js";
 import type { IdGenerator } from "./ids.js";
@@ -27,6 +28,8 @@ export interface VerificationDeps {
   secretBox: SecretBox;
   notifier: Notifier;
   hasher: PasswordHasher;
+  /** Bounds the code checks per user (see src/domain/attempts.ts); none means unbounded. */
+  attempts?: AttemptLimiter;
 }
 
 type Channel = "email" | "phone";
@@ -182,6 +185,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
    */
   async function verifyCode(channel: Channel, target: ChangeTarget, userId: string, code: string): Promise<User> {
     if (code === "") throw invalidArgument("COMMAND-Fia4a", "Code is empty");
+    await takeUserAttempt(deps.attempts, target.instanceId, userId);
     const spec = CHANNEL[channel];
     let failed = false;
     const user = await deps.changes.update(
@@ -211,6 +215,11 @@ export function createVerificationCommands(deps: VerificationDeps) {
    * `user.human.initialization.check.succeeded`, verifies the email (the mail reached it) and
    * makes the user ACTIVE; a wrong or expired code records `…check.failed` and is
    * `COMMAND-11v6G`; a user without a pending init code is `COMMAND-mmn5f`.
+   *
+   * The password is hashed only once the code matched, as in ZITADEL's command
+   * (internal/command/user_human_init.go verifies the code, then builds the password change):
+   * this route needs no token, and hashing first would let anyone make the server spend a
+   * bcrypt hash per request.
    */
   async function verifyInitCode(
     target: ChangeTarget,
@@ -218,11 +227,12 @@ export function createVerificationCommands(deps: VerificationDeps) {
   ): Promise<User> {
     if (input.userId === "") throw invalidArgument("COMMAND-mkM9f", "User ID missing");
     if (input.code === "") throw invalidArgument("COMMAND-44G8s", "Code is empty");
+    const password = input.password !== undefined && input.password !== "" ? input.password : undefined;
+    // The complexity check costs nothing; the hash waits for the code.
+    if (password !== undefined) checkPasswordComplexity(password, DEFAULT_COMPLEXITY_POLICY);
+    await takeUserAttempt(deps.attempts, target.instanceId, input.userId);
+    // Hashed once, after the first matching code; a retry after a concurrent change reuses it.
     let passwordHash: string | undefined;
-    if (input.password !== undefined && input.password !== "") {
-      checkPasswordComplexity(input.password, DEFAULT_COMPLEXITY_POLICY);
-      passwordHash = await deps.hasher.hash(input.password);
-    }
     let failed = false;
     const user = await deps.changes.update(
       {
@@ -244,6 +254,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
           failed = true;
           return { events: [{ type: "user.human.initialization.check.failed", payload: {} }] };
         }
+        if (password !== undefined) passwordHash ??= await deps.hasher.hash(password);
         const events: NewEvent[] = [{ type: "user.human.initialization.check.succeeded", payload: {} }];
         if (!current.human.email.verified) events.push({ type: "user.human.email.verified", payload: {} });
         if (passwordHash !== undefined) events.push({ type: "user.human.password.changed", payload: { changeRequired: false } });
@@ -274,6 +285,47 @@ export function createVerificationCommands(deps: VerificationDeps) {
     return user;
   }
 
+  /**
+   * The email verification step of ZITADEL's login, behind the verification mail's link
+   * (`/ui/login/mail/verification`, internal/api/ui/login/mail_verify_handler.go), which calls
+   * the v1 command VerifyHumanEmail (internal/command/user_human_email.go) and so has its ids: a
+   * missing user id `COMMAND-4M0ds`, an empty code `COMMAND-çm0ds`, no pending code (or no such
+   * user) `COMMAND-3n8ud`, a wrong or expired code `COMMAND-Gdsgs` with
+   * `user.human.email.verification.failed` recorded.
+   */
+  async function verifyEmailLink(target: ChangeTarget, input: { userId: string; orgId?: string; code: string }): Promise<User> {
+    if (input.userId === "") throw invalidArgument("COMMAND-4M0ds", "User ID missing");
+    if (input.code === "") throw invalidArgument("COMMAND-çm0ds", "Code is empty");
+    await takeUserAttempt(deps.attempts, target.instanceId, input.userId);
+    const spec = CHANNEL.email;
+    let failed = false;
+    const user = await deps.changes.update(
+      {
+        ...target,
+        authorize(user) {
+          if (input.orgId !== undefined && input.orgId !== "" && user.orgId !== input.orgId) {
+            throw notFound("COMMAND-3n8ud", "Code not found");
+          }
+        },
+      },
+      { userId: input.userId, notFound: { id: "COMMAND-3n8ud", kind: "NotFound", text: "Code not found" } },
+      async (current, at) => {
+        failed = false;
+        const stored = await deps.store.findCode(current.instanceId, current.id, spec.codeKind);
+        if (!current.human || !stored || stored.usedAt !== undefined) throw notFound("COMMAND-3n8ud", "Code not found");
+        if (!codeMatches(stored, input.code, at)) {
+          failed = true;
+          return { events: [{ type: spec.failed, payload: {} }] };
+        }
+        return { events: [{ type: spec.verified, payload: {} }], set: { emailVerified: true }, useCode: stored.id };
+      },
+      (after) =>
+        failed || !after.human ? after : { ...after, human: { ...after.human, email: { ...after.human.email, verified: true } } },
+    );
+    if (failed) throw invalidArgument("COMMAND-Gdsgs", "Code is invalid");
+    return user;
+  }
+
   return {
     setEmail: (target: ChangeTarget, userId: string, email: string, delivery: CodeDelivery) =>
       setContact("email", target, userId, email, delivery),
@@ -286,6 +338,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
     verifyEmail: (target: ChangeTarget, userId: string, code: string) => verifyCode("email", target, userId, code),
     verifyPhone: (target: ChangeTarget, userId: string, code: string) => verifyCode("phone", target, userId, code),
     verifyInitCode,
+    verifyEmailLink,
   };
 }
 
