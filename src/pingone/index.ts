@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, HTTPMethods } from "fastify";
 import { Call, environmentId, type PingOneDeps } from "./context.js";
 import { MESSAGES, notFoundError, PingOneError, toPingOneError } from "./errors.js";
+import { registerPasswordRoutes } from "./passwords.js";
 import { registerPopulationRoutes } from "./populations.js";
 import { registerSchemaRoutes } from "./schemas.js";
 import { registerUserRoutes } from "./users.js";
@@ -66,6 +67,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
       registerEnvironmentRoutes(handle, deps);
       registerUserRoutes(scope, handle);
       registerPopulationRoutes(handle);
+      registerPasswordRoutes(handle);
       registerSchemaRoutes(handle);
 
       // A known path with another method is 405 (PingOne's conventions page); others 404.
