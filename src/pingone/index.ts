@@ -14,6 +14,9 @@ export interface Answer {
   body?: unknown;
 }
 
+/** Every route of the facade, as "METHOD /v1/…" (filled when a server registers it): the cross-organisation test enumerates them. */
+export const PINGONE_ROUTES = new Set<string>();
+
 export type Handle = (
   method: HTTPMethods,
   url: string,
@@ -40,6 +43,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
         const methods = methodsByRoute.get(url) ?? new Set<string>();
         methods.add(String(method));
         methodsByRoute.set(url, methods);
+        PINGONE_ROUTES.add(`${String(method)} /v1${url}`);
         scope.route({
           method,
           url,
