@@ -22,7 +22,7 @@ let population = "";
 
 beforeAll(async () => {
   p1 = new PingOneClient(up.server.url, up.server.token);
-  const env = String((((await p1.get("/v1/environments")).body!._embedded as { environments: Array<{ id: string }> }).environments)[0]!.id);
+  const env = String(((await p1.get("/v1/environments")).body!._embedded as { environments: Array<{ id: string }> }).environments[0]!.id);
   users = `/v1/environments/${env}/users`;
   population = up.defaultOrgId;
 });
@@ -60,7 +60,10 @@ describe("password check", () => {
     const first = expectError(await p1.post(user.path, { password: "wrong-1" }, CHECK), 400, "INVALID_DATA", "INVALID_VALUE", "password");
     expect(first).toMatchObject({ message: "The provided password did not match provisioned password", innerError: { failuresRemaining: 2 } });
     // The second failure through ZITADEL's session API counts on the same user.
-    expectCode(await up.caller("grpc-js").call(SESSIONS.createSession, { checks: { user: { userId: user.id }, password: { password: "wrong-2" } } }), Code.InvalidArgument);
+    expectCode(
+      await up.caller("grpc-js").call(SESSIONS.createSession, { checks: { user: { userId: user.id }, password: { password: "wrong-2" } } }),
+      Code.InvalidArgument,
+    );
     const third = expectError(await p1.post(user.path, { password: "wrong-3" }, CHECK), 400, "INVALID_DATA", "INVALID_VALUE", "password");
     expect(third.innerError).toEqual({ failuresRemaining: 0 });
 
@@ -94,7 +97,12 @@ describe("password set, self change and force change", () => {
     const set = await p1.put(user.path, { value: "Brand-New-Passw0rd!", forceChange: true }, SET);
     expect(set.status, set.raw).toBe(200);
     expect(set.body).toMatchObject({ status: "MUST_CHANGE_PASSWORD", lastChangedAt: expect.any(String) });
-    expectOk(await up.caller("grpc-js").call(SESSIONS.createSession, { checks: { user: { loginName: user.username }, password: { password: "Brand-New-Passw0rd!" } } }), 201);
+    expectOk(
+      await up
+        .caller("grpc-js")
+        .call(SESSIONS.createSession, { checks: { user: { loginName: user.username }, password: { password: "Brand-New-Passw0rd!" } } }),
+      201,
+    );
   });
 
   it("changes the password with the current one (reset+json), refusing a wrong current password", async () => {
@@ -123,7 +131,11 @@ describe("password set, self change and force change", () => {
   it("sends a recovery code and refuses a wrong one", async () => {
     const user = await importUser();
     expect((await p1.post(user.path, "", "application/vnd.pingidentity.password.sendRecoveryCode+json")).status).toBe(200);
-    const wrong = await p1.post(user.path, { recoveryCode: "WRONG123", newPassword: "Recovered-Passw0rd!" }, "application/vnd.pingidentity.password.recover+json");
+    const wrong = await p1.post(
+      user.path,
+      { recoveryCode: "WRONG123", newPassword: "Recovered-Passw0rd!" },
+      "application/vnd.pingidentity.password.recover+json",
+    );
     expect(wrong.status, wrong.raw).toBe(400);
     expect(wrong.body!.code).toBe("INVALID_DATA");
   });

@@ -36,7 +36,10 @@ function expectPingOneError(response: PingOneResponse, status: number, code: str
 }
 
 async function userCount(): Promise<number> {
-  const row = await up.server.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  const row = await up.server.db
+    .selectFrom("users")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
@@ -44,12 +47,10 @@ beforeAll(async () => {
   p1 = new PingOneClient(up.server.url, up.server.token);
   const environments = await p1.get("/v1/environments");
   expect(environments.status).toBe(200);
-  envId = String(((environments.body!._embedded as { environments: Array<{ id: string }> }).environments)[0]!.id);
+  envId = String((environments.body!._embedded as { environments: Array<{ id: string }> }).environments[0]!.id);
   users = `/v1/environments/${envId}/users`;
   const populations = await p1.get(`/v1/environments/${envId}/populations`);
-  defaultPopulation = String(
-    (populations.body!._embedded as { populations: Array<{ id: string; default: boolean }> }).populations.find((p) => p.default)!.id,
-  );
+  defaultPopulation = String((populations.body!._embedded as { populations: Array<{ id: string; default: boolean }> }).populations.find((p) => p.default)!.id);
 });
 
 describe("environments", () => {
@@ -312,7 +313,7 @@ describe("PUT and PATCH", () => {
     expect(put.body).toMatchObject({ username: renamed, email: "new@example.com", name: { given: "New", family: "Name" }, title: "Lead" });
     expect(put.body).not.toHaveProperty("address");
     expect(put.body).not.toHaveProperty("timezone");
-    expect((put.body!.name as object)).not.toHaveProperty("middle");
+    expect(put.body!.name as object).not.toHaveProperty("middle");
 
     const patched = await p1.patch(user, { title: null, nickname: "Nick", address: { region: "ZH" } });
     expect(patched.status, patched.raw).toBe(200);
@@ -336,7 +337,9 @@ describe("usernames", () => {
   it("lets exactly one of many concurrent creates of one username win", async () => {
     const username = uniqueName("race");
     const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => p1.post(users, { username: i % 2 === 0 ? username : username.toUpperCase() }, i % 3 === 0 ? MEDIA.json : `${MEDIA.json}; charset=UTF-8`))
+      Array.from({ length: 8 }, (_, i) =>
+        p1.post(users, { username: i % 2 === 0 ? username : username.toUpperCase() }, i % 3 === 0 ? MEDIA.json : `${MEDIA.json}; charset=UTF-8`),
+      ),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(1);
     for (const loser of results.filter((r) => r.status !== 201)) expectPingOneError(loser, 400, "INVALID_DATA", "UNIQUENESS_VIOLATION", "username");
@@ -396,7 +399,7 @@ describe("listing users", () => {
   });
 
   it("answers an unsupported attribute, operator or syntax with 400 INVALID_DATA / INVALID_FILTER", async () => {
-    for (const filter of ['title pr', 'username gt "a"', 'lastSignOn.at eq "x"', '(username eq "a"', 'username eq "a" xor', "username eq a"]) {
+    for (const filter of ["title pr", 'username gt "a"', 'lastSignOn.at eq "x"', '(username eq "a"', 'username eq "a" xor', "username eq a"]) {
       const body = expectPingOneError(await p1.get(`${users}?filter=${encodeURIComponent(filter)}`), 400, "INVALID_DATA", "INVALID_FILTER", "filter");
       expect((body.details as Array<{ innerError: { supportedAttributes: string[] } }>)[0]!.innerError.supportedAttributes).toContain("username");
     }
@@ -442,7 +445,12 @@ describe("permissions (ZITADEL's roles on the population's organisation)", () =>
     const scoped = new PingOneClient(up.server.url, manager.token);
     const own = await scoped.post(users, { username: uniqueName(), population: { id: manager.orgId } });
     expect(own.status, own.raw).toBe(201);
-    expectPingOneError(await scoped.post(users, { username: uniqueName(), population: { id: defaultPopulation } }), 403, "ACCESS_FAILED", "INSUFFICIENT_PERMISSIONS");
+    expectPingOneError(
+      await scoped.post(users, { username: uniqueName(), population: { id: defaultPopulation } }),
+      403,
+      "ACCESS_FAILED",
+      "INSUFFICIENT_PERMISSIONS",
+    );
     const other = await p1.post(users, { username: uniqueName() });
     expectPingOneError(await scoped.get(`${users}/${other.body!.id}`), 404, "NOT_FOUND");
     const listed = await scoped.get(users);

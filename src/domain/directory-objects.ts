@@ -106,7 +106,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
     return Promise.all((await deps.store.listOrgs(instanceId)).map((summary) => assemble(instanceId, summary, fallback)));
   }
 
-  async function writeAttributes(instanceId: string, orgId: string, input: PopulationInput, name: string, at: number) {
+  async function writeAttributes(instanceId: string, orgId: string, input: PopulationInput, at: number) {
     const previous = await deps.store.getObject(instanceId, "population", orgId);
     const body: Record<string, unknown> = { ...(input.extra ?? {}) };
     if (input.description !== undefined) body.description = input.description;
@@ -115,7 +115,6 @@ export function createPopulationCommands(deps: PopulationDeps) {
       { kind: "population", id: orgId, name: orgId, body, sealedSecret: undefined, createdAt: previous?.createdAt ?? at, changedAt: at },
       previous,
     );
-    void name;
   }
 
   function checkName(name: string): string {
@@ -129,7 +128,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
     const name = checkName(input.name);
     const org = await deps.addOrg(target, name, deps.newUuid());
     const at = now();
-    await writeAttributes(target.instanceId, org.id, input, name, at);
+    await writeAttributes(target.instanceId, org.id, input, at);
     if (input.isDefault) await deps.store.setDefaultOrg(target.instanceId, org.id, at, target.creator);
     return get(target.instanceId, org.id);
   }
@@ -155,7 +154,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
         throw err;
       }
     }
-    await writeAttributes(target.instanceId, orgId, input, name, at);
+    await writeAttributes(target.instanceId, orgId, input, at);
     const current = await defaultOrgId(target.instanceId);
     if (input.isDefault && current !== orgId) await deps.store.setDefaultOrg(target.instanceId, orgId, at, target.creator);
     return get(target.instanceId, orgId);

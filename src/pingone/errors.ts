@@ -108,7 +108,11 @@ export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => vo
       case "InvalidArgument":
         return invalidData(target ?? "body", err.message);
       case "AlreadyExists":
-        return invalidData(target ?? "name", err.id === "V3-DKcYh" && target === "username" ? "A resource with the specified name already exists." : err.message, "UNIQUENESS_VIOLATION");
+        return invalidData(
+          target ?? "name",
+          err.id === "V3-DKcYh" && target === "username" ? "A resource with the specified name already exists." : err.message,
+          "UNIQUENESS_VIOLATION",
+        );
       case "NotFound":
         return notFoundError(err.message === "" ? MESSAGES.notFound : `${MESSAGES.notFound} ${err.message}.`.replace("..", "."));
       case "FailedPrecondition":

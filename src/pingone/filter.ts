@@ -8,10 +8,7 @@ import { invalidData } from "./errors.js";
  * `memberOfGroups[id eq "…"]`. Parsed into the domain's user filter; an attribute or operator
  * this service cannot search gets 400 INVALID_DATA / INVALID_FILTER naming what is supported.
  */
-type Token =
-  | { kind: "word"; text: string }
-  | { kind: "string"; text: string }
-  | { kind: "punct"; text: "(" | ")" | "[" | "]" };
+type Token = { kind: "word"; text: string } | { kind: "string"; text: string } | { kind: "punct"; text: "(" | ")" | "[" | "]" };
 
 const MAX_FILTER_LENGTH = 4096;
 const MAX_DEPTH = 20;

@@ -17,11 +17,7 @@ export interface Answer {
 /** Every route of the facade, as "METHOD /v1/…" (filled when a server registers it): the cross-organisation test enumerates them. */
 export const PINGONE_ROUTES = new Set<string>();
 
-export type Handle = (
-  method: HTTPMethods,
-  url: string,
-  handler: (call: Call, params: Record<string, string | undefined>) => Promise<Answer>,
-) => void;
+export type Handle = (method: HTTPMethods, url: string, handler: (call: Call, params: Record<string, string | undefined>) => Promise<Answer>) => void;
 
 /**
  * PingOne's Platform API (`/v1/environments/{envID}/…`) over the same domain and store as
@@ -69,7 +65,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
       };
 
       registerEnvironmentRoutes(handle, deps);
-      registerUserRoutes(scope, handle);
+      registerUserRoutes(handle);
       registerPopulationRoutes(handle);
       registerPasswordRoutes(handle);
       registerSchemaRoutes(handle);
@@ -78,9 +74,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
       const patterns = [...methodsByRoute.keys()].map((url) => new RegExp(`^/v1${url.replace(/:[A-Za-z]+/g, "[^/]+")}/?$`));
       scope.setNotFoundHandler((request, reply) => {
         const path = request.url.split("?")[0]!;
-        const error = patterns.some((pattern) => pattern.test(path))
-          ? new PingOneError(405, "INVALID_REQUEST", MESSAGES.methodNotAllowed)
-          : notFoundError();
+        const error = patterns.some((pattern) => pattern.test(path)) ? new PingOneError(405, "INVALID_REQUEST", MESSAGES.methodNotAllowed) : notFoundError();
         void reply.code(error.status).type("application/json").send(error.body());
       });
 
@@ -92,7 +86,9 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
             { code: "SIZE_LIMIT_EXCEEDED", target: "body", message: "The request body is too large" },
           ]);
         } else if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-          failure = new PingOneError(400, "INVALID_REQUEST", MESSAGES.requestFailed, [{ code: "INVALID_VALUE", target: "body", message: "The request could not be read" }]);
+          failure = new PingOneError(400, "INVALID_REQUEST", MESSAGES.requestFailed, [
+            { code: "INVALID_VALUE", target: "body", message: "The request could not be read" },
+          ]);
         } else failure = toPingOneError(error, deps.logUnexpected);
         for (const [name, value] of Object.entries(failure.headers)) void reply.header(name, value);
         return reply.code(failure.status).type("application/json").send(failure.body());

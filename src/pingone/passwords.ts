@@ -182,4 +182,3 @@ export function registerPasswordRoutes(handle: Handle) {
     return { status: 200, body: stateResource(call, await reread(call, user.id)) };
   });
 }
-

@@ -101,7 +101,12 @@ export function registerSchemaRoutes(handle: Handle) {
     const attributes = (await call.deps.attributes.list(call.instanceId)).map((attribute) => attributeResource(call, attribute));
     return {
       status: 200,
-      body: { _links: { self: call.link("schemas", params.schemaId!, "attributes") }, _embedded: { attributes }, count: attributes.length, size: attributes.length },
+      body: {
+        _links: { self: call.link("schemas", params.schemaId!, "attributes") },
+        _embedded: { attributes },
+        count: attributes.length,
+        size: attributes.length,
+      },
     };
   });
 

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance } from "fastify";
 import type { DirectoryObject } from "../domain/directory-objects.js";
 import type { HumanProfile } from "../domain/human.js";
 import type { MetadataEntry, User } from "../domain/store-port.js";
@@ -316,13 +315,18 @@ const USER_MEDIA = {
 };
 
 /** A password value on import: `{SCHEME}…` is pre-encoded (checked by the hash registry), anything else cleartext. */
-function readPassword(body: Record<string, unknown>): { password?: { plain: string } | { encodedHash: string }; forceChange: boolean; external?: Record<string, unknown> } {
+function readPassword(body: Record<string, unknown>): {
+  password?: { plain: string } | { encodedHash: string };
+  forceChange: boolean;
+  external?: Record<string, unknown>;
+} {
   const value = body.password;
   if (value === undefined || value === null) return { forceChange: false };
   if (typeof value !== "object" || Array.isArray(value)) throw invalidData("password", "password must be an object");
   const password = value as Record<string, unknown>;
   const forceChange = password.forceChange === true;
-  if (password.forceChange !== undefined && typeof password.forceChange !== "boolean") throw invalidData("password.forceChange", "password.forceChange must be a boolean");
+  if (password.forceChange !== undefined && typeof password.forceChange !== "boolean")
+    throw invalidData("password.forceChange", "password.forceChange must be a boolean");
   if (password.external !== undefined && password.external !== null) {
     return { forceChange, external: password.external as Record<string, unknown> };
   }
@@ -333,7 +337,7 @@ function readPassword(body: Record<string, unknown>): { password?: { plain: stri
   return { password: /^\{[A-Za-z0-9_-]+\}/.test(password.value) ? { encodedHash: password.value } : { plain: password.value }, forceChange };
 }
 
-export function registerUserRoutes(app: FastifyInstance, handle: Handle) {
+export function registerUserRoutes(handle: Handle) {
   const base = "/environments/:envId/users";
 
   async function loadUser(call: Call, userId: string, permission: string): Promise<User> {
@@ -353,7 +357,9 @@ export function registerUserRoutes(app: FastifyInstance, handle: Handle) {
     const id = population && typeof population === "object" ? population.id : undefined;
     if (id === undefined || id === null || id === "") {
       if (required) {
-        throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [{ code: "REQUIRED_VALUE", target: "population.id", message: "population.id is required" }]);
+        throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [
+          { code: "REQUIRED_VALUE", target: "population.id", message: "population.id is required" },
+        ]);
       }
       return (await call.deps.populations.list(call.instanceId)).find((p) => p.isDefault)?.id ?? call.principal.orgId;
     }
@@ -425,7 +431,9 @@ export function registerUserRoutes(app: FastifyInstance, handle: Handle) {
     }
     let offset = 0;
     if (query.cursor !== undefined) {
-      const decoded = /^[A-Za-z0-9_-]{1,64}$/.test(query.cursor) ? Number(Buffer.from(query.cursor, "base64url").toString("utf8").replace(/^o:/, "")) : Number.NaN;
+      const decoded = /^[A-Za-z0-9_-]{1,64}$/.test(query.cursor)
+        ? Number(Buffer.from(query.cursor, "base64url").toString("utf8").replace(/^o:/, ""))
+        : Number.NaN;
       if (!Number.isInteger(decoded) || decoded < 0) throw invalidData("cursor", "The cursor is not one this service handed out");
       offset = decoded;
     }

@@ -77,22 +77,12 @@ export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
       const statements: WriteStatement[] = [];
       if (replaces) {
         statements.push(
-          statement(
-            db
-              .deleteFrom("directory_objects")
-              .where("instance_id", "=", instanceId)
-              .where("kind", "=", object.kind)
-              .where("id", "=", object.id),
-          ),
+          statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", object.kind).where("id", "=", object.id)),
         );
         if (foldCase(replaces.name) !== foldCase(object.name)) {
           statements.push(
             statement(
-              db
-                .deleteFrom("unique_constraints")
-                .where("instance_id", "=", instanceId)
-                .where("kind", "=", claimKind)
-                .where("owner_id", "=", object.id),
+              db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", claimKind).where("owner_id", "=", object.id),
             ),
           );
         }
@@ -124,15 +114,9 @@ export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
     },
     removeObject(instanceId, object) {
       return writes.run([
+        statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", object.kind).where("id", "=", object.id)),
         statement(
-          db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", object.kind).where("id", "=", object.id),
-        ),
-        statement(
-          db
-            .deleteFrom("unique_constraints")
-            .where("instance_id", "=", instanceId)
-            .where("kind", "=", `${object.kind}_name`)
-            .where("owner_id", "=", object.id),
+          db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", `${object.kind}_name`).where("owner_id", "=", object.id),
         ),
       ]);
     },
@@ -152,12 +136,17 @@ export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
       return writes.run([
         orgEvent(instanceId, orgId, expectedSequence + 1, event.type, event.payload, creator, at),
         statement(
-          db.updateTable("orgs").set({ name, sequence: expectedSequence + 1, changed_at: at }).where("instance_id", "=", instanceId).where("id", "=", orgId),
+          db
+            .updateTable("orgs")
+            .set({ name, sequence: expectedSequence + 1, changed_at: at })
+            .where("instance_id", "=", instanceId)
+            .where("id", "=", orgId),
         ),
+        statement(db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", "org_name").where("owner_id", "=", orgId)),
         statement(
-          db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", "org_name").where("owner_id", "=", orgId),
+          db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_name", value: foldCase(name), owner_id: orgId }),
+          "org_name",
         ),
-        statement(db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_name", value: foldCase(name), owner_id: orgId }), "org_name"),
       ]);
     },
     removeOrg({ instanceId, orgId, expectedSequence, at, creator }) {
