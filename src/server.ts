@@ -51,6 +51,7 @@ import { createOrgCommands } from "./domain/orgs.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
+import { registerPingOneFacade } from "./pingone/wiring.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -239,6 +240,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
       return reply.code(500).send({ code: 13, message: "Internal error", details: [] });
     }
     return reply.code(status).send({ code: CODE_OF_STATUS[status] ?? 3, message: error.message, details: [] });
+  });
+
+  // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
+  await registerPingOneFacade(app, {
+    store, config, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

@@ -21,6 +21,7 @@ import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import type { CallResult, TransportName } from "./helpers/clients.js";
 import { ADMIN, SESSIONS, V1 } from "./helpers/clients.js";
 import { expectOk } from "./helpers/expectations.js";
+import { PINGONE_ROUTES } from "../src/pingone/index.js";
 import { type ApiCaller, createApiCaller, GOOD_PASSWORD, uniqueName, useUserport, v1ImportBody } from "./helpers/fixtures.js";
 
 const SERVICES: DescService[] = [ManagementService, UserService, AdminService, SessionService];
@@ -311,4 +312,140 @@ describe("cross-organisation denial", () => {
       });
     }
   });
+});
+
+/**
+ * The same denial for PingOne's API (src/pingone): a token holding ORG_OWNER of population A
+ * tries every route against population B (B's users, B's population). Each must answer 403
+ * ACCESS_FAILED or 404 NOT_FOUND in PingOne's shape, and B must be unchanged. Routes come from
+ * the facade's own list, so a route added without a case fails "has a case".
+ */
+describe("cross-organisation denial over PingOne's API", () => {
+  const up = useUserport();
+  type PingOneCase = (b: { popId: string; userId: string; schemaId: string; attributeId: string }) => { media?: string; body?: unknown; path: string };
+  const P = "/v1/environments/{env}";
+  const PINGONE_CASES: Record<string, PingOneCase> = {
+    // Environment-wide reads are allowed, but show nothing of B's users or population.
+    "GET /v1/environments": () => ({ path: "/v1/environments" }),
+    "GET /v1/environments/:envId": () => ({ path: P }),
+    "GET /v1/environments/:envId/users": () => ({ path: `${P}/users` }),
+    "POST /v1/environments/:envId/users": (b) => ({ path: `${P}/users`, media: "application/json", body: { username: uniqueName(), population: { id: b.popId } } }),
+    "GET /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}` }),
+    "PUT /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/json", body: { username: uniqueName() } }),
+    "PATCH /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/json", body: { title: "x" } }),
+    "DELETE /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}` }),
+    "POST /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/vnd.pingidentity.account.lock+json", body: "" }),
+    "GET /v1/environments/:envId/users/:userId/enabled": (b) => ({ path: `${P}/users/${b.userId}/enabled` }),
+    "PUT /v1/environments/:envId/users/:userId/enabled": (b) => ({ path: `${P}/users/${b.userId}/enabled`, media: "application/json", body: { enabled: false } }),
+    "GET /v1/environments/:envId/users/:userId/mfaEnabled": (b) => ({ path: `${P}/users/${b.userId}/mfaEnabled` }),
+    "PUT /v1/environments/:envId/users/:userId/mfaEnabled": (b) => ({ path: `${P}/users/${b.userId}/mfaEnabled`, media: "application/json", body: { mfaEnabled: true } }),
+    "GET /v1/environments/:envId/users/:userId/population": (b) => ({ path: `${P}/users/${b.userId}/population` }),
+    "PUT /v1/environments/:envId/users/:userId/population": (b) => ({ path: `${P}/users/${b.userId}/population`, media: "application/json", body: { id: b.popId } }),
+    "GET /v1/environments/:envId/users/:userId/password": (b) => ({ path: `${P}/users/${b.userId}/password` }),
+    "PUT /v1/environments/:envId/users/:userId/password": (b) => ({
+      path: `${P}/users/${b.userId}/password`,
+      media: "application/vnd.pingidentity.password.set+json",
+      body: { value: "Taken-Over-Passw0rd!" },
+    }),
+    "POST /v1/environments/:envId/users/:userId/password": (b) => ({
+      path: `${P}/users/${b.userId}/password`,
+      media: "application/vnd.pingidentity.password.check+json",
+      body: { password: GOOD_PASSWORD },
+    }),
+    "GET /v1/environments/:envId/populations": () => ({ path: `${P}/populations` }),
+    "POST /v1/environments/:envId/populations": () => ({ path: `${P}/populations`, media: "application/json", body: { name: uniqueName("pop") } }),
+    "GET /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}` }),
+    "PUT /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}`, media: "application/json", body: { name: uniqueName("taken") } }),
+    "DELETE /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}` }),
+    // The user schema is the environment's: organisation roles neither read nor change it.
+    "GET /v1/environments/:envId/schemas": () => ({ path: `${P}/schemas` }),
+    "GET /v1/environments/:envId/schemas/:schemaId": (b) => ({ path: `${P}/schemas/${b.schemaId}` }),
+    "GET /v1/environments/:envId/schemas/:schemaId/attributes": (b) => ({ path: `${P}/schemas/${b.schemaId}/attributes` }),
+    "POST /v1/environments/:envId/schemas/:schemaId/attributes": (b) => ({
+      path: `${P}/schemas/${b.schemaId}/attributes`,
+      media: "application/json",
+      body: { name: "stolen", type: "STRING" },
+    }),
+    "GET /v1/environments/:envId/schemas/:schemaId/attributes/:attributeId": (b) => ({ path: `${P}/schemas/${b.schemaId}/attributes/${b.attributeId}` }),
+    "PUT /v1/environments/:envId/schemas/:schemaId/attributes/:attributeId": (b) => ({
+      path: `${P}/schemas/${b.schemaId}/attributes/${b.attributeId}`,
+      media: "application/json",
+      body: { name: "renamed", type: "STRING" },
+    }),
+    "DELETE /v1/environments/:envId/schemas/:schemaId/attributes/:attributeId": (b) => ({ path: `${P}/schemas/${b.schemaId}/attributes/${b.attributeId}` }),
+  };
+  /** Environment-wide reads an organisation owner may make: they must succeed showing nothing of B. */
+  const ALLOWED_READS = new Set(["GET /v1/environments", "GET /v1/environments/:envId", "GET /v1/environments/:envId/users", "GET /v1/environments/:envId/populations"]);
+
+  let a: ApiCaller;
+  let b: { popId: string; userId: string; username: string; schemaId: string; attributeId: string };
+  let env = "";
+
+  const request = async (token: string, method: string, path: string, media?: string, body?: unknown) => {
+    const response = await fetch(up.server.url + path.replace("{env}", env), {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(media ? { "content-type": media } : {}) },
+      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+    });
+    const raw = await response.text();
+    return { status: response.status, raw, json: raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined };
+  };
+
+  async function snapshotOfB() {
+    const { db } = up.server;
+    return {
+      users: await db.selectFrom("users").selectAll().where("org_id", "=", b.popId).orderBy("id").execute(),
+      orgs: await db.selectFrom("orgs").selectAll().where("id", "=", b.popId).execute(),
+      events: await db.selectFrom("events").select(["aggregate_id", "sequence", "type"]).where("aggregate_id", "in", [b.popId, b.userId]).orderBy("position").execute(),
+      metadata: await db.selectFrom("user_metadata").selectAll().where("user_id", "=", b.userId).execute(),
+      objects: await db.selectFrom("directory_objects").selectAll().orderBy("kind").orderBy("id").execute(),
+      instance: await db.selectFrom("instances").selectAll().execute(),
+    };
+  }
+
+  beforeAll(async () => {
+    a = await createApiCaller(up, "ORG_OWNER");
+    const admin = up.server.token;
+    env = String((((await request(admin, "GET", "/v1/environments")).json!._embedded as { environments: Array<{ id: string }> }).environments)[0]!.id);
+    const pop = await request(admin, "POST", "/v1/environments/{env}/populations", "application/json", { name: uniqueName("victims") });
+    const popId = String(pop.json!.id);
+    const username = uniqueName("victim");
+    const user = await request(admin, "POST", "/v1/environments/{env}/users", "application/vnd.pingidentity.user.import+json", {
+      username,
+      population: { id: popId },
+      title: "secret-title",
+      password: { value: GOOD_PASSWORD },
+    });
+    expect(user.status, user.raw).toBe(201);
+    const schemas = await request(admin, "GET", "/v1/environments/{env}/schemas");
+    const schemaId = String(((schemas.json!._embedded as { schemas: Array<{ id: string }> }).schemas)[0]!.id);
+    const attribute = await request(admin, "POST", `/v1/environments/{env}/schemas/${schemaId}/attributes`, "application/json", { name: "badge", type: "STRING" });
+    expect(attribute.status, attribute.raw).toBe(201);
+    b = { popId, userId: String(user.json!.id), username, schemaId, attributeId: String(attribute.json!.id) };
+  });
+
+  it("has a case for every route of the facade", () => {
+    const missing = [...PINGONE_ROUTES].filter((route) => !PINGONE_CASES[route]);
+    expect(PINGONE_ROUTES.size).toBeGreaterThan(20);
+    expect(missing, "PingOne routes without a cross-organisation case").toEqual([]);
+  });
+
+  for (const [route, build] of Object.entries(PINGONE_CASES)) {
+    it(`${route} cannot reach B`, async () => {
+      const before = await snapshotOfB();
+      const method = route.split(" ")[0]!;
+      const { path, media, body } = build(b);
+      const result = await request(a.token, method, path, media, body);
+      if (ALLOWED_READS.has(route)) {
+        expect(result.status, result.raw).toBe(200);
+        for (const secret of [b.userId, b.username, "secret-title"]) expect(result.raw, `${route} showed ${secret}`).not.toContain(secret);
+        if (route.endsWith("/populations")) expect(result.raw).not.toContain(b.popId);
+      } else {
+        expect([403, 404], `${route}: ${result.raw}`).toContain(result.status);
+        expect(result.json).toMatchObject({ code: result.status === 403 ? "ACCESS_FAILED" : "NOT_FOUND" });
+        expect(String(result.json!.id)).toMatch(/^[0-9a-f-]{36}$/);
+      }
+      expect(await snapshotOfB(), `${route} changed B`).toEqual(before);
+    });
+  }
 });

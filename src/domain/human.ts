@@ -18,7 +18,7 @@ export interface HumanProfile {
  * Which API a create request came through. The rules are the same, but ZITADEL reports some
  * failures with different error ids on each path.
  */
-export type CreatePath = "v1-import" | "v1-add" | "v2";
+export type CreatePath = "v1-import" | "v1-add" | "v2" | "pingone";
 
 /**
  * V2-zzad3 carries the key `Errors.Invalid.Argument`, which ZITADEL has no English text for, so
@@ -28,6 +28,8 @@ const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; usernameText: st
   "v1-import": { username: "COMMAND-00p2b", usernameText: "Username is empty", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },
   "v1-add": { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
   v2: { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
+  // PingOne's Users API (src/pingone): names are optional there, the username is required.
+  pingone: { username: "PINGONE-username", usernameText: "username is required", given: "", family: "" },
 };
 
 export function normalizeUsername(username: string, path: CreatePath): string {
@@ -41,13 +43,15 @@ export function normalizeUsername(username: string, path: CreatePath): string {
  * falls back to the email and then the username when a name is blank, but both names are
  * required here, so the default is always "<given> <family>".
  */
-export function normalizeProfile(profile: HumanProfile, path: CreatePath): HumanProfile {
+export function normalizeProfile(profile: HumanProfile, path: CreatePath, fallbackName = ""): HumanProfile {
   const ids = PROFILE_ERROR_IDS[path];
   const givenName = profile.givenName.trim();
   const familyName = profile.familyName.trim();
-  if (givenName === "") throw invalidArgument(ids.given, "Given name in profile is empty");
-  if (familyName === "") throw invalidArgument(ids.family, "Family name in profile is empty");
-  const displayName = profile.displayName.trim() || `${givenName} ${familyName}`;
+  // PingOne's users may have no name: the display name then falls back as ZITADEL's
+  // AddHuman does (the names, else the email or username given as `fallbackName`).
+  if (path !== "pingone" && givenName === "") throw invalidArgument(ids.given, "Given name in profile is empty");
+  if (path !== "pingone" && familyName === "") throw invalidArgument(ids.family, "Family name in profile is empty");
+  const displayName = profile.displayName.trim() || `${givenName} ${familyName}`.trim() || fallbackName;
   return {
     givenName,
     familyName,

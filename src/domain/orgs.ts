@@ -200,7 +200,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * ZITADEL's AddOrg: the organisation, its generated domain (verified and primary) and the
      * caller as ORG_OWNER, in one commit. Names and verified domains are unique in the instance.
      */
-    async addOrg(target: { instanceId: string; creator: string }, requestedName: string): Promise<Org> {
+    async addOrg(target: { instanceId: string; creator: string }, requestedName: string, id?: string): Promise<Org> {
       const name = requestedName.trim();
       // The key has no English text in ZITADEL, so clients see it raw.
       if (name === "") throw invalidArgument("ORG-mruNY", "Errors.Invalid.Argument");
@@ -208,7 +208,8 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       const at = now();
       const org: Org = {
         instanceId: target.instanceId,
-        id: deps.newId(),
+        // PingOne's populations are created with UUID ids (src/pingone); ZITADEL's with its own.
+        id: id ?? deps.newId(),
         name,
         state: "ACTIVE",
         createdAt: at,

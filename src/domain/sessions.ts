@@ -462,7 +462,29 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     return deps.store.listSessions(principal.instanceId, filter, page, { creator: principal.userId, userId: principal.userId, orgIds });
   }
 
-  return { createSession, setSession, getSession, deleteSession, listSessions };
+  /**
+   * A password check without a session (PingOne's password check, src/pingone): the same
+   * verification, rehash, failure count and lockout as CreateSession's, written on the user.
+   * Resolves with the user's credentials as they were read; throws as checkPassword does.
+   */
+  async function checkUserPassword(instanceId: string, userId: string, password: string, creator: string): Promise<UserCredentials> {
+    for (let attempt = 1; ; attempt++) {
+      const creds = await findUser(instanceId, { userId }, password);
+      const at = now();
+      const { events, set } = await checkPassword(creds, password, creator, at);
+      try {
+        await deps.store.write({
+          credentials: { instanceId, userId, expectedSequence: creds.user.sequence, events, at, creator, set },
+        });
+      } catch (err) {
+        if (await retryAfterConflict(err, attempt)) continue;
+        throw err;
+      }
+      return creds;
+    }
+  }
+
+  return { createSession, setSession, getSession, deleteSession, listSessions, checkUserPassword };
 }
 
 export type SessionCommands = ReturnType<typeof createSessionCommands>;

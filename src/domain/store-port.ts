@@ -131,6 +131,10 @@ export interface UserUpdate {
     /** A new password hash; its change time is the update's `at`. */
     passwordHash?: string;
     passwordChangeRequired?: boolean;
+    /** A new profile (names, display name, language, gender), already normalised. */
+    profile?: HumanProfile;
+    /** Moves the user to another organisation (PingOne's population move). */
+    orgId?: string;
   };
   /** A code that this update consumes: it is marked used, so it never verifies again. */
   useCode?: string;

@@ -184,10 +184,11 @@ export function createUserCommands(deps: UserCommandsDeps) {
    */
   async function createHuman(input: CreateHumanInput): Promise<CreatedHuman> {
     const { path } = input;
-    const email = normalizeEmail(input.email.address);
+    // PingOne's users may have no email (its import examples leave it out).
+    const email = path === "pingone" && input.email.address.trim() === "" ? "" : normalizeEmail(input.email.address);
     // v2 falls back to the email only for an empty username; a blank one is V2-zzad3, as in ZITADEL.
     const username = normalizeUsername(path === "v2" && input.username === "" ? email : input.username, path);
-    const profile = normalizeProfile(input.profile, path);
+    const profile = normalizeProfile(input.profile, path, email || username);
     const phone = input.phone && { ...input.phone, number: normalizePhone(input.phone.number) };
     if (input.email.verification.kind === "send" && input.email.verification.urlTemplate !== undefined) {
       checkUrlTemplate(input.email.verification.urlTemplate);
@@ -239,7 +240,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     // to sign in yet starts INITIAL and is sent an init code instead of an email code.
     const hasSignInMethod = passwordHash !== undefined || (path === "v1-import" && input.passwordlessRegistration);
     // IdP links suppress the init code: the user signs in at the provider.
-    const initial = path !== "v2" && links.length === 0 && (verification.kind !== "verified" || !hasSignInMethod);
+    const initial = (path === "v1-import" || path === "v1-add") && links.length === 0 && (verification.kind !== "verified" || !hasSignInMethod);
     let emailVerified = verification.kind === "verified";
     if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
 

@@ -375,6 +375,24 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex("sessions_token_digest_idx").on("sessions").column("token_digest").execute();
     },
   },
+  "0012_directory_objects": {
+    // Objects of PingOne's API that ZITADEL has no table for (a population's description, schema
+    // attributes, LDAP gateways), as JSON bodies; secrets (a gateway's bind password) sealed apart.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("directory_objects")
+        .addColumn("instance_id", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("id", "text", (c) => c.notNull())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("body", "text", (c) => c.notNull())
+        .addColumn("sealed_secret", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("directory_objects_pk", ["instance_id", "kind", "id"])
+        .execute();
+    },
+  },
 });
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

@@ -21,6 +21,20 @@ export interface Database {
   domain_policies: DomainPolicyTable;
   sessions: SessionTable;
   lockout_policies: LockoutPolicyTable;
+  directory_objects: DirectoryObjectTable;
+}
+
+/** An object of PingOne's API without a ZITADEL table (src/domain/directory-objects.ts). */
+export interface DirectoryObjectTable {
+  instance_id: string;
+  kind: string;
+  id: string;
+  name: string;
+  /** JSON. */
+  body: string;
+  sealed_secret: string | null;
+  created_at: number;
+  changed_at: number;
 }
 
 export interface InstanceTable {

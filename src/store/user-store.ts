@@ -297,6 +297,22 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
   if (update.set?.passwordChangeRequired !== undefined) {
     columns.password_change_required = update.set.passwordChangeRequired ? 1 : 0;
   }
+  if (update.set?.profile !== undefined) {
+    const profile = update.set.profile;
+    Object.assign(columns, {
+      given_name: profile.givenName,
+      given_name_lower: foldCase(profile.givenName),
+      family_name: profile.familyName,
+      family_name_lower: foldCase(profile.familyName),
+      nick_name: profile.nickName,
+      nick_name_lower: foldCase(profile.nickName),
+      display_name: profile.displayName,
+      display_name_lower: foldCase(profile.displayName),
+      preferred_language: profile.preferredLanguage,
+      gender: profile.gender,
+    });
+  }
+  if (update.set?.orgId !== undefined) columns.org_id = update.set.orgId;
   statements.push(
     compiled(db.updateTable("users").set(columns).where("instance_id", "=", instanceId).where("id", "=", userId)),
   );

@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
+import { UniqueViolation } from "../domain/store-port.js";
+
+/**
+ * Errors in the shape of PingOne's Platform API (developer.pingidentity.com/pingone-api/platform/
+ * reference/error-codes.html; the Go SDK's `P1Error` in patrickcping/pingone-go-sdk-v2
+ * management/model_p1_error.go): `{id, code, message, details[{code, target, message, innerError}]}`,
+ * with PingOne's status for each top-level code. Every body has a fresh UUID `id`: Terraform
+ * (terraform-provider-pingone internal/framework/legacysdk/sdk.go) formats an error only when
+ * `id` is set.
+ */
+export interface PingOneErrorDetail {
+  code: string;
+  target?: string;
+  message: string;
+  innerError?: Record<string, unknown>;
+}
+
+export class PingOneError extends Error {
+  override readonly name = "PingOneError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: PingOneErrorDetail[] = [],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  body() {
+    return {
+      id: randomUUID(),
+      code: this.code,
+      message: this.message,
+      ...(this.details.length > 0 ? { details: this.details } : {}),
+    };
+  }
+}
+
+/** PingOne's canonical texts (its docs' response-code tables). */
+export const MESSAGES = {
+  invalidData: "The request could not be completed. One or more validation errors were in the request.",
+  requestFailed: "The request could not be completed.",
+  unauthorized: "You do not have access to this resource.",
+  forbidden: "The actor attempting to perform the request is not authorized.",
+  notFound: "The requested resource was not found.",
+  unsupportedMediaType:
+    "The server is refusing to service the request because the entity of the request is in a format not supported by the requested resource for the requested method.",
+  methodNotAllowed: "The request method is not supported for the requested resource.",
+  unexpected: "An unexpected error occurred.",
+} as const;
+
+/** 400 INVALID_DATA with one detail, e.g. `invalidValue("username", "must not be empty", "REQUIRED_VALUE")`. */
+export function invalidData(target: string, message: string, code = "INVALID_VALUE", innerError?: Record<string, unknown>): PingOneError {
+  return new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [{ code, target, message, ...(innerError ? { innerError } : {}) }]);
+}
+
+export const notFoundError = (message: string = MESSAGES.notFound) => new PingOneError(404, "NOT_FOUND", message);
+
+export const unsupportedMediaType = () => new PingOneError(415, "INVALID_REQUEST", MESSAGES.unsupportedMediaType);
+
+/** Which request attribute a domain failure is about, from the ZITADEL ids the domain uses. */
+const TARGET_OF_ID: Record<string, string> = {
+  "EMAIL-spblu": "email",
+  "EMAIL-599BI": "email",
+  "PINGONE-username": "username",
+  "V3-DKcYh": "username",
+  "COMMAND-SFd21": "username",
+  "USER-JDk4t": "password",
+  "CRYPT-r8Qm2": "password",
+  "CRYPT-5uV9n": "password",
+  "PINGONE-name": "name",
+};
+
+/** PingOne's password-policy rule names for the complexity checks (src/domain/password.ts). */
+const POLICY_RULE_OF_ID: Record<string, string> = {
+  "COMMA-HuJf6": "length",
+  "COMMA-co3Xw": "minCharacters",
+  "COMMA-VoaRj": "minCharacters",
+  "COMMA-ZBv4H": "minCharacters",
+  "COMMA-ZDLwA": "minCharacters",
+  "UP-PW72": "length",
+};
+
+/**
+ * Turns whatever a handler threw into a PingOne error. Domain failures keep their English text
+ * (never a secret: src/domain/errors.ts); anything unexpected is logged and answered as
+ * PingOne's 500, which only a real fault may produce, since PingOne's Go SDK retries 5xx and
+ * UNEXPECTED_ERROR ten times (pingone-go-sdk-v2 management/client_ext.go).
+ */
+export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => void): PingOneError {
+  if (err instanceof PingOneError) return err;
+  if (isDomainError(err)) {
+    const target = TARGET_OF_ID[err.id];
+    const rule = POLICY_RULE_OF_ID[err.id];
+    if (rule) {
+      return invalidData("password", "User password did not satisfy password policy requirements", "INVALID_VALUE", {
+        unsatisfiedRequirements: [rule],
+        [rule]: err.message,
+      });
+    }
+    if (isCredentialsCheckFailed(err)) {
+      return invalidData("password", "The provided password did not match provisioned password");
+    }
+    switch (err.kind) {
+      case "InvalidArgument":
+        return invalidData(target ?? "body", err.message);
+      case "AlreadyExists":
+        return invalidData(
+          target ?? "name",
+          err.id === "V3-DKcYh" && target === "username" ? "A resource with the specified name already exists." : err.message,
+          "UNIQUENESS_VIOLATION",
+        );
+      case "NotFound":
+        return notFoundError(err.message === "" ? MESSAGES.notFound : `${MESSAGES.notFound} ${err.message}.`.replace("..", "."));
+      case "FailedPrecondition":
+        return new PingOneError(400, "REQUEST_FAILED", `${MESSAGES.requestFailed} ${err.message}.`.replace("..", "."), [
+          { code: "CONSTRAINT_VIOLATION", ...(target ? { target } : {}), message: err.message },
+        ]);
+      case "PermissionDenied":
+        return new PingOneError(403, "ACCESS_FAILED", MESSAGES.forbidden, [
+          { code: "INSUFFICIENT_PERMISSIONS", target: "Authorization Credentials", message: err.message },
+        ]);
+      case "Unauthenticated":
+        return new PingOneError(401, "ACCESS_FAILED", MESSAGES.unauthorized, [
+          {
+            code: "INVALID_TOKEN",
+            target: "Authentication Credentials",
+            message: "The authorization token is either missing or invalid, or it has expired.",
+          },
+        ]);
+      case "ResourceExhausted":
+        return new PingOneError(429, "REQUEST_LIMITED", err.message, [{ code: "LIMIT_EXCEEDED", message: err.message }], { "retry-after": "1" });
+      case "Unimplemented":
+        return new PingOneError(405, "INVALID_REQUEST", MESSAGES.methodNotAllowed);
+      default:
+        break;
+    }
+  }
+  if (err instanceof UniqueViolation && err.kind.endsWith("sequence")) {
+    // Every attempt lost to concurrent changes of the same object: nothing was written.
+    return new PingOneError(409, "REQUEST_FAILED", "The resource was changed concurrently; try again.");
+  }
+  logUnexpected(err);
+  return new PingOneError(500, "UNEXPECTED_ERROR", MESSAGES.unexpected);
+}

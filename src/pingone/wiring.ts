@@ -1,0 +1,77 @@
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Config } from "../config.js";
+import { createDirectoryObjects, createPopulationCommands } from "../domain/directory-objects.js";
+import { unauthenticated } from "../domain/errors.js";
+import type { IdGenerator } from "../domain/ids.js";
+import type { LockoutCommands } from "../domain/lockout.js";
+import type { OrgCommands } from "../domain/orgs.js";
+import type { PasswordCommands } from "../domain/passwords.js";
+import { tokenDigest } from "../domain/secrets.js";
+import type { SessionCommands } from "../domain/sessions.js";
+import type { UserStore } from "../domain/store-port.js";
+import type { UserChangeCommands } from "../domain/user-changes.js";
+import { createUserProfileCommands } from "../domain/user-profile.js";
+import type { UserQueries } from "../domain/user-queries.js";
+import type { UserStateCommands } from "../domain/user-states.js";
+import type { UserCommands } from "../domain/users.js";
+import { createPrincipalFinder } from "../store/access-store.js";
+import type { Db } from "../store/db.js";
+import { createDirectoryStore } from "../store/directory-store.js";
+import { registerPingOne } from "./index.js";
+
+/** Builds the PingOne facade's own pieces (directory store, populations, profiles) and registers its routes. */
+export async function registerPingOneFacade(
+  app: FastifyInstance,
+  parts: {
+    store: Db;
+    config: Config;
+    userStore: UserStore;
+    users: UserCommands;
+    states: UserStateCommands;
+    changes: UserChangeCommands;
+    queries: UserQueries;
+    orgs: OrgCommands;
+    passwords: PasswordCommands;
+    sessionCommands: SessionCommands;
+    lockout: LockoutCommands;
+    logUnexpected: (err: unknown) => void;
+    newId: IdGenerator;
+  },
+): Promise<void> {
+  const now = parts.config.now ?? Date.now;
+  const directory = createDirectoryStore(parts.store);
+  const findPrincipal = createPrincipalFinder(parts.store);
+  await registerPingOne(app, {
+    externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
+    async authenticate(headers) {
+      const authorization = headers.get("authorization");
+      if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+      const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+      const found = token === undefined ? undefined : await findPrincipal(tokenDigest(token), now());
+      if (!found) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+      return found.principal;
+    },
+    users: parts.users,
+    states: parts.states,
+    changes: parts.changes,
+    profiles: createUserProfileCommands({ store: parts.userStore, changes: parts.changes }),
+    queries: parts.queries,
+    populations: createPopulationCommands({
+      store: directory,
+      addOrg: (target, name, id) => parts.orgs.addOrg(target, name, id),
+      getOrg: (instanceId, orgId) => parts.orgs.getOrg(instanceId, orgId),
+      newUuid: randomUUID,
+      now,
+    }),
+    attributes: createDirectoryObjects(directory, "schema_attribute", now),
+    userStore: parts.userStore,
+    passwords: parts.passwords,
+    sessions: parts.sessionCommands,
+    lockoutPolicy: async (instanceId, orgId) => (await parts.lockout.orgPolicy(instanceId, orgId)).policy,
+    async instanceCreatedAt(instanceId) {
+      return (await directory.instance(instanceId))?.createdAt ?? 0;
+    },
+    logUnexpected: parts.logUnexpected,
+  });
+}
