@@ -11,9 +11,15 @@
  *   (internal/api/grpc/session/v2 userAgentToPb), and a password change leaves the details of user
  *   reads as they were (internal/query/projection/user.go reduceHumanPasswordChanged).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import SQLite from "better-sqlite3";
+import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
+import { migrations } from "../src/store/migrations.js";
 import { type CallOptions, SESSIONS, TRANSPORTS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvLength } from "./helpers/expectations.js";
 import {
@@ -196,5 +202,42 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       expect((locked.details as JsonObject).sequence).toBe(String(eventsBefore + 3));
       expect(((await readV1(id)).details as JsonObject).sequence).toBe(String(eventsBefore + 3));
     });
+  });
+});
+
+describe("migration 0011_user_read_details", () => {
+  it("dates existing users by their last event ZITADEL's users projection reduces, not by a later password change", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "userport-migration-"));
+    const raw = new SQLite(join(dir, "userport.sqlite"));
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: raw }) });
+    try {
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations("sqlite") } });
+      expect((await migrator.migrateTo("0010_otp_failed_attempts")).error).toBeUndefined();
+      const insertUser = raw.prepare(
+        `INSERT INTO users (instance_id, id, org_id, type, state, username, given_name, family_name, nick_name, display_name,
+           preferred_language, gender, email, email_verified, phone, phone_verified, password_hash, password_change_required,
+           password_changed_at, machine_name, machine_description, created_at, changed_at, sequence, username_lower,
+           given_name_lower, family_name_lower, nick_name_lower, display_name_lower, email_lower)
+         VALUES ('i', ?, 'o', 'human', 'ACTIVE', ?, 'G', 'F', '', 'G F', 'und', 0, 'e@x.org', 1, '', 0, NULL, 0, NULL, '', '',
+           100, ?, ?, ?, 'g', 'f', '', 'g f', 'e@x.org')`,
+      );
+      insertUser.run("changed", "changed", 300, 3, "changed");
+      insertUser.run("bare", "bare", 100, 1, "bare");
+      const insertEvent = raw.prepare(
+        "INSERT INTO events (instance_id, aggregate_type, aggregate_id, sequence, type, payload, creator, created_at) VALUES ('i', 'user', ?, ?, ?, '{}', 'x', ?)",
+      );
+      insertEvent.run("changed", 1, "user.human.added", 100);
+      insertEvent.run("changed", 2, "user.human.email.verified", 200);
+      insertEvent.run("changed", 3, "user.human.password.changed", 300);
+      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+
+      const row = (id: string) => raw.prepare("SELECT sequence, changed_at, details_sequence, details_changed_at FROM users WHERE id = ?").get(id);
+      expect(row("changed")).toEqual({ sequence: 3, changed_at: 300, details_sequence: 2, details_changed_at: 200 });
+      // No events (written around the store): reads fall back to the user's own sequence and date.
+      expect(row("bare")).toEqual({ sequence: 1, changed_at: 100, details_sequence: null, details_changed_at: null });
+    } finally {
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
