@@ -31,8 +31,8 @@ const USER_COLUMNS = [
   "instance_id", "id", "org_id", "type", "state", "username", "given_name", "family_name", "nick_name",
   "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
   "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
-  "created_at", "changed_at", "sequence", "details_sequence", "details_changed_at", "username_lower", "given_name_lower", "family_name_lower", "nick_name_lower",
-  "display_name_lower", "email_lower", "totp_secret",
+  "created_at", "changed_at", "sequence", "details_sequence", "details_changed_at", "username_lower", "given_name_lower",
+  "family_name_lower", "nick_name_lower", "display_name_lower", "email_lower", "totp_secret",
 ] as const satisfies ReadonlyArray<keyof UserTable>;
 const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
 const EVENT_COLUMNS = [
@@ -163,7 +163,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         userChange.state === "removed"
           ? change.remove.map((statement) => statement.statement({ instance_id: instanceId, user_id: userId }))
           : [
-              (projectedSequence([userChange.event], expectedSequence + 1) === undefined ? change.state : change.stateDated).statement({
+              (projectedSequence([userChange.event], 1) === undefined ? change.state : change.stateDated).statement({
                 state: userChange.state,
                 changed_at: userChange.at,
                 sequence: expectedSequence + 1,
