@@ -47,6 +47,25 @@ export function changeDetailsV2(user: User): Details {
   });
 }
 
+/**
+ * The details of a user read: the sequence and change date of ZITADEL's users projection (see
+ * src/domain/user-details.ts), which a password change, a code or a link do not move.
+ */
+function readDetails(user: User) {
+  const { sequence, changedAt } = user.projected ?? user;
+  return { sequence: BigInt(sequence), changeDate: timestampFromMs(changedAt), resourceOwner: user.orgId };
+}
+
+/** `zitadel.v1.ObjectDetails` of a user read. */
+function readDetailsV1(user: User): ObjectDetails {
+  return create(ObjectDetailsSchema, { ...readDetails(user), creationDate: timestampFromMs(user.createdAt) });
+}
+
+/** `zitadel.object.v2.Details` of a user read (GetUserByID's and the user's). */
+export function readDetailsV2(user: User): Details {
+  return create(DetailsSchema, { ...readDetails(user), creationDate: timestampFromMs(user.createdAt) });
+}
+
 const STATE_V1 = {
   ACTIVE: UserStateV1.ACTIVE,
   INACTIVE: UserStateV1.INACTIVE,
@@ -72,7 +91,7 @@ export function userToV1(user: User): UserV1 {
   const { human, machine } = user;
   return create(UserV1Schema, {
     id: user.id,
-    details: objectDetailsV1(user),
+    details: readDetailsV1(user),
     state: STATE_V1[user.state],
     userName: user.username,
     loginNames: loginNamesOf(user),
@@ -102,7 +121,7 @@ export function userToV2(user: User): UserV2 {
   const { human, machine } = user;
   return create(UserV2Schema, {
     userId: user.id,
-    details: detailsV2(user),
+    details: readDetailsV2(user),
     state: STATE_V2[user.state],
     username: user.username,
     loginNames: loginNamesOf(user),
@@ -110,12 +129,9 @@ export function userToV2(user: User): UserV2 {
     type: human
       ? {
           case: "human",
+          // The human's own userId, state, username and login names stay empty: ZITADEL's
+          // humanToPb (internal/api/grpc/user/v2/query.go) fills them on the User only.
           value: {
-            userId: user.id,
-            state: STATE_V2[user.state],
-            username: user.username,
-            loginNames: loginNamesOf(user),
-            preferredLoginName: preferredLoginNameOf(user),
             profile: {
               givenName: human.profile.givenName,
               familyName: human.profile.familyName,

@@ -217,7 +217,14 @@ export function createOrgHandlers(
       if (req.accessTokenType !== 0 && req.accessTokenType !== 1) {
         throw invalidArgument("", "invalid AddMachineUserRequest.AccessTokenType: value must be one of the defined enum values");
       }
-      const user = await users.createMachine({ ...target, username: req.userName, name: req.name, description: req.description });
+      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddMachineUserRequest.UserId");
+      const user = await users.createMachine({
+        ...target,
+        ...(req.userId !== undefined ? { userId: req.userId } : {}),
+        username: req.userName,
+        name: req.name,
+        description: req.description,
+      });
       return create(AddMachineUserResponseSchema, { userId: user.id, details: objectDetailsV1(user) });
     },
 

@@ -146,10 +146,16 @@ function sessionToPb(session: SessionRecord, user: User | undefined): Session {
       ...(session.totpCheckedAt !== undefined ? { totp: at(session.totpCheckedAt) } : {}),
     },
     metadata: Object.fromEntries(Object.entries(session.metadata).map(([key, value]) => [key, Buffer.from(value, "base64")])),
-    userAgent: {
-      ...userAgent,
-      header: Object.fromEntries(Object.entries(userAgent.header ?? {}).map(([name, values]) => [name, { values }])),
-    },
+    // No user agent given, none returned: ZITADEL's userAgentToPb (internal/api/grpc/session/v2)
+    // answers nil for an empty one.
+    ...(Object.keys(userAgent).length > 0
+      ? {
+          userAgent: {
+            ...userAgent,
+            header: Object.fromEntries(Object.entries(userAgent.header ?? {}).map(([name, values]) => [name, { values }])),
+          },
+        }
+      : {}),
     ...(session.expiresAt !== undefined ? { expirationDate: timestampFromMs(session.expiresAt) } : {}),
   });
 }

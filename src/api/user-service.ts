@@ -33,7 +33,7 @@ import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
 import { type Access, principalKey } from "./access.js";
-import { changeDetailsV2, detailsV2, userToV2 } from "./convert.js";
+import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
 import { checkBytes, checkLength, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
@@ -234,6 +234,7 @@ export function createUserService(
           ...target,
           ...(req.userId !== undefined ? { userId: req.userId } : {}),
           username: req.username ?? "",
+          usernameFallbackToId: true,
           name: machine.name,
           description: machine.description ?? "",
         });
@@ -314,7 +315,7 @@ export function createUserService(
       if (user.id !== principal.userId && !hasPermission(principal, "user.read", user.orgId)) {
         throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL, so the key shows
       }
-      return create(GetUserByIDResponseSchema, { details: detailsV2(user), user: userToV2(user) });
+      return create(GetUserByIDResponseSchema, { details: readDetailsV2(user), user: userToV2(user) });
     },
 
     /**

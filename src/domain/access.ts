@@ -37,9 +37,14 @@ export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
   ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read", ...ORG_SESSIONS],
   ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "session.read"],
   ORG_SETTINGS_MANAGER: ["org.read", "org.write", "org.member.read", ...IDP_MANAGEMENT, "policy.read", "policy.write", "policy.delete"],
-  ORG_USER_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read"],
-  ORG_PROJECT_PERMISSION_EDITOR: ["org.read"],
-  ORG_PROJECT_CREATOR: [],
+  ORG_USER_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read", "policy.read"],
+  ORG_PROJECT_PERMISSION_EDITOR: [...USER_READ, "org.read", "org.member.read", "policy.read"],
+  ORG_PROJECT_CREATOR: ["user.global.read", "policy.read"],
+  // Impersonation is not served; the roles can be granted and carry ZITADEL's permissions.
+  ORG_ADMIN_IMPERSONATOR: ["admin.impersonation", "impersonation"],
+  ORG_END_USER_IMPERSONATOR: ["impersonation"],
+  // user.self.delete is for the auth API's RemoveMyUser, which userport does not serve.
+  ORG_USER_SELF_MANAGER: ["policy.read", "user.self.delete"],
 };
 
 /** The roles that can be granted on an organisation (AddOrgMember): ZITADEL's ORG_ roles. */

@@ -14,7 +14,13 @@ export interface User {
   username: string;
   createdAt: number;
   changedAt: number;
+  /** The user's own event count: the sequence its next change builds on and commands answer with. */
   sequence: number;
+  /**
+   * The sequence and change date reads answer with, when the store read them: those of the last
+   * event ZITADEL's users projection dates the user by (see src/domain/user-details.ts).
+   */
+  projected?: { sequence: number; changedAt: number };
   human?: {
     profile: HumanProfile;
     email: { address: string; verified: boolean };

@@ -375,27 +375,34 @@ export function createUserCommands(deps: UserCommandsDeps) {
   }
 
   /**
-   * ZITADEL's AddMachineUser: a service user, ACTIVE at once, that signs in with personal access
-   * tokens. The username follows the organisation's domain policy like a human's.
+   * ZITADEL's AddMachine (internal/command/user_machine.go): a service user, ACTIVE at once, that
+   * signs in with personal access tokens. The username follows the organisation's domain policy
+   * like a human's. A caller-chosen id (v1 AddMachineUser, v2 CreateUser) is used as given.
    */
   async function createMachine(input: {
     instanceId: string;
     orgId: string;
     creator: string;
-    /** A caller-chosen id (v2 CreateUser); generated when absent. */
+    /** A caller-chosen id; generated when absent. */
     userId?: string;
     username: string;
+    /**
+     * v2 CreateUser: an empty username becomes the user's id, as ZITADEL's
+     * AddMachineWithUsernameToIDFallback does (v1 AddMachineUser requires one).
+     */
+    usernameFallbackToId?: boolean;
     name: string;
     description: string;
   }): Promise<User> {
-    const username = input.username.trim();
+    const userId = input.userId ?? deps.newId();
+    const given = input.username.trim();
+    const username = given === "" && input.usernameFallbackToId ? userId : given;
     // ZITADEL's machine checks; the keys have no English text, so clients see them raw.
     if (username === "") throw invalidArgument("COMMAND-bm9Ds", "Errors.User.Invalid");
     const name = input.name.trim();
     if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
     const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
     const at = now();
-    const userId = input.userId ?? deps.newId();
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
     const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
     const user: User = {
@@ -423,7 +430,8 @@ export function createUserCommands(deps: UserCommandsDeps) {
     } catch (err) {
       if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
       if (err instanceof UniqueViolation && err.kind === "user_id") {
-        throw failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
+        // AddMachineCommand's check of an existing user (internal/command/user_machine.go); the key has no English text.
+        throw failedPrecondition("COMMAND-k2una", "Errors.User.AlreadyExisting");
       }
       throw err;
     }

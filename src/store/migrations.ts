@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, Migrator, sql } from "kysely";
+import { PROJECTED_EVENT_TYPES } from "../domain/user-details.js";
 import { withSearchKeys } from "./search-keys.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -391,6 +392,20 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn("changed_at", "bigint", (c) => c.notNull())
         .addPrimaryKeyConstraint("directory_objects_pk", ["instance_id", "kind", "id"])
         .execute();
+    },
+  },
+  "0013_user_read_details": {
+    // The sequence and date user reads answer with: those of the user's last event that ZITADEL's
+    // users projection dates users by (src/domain/user-details.ts), filled from the events.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("users").addColumn("details_sequence", "bigint").execute();
+      await db.schema.alterTable("users").addColumn("details_changed_at", "bigint").execute();
+      const dated = sql.join(PROJECTED_EVENT_TYPES.map((type) => sql.lit(type)));
+      const last = (column: string) => sql`(SELECT ${sql.ref(`events.${column}`)} FROM events
+          WHERE events.instance_id = users.instance_id AND events.aggregate_type = 'user'
+            AND events.aggregate_id = users.id AND events.type IN (${dated})
+          ORDER BY events.sequence DESC LIMIT 1)`;
+      await sql`UPDATE users SET details_sequence = ${last("sequence")}, details_changed_at = ${last("created_at")}`.execute(db);
     },
   },
 });

@@ -109,8 +109,15 @@ export interface UserTable {
   machine_description: string;
   created_at: number;
   changed_at: number;
-  /** The user's own event count: ZITADEL's `details.sequence`. */
+  /** The user's own event count: ZITADEL's `details.sequence` of commands. */
   sequence: number;
+  /**
+   * The sequence and date of the last event that dates the user in ZITADEL's users projection
+   * (src/domain/user-details.ts): the `details` of reads. Null on rows written before migration
+   * 0011 filled them, and on rows written around the store (tests); reads then use the above.
+   */
+  details_sequence: number | null;
+  details_changed_at: number | null;
   /**
    * Search keys: the columns above case-folded by `foldCase` (src/domain/user-queries.ts) when
    * the row is written, since SQLite's lower() folds ASCII only. Every write of the source

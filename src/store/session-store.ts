@@ -7,6 +7,7 @@ import type {
   SessionWrite,
   UserCredentials,
 } from "../domain/session-port.js";
+import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
@@ -49,6 +50,8 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       ),
     );
     const { set } = change;
+    // A lockout (user.locked) dates the user for reads; checks and password events do not.
+    const dated = projectedSequence(change.events, change.expectedSequence + 1);
     statements.push(
       statement(
         db
@@ -56,6 +59,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
           .set({
             changed_at: change.at,
             sequence: change.expectedSequence + change.events.length,
+            ...(dated !== undefined ? { details_sequence: dated, details_changed_at: change.at } : {}),
             ...(set.passwordHash !== undefined ? { password_hash: set.passwordHash } : {}),
             ...(set.passwordChangeRequired !== undefined ? { password_change_required: set.passwordChangeRequired ? 1 : 0 } : {}),
             ...(set.passwordChangedAt !== undefined ? { password_changed_at: set.passwordChangedAt } : {}),

@@ -1,6 +1,7 @@
 import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from "kysely";
 import type { CodeKind } from "../domain/secrets.js";
 import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/store-port.js";
+import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
@@ -30,8 +31,8 @@ const USER_COLUMNS = [
   "instance_id", "id", "org_id", "type", "state", "username", "given_name", "family_name", "nick_name",
   "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
   "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
-  "created_at", "changed_at", "sequence", "username_lower", "given_name_lower", "family_name_lower", "nick_name_lower",
-  "display_name_lower", "email_lower", "totp_secret",
+  "created_at", "changed_at", "sequence", "details_sequence", "details_changed_at", "username_lower", "given_name_lower",
+  "family_name_lower", "nick_name_lower", "display_name_lower", "email_lower", "totp_secret",
 ] as const satisfies ReadonlyArray<keyof UserTable>;
 const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
 const EVENT_COLUMNS = [
@@ -75,6 +76,20 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       db
         .updateTable("users")
         .set({ state: param("state"), changed_at: param("changed_at"), sequence: param("sequence") })
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("id", "=", param<string>("id")),
+    ),
+    // A state change ZITADEL's users projection dates the user by (all of them): reads move too.
+    stateDated: prepare<{ state: string; changed_at: number; sequence: number; instance_id: string; id: string }>(
+      db
+        .updateTable("users")
+        .set({
+          state: param("state"),
+          changed_at: param("changed_at"),
+          sequence: param("sequence"),
+          details_changed_at: param("changed_at"),
+          details_sequence: param("sequence"),
+        })
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
@@ -148,7 +163,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         userChange.state === "removed"
           ? change.remove.map((statement) => statement.statement({ instance_id: instanceId, user_id: userId }))
           : [
-              change.state.statement({
+              (projectedSequence([userChange.event], 1) === undefined ? change.state : change.stateDated).statement({
                 state: userChange.state,
                 changed_at: userChange.at,
                 sequence: expectedSequence + 1,
@@ -278,6 +293,11 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
     ),
   );
   const columns: Updateable<UserTable> = { changed_at: at, sequence };
+  const dated = projectedSequence(update.events, update.expectedSequence + 1);
+  if (dated !== undefined) {
+    columns.details_sequence = dated;
+    columns.details_changed_at = at;
+  }
   if (update.set?.username !== undefined) {
     columns.username = update.set.username;
     columns.username_lower = foldCase(update.set.username);
@@ -451,6 +471,9 @@ function userCreationStatements(insert: Inserts, change: NewUser): WriteStatemen
     created_at: user.createdAt,
     changed_at: user.changedAt,
     sequence: user.sequence,
+    // Creation always starts with an event that dates the user (user.human.added, user.machine.added).
+    details_sequence: projectedSequence(change.events, change.firstSequence) ?? user.sequence,
+    details_changed_at: user.createdAt,
     // Search keys (src/store/search-keys.ts), set one by one: this is the import hot path.
     username_lower: foldCase(user.username),
     given_name_lower: foldCase(givenName),
@@ -515,6 +538,10 @@ export function toUser(row: Selectable<UserTable>): User {
     createdAt: Number(row.created_at),
     changedAt: Number(row.changed_at),
     sequence: Number(row.sequence),
+    projected:
+      row.details_sequence === null || row.details_changed_at === null
+        ? { sequence: Number(row.sequence), changedAt: Number(row.changed_at) }
+        : { sequence: Number(row.details_sequence), changedAt: Number(row.details_changed_at) },
   };
   if (row.type === "machine") {
     user.machine = { name: row.machine_name, description: row.machine_description };
