@@ -12,8 +12,7 @@ import {
   type SetPasswordRequest,
   SetPasswordResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import { hasPermission } from "../domain/access.js";
-import { permissionDenied } from "../domain/errors.js";
+import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { PasswordCommands, PasswordVerification } from "../domain/passwords.js";
 import { type Access, principalKey } from "./access.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
@@ -51,12 +50,8 @@ export function createPasswordHandlersV1(passwords: PasswordCommands, access: Ac
 /** user v2 PasswordReset and SetPassword. */
 export function createPasswordHandlersV2(passwords: PasswordCommands) {
   /** user.write on the user's organisation, or the user itself (ZITADEL's checkPermissionUpdateUser). */
-  const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) => {
-    const principal = ctx.values.get(principalKey)!;
-    if (user.id !== principal.userId && !hasPermission(principal, "user.write", user.orgId)) {
-      throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
-    }
-  };
+  const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) =>
+    requireSelfOrPermission(ctx.values.get(principalKey)!, "user.write", user);
   return {
     async passwordReset(req: PasswordResetRequest, ctx: HandlerContext) {
       checkLength(req.userId, 1, 200, "PasswordResetRequest.UserId");
@@ -99,9 +94,7 @@ export function createPasswordHandlersV2(passwords: PasswordCommands) {
         changeRequired: newPassword.changeRequired,
         verification,
         // Without the current password or a code, only those who may write the user may set it.
-        authorize: (user) => {
-          if (!hasPermission(principal, "user.write", user.orgId)) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
-        },
+        authorize: (user) => requireCommandPermission(principal, "user.write", user.orgId),
       });
       return create(SetPasswordResponseSchema, { details: changeDetailsV2(user) });
     },

@@ -24,8 +24,8 @@ import {
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { User } from "../domain/store-port.js";
 import type { CodeDelivery, VerificationCommands } from "../domain/verification.js";
-import { hasPermission } from "../domain/access.js";
-import { DomainError, invalidArgument, permissionDenied } from "../domain/errors.js";
+import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
+import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { PasswordCommands } from "../domain/passwords.js";
@@ -58,12 +58,7 @@ export function createUserService(
       api: "v2" as const,
       ...(checkPermission
         ? {
-            authorize: (user: { id: string; orgId: string }) => {
-              // checkPermissionUpdateUser: the user itself, or user.write on its organisation.
-              if (user.id !== principal.userId && !hasPermission(principal, "user.write", user.orgId)) {
-                throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
-              }
-            },
+            authorize: (user: { id: string; orgId: string }) => requireSelfOrPermission(principal, "user.write", user),
           }
         : {}),
     };
@@ -104,11 +99,7 @@ export function createUserService(
       orgId: undefined,
       creator: principal.userId,
       api: "v2",
-      authorize: (user) => {
-        if (user.id !== principal.userId && !hasPermission(principal, permission, user.orgId)) {
-          throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
-        }
-      },
+      authorize: (user) => requireSelfOrPermission(principal, permission, user),
     };
   };
 
@@ -127,13 +118,11 @@ export function createUserService(
           orgId: undefined,
           creator: principal.userId,
           api: "v2",
-          authorize: (user) => {
-            // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self).
-            const self = permission === "user.write" && user.id === principal.userId;
-            if (!self && !hasPermission(principal, permission, user.orgId)) {
-              throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
-            }
-          },
+          authorize: (user) =>
+            // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self), not delete itself.
+            permission === "user.write"
+              ? requireSelfOrPermission(principal, permission, user)
+              : requireCommandPermission(principal, permission, user.orgId),
         },
         req.userId,
       );
@@ -217,9 +206,7 @@ export function createUserService(
       checkLength(req.organizationId, 1, 200, "CreateUserRequest.OrganizationId");
       const target = await access.target(ctx, { orgId: req.organizationId });
       const principal = ctx.values.get(principalKey)!;
-      if (!hasPermission(principal, "user.write", target.orgId)) {
-        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
-      }
+      requireCommandPermission(principal, "user.write", target.orgId);
       if (req.userId !== undefined) checkLength(req.userId, 1, 200, "CreateUserRequest.UserId");
       if (req.username !== undefined) checkLength(req.username, 1, 200, "CreateUserRequest.Username");
       const type = req.userType;
@@ -283,9 +270,7 @@ export function createUserService(
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, undefined, req.userId).catch(() => undefined);
       const links = user ? await changes.listIdpLinks(principal.instanceId, user.id) : [];
-      if (links.length > 0 && user!.id !== principal.userId && !hasPermission(principal, "user.read", user!.orgId)) {
-        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL
-      }
+      if (links.length > 0) requireSelfOrPermission(principal, "user.read", user!);
       if (!req.query?.asc) links.reverse();
       const offset = listOffset(req.query?.offset ?? 0n);
       const limit = queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT);
@@ -312,9 +297,7 @@ export function createUserService(
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, undefined, req.userId);
       // v2 checks the permission on the user's own organisation; everyone may read themselves.
-      if (user.id !== principal.userId && !hasPermission(principal, "user.read", user.orgId)) {
-        throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied"); // untranslated in ZITADEL, so the key shows
-      }
+      requireSelfOrPermission(principal, "user.read", user);
       return create(GetUserByIDResponseSchema, { details: readDetailsV2(user), user: userToV2(user) });
     },
 

@@ -67,6 +67,24 @@ export function requirePermission(principal: Principal, permission: string, orgI
   }
 }
 
+/**
+ * The permission check ZITADEL's commands and v2 handlers run themselves (`authz.CheckPermission`,
+ * internal/api/authz/permission.go), as opposed to the interceptor's check of the RPC's declared
+ * permission ({@link requirePermission}, AUTH-5mWD2). ZITADEL leaves its key untranslated, so
+ * clients see "Errors.PermissionDenied".
+ */
+export function requireCommandPermission(principal: Principal, permission: string, orgId: string): void {
+  if (!hasPermission(principal, permission, orgId)) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+}
+
+/**
+ * The user itself, or `permission` on the user's organisation: ZITADEL's checkPermissionUpdateUser
+ * and the v2 read checks (internal/command/user_v2.go, internal/api/grpc/user/v2/query.go).
+ */
+export function requireSelfOrPermission(principal: Principal, permission: string, user: { id: string; orgId: string }): void {
+  if (user.id !== principal.userId) requireCommandPermission(principal, permission, user.orgId);
+}
+
 /** A session as the bearer of its token would act through it (see {@link principalOfSession}). */
 export interface SessionCredential {
   terminated: boolean;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
-import { hasPermission, type Principal } from "./access.js";
+import { hasPermission, type Principal, requireCommandPermission } from "./access.js";
 import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
 import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
@@ -302,7 +302,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   async function createSession(input: CreateSessionInput) {
     const { principal } = input;
     // ZITADEL requires session.write on the instance to create sessions.
-    if (!hasPermission(principal, "session.write", "")) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    requireCommandPermission(principal, "session.write", "");
     const sessionId = deps.newId();
     return runChecks(principal.instanceId, principal.userId, input.checks, undefined, (creds, at, checked) => {
       const token = generateToken();
@@ -338,7 +338,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
 
   async function setSession(input: SetSessionInput) {
     const { principal } = input;
-    if (!hasPermission(principal, "session.write", "")) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+    requireCommandPermission(principal, "session.write", "");
     for (let attempt = 1; ; attempt++) {
       const current = await deps.store.session(principal.instanceId, input.sessionId);
       if (!current) throw notFound("QUERY-SFeaa", "Session does not exist");
