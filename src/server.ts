@@ -11,6 +11,8 @@ import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
+import { createCallerAccess } from "./domain/authentication.js";
+import { createCredentialStore } from "./store/access-store.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerInitRoute } from "./api/login-init.js";
@@ -143,7 +145,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService, forgetCallers } = createAccess(store, now);
+  const callerAccess = createCallerAccess({
+    credentials: createCredentialStore(store),
+    now,
+    // Replicas on PostgreSQL cannot clear each other's memory: there every request reads the caller.
+    callerCacheMs: store.dialect === "sqlite" ? 1000 : 0,
+  });
+  const forgetCallers = callerAccess.forgetCallers;
+  const { access, secureService } = createAccess(callerAccess);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
@@ -244,7 +253,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
-    store, config, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
+    store, config, callerAccess, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

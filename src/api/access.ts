@@ -2,12 +2,9 @@ import { type DescMethod, type DescService, getOption, hasOption } from "@bufbui
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
-import { type Principal, principalOfSession, requirePermission } from "../domain/access.js";
-import { permissionDenied, unauthenticated } from "../domain/errors.js";
-import { tokenDigest } from "../domain/secrets.js";
-import { createPrincipalFinder, createSessionCredentialFinder } from "../store/access-store.js";
-import type { Db } from "../store/db.js";
-import { findOrg } from "../store/user-store.js";
+import type { Principal } from "../domain/access.js";
+import type { CallerAccess, Target } from "../domain/authentication.js";
+import { unauthenticated } from "../domain/errors.js";
 import { type ErrorLogger, toConnectError } from "./errors.js";
 
 /** The authenticated caller of the current RPC, set by {@link secureService}. */
@@ -31,13 +28,7 @@ function requiredPermission(method: DescMethod): string {
 /** Options never change at run time, and decoding them on every call shows in profiles. */
 const permissionOfMethod = new Map<DescMethod, string>();
 
-/** Where a command acts and on whose behalf: what every domain command is given. */
-export interface Target {
-  instanceId: string;
-  orgId: string;
-  /** The calling user's id, recorded as the creator of events. */
-  creator: string;
-}
+export type { Target } from "../domain/authentication.js";
 
 export interface Access {
   /**
@@ -47,72 +38,18 @@ export interface Access {
   target(ctx: HandlerContext, requested?: { orgId?: string; orgDomain?: string }): Promise<Target>;
 }
 
-const CALLER_CACHE_MS = 1000;
-const CALLER_CACHE_SIZE = 10_000;
-
-export function createAccess(store: Db, now: () => number = Date.now) {
-  // Organisations cannot be removed yet, so one that existed once still exists. When removal
-  // arrives, it must clear this (and other replicas' copies) or drop the cache.
-  const existingOrgs = new Set<string>();
-  const findPrincipal = createPrincipalFinder(store);
-  const findSession = createSessionCredentialFinder(store);
-  // Callers by token, reused for at most CALLER_CACHE_MS and never past the token's expiry:
-  // hashing the token and joining three tables on every request is a tenth of an import's cost.
-  // Every change that can affect a caller (a service user's state, its tokens, its roles) clears
-  // the map through forgetCallers, so that such a change takes effect at once.
-  // Replicas on PostgreSQL cannot clear each other's maps: there every request reads the caller.
-  const callers = new Map<string, { principal: Principal; until: number }>();
-  const cacheMs = store.dialect === "sqlite" ? CALLER_CACHE_MS : 0;
-
-  async function authenticate(headers: Headers): Promise<Principal> {
-    const authorization = headers.get("authorization");
-    if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
-    const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
-    const at = now();
-    const cached = token === undefined ? undefined : callers.get(token);
-    if (cached && cached.until > at) return cached.principal;
-    if (token === undefined) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
-    const digest = tokenDigest(token);
-    const found = await findPrincipal(digest, at);
-    // Not a personal access token: a session token (CreateSession's), as ZITADEL accepts them.
-    // Its caller is read anew on every request, so a session that ends stops working at once.
-    if (!found) return principalOfSession(await findSession(digest), at);
-    if (cacheMs === 0) return found.principal;
-    if (callers.size >= CALLER_CACHE_SIZE) callers.delete(callers.keys().next().value!);
-    callers.set(token, { principal: found.principal, until: Math.min(at + cacheMs, found.tokenExpiresAt) });
-    return found.principal;
-  }
-
-  /** The organisation that verified `domain` (verified domains are claimed instance-wide), or throws. */
-  async function orgOfDomain(instanceId: string, domain: string): Promise<string> {
-    const claim = await store.db
-      .selectFrom("unique_constraints")
-      .select("owner_id")
-      .where("instance_id", "=", instanceId)
-      .where("kind", "=", "org_domain")
-      .where("value", "=", domain.trim().toLowerCase())
-      .executeTakeFirst();
-    if (!claim) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
-    return claim.owner_id;
-  }
-
+/** The Connect side of {@link CallerAccess}: callers from request headers, permissions from the RPC's options. */
+export function createAccess(callerAccess: CallerAccess) {
   const access: Access = {
     async target(ctx, requested) {
       const principal = ctx.values.get(principalKey);
       if (!principal) throw unauthenticated("AUTH-7fs1e", "auth header missing");
-      // v2's organization.org_domain names an organisation by one of its verified domains.
-      const byDomain = requested?.orgDomain ? await orgOfDomain(principal.instanceId, requested.orgDomain) : undefined;
-      const orgId = byDomain ?? (requested?.orgId || ctx.requestHeader.get("x-zitadel-orgid") || principal.orgId);
-      const orgKey = `${principal.instanceId}/${orgId}`;
-      if (!existingOrgs.has(orgKey)) {
-        if (!(await findOrg(store.db, principal.instanceId, orgId))) {
-          throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
-        }
-        existingOrgs.add(orgKey);
-      }
       const permission = requiredPermission(ctx.method);
-      requirePermission(principal, permission === "authenticated" ? "user.read" : permission, orgId);
-      return { instanceId: principal.instanceId, orgId, creator: principal.userId };
+      return callerAccess.target(
+        principal,
+        { ...requested, contextOrgId: ctx.requestHeader.get("x-zitadel-orgid") ?? undefined },
+        permission === "authenticated" ? "user.read" : permission,
+      );
     },
   };
 
@@ -128,7 +65,7 @@ export function createAccess(store: Db, now: () => number = Date.now) {
       if (!inner) continue;
       secured[method.localName] = async (req: unknown, ctx: HandlerContext) => {
         try {
-          ctx.values.set(principalKey, await authenticate(ctx.requestHeader));
+          ctx.values.set(principalKey, await callerAccess.authenticate(ctx.requestHeader.get("authorization")));
           return await inner.call(impl, req, ctx);
         } catch (err) {
           throw toConnectError(err, logUnexpected);
@@ -138,5 +75,5 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     return secured as ServiceImpl<S>;
   }
 
-  return { access, secureService, forgetCallers: () => callers.clear() };
+  return { access, secureService };
 }

@@ -75,6 +75,8 @@ export interface PopulationDeps {
   getOrg(instanceId: string, orgId: string): Promise<Org>;
   newUuid(): string;
   now?: () => number;
+  /** Called once an organisation is removed, so that calls naming it are refused at once. */
+  onOrgRemoved(instanceId: string, orgId: string): void;
 }
 
 /**
@@ -171,6 +173,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
     }
     const org = await deps.getOrg(target.instanceId, orgId);
     await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator });
+    deps.onOrgRemoved(target.instanceId, orgId);
   }
 
   /** The population whose name is `name`, case-insensitively (filter support). */

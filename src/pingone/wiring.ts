@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { CallerAccess } from "../domain/authentication.js";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
 import { createDirectoryObjects, createPopulationCommands } from "../domain/directory-objects.js";
-import { unauthenticated } from "../domain/errors.js";
 import type { IdGenerator } from "../domain/ids.js";
 import type { LockoutCommands } from "../domain/lockout.js";
 import type { OrgCommands } from "../domain/orgs.js";
 import type { PasswordCommands } from "../domain/passwords.js";
-import { tokenDigest } from "../domain/secrets.js";
 import type { SessionCommands } from "../domain/sessions.js";
 import type { UserStore } from "../domain/store-port.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
@@ -15,7 +14,6 @@ import { createUserProfileCommands } from "../domain/user-profile.js";
 import type { UserQueries } from "../domain/user-queries.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
-import { createPrincipalFinder } from "../store/access-store.js";
 import type { Db } from "../store/db.js";
 import { createDirectoryStore } from "../store/directory-store.js";
 import { registerPingOne } from "./index.js";
@@ -26,6 +24,7 @@ export async function registerPingOneFacade(
   parts: {
     store: Db;
     config: Config;
+    callerAccess: CallerAccess;
     userStore: UserStore;
     users: UserCommands;
     states: UserStateCommands;
@@ -41,17 +40,9 @@ export async function registerPingOneFacade(
 ): Promise<void> {
   const now = parts.config.now ?? Date.now;
   const directory = createDirectoryStore(parts.store);
-  const findPrincipal = createPrincipalFinder(parts.store);
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
-    async authenticate(headers) {
-      const authorization = headers.get("authorization");
-      if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
-      const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
-      const found = token === undefined ? undefined : await findPrincipal(tokenDigest(token), now());
-      if (!found) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
-      return found.principal;
-    },
+    authenticate: (headers) => parts.callerAccess.authenticate(headers.get("authorization")),
     users: parts.users,
     states: parts.states,
     changes: parts.changes,
@@ -63,6 +54,7 @@ export async function registerPingOneFacade(
       getOrg: (instanceId, orgId) => parts.orgs.getOrg(instanceId, orgId),
       newUuid: randomUUID,
       now,
+      onOrgRemoved: parts.callerAccess.forgetOrg,
     }),
     attributes: createDirectoryObjects(directory, "schema_attribute", now),
     userStore: parts.userStore,

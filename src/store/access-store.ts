@@ -1,12 +1,42 @@
 import type { Kysely } from "kysely";
 import type { Principal, SessionCredential } from "../domain/access.js";
+import type { CredentialStore } from "../domain/authentication.js";
 import type { Db } from "./db.js";
 import { param, prepare } from "./prepared.js";
 import { withSearchKeys } from "./search-keys.js";
 import type { Database } from "./schema.js";
 
+/** Callers' credentials and the organisations they name, for src/domain/authentication.ts. */
+export function createCredentialStore(store: Db): CredentialStore {
+  const tokenOwner = createPrincipalFinder(store);
+  const sessionCredential = createSessionCredentialFinder(store);
+  return {
+    tokenOwner,
+    sessionCredential,
+    async orgExists(instanceId, orgId) {
+      const row = await store.db
+        .selectFrom("orgs")
+        .select("id")
+        .where("instance_id", "=", instanceId)
+        .where("id", "=", orgId)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+    async orgOfVerifiedDomain(instanceId, domain) {
+      const claim = await store.db
+        .selectFrom("unique_constraints")
+        .select("owner_id")
+        .where("instance_id", "=", instanceId)
+        .where("kind", "=", "org_domain")
+        .where("value", "=", domain)
+        .executeTakeFirst();
+      return claim?.owner_id;
+    },
+  };
+}
+
 /** Looks up callers by token digest; prepared once, as it runs on every request. */
-export function createPrincipalFinder({ db, read }: Db) {
+function createPrincipalFinder({ db, read }: Db) {
   // One query for the token, its user and all of the user's role assignments.
   const byDigest = prepare<{ digest: string }>(
     db
@@ -42,7 +72,7 @@ export function createPrincipalFinder({ db, read }: Db) {
 }
 
 /** Looks up sessions by the digest of their token, for callers that present a session token. */
-export function createSessionCredentialFinder({ db, read }: Db) {
+function createSessionCredentialFinder({ db, read }: Db) {
   // The session, its user and the user's role assignments, in one query.
   const byDigest = prepare<{ digest: string }>(
     db

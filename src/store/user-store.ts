@@ -246,19 +246,6 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
 }
 
 /** The organisation, if it exists in the instance. */
-export async function findOrg(
-  db: Kysely<Database>,
-  instanceId: string,
-  orgId: string,
-): Promise<{ instanceId: string; id: string; name: string } | undefined> {
-  const row = await db
-    .selectFrom("orgs")
-    .select(["instance_id", "id", "name"])
-    .where("instance_id", "=", instanceId)
-    .where("id", "=", orgId)
-    .executeTakeFirst();
-  return row && { instanceId: row.instance_id, id: row.id, name: row.name };
-}
 
 type Inserts = Record<"user" | "unique" | "creationEvent" | "code" | "link" | "metadata", Prepared<Record<string, unknown>>>;
 

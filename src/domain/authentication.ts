@@ -1,0 +1,103 @@
+import { type Principal, principalOfSession, requirePermission, type SessionCredential } from "./access.js";
+import { permissionDenied, unauthenticated } from "./errors.js";
+import { tokenDigest } from "./secrets.js";
+
+/** Where callers' credentials are looked up: implemented by the store (src/store/access-store.ts). */
+export interface CredentialStore {
+  /** The caller behind a personal access token's digest, if the token exists, is unexpired and its user is active. */
+  tokenOwner(digest: string, now: number): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined>;
+  /** The session behind a session token's digest, if there is one; {@link principalOfSession} decides what it may do. */
+  sessionCredential(digest: string): Promise<SessionCredential | undefined>;
+  /** Whether the organisation exists. */
+  orgExists(instanceId: string, orgId: string): Promise<boolean>;
+  /** The organisation that verified `domain` (verified domains are claimed instance-wide). */
+  orgOfVerifiedDomain(instanceId: string, domain: string): Promise<string | undefined>;
+}
+
+/** Where a command acts and on whose behalf: what every domain command is given. */
+export interface Target {
+  instanceId: string;
+  orgId: string;
+  /** The calling user's id, recorded as the creator of events. */
+  creator: string;
+}
+
+/** The organisation a call names: its own field (v2), else the `x-zitadel-orgid` context, else the caller's. */
+export interface RequestedOrg {
+  orgId?: string;
+  orgDomain?: string;
+  /** The organisation of the call's context (ZITADEL's `x-zitadel-orgid` header). */
+  contextOrgId?: string;
+}
+
+export interface CallerAccess {
+  /** The caller behind an `Authorization` header value: a personal access token, or a session token as ZITADEL accepts them. */
+  authenticate(authorization: string | null | undefined): Promise<Principal>;
+  /**
+   * The organisation a call acts on, checked to exist and checked against `permission`
+   * (ZITADEL's interceptor: AUTH-Bs7Ds for an unknown organisation, AUTH-5mWD2 without the permission).
+   */
+  target(principal: Principal, requested: RequestedOrg, permission: string): Promise<Target>;
+  /** Forgets remembered callers: called after every change that can affect one (a user's state, tokens, roles). */
+  forgetCallers(): void;
+  /** Forgets that an organisation exists: called when one is removed. */
+  forgetOrg(instanceId: string, orgId: string): void;
+}
+
+const CALLER_CACHE_SIZE = 10_000;
+
+/**
+ * Authentication and the organisation check of every call, whatever the protocol.
+ *
+ * Callers by personal access token are remembered for at most `callerCacheMs` and never past the
+ * token's expiry: hashing the token and joining three tables on every request is a tenth of an
+ * import's cost. Every change that can affect a caller clears them through {@link forgetCallers}.
+ * Replicas cannot clear each other's memory, so with several (PostgreSQL) `callerCacheMs` is 0.
+ * Session tokens are read anew on every request, so a session that ends stops working at once.
+ */
+export function createCallerAccess(deps: { credentials: CredentialStore; now: () => number; callerCacheMs: number }): CallerAccess {
+  const { credentials, now, callerCacheMs } = deps;
+  const callers = new Map<string, { principal: Principal; until: number }>();
+  const existingOrgs = new Set<string>();
+
+  async function orgOf(principal: Principal, requested: RequestedOrg): Promise<string> {
+    // v2's organization.org_domain names an organisation by one of its verified domains.
+    const byDomain = requested.orgDomain
+      ? await credentials.orgOfVerifiedDomain(principal.instanceId, requested.orgDomain.trim().toLowerCase())
+      : undefined;
+    if (requested.orgDomain && !byDomain) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+    const orgId = byDomain ?? (requested.orgId || requested.contextOrgId || principal.orgId);
+    const key = `${principal.instanceId}/${orgId}`;
+    if (!existingOrgs.has(key)) {
+      if (!(await credentials.orgExists(principal.instanceId, orgId))) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+      existingOrgs.add(key);
+    }
+    return orgId;
+  }
+
+  return {
+    async authenticate(authorization) {
+      if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+      const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+      if (token === undefined) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+      const at = now();
+      const cached = callers.get(token);
+      if (cached && cached.until > at) return cached.principal;
+      const digest = tokenDigest(token);
+      const found = await credentials.tokenOwner(digest, at);
+      if (!found) return principalOfSession(await credentials.sessionCredential(digest), at);
+      if (callerCacheMs > 0) {
+        if (callers.size >= CALLER_CACHE_SIZE) callers.delete(callers.keys().next().value!);
+        callers.set(token, { principal: found.principal, until: Math.min(at + callerCacheMs, found.tokenExpiresAt) });
+      }
+      return found.principal;
+    },
+    async target(principal, requested, permission) {
+      const orgId = await orgOf(principal, requested);
+      requirePermission(principal, permission, orgId);
+      return { instanceId: principal.instanceId, orgId, creator: principal.userId };
+    },
+    forgetCallers: () => callers.clear(),
+    forgetOrg: (instanceId, orgId) => existingOrgs.delete(`${instanceId}/${orgId}`),
+  };
+}
