@@ -50,6 +50,8 @@ import { createOutboxStore } from "./store/outbox-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
 import { createOrgCommands } from "./domain/orgs.js";
+import { createPersonalAccessTokenCommands } from "./domain/personal-access-tokens.js";
+import type { ServiceDeps } from "./api/service-deps.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
@@ -156,22 +158,34 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
+  const orgStore = createOrgStore(store);
   const orgs = createOrgCommands({
-    store: createOrgStore(store),
+    store: orgStore,
     newId,
     // ZITADEL generates organisation domains under the instance's own domain.
     instanceDomain: new URL(config.externalUrl).hostname,
     onCallerChanged: forgetCallers,
   });
   const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
-  const management = secureService(
-    ManagementService,
-    createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout),
-    logUnexpected,
-  );
+  const personalAccessTokens = createPersonalAccessTokenCommands({ store: orgStore, newId, now, onCallerChanged: forgetCallers });
+  const services: ServiceDeps = {
+    access,
+    userCreation: users,
+    userChanges: changes,
+    userStates: states,
+    userQueries: queries,
+    orgs,
+    personalAccessTokens,
+    idps,
+    passwords,
+    lockout,
+    verification,
+    sessions: sessionCommands,
+  };
+  const management = secureService(ManagementService, createManagementService(services), logUnexpected);
   const userV2 = secureService(
     UserService,
-    limitBySource(createUserService(users, states, access, queries, changes, passwords, verification), limitSource, {
+    limitBySource(createUserService(services), limitSource, {
       verifyEmail: () => true,
       verifyPhone: () => true,
       setPassword: (req) => req.verification.case !== undefined,
@@ -182,13 +196,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     req.checks?.password !== undefined || req.checks?.totp !== undefined;
   const sessionV2 = secureService(
     SessionService,
-    limitBySource(createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)), limitSource, {
+    limitBySource(createSessionService(services, (instanceId, userId) => userStore.getUser(instanceId, userId)), limitSource, {
       createSession: checksCredentials,
       setSession: checksCredentials,
     }),
     logUnexpected,
   );
-  const admin = secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected);
+  const admin = secureService(AdminService, createAdminService(services), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
@@ -7,9 +8,7 @@ import {
   ResetCustomDomainPolicyToDefaultResponseSchema,
   UpdateCustomDomainPolicyResponseSchema,
 } from "../../gen/zitadel/admin_pb.js";
-import type { DomainPolicy, OrgCommands } from "../domain/orgs.js";
-import type { LockoutCommands } from "../domain/lockout.js";
-import type { Access } from "./access.js";
+import type { DomainPolicy, } from "../domain/orgs.js";
 import { checkLength } from "./input-rules.js";
 import { createLockoutAdminHandlers } from "./lockout-handlers.js";
 import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
@@ -31,7 +30,8 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
  * policies of organisations and the instance's lockout policy. Their permissions (iam.policy.*)
  * come with instance roles only.
  */
-export function createAdminService(orgs: OrgCommands, access: Access, lockout: LockoutCommands): ServiceImpl<typeof AdminService> {
+export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminService> {
+  const { orgs, access } = deps;
   /**
    * The organisation named by the request, checked to exist and against the RPC's permission
    * (which, as in ZITADEL, comes before the request's own rules; an empty id checks the
@@ -43,7 +43,7 @@ export function createAdminService(orgs: OrgCommands, access: Access, lockout: L
     return target;
   };
   return {
-    ...createLockoutAdminHandlers(lockout, access),
+    ...createLockoutAdminHandlers(deps),
     async getCustomDomainPolicy(req, ctx) {
       const target = await targetOf(ctx, req.orgId, "GetCustomDomainPolicyRequest");
       return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });

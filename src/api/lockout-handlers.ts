@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -16,8 +17,7 @@ import {
 } from "../../gen/zitadel/management_pb.js";
 import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type LockoutPolicy as LockoutPolicyPb, LockoutPolicySchema } from "../../gen/zitadel/policy_pb.js";
-import type { EffectiveLockoutPolicy, LockoutCommands } from "../domain/lockout.js";
-import type { Access } from "./access.js";
+import type { EffectiveLockoutPolicy, } from "../domain/lockout.js";
 
 const policyOf = (req: { maxPasswordAttempts: number; maxOtpAttempts: number }) => ({
   maxPasswordAttempts: req.maxPasswordAttempts,
@@ -56,10 +56,7 @@ type LockoutMethodsV1 =
   | "resetLockoutPolicyToDefault";
 
 /** Management v1: the lockout policy of the context organisation. */
-export function createLockoutHandlersV1(
-  lockout: LockoutCommands,
-  access: Access,
-): Pick<ServiceImpl<typeof ManagementService>, LockoutMethodsV1> {
+export function createLockoutHandlersV1({ lockout, access }: ServiceDeps): Pick<ServiceImpl<typeof ManagementService>, LockoutMethodsV1> {
   return {
     async getLockoutPolicy(_req, ctx) {
       const target = await access.target(ctx);
@@ -96,10 +93,10 @@ export function createLockoutHandlersV1(
 }
 
 /** Admin v1: the instance's lockout policy, the default of every organisation without its own. */
-export function createLockoutAdminHandlers(
-  lockout: LockoutCommands,
-  access: Access,
-): Pick<ServiceImpl<typeof AdminService>, "getLockoutPolicy" | "updateLockoutPolicy"> {
+export function createLockoutAdminHandlers({
+  lockout,
+  access,
+}: ServiceDeps): Pick<ServiceImpl<typeof AdminService>, "getLockoutPolicy" | "updateLockoutPolicy"> {
   return {
     async getLockoutPolicy(_req, ctx) {
       const target = await access.target(ctx);

@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -27,18 +28,12 @@ import { invalidArgument, DomainError } from "../domain/errors.js";
 import { IDPOwnerType, IDPState, IDPType, type Provider, ProviderSchema, ProviderType } from "../../gen/zitadel/idp_pb.js";
 import { ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js";
-import { type Idp, type IdpCommands, type ProviderFilter, textMatches } from "../domain/idps.js";
+import { type Idp, type ProviderFilter, textMatches } from "../domain/idps.js";
 import type { StoredMetadata } from "../domain/store-port.js";
-import type { UserChangeCommands } from "../domain/user-changes.js";
-import type { PasswordCommands } from "../domain/passwords.js";
 import type { UserStateCommands } from "../domain/user-states.js";
-import type { UserCommands } from "../domain/users.js";
-import { queryLimit, TEXT_METHODS, type UserQueries, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
-import type { OrgCommands } from "../domain/orgs.js";
-import type { Access } from "./access.js";
+import { queryLimit, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { createOrgHandlers } from "./org-handlers.js";
 import { createLockoutHandlersV1 } from "./lockout-handlers.js";
-import type { LockoutCommands } from "../domain/lockout.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV1 } from "./password-handlers.js";
@@ -78,17 +73,8 @@ function checkPhone(phone: { phone: string; isPhoneVerified: boolean } | undefin
 }
 
 /** `zitadel.management.v1.ManagementService`: the v1 user RPCs. */
-export function createManagementService(
-  users: UserCommands,
-  states: UserStateCommands,
-  access: Access,
-  queries: UserQueries,
-  changes: UserChangeCommands,
-  orgs: OrgCommands,
-  idps: IdpCommands,
-  passwords: PasswordCommands,
-  lockout: LockoutCommands,
-): ServiceImpl<typeof ManagementService> {
+export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof ManagementService> {
+  const { access, userCreation: users, userStates: states, userQueries: queries, userChanges: changes, orgs, idps } = deps;
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
     (transition: keyof UserStateCommands, request: string) => async (req: { id: string }, ctx: HandlerContext) => {
@@ -98,9 +84,9 @@ export function createManagementService(
     };
 
   return {
-    ...createOrgHandlers(users, orgs, access),
-    ...createPasswordHandlersV1(passwords, access),
-    ...createLockoutHandlersV1(lockout, access),
+    ...createOrgHandlers(deps),
+    ...createPasswordHandlersV1(deps),
+    ...createLockoutHandlersV1(deps),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),

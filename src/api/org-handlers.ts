@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -25,11 +26,10 @@ import { type Domain, type DomainSearchQuery, DomainSchema, type Org as OrgPb, O
 import { type DomainPolicy as DomainPolicyPb, DomainPolicySchema } from "../../gen/zitadel/policy_pb.js";
 import { PersonalAccessTokenSchema } from "../../gen/zitadel/user_pb.js";
 import { hasInstancePermission } from "../domain/access.js";
-import type { DomainPolicy, Org, OrgCommands, OrgDomain, OrgMember } from "../domain/orgs.js";
+import type { DomainPolicy, Org, OrgDomain, OrgMember } from "../domain/orgs.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
-import type { UserCommands } from "../domain/users.js";
-import { type Access, principalKey } from "./access.js";
+import { principalKey } from "./access.js";
 import { changeDetailsV1, objectDetailsV1 } from "./convert.js";
 import { checkLength, embedded } from "./input-rules.js";
 import { invalidArgument } from "../domain/errors.js";
@@ -202,11 +202,12 @@ function memberFilter(queries: readonly MemberQuery[]): (member: OrgMember) => b
  * personal access tokens. Every one acts on the context organisation (`x-zitadel-orgid`, else the
  * caller's own) after `access.target` checked it exists and the RPC's permission on it.
  */
-export function createOrgHandlers(
-  users: UserCommands,
-  orgs: OrgCommands,
-  access: Access,
-): Pick<ServiceImpl<typeof ManagementService>, OrgMethods> {
+export function createOrgHandlers({
+  access,
+  userCreation: users,
+  orgs,
+  personalAccessTokens: tokens,
+}: ServiceDeps): Pick<ServiceImpl<typeof ManagementService>, OrgMethods> {
   const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
   return {
     async addMachineUser(req, ctx) {
@@ -233,8 +234,8 @@ export function createOrgHandlers(
       checkLength(req.userId, 1, 200, "ListPersonalAccessTokensRequest.UserId");
       // Tokens of a user of another organisation are simply not there, as ZITADEL's query filters by owner.
       const user = await users.getUser(target.instanceId, target.orgId, req.userId).catch(() => undefined);
-      const tokens = user ? await orgs.listTokens(target.instanceId, req.userId) : [];
-      const { total, items } = page(tokens, req.query);
+      const found = user ? await tokens.list(target.instanceId, req.userId) : [];
+      const { total, items } = page(found, req.query);
       return create(ListPersonalAccessTokensResponseSchema, {
         details: listDetailsV1(total, Date.now()),
         result: items.map((token) =>
@@ -257,7 +258,7 @@ export function createOrgHandlers(
       // ZITADEL declares only a minimum here.
       if (req.userId === "") throw invalidArgument("", "invalid AddPersonalAccessTokenRequest.UserId: value length must be at least 1 runes");
       const expiresAt = req.expirationDate ? timestampDate(req.expirationDate).getTime() : undefined;
-      const added = await orgs.addToken(target, req.userId, expiresAt, () => {
+      const added = await tokens.add(target, req.userId, expiresAt, () => {
         const token = generateToken();
         return { token, digest: tokenDigest(token) };
       });
@@ -272,7 +273,7 @@ export function createOrgHandlers(
       const target = await access.target(ctx);
       checkLength(req.userId, 1, 200, "RemovePersonalAccessTokenRequest.UserId");
       checkLength(req.tokenId, 1, 200, "RemovePersonalAccessTokenRequest.TokenId");
-      const user = await orgs.removeToken(target, req.userId, req.tokenId);
+      const user = await tokens.remove(target, req.userId, req.tokenId);
       return create(RemovePersonalAccessTokenResponseSchema, { details: changeDetailsV1(user) });
     },
 

@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import {
@@ -13,13 +14,13 @@ import {
   SetPasswordResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
-import type { PasswordCommands, PasswordVerification } from "../domain/passwords.js";
-import { type Access, principalKey } from "./access.js";
+import type { PasswordVerification } from "../domain/passwords.js";
+import { principalKey } from "./access.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
 import { checkLength, embedded, required } from "./input-rules.js";
 
 /** management v1 SetHumanInitialPassword and SetHumanPassword: administrators set passwords. */
-export function createPasswordHandlersV1(passwords: PasswordCommands, access: Access) {
+export function createPasswordHandlersV1({ passwords, access }: ServiceDeps) {
   async function set(ctx: HandlerContext, userId: string, password: string, changeRequired: boolean, request: string) {
     const target = await access.target(ctx);
     checkLength(userId, 1, 200, `${request}.UserId`);
@@ -48,7 +49,7 @@ export function createPasswordHandlersV1(passwords: PasswordCommands, access: Ac
 }
 
 /** user v2 PasswordReset and SetPassword. */
-export function createPasswordHandlersV2(passwords: PasswordCommands) {
+export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
   /** user.write on the user's organisation, or the user itself (ZITADEL's checkPermissionUpdateUser). */
   const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) =>
     requireSelfOrPermission(ctx.values.get(principalKey)!, "user.write", user);

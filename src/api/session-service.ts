@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Duration, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceDeps } from "./service-deps.js";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { TimestampQueryMethod } from "../../gen/zitadel/object_pb.js";
 import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
@@ -16,7 +17,7 @@ import {
 } from "../../gen/zitadel/session/v2/session_service_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/session-port.js";
-import type { SessionChecks, SessionCommands } from "../domain/sessions.js";
+import type { SessionChecks, } from "../domain/sessions.js";
 import type { User } from "../domain/store-port.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
@@ -161,7 +162,7 @@ function sessionToPb(session: SessionRecord, user: User | undefined): Session {
 }
 
 /** `zitadel.session.v2.SessionService`: sessions with user, password and TOTP checks. */
-export function createSessionService(sessions: SessionCommands, userOf: SessionUserLookup): ServiceImpl<typeof SessionService> {
+export function createSessionService({ sessions }: ServiceDeps, userOf: SessionUserLookup): ServiceImpl<typeof SessionService> {
   const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
   const withUser = async (session: SessionRecord) =>
     sessionToPb(session, session.userId === "" ? undefined : await userOf(session.instanceId, session.userId));

@@ -1,3 +1,4 @@
+import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -23,31 +24,21 @@ import {
   VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { User } from "../domain/store-port.js";
-import type { CodeDelivery, VerificationCommands } from "../domain/verification.js";
+import type { CodeDelivery, } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
-import type { UserChangeCommands } from "../domain/user-changes.js";
-import type { PasswordCommands } from "../domain/passwords.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
-import type { UserCommands } from "../domain/users.js";
-import { DEFAULT_QUERY_LIMIT, queryLimit, type UserQueries } from "../domain/user-queries.js";
-import { type Access, principalKey } from "./access.js";
+import { DEFAULT_QUERY_LIMIT, queryLimit, } from "../domain/user-queries.js";
+import { principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
 import { checkBytes, checkLength, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
 /** `zitadel.user.v2.UserService`: the v2 user RPCs. */
-export function createUserService(
-  users: UserCommands,
-  states: UserStateCommands,
-  access: Access,
-  queries: UserQueries,
-  changes: UserChangeCommands,
-  passwords: PasswordCommands,
-  verification: VerificationCommands,
-): ServiceImpl<typeof UserService> {
+export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserService> {
+  const { access, userCreation: users, userStates: states, userQueries: queries, userChanges: changes, verification } = deps;
   /** Where a v2 email or phone command acts: the user of any organisation the caller may write. */
   const contactTarget = (ctx: HandlerContext, checkPermission: boolean) => {
     const principal = ctx.values.get(principalKey)!;
@@ -130,7 +121,7 @@ export function createUserService(
     };
 
   return {
-    ...createPasswordHandlersV2(passwords),
+    ...createPasswordHandlersV2(deps),
     async setEmail(req, ctx) {
       checkLength(req.userId, 1, 200, "SetEmailRequest.UserId");
       checkLength(req.email, 1, 200, "SetEmailRequest.Email");

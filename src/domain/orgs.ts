@@ -82,13 +82,6 @@ export interface OrgChange {
   creator: string;
 }
 
-export interface PersonalAccessToken {
-  id: string;
-  userId: string;
-  expiresAt: number;
-  createdAt: number;
-}
-
 /** What the organisation commands need from storage; src/store/org-store.ts implements it. */
 export interface OrgStore {
   getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
@@ -100,22 +93,7 @@ export interface OrgStore {
   customDomainPolicy(instanceId: string, orgId: string): Promise<DomainPolicy | undefined>;
   listMembers(instanceId: string, orgId: string): Promise<OrgMember[]>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
-  listTokens(instanceId: string, userId: string): Promise<PersonalAccessToken[]>;
-  /** Adds (or with `token` undefined and `removeId` set, removes) a token, with the user's event. */
-  changeTokens(change: {
-    instanceId: string;
-    userId: string;
-    expectedSequence: number;
-    event: NewEvent;
-    at: number;
-    creator: string;
-    add?: PersonalAccessToken & { digest: string };
-    removeId?: string;
-  }): Promise<void>;
 }
-
-/** ZITADEL's "no expiration" for tokens: 9999-01-01. */
-export const TOKEN_NEVER_EXPIRES = Date.UTC(9999, 0, 1);
 
 /**
  * ZITADEL's NewIAMDomainName: the organisation's generated domain, `<label>.<instance domain>`,
@@ -431,71 +409,6 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       }
     },
 
-    listTokens: (instanceId: string, userId: string) => deps.store.listTokens(instanceId, userId),
-
-    /**
-     * ZITADEL's AddPersonalAccessToken for machine users: the token is returned once and only its
-     * digest is stored; no expiration means 9999-01-01, one in the past is refused.
-     */
-    async addToken(
-      target: { instanceId: string; orgId: string; creator: string },
-      userId: string,
-      expiresAt: number | undefined,
-      mint: () => { token: string; digest: string },
-    ): Promise<{ user: User; tokenId: string; token: string }> {
-      const at = now();
-      const expiry = expiresAt ?? TOKEN_NEVER_EXPIRES;
-      // The key has no English text here for sure, so clients see it raw.
-      if (expiry < at) throw invalidArgument("DOMAIN-dv3t5", "Errors.AuthNKey.ExpireBeforeNow");
-      for (let attempt = 1; ; attempt++) {
-        const user = await deps.store.getUser(target.instanceId, userId);
-        if (!user || user.orgId !== target.orgId) throw failedPrecondition("COMMAND-Dggw2", "User could not be found");
-        if (user.type !== "machine") throw failedPrecondition("COMMAND-Df2f1", "Errors.User.WrongType");
-        const tokenId = deps.newId();
-        const { token, digest } = mint();
-        try {
-          await deps.store.changeTokens({
-            instanceId: target.instanceId,
-            userId,
-            expectedSequence: user.sequence,
-            event: { type: "user.personal.access.token.added", payload: { tokenId, expiration: new Date(expiry).toISOString() } },
-            at,
-            creator: target.creator,
-            add: { id: tokenId, userId, expiresAt: expiry, createdAt: at, digest },
-          });
-        } catch (err) {
-          if (await retryAfterConflict(err, attempt)) continue;
-          throw err;
-        }
-        return { user: { ...user, changedAt: at, sequence: user.sequence + 1 }, tokenId, token };
-      }
-    },
-
-    /** ZITADEL's RemovePersonalAccessToken: the token stops working at once. */
-    async removeToken(target: { instanceId: string; orgId: string; creator: string }, userId: string, tokenId: string): Promise<User> {
-      for (let attempt = 1; ; attempt++) {
-        const user = await deps.store.getUser(target.instanceId, userId);
-        const tokens = user && user.orgId === target.orgId ? await deps.store.listTokens(target.instanceId, userId) : [];
-        if (!tokens.some((t) => t.id === tokenId)) throw notFound("COMMAND-4m77G", "Errors.User.PAT.NotFound");
-        const at = now();
-        try {
-          await deps.store.changeTokens({
-            instanceId: target.instanceId,
-            userId,
-            expectedSequence: user!.sequence,
-            event: { type: "user.personal.access.token.removed", payload: { tokenId } },
-            at,
-            creator: target.creator,
-            removeId: tokenId,
-          });
-        } catch (err) {
-          if (await retryAfterConflict(err, attempt)) continue;
-          throw err;
-        }
-        deps.onCallerChanged();
-        return { ...user!, changedAt: at, sequence: user!.sequence + 1 };
-      }
-    },
   };
 }
 

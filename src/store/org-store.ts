@@ -1,5 +1,6 @@
 import { type Kysely, type Selectable, sql } from "kysely";
-import type { DomainPolicy, Org, OrgDomain, OrgStore, OrgWrite, PersonalAccessToken } from "../domain/orgs.js";
+import type { DomainPolicy, Org, OrgDomain, OrgStore, OrgWrite } from "../domain/orgs.js";
+import type { PersonalAccessToken, PersonalAccessTokenStore } from "../domain/personal-access-tokens.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { NewEvent, User } from "../domain/store-port.js";
 import type { Db } from "./db.js";
@@ -9,7 +10,7 @@ import type { Database, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
 
 /** The SQL implementation of the organisation store. Organisation writes are rare: plain Kysely. */
-export function createOrgStore({ db, read, writes }: Db): OrgStore {
+export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAccessTokenStore {
   const withLoginNames = createLoginNames(db, read);
   const events = (instanceId: string, orgId: string, first: number, list: NewEvent[], creator: string, at: number, aggregateType = "org") =>
     list.map((event, i) =>
