@@ -38,7 +38,7 @@ import { Kysely, SqliteDialect } from "kysely";
 import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { createIdGenerator } from "../src/domain/ids.js";
-import type { NewUser, User } from "../src/domain/store-port.js";
+import type { NewUser, User } from "../src/domain/ports.js";
 import type { UserSearch } from "../src/domain/user-queries.js";
 import { startServer } from "../src/server.js";
 import { ensureFirstInstance } from "../src/setup.js";

@@ -54,7 +54,7 @@ import { createPersonalAccessTokenCommands } from "./domain/personal-access-toke
 import type { ServiceDeps } from "./api/service-deps.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
-import type { UserStore } from "./domain/store-port.js";
+import type { UserStore } from "./domain/ports.js";
 import { registerPingOneFacade } from "./pingone/wiring.js";
 
 export interface RunningServer {

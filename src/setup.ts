@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { IdGenerator } from "./domain/ids.js";
-import { UniqueViolation } from "./domain/store-port.js";
+import { UniqueViolation } from "./domain/ports.js";
 import { generateToken, tokenDigest } from "./domain/secrets.js";
 import { createFirstInstance, findInstance, type Instance } from "./store/access-store.js";
 import type { Db } from "./store/db.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { UniqueViolation } from "../src/domain/store-port.js";
+import { UniqueViolation } from "../src/domain/ports.js";
 import { type Db, openSqlite } from "../src/store/db.js";
 import { openPostgres } from "../src/store/postgres.js";
 import { param, prepare } from "../src/store/prepared.js";

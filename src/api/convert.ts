@@ -4,7 +4,7 @@ import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/objec
 import { type Details, DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
 import { type User as UserV1, UserSchema as UserV1Schema, UserState as UserStateV1 } from "../../gen/zitadel/user_pb.js";
 import { type User as UserV2, UserSchema as UserV2Schema, UserState as UserStateV2 } from "../../gen/zitadel/user/v2/user_pb.js";
-import type { User } from "../domain/store-port.js";
+import type { User } from "../domain/ports.js";
 
 /**
  * `zitadel.v1.ObjectDetails` of a user. ZITADEL leaves change_date empty on create; we fill both

@@ -2,7 +2,7 @@ import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { UniqueViolation } from "../domain/store-port.js";
+import { UniqueViolation } from "../domain/ports.js";
 
 const CODE_OF_KIND: Record<ErrorKind, Code> = {
   InvalidArgument: Code.InvalidArgument,

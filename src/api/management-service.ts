@@ -29,7 +29,7 @@ import { IDPOwnerType, IDPState, IDPType, type Provider, ProviderSchema, Provide
 import { ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js";
 import { type Idp, type ProviderFilter, textMatches } from "../domain/idps.js";
-import type { StoredMetadata } from "../domain/store-port.js";
+import type { StoredMetadata } from "../domain/ports.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import { queryLimit, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { createOrgHandlers } from "./org-handlers.js";

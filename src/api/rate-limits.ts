@@ -1,7 +1,8 @@
+import type { AttemptLimiter } from "../domain/ports.js";
 import type { DescService } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
-import { type AttemptLimiter, UNLIMITED_ATTEMPTS } from "../domain/attempts.js";
+import { UNLIMITED_ATTEMPTS } from "../domain/attempts.js";
 import { DomainError } from "../domain/errors.js";
 
 /**

@@ -16,9 +16,9 @@ import {
   SetSessionResponseSchema,
 } from "../../gen/zitadel/session/v2/session_service_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
-import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/session-port.js";
+import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/ports.js";
 import type { SessionChecks, } from "../domain/sessions.js";
-import type { User } from "../domain/store-port.js";
+import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
 import { checkLength, embedded } from "./input-rules.js";

@@ -9,7 +9,7 @@ import {
 import type { SearchQuery as SearchQueryV2 } from "../../gen/zitadel/user/v2/query_pb.js";
 import type { SearchQuery as SearchQueryV1 } from "../../gen/zitadel/user_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
-import type { UserState } from "../domain/store-port.js";
+import type { UserState } from "../domain/ports.js";
 import {
   MAX_NESTING,
   TEXT_METHODS,

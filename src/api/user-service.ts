@@ -23,7 +23,7 @@ import {
   VerifyEmailResponseSchema,
   VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import type { User } from "../domain/store-port.js";
+import type { User } from "../domain/ports.js";
 import type { CodeDelivery, } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";

@@ -1,18 +1,7 @@
-import { type Principal, principalOfSession, requirePermission, type SessionCredential } from "./access.js";
+import type { CredentialStore } from "./ports.js";
+import { type Principal, principalOfSession, requirePermission, } from "./access.js";
 import { permissionDenied, unauthenticated } from "./errors.js";
 import { tokenDigest } from "./secrets.js";
-
-/** Where callers' credentials are looked up: implemented by the store (src/store/access-store.ts). */
-export interface CredentialStore {
-  /** The caller behind a personal access token's digest, if the token exists, is unexpired and its user is active. */
-  tokenOwner(digest: string, now: number): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined>;
-  /** The session behind a session token's digest, if there is one; {@link principalOfSession} decides what it may do. */
-  sessionCredential(digest: string): Promise<SessionCredential | undefined>;
-  /** Whether the organisation exists. */
-  orgExists(instanceId: string, orgId: string): Promise<boolean>;
-  /** The organisation that verified `domain` (verified domains are claimed instance-wide). */
-  orgOfVerifiedDomain(instanceId: string, domain: string): Promise<string | undefined>;
-}
 
 /** Where a command acts and on whose behalf: what every domain command is given. */
 export interface Target {

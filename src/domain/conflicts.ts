@@ -1,4 +1,4 @@
-import { UniqueViolation } from "./store-port.js";
+import { UniqueViolation } from "./ports.js";
 
 /**
  * How often a change is planned and written again when another change of the same object

@@ -1,6 +1,6 @@
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import type { Org } from "./orgs.js";
-import { type NewEvent, UniqueViolation } from "./store-port.js";
+import { type DirectoryStore, UniqueViolation } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -29,29 +29,6 @@ export interface OrgSummary {
   createdAt: number;
   changedAt: number;
   userCount: number;
-}
-
-/** What the directory objects and populations need from storage; src/store/directory-store.ts implements it. */
-export interface DirectoryStore {
-  getObject(instanceId: string, kind: DirectoryObjectKind, id: string): Promise<DirectoryObject | undefined>;
-  listObjects(instanceId: string, kind: DirectoryObjectKind): Promise<DirectoryObject[]>;
-  /**
-   * Writes the object (inserting or replacing), claiming its folded name as unique kind
-   * `<kind>_name` (the old name released); a taken name fails with `UniqueViolation("<kind>_name")`.
-   */
-  putObject(instanceId: string, object: DirectoryObject, replaces: DirectoryObject | undefined): Promise<void>;
-  removeObject(instanceId: string, object: DirectoryObject): Promise<void>;
-
-  /** When the instance was created and its default organisation. */
-  instance(instanceId: string): Promise<{ createdAt: number; defaultOrgId: string } | undefined>;
-  /** The instance's organisations with their user counts, by creation. */
-  listOrgs(instanceId: string): Promise<OrgSummary[]>;
-  getOrgSummary(instanceId: string, orgId: string): Promise<OrgSummary | undefined>;
-  setDefaultOrg(instanceId: string, orgId: string, at: number, creator: string): Promise<void>;
-  /** Renames the organisation: its name claim moves; a taken one fails with `UniqueViolation("org_name")`. */
-  renameOrg(change: { instanceId: string; orgId: string; expectedSequence: number; name: string; at: number; creator: string; event: NewEvent }): Promise<void>;
-  /** Removes an organisation that has no users: its rows, domains, members, claims and objects. */
-  removeOrg(change: { instanceId: string; orgId: string; expectedSequence: number; at: number; creator: string }): Promise<void>;
 }
 
 export interface PopulationInput {

@@ -1,7 +1,7 @@
 import { invalidArgument, notFound } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
-import type { NewEvent } from "./store-port.js";
+import type { IdpStore, NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import { foldCase, type TextMethod } from "./user-queries.js";
 
@@ -33,21 +33,6 @@ export interface Idp {
   createdAt: number;
   changedAt: number;
   sequence: number;
-}
-
-/** Where identity providers are kept; src/store implements it. */
-export interface IdpStore {
-  /**
-   * Writes the provider with its secret sealed, and its event on the owner's aggregate as the
-   * next sequence after `previousSequence` (a concurrent event makes it `UniqueViolation("sequence")`),
-   * advancing the owner's sequence.
-   */
-  createIdp(idp: Idp, sealedClientSecret: string, event: NewEvent, previousSequence: number, creator: string): Promise<void>;
-  getIdp(instanceId: string, id: string): Promise<Idp | undefined>;
-  /** The providers of these owners ("" is the instance). */
-  listIdps(instanceId: string, ownerIds: readonly string[]): Promise<Idp[]>;
-  /** The sequence of the last event of an organisation, 0 if none. */
-  lastSequence(instanceId: string, orgId: string): Promise<number>;
 }
 
 export interface NewOidcProvider {

@@ -1,7 +1,7 @@
 import { retryAfterConflict } from "./conflicts.js";
 import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
-import type { LockoutPolicy } from "./session-port.js";
-import type { NewEvent } from "./store-port.js";
+import type { LockoutPolicy, LockoutStore } from "./ports.js";
+import type { NewEvent } from "./ports.js";
 
 /** A stored lockout policy with its change metadata. */
 export interface StoredLockoutPolicy extends LockoutPolicy {
@@ -25,15 +25,6 @@ export interface LockoutChange {
   policy: (LockoutPolicy & { createdAt: number }) | undefined;
   at: number;
   creator: string;
-}
-
-/** What the lockout commands need from storage; src/store/lockout-store.ts implements it. */
-export interface LockoutStore {
-  /** The stored policy of the organisation, or with `orgId` "" of the instance. */
-  storedPolicy(instanceId: string, orgId: string): Promise<StoredLockoutPolicy | undefined>;
-  /** The owner's event count: the organisation's, or with `orgId` "" the instance aggregate's. */
-  ownerSequence(instanceId: string, orgId: string): Promise<number>;
-  write(change: LockoutChange): Promise<void>;
 }
 
 /** The policy in force and where it comes from. */

@@ -1,7 +1,7 @@
 import { invalidArgument } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
-import type { NotificationKind, OutboxMessage, User } from "./store-port.js";
+import type { NotificationKind, OutboxMessage, User } from "./ports.js";
 
 /**
  * Notifications: the mails (and SMS texts) ZITADEL sends for codes, rendered here and written to

@@ -1,7 +1,7 @@
 import { ORG_ROLES } from "./access.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
-import { type NewEvent, UniqueViolation, type User } from "./store-port.js";
+import { type NewEvent, type OrgStore, UniqueViolation, type User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** An organisation as the domain reads it. */
@@ -80,19 +80,6 @@ export interface OrgChange {
   writes: OrgWrite[];
   at: number;
   creator: string;
-}
-
-/** What the organisation commands need from storage; src/store/org-store.ts implements it. */
-export interface OrgStore {
-  getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
-  /** Writes the organisation, its generated domain (claimed), its name claim, its owner and its events. */
-  createOrg(creation: { org: Org; domain: OrgDomain; owner: { userId: string; roles: string[] }; events: NewEvent[]; creator: string }): Promise<void>;
-  changeOrg(change: OrgChange): Promise<void>;
-  listDomains(instanceId: string, orgId: string): Promise<OrgDomain[]>;
-  /** The custom domain policy of the organisation, if it has one. */
-  customDomainPolicy(instanceId: string, orgId: string): Promise<DomainPolicy | undefined>;
-  listMembers(instanceId: string, orgId: string): Promise<OrgMember[]>;
-  getUser(instanceId: string, userId: string): Promise<User | undefined>;
 }
 
 /**

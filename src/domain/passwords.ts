@@ -1,13 +1,13 @@
 import { timingSafeEqual } from "node:crypto";
-import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
+import { takeUserAttempt } from "./attempts.js";
 import { DomainError, failedPrecondition, invalidArgument } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import { checkUrlTemplate, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
-import type { CredentialChange, SessionStore, UserCredentials } from "./session-port.js";
-import type { User } from "./store-port.js";
+import type { CredentialChange, SessionStore, UserCredentials, AttemptLimiter } from "./ports.js";
+import type { User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** What proves a password change may happen; none means the caller's permission must. */

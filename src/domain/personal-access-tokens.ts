@@ -1,6 +1,6 @@
 import { failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
-import type { NewEvent, User } from "./store-port.js";
+import type { PersonalAccessTokenStore, User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 export interface PersonalAccessToken {
@@ -8,23 +8,6 @@ export interface PersonalAccessToken {
   userId: string;
   expiresAt: number;
   createdAt: number;
-}
-
-/** What the token commands need from storage; src/store/org-store.ts implements it. */
-export interface PersonalAccessTokenStore {
-  getUser(instanceId: string, userId: string): Promise<User | undefined>;
-  listTokens(instanceId: string, userId: string): Promise<PersonalAccessToken[]>;
-  /** Adds (or with `token` undefined and `removeId` set, removes) a token, with the user's event. */
-  changeTokens(change: {
-    instanceId: string;
-    userId: string;
-    expectedSequence: number;
-    event: NewEvent;
-    at: number;
-    creator: string;
-    add?: PersonalAccessToken & { digest: string };
-    removeId?: string;
-  }): Promise<void>;
 }
 
 /** ZITADEL's "no expiration" for tokens: 9999-01-01. */

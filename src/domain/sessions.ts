@@ -1,22 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
 import { hasPermission, type Principal, requireCommandPermission } from "./access.js";
-import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
+import { takeUserAttempt } from "./attempts.js";
 import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import type { PasswordHasher } from "./password.js";
 import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
-import type {
-  CredentialChange,
-  LockoutPolicy,
-  SessionFilter,
-  SessionRecord,
-  SessionStore,
-  SessionUserAgent,
-  UserCredentials,
-} from "./session-port.js";
-import type { NewEvent } from "./store-port.js";
+import type { CredentialChange, LockoutPolicy, SessionFilter, SessionRecord, SessionStore, SessionUserAgent, UserCredentials, AttemptLimiter } from "./ports.js";
+import type { NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** The checks of a CreateSession or SetSession request. */

@@ -13,7 +13,7 @@ import {
   type User,
   type UserStore,
   type UserUpdate,
-} from "./store-port.js";
+} from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { ChangeTarget } from "./user-states.js";
 import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";

@@ -1,6 +1,6 @@
 import { alreadyExists } from "./errors.js";
 import { type HumanProfile, normalizeEmail, normalizeProfile, normalizeUsername } from "./human.js";
-import { type MetadataEntry, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+import { type MetadataEntry, type NewEvent, UniqueViolation, type User, type UserStore } from "./ports.js";
 import type { UserChangeCommands } from "./user-changes.js";
 import type { ChangeTarget } from "./user-states.js";
 import { claimUsername, isUsernameClaim, metadataSetEvent } from "./users.js";

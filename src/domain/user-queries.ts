@@ -1,6 +1,6 @@
 import { hasPermission, type Principal, ROLE_PERMISSIONS } from "./access.js";
 import { invalidArgument } from "./errors.js";
-import type { User, UserState } from "./store-port.js";
+import type { User, UserReadStore, UserState } from "./ports.js";
 
 /**
  * Case folding for the search keys and every ignore-case comparison: each code point is lowered
@@ -92,19 +92,6 @@ export interface UserEvent {
 export interface Editor {
   displayName: string;
   preferredLoginName: string;
-}
-
-/** What the read side needs from storage; src/store/user-search.ts implements it. */
-export interface UserReadStore {
-  searchUsers(search: UserSearch): Promise<UserPage>;
-  /** Whether some user of the instance has the username (case-insensitively, as claimed) and the email (exactly); blank criteria are left out. */
-  userExists(instanceId: string, criteria: { username: string; email: string }, orgId?: string): Promise<boolean>;
-  /** The organisation owning a user, also after its removal; undefined if there never was such a user. */
-  ownerOf(instanceId: string, userId: string): Promise<string | undefined>;
-  /** A user's events with a sequence above `after`, oldest or newest first. */
-  userEvents(instanceId: string, userId: string, page: { after: number; limit: number; asc: boolean }): Promise<UserEvent[]>;
-  /** The editors among existing users, by id. */
-  editors(instanceId: string, userIds: readonly string[]): Promise<Map<string, Editor>>;
 }
 
 /** ZITADEL's MaxQueryLimit. */

@@ -1,5 +1,5 @@
 import { failedPrecondition, notFound } from "./errors.js";
-import type { User, UserState, UserStore } from "./store-port.js";
+import type { User, UserState, UserStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** Where a state change acts: the instance, the organisation it is scoped to, and who asks. */

@@ -18,7 +18,7 @@ import {
   validateEncodedHash,
 } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./store-port.js";
+import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**

@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { type AttemptLimiter, takeUserAttempt } from "./attempts.js";
+import { takeUserAttempt } from "./attempts.js";
 import { failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { normalizeEmail, normalizePhone } from "./human.js";
 import type { IdGenerator } from "./ids.js";
 import { checkUrlTemplate, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
 import type { CodeKind, SecretBox } from "./secrets.js";
-import type { NewEvent, OutboxMessage, StoredCode, User, UserStore, UserUpdate } from "./store-port.js";
+import type { NewEvent, OutboxMessage, StoredCode, User, UserStore, UserUpdate, AttemptLimiter } from "./ports.js";
 import type { UserChangeCommands } from "./user-changes.js";
 import type { ChangeTarget } from "./user-states.js";
 import { makeCode } from "./users.js";

@@ -1,6 +1,6 @@
 import nodemailer from "nodemailer";
 import type { SecretBox } from "../domain/secrets.js";
-import type { ClaimedMessage, OutboxStore } from "../domain/store-port.js";
+import type { ClaimedMessage, OutboxStore } from "../domain/ports.js";
 
 /** Where the dispatcher reports; pino's logger fits. Lines never carry a message body or code. */
 export interface DispatchLog {

@@ -5,7 +5,7 @@ import { hasInstancePermission, hasPermission } from "../domain/access.js";
 import type { DirectoryObjects, PopulationCommands } from "../domain/directory-objects.js";
 import type { PasswordCommands } from "../domain/passwords.js";
 import type { SessionCommands } from "../domain/sessions.js";
-import type { UserStore } from "../domain/store-port.js";
+import type { UserStore } from "../domain/ports.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
 import type { UserProfileCommands } from "../domain/user-profile.js";
 import type { UserQueries } from "../domain/user-queries.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { UniqueViolation } from "../domain/store-port.js";
+import { UniqueViolation } from "../domain/ports.js";
 
 /**
  * Errors in the shape of PingOne's Platform API (developer.pingidentity.com/pingone-api/platform/

@@ -1,5 +1,5 @@
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import type { User } from "../domain/store-port.js";
+import type { User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
 import type { Call } from "./context.js";
 import { invalidData, MESSAGES, PingOneError, toPingOneError } from "./errors.js";

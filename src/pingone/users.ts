@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DirectoryObject } from "../domain/directory-objects.js";
 import type { HumanProfile } from "../domain/human.js";
-import type { MetadataEntry, User } from "../domain/store-port.js";
+import type { MetadataEntry, User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
 import type { Call } from "./context.js";
 import { invalidData, MESSAGES, PingOneError } from "./errors.js";

@@ -8,7 +8,7 @@ import type { LockoutCommands } from "../domain/lockout.js";
 import type { OrgCommands } from "../domain/orgs.js";
 import type { PasswordCommands } from "../domain/passwords.js";
 import type { SessionCommands } from "../domain/sessions.js";
-import type { UserStore } from "../domain/store-port.js";
+import type { UserStore } from "../domain/ports.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
 import { createUserProfileCommands } from "../domain/user-profile.js";
 import type { UserQueries } from "../domain/user-queries.js";

@@ -1,6 +1,7 @@
+import type { CredentialStore } from "../domain/ports.js";
 import type { Kysely } from "kysely";
 import type { Principal, SessionCredential } from "../domain/access.js";
-import type { CredentialStore } from "../domain/authentication.js";
+
 import type { Db } from "./db.js";
 import { param, prepare } from "./prepared.js";
 import { withSearchKeys } from "./search-keys.js";

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
-import { UniqueViolation } from "../domain/store-port.js";
+import { UniqueViolation } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 
 interface Pending {

@@ -1,5 +1,6 @@
+import type { DirectoryStore } from "../domain/ports.js";
 import { type Selectable, sql } from "kysely";
-import type { DirectoryObject, DirectoryObjectKind, DirectoryStore, OrgSummary } from "../domain/directory-objects.js";
+import type { DirectoryObject, DirectoryObjectKind, OrgSummary } from "../domain/directory-objects.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { statement, type WriteStatement } from "./prepared.js";

@@ -1,5 +1,6 @@
+import type { IdpStore } from "../domain/ports.js";
 import type { Selectable } from "kysely";
-import type { Idp, IdpStore } from "../domain/idps.js";
+import type { Idp } from "../domain/idps.js";
 import type { Db } from "./db.js";
 import { ownerSequence } from "./owner-sequence.js";
 import type { IdpTable } from "./schema.js";

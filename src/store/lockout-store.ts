@@ -1,4 +1,5 @@
-import type { LockoutStore } from "../domain/lockout.js";
+import type { LockoutStore } from "../domain/ports.js";
+
 import type { Db } from "./db.js";
 import { ownerSequence } from "./owner-sequence.js";
 import { statement, type WriteStatement } from "./prepared.js";

@@ -1,5 +1,5 @@
 import { type CompiledQuery, type Kysely, sql } from "kysely";
-import type { User } from "../domain/store-port.js";
+import type { User } from "../domain/ports.js";
 import { param, prepare } from "./prepared.js";
 import type { Database } from "./schema.js";
 

@@ -1,8 +1,8 @@
 import { type Kysely, type Selectable, sql } from "kysely";
-import type { DomainPolicy, Org, OrgDomain, OrgStore, OrgWrite } from "../domain/orgs.js";
-import type { PersonalAccessToken, PersonalAccessTokenStore } from "../domain/personal-access-tokens.js";
+import type { DomainPolicy, Org, OrgDomain, OrgWrite } from "../domain/orgs.js";
+import type { PersonalAccessToken } from "../domain/personal-access-tokens.js";
 import { foldCase } from "../domain/user-queries.js";
-import type { NewEvent, User } from "../domain/store-port.js";
+import type { NewEvent, OrgStore, PersonalAccessTokenStore, User } from "../domain/ports.js";
 import type { Db } from "./db.js";
 import { createLoginNames } from "./login-names.js";
 import { statement, type WriteStatement } from "./prepared.js";

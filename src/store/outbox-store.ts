@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type Kysely, sql } from "kysely";
-import type { ClaimedMessage, OutboxMessage, OutboxStore } from "../domain/store-port.js";
+import type { ClaimedMessage, OutboxMessage, OutboxStore } from "../domain/ports.js";
 import type { Db } from "./db.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
 import type { Database, OutboxTable } from "./schema.js";

@@ -1,6 +1,6 @@
 import { type CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { UniqueViolation } from "../domain/store-port.js";
+import { UniqueViolation } from "../domain/ports.js";
 import type { Db, WriteQueue } from "./db.js";
 import { migrateToLatest } from "./migrations.js";
 import type { WriteStatement } from "./prepared.js";

@@ -6,7 +6,7 @@ import type {
   SessionStore,
   SessionWrite,
   UserCredentials,
-} from "../domain/session-port.js";
+} from "../domain/ports.js";
 import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";

@@ -1,15 +1,6 @@
+import type { UserReadStore } from "../domain/ports.js";
 import { type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool, sql } from "kysely";
-import {
-  type Editor,
-  foldCase,
-  type TextField,
-  type TextMethod,
-  type UserEvent,
-  type UserFilter,
-  type UserReadStore,
-  type UserSearch,
-  type UserSortField,
-} from "../domain/user-queries.js";
+import { type Editor, foldCase, type TextField, type TextMethod, type UserEvent, type UserFilter, type UserSearch, type UserSortField } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { createLoginNames } from "./login-names.js";
 import type { Database, UserTable } from "./schema.js";

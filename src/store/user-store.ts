@@ -1,6 +1,6 @@
 import { type Insertable, type Kysely, type Selectable, sql, type Updateable } from "kysely";
 import type { CodeKind } from "../domain/secrets.js";
-import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/store-port.js";
+import type { NewCode, NewUser, User, UserStore, UserUpdate } from "../domain/ports.js";
 import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";

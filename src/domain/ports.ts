@@ -1,0 +1,504 @@
+import type { Principal, SessionCredential } from "./access.js";
+import type { DirectoryObject, DirectoryObjectKind, OrgSummary } from "./directory-objects.js";
+import type { HumanProfile } from "./human.js";
+import type { Idp } from "./idps.js";
+import type { LockoutChange, StoredLockoutPolicy } from "./lockout.js";
+import type { DomainPolicy, Org, OrgChange, OrgDomain, OrgMember } from "./orgs.js";
+import type { PersonalAccessToken } from "./personal-access-tokens.js";
+import type { CodeKind } from "./secrets.js";
+import type { Editor, UserEvent, UserPage, UserSearch } from "./user-queries.js";
+
+/**
+ * The ports of the domain: what it needs from storage, all in one place. src/store implements
+ * each (named beside it); the types of the records they carry are here or in the domain module
+ * that owns them.
+ */
+
+/** User states as stored; the API layers map them to their own enum numbers. */
+export type UserState = "ACTIVE" | "INACTIVE" | "LOCKED" | "INITIAL";
+
+/** A user as the domain reads it. Never carries the password hash. */
+export interface User {
+  instanceId: string;
+  id: string;
+  orgId: string;
+  type: "human" | "machine";
+  state: UserState;
+  username: string;
+  createdAt: number;
+  changedAt: number;
+  /** The user's own event count: the sequence its next change builds on and commands answer with. */
+  sequence: number;
+  /**
+   * The sequence and change date reads answer with, when the store read them: those of the last
+   * event ZITADEL's users projection dates the user by (see src/domain/user-details.ts).
+   */
+  projected?: { sequence: number; changedAt: number };
+  human?: {
+    profile: HumanProfile;
+    email: { address: string; verified: boolean };
+    phone: { number: string; verified: boolean };
+    passwordSet: boolean;
+    passwordChangeRequired: boolean;
+    passwordChangedAt: number | undefined;
+  };
+  machine?: { name: string; description: string };
+  /**
+   * Login names, when the store read them: the username, or `username@<domain>` for each verified
+   * domain of the organisation when its domain policy requires domain login names.
+   */
+  loginNames?: string[];
+  /** The login name with the primary domain (or the username), when the store read it. */
+  preferredLoginName?: string;
+}
+
+/** What decides how a username is claimed in an organisation (its domain policy, other orgs' domains). */
+export interface UsernameRules {
+  /** The organisation's domain policy requires domain login names: usernames are unique per organisation. */
+  orgScoped: boolean;
+  /** The organisation that verified the domain after the username's last "@", if any. */
+  domainOwner: string | undefined;
+}
+
+/** An event appended to a user's audit trail. Payloads never hold secrets or hashes. */
+export interface NewEvent {
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+/** A one-time code to store, already sealed (encrypted) by the domain. */
+export interface NewCode {
+  id: string;
+  kind: CodeKind;
+  sealedCode: string;
+  expiresAt: number;
+  returned: boolean;
+  urlTemplate?: string;
+}
+
+/** A code as stored: still sealed. */
+export interface StoredCode {
+  id: string;
+  kind: CodeKind;
+  sealedCode: string;
+  expiresAt: number;
+  createdAt: number;
+  usedAt: number | undefined;
+}
+
+/** Everything a user creation writes, in one atomic change. */
+export interface NewUser {
+  user: User;
+  passwordHash: string | undefined;
+  /** An active TOTP secret, sealed by the domain. */
+  sealedTotpSecret?: string;
+  /** Folded values that must be unique in the instance, by kind (e.g. "username", see `usernameClaim`). */
+  uniques: Array<{ kind: string; value: string }>;
+  events: NewEvent[];
+  /** The sequence of the first event: 1, or one past the events of a removed user with the same id. */
+  firstSequence: number;
+  codes: NewCode[];
+  /** Messages the creation causes (init or verification mails), enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
+  creator: string;
+  /** Links to accounts at identity providers; their uniqueness claims are among `uniques`. */
+  idpLinks?: IdpLink[];
+  metadata?: MetadataEntry[];
+}
+
+/** A user's link to its account at an identity provider. */
+export interface IdpLink {
+  idpId: string;
+  externalUserId: string;
+  displayName: string;
+}
+
+/** A metadata entry of a user: a key and arbitrary bytes. */
+export interface MetadataEntry {
+  key: string;
+  value: Uint8Array;
+}
+
+export interface StoredMetadata extends MetadataEntry {
+  createdAt: number;
+  changedAt: number;
+  /** The user's sequence after the entry was last set. */
+  sequence: number;
+}
+
+/**
+ * A change of an existing user: its events and what they change in the read model, written
+ * together or not at all, and only if nobody changed the user since `expectedSequence` (the
+ * first event takes the next sequence number, which the store keeps unique per user, so a
+ * concurrent change makes it fail with `UniqueViolation("sequence")`).
+ */
+export interface UserUpdate {
+  instanceId: string;
+  userId: string;
+  expectedSequence: number;
+  events: NewEvent[];
+  at: number;
+  creator: string;
+  /** New values of the user's columns (search keys follow). */
+  set?: {
+    username?: string;
+    email?: string;
+    emailVerified?: boolean;
+    phone?: string;
+    phoneVerified?: boolean;
+    state?: UserState;
+    /** A new password hash; its change time is the update's `at`. */
+    passwordHash?: string;
+    passwordChangeRequired?: boolean;
+    /** A new profile (names, display name, language, gender), already normalised. */
+    profile?: HumanProfile;
+    /** Moves the user to another organisation (PingOne's population move). */
+    orgId?: string;
+  };
+  /** A code that this update consumes: it is marked used, so it never verifies again. */
+  useCode?: string;
+  /** Unique claims given up: one value, or every claim of the kind the user holds. */
+  release?: Array<{ kind: string; value?: string }>;
+  /** Unique claims taken; a taken value fails with `UniqueViolation(kind)`. */
+  claim?: Array<{ kind: string; value: string }>;
+  /** Codes of these kinds are dropped before `codes` are stored (a new init code replaces the old). */
+  replaceCodes?: CodeKind[];
+  codes?: NewCode[];
+  addLinks?: IdpLink[];
+  removeLinks?: Array<{ idpId: string; externalUserId: string }>;
+  setMetadata?: MetadataEntry[];
+  removeMetadata?: string[];
+  /** Messages to deliver because of this update (an init mail, say). */
+  outbox?: OutboxMessage[];
+}
+
+/** What a notification tells the user; each has its own template. */
+export type NotificationKind = "init" | "email_verification" | "phone_verification" | "password_reset";
+
+/**
+ * A message for the outbox, rendered by the domain (src/domain/notifications.ts). The body holds
+ * the code, so it is sealed; only the recipient and subject are readable at rest.
+ */
+export interface OutboxMessage {
+  id: string;
+  instanceId: string;
+  userId: string;
+  kind: NotificationKind;
+  channel: "email" | "sms";
+  recipient: string;
+  /** False when no transport for the channel exists (SMS): kept, never sent. */
+  deliverable: boolean;
+  subject: string;
+  /** `SecretBox.seal(JSON.stringify({ text, html }))`. */
+  sealedBody: string;
+  createdAt: number;
+}
+
+/** Thrown by a store when a write hits a uniqueness rule; `kind` says which one. */
+export class UniqueViolation extends Error {
+  override readonly name = "UniqueViolation";
+  constructor(readonly kind: string) {
+    super(`unique constraint violated: ${kind}`);
+  }
+}
+
+/**
+ * A change to an existing user, written only if nobody changed the user since `expectedSequence`:
+ * its event takes the next sequence number, which the store keeps unique per user, so a
+ * concurrent change makes it fail with `UniqueViolation("sequence")`.
+ */
+export interface UserChange {
+  instanceId: string;
+  userId: string;
+  expectedSequence: number;
+  event: NewEvent;
+  at: number;
+  creator: string;
+  /** The new state, or "removed" to delete the user and release its username and links. */
+  state: UserState | "removed";
+  /** Forgets the failed password and TOTP checks, so the lockout counts from 0 again (an unlock). */
+  resetFailedChecks?: boolean;
+  /** Codes the change creates (e.g. a new init code), written with it. */
+  codes?: NewCode[];
+  /** Messages the change causes, enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
+}
+
+/** What the domain needs from storage; src/store implements it on SQL. */
+export interface UserStore {
+  /** Writes the user, its unique claims, events and codes atomically; resolves once durable. */
+  createUser(change: NewUser): Promise<void>;
+  /** Applies one change atomically; resolves once durable. */
+  changeUser(change: UserChange): Promise<void>;
+  /** Applies one update atomically; resolves once durable. */
+  updateUser(update: UserUpdate): Promise<void>;
+  listIdpLinks(instanceId: string, userId: string): Promise<IdpLink[]>;
+  listMetadata(instanceId: string, userId: string): Promise<StoredMetadata[]>;
+  getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  /** How a username is claimed in an organisation. */
+  usernameRules(instanceId: string, orgId: string, username: string): Promise<UsernameRules>;
+  /** The newest code of a kind a user has (used or not), if any. */
+  findCode(instanceId: string, userId: string, kind: CodeKind): Promise<StoredCode | undefined>;
+  /** The sequence of the last event of a user id (0 if none): removed users keep their events. */
+  lastSequence(instanceId: string, userId: string): Promise<number>;
+}
+
+/** An outbox message a dispatcher holds until `claimToken`'s lease ends. */
+export interface ClaimedMessage {
+  id: string;
+  kind: NotificationKind;
+  recipient: string;
+  subject: string;
+  sealedBody: string;
+  /** Failed attempts so far. */
+  attempts: number;
+  claimToken: string;
+}
+
+/** The outbox as its dispatcher sees it; messages are enqueued with the changes that cause them. */
+export interface OutboxStore {
+  /** Claims up to `limit` deliverable messages that are due and held by nobody, for `leaseMs`. */
+  claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedMessage[]>;
+  /** Records that the server accepted the message; a message lost to another claimant stays as it is. */
+  markSent(message: ClaimedMessage, at: number): Promise<void>;
+  /** Records a failed attempt and when to try again; `error` must not contain the message. */
+  markFailed(message: ClaimedMessage, failure: { nextAttemptAt: number; error: string }): Promise<void>;
+  /** Gives a claimed message back untried. */
+  release(message: ClaimedMessage): Promise<void>;
+  /** Messages not sent yet (including undeliverable ones). */
+  countUnsent(): Promise<number>;
+}
+
+// ---- Sessions and credential checks (src/store/session-store.ts) ----
+
+/** A user with what a sign-in checks; only the session commands ever read these. */
+export interface UserCredentials {
+  user: User;
+  /** The encoded password hash, if the user has a password. */
+  passwordHash: string | undefined;
+  /** Password checks failed since the last successful one. */
+  failedAttempts: number;
+  /** TOTP checks failed since the last successful one (or the last unlock). */
+  otpFailedAttempts: number;
+  /** The active TOTP secret, sealed (SecretBox), if any. */
+  sealedTotpSecret: string | undefined;
+}
+
+/** The lockout policy in effect for an organisation; 0 means no lockout. */
+export interface LockoutPolicy {
+  maxPasswordAttempts: number;
+  maxOtpAttempts: number;
+}
+
+/**
+ * A change of a user's credentials (a check, a new password): its events follow the user's
+ * `expectedSequence`, so a concurrent change of the same user makes it fail with
+ * `UniqueViolation("sequence")`.
+ */
+export interface CredentialChange {
+  instanceId: string;
+  userId: string;
+  expectedSequence: number;
+  events: NewEvent[];
+  at: number;
+  creator: string;
+  set: {
+    passwordHash?: string;
+    passwordChangeRequired?: boolean;
+    /** Set with a new password, not with a rehash. */
+    passwordChangedAt?: number;
+    failedAttempts?: number;
+    otpFailedAttempts?: number;
+    state?: UserState;
+  };
+  /** A one-time code used up by this change (e.g. a password reset code). */
+  usedCodeId?: string;
+  /** Password reset codes to store (sealed by the domain). */
+  newCode?: { id: string; kind: "password"; sealedCode: string; expiresAt: number; returned: boolean; urlTemplate?: string };
+  /** Messages the change causes (a reset mail), enqueued in the same transaction. */
+  outbox?: OutboxMessage[];
+}
+
+/** A session as stored. Times are epoch ms; undefined when a factor was not checked. */
+export interface SessionRecord {
+  instanceId: string;
+  id: string;
+  creator: string;
+  userId: string;
+  userOrgId: string;
+  userCheckedAt: number | undefined;
+  passwordCheckedAt: number | undefined;
+  totpCheckedAt: number | undefined;
+  tokenDigest: string;
+  userAgent: SessionUserAgent;
+  /** Values base64-encoded. */
+  metadata: Record<string, string>;
+  expiresAt: number | undefined;
+  terminated: boolean;
+  createdAt: number;
+  changedAt: number;
+  sequence: number;
+}
+
+export interface SessionUserAgent {
+  fingerprintId?: string;
+  ip?: string;
+  description?: string;
+  header?: Record<string, string[]>;
+}
+
+/** A session write: the new state of the row and the session events to append after `fromSequence`. */
+export interface SessionWrite {
+  session: SessionRecord;
+  /** The session's sequence before this write (0 for a new session). */
+  fromSequence: number;
+  events: NewEvent[];
+}
+
+/** Filters of ListSessions; all must match. */
+export interface SessionFilter {
+  ids?: string[];
+  userId?: string;
+  creator?: string;
+  createdAt?: { method: TimeComparison; at: number };
+  expiresAt?: { method: TimeComparison; at: number };
+  fingerprintId?: string;
+}
+
+export type TimeComparison = "=" | ">" | ">=" | "<" | "<=";
+
+/** What the session and password commands need from storage; src/store implements it. */
+export interface SessionStore {
+  credentials(instanceId: string, userId: string): Promise<UserCredentials | undefined>;
+  /** The user a login name belongs to (see src/store/session-store.ts for the forms accepted). */
+  userIdByLoginName(instanceId: string, loginName: string): Promise<string | undefined>;
+  /** Writes the credential change and the session write (either may be absent) atomically. */
+  write(change: { credentials?: CredentialChange; session?: SessionWrite }): Promise<void>;
+  session(instanceId: string, sessionId: string): Promise<SessionRecord | undefined>;
+  /** Sessions matching the filter that `visible` admits, newest first unless `asc`. */
+  listSessions(
+    instanceId: string,
+    filter: SessionFilter,
+    page: { offset: number; limit: number; asc: boolean },
+    visible: { creator: string; userId: string; orgIds: string[] | "all" },
+  ): Promise<{ total: number; sessions: SessionRecord[] }>;
+  /** The user's newest code of `kind` (a newer one replaces older ones), used or not. */
+  latestCode(
+    instanceId: string,
+    userId: string,
+    kind: string,
+  ): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
+}
+
+/** What the organisation commands need from storage; src/store/org-store.ts implements it. */
+export interface OrgStore {
+  getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
+  /** Writes the organisation, its generated domain (claimed), its name claim, its owner and its events. */
+  createOrg(creation: { org: Org; domain: OrgDomain; owner: { userId: string; roles: string[] }; events: NewEvent[]; creator: string }): Promise<void>;
+  changeOrg(change: OrgChange): Promise<void>;
+  listDomains(instanceId: string, orgId: string): Promise<OrgDomain[]>;
+  /** The custom domain policy of the organisation, if it has one. */
+  customDomainPolicy(instanceId: string, orgId: string): Promise<DomainPolicy | undefined>;
+  listMembers(instanceId: string, orgId: string): Promise<OrgMember[]>;
+  getUser(instanceId: string, userId: string): Promise<User | undefined>;
+}
+
+/** What the lockout commands need from storage; src/store/lockout-store.ts implements it. */
+export interface LockoutStore {
+  /** The stored policy of the organisation, or with `orgId` "" of the instance. */
+  storedPolicy(instanceId: string, orgId: string): Promise<StoredLockoutPolicy | undefined>;
+  /** The owner's event count: the organisation's, or with `orgId` "" the instance aggregate's. */
+  ownerSequence(instanceId: string, orgId: string): Promise<number>;
+  write(change: LockoutChange): Promise<void>;
+}
+
+/** Where identity providers are kept; src/store implements it. */
+export interface IdpStore {
+  /**
+   * Writes the provider with its secret sealed, and its event on the owner's aggregate as the
+   * next sequence after `previousSequence` (a concurrent event makes it `UniqueViolation("sequence")`),
+   * advancing the owner's sequence.
+   */
+  createIdp(idp: Idp, sealedClientSecret: string, event: NewEvent, previousSequence: number, creator: string): Promise<void>;
+  getIdp(instanceId: string, id: string): Promise<Idp | undefined>;
+  /** The providers of these owners ("" is the instance). */
+  listIdps(instanceId: string, ownerIds: readonly string[]): Promise<Idp[]>;
+  /** The sequence of the last event of an organisation, 0 if none. */
+  lastSequence(instanceId: string, orgId: string): Promise<number>;
+}
+
+/** What the token commands need from storage; src/store/org-store.ts implements it. */
+export interface PersonalAccessTokenStore {
+  getUser(instanceId: string, userId: string): Promise<User | undefined>;
+  listTokens(instanceId: string, userId: string): Promise<PersonalAccessToken[]>;
+  /** Adds (or with `token` undefined and `removeId` set, removes) a token, with the user's event. */
+  changeTokens(change: {
+    instanceId: string;
+    userId: string;
+    expectedSequence: number;
+    event: NewEvent;
+    at: number;
+    creator: string;
+    add?: PersonalAccessToken & { digest: string };
+    removeId?: string;
+  }): Promise<void>;
+}
+
+/** Where callers' credentials are looked up: implemented by the store (src/store/access-store.ts). */
+export interface CredentialStore {
+  /** The caller behind a personal access token's digest, if the token exists, is unexpired and its user is active. */
+  tokenOwner(digest: string, now: number): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined>;
+  /** The session behind a session token's digest, if there is one; {@link principalOfSession} decides what it may do. */
+  sessionCredential(digest: string): Promise<SessionCredential | undefined>;
+  /** Whether the organisation exists. */
+  orgExists(instanceId: string, orgId: string): Promise<boolean>;
+  /** The organisation that verified `domain` (verified domains are claimed instance-wide). */
+  orgOfVerifiedDomain(instanceId: string, domain: string): Promise<string | undefined>;
+}
+
+/**
+ * Bounds how often one user's credentials (a password, a one-time code) may be checked within a
+ * time window, so that neither a guesser nor a flood of requests spread over many sources makes
+ * the server spend unbounded CPU on one user. The per-source limit sits at the edge (src/api);
+ * this one lives here, where the user is known. src/api/rate-limits.ts implements it.
+ */
+export interface AttemptLimiter {
+  /** Counts an attempt for `key`; resolves false when the key has used up its window's budget. */
+  take(key: string): Promise<boolean>;
+}
+
+/** What the directory objects and populations need from storage; src/store/directory-store.ts implements it. */
+export interface DirectoryStore {
+  getObject(instanceId: string, kind: DirectoryObjectKind, id: string): Promise<DirectoryObject | undefined>;
+  listObjects(instanceId: string, kind: DirectoryObjectKind): Promise<DirectoryObject[]>;
+  /**
+   * Writes the object (inserting or replacing), claiming its folded name as unique kind
+   * `<kind>_name` (the old name released); a taken name fails with `UniqueViolation("<kind>_name")`.
+   */
+  putObject(instanceId: string, object: DirectoryObject, replaces: DirectoryObject | undefined): Promise<void>;
+  removeObject(instanceId: string, object: DirectoryObject): Promise<void>;
+
+  /** When the instance was created and its default organisation. */
+  instance(instanceId: string): Promise<{ createdAt: number; defaultOrgId: string } | undefined>;
+  /** The instance's organisations with their user counts, by creation. */
+  listOrgs(instanceId: string): Promise<OrgSummary[]>;
+  getOrgSummary(instanceId: string, orgId: string): Promise<OrgSummary | undefined>;
+  setDefaultOrg(instanceId: string, orgId: string, at: number, creator: string): Promise<void>;
+  /** Renames the organisation: its name claim moves; a taken one fails with `UniqueViolation("org_name")`. */
+  renameOrg(change: { instanceId: string; orgId: string; expectedSequence: number; name: string; at: number; creator: string; event: NewEvent }): Promise<void>;
+  /** Removes an organisation that has no users: its rows, domains, members, claims and objects. */
+  removeOrg(change: { instanceId: string; orgId: string; expectedSequence: number; at: number; creator: string }): Promise<void>;
+}
+
+/** What the read side needs from storage; src/store/user-search.ts implements it. */
+export interface UserReadStore {
+  searchUsers(search: UserSearch): Promise<UserPage>;
+  /** Whether some user of the instance has the username (case-insensitively, as claimed) and the email (exactly); blank criteria are left out. */
+  userExists(instanceId: string, criteria: { username: string; email: string }, orgId?: string): Promise<boolean>;
+  /** The organisation owning a user, also after its removal; undefined if there never was such a user. */
+  ownerOf(instanceId: string, userId: string): Promise<string | undefined>;
+  /** A user's events with a sequence above `after`, oldest or newest first. */
+  userEvents(instanceId: string, userId: string, page: { after: number; limit: number; asc: boolean }): Promise<UserEvent[]>;
+  /** The editors among existing users, by id. */
+  editors(instanceId: string, userIds: readonly string[]): Promise<Map<string, Editor>>;
+}
