@@ -9,6 +9,11 @@ import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
+import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
+import { createMigrationService } from "./api/migration-service.js";
+import { registerUploadRoute } from "./api/migration-uploads.js";
+import { createBulkImport } from "./domain/bulk-import.js";
+import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
@@ -124,7 +129,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService, forgetCallers } = createAccess(store);
+  const { access, secureService, authenticate, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
@@ -148,6 +153,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   );
   const admin = secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected);
+  const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
+  const migration = secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -168,9 +175,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(UserService, userV2);
         router.service(SessionService, sessionV2);
         router.service(AdminService, admin);
+        router.service(MigrationService, migration);
         router.service(
           Health,
-          createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName]),
+          createHealthService([
+            ManagementService.typeName,
+            UserService.typeName,
+            SessionService.typeName,
+            AdminService.typeName,
+            MigrationService.typeName,
+          ]),
         );
       },
       jsonOptions: { ignoreUnknownFields: true },
@@ -185,6 +199,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       { service: UserService, impl: userV2, prefix: "" },
       { service: SessionService, impl: sessionV2, prefix: "" },
       { service: AdminService, impl: admin, prefix: "/admin/v1" },
+      { service: MigrationService, impl: migration, prefix: "/migration/v1" },
     ],
     logUnexpected,
   );
@@ -212,6 +227,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
   await registerInitRoute(app, verification, instance.id, logUnexpected);
+  await registerUploadRoute(app, { bulk, access, authenticate, logUnexpected });
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

@@ -121,6 +121,18 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     for (const method of service.methods) {
       const inner = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
       if (!inner) continue;
+      if (method.methodKind === "bidi_streaming" || method.methodKind === "server_streaming") {
+        // A stream's failures happen while it is iterated, after the handler returned.
+        secured[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
+          try {
+            ctx.values.set(principalKey, await authenticate(ctx.requestHeader));
+            yield* inner.call(impl, req, ctx) as AsyncIterable<unknown>;
+          } catch (err) {
+            throw toConnectError(err, logUnexpected);
+          }
+        };
+        continue;
+      }
       secured[method.localName] = async (req: unknown, ctx: HandlerContext) => {
         try {
           ctx.values.set(principalKey, await authenticate(ctx.requestHeader));
@@ -133,5 +145,5 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     return secured as ServiceImpl<S>;
   }
 
-  return { access, secureService, forgetCallers: () => callers.clear() };
+  return { access, secureService, authenticate, forgetCallers: () => callers.clear() };
 }

@@ -122,6 +122,8 @@ export interface UserUpdate {
   creator: string;
   /** New values of the user's columns (search keys follow). */
   set?: {
+    /** A new profile (bulk import's update of a stored user). */
+    profile?: HumanProfile;
     username?: string;
     email?: string;
     emailVerified?: boolean;

@@ -101,6 +101,8 @@ export interface CreationLookups {
   usernameRules: UserStore["usernameRules"];
   lastSequence: UserStore["lastSequence"];
   usableIdp: IdpCommands["usableIdp"];
+  /** Hashes a plaintext password; a dry run checks the password's rules but skips the hash. */
+  hashPassword?: (plain: string) => Promise<string>;
 }
 
 /** A validated create, ready to write: what the store writes and what the caller is answered. */
@@ -243,7 +245,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
       checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
-      passwordHash = await deps.hasher.hash(input.password.plain);
+      passwordHash = await (lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain));
     } else if (input.password) {
       validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
       passwordHash = input.password.encodedHash;
