@@ -55,13 +55,20 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
         let completed = false;
         try {
           let batch: BulkRecord[] = [];
-          for await (const line of lines(request.body as Readable)) {
-            if (line.trim() === "") continue;
-            batch.push(recordFromJsonLine(line, target));
-            if (batch.length >= BULK_LIMITS.recordsPerMessage) {
-              await deps.bulk.importBatch(session, batch);
-              batch = [];
+          try {
+            for await (const line of lines(request.body as Readable)) {
+              if (line.trim() === "") continue;
+              batch.push(recordFromJsonLine(line, target));
+              if (batch.length >= BULK_LIMITS.recordsPerMessage) {
+                const full = batch;
+                batch = [];
+                await deps.bulk.importBatch(session, full);
+              }
             }
+          } catch (err) {
+            // A body that breaks off or breaks a limit: the records before it are still imported.
+            if (batch.length > 0) await deps.bulk.importBatch(session, batch);
+            throw err;
           }
           if (batch.length > 0) await deps.bulk.importBatch(session, batch);
           completed = true;
