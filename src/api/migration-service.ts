@@ -148,6 +148,9 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
   }
 }
 
+/** Batches of one stream in the engine at once: one committing, the next being prepared. */
+const PIPELINE = 2;
+
 function tooManyRecords(count: number): DomainError {
   return invalidArgument("UP-BULK5", `A message carries at most ${BULK_LIMITS.recordsPerMessage} records, not ${count}`);
 }
@@ -192,29 +195,61 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
         ...(options.expectedRecords > 0n ? { expectedRecords: Number(options.expectedRecords) } : {}),
       });
       let completed = false;
+      // Batches handed to the engine and not answered yet: the next one is read and validated
+      // while the one before commits; no more are read until the oldest is answered.
+      const pending: Array<Promise<RecordResult[]>> = [];
+      const answer = async () => {
+        const results = await pending.shift()!;
+        const counts = session.counts;
+        return create(ImportUsersResponseSchema, {
+          results: results.map(resultToPb),
+          progress: {
+            recordsDone: BigInt(counts.created + counts.updated + counts.skipped + counts.failed),
+            created: BigInt(counts.created),
+            updated: BigInt(counts.updated),
+            skipped: BigInt(counts.skipped),
+            failed: BigInt(counts.failed),
+          },
+        });
+      };
       try {
         yield create(ImportUsersResponseSchema, { job: jobToPb(bulk.sessionJob(session), options.dryRun) });
+        let reading = read();
         for (;;) {
-          const next = await read();
+          // A batch answered as soon as it committed, even while the client has nothing to send.
+          if (pending.length > 0) {
+            const first = await Promise.race([reading.then(() => "read", () => "read"), pending[0]!.then(() => "batch", () => "batch")]);
+            if (first === "batch") {
+              yield await answer();
+              continue;
+            }
+          }
+          let next: IteratorResult<ImportUsersRequest>;
+          try {
+            next = await reading;
+          } catch (err) {
+            // The results of every earlier record go out before the stream ends with the error.
+            while (pending.length > 0) yield await answer();
+            throw err;
+          }
           if (next.done) break;
           const payload = next.value.payload;
-          if (payload.case !== "records") throw invalidArgument("UP-BULK8", "Only the first message of ImportUsers carries options");
+          if (payload.case !== "records" || payload.value.records.length > BULK_LIMITS.recordsPerMessage) {
+            while (pending.length > 0) yield await answer();
+            if (payload.case !== "records") throw invalidArgument("UP-BULK8", "Only the first message of ImportUsers carries options");
+            throw tooManyRecords(payload.value.records.length);
+          }
           const records = payload.value.records;
-          if (records.length > BULK_LIMITS.recordsPerMessage) throw tooManyRecords(records.length);
-          if (records.length === 0) continue;
-          const results = await bulk.importBatch(session, records.map((record) => toBulkRecord(record, target)));
-          const counts = session.counts;
-          yield create(ImportUsersResponseSchema, {
-            results: results.map(resultToPb),
-            progress: {
-              recordsDone: BigInt(counts.created + counts.updated + counts.skipped + counts.failed),
-              created: BigInt(counts.created),
-              updated: BigInt(counts.updated),
-              skipped: BigInt(counts.skipped),
-              failed: BigInt(counts.failed),
-            },
-          });
+          if (records.length > 0) {
+            const batch = bulk.importBatch(session, records.map((record) => toBulkRecord(record, target)));
+            batch.catch(() => undefined); // awaited in order by answer(); a failure ends the stream there
+            pending.push(batch);
+            // No more is read until the oldest batch is answered: memory stays bounded.
+            if (pending.length >= PIPELINE) yield await answer();
+          }
+          reading = read();
         }
+        while (pending.length > 0) yield await answer();
         completed = true;
       } finally {
         await bulk.close(session, completed);

@@ -55,6 +55,13 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
         let completed = false;
         try {
           let batch: BulkRecord[] = [];
+          // One batch commits while the next is read: the body is read no faster than that.
+          let committing: Promise<unknown> = Promise.resolve();
+          const submit = async (records: BulkRecord[]) => {
+            await committing;
+            committing = deps.bulk.importBatch(session, records);
+            committing.catch(() => undefined);
+          };
           try {
             for await (const line of lines(request.body as Readable)) {
               if (line.trim() === "") continue;
@@ -62,15 +69,17 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
               if (batch.length >= BULK_LIMITS.recordsPerMessage) {
                 const full = batch;
                 batch = [];
-                await deps.bulk.importBatch(session, full);
+                await submit(full);
               }
             }
           } catch (err) {
             // A body that breaks off or breaks a limit: the records before it are still imported.
-            if (batch.length > 0) await deps.bulk.importBatch(session, batch);
+            if (batch.length > 0) await submit(batch);
+            await committing;
             throw err;
           }
-          if (batch.length > 0) await deps.bulk.importBatch(session, batch);
+          if (batch.length > 0) await submit(batch);
+          await committing;
           completed = true;
         } finally {
           await deps.bulk.close(session, completed);

@@ -75,6 +75,18 @@ interface SessionState extends ImportSession {
   dryKeys: Map<string, RecordResult>;
   dryClaims: Map<string, string>;
   cancelled: boolean;
+  /** Batches run their first phase (up to handing the writes over) one after another… */
+  prepared: Promise<unknown>;
+  /** …and their second (outcomes, results) in the same order. */
+  finished: Promise<unknown>;
+  /**
+   * Results that wrote no user (failed, skipped) of batches already answered, and the index
+   * they complete: stored with the next batch's transaction, or when the session closes.
+   */
+  unfinished: RecordResult[];
+  unfinishedNext: number;
+  /** Keys of batches prepared and not yet finished: a key sent again meanwhile gets their result. */
+  recent: Map<string, { results: Array<RecordResult | undefined>; i: number }>;
 }
 
 /** A job with what a reader wants to know about its progress. */
@@ -178,7 +190,19 @@ export function createBulkImport(deps: BulkImportDeps) {
    * stopped), or a dry run without a job.
    */
   async function open(target: BulkTarget, options: ImportOptions): Promise<ImportSession> {
-    const base = { target, dryRun: options.dryRun, counts: emptyCounts(), dryKeys: new Map(), dryClaims: new Map(), cancelled: false };
+    const base = {
+      target,
+      dryRun: options.dryRun,
+      counts: emptyCounts(),
+      dryKeys: new Map(),
+      dryClaims: new Map(),
+      cancelled: false,
+      prepared: Promise.resolve(),
+      finished: Promise.resolve(),
+      unfinished: [],
+      unfinishedNext: -1,
+      recent: new Map(),
+    };
     if (options.dryRun && options.jobId === undefined) {
       const at = now();
       const job: ImportJob = {
@@ -238,7 +262,11 @@ export function createBulkImport(deps: BulkImportDeps) {
   async function close(session: ImportSession, completed: boolean): Promise<void> {
     const state = session as SessionState;
     if (!state.job) return;
+    // Batches still under way finish first (their callers may have gone); then what they left.
+    await state.prepared.catch(() => undefined);
+    await state.finished.catch(() => undefined);
     running.delete(state.job.id);
+    await flush(state);
     if (state.cancelled) return;
     const current = await deps.store.getJob(state.target.instanceId, state.job.id);
     if (!current || current.state === "CANCELLED") return;
@@ -268,8 +296,42 @@ export function createBulkImport(deps: BulkImportDeps) {
    * write of the batch is durably committed. Rejects (having written the batch or nothing of
    * it) when the store fails: the job can be resumed once the cause is gone.
    */
-  async function importBatch(session: ImportSession, records: readonly BulkRecord[]): Promise<RecordResult[]> {
+  function importBatch(session: ImportSession, records: readonly BulkRecord[]): Promise<RecordResult[]> {
     const state = session as SessionState;
+    // The next batch may be read, validated and handed to the store while this one commits;
+    // the order of indexes, commits and answers stays the order of the batches.
+    const first = state.prepared.then(() => prepareBatch(state, records));
+    state.prepared = first.catch(() => undefined);
+    const second = Promise.all([first, state.finished]).then(([batch]) => finishBatch(state, batch));
+    state.finished = second.catch(() => undefined);
+    return second;
+  }
+
+  /** Writes what answered batches left (their failures and skips, and the job's index). */
+  async function flush(state: SessionState): Promise<void> {
+    if (!state.job || state.unfinishedNext < 0) return;
+    const rest = state.unfinished.splice(0);
+    const next = state.unfinishedNext;
+    state.unfinishedNext = -1;
+    await deps.store.finishBatch(state.target.instanceId, state.job.id, rest, next, now());
+  }
+
+  interface PreparedBatch {
+    results: Array<RecordResult | undefined>;
+    keys: string[];
+    units: Array<{ i: number; unit: BulkUnit }>;
+    outcomes: Promise<unknown[]> | undefined;
+    conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>;
+    duplicates: Array<[number, number]>;
+    /** Records whose key an earlier batch, still under way when this one was prepared, had. */
+    carried: Array<[number, { results: Array<RecordResult | undefined>; i: number }]>;
+    fail: (i: number, err: DomainError) => RecordResult;
+    /** The index after the batch's last record. */
+    end: number;
+  }
+
+  /** The first phase of a batch: replays, indexes, validation, and the writes handed over. */
+  async function prepareBatch(state: SessionState, records: readonly BulkRecord[]): Promise<PreparedBatch> {
     await checkCancelled(state);
     const { target } = state;
     const jobId = state.job?.id;
@@ -283,8 +345,14 @@ export function createBulkImport(deps: BulkImportDeps) {
       : await deps.store.findResults(target.instanceId, jobId!, [...new Set(keys.filter((key) => key !== ""))]);
     const firstOf = new Map<string, number>();
     const duplicates: Array<[number, number]> = [];
+    const carried: Array<[number, { results: Array<RecordResult | undefined>; i: number }]> = [];
     const todo: number[] = [];
     keys.forEach((key, i) => {
+      const inFlight = key === "" ? undefined : state.recent.get(key);
+      if (inFlight) {
+        carried.push([i, inFlight]);
+        return;
+      }
       const found = key === "" ? undefined : earlier.get(key);
       if (found && found.outcome !== "failed") {
         results[i] = { ...found, replayed: true };
@@ -298,6 +366,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       if (key !== "") firstOf.set(key, i);
       todo.push(i);
     });
+    for (const i of todo) if (keys[i] !== "") state.recent.set(keys[i]!, { results, i });
 
     // Indexes in record order, then every record validated and built at once: plaintext
     // passwords are hashed concurrently on the hasher's threads, bounded by the batch.
@@ -334,17 +403,33 @@ export function createBulkImport(deps: BulkImportDeps) {
     });
 
     const conflicts: Array<{ i: number; unit: BulkUnit; kind: string }> = [];
+    let outcomes: Promise<unknown[]> | undefined;
     if (state.dryRun) {
       await dryRunClaims(state, units, results, conflicts, fail);
     } else {
-      const outcomes = await deps.store.commitUnits(target.instanceId, jobId, units.map(({ unit }) => unit));
+      // The results of answered batches that wrote no user go with this transaction.
+      const rest = state.unfinished.splice(0);
+      const finished = state.unfinishedNext < 0 ? undefined : { results: rest, nextIndex: state.unfinishedNext, at: now() };
+      state.unfinishedNext = -1;
+      outcomes = deps.store.commitUnits(target.instanceId, jobId, units.map(({ unit }) => unit), finished);
+    }
+    return { results, keys, units, outcomes, conflicts, duplicates, carried, fail, end: state.next };
+  }
+
+  /** The second phase: each write's outcome, conflicts resolved, the results in record order. */
+  async function finishBatch(state: SessionState, batch: PreparedBatch): Promise<RecordResult[]> {
+    const { target } = state;
+    const jobId = state.job?.id;
+    const { results, units, conflicts, duplicates, fail } = batch;
+    if (batch.outcomes) {
+      const outcomes = await batch.outcomes;
       units.forEach(({ i, unit }, n) => {
         const outcome = outcomes[n];
         if (outcome === undefined) results[i] = unit.result;
         else if (outcome instanceof UniqueViolation && isUsernameClaim(outcome.kind) && state.onConflict !== "fail") {
           conflicts.push({ i, unit, kind: outcome.kind });
         } else if (outcome instanceof UniqueViolation && outcome.kind === "bulk_record") {
-          // Another stream of this job committed the key meanwhile: its result stands.
+          // Another stream of this job, or an earlier batch still committing, had the key: its result stands.
           results[i] = { ...unit.result, replayed: true };
         } else {
           const err = creationError(outcome);
@@ -363,16 +448,19 @@ export function createBulkImport(deps: BulkImportDeps) {
     if (conflicts.length > 0) await resolveConflicts(state, conflicts, results, fail);
 
     for (const [i, first] of duplicates) results[i] = { ...results[first]!, replayed: true };
+    for (const [i, earlier] of batch.carried) results[i] = { ...earlier.results[earlier.i]!, replayed: true };
+    for (const [key, entry] of state.recent) if (entry.results === results) state.recent.delete(key);
 
     const done = results as RecordResult[];
     for (const result of done) state.counts[result.outcome]++;
     if (state.dryRun) {
       for (const result of done) if (result.key !== "" && !state.dryKeys.has(result.key)) state.dryKeys.set(result.key, result);
     } else {
-      // Failed and skipped records wrote no user: their results are stored now, with the job's
-      // next index, so that a resumed job neither repeats nor skips a record.
-      const rest = done.filter((result) => !result.replayed && (result.outcome === "failed" || result.outcome === "skipped"));
-      await deps.store.finishBatch(target.instanceId, jobId!, rest, state.next, now());
+      // Failed and skipped records wrote no user: their results are stored with a later
+      // transaction, together with the job's next index, so that a resumed job (which
+      // continues at that index) neither repeats nor skips a record.
+      state.unfinished.push(...done.filter((result) => !result.replayed && (result.outcome === "failed" || result.outcome === "skipped")));
+      state.unfinishedNext = batch.end;
     }
     return done;
   }

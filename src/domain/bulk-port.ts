@@ -75,7 +75,13 @@ export interface BulkStore {
    * Commits the units in one transaction, each under its own savepoint; resolves once durable
    * with each unit's error (undefined when it committed). Rejects when the transaction failed.
    */
-  commitUnits(instanceId: string, jobId: string | undefined, units: readonly BulkUnit[]): Promise<unknown[]>;
+  commitUnits(
+    instanceId: string,
+    jobId: string | undefined,
+    units: readonly BulkUnit[],
+    /** What `finishBatch` would write for earlier batches, written in the same transaction instead. */
+    finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
+  ): Promise<unknown[]>;
   /**
    * Stores results that wrote no user (failed, skipped; a failed key's earlier failure is
    * replaced) and moves the job's next index, in one transaction.

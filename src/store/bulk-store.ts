@@ -82,6 +82,20 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     return statements;
   }
 
+  function finishStatements(instanceId: string, jobId: string, results: readonly RecordResult[], nextIndex: number, at: number): WriteStatement[] {
+    return [
+      ...results.map((result) => upsertRecord.statement(recordRow(instanceId, jobId, result))),
+      statement(
+        db
+          .updateTable("import_jobs")
+          .set({ next_index: nextIndex, changed_at: at })
+          .where("instance_id", "=", instanceId)
+          .where("id", "=", jobId)
+          .where("next_index", "<", nextIndex),
+      ),
+    ];
+  }
+
   return {
     async createJob(job) {
       await writes.run([statement(db.insertInto("import_jobs").values(toRow(job)))]);
@@ -140,21 +154,15 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
         .executeTakeFirst();
       return row?.last === null || row?.last === undefined ? -1 : Number(row.last);
     },
-    commitUnits(instanceId, jobId, units) {
-      return writes.runUnits(units.map((unit) => unitStatements(instanceId, jobId, unit)));
+    async commitUnits(instanceId, jobId, units, finished) {
+      const all = units.map((unit) => unitStatements(instanceId, jobId, unit));
+      if (finished && jobId !== undefined) all.push(finishStatements(instanceId, jobId, finished.results, finished.nextIndex, finished.at));
+      const outcomes = await writes.runUnits(all);
+      if (outcomes.length > units.length && outcomes[units.length] !== undefined) throw outcomes[units.length];
+      return outcomes.slice(0, units.length);
     },
     async finishBatch(instanceId, jobId, results, nextIndex, at) {
-      await writes.run([
-        ...results.map((result) => upsertRecord.statement(recordRow(instanceId, jobId, result))),
-        statement(
-          db
-            .updateTable("import_jobs")
-            .set({ next_index: nextIndex, changed_at: at })
-            .where("instance_id", "=", instanceId)
-            .where("id", "=", jobId)
-            .where("next_index", "<", nextIndex),
-        ),
-      ]);
+      await writes.run(finishStatements(instanceId, jobId, results, nextIndex, at));
     },
     async countResults(instanceId, jobId) {
       const rows = await db
