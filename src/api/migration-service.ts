@@ -159,7 +159,7 @@ function tooManyRecords(count: number): DomainError {
 function streamReadError(err: unknown): unknown {
   if (!(err instanceof ConnectError)) return err;
   if (err.code === Code.ResourceExhausted) {
-    return invalidArgument("UP-BULK6", "A stream message is larger than the server accepts (USERPORT_BODY_LIMIT_BYTES)");
+    return invalidArgument("UP-BULK6", "A stream message is larger than the server accepts (USERPORT_BODY_LIMIT)");
   }
   if (err.code === Code.InvalidArgument || err.code === Code.Internal || err.code === Code.Unknown) {
     return invalidArgument("UP-BULK12", "A stream message is not a valid userport.migration.v1.ImportUsersRequest");
