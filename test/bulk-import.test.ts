@@ -236,3 +236,42 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     expect(own.error).toMatchObject({ code: Code.NotFound, ids: ["UP-BULK1"] });
   });
 });
+
+describe("ImportUsers with a broken message (grpc-js)", () => {
+  /** Sends the options, one good batch, then `bad` as raw bytes, and reads the stream to its end. */
+  async function sendRaw(bad: Buffer) {
+    const grpc = await import("@grpc/grpc-js");
+    const { toBinary, fromJson, fromBinary, toJson } = await import("@bufbuild/protobuf");
+    const { ImportUsersRequestSchema, ImportUsersResponseSchema } = await import("../gen/userport/migration/v1/migration_pb.js");
+    const client = new grpc.Client(new URL(up.server.url).host, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${up.server.token}`);
+    const call = client.makeBidiStreamRequest<Buffer, JsonObject>(
+      "/userport.migration.v1.MigrationService/ImportUsers",
+      (bytes) => bytes,
+      (bytes: Buffer) => toJson(ImportUsersResponseSchema, fromBinary(ImportUsersResponseSchema, bytes)) as JsonObject,
+      metadata,
+      {},
+    );
+    const encode = (json: JsonObject) => Buffer.from(toBinary(ImportUsersRequestSchema, fromJson(ImportUsersRequestSchema, json)));
+    call.write(encode({ options: {} }));
+    call.write(encode({ records: { records: [{ human: human() }] } }));
+    call.write(bad);
+    call.end();
+    const results: JsonObject[] = [];
+    const error = await new Promise<{ code: number; details: string }>((resolve) => {
+      call.on("data", (response: JsonObject) => results.push(...((response.results ?? []) as JsonObject[])));
+      call.on("error", (err: { code: number; details: string }) => resolve(err));
+      call.on("end", () => resolve({ code: 0, details: "" }));
+    });
+    client.close();
+    return { results, error };
+  }
+
+  it("a malformed message ends the stream with INVALID_ARGUMENT after the earlier results, naming no parser internals", async () => {
+    const { results, error } = await sendRaw(Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    expect(outcomes(results)).toEqual(["CREATED"]);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(decodeURIComponent(error.details)).toBe("A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)");
+  });
+});
