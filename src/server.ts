@@ -9,6 +9,11 @@ import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
+import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
+import { createMigrationService } from "./api/migration-service.js";
+import { registerUploadRoute } from "./api/migration-uploads.js";
+import { createBulkImport } from "./domain/bulk-import.js";
+import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
@@ -203,6 +208,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   );
   const admin = secureService(AdminService, createAdminService(services), logUnexpected);
+  const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
+  const migration = secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -223,9 +230,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(UserService, userV2);
         router.service(SessionService, sessionV2);
         router.service(AdminService, admin);
+        router.service(MigrationService, migration);
         router.service(
           Health,
-          createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName]),
+          createHealthService([
+            ManagementService.typeName,
+            UserService.typeName,
+            SessionService.typeName,
+            AdminService.typeName,
+            MigrationService.typeName,
+          ]),
         );
       },
       jsonOptions: { ignoreUnknownFields: true },
@@ -241,6 +255,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       { service: UserService, impl: userV2, prefix: "" },
       { service: SessionService, impl: sessionV2, prefix: "" },
       { service: AdminService, impl: admin, prefix: "/admin/v1" },
+      { service: MigrationService, impl: migration, prefix: "/migration/v1" },
     ],
     logUnexpected,
   );
@@ -274,6 +289,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // registered so far with fastify's default error handler.
   await registerInitRoute(app, verification, instance.id, logUnexpected, limitSource);
   await registerLoginPages(app, verification, instance.id, logUnexpected, limitSource);
+  await registerUploadRoute(app, {
+    bulk,
+    access,
+    authenticate: (headers) => callerAccess.authenticate(headers.get("authorization")),
+    logUnexpected,
+  });
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

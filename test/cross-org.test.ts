@@ -18,13 +18,15 @@ import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
+import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
 import type { CallResult, TransportName } from "./helpers/clients.js";
+import { runImport } from "./helpers/import-stream.js";
 import { ADMIN, SESSIONS, V1 } from "./helpers/clients.js";
 import { expectOk } from "./helpers/expectations.js";
 import { PINGONE_ROUTES } from "../src/pingone/index.js";
 import { type ApiCaller, createApiCaller, GOOD_PASSWORD, uniqueName, useUserport, v1ImportBody } from "./helpers/fixtures.js";
 
-const SERVICES: DescService[] = [ManagementService, UserService, AdminService, SessionService];
+const SERVICES: DescService[] = [ManagementService, UserService, AdminService, SessionService, MigrationService];
 
 /** What B owns, made by the administrator. */
 interface Victim {
@@ -37,6 +39,8 @@ interface Victim {
   idpId: string;
   /** A session of B's human with metadata; its token stays with B. */
   sessionId: string;
+  /** An import job of B's owner, with one imported record. */
+  jobId: string;
 }
 
 const id = (b: Victim) => ({ id: b.humanId });
@@ -158,6 +162,17 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   ],
   "SessionService.GetSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
   "SessionService.DeleteSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
+  // userport's migration service: B's job, and imports into B.
+  "MigrationService.ImportUsers": (b): JsonObject[] => [
+    { options: { organizationId: b.org.orgId } },
+    { options: { jobId: b.jobId } },
+    { options: { organizationId: b.org.orgId, dryRun: true } },
+  ],
+  "MigrationService.CreateImportJob": (b) => ({ organizationId: b.org.orgId }),
+  "MigrationService.GetImportJob": (b) => ({ jobId: b.jobId }),
+  "MigrationService.ListImportJobs": (b) => ({ organizationId: b.org.orgId }),
+  "MigrationService.ListImportJobResults": (b) => ({ jobId: b.jobId }),
+  "MigrationService.CancelImportJob": (b) => ({ jobId: b.jobId }),
   "SessionService.ListSessions": (b): JsonObject[] => [
     {},
     { queries: [{ idsQuery: { ids: [b.sessionId] } }] },
@@ -200,6 +215,8 @@ describe("cross-organisation denial", () => {
         domains: await db.selectFrom("org_domains").selectAll().where("org_id", "=", b.org.orgId).orderBy("domain").execute(),
         policies: await db.selectFrom("domain_policies").selectAll().where("org_id", "=", b.org.orgId).execute(),
         lockoutPolicies: await db.selectFrom("lockout_policies").selectAll().where("org_id", "in", [b.org.orgId, ""]).execute(),
+        importJobs: await db.selectFrom("import_jobs").selectAll().where("org_id", "=", b.org.orgId).orderBy("id").execute(),
+        importResults: await db.selectFrom("import_job_records").selectAll().where("job_id", "=", b.jobId).orderBy("key").execute(),
         claims: await db.selectFrom("unique_constraints").selectAll().where("owner_id", "in", ids).orderBy("kind").orderBy("value").execute(),
         orgUsers: (await db.selectFrom("users").select("id").where("org_id", "=", b.org.orgId).execute()).length,
       };
@@ -240,7 +257,20 @@ describe("cross-organisation denial", () => {
           userAgent: { fingerprintId: "victim-agent" },
         }),
       );
+      const jobResponse = await fetch(`${up.server.url}/migration/v1/jobs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${org.token}`, "content-type": "application/json" },
+        body: "{}",
+      });
+      const jobId = String(((await jobResponse.json()) as { job: JsonObject }).job.id);
+      const uploaded = await fetch(`${up.server.url}/migration/v1/jobs/${jobId}/records`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${org.token}`, "content-type": "application/x-ndjson" },
+        body: JSON.stringify({ key: "b-1", human: { username: uniqueName("bjob"), profile: { givenName: "B", familyName: "Job" }, email: { email: `${uniqueName("bjob")}@example.com`, isVerified: true } } }),
+      });
+      expect(uploaded.status).toBe(200);
       b = {
+        jobId,
         org,
         domain,
         humanId: String(human.userId),
@@ -267,7 +297,7 @@ describe("cross-organisation denial", () => {
         return;
       }
       const seen = JSON.stringify(result.json);
-      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId, b.sessionId]) {
+      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId, b.sessionId, b.jobId]) {
         expect(seen, `${name} succeeded and showed ${secret} of B`).not.toContain(secret);
       }
     }
@@ -282,7 +312,26 @@ describe("cross-organisation denial", () => {
         const before = await snapshotOfB();
         const built = build(b);
         for (const request of Array.isArray(built) ? built : [built]) {
-          if (service === SessionService) {
+          if (method.methodKind === "bidi_streaming") {
+            // ImportUsers: a stream over gRPC (no REST binding); over REST, the NDJSON upload into B's job.
+            const record = { human: { username: uniqueName("intruder"), profile: { givenName: "In", familyName: "Truder" }, email: { email: `${uniqueName("in")}@example.com`, isVerified: true } } };
+            for (const headers of [{}, { "x-zitadel-orgid": b.org.orgId }] as Record<string, string>[]) {
+              const label = `${name} ${JSON.stringify({ request, headers })}`;
+              if (transport === "rest") {
+                const response = await fetch(`${up.server.url}/migration/v1/jobs/${b.jobId}/records`, {
+                  method: "POST",
+                  headers: { authorization: `Bearer ${a.token}`, "content-type": "application/x-ndjson", ...headers },
+                  body: JSON.stringify(record),
+                });
+                expect([403, 404], label).toContain(response.status);
+                continue;
+              }
+              const run = await runImport(up.server.url, a.token, "grpc-js", request.options as JsonObject, [[record]], headers);
+              expect(run.results, label).toEqual([]);
+              expect(run.error, label).toBeDefined();
+              expect(DENIALS.has(run.error!.code), `${label}: ${run.error?.message}`).toBe(true);
+            }
+          } else if (service === SessionService) {
             // Sessions are instance-wide: B is reached through its users and sessions, whichever
             // organisation the header names.
             for (const { role, token } of sessionCallers) {

@@ -63,6 +63,18 @@ export function createAccess(callerAccess: CallerAccess) {
     for (const method of service.methods) {
       const inner = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
       if (!inner) continue;
+      if (method.methodKind === "bidi_streaming" || method.methodKind === "server_streaming") {
+        // A stream's failures happen while it is iterated, after the handler returned.
+        secured[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
+          try {
+            ctx.values.set(principalKey, await callerAccess.authenticate(ctx.requestHeader.get("authorization")));
+            yield* inner.call(impl, req, ctx) as AsyncIterable<unknown>;
+          } catch (err) {
+            throw toConnectError(err, logUnexpected);
+          }
+        };
+        continue;
+      }
       secured[method.localName] = async (req: unknown, ctx: HandlerContext) => {
         try {
           ctx.values.set(principalKey, await callerAccess.authenticate(ctx.requestHeader.get("authorization")));

@@ -203,19 +203,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       const type = req.userType;
       if (type.case === undefined) throw invalidArgument("", "invalid CreateUserRequest.UserType: value is required");
       if (type.case === "machine") {
-        const machine = type.value;
-        embedded("CreateUserRequest.Machine", () => {
-          checkLength(machine.name, 1, 200, "CreateUserRequest_Machine.Name");
-          if (machine.description !== undefined) checkLength(machine.description, 1, 500, "CreateUserRequest_Machine.Description");
-        });
-        const user = await users.createMachine({
-          ...target,
-          ...(req.userId !== undefined ? { userId: req.userId } : {}),
-          username: req.username ?? "",
-          usernameFallbackToId: true,
-          name: machine.name,
-          description: machine.description ?? "",
-        });
+        const user = await users.createMachine({ ...target, ...checkMachine(req, type.value) });
         return create(CreateUserResponseSchema, { id: user.id, creationDate: timestampFromMs(user.createdAt) });
       }
       const human = embedded("CreateUserRequest.Human", () => checkHuman(type.value, "CreateUserRequest_Human"));
@@ -312,6 +300,25 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
   };
 }
 
+/**
+ * The PGV rules of CreateUser's machine user and its conversion to the domain's input (without
+ * the target); `userId` and `username` are checked by the caller.
+ */
+export function checkMachine(req: { userId?: string; username?: string }, machine: { name: string; description?: string }) {
+  embedded("CreateUserRequest.Machine", () => {
+    checkLength(machine.name, 1, 200, "CreateUserRequest_Machine.Name");
+    if (machine.description !== undefined) checkLength(machine.description, 1, 500, "CreateUserRequest_Machine.Description");
+  });
+  return {
+    ...(req.userId !== undefined ? { userId: req.userId } : {}),
+    username: req.username ?? "",
+    // v2: a machine without a username is named after its id (ZITADEL's AddMachineWithUsernameToIDFallback).
+    usernameFallbackToId: true,
+    name: machine.name,
+    description: machine.description ?? "",
+  };
+}
+
 /** The human fields AddHumanUser and CreateUser share. */
 interface HumanFields {
   profile?: SetHumanProfile;
@@ -327,7 +334,7 @@ interface HumanFields {
  * The PGV rules of a v2 human (`message` names it as PGV does, e.g. "AddHumanUserRequest") and
  * its conversion to the domain's creation input.
  */
-function checkHuman(req: HumanFields, message: string) {
+export function checkHuman(req: HumanFields, message: string) {
   // AddHumanUser's entries are SetMetadataEntry messages, CreateUser's Metadata messages.
   const metadataMessage = message === "AddHumanUserRequest" ? "SetMetadataEntry" : "Metadata";
   const profile = required(req.profile, `${message}.Profile`);

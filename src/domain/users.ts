@@ -18,7 +18,7 @@ import {
   validateEncodedHash,
 } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, UniqueViolation, type User, type UserStore } from "./ports.js";
+import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, type NewUser, UniqueViolation, type User, type UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -42,7 +42,7 @@ export const isUsernameClaim = (kind: string) => kind === "username" || kind ===
  * domain login names, a username whose part after the last "@" is a domain another organisation
  * verified is refused (COMMAND-SFd21), as in ZITADEL.
  */
-export async function claimUsername(store: UserStore, instanceId: string, orgId: string, username: string) {
+export async function claimUsername(store: Pick<UserStore, "usernameRules">, instanceId: string, orgId: string, username: string) {
   const rules = await store.usernameRules(instanceId, orgId, username);
   if (!rules.orgScoped && rules.domainOwner !== undefined && rules.domainOwner !== orgId) {
     throw invalidArgument("COMMAND-SFd21", "Domain is already reserved and cannot be used");
@@ -91,6 +91,24 @@ export interface CreatedHuman {
   emailCode?: string;
   phoneCode?: string;
   passwordless?: { link: string; expirySeconds: number };
+}
+
+/**
+ * The reads a create needs besides the input. A bulk import passes copies that remember their
+ * answers for one batch (src/domain/bulk-import.ts); single creates read the store each time.
+ */
+export interface CreationLookups {
+  usernameRules: UserStore["usernameRules"];
+  lastSequence: UserStore["lastSequence"];
+  usableIdp: IdpCommands["usableIdp"];
+  /** Hashes a plaintext password; a dry run checks the password's rules but skips the hash. */
+  hashPassword?: (plain: string) => Promise<string>;
+}
+
+/** A validated create, ready to write: what the store writes and what the caller is answered. */
+export interface PreparedCreation<Result> {
+  change: NewUser;
+  result: Result;
 }
 
 export interface UserCommandsDeps {
@@ -176,6 +194,12 @@ export function createUserCommands(deps: UserCommandsDeps) {
   const newCode = (kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) =>
     makeCode(deps, kind, at, returned, urlTemplate);
 
+  const storeLookups: CreationLookups = {
+    usernameRules: (...args) => deps.store.usernameRules(...args),
+    lastSequence: (...args) => deps.store.lastSequence(...args),
+    usableIdp: (...args) => deps.idps.usableIdp(...args),
+  };
+
   /**
    * Creates a human user as v1 ImportHumanUser, v1 AddHumanUser or v2 AddHumanUser do.
    *
@@ -183,6 +207,26 @@ export function createUserCommands(deps: UserCommandsDeps) {
    * username claim, its events and its codes are then written in one durable transaction.
    */
   async function createHuman(input: CreateHumanInput): Promise<CreatedHuman> {
+    const { change, result } = await prepareHuman(input);
+    await writeCreation(change);
+    return result;
+  }
+
+  /** Writes a prepared creation; a taken username, link or id fails as ZITADEL reports it. */
+  async function writeCreation(change: NewUser): Promise<void> {
+    try {
+      await deps.store.createUser(change);
+    } catch (err) {
+      throw creationError(err, change.user.type);
+    }
+  }
+
+  /**
+   * Every rule of a human create, and everything it writes, without writing it: the one place
+   * single creates (createHuman) and bulk imports (src/domain/bulk-import.ts) validate and build
+   * a user. Hashes a plaintext password.
+   */
+  async function prepareHuman(input: CreateHumanInput, lookups: CreationLookups = storeLookups): Promise<PreparedCreation<CreatedHuman>> {
     const { path } = input;
     // PingOne's users may have no email (its import examples leave it out).
     const email = path === "pingone" && input.email.address.trim() === "" ? "" : normalizeEmail(input.email.address);
@@ -193,16 +237,16 @@ export function createUserCommands(deps: UserCommandsDeps) {
     if (input.email.verification.kind === "send" && input.email.verification.urlTemplate !== undefined) {
       checkUrlTemplate(input.email.verification.urlTemplate);
     }
-    const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
+    const claim = await claimUsername(lookups, input.instanceId, input.orgId, username);
 
     const links = input.idpLinks ?? [];
-    for (const link of links) await checkNewUserLink(input, link);
+    for (const link of links) await checkNewUserLink(input, link, lookups);
     const metadata = normalizeCreationMetadata(input.metadata ?? []);
 
     let passwordHash: string | undefined;
     if (input.password && "plain" in input.password) {
       checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
-      passwordHash = await deps.hasher.hash(input.password.plain);
+      passwordHash = await (lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain));
     } else if (input.password) {
       validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
       passwordHash = input.password.encodedHash;
@@ -296,7 +340,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     }
 
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
-    const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
+    const previous = input.userId === undefined ? 0 : await lookups.lastSequence(input.instanceId, userId);
     const user: User = {
       instanceId: input.instanceId,
       id: userId,
@@ -317,45 +361,31 @@ export function createUserCommands(deps: UserCommandsDeps) {
       },
     };
 
-    try {
-      await deps.store.createUser({
-        user,
-        passwordHash,
-        ...(sealedTotpSecret !== undefined ? { sealedTotpSecret } : {}),
-        uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
-        idpLinks: links,
-        metadata: metadata.rows,
-        events,
-        firstSequence: previous + 1,
-        codes,
-        outbox: notifications.map((notification) => deps.notifier.compose({ ...notification, user, at })),
-        creator: input.creator,
-      });
-    } catch (err) {
-      if (err instanceof UniqueViolation && err.kind === "idp_link") {
-        throw alreadyExists("V3-DKcYh", "External IDP already taken");
-      }
-      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
-        throw alreadyExists("V3-DKcYh", "User already exists");
-      }
-      if (err instanceof UniqueViolation && err.kind === "user_id") {
-        // The key has no English text in ZITADEL, so clients see the raw key (ZITADEL's internal/static/i18n/en.yaml has none).
-        throw failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
-      }
-      throw err;
-    }
-    return { user, ...result };
+    const change: NewUser = {
+      user,
+      passwordHash,
+      ...(sealedTotpSecret !== undefined ? { sealedTotpSecret } : {}),
+      uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
+      idpLinks: links,
+      metadata: metadata.rows,
+      events,
+      firstSequence: previous + 1,
+      codes,
+      outbox: notifications.map((notification) => deps.notifier.compose({ ...notification, user, at })),
+      creator: input.creator,
+    };
+    return { change, result: { user, ...result } };
   }
 
   /**
    * A link of a new user, checked as ZITADEL checks it: both ids given, the provider one of the
    * organisation or of the instance, and, on the v1 paths, one that allows creating users.
    */
-  async function checkNewUserLink(input: CreateHumanInput, link: IdpLink): Promise<void> {
+  async function checkNewUserLink(input: CreateHumanInput, link: IdpLink, lookups: CreationLookups): Promise<void> {
     if (link.idpId.trim() === "" || link.externalUserId.trim() === "") {
       throw invalidArgument("COMMAND-6m9Kd", "External IDP invalid");
     }
-    const idp = await deps.idps.usableIdp(input.instanceId, input.orgId, link.idpId);
+    const idp = await lookups.usableIdp(input.instanceId, input.orgId, link.idpId);
     if (!idp) {
       throw failedPrecondition(input.path === "v2" ? "COMMAND-39nf2" : "COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
     }
@@ -379,21 +409,14 @@ export function createUserCommands(deps: UserCommandsDeps) {
    * signs in with personal access tokens. The username follows the organisation's domain policy
    * like a human's. A caller-chosen id (v1 AddMachineUser, v2 CreateUser) is used as given.
    */
-  async function createMachine(input: {
-    instanceId: string;
-    orgId: string;
-    creator: string;
-    /** A caller-chosen id; generated when absent. */
-    userId?: string;
-    username: string;
-    /**
-     * v2 CreateUser: an empty username becomes the user's id, as ZITADEL's
-     * AddMachineWithUsernameToIDFallback does (v1 AddMachineUser requires one).
-     */
-    usernameFallbackToId?: boolean;
-    name: string;
-    description: string;
-  }): Promise<User> {
+  async function createMachine(input: CreateMachineInput): Promise<User> {
+    const { change, result } = await prepareMachine(input);
+    await writeCreation(change);
+    return result;
+  }
+
+  /** Every rule of a machine user's create, and what it writes, without writing it. */
+  async function prepareMachine(input: CreateMachineInput, lookups: CreationLookups = storeLookups): Promise<PreparedCreation<User>> {
     const userId = input.userId ?? deps.newId();
     const given = input.username.trim();
     const username = given === "" && input.usernameFallbackToId ? userId : given;
@@ -401,10 +424,10 @@ export function createUserCommands(deps: UserCommandsDeps) {
     if (username === "") throw invalidArgument("COMMAND-bm9Ds", "Errors.User.Invalid");
     const name = input.name.trim();
     if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
-    const claim = await claimUsername(deps.store, input.instanceId, input.orgId, username);
+    const claim = await claimUsername(lookups, input.instanceId, input.orgId, username);
     const at = now();
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
-    const previous = input.userId === undefined ? 0 : await deps.store.lastSequence(input.instanceId, userId);
+    const previous = input.userId === undefined ? 0 : await lookups.lastSequence(input.instanceId, userId);
     const user: User = {
       instanceId: input.instanceId,
       id: userId,
@@ -417,31 +440,59 @@ export function createUserCommands(deps: UserCommandsDeps) {
       sequence: previous + 1,
       machine: { name, description: input.description },
     };
-    try {
-      await deps.store.createUser({
-        user,
-        passwordHash: undefined,
-        uniques: [claim],
-        events: [{ type: "user.machine.added", payload: { userName: username, name, description: input.description } }],
-        firstSequence: previous + 1,
-        codes: [],
-        creator: input.creator,
-      });
-    } catch (err) {
-      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
-      if (err instanceof UniqueViolation && err.kind === "user_id") {
-        // AddMachineCommand's check of an existing user (internal/command/user_machine.go); the key has no English text.
-        throw failedPrecondition("COMMAND-k2una", "Errors.User.AlreadyExisting");
-      }
-      throw err;
-    }
-    return user;
+    const change: NewUser = {
+      user,
+      passwordHash: undefined,
+      uniques: [claim],
+      events: [{ type: "user.machine.added", payload: { userName: username, name, description: input.description } }],
+      firstSequence: previous + 1,
+      codes: [],
+      creator: input.creator,
+    };
+    return { change, result: user };
   }
 
-  return { createHuman, createMachine, getUser };
+  return { createHuman, createMachine, getUser, prepareHuman, prepareMachine };
 }
 
 export type UserCommands = ReturnType<typeof createUserCommands>;
+
+export interface CreateMachineInput {
+  instanceId: string;
+  orgId: string;
+  creator: string;
+  /** A caller-chosen id (v1 AddMachineUser, v2 CreateUser); generated when absent. */
+  userId?: string;
+  username: string;
+  /**
+   * v2 CreateUser: an empty username becomes the user's id, as ZITADEL's
+   * AddMachineWithUsernameToIDFallback does (v1 AddMachineUser requires one).
+   */
+  usernameFallbackToId?: boolean;
+  name: string;
+  description: string;
+}
+
+/**
+ * What a failed creation write means for the caller, as ZITADEL reports it: a taken username,
+ * IdP link or user id; anything else is passed on unchanged.
+ */
+export function creationError(err: unknown, type: User["type"] = "human"): unknown {
+  if (err instanceof UniqueViolation && err.kind === "idp_link") {
+    return alreadyExists("V3-DKcYh", "External IDP already taken");
+  }
+  if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
+    return alreadyExists("V3-DKcYh", "User already exists");
+  }
+  if (err instanceof UniqueViolation && err.kind === "user_id") {
+    // A taken id: AddHuman's and AddMachineCommand's checks (internal/command/user_v2_human.go,
+    // user_machine.go). The keys have no English text in ZITADEL, so clients see them raw.
+    return type === "machine"
+      ? failedPrecondition("COMMAND-k2una", "Errors.User.AlreadyExisting")
+      : failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
+  }
+  return err;
+}
 
 /**
  * v1 AddHumanUser always requires a change of an initial password; v1 import honours the flag

@@ -56,6 +56,25 @@ export class CommitQueue {
     });
   }
 
+  /**
+   * Runs the units in one transaction (all are queued together, so they travel in one batch),
+   * each under its own savepoint; resolves with each unit's error, or undefined, once durable.
+   */
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
+    if (units.length === 0) return Promise.resolve([]);
+    const outcomes = units.map(
+      (statements) =>
+        new Promise<unknown>((resolve) => this.#pending.push({ statements, resolve: () => resolve(undefined), reject: resolve })),
+    );
+    if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
+    return Promise.all(outcomes).then((results) => {
+      // The transaction itself failed: nothing of it committed.
+      const whole = results.find((outcome) => (outcome as { batchFailed?: boolean } | undefined)?.batchFailed === true);
+      if (whole !== undefined) throw whole;
+      return results;
+    });
+  }
+
   /** Resolves once everything queued so far is committed (used on shutdown). */
   drain(): Promise<void> {
     if (this.#inFlight.length === 0 && this.#pending.length === 0) return Promise.resolve();
@@ -100,13 +119,14 @@ export class CommitQueue {
       const outcome = "error" in result ? result.error : result.results[i];
       if (outcome === null || outcome === undefined) item.resolve();
       else if ("uniqueKind" in outcome) item.reject(new UniqueViolation(outcome.uniqueKind));
-      else item.reject(Object.assign(new Error(outcome.message), { code: outcome.code }));
+      else item.reject(Object.assign(new Error(outcome.message), { code: outcome.code, batchFailed: "error" in result }));
     });
     if (this.#pending.length > 0) this.#send();
     else if (this.#inFlight.length === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #failAll(err: Error): void {
+    Object.assign(err, { batchFailed: true });
     const items = [...this.#inFlight.splice(0).flatMap((batch) => batch.items), ...this.#pending.splice(0)];
     for (const item of items) item.reject(err);
     for (const resolve of this.#idle.splice(0)) resolve();

@@ -11,6 +11,13 @@ import type { Database } from "./schema.js";
 export interface WriteQueue {
   /** Runs the statements atomically; resolves once they are durably committed. */
   run(statements: readonly WriteStatement[]): Promise<void>;
+  /**
+   * Runs many units in one transaction, each under its own savepoint, and resolves once they
+   * are durably committed with each unit's outcome: undefined when it committed, else its error
+   * (a `UniqueViolation` for a broken uniqueness rule); the others commit regardless. Rejects
+   * when the transaction itself failed (nothing of it committed). Used by bulk imports.
+   */
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
 }

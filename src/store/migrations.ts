@@ -408,6 +408,52 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await sql`UPDATE users SET details_sequence = ${last("sequence")}, details_changed_at = ${last("created_at")}`.execute(db);
     },
   },
+  "0014_import_jobs": {
+    // Bulk import jobs (src/store/bulk-store.ts) and the result of every record of a job, by the
+    // record's key: a key's result is written with its user, so a job never imports a key twice.
+    async up(db: Kysely<unknown>) {
+      // New text columns take the binary collation on PostgreSQL, as 0009 gave the others.
+      const text = dialect === "postgres" ? sql`text COLLATE "C"` : sql`text`;
+      await db.schema
+        .createTable("import_jobs")
+        .addColumn("instance_id", text, (c) => c.notNull())
+        .addColumn("id", text, (c) => c.notNull())
+        .addColumn("org_id", text, (c) => c.notNull())
+        .addColumn("creator", text, (c) => c.notNull())
+        .addColumn("state", text, (c) => c.notNull())
+        .addColumn("on_conflict", text, (c) => c.notNull())
+        .addColumn("next_index", "bigint", (c) => c.notNull())
+        .addColumn("expected_records", "bigint", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("started_at", "bigint")
+        .addColumn("finished_at", "bigint")
+        .addColumn("run_started_at", "bigint")
+        .addColumn("run_start_index", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("import_jobs_pk", ["instance_id", "id"])
+        .execute();
+      await db.schema.createIndex("import_jobs_org_idx").on("import_jobs").columns(["instance_id", "org_id", "created_at"]).execute();
+      await db.schema
+        .createTable("import_job_records")
+        .addColumn("instance_id", text, (c) => c.notNull())
+        .addColumn("job_id", text, (c) => c.notNull())
+        .addColumn("key", text, (c) => c.notNull())
+        .addColumn("idx", "bigint", (c) => c.notNull())
+        .addColumn("outcome", text, (c) => c.notNull())
+        .addColumn("user_id", text, (c) => c.notNull())
+        .addColumn("error_kind", text, (c) => c.notNull())
+        .addColumn("error_id", text, (c) => c.notNull())
+        .addColumn("error_message", text, (c) => c.notNull())
+        .addPrimaryKeyConstraint("import_job_records_pk", ["instance_id", "job_id", "key"])
+        .execute();
+      // Results by outcome in record order (list, count); all results in order.
+      await db.schema
+        .createIndex("import_job_records_outcome_idx")
+        .on("import_job_records")
+        .columns(["instance_id", "job_id", "outcome", "idx"])
+        .execute();
+    },
+  },
 });
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

@@ -118,6 +118,21 @@ class PgCommitQueue implements WriteQueue {
     });
   }
 
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
+    if (units.length === 0) return Promise.resolve([]);
+    const outcomes = units.map(
+      (statements) =>
+        new Promise<unknown>((resolve) => this.#pending.push({ statements, resolve: () => resolve(undefined), reject: resolve })),
+    );
+    if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
+    return Promise.all(outcomes).then((results) => {
+      // The transaction itself failed: nothing of it committed.
+      const whole = results.find((outcome) => (outcome as { batchFailed?: boolean } | undefined)?.batchFailed === true);
+      if (whole !== undefined) throw whole;
+      return results;
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#inFlight > 0 || this.#pending.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
@@ -130,6 +145,7 @@ class PgCommitQueue implements WriteQueue {
       const outcomes = await this.#commitWithRetries(items);
       items.forEach((item, i) => (outcomes[i] === null ? item.resolve() : item.reject(outcomes[i])));
     } catch (err) {
+      if (err instanceof Error) Object.assign(err, { batchFailed: true });
       for (const item of items) item.reject(err);
     } finally {
       this.#inFlight--;

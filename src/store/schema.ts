@@ -22,6 +22,8 @@ export interface Database {
   sessions: SessionTable;
   lockout_policies: LockoutPolicyTable;
   directory_objects: DirectoryObjectTable;
+  import_jobs: ImportJobTable;
+  import_job_records: ImportJobRecordTable;
 }
 
 /** An object of PingOne's API without a ZITADEL table (src/domain/directory-objects.ts). */
@@ -35,6 +37,39 @@ export interface DirectoryObjectTable {
   sealed_secret: string | null;
   created_at: number;
   changed_at: number;
+}
+
+/** A bulk import job (src/domain/bulk-port.ts). */
+export interface ImportJobTable {
+  instance_id: string;
+  id: string;
+  org_id: string;
+  creator: string;
+  state: string;
+  on_conflict: string;
+  next_index: number;
+  expected_records: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  run_started_at: number | null;
+  run_start_index: number;
+  changed_at: number;
+}
+
+/** The result of one record of a job, by the record's key; never a secret. */
+export interface ImportJobRecordTable {
+  instance_id: string;
+  job_id: string;
+  key: string;
+  idx: number;
+  /** "created", "updated", "skipped" or "failed". */
+  outcome: string;
+  user_id: string;
+  /** The failure's kind, ZITADEL id and message; "" when the record did not fail. */
+  error_kind: string;
+  error_id: string;
+  error_message: string;
 }
 
 export interface InstanceTable {

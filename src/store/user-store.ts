@@ -53,9 +53,9 @@ const METADATA_COLUMNS = [
 
 type UserOwnedTable = "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members" | "user_idp_links" | "user_metadata";
 
-/** The SQL implementation of the domain's user store. */
-export function createUserStore({ db, read, writes }: Db): UserStore {
-  const insert = {
+/** The prepared inserts of a user's rows, shared by single creates and bulk imports (bulk-store.ts). */
+export function createUserInserts(db: Kysely<Database>) {
+  return {
     user: prepareInsert(db, "users", USER_COLUMNS),
     unique: prepareInsert(db, "unique_constraints", UNIQUE_COLUMNS),
     event: prepareInsert(db, "events", EVENT_COLUMNS),
@@ -64,6 +64,11 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     link: prepareInsert(db, "user_idp_links", LINK_COLUMNS),
     metadata: prepareInsert(db, "user_metadata", METADATA_COLUMNS),
   };
+}
+
+/** The SQL implementation of the domain's user store. */
+export function createUserStore({ db, read, writes }: Db): UserStore {
+  const insert = createUserInserts(db);
   const byUser = (table: UserOwnedTable) =>
     prepare<{ instance_id: string; user_id: string }>(
       db
@@ -247,7 +252,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
 
 /** The organisation, if it exists in the instance. */
 
-type Inserts = Record<"user" | "unique" | "creationEvent" | "code" | "link" | "metadata", Prepared<Record<string, unknown>>>;
+export type Inserts = Record<"user" | "unique" | "creationEvent" | "code" | "link" | "metadata", Prepared<Record<string, unknown>>>;
 
 /** Metadata values are bytes; the writer takes text, so they are stored in base64. */
 const base64 = (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64");
@@ -257,7 +262,7 @@ const base64 = (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffset
  * unique per user, so an update that lost a race fails there, before anything else is written.
  * Not a hot path, so the statements are built per update.
  */
-function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: Prepared<Record<string, unknown>> }, update: UserUpdate): WriteStatement[] {
+export function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: Prepared<Record<string, unknown>> }, update: UserUpdate): WriteStatement[] {
   const { instanceId, userId, at } = update;
   const sequence = update.expectedSequence + update.events.length;
   const compiled = (query: { compile(): { sql: string; parameters: readonly unknown[] } }, uniqueKind?: string): WriteStatement => {
@@ -288,6 +293,19 @@ function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: P
   if (update.set?.username !== undefined) {
     columns.username = update.set.username;
     columns.username_lower = foldCase(update.set.username);
+  }
+  const profile = update.set?.profile;
+  if (profile !== undefined) {
+    columns.given_name = profile.givenName;
+    columns.given_name_lower = foldCase(profile.givenName);
+    columns.family_name = profile.familyName;
+    columns.family_name_lower = foldCase(profile.familyName);
+    columns.nick_name = profile.nickName;
+    columns.nick_name_lower = foldCase(profile.nickName);
+    columns.display_name = profile.displayName;
+    columns.display_name_lower = foldCase(profile.displayName);
+    columns.preferred_language = profile.preferredLanguage;
+    columns.gender = profile.gender;
   }
   if (update.set?.email !== undefined) {
     columns.email = update.set.email;
@@ -425,7 +443,7 @@ function metadataStatement(
 }
 
 /** The statements that create a user: its row, its unique claims, its events and its codes. */
-function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
+export function userCreationStatements(insert: Inserts, change: NewUser): WriteStatement[] {
   const { user, creator } = change;
   const human = user.human;
   const givenName = human?.profile.givenName ?? "";

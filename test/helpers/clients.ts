@@ -202,6 +202,12 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.management.v1.ManagementService.GetUserMetadata": { method: "GET", path: "/management/v1/users/{id}/metadata/{key}" },
   "zitadel.management.v1.ManagementService.RemoveUserMetadata": { method: "DELETE", path: "/management/v1/users/{id}/metadata/{key}" },
   "zitadel.management.v1.ManagementService.BulkRemoveUserMetadata": { method: "DELETE", path: "/management/v1/users/{id}/metadata/_bulk" },
+  // userport's own bulk migration service (proto/userport/migration/v1/migration.proto).
+  "userport.migration.v1.MigrationService.CreateImportJob": { method: "POST", path: "/migration/v1/jobs" },
+  "userport.migration.v1.MigrationService.GetImportJob": { method: "GET", path: "/migration/v1/jobs/{jobId}" },
+  "userport.migration.v1.MigrationService.ListImportJobs": { method: "POST", path: "/migration/v1/jobs/_search" },
+  "userport.migration.v1.MigrationService.ListImportJobResults": { method: "POST", path: "/migration/v1/jobs/{jobId}/results/_search" },
+  "userport.migration.v1.MigrationService.CancelImportJob": { method: "POST", path: "/migration/v1/jobs/{jobId}/_cancel" },
 };
 
 function headersOf(token: string, options: CallOptions = {}): Record<string, string> {

@@ -1,0 +1,246 @@
+/**
+ * Bulk import throughput: N pre-hashed users over one ImportUsers gRPC stream (grpc-js) into
+ * `userport serve` on SQLite, against a raw batched better-sqlite3 insert of the same rows in the
+ * same run (the limit here), then the same stream on PostgreSQL, and a dry run of the same
+ * records. Prints users/s, ratios and the server's peak RSS (VmHWM of its process).
+ *
+ *   node --import tsx bench/bulk-import.ts --users 1000000
+ *   USERPORT_TEST_DATABASE_URL=postgres://… node --import tsx bench/bulk-import.ts --users 1000000
+ *
+ * Every acknowledged record must be CREATED and the store must hold exactly N users of the run's
+ * prefix; otherwise the run exits with code 1.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import bcrypt from "bcrypt";
+import Database from "better-sqlite3";
+import { Kysely, SqliteDialect } from "kysely";
+import {
+  ImportOutcome,
+  type ImportRecord,
+  ImportRecordSchema,
+  type ImportUsersRequest,
+  ImportUsersRequestSchema,
+  type ImportUsersResponse,
+  ImportUsersResponseSchema,
+  MigrationService,
+} from "../gen/userport/migration/v1/migration_pb.js";
+import { migrateToLatest } from "../src/store/migrations.js";
+import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "../test/helpers/database.js";
+import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    users: { type: "string" },
+    batch: { type: "string" },
+    window: { type: "string" },
+    // Only the stream, against a server already running (for profiling it): --url and its data dir.
+    url: { type: "string" },
+    "data-dir": { type: "string" },
+  },
+  strict: true,
+});
+const USERS = Number(flags.users ?? 1_000_000);
+const BATCH = Number(flags.batch ?? 1000);
+/** Batches the client keeps sent and unanswered; the server reads no faster than it commits anyway. */
+const WINDOW = Number(flags.window ?? 4);
+const HASH = bcrypt.hashSync("Secr3t-Passw0rd!", 10);
+
+interface Phase {
+  name: string;
+  seconds: number;
+  created: number;
+  peakRssMb: number;
+}
+
+function record(prefix: string, i: number): ImportRecord {
+  return create(ImportRecordSchema, {
+    key: `${prefix}${i}`,
+    user: {
+      case: "human",
+      value: {
+        username: `${prefix}${i}`,
+        profile: { givenName: "Bench", familyName: `User ${i}` },
+        email: { email: `${prefix}${i}@example.com`, verification: { case: "isVerified", value: true } },
+        passwordType: { case: "hashedPassword", value: { hash: HASH } },
+      },
+    },
+  });
+}
+
+/** VmHWM: the peak resident set of a process, in MB. */
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function stream(url: string, token: string, prefix: string, dryRun: boolean): Promise<{ seconds: number; created: number }> {
+  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  });
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  const call = client.makeBidiStreamRequest<ImportUsersRequest, ImportUsersResponse>(
+    `/${MigrationService.typeName}/ImportUsers`,
+    (message) => Buffer.from(toBinary(ImportUsersRequestSchema, message)),
+    (bytes: Buffer) => fromBinary(ImportUsersResponseSchema, bytes),
+    metadata,
+    {},
+  );
+  const started = performance.now();
+  call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(USERS) } } }));
+  let sent = 0;
+  let answered = 0;
+  let created = 0;
+  let bad = 0;
+  const sendMore = () => {
+    while (sent < USERS && sent - answered < WINDOW * BATCH) {
+      const records: ImportRecord[] = [];
+      for (let i = sent; i < Math.min(sent + BATCH, USERS); i++) records.push(record(prefix, i));
+      sent += records.length;
+      call.write(create(ImportUsersRequestSchema, { payload: { case: "records", value: { records } } }));
+    }
+    if (sent >= USERS) call.end();
+  };
+  await new Promise<void>((resolve, reject) => {
+    call.on("data", (response: ImportUsersResponse) => {
+      for (const result of response.results) {
+        answered++;
+        if (result.outcome === ImportOutcome.CREATED) created++;
+        else if (bad++ < 3) console.error("not created:", result.key, result.error?.id, result.error?.message);
+      }
+      if (response.results.length > 0 && sent < USERS) sendMore();
+    });
+    call.on("error", reject);
+    call.on("end", () => resolve());
+    sendMore();
+  });
+  client.close();
+  return { seconds: (performance.now() - started) / 1000, created };
+}
+
+async function startServer(dataDir: string, databaseUrl: string | undefined): Promise<Served> {
+  return serveProcess(await freePort(), {
+    USERPORT_DATA_DIR: dataDir,
+    ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
+    USERPORT_LOG_LEVEL: "warn",
+  });
+}
+
+async function stop(served: Served) {
+  served.child.kill("SIGTERM");
+  await served.exited;
+}
+
+async function importPhase(name: string, databaseUrl: string | undefined, dataDir: string, dryRun = false): Promise<Phase> {
+  const served = await startServer(dataDir, databaseUrl);
+  const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+  const prefix = `${name}-${Date.now().toString(36)}-`;
+  const run = await stream(served.url, token, prefix, dryRun);
+  const peak = peakRssMb(served.child.pid!);
+  await stop(served);
+  if (run.created !== USERS) {
+    console.error(`${name}: ${run.created} of ${USERS} created`);
+    process.exitCode = 1;
+  }
+  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak };
+}
+
+/**
+ * The limit: the same rows (users, claims, events, job results) copied by better-sqlite3 into a
+ * fresh, migrated store, batch after batch in durable transactions (WAL, synchronous=FULL), with
+ * prepared multi-row inserts; no server, no validation, no protocol.
+ */
+async function rawPhase(sourceFile: string): Promise<Phase> {
+  const dir = mkdtempSync(join(tmpdir(), "userport-raw-"));
+  const file = join(dir, "raw.sqlite");
+  const target = new Database(file);
+  target.pragma("journal_mode = WAL");
+  target.pragma("synchronous = FULL");
+  target.pragma("cache_size = -65536");
+  target.pragma("wal_autocheckpoint = 10000");
+  const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: target }) });
+  await migrateToLatest(kysely, "sqlite");
+  const source = new Database(sourceFile, { readonly: true });
+  // The rows, read up front so that only the inserts are timed.
+  const users = source.prepare("SELECT * FROM users WHERE type = 'human' AND username LIKE 'sqlite-%' ORDER BY rowid").raw().all() as unknown[][];
+  const ids = new Set(users.map((row) => row[1] as string));
+  const claims = (source.prepare("SELECT * FROM unique_constraints WHERE kind = 'username'").raw().all() as unknown[][]).filter((row) => ids.has(row[3] as string));
+  const events = (source.prepare("SELECT instance_id, aggregate_type, aggregate_id, sequence, type, payload, creator, created_at, resource_owner FROM events WHERE aggregate_type = 'user'").raw().all() as unknown[][]).filter((row) => ids.has(row[2] as string));
+  const results = source.prepare("SELECT * FROM import_job_records").raw().all() as unknown[][];
+  source.close();
+  const columnsOf = (table: string) => (target.prepare(`SELECT * FROM ${table} LIMIT 0`).columns().map((c) => c.name));
+  const multi = (table: string, columns: string[], rows: number) =>
+    target.prepare(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${Array.from({ length: rows }, () => `(${columns.map(() => "?").join(", ")})`).join(", ")}`);
+  const userColumns = columnsOf("users");
+  const eventColumns = ["instance_id", "aggregate_type", "aggregate_id", "sequence", "type", "payload", "creator", "created_at", "resource_owner"];
+  const PER = 100;
+  const insertAll = (table: string, columns: string[], rows: unknown[][]) => {
+    const full = multi(table, columns, PER);
+    let i = 0;
+    for (; i + PER <= rows.length; i += PER) full.run(rows.slice(i, i + PER).flat());
+    if (i < rows.length) multi(table, columns, rows.length - i).run(rows.slice(i).flat());
+  };
+  const started = performance.now();
+  const TX = 5000;
+  const perUserEvents = events.length / Math.max(users.length, 1);
+  for (let i = 0; i < users.length; i += TX) {
+    const part = users.slice(i, i + TX);
+    target.transaction(() => {
+      insertAll("users", userColumns, part);
+      insertAll("unique_constraints", ["instance_id", "kind", "value", "owner_id"], claims.slice(i, i + TX));
+      insertAll("events", eventColumns, events.slice(Math.round(i * perUserEvents), Math.round((i + TX) * perUserEvents)));
+      insertAll("import_job_records", columnsOf("import_job_records"), results.slice(i, i + TX));
+    })();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  target.close();
+  await kysely.destroy().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+  return { name: "raw better-sqlite3", seconds, created: users.length, peakRssMb: 0 };
+}
+
+if (flags.url) {
+  const token = readFileSync(join(flags["data-dir"]!, "admin.pat"), "utf8").trim();
+  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false);
+  console.log(`${run.created} created in ${run.seconds.toFixed(1)} s: ${Math.round(run.created / run.seconds)} users/s`);
+  process.exit(0);
+}
+
+const phases: Phase[] = [];
+const sqliteDir = mkdtempSync(join(tmpdir(), "userport-bulk-"));
+try {
+  phases.push(await importPhase("sqlite", undefined, sqliteDir));
+  phases.push(await rawPhase(join(sqliteDir, "userport.sqlite")));
+  const dryDir = mkdtempSync(join(tmpdir(), "userport-dry-"));
+  phases.push(await importPhase("dry-run", undefined, dryDir, true));
+  rmSync(dryDir, { recursive: true, force: true });
+  if (testPostgresUrl) {
+    const pgDir = mkdtempSync(join(tmpdir(), "userport-bulk-pg-"));
+    try {
+      phases.push(await importPhase("postgres", await testDatabaseUrl(pgDir), pgDir));
+    } finally {
+      await dropTestDatabase(pgDir);
+      rmSync(pgDir, { recursive: true, force: true });
+    }
+  }
+} finally {
+  rmSync(sqliteDir, { recursive: true, force: true });
+}
+
+const rate = (phase: Phase | undefined) => (phase ? phase.created / phase.seconds : 0);
+const by = (name: string) => phases.find((phase) => phase.name === name);
+console.log(`\n${USERS} pre-hashed users, ${BATCH} per message, durable commits\n`);
+for (const phase of phases) {
+  console.log(
+    `${phase.name.padEnd(20)} ${phase.seconds.toFixed(1).padStart(7)} s ${Math.round(rate(phase)).toString().padStart(8)} users/s` +
+      (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB` : ""),
+  );
+}
+console.log(`\nstream / raw insert (SQLite): ${(rate(by("sqlite")) / rate(by("raw better-sqlite3"))).toFixed(2)}`);
+console.log(`dry run / real import:        ${(rate(by("dry-run")) / rate(by("sqlite"))).toFixed(2)}`);
+if (by("postgres")) console.log(`PostgreSQL / SQLite:          ${(rate(by("postgres")) / rate(by("sqlite"))).toFixed(2)}`);

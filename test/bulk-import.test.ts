@@ -1,0 +1,277 @@
+/**
+ * The bulk migration stream, `userport.migration.v1.MigrationService/ImportUsers`, over real
+ * sockets with grpc-js and Connect (HTTP/2): per-record results in order after commit, the same
+ * rows and events as a single v2 AddHumanUser, dry runs that write nothing, duplicates within a
+ * stream and across concurrent streams, conflict policies, idempotent resume, and bad input.
+ * Runs on SQLite, and on PostgreSQL when USERPORT_TEST_DATABASE_URL is set.
+ */
+import type { JsonObject } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { beforeAll, describe, expect, it } from "vitest";
+import { SESSIONS, V1, V2 } from "./helpers/clients.js";
+import { expectOk } from "./helpers/expectations.js";
+import { bcryptHash, createApiCaller, GOOD_PASSWORD, uniqueEmail, uniqueName, useUserport } from "./helpers/fixtures.js";
+import { openImport, runImport, STREAM_TRANSPORTS, type StreamError } from "./helpers/import-stream.js";
+
+const up = useUserport();
+
+/** A v2 AddHumanUserRequest (protojson) with a pre-hashed password and a verified email. */
+function human(extra: JsonObject = {}): JsonObject {
+  return {
+    username: uniqueName("bulk"),
+    profile: { givenName: "Bulk", familyName: "User" },
+    email: { email: uniqueEmail("bulk"), isVerified: true },
+    ...(extra.password === undefined ? { hashedPassword: { hash: HASH } } : {}),
+    ...extra,
+  };
+}
+let HASH = "";
+beforeAll(() => {
+  HASH = bcryptHash(GOOD_PASSWORD, 4);
+});
+
+const outcomes = (results: JsonObject[]) => results.map((r) => String(r.outcome).replace("IMPORT_OUTCOME_", ""));
+
+/** Everything an import could write, counted. */
+async function storeCounts() {
+  const { db } = up.server;
+  const count = async (table: "users" | "events" | "unique_constraints" | "import_jobs" | "import_job_records" | "outbox" | "codes") =>
+    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
+  return {
+    users: await count("users"),
+    events: await count("events"),
+    claims: await count("unique_constraints"),
+    jobs: await count("import_jobs"),
+    results: await count("import_job_records"),
+    outbox: await count("outbox"),
+    codes: await count("codes"),
+  };
+}
+
+describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
+  it("answers one result per record, in record order, each failure alone with its index, key and a message naming the field", async () => {
+    const taken = uniqueName("taken");
+    const records: JsonObject[] = [
+      { key: "k1", human: human({ username: taken }) },
+      { key: "k2", human: human({ email: { email: "not-an-email", isVerified: true } }) },
+      { key: "k3", human: human({ username: taken }) },
+      { key: "k4", human: human({ profile: { givenName: "", familyName: "X" } }) },
+      { key: "k5", human: human({ hashedPassword: { hash: "$9$unknown" } }) },
+      { key: "k6", human: human({ phone: { phone: "+41 not a number", isVerified: true } }) },
+      { key: "k1", human: human() },
+      { key: "k7", machine: { username: uniqueName("bot"), machine: { name: "Bot" } } },
+    ];
+    const run = await runImport(up.server.url, up.server.token, transport, {}, [records.slice(0, 4), records.slice(4)]);
+    expect(run.error).toBeUndefined();
+    expect(run.job.id).toMatch(/^\d+$/);
+    expect(run.results.map((r) => r.key)).toEqual(["k1", "k2", "k3", "k4", "k5", "k6", "k1", "k7"]);
+    expect(outcomes(run.results)).toEqual(["CREATED", "FAILED", "FAILED", "FAILED", "FAILED", "FAILED", "CREATED", "CREATED"]);
+    expect(run.results.map((r) => r.index)).toEqual(["0", "1", "2", "3", "4", "5", "0", "6"].map((i) => (i === "0" ? undefined : i)));
+    const errors = run.results.map((r) => r.error as JsonObject | undefined);
+    expect(errors[1]).toMatchObject({ code: Code.InvalidArgument, id: "EMAIL-599BI", message: "Email is invalid" });
+    expect(errors[2]).toMatchObject({ code: Code.AlreadyExists, id: "V3-DKcYh", message: "User already exists" });
+    expect(errors[3]).toMatchObject({ code: Code.InvalidArgument });
+    expect(errors[3]!.id).toBeUndefined(); // a request-shape rule: no ZITADEL id, as PGV reports it
+    expect(String(errors[3]!.message)).toContain("SetHumanProfile.GivenName");
+    expect(errors[4]).toMatchObject({ code: Code.InvalidArgument, id: "USER-JDk4t" });
+    expect(errors[5]).toMatchObject({ code: Code.InvalidArgument, id: "PHONE-so0wa" });
+    // The key given twice: the first result again, nothing written for the second.
+    expect(run.results[6]).toMatchObject({ replayed: true, userId: run.results[0]!.userId });
+    // No secret in any answer.
+    expect(JSON.stringify(run.responses)).not.toContain(HASH);
+    const last = run.responses[run.responses.length - 1]!.progress as JsonObject;
+    expect(last).toMatchObject({ recordsDone: "8", created: "3", failed: "5" });
+  });
+
+  it("gives a bulk-imported user the rows and events of a single v2 AddHumanUser: reads, searches, changes, sign-in and rehash work", async () => {
+    const username = uniqueName("same");
+    // A hash at another cost than the server's: the first sign-in rehashes it.
+    const hash = bcryptHash(GOOD_PASSWORD, 5);
+    const body = (name: string) => ({ ...human({ username: name }), hashedPassword: { hash }, phone: { phone: "+41 79 123 45 67", isVerified: true } });
+    const run = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: body(username) }]]);
+    expect(outcomes(run.results)).toEqual(["CREATED"]);
+    expect(run.results[0]!.key).toBe(username);
+    const bulkId = String(run.results[0]!.userId);
+    const single = expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, body(uniqueName("single"))));
+    expect(await up.eventTypes(bulkId)).toEqual(await up.eventTypes(String(single.userId)));
+
+    const { db } = up.server;
+    const row = async (id: string) => {
+      const { id: _id, username: _u, username_lower: _l, email: _e, email_lower: _el, created_at: _c, changed_at: _ch, details_changed_at: _dc, ...rest } = await db
+        .selectFrom("users")
+        .selectAll()
+        .where("id", "=", id)
+        .executeTakeFirstOrThrow();
+      return { ...rest, password_changed_at: rest.password_changed_at === null ? null : "set" };
+    };
+    expect(await row(bulkId)).toEqual(await row(String(single.userId)));
+
+    const caller = up.caller("grpc-js");
+    const read = expectOk(await caller.call(V2.getUserByID, { userId: bulkId }));
+    expect((read.user as JsonObject).username).toBe(username);
+    const search = expectOk(
+      await caller.call(V2.listUsers, { queries: [{ userNameQuery: { userName: username, method: "TEXT_QUERY_METHOD_EQUALS" } }] }),
+    );
+    expect((search.result as JsonObject[]).map((user) => user.userId)).toEqual([bulkId]);
+    const session = expectOk(await caller.call(SESSIONS.createSession, { checks: { user: { loginName: username }, password: { password: GOOD_PASSWORD } } }));
+    expect(session.sessionId).toBeTruthy();
+    const changes = expectOk(await caller.call(V1.listUserChanges, { userId: bulkId }));
+    const types = (changes.result as JsonObject[]).map((change) => (change.eventType as JsonObject).key);
+    expect(types).toContain("EventTypes.user.human.added");
+    expect(types).toContain("EventTypes.user.human.password.hash.updated");
+  });
+
+  it("dry run: the same results as the real import, duplicates and stored conflicts included, and nothing written", async () => {
+    const stored = uniqueName("stored");
+    expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, human({ username: stored })));
+    const twice = uniqueName("twice");
+    const batches = [
+      [
+        { key: "a", human: human() },
+        { key: "b", human: human({ username: stored }) },
+        { key: "c", human: human({ username: twice }) },
+        { key: "d", human: human({ username: twice }) },
+      ],
+      [
+        { key: "e", human: human({ email: { email: "bad@", isVerified: true } }) },
+        { key: "a", human: human() },
+        { key: "f", human: human({ hashedPassword: { hash: "{SSHA}notenabled" } }) },
+        { key: "g", human: human({ password: { password: "weak" } }) },
+      ],
+    ];
+    const before = await storeCounts();
+    const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true }, batches);
+    expect(dry.error).toBeUndefined();
+    expect(await storeCounts()).toEqual(before);
+    expect(dry.job).toMatchObject({ dryRun: true });
+    const real = await runImport(up.server.url, up.server.token, transport, {}, batches);
+    const comparable = (results: JsonObject[]) => results.map(({ userId: _u, ...rest }) => rest);
+    expect(comparable(dry.results)).toEqual(comparable(real.results));
+    expect(outcomes(real.results)).toEqual(["CREATED", "FAILED", "CREATED", "FAILED", "FAILED", "CREATED", "FAILED", "FAILED"]);
+  });
+
+  it("on_conflict skip names the stored user and writes nothing; update changes the stored user with its events", async () => {
+    const name = uniqueName("conflict");
+    const first = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: human({ username: name }) }]]);
+    const userId = String(first.results[0]!.userId);
+    const eventsBefore = await up.eventTypes(userId);
+
+    const skip = await runImport(up.server.url, up.server.token, transport, { onConflict: "CONFLICT_POLICY_SKIP" }, [
+      [{ key: "x", human: human({ username: name }) }],
+    ]);
+    expect(skip.results[0]).toMatchObject({ outcome: "IMPORT_OUTCOME_SKIPPED", userId });
+    expect(await up.eventTypes(userId)).toEqual(eventsBefore);
+
+    const email = uniqueEmail("updated");
+    const update = await runImport(up.server.url, up.server.token, transport, { onConflict: "CONFLICT_POLICY_UPDATE" }, [
+      [{ key: "y", human: human({ username: name, profile: { givenName: "New", familyName: "Name" }, email: { email, isVerified: true } }) }],
+    ]);
+    expect(update.results[0]).toMatchObject({ outcome: "IMPORT_OUTCOME_UPDATED", userId });
+    const read = expectOk(await up.caller("connect-json-h1").call(V2.getUserByID, { userId }));
+    const humanRead = (read.user as JsonObject).human as JsonObject;
+    expect(humanRead.profile).toMatchObject({ givenName: "New", familyName: "Name" });
+    expect(humanRead.email).toMatchObject({ email, isVerified: true });
+    expect((await up.eventTypes(userId)).slice(eventsBefore.length)).toEqual([
+      "user.human.profile.changed",
+      "user.human.email.changed",
+      "user.human.email.verified",
+      "user.human.password.changed",
+    ]);
+  });
+
+  it("resuming a job: committed keys answer their earlier result and write nothing; the job says where it stopped", async () => {
+    const records = Array.from({ length: 5 }, (_, i) => ({ key: `r${i}`, human: human() }));
+    const first = await runImport(up.server.url, up.server.token, transport, {}, [records.slice(0, 3)]);
+    const jobId = String(first.job.id);
+    const before = await storeCounts();
+    const again = await runImport(up.server.url, up.server.token, transport, { jobId }, [records]);
+    expect(again.error).toBeUndefined();
+    expect(again.job).toMatchObject({ id: jobId, nextIndex: "3" });
+    expect(again.results.slice(0, 3)).toEqual(first.results.map((r) => ({ ...r, replayed: true })));
+    expect(outcomes(again.results.slice(3))).toEqual(["CREATED", "CREATED"]);
+    expect(again.results.slice(3).map((r) => r.index)).toEqual(["3", "4"]);
+    const after = await storeCounts();
+    expect(after.users - before.users).toBe(2);
+  });
+
+  it("two concurrent streams importing overlapping usernames: each username is created once", async () => {
+    const names = Array.from({ length: 40 }, () => uniqueName("race"));
+    const batch = names.map((username) => ({ key: username, human: human({ username }) }));
+    const [a, b] = await Promise.all([
+      runImport(up.server.url, up.server.token, transport, {}, [batch.slice(0, 20), batch.slice(20)]),
+      runImport(up.server.url, up.server.token, transport, {}, [batch.slice(20), batch.slice(0, 20)]),
+    ]);
+    const created = [...a.results, ...b.results].filter((r) => r.outcome === "IMPORT_OUTCOME_CREATED").map((r) => r.key);
+    expect(created.sort()).toEqual([...names].sort());
+    const failed = [...a.results, ...b.results].filter((r) => r.outcome === "IMPORT_OUTCOME_FAILED");
+    expect(failed.every((r) => (r.error as JsonObject).id === "V3-DKcYh")).toBe(true);
+    const rows = await up.server.db.selectFrom("users").select("username").where("username", "in", names).execute();
+    expect(rows.length).toBe(names.length);
+  });
+
+  it("a stream whose first message is not the options ends with INVALID_ARGUMENT", async () => {
+    const call = openImport(up.server.url, up.server.token, transport);
+    call.send({ records: { records: [{ human: human() }] } });
+    call.end();
+    const error = await call.next().then(
+      () => undefined,
+      (err: StreamError) => err,
+    );
+    expect(error).toMatchObject({ code: Code.InvalidArgument, ids: ["UP-BULK8"] });
+  });
+
+  it("a message over the record limit ends the stream with INVALID_ARGUMENT after the earlier results", async () => {
+    const many = Array.from({ length: 1001 }, () => ({ human: human() }));
+    const run = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: human() }], many]);
+    expect(outcomes(run.results)).toEqual(["CREATED"]);
+    expect(run.error).toMatchObject({ code: Code.InvalidArgument, ids: ["UP-BULK5"] });
+  });
+
+  it("refuses a job of another caller, and a stream into an organisation the caller may not write", async () => {
+    const other = await createApiCaller(up, "ORG_OWNER");
+    const mine = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: human() }]]);
+    const resumed = await runImport(up.server.url, other.token, transport, { jobId: String(mine.job.id) }, [], { "x-zitadel-orgid": String(mine.job.organizationId) });
+    expect(resumed.error?.code).toBe(Code.PermissionDenied);
+    const own = await runImport(up.server.url, other.token, transport, { jobId: String(mine.job.id) }, []);
+    expect(own.error).toMatchObject({ code: Code.NotFound, ids: ["UP-BULK1"] });
+  });
+});
+
+describe("ImportUsers with a broken message (grpc-js)", () => {
+  /** Sends the options, one good batch, then `bad` as raw bytes, and reads the stream to its end. */
+  async function sendRaw(bad: Buffer) {
+    const grpc = await import("@grpc/grpc-js");
+    const { toBinary, fromJson, fromBinary, toJson } = await import("@bufbuild/protobuf");
+    const { ImportUsersRequestSchema, ImportUsersResponseSchema } = await import("../gen/userport/migration/v1/migration_pb.js");
+    const client = new grpc.Client(new URL(up.server.url).host, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${up.server.token}`);
+    const call = client.makeBidiStreamRequest<Buffer, JsonObject>(
+      "/userport.migration.v1.MigrationService/ImportUsers",
+      (bytes) => bytes,
+      (bytes: Buffer) => toJson(ImportUsersResponseSchema, fromBinary(ImportUsersResponseSchema, bytes)) as JsonObject,
+      metadata,
+      {},
+    );
+    const encode = (json: JsonObject) => Buffer.from(toBinary(ImportUsersRequestSchema, fromJson(ImportUsersRequestSchema, json)));
+    call.write(encode({ options: {} }));
+    call.write(encode({ records: { records: [{ human: human() }] } }));
+    call.write(bad);
+    call.end();
+    const results: JsonObject[] = [];
+    const error = await new Promise<{ code: number; details: string }>((resolve) => {
+      call.on("data", (response: JsonObject) => results.push(...((response.results ?? []) as JsonObject[])));
+      call.on("error", (err: { code: number; details: string }) => resolve(err));
+      call.on("end", () => resolve({ code: 0, details: "" }));
+    });
+    client.close();
+    return { results, error };
+  }
+
+  it("a malformed message ends the stream with INVALID_ARGUMENT after the earlier results, naming no parser internals", async () => {
+    const { results, error } = await sendRaw(Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    expect(outcomes(results)).toEqual(["CREATED"]);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(decodeURIComponent(error.details)).toBe("A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)");
+  });
+});
