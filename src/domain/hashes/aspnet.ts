@@ -11,8 +11,7 @@
  * byte is a format marker and which is at least as long as a v3 header with minimal salt and
  * subkey; bare hex (md5plain) comes first in the registry's order.
  */
-import { checkBounds, decodeBase64, malformed } from "./codec.js";
-import { safeEqual } from "./codec.js";
+import { checkBounds, decodeBase64, malformed, safeEqual } from "./codec.js";
 import type { HashFamily } from "./family.js";
 import { pbkdf2Key } from "./pbkdf2.js";
 

@@ -6,14 +6,18 @@
  *
  * Firebase keeps the signer key, salt separator, rounds and mem_cost per project, not per user,
  * so an export's hash cannot be checked on its own. The converter (`userport import --format
- * firebase --hash-key … --salt-separator … --rounds … --mem-cost …`) writes them into every user's
- * hash, in this userport-specific PHC-like notation, so that the verifier needs no server setting:
+ * firebase --hash-key … --salt-separator … --rounds … --mem-cost …`) writes what the check needs
+ * into every user's hash, in this userport-specific PHC-like notation, so that the verifier needs
+ * no server setting:
  *
- *   $firebase-scrypt$m=<mem_cost>,r=<rounds>$<salt>$<salt separator>$<signer key>$<hash>
+ *   $firebase-scrypt$m=<mem_cost>,r=<rounds>$<salt>$<salt separator>$<keystream>
  *
- * with the four byte strings in standard base64 (padding optional, as Firebase prints them). The
- * signer key is thereby stored with each such user until the first sign-in replaces the hash by
- * bcrypt; it cannot sign anything by itself (Firebase uses it only as this plaintext).
+ * (standard base64, padding optional). CTR encryption is an XOR with the keystream, so
+ * passwordHash ⊕ signer key is AES-256-CTR's keystream under the derived key; its first 32 bytes
+ * are stored, and a password matches when the keystream it derives starts with them. That is
+ * Firebase's own comparison over the first two AES blocks, it keeps the project's signer key out of
+ * the user store, and it keeps the string within ZITADEL's 200 characters for `HashedPassword.hash`
+ * (the signer key and hash in full would not fit).
  */
 import { createCipheriv } from "node:crypto";
 import { checkBounds, decodeBase64, malformed, parseDecimal, safeEqual } from "./codec.js";
@@ -21,11 +25,40 @@ import type { HashFamily } from "./family.js";
 import { scryptKey } from "./scrypt.js";
 
 export const FIREBASE_SCRYPT_PREFIX = "$firebase-scrypt$";
+/** How many bytes of the keystream the notation keeps. */
+const KEYSTREAM_BYTES = 32;
 
-/** The encoded hash the converter writes; every byte string as standard base64. */
-export function encodeFirebaseScrypt(parts: { memCost: number; rounds: number; salt: string; saltSeparator: string; signerKey: string; hash: string }): string {
-  const { memCost, rounds, salt, saltSeparator, signerKey, hash } = parts;
-  return `${FIREBASE_SCRYPT_PREFIX}m=${memCost},r=${rounds}$${salt}$${saltSeparator}$${signerKey}$${hash}`;
+/**
+ * The notation for one exported user: its `passwordHash` and `salt` and the project's hash
+ * parameters, as `firebase auth:export` and the console print them (standard base64). Throws an
+ * Error naming the field that does not fit.
+ */
+export function encodeFirebaseScrypt(user: { passwordHash: string; salt: string }, project: FirebaseHashParameters): string {
+  const decode = (what: string, text: string) => {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new Error(`${what} is not base64`);
+    return Buffer.from(text, "base64");
+  };
+  const signerKey = decode("the signer key (--hash-key)", project.signerKey);
+  const hash = decode("passwordHash", user.passwordHash);
+  const salt = decode("salt", user.salt);
+  const separator = decode("the salt separator (--salt-separator)", project.saltSeparator);
+  if (signerKey.length < KEYSTREAM_BYTES) throw new Error(`the signer key (--hash-key) is shorter than ${KEYSTREAM_BYTES} bytes`);
+  if (hash.length !== signerKey.length) throw new Error("passwordHash is not as long as the signer key (--hash-key)");
+  if (salt.length === 0) throw new Error("salt is empty");
+  const keystream = Buffer.alloc(KEYSTREAM_BYTES);
+  for (let i = 0; i < KEYSTREAM_BYTES; i++) keystream[i] = hash[i]! ^ signerKey[i]!;
+  const b64 = (bytes: Buffer) => bytes.toString("base64");
+  return `${FIREBASE_SCRYPT_PREFIX}m=${project.memCost},r=${project.rounds}$${b64(salt)}$${b64(separator)}$${b64(keystream)}`;
+}
+
+/** A Firebase project's "Password Hash Parameters" (console, Users tab). */
+export interface FirebaseHashParameters {
+  /** base64_signer_key */
+  signerKey: string;
+  /** base64_salt_separator */
+  saltSeparator: string;
+  rounds: number;
+  memCost: number;
 }
 
 export const firebaseScryptFamily: HashFamily = {
@@ -36,18 +69,16 @@ export const firebaseScryptFamily: HashFamily = {
   parse(encoded, limits) {
     const parts = encoded.split("$");
     const params = /^m=([0-9]+),r=([0-9]+)$/.exec(parts[2] ?? "");
-    if (parts.length !== 7 || !params) {
-      throw malformed("not a firebase-scrypt string ($firebase-scrypt$m=,r=$salt$separator$signer key$hash)");
+    if (parts.length !== 6 || !params) {
+      throw malformed("not a firebase-scrypt string ($firebase-scrypt$m=,r=$salt$separator$keystream)");
     }
     const memCost = parseDecimal("firebase-scrypt mem_cost", params[1]);
     const rounds = parseDecimal("firebase-scrypt rounds", params[2]);
     const salt = decodeBase64("firebase-scrypt salt", parts[3]!);
     const separator = decodeBase64("firebase-scrypt salt separator", parts[4]!);
-    const signerKey = decodeBase64("firebase-scrypt signer key", parts[5]!);
-    const hash = decodeBase64("firebase-scrypt hash", parts[6]!);
+    const expected = decodeBase64("firebase-scrypt keystream", parts[5]!);
     if (salt.length === 0) throw malformed("firebase-scrypt salt is empty");
-    if (signerKey.length < 16) throw malformed("firebase-scrypt signer key is shorter than 16 bytes");
-    if (hash.length !== signerKey.length) throw malformed("firebase-scrypt hash is not as long as the signer key");
+    if (expected.length !== KEYSTREAM_BYTES) throw malformed(`firebase-scrypt keystream is not ${KEYSTREAM_BYTES} bytes`);
     const bounds = limits.firebaseScrypt;
     checkBounds("firebase-scrypt mem_cost", memCost, bounds.minMemCost, bounds.maxMemCost);
     checkBounds("firebase-scrypt rounds", rounds, bounds.minRounds, bounds.maxRounds);
@@ -55,7 +86,7 @@ export const firebaseScryptFamily: HashFamily = {
     return async (password) => {
       const derived = await scryptKey(password, fullSalt, memCost, rounds, 1, 64);
       const cipher = createCipheriv("aes-256-ctr", derived.subarray(0, 32), Buffer.alloc(16));
-      return safeEqual(Buffer.concat([cipher.update(signerKey), cipher.final()]), hash);
+      return safeEqual(cipher.update(Buffer.alloc(KEYSTREAM_BYTES)), expected);
     };
   },
 };
