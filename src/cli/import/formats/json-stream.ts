@@ -18,7 +18,9 @@ export type JsonPath = ReadonlyArray<string | number>;
 export type JsonEvent =
   | { kind: "value"; path: JsonPath; value: unknown; line: number }
   /** The end of a container whose path `ends` selected (e.g. one organisation of an ImportData file). */
-  | { kind: "end"; path: JsonPath; line: number };
+  | { kind: "end"; path: JsonPath; line: number }
+  /** The text stops being JSON here: the last event; nothing after it can be read. */
+  | { kind: "error"; line: number; message: string };
 
 interface Frame {
   array: boolean;
@@ -28,8 +30,8 @@ interface Frame {
 
 /**
  * Yields every value whose path `collect` selects (its descendants are not walked), and an "end"
- * event when a container whose path `ends` selects is closed. Throws a SyntaxError with the line
- * when the document is not JSON: nothing after that point can be read.
+ * event when a container whose path `ends` selects is closed. Where the document stops being JSON,
+ * the last event is an "error" with its line: nothing after that point can be read.
  */
 export async function* jsonValues(
   input: Readable,
@@ -95,11 +97,12 @@ export async function* jsonValues(
     }
   };
 
+  let failure: string | undefined;
   const feed = async (piece: unknown) => {
     try {
       for await (const token of tokenizer(piece)) handle(token);
     } catch (err) {
-      throw new SyntaxError(`line ${line}: ${(err as Error).message}`);
+      failure = `not valid JSON: ${(err as Error).message}`;
     }
   };
 
@@ -112,17 +115,20 @@ export async function* jsonValues(
     for (let nl = chunk.indexOf("\n"); nl >= 0; nl = chunk.indexOf("\n", start)) {
       await feed(chunk.slice(start, nl + 1));
       yield* out.splice(0);
+      if (failure !== undefined) return yield { kind: "error", line, message: failure };
       line++;
       start = nl + 1;
     }
     if (start < chunk.length) {
       await feed(chunk.slice(start));
       yield* out.splice(0);
+      if (failure !== undefined) return yield { kind: "error", line, message: failure };
     }
   }
   await feed(none);
   yield* out.splice(0);
-  if (stack.length > 0 || assembling) throw new SyntaxError(`line ${line}: the document ends before it is complete`);
+  if (failure !== undefined) return yield { kind: "error", line, message: failure };
+  if (stack.length > 0 || assembling) yield { kind: "error", line, message: "not valid JSON: the document ends before it is complete" };
 }
 
 /** A path pattern: strings match keys, "*" any key or index. */

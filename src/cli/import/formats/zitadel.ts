@@ -40,6 +40,16 @@ export async function* convertZitadel(input: Readable, options: ConvertOptions =
   const ends = (path: JsonPath) => matches(path, ["dataOrgs", "orgs", "*"]) || matches(path, ["orgs", "*"]);
 
   for await (const event of jsonValues(input, collect, ends)) {
+    if (event.kind === "error") {
+      // Users still held lose their organisation's metadata and links: they fail rather than go in partly.
+      for (const { line, value } of users) {
+        const key = str(value.userId);
+        yield { line, ...(key !== undefined ? { key } : {}), error: `its organisation is cut short at line ${event.line}` };
+      }
+      users = [];
+      yield { line: event.line, error: event.message };
+      continue;
+    }
     if (event.kind === "end") {
       for (const { line, value } of users) yield convertUser(line, value, orgId, metadata, links, options);
       users = [];
