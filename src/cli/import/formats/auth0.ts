@@ -51,8 +51,7 @@ export async function* convertAuth0(input: Readable, options: ConvertOptions = {
       const identities = Array.isArray(user.identities) ? (user.identities as Json[]) : [];
       const email = str(user.email);
       const oid = userId.startsWith("auth0|") ? userId.slice("auth0|".length) : undefined;
-      const hash =
-        (oid !== undefined ? passwords?.byId.get(oid) : undefined) ?? (email ? passwords?.byEmail.get(email.toLowerCase()) : undefined);
+      const hash = (oid !== undefined ? passwords?.byId.get(oid) : undefined) ?? (email ? passwords?.byEmail.get(email.toLowerCase()) : undefined);
       const idpLinks = identities.flatMap((identity) => {
         const idpId = options.idps?.[str(identity.connection) ?? ""];
         const externalId = str(identity.user_id) ?? (typeof identity.user_id === "number" ? String(identity.user_id) : undefined);

@@ -22,7 +22,10 @@ export async function* csvRows(
       info: true,
       skip_records_with_error: true,
       on_skip: (err) => {
-        skipped.push({ line: Number((err as unknown as { lines?: number } | undefined)?.lines ?? 0), error: `not a valid CSV row: ${err?.message.replace(/^Invalid Record Length: /, "") ?? "unreadable"}` });
+        skipped.push({
+          line: Number((err as unknown as { lines?: number } | undefined)?.lines ?? 0),
+          error: `not a valid CSV row: ${err?.message.replace(/^Invalid Record Length: /, "") ?? "unreadable"}`,
+        });
         return undefined;
       },
     }),

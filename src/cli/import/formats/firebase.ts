@@ -24,14 +24,39 @@ const str = (value: unknown) => (typeof value === "string" && value !== "" ? val
 
 /** The columns of `auth:export --format=csv`, in order (Firebase CLI documentation). */
 export const CSV_COLUMNS = [
-  "UID", "Email", "Email Verified", "Password Hash", "Password Salt", "Name", "Photo URL",
-  "Google ID", "Google Email", "Google Display Name", "Google Photo URL",
-  "Facebook ID", "Facebook Email", "Facebook Display Name", "Facebook Photo URL",
-  "Twitter ID", "Twitter Email", "Twitter Display Name", "Twitter Photo URL",
-  "GitHub ID", "GitHub Email", "GitHub Display Name", "GitHub Photo URL",
-  "User Creation Time", "Last Sign-In Time", "Phone Number",
+  "UID",
+  "Email",
+  "Email Verified",
+  "Password Hash",
+  "Password Salt",
+  "Name",
+  "Photo URL",
+  "Google ID",
+  "Google Email",
+  "Google Display Name",
+  "Google Photo URL",
+  "Facebook ID",
+  "Facebook Email",
+  "Facebook Display Name",
+  "Facebook Photo URL",
+  "Twitter ID",
+  "Twitter Email",
+  "Twitter Display Name",
+  "Twitter Photo URL",
+  "GitHub ID",
+  "GitHub Email",
+  "GitHub Display Name",
+  "GitHub Photo URL",
+  "User Creation Time",
+  "Last Sign-In Time",
+  "Phone Number",
 ] as const;
-const CSV_PROVIDERS: Array<[string, string]> = [["google.com", "Google"], ["facebook.com", "Facebook"], ["twitter.com", "Twitter"], ["github.com", "GitHub"]];
+const CSV_PROVIDERS: Array<[string, string]> = [
+  ["google.com", "Google"],
+  ["facebook.com", "Facebook"],
+  ["twitter.com", "Twitter"],
+  ["github.com", "GitHub"],
+];
 
 interface FirebaseUser {
   localId?: string;
@@ -101,7 +126,14 @@ function fromJson(user: Json): FirebaseUser {
     customAttributes: str(user.customAttributes),
     providers: providers.flatMap((p) =>
       str(p.providerId) && str(p.rawId)
-        ? [{ providerId: str(p.providerId)!, rawId: str(p.rawId)!, ...(str(p.email) ? { email: str(p.email)! } : {}), ...(str(p.displayName) ? { displayName: str(p.displayName)! } : {}) }]
+        ? [
+            {
+              providerId: str(p.providerId)!,
+              rawId: str(p.rawId)!,
+              ...(str(p.email) ? { email: str(p.email)! } : {}),
+              ...(str(p.displayName) ? { displayName: str(p.displayName)! } : {}),
+            },
+          ]
         : [],
     ),
   };

@@ -118,7 +118,12 @@ export function toRecord(fields: UserFields): JsonObject {
   if (fields.idpLinks && fields.idpLinks.length > 0) {
     record.idpLinks = fields.idpLinks.map((link) => ({ idpId: link.idpId, userId: link.userId, userName: link.userName || link.userId }));
   }
-  for (const [what, value] of [["given name", givenName], ["family name", familyName], ["email", email], ["username", fields.username]] as const) {
+  for (const [what, value] of [
+    ["given name", givenName],
+    ["family name", familyName],
+    ["email", email],
+    ["username", fields.username],
+  ] as const) {
     if (value !== undefined && [...value].length > 200) throw new RecordError(`${what} is longer than 200 characters`);
   }
   try {
