@@ -57,7 +57,7 @@ async function errorId(fn: () => unknown): Promise<string> {
 describe("the known-answer fixtures", () => {
   it("cover every family with vectors and with bad encodings, and every cost with an out-of-range one", () => {
     expect(new Set(fixture.families)).toEqual(new Set(HASH_FAMILY_NAMES));
-    const withoutCost = new Set<HashFamilyName>(["md5", "md5plain", "md5salted", "ssha"]);
+    const withoutCost = new Set<HashFamilyName>(["md5", "md5plain", "md5salted", "ssha", "ldap-digest"]);
     for (const family of HASH_FAMILY_NAMES) {
       expect(fixture.vectors.filter((v) => v.family === family), family).not.toHaveLength(0);
       const bad = fixture.invalid.filter((v) => v.family === family);
@@ -68,6 +68,10 @@ describe("the known-answer fixtures", () => {
 });
 
 describe("verifying each family's vectors", () => {
+  it("fit in v2's HashedPassword.hash (at most 200 characters, ZITADEL's rule), so the bulk API takes them", () => {
+    for (const v of [...fixture.vectors, ...fixture.slow]) expect(v.encoded.length, v.id).toBeLessThanOrEqual(200);
+  });
+
   it.each(fixture.vectors.map((v) => [v.id, v] as const))("%s: right password matches, a wrong one does not", async (_, v) => {
     expect(everything.identify(v.encoded)).toBe(v.family);
     expect(() => everything.validate(v.encoded)).not.toThrow();
@@ -178,18 +182,29 @@ describe("which families are accepted", () => {
     expect(() => parseHashFamilyList("argon2,sha1")).toThrow(/unknown password hash families: sha1/);
     expect(() => createHashRegistry({ enabled: ["nope" as HashFamilyName] })).toThrow(/unknown password hash family/);
   });
+
+  it("reads `all` as every family, and still refuses unknown names beside it", async () => {
+    expect(parseHashFamilyList("all")).toEqual([...HASH_FAMILY_NAMES]);
+    expect(parseHashFamilyList("argon2, all")).toEqual([...HASH_FAMILY_NAMES]);
+    expect(() => parseHashFamilyList("all,sha1")).toThrow(/unknown password hash families: sha1/);
+    const registry = createHashRegistry({ enabled: parseHashFamilyList("all") });
+    expect(registry.families().map((f) => f.name)).toEqual([...HASH_FAMILY_NAMES]);
+    for (const v of fixture.vectors) expect(() => registry.validate(v.encoded), v.id).not.toThrow();
+  });
 });
 
 describe("limits", () => {
-  it("default to newest ZITADEL's, with bcrypt's own 4-31", () => {
+  it("default to newest ZITADEL's, with bcrypt's own 4-31 and argon2 from Keycloak's 7168 KiB", () => {
     expect(DEFAULT_HASH_LIMITS).toEqual({
       bcrypt: { minCost: 4, maxCost: 31 },
-      argon2: { minTime: 1, maxTime: 10, minMemory: 8192, maxMemory: 524288, minThreads: 1, maxThreads: 16 },
+      // ZITADEL's is 8192 KiB; 7168 is Keycloak's default (see family.ts)
+      argon2: { minTime: 1, maxTime: 10, minMemory: 7168, maxMemory: 524288, minThreads: 1, maxThreads: 16 },
       scrypt: { minLN: 14, maxLN: 20, minR: 8, maxR: 32, minP: 1, maxP: 16 },
       pbkdf2: { minRounds: 1000, maxRounds: 10_000_000 },
       sha2: { minRounds: 1000, maxRounds: 999_999_999 },
       phpass: { minRounds: 7, maxRounds: 31 },
       drupal7: { minIterations: 1000, maxIterations: 500_000 },
+      firebaseScrypt: { minRounds: 1, maxRounds: 8, minMemCost: 1, maxMemCost: 14 },
     });
   });
 
@@ -283,7 +298,7 @@ describe("the hand-written iterated families verify on worker threads", () => {
     expect(digestPool().completed).toBe(before + 2 * handWritten.length);
   });
 
-  it.each(fixture.vectors.filter((v) => ["md5plain", "md5salted", "ssha"].includes(v.family)).map((v) => [v.id, v] as const))(
+  it.each(fixture.vectors.filter((v) => ["md5plain", "md5salted", "ssha", "ldap-digest"].includes(v.family)).map((v) => [v.id, v] as const))(
     "%s: a single digest, computed inline (no task)",
     async (_, v) => {
       const before = digestPool().completed;

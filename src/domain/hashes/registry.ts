@@ -1,9 +1,20 @@
 import { invalidArgument } from "../errors.js";
 import { argon2Family } from "./argon2.js";
+import { aspnetFamily } from "./aspnet.js";
 import { bcryptFamily } from "./bcrypt.js";
 import { md5CryptFamily, shaCryptFamily } from "./crypt.js";
+import { djangoFamily } from "./django.js";
 import { DEFAULT_HASH_LIMITS, HASH_FAMILY_NAMES, type Checker, type HashFamily, type HashFamilyName, type HashLimits } from "./family.js";
-import { ldapArgon2Family, ldapBcryptFamily, ldapPbkdf2Family, ldapScryptFamily, sshaFamily } from "./ldap.js";
+import { firebaseScryptFamily } from "./firebase.js";
+import {
+  ldapArgon2Family,
+  ldapBcryptFamily,
+  ldapCryptFamily,
+  ldapDigestFamily,
+  ldapPbkdf2Family,
+  ldapScryptFamily,
+  sshaFamily,
+} from "./ldap.js";
 import { md5PlainFamily, md5SaltedFamily } from "./md5.js";
 import { pbkdf2Family } from "./pbkdf2.js";
 import { drupal7Family, phpassFamily } from "./phpass.js";
@@ -26,6 +37,11 @@ const FAMILIES: Record<HashFamilyName, HashFamily> = {
   "ldap-argon2": ldapArgon2Family,
   "ldap-scrypt": ldapScryptFamily,
   "ldap-pbkdf2": ldapPbkdf2Family,
+  "ldap-digest": ldapDigestFamily,
+  "ldap-crypt": ldapCryptFamily,
+  "firebase-scrypt": firebaseScryptFamily,
+  django: djangoFamily,
+  aspnet: aspnetFamily,
 };
 
 export interface HashRegistryOptions {
@@ -66,14 +82,17 @@ export interface HashRegistry {
   verify(password: string, encoded: string): Promise<boolean>;
 }
 
-/** Reads a comma- or space-separated list of family names (e.g. an environment variable). */
+/**
+ * Reads a comma- or space-separated list of family names (e.g. an environment variable); `all`
+ * stands for every family, for migrations that bring several.
+ */
 export function parseHashFamilyList(text: string): HashFamilyName[] {
   const names = text.split(/[\s,]+/).filter((name) => name !== "");
-  const unknown = names.filter((name) => !(HASH_FAMILY_NAMES as readonly string[]).includes(name));
+  const unknown = names.filter((name) => name !== "all" && !(HASH_FAMILY_NAMES as readonly string[]).includes(name));
   if (unknown.length > 0) {
-    throw new Error(`unknown password hash families: ${unknown.join(", ")} (known: ${HASH_FAMILY_NAMES.join(", ")})`);
+    throw new Error(`unknown password hash families: ${unknown.join(", ")} (known: all, ${HASH_FAMILY_NAMES.join(", ")})`);
   }
-  return names as HashFamilyName[];
+  return names.includes("all") ? [...HASH_FAMILY_NAMES] : (names as HashFamilyName[]);
 }
 
 export function createHashRegistry(options: HashRegistryOptions = {}): HashRegistry {
