@@ -20,7 +20,6 @@ import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
-import { registerInitRoute } from "./api/login-init.js";
 import { registerLoginPages } from "./api/login-pages.js";
 import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./api/rate-limits.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
@@ -287,8 +286,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
-  await registerInitRoute(app, verification, instance.id, logUnexpected, limitSource);
-  await registerLoginPages(app, verification, instance.id, logUnexpected, limitSource);
+  await registerLoginPages(app, { verification, instanceId: instance.id, logUnexpected, limitSource });
   await registerUploadRoute(app, {
     bulk,
     access,

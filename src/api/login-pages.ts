@@ -1,12 +1,15 @@
 import { toJson } from "@bufbuild/protobuf";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
+import { escapeHtml } from "../domain/html.js";
+import type { User } from "../domain/ports.js";
 import type { VerificationCommands } from "../domain/verification.js";
 import { changeDetailsV2 } from "./convert.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
-import { escapeHtml } from "./login-init.js";
 import type { SourceLimit } from "./rate-limits.js";
 
+/** The path ZITADEL's init mails link to (its login UI's "initialise user" step). */
+export const INIT_PATH = "/ui/login/user/init";
 /** Where ZITADEL's email verification mails link to (its login's EndpointMailVerification). */
 export const MAIL_VERIFICATION_PATH = "/ui/login/mail/verification";
 /** Where ZITADEL's passwordless registration links lead (its login's EndpointPasswordlessRegistration). */
@@ -28,10 +31,61 @@ function page(reply: FastifyReply, status: number, title: string, body: string) 
     );
 }
 
+/** A form field; values from the link (the code among them) are put back into the form, never logged or stored here. */
+const field = (name: string, value: string | undefined, type = "hidden") => `<input type="${type}" name="${name}" value="${escapeHtml(value ?? "")}">`;
+
+/** A form posting the link's user, organisation and code, with `fields` between the code and the button. */
+const codeForm = (action: string, query: Record<string, string | undefined>, fields: string, button: string) =>
+  `<form method="post" action="${action}">` +
+  field("userID", query.userID) +
+  field("orgID", query.orgID) +
+  `<label>Code ${field("code", query.code, "text")}</label><br>` +
+  fields +
+  `<button type="submit">${button}</button></form>`;
+
+/** A refusal the page itself decides (before any command runs), in the error shape of the REST API. */
+class FormError extends Error {}
+
 /**
- * The login pages the links userport hands out lead to, besides the init step
- * (src/api/login-init.ts):
+ * The POST of a code form (url-encoded from the page, or JSON from a script): the route's source
+ * limit first — no token guards these routes, the code is the credential — then `act`. Answers the
+ * user's details as JSON, or `done` as a page; errors as ZITADEL's REST body or a page with its text.
+ */
+function codeAction(
+  title: string,
+  done: { title: string; body: string },
+  limitSource: SourceLimit,
+  logUnexpected: ErrorLogger,
+  act: (text: (name: string) => string) => Promise<User>,
+) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const text = (name: string) => (typeof body[name] === "string" ? (body[name] as string) : "");
+    const json = (request.headers["content-type"] ?? "").startsWith("application/json");
+    try {
+      await limitSource(request.ip);
+      const user = await act(text);
+      if (json) return reply.send({ details: toJson(DetailsSchema, changeDetailsV2(user)) });
+      return page(reply, 200, done.title, done.body);
+    } catch (err) {
+      if (err instanceof FormError) {
+        return json ? reply.code(400).send({ code: 3, message: err.message, details: [] }) : page(reply, 400, title, `<p>${escapeHtml(err.message)}</p>`);
+      }
+      const error = toConnectError(err, logUnexpected);
+      const status = httpStatusOf(error.code);
+      if (json) return reply.code(status).send(restErrorBody(error));
+      return page(reply, status, title, `<p>${escapeHtml(error.rawMessage)}</p>`);
+    }
+  };
+}
+
+/**
+ * The pages the links userport hands out lead to. ZITADEL's APIs have no RPC for these codes: its
+ * hosted login checks them, so userport serves those login steps itself at the same paths.
  *
+ * - `GET /ui/login/user/init?userID=…&code=…&orgID=…[&passwordset=true]` (the init mail): a form for
+ *   the code and a new password; `POST` (the form, or JSON `{userID, code, password, orgID}`) checks
+ *   the code and sets the password (ZITADEL's `HumanVerifyInitCode`), and the user becomes ACTIVE.
  * - `GET /ui/login/mail/verification?userID=…&code=…&orgID=…` shows a form with the code from the
  *   mail; `POST` (the form, or JSON `{userID, code, orgID}`) verifies the email. ZITADEL's login
  *   verifies already on the GET (internal/api/ui/login/mail_verify_handler.go); here a GET changes
@@ -42,53 +96,64 @@ function page(reply: FastifyReply, status: number, title: string, body: string) 
  */
 export async function registerLoginPages(
   app: FastifyInstance,
-  verification: VerificationCommands,
-  instanceId: string,
-  logUnexpected: ErrorLogger,
-  limitSource: SourceLimit,
+  deps: { verification: VerificationCommands; instanceId: string; logUnexpected: ErrorLogger; limitSource: SourceLimit },
 ): Promise<void> {
+  const { verification, instanceId, logUnexpected, limitSource } = deps;
   await app.register(async (scope) => {
+    // Browsers post forms url-encoded; only this scope parses them.
     scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
 
-    scope.get(MAIL_VERIFICATION_PATH, async (request, reply) => {
+    scope.get(INIT_PATH, async (request, reply) => {
       const query = request.query as Record<string, string | undefined>;
-      const field = (name: string, value: string | undefined, type = "hidden") =>
-        `<input type="${type}" name="${name}" value="${escapeHtml(value ?? "")}">`;
-      return page(
+      const passwords =
+        query.passwordset === "true"
+          ? ""
+          : `<label>New password ${field("password", "", "password")}</label><br>` +
+            `<label>Confirm password ${field("passwordconfirm", "", "password")}</label><br>`;
+      return page(reply, 200, "Initialize User", codeForm(INIT_PATH, query, passwords, "Finish initialization"));
+    });
+
+    scope.post(
+      INIT_PATH,
+      codeAction("Initialize User", { title: "Your user is initialized.", body: "" }, limitSource, logUnexpected, (text) => {
+        // ZITADEL's login checks the confirmation in the form before calling the command.
+        if (text("passwordconfirm") !== "" && text("passwordconfirm") !== text("password")) throw new FormError("Passwords do not match");
+        return verification.verifyInitCode(
+          { instanceId, orgId: undefined, creator: text("userID"), api: "v2" },
+          {
+            userId: text("userID"),
+            code: text("code"),
+            ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}),
+            ...(text("password") !== "" ? { password: text("password") } : {}),
+          },
+        );
+      }),
+    );
+
+    scope.get(MAIL_VERIFICATION_PATH, async (request, reply) =>
+      page(
         reply,
         200,
         "Verify email",
-        `<p>Enter the code from the mail to verify your email address.</p>` +
-          `<form method="post" action="${MAIL_VERIFICATION_PATH}">` +
-          field("userID", query.userID) +
-          field("orgID", query.orgID) +
-          `<label>Code ${field("code", query.code, "text")}</label><br>` +
-          `<button type="submit">Verify</button></form>`,
-      );
-    });
+        "<p>Enter the code from the mail to verify your email address.</p>" +
+          codeForm(MAIL_VERIFICATION_PATH, request.query as Record<string, string | undefined>, "", "Verify"),
+      ),
+    );
 
-    scope.post(MAIL_VERIFICATION_PATH, async (request, reply) => {
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      const text = (name: string) => (typeof body[name] === "string" ? (body[name] as string) : "");
-      const json = (request.headers["content-type"] ?? "").startsWith("application/json");
-      try {
-        // No token guards this route: each client address gets a bounded number of code checks.
-        await limitSource(request.ip);
-        const user = await verification.verifyEmailLink(
+    scope.post(
+      MAIL_VERIFICATION_PATH,
+      codeAction(
+        "Verify email",
+        { title: "Email verified", body: "<p>Your email address is verified. You can close this page.</p>" },
+        limitSource, logUnexpected, (text) =>
+        verification.verifyEmailLink(
           { instanceId, orgId: undefined, creator: text("userID"), api: "v1" },
           { userId: text("userID"), code: text("code"), ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}) },
-        );
-        if (json) return reply.send({ details: toJson(DetailsSchema, changeDetailsV2(user)) });
-        return page(reply, 200, "Email verified", "<p>Your email address is verified. You can close this page.</p>");
-      } catch (err) {
-        const error = toConnectError(err, logUnexpected);
-        const status = httpStatusOf(error.code);
-        if (json) return reply.code(status).send(restErrorBody(error));
-        return page(reply, status, "Verify email", `<p>${escapeHtml(error.rawMessage)}</p>`);
-      }
-    });
+        ),
+      ),
+    );
 
     scope.get(PASSWORDLESS_INIT_PATH, async (_request, reply) =>
       page(

@@ -1,3 +1,4 @@
+import { escapeHtml } from "./html.js";
 import { invalidArgument } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
@@ -163,8 +164,6 @@ export function messageLanguage(preferredLanguage: string): Language {
   return preferredLanguage.toLowerCase().split("-")[0] === "de" ? "de" : "en";
 }
 
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 export interface NotificationInput {
   kind: NotificationKind;
