@@ -51,7 +51,7 @@ import { createOrgCommands } from "./domain/orgs.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
-import { registerPingOneFacade } from "./pingone/wiring.js";
+import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -117,8 +117,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier, attempts: userAttempts });
+  const pingOneExternal = createPingOneExternalPasswords({ store, userStore, secretBox, config });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
+    externalPasswords: pingOneExternal.passwords,
     hasher,
     hashRegistry,
     secretBox,
@@ -245,6 +247,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
     store, config, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
+    secretBox, external: pingOneExternal,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

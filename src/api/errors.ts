@@ -13,6 +13,7 @@ const CODE_OF_KIND: Record<ErrorKind, Code> = {
   Unauthenticated: Code.Unauthenticated,
   ResourceExhausted: Code.ResourceExhausted,
   Unimplemented: Code.Unimplemented,
+  Unavailable: Code.Unavailable,
   Internal: Code.Internal,
 };
 

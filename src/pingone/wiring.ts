@@ -3,11 +3,12 @@ import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
 import { createDirectoryObjects, createPopulationCommands } from "../domain/directory-objects.js";
 import { unauthenticated } from "../domain/errors.js";
+import { createExternalPasswords } from "../domain/external-passwords.js";
 import type { IdGenerator } from "../domain/ids.js";
 import type { LockoutCommands } from "../domain/lockout.js";
 import type { OrgCommands } from "../domain/orgs.js";
 import type { PasswordCommands } from "../domain/passwords.js";
-import { tokenDigest } from "../domain/secrets.js";
+import { type SecretBox, tokenDigest } from "../domain/secrets.js";
 import type { SessionCommands } from "../domain/sessions.js";
 import type { UserStore } from "../domain/store-port.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
@@ -17,8 +18,25 @@ import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import { createPrincipalFinder } from "../store/access-store.js";
 import type { Db } from "../store/db.js";
+import { createLdapDirectory } from "../ldap/directory.js";
 import { createDirectoryStore } from "../store/directory-store.js";
 import { registerPingOne } from "./index.js";
+
+/**
+ * External passwords behind LDAP gateways: the domain's authority over the LDAP directory client.
+ * Built before the session commands, whose password check consults it for users without a
+ * stored password; `close` ends the pooled LDAP connections.
+ */
+export function createPingOneExternalPasswords(parts: { store: Db; userStore: UserStore; secretBox: SecretBox; config: Config }) {
+  const directory = createLdapDirectory({ timeoutMs: parts.config.ldapTimeoutMs });
+  const passwords = createExternalPasswords({
+    gateways: createDirectoryStore(parts.store),
+    metadata: parts.userStore,
+    secretBox: parts.secretBox,
+    directory,
+  });
+  return { passwords, close: () => directory.close() };
+}
 
 /** Builds the PingOne facade's own pieces (directory store, populations, profiles) and registers its routes. */
 export async function registerPingOneFacade(
@@ -37,11 +55,14 @@ export async function registerPingOneFacade(
     lockout: LockoutCommands;
     logUnexpected: (err: unknown) => void;
     newId: IdGenerator;
+    secretBox: SecretBox;
+    external: ReturnType<typeof createPingOneExternalPasswords>;
   },
 ): Promise<void> {
   const now = parts.config.now ?? Date.now;
   const directory = createDirectoryStore(parts.store);
   const findPrincipal = createPrincipalFinder(parts.store);
+  app.addHook("onClose", () => parts.external.close());
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
     async authenticate(headers) {
@@ -65,6 +86,9 @@ export async function registerPingOneFacade(
       now,
     }),
     attributes: createDirectoryObjects(directory, "schema_attribute", now),
+    gateways: createDirectoryObjects(directory, "gateway", now),
+    secretBox: parts.secretBox,
+    externalPasswords: parts.external.passwords,
     userStore: parts.userStore,
     passwords: parts.passwords,
     sessions: parts.sessionCommands,
