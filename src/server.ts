@@ -145,7 +145,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
-  const { access, secureService, forgetCallers } = createAccess(store, now);
+  const { access, secureService, forgetCallers, forgetOrg } = createAccess(store, now);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
   const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
@@ -247,7 +247,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
     store, config, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
-    secretBox, external: pingOneExternal,
+    secretBox, external: pingOneExternal, forgetOrg,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

@@ -51,9 +51,11 @@ const CALLER_CACHE_MS = 1000;
 const CALLER_CACHE_SIZE = 10_000;
 
 export function createAccess(store: Db, now: () => number = Date.now) {
-  // Organisations cannot be removed yet, so one that existed once still exists. When removal
-  // arrives, it must clear this (and other replicas' copies) or drop the cache.
+  // Organisations known to exist, by "<instance>/<org>". Removing one (PingOne's population
+  // delete) clears it through forgetOrg. Replicas on PostgreSQL cannot clear each other's sets:
+  // there every request looks the organisation up.
   const existingOrgs = new Set<string>();
+  const cacheOrgs = store.dialect === "sqlite";
   const findPrincipal = createPrincipalFinder(store);
   const findSession = createSessionCredentialFinder(store);
   // Callers by token, reused for at most CALLER_CACHE_MS and never past the token's expiry:
@@ -108,7 +110,7 @@ export function createAccess(store: Db, now: () => number = Date.now) {
         if (!(await findOrg(store.db, principal.instanceId, orgId))) {
           throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
         }
-        existingOrgs.add(orgKey);
+        if (cacheOrgs) existingOrgs.add(orgKey);
       }
       const permission = requiredPermission(ctx.method);
       requirePermission(principal, permission === "authenticated" ? "user.read" : permission, orgId);
@@ -138,5 +140,14 @@ export function createAccess(store: Db, now: () => number = Date.now) {
     return secured as ServiceImpl<S>;
   }
 
-  return { access, secureService, forgetCallers: () => callers.clear() };
+  return {
+    access,
+    secureService,
+    forgetCallers: () => callers.clear(),
+    /** An organisation was removed: it no longer passes the existence check (and its members' roles are gone). */
+    forgetOrg: (instanceId: string, orgId: string) => {
+      existingOrgs.delete(`${instanceId}/${orgId}`);
+      callers.clear();
+    },
+  };
 }

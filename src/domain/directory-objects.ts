@@ -74,6 +74,8 @@ export interface PopulationDeps {
   addOrg(target: { instanceId: string; creator: string }, name: string, id: string): Promise<Org>;
   getOrg(instanceId: string, orgId: string): Promise<Org>;
   newUuid(): string;
+  /** Called once an organisation is removed, so that nothing keeps treating it as existing. */
+  onRemoved?(instanceId: string, orgId: string): void;
   now?: () => number;
 }
 
@@ -171,6 +173,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
     }
     const org = await deps.getOrg(target.instanceId, orgId);
     await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator });
+    deps.onRemoved?.(target.instanceId, orgId);
   }
 
   /** The population whose name is `name`, case-insensitively (filter support). */

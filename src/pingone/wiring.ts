@@ -57,6 +57,8 @@ export async function registerPingOneFacade(
     newId: IdGenerator;
     secretBox: SecretBox;
     external: ReturnType<typeof createPingOneExternalPasswords>;
+    /** Tells the access checks an organisation was removed (src/api/access.ts). */
+    forgetOrg(instanceId: string, orgId: string): void;
   },
 ): Promise<void> {
   const now = parts.config.now ?? Date.now;
@@ -83,6 +85,7 @@ export async function registerPingOneFacade(
       addOrg: (target, name, id) => parts.orgs.addOrg(target, name, id),
       getOrg: (instanceId, orgId) => parts.orgs.getOrg(instanceId, orgId),
       newUuid: randomUUID,
+      onRemoved: parts.forgetOrg,
       now,
     }),
     attributes: createDirectoryObjects(directory, "schema_attribute", now),
