@@ -48,6 +48,8 @@ import { createOutboxStore } from "./store/outbox-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
 import { createOrgCommands } from "./domain/orgs.js";
+import { createMachineSecretCommands } from "./domain/machine-secrets.js";
+import { createMachineSecretStore } from "./store/machine-secret-store.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
@@ -156,10 +158,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     instanceDomain: new URL(config.externalUrl).hostname,
     onCallerChanged: forgetCallers,
   });
+  const machineSecrets = createMachineSecretCommands({ users: userStore, secrets: createMachineSecretStore(store), now });
   const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
   const management = secureService(
     ManagementService,
-    createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout),
+    createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout, machineSecrets),
     logUnexpected,
   );
   const userV2 = secureService(
@@ -247,7 +250,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
     store, config, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
-    secretBox, external: pingOneExternal, forgetOrg,
+    secretBox, external: pingOneExternal, forgetOrg, machineSecrets, instanceId: instance.id,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

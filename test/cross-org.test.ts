@@ -65,6 +65,8 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.ListPersonalAccessTokens": (b) => ({ userId: b.machineId }),
   "ManagementService.AddPersonalAccessToken": (b) => ({ userId: b.machineId }),
   "ManagementService.RemovePersonalAccessToken": (b) => ({ userId: b.machineId, tokenId: b.tokenId }),
+  "ManagementService.GenerateMachineSecret": (b) => ({ userId: b.machineId }),
+  "ManagementService.RemoveMachineSecret": (b) => ({ userId: b.machineId }),
   "ManagementService.GetMyOrg": () => ({}),
   "ManagementService.AddOrg": () => ({ name: uniqueName("Org") }),
   "ManagementService.AddOrgDomain": () => ({ domain: `${uniqueName("grab")}.example.com` }),
@@ -219,6 +221,7 @@ describe("cross-organisation denial", () => {
       const human = expectOk(await admin.call(V1.importHumanUser, v1ImportBody({ userName: humanName }), { headers }));
       const machine = expectOk(await admin.call(V1.addMachineUser, { userName: uniqueName("bot"), name: "Bot" }, { headers }));
       const token = expectOk(await admin.call(V1.addPersonalAccessToken, { userId: String(machine.userId) }, { headers }));
+      expectOk(await admin.call(V1.generateMachineSecret, { userId: String(machine.userId) }, { headers }));
       expectOk(await admin.call(V1.addOrgMember, { userId: String(machine.userId), roles: ["ORG_USER_MANAGER"] }, { headers }));
       const domain = `${uniqueName("victim")}.example.com`;
       expectOk(await admin.call(V1.addOrgDomain, { domain }, { headers }));

@@ -37,6 +37,8 @@ import { queryLimit, TEXT_METHODS, type UserQueries, V1_DEFAULT_QUERY_LIMIT } fr
 import type { OrgCommands } from "../domain/orgs.js";
 import type { Access } from "./access.js";
 import { createOrgHandlers } from "./org-handlers.js";
+import { createMachineSecretHandlers } from "./machine-secret-handlers.js";
+import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import { createLockoutHandlersV1 } from "./lockout-handlers.js";
 import type { LockoutCommands } from "../domain/lockout.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
@@ -88,6 +90,7 @@ export function createManagementService(
   idps: IdpCommands,
   passwords: PasswordCommands,
   lockout: LockoutCommands,
+  machineSecrets: MachineSecretCommands,
 ): ServiceImpl<typeof ManagementService> {
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
@@ -101,6 +104,7 @@ export function createManagementService(
     ...createOrgHandlers(users, orgs, access),
     ...createPasswordHandlersV1(passwords, access),
     ...createLockoutHandlersV1(lockout, access),
+    ...createMachineSecretHandlers(machineSecrets, access),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),

@@ -21,6 +21,8 @@ import type { Db } from "../store/db.js";
 import { createLdapDirectory } from "../ldap/directory.js";
 import { createDirectoryStore } from "../store/directory-store.js";
 import { registerPingOne } from "./index.js";
+import { registerPingOneTokenEndpoint } from "./token.js";
+import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 
 /**
  * External passwords behind LDAP gateways: the domain's authority over the LDAP directory client.
@@ -59,12 +61,22 @@ export async function registerPingOneFacade(
     external: ReturnType<typeof createPingOneExternalPasswords>;
     /** Tells the access checks an organisation was removed (src/api/access.ts). */
     forgetOrg(instanceId: string, orgId: string): void;
+    machineSecrets: MachineSecretCommands;
+    /** The instance (the environment) the token endpoint issues tokens for. */
+    instanceId: string;
   },
 ): Promise<void> {
   const now = parts.config.now ?? Date.now;
   const directory = createDirectoryStore(parts.store);
   const findPrincipal = createPrincipalFinder(parts.store);
   app.addHook("onClose", () => parts.external.close());
+  await registerPingOneTokenEndpoint(app, {
+    instanceId: parts.instanceId,
+    machineSecrets: parts.machineSecrets,
+    orgs: parts.orgs,
+    now,
+    logUnexpected: parts.logUnexpected,
+  });
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
     async authenticate(headers) {
