@@ -44,6 +44,8 @@ export interface DirectoryStore {
 
   /** When the instance was created and its default organisation. */
   instance(instanceId: string): Promise<{ createdAt: number; defaultOrgId: string } | undefined>;
+  /** Whether the organisation exists (without counting its users). */
+  orgExists(instanceId: string, orgId: string): Promise<boolean>;
   /** The instance's organisations with their user counts, by creation. */
   listOrgs(instanceId: string): Promise<OrgSummary[]>;
   getOrgSummary(instanceId: string, orgId: string): Promise<OrgSummary | undefined>;
@@ -176,10 +178,13 @@ export function createPopulationCommands(deps: PopulationDeps) {
     deps.onRemoved?.(target.instanceId, orgId);
   }
 
+  /** Whether the population exists; cheap (no user count), for every user write that names one. */
+  const exists = (instanceId: string, orgId: string) => deps.store.orgExists(instanceId, orgId);
+
   /** The population whose name is `name`, case-insensitively (filter support). */
   const nameMatches = (population: Population, prefix: string) => foldCase(population.name).startsWith(foldCase(prefix));
 
-  return { get, list, create, replace, remove, nameMatches };
+  return { get, list, create, replace, remove, nameMatches, exists, defaultOrgId };
 }
 
 export type PopulationCommands = ReturnType<typeof createPopulationCommands>;

@@ -421,11 +421,11 @@ export function registerUserRoutes(handle: Handle) {
           { code: "REQUIRED_VALUE", target: "population.id", message: "population.id is required" },
         ]);
       }
-      return (await call.deps.populations.list(call.instanceId)).find((p) => p.isDefault)?.id ?? call.principal.orgId;
+      return (await call.deps.populations.defaultOrgId(call.instanceId)) || call.principal.orgId;
     }
     if (typeof id !== "string") throw invalidData("population.id", "population.id must be a string");
-    const summaries = await call.deps.populations.list(call.instanceId);
-    if (!summaries.some((p) => p.id === id)) {
+    // An existence check only: listing the populations would count every user on each write.
+    if (!(await call.deps.populations.exists(call.instanceId, id))) {
       throw invalidData("population.id", `The population ${id} does not exist in this environment`, "INVALID_VALUE", { referencedValues: [id] });
     }
     return id;
