@@ -101,7 +101,11 @@ async function rawBinds(slapd: Slapd, uids: string[]): Promise<number> {
 
 async function main() {
   if (!slapdAvailable()) throw new Error("slapd is not installed (apt-get install -y slapd ldap-utils)");
-  console.log(`node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, bcrypt cost ${cost}`);
+  console.log(
+    `node ${process.version}, ${cpus().length} cpus, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}, bcrypt cost ${cost}`,
+  );
   const uids = Array.from({ length: ldapUsers }, (_, i) => `bench${i}`);
   const slapd = await Slapd.start(uids.map((uid) => ({ uid, password: PASSWORD })));
   const dataDir = mkdtempSync(join(tmpdir(), "userport-bench-pingone-"));
@@ -115,10 +119,16 @@ async function main() {
   });
   try {
     const token = (await import("node:fs")).readFileSync(server.adminTokenFile, "utf8").trim();
-    const get = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<Record<string, any>>;
+    // biome-ignore lint/suspicious/noExplicitAny: the bench reads a few fields of PingOne's JSON
+    type Json = Record<string, any>;
+    const get = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<Json>;
     const post = async (path: string, body: unknown, type = "application/json") => {
-      const response = await fetch(server.url + path, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body: JSON.stringify(body) });
-      const json = (await response.json()) as Record<string, any>;
+      const response = await fetch(server.url + path, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": type },
+        body: JSON.stringify(body),
+      });
+      const json = (await response.json()) as Json;
       if (response.status >= 300) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
       return json;
     };
@@ -137,7 +147,12 @@ async function main() {
         expectStatus: 200,
         requests: Array.from({ length: n }, (_, i) => ({
           path: "/management/v1/users/human/_import",
-          body: { userName: name("z"), profile: { firstName: "B", lastName: "Ench" }, email: { email: "b@example.com", isEmailVerified: true }, hashedPassword: { value: hashes[i % 64] } },
+          body: {
+            userName: name("z"),
+            profile: { firstName: "B", lastName: "Ench" },
+            email: { email: "b@example.com", isEmailVerified: true },
+            hashedPassword: { value: hashes[i % 64] },
+          },
         })),
       });
     const z1 = await zitadelImport();
@@ -147,7 +162,13 @@ async function main() {
       contentType: "application/vnd.pingidentity.user.import+json",
       requests: Array.from({ length: n }, (_, i) => ({
         path: `/v1/environments/${env}/users`,
-        body: { username: name("p"), email: "b@example.com", name: { given: "B", family: "Ench" }, population: { id: pop }, password: { value: hashes[i % 64], forceChange: false } },
+        body: {
+          username: name("p"),
+          email: "b@example.com",
+          name: { given: "B", family: "Ench" },
+          population: { id: pop },
+          password: { value: hashes[i % 64], forceChange: false },
+        },
       })),
     });
     const z2 = await zitadelImport();

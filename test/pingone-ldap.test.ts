@@ -155,8 +155,16 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
         [{ serversHostAndPort: [] }, "serversHostAndPort", "REQUIRED_VALUE"],
         [{ serversHostAndPort: ["ldap.example.com"] }, "serversHostAndPort", "INVALID_VALUE"],
         [{ connectionSecurity: "SSL" }, "connectionSecurity", "INVALID_VALUE"],
-        [{ userTypes: [{ name: "x", passwordAuthority: "SOMEWHERE", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid"] }] }, "userTypes[0].passwordAuthority", "INVALID_VALUE"],
-        [{ userTypes: [{ name: "x", passwordAuthority: "LDAP", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid)(cn=*"] }] }, "userTypes[0].orderedCorrelationAttributes", "INVALID_VALUE"],
+        [
+          { userTypes: [{ name: "x", passwordAuthority: "SOMEWHERE", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid"] }] },
+          "userTypes[0].passwordAuthority",
+          "INVALID_VALUE",
+        ],
+        [
+          { userTypes: [{ name: "x", passwordAuthority: "LDAP", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid)(cn=*"] }] },
+          "userTypes[0].orderedCorrelationAttributes",
+          "INVALID_VALUE",
+        ],
       ];
       for (const [extra, target, detail] of cases) {
         const response = await p1.post(gateways, gatewayBody(extra));
@@ -192,13 +200,29 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
     it("refuses an unknown gateway, an unknown user type, correlation attributes the user type does not use, and a value with a gateway", async () => {
       const gateway = await createGateway();
       const attempt = (gatewayObject: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-        p1.post(users, { username: uniqueName("bad"), population: { id: up.defaultOrgId }, password: { external: { gateway: gatewayObject }, ...extra } }, MEDIA.import);
+        p1.post(
+          users,
+          { username: uniqueName("bad"), population: { id: up.defaultOrgId }, password: { external: { gateway: gatewayObject }, ...extra } },
+          MEDIA.import,
+        );
       const cases: Array<[PingOneResponse, string]> = [
-        [await attempt({ id: crypto.randomUUID(), userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } }), "password.external.gateway.id"],
-        [await attempt({ id: gateway.id, userType: { id: crypto.randomUUID() }, correlationAttributes: { uid: "jdoe" } }), "password.external.gateway.userType.id"],
-        [await attempt({ id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { mail: "jdoe@example.com" } }), "password.external.gateway.correlationAttributes"],
+        [
+          await attempt({ id: crypto.randomUUID(), userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } }),
+          "password.external.gateway.id",
+        ],
+        [
+          await attempt({ id: gateway.id, userType: { id: crypto.randomUUID() }, correlationAttributes: { uid: "jdoe" } }),
+          "password.external.gateway.userType.id",
+        ],
+        [
+          await attempt({ id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { mail: "jdoe@example.com" } }),
+          "password.external.gateway.correlationAttributes",
+        ],
         [await attempt({ id: gateway.id, userType: { id: gateway.migrating } }), "password.external.gateway.correlationAttributes"],
-        [await attempt({ id: gateway.id, userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } }, { value: "Some-Passw0rd!" }), "password.value"],
+        [
+          await attempt({ id: gateway.id, userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } }, { value: "Some-Passw0rd!" }),
+          "password.value",
+        ],
       ];
       for (const [response, target] of cases) {
         const body = expectError(response, 400, "INVALID_DATA");
@@ -212,7 +236,11 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
       const gateway = await createGateway();
       const user = await importExternal(gateway, gateway.migrating, { uid: "jdoe" });
       const wrong = expectError(await p1.post(user.path, { password: "not-the-ldap-one" }, CHECK), 400, "INVALID_DATA");
-      expect((wrong.details as Array<Record<string, unknown>>)[0]).toMatchObject({ code: "INVALID_VALUE", target: "password", innerError: { failuresRemaining: 2 } });
+      expect((wrong.details as Array<Record<string, unknown>>)[0]).toMatchObject({
+        code: "INVALID_VALUE",
+        target: "password",
+        innerError: { failuresRemaining: 2 },
+      });
       expect(await storedHash(user.id)).toBeNull();
 
       const checked = await p1.post(user.path, { password: "Jdoe-Ldap-1!" }, CHECK);

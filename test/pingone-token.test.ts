@@ -20,8 +20,7 @@ beforeAll(async () => {
   env = String(((await p1.get("/v1/environments")).body!._embedded as { environments: Array<{ id: string }> }).environments[0]!.id);
 });
 
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
 
 async function token(form: Record<string, string>, headers: Record<string, string> = {}, envId = env) {
   const response = await fetch(`${up.server.url}/${envId}/as/token`, {
@@ -59,10 +58,16 @@ describe("GenerateMachineSecret / RemoveMachineSecret", () => {
     const other = await createApiCaller(up, undefined);
     const inOrg = { headers: { "x-zitadel-orgid": worker.orgId } };
     const caller = up.caller("grpc-js");
-    expect(expectCode(await caller.call(V1.generateMachineSecret, { userId: other.userId }, inOrg), Code.FailedPrecondition).message).toContain("COMMAND-x8910n");
-    const human = expectOk(await caller.call(V1.addHumanUser, { userName: uniqueName("h"), profile: { firstName: "H", lastName: "U" }, email: { email: "h@example.com" } }, inOrg));
+    expect(expectCode(await caller.call(V1.generateMachineSecret, { userId: other.userId }, inOrg), Code.FailedPrecondition).message).toContain(
+      "COMMAND-x8910n",
+    );
+    const human = expectOk(
+      await caller.call(V1.addHumanUser, { userName: uniqueName("h"), profile: { firstName: "H", lastName: "U" }, email: { email: "h@example.com" } }, inOrg),
+    );
     expectCode(await caller.call(V1.generateMachineSecret, { userId: String(human.userId) }, inOrg), Code.FailedPrecondition);
-    expect(expectCode(await caller.call(V1.removeMachineSecret, { userId: worker.userId }, inOrg), Code.FailedPrecondition).message).toContain("COMMAND-coi82n");
+    expect(expectCode(await caller.call(V1.removeMachineSecret, { userId: worker.userId }, inOrg), Code.FailedPrecondition).message).toContain(
+      "COMMAND-coi82n",
+    );
     expectCode(await caller.call(V1.generateMachineSecret, { userId: "" }, inOrg), Code.InvalidArgument);
   });
 });

@@ -1,10 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import {
-  GenerateMachineSecretResponseSchema,
-  type ManagementService,
-  RemoveMachineSecretResponseSchema,
-} from "../../gen/zitadel/management_pb.js";
+import { GenerateMachineSecretResponseSchema, type ManagementService, RemoveMachineSecretResponseSchema } from "../../gen/zitadel/management_pb.js";
 import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import type { Access } from "./access.js";
 import { changeDetailsV1 } from "./convert.js";

@@ -90,7 +90,7 @@ export function createMachineSecretCommands(deps: MachineSecretDeps) {
     if (clientId === "" || clientSecret === "") return undefined;
     const owner = await deps.secrets.secretOwner(instanceId, tokenDigest(clientSecret));
     const user = owner === undefined ? undefined : await deps.users.getUser(instanceId, owner);
-    if (!user || user.type !== "machine" || user.state !== "ACTIVE") return undefined;
+    if (user?.type !== "machine" || user.state !== "ACTIVE") return undefined;
     return user.username === clientId || user.id === clientId ? user : undefined;
   }
 

@@ -59,10 +59,13 @@ class ServerPool {
           resolve({ client: this.create(), reused: false });
         }
       };
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new DeadlineExceeded("no connection became free in time"));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          reject(new DeadlineExceeded("no connection became free in time"));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.waiters.push(waiter);
     });
   }
@@ -203,7 +206,8 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
           if (byDn) continue;
           throw failedPrecondition("PINGONE-ldap-base", `The user type's searchBaseDn ${lookup.baseDn} does not exist in the directory`);
         }
-        if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-search", `The directory refused the search for ${attribute}: ${err.message}`);
+        if (err instanceof ResultCodeError)
+          throw failedPrecondition("PINGONE-ldap-search", `The directory refused the search for ${attribute}: ${err.message}`);
         if (byDn && err instanceof Error && !(err instanceof DeadlineExceeded) && !("code" in err)) continue; // not a DN at all
         throw err;
       }

@@ -81,7 +81,8 @@ function readGateway(body: Record<string, unknown>, previous: DirectoryObject | 
   const type = text(body, "type")!;
   if (type !== "LDAP") throw invalidData("type", "Only LDAP gateways are supported", "INVALID_VALUE", { allowedValues: ["LDAP"] });
   const security = text(body, "connectionSecurity", "connectionSecurity", true) ?? "None";
-  if (!SECURITY.includes(security)) throw invalidData("connectionSecurity", "connectionSecurity must be None, TLS or StartTLS", "INVALID_VALUE", { allowedValues: SECURITY });
+  if (!SECURITY.includes(security))
+    throw invalidData("connectionSecurity", "connectionSecurity must be None, TLS or StartTLS", "INVALID_VALUE", { allowedValues: SECURITY });
   const servers = body.serversHostAndPort;
   if (!Array.isArray(servers) || servers.length === 0) throw required("serversHostAndPort");
   for (const server of servers) {
@@ -95,7 +96,8 @@ function readGateway(body: Record<string, unknown>, previous: DirectoryObject | 
   const userTypes = body.userTypes ?? [];
   if (!Array.isArray(userTypes)) throw invalidData("userTypes", "userTypes must be an array");
   const types = userTypes.map((userType, index) => readUserType(userType, index));
-  if (new Set(types.map((userType) => userType.id)).size !== types.length) throw invalidData("userTypes", "user type ids must be unique", "UNIQUENESS_VIOLATION");
+  if (new Set(types.map((userType) => userType.id)).size !== types.length)
+    throw invalidData("userTypes", "user type ids must be unique", "UNIQUENESS_VIOLATION");
   return {
     name,
     bindPassword,

@@ -358,7 +358,9 @@ async function readExternalLink(call: Call, external: Record<string, unknown>, b
   }
   const { id, type, userType, correlationAttributes } = gateway as Record<string, unknown>;
   if (typeof id !== "string" || id === "") {
-    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [{ code: "REQUIRED_VALUE", target: `${target}.id`, message: "The gateway's id is required" }]);
+    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [
+      { code: "REQUIRED_VALUE", target: `${target}.id`, message: "The gateway's id is required" },
+    ]);
   }
   if (type !== undefined && type !== null && type !== "LDAP") {
     throw invalidData(`${target}.type`, "Only LDAP gateways hold passwords", "INVALID_VALUE", { allowedValues: ["LDAP"] });
@@ -390,9 +392,14 @@ async function readExternalLink(call: Call, external: Record<string, unknown>, b
   }
   const usable = [...chosen.orderedCorrelationAttributes, "dn"].filter((name) => values[name] !== undefined);
   if (usable.length === 0) {
-    throw invalidData(`${target}.correlationAttributes`, `None of the user type's correlation attributes (${chosen.orderedCorrelationAttributes.join(", ")}) is given`, "INVALID_VALUE", {
-      allowedValues: chosen.orderedCorrelationAttributes,
-    });
+    throw invalidData(
+      `${target}.correlationAttributes`,
+      `None of the user type's correlation attributes (${chosen.orderedCorrelationAttributes.join(", ")}) is given`,
+      "INVALID_VALUE",
+      {
+        allowedValues: chosen.orderedCorrelationAttributes,
+      },
+    );
   }
   return { gatewayId: found.id, userTypeId: chosen.id, correlationAttributes: values };
 }
