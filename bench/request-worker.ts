@@ -17,6 +17,8 @@ export interface Batch {
   /** The HTTP status every request must answer with. */
   expectStatus: number;
   requests: Array<{ path: string; body: unknown }>;
+  /** The requests' media type; application/json when absent. */
+  contentType?: string;
 }
 
 export interface BatchResult {
@@ -44,7 +46,7 @@ async function runBatch(batch: Batch): Promise<BatchResult> {
       try {
         const response = await fetch(batch.url + path, {
           method: "POST",
-          headers: { authorization: `Bearer ${batch.token}`, "content-type": "application/json" },
+          headers: { authorization: `Bearer ${batch.token}`, "content-type": batch.contentType ?? "application/json" },
           body: JSON.stringify(body),
         });
         const text = await response.text();

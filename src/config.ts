@@ -21,6 +21,8 @@ export interface Config {
    * 0 (ZITADEL's default) never locks. An organisation's own lockout policy takes precedence.
    */
   maxPasswordAttempts: number;
+  /** The most an external-password check may wait on an LDAP gateway's directory (all its servers) before failing closed. */
+  ldapTimeoutMs: number;
   /** Imported hash families accepted besides bcrypt (ZITADEL's `Verifiers`); empty by default. */
   passwordVerifiers: HashFamilyName[];
   /** 32-byte key (base64) that encrypts codes at rest; generated into the data dir if unset. */
@@ -102,6 +104,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
       .filter(Boolean),
     bcryptCost,
     maxPasswordAttempts: intFrom(env.USERPORT_MAX_PASSWORD_ATTEMPTS, 0, "USERPORT_MAX_PASSWORD_ATTEMPTS"),
+    ldapTimeoutMs: intFrom(env.USERPORT_LDAP_TIMEOUT_MS, 5000, "USERPORT_LDAP_TIMEOUT_MS"),
     passwordVerifiers: parseHashFamilyList(env.USERPORT_PASSWORD_VERIFIERS ?? ""),
     masterKey: env.USERPORT_MASTER_KEY || undefined,
     logLevel: env.USERPORT_LOG_LEVEL ?? "info",

@@ -59,7 +59,9 @@ import type { ServiceDeps } from "./api/service-deps.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/ports.js";
-import { registerPingOneFacade } from "./pingone/wiring.js";
+import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
+import { createMachineSecretCommands } from "./domain/machine-secrets.js";
+import { createMachineSecretStore } from "./store/machine-secret-store.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -125,8 +127,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier, attempts: userAttempts });
+  const pingOneExternal = createPingOneExternalPasswords({ store, userStore, secretBox, config });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
+    externalPasswords: pingOneExternal.passwords,
     hasher,
     hashRegistry,
     secretBox,
@@ -170,6 +174,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     instanceDomain: new URL(config.externalUrl).hostname,
     onCallerChanged: forgetCallers,
   });
+  const machineSecrets = createMachineSecretCommands({ users: userStore, secrets: createMachineSecretStore(store), now });
   const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
   const personalAccessTokens = createPersonalAccessTokenCommands({ store: orgStore, newId, now, onCallerChanged: forgetCallers });
   const services: ServiceDeps = {
@@ -185,6 +190,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     lockout,
     verification,
     sessions: sessionCommands,
+    machineSecrets,
   };
   const management = secureService(ManagementService, createManagementService(services), logUnexpected);
   const userV2 = secureService(
@@ -282,6 +288,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
     store, config, callerAccess, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
+    secretBox, external: pingOneExternal, machineSecrets, personalAccessTokens, instanceId: instance.id,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

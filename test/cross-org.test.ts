@@ -69,6 +69,8 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.ListPersonalAccessTokens": (b) => ({ userId: b.machineId }),
   "ManagementService.AddPersonalAccessToken": (b) => ({ userId: b.machineId }),
   "ManagementService.RemovePersonalAccessToken": (b) => ({ userId: b.machineId, tokenId: b.tokenId }),
+  "ManagementService.GenerateMachineSecret": (b) => ({ userId: b.machineId }),
+  "ManagementService.RemoveMachineSecret": (b) => ({ userId: b.machineId }),
   "ManagementService.GetMyOrg": () => ({}),
   "ManagementService.AddOrg": () => ({ name: uniqueName("Org") }),
   "ManagementService.AddOrgDomain": () => ({ domain: `${uniqueName("grab")}.example.com` }),
@@ -236,6 +238,7 @@ describe("cross-organisation denial", () => {
       const human = expectOk(await admin.call(V1.importHumanUser, v1ImportBody({ userName: humanName }), { headers }));
       const machine = expectOk(await admin.call(V1.addMachineUser, { userName: uniqueName("bot"), name: "Bot" }, { headers }));
       const token = expectOk(await admin.call(V1.addPersonalAccessToken, { userId: String(machine.userId) }, { headers }));
+      expectOk(await admin.call(V1.generateMachineSecret, { userId: String(machine.userId) }, { headers }));
       expectOk(await admin.call(V1.addOrgMember, { userId: String(machine.userId), roles: ["ORG_USER_MANAGER"] }, { headers }));
       const domain = `${uniqueName("victim")}.example.com`;
       expectOk(await admin.call(V1.addOrgDomain, { domain }, { headers }));
@@ -371,7 +374,7 @@ describe("cross-organisation denial", () => {
  */
 describe("cross-organisation denial over PingOne's API", () => {
   const up = useUserport();
-  type PingOneCase = (b: { popId: string; userId: string; schemaId: string; attributeId: string }) => { media?: string; body?: unknown; path: string };
+  type PingOneCase = (b: { popId: string; userId: string; schemaId: string; attributeId: string; gatewayId: string }) => { media?: string; body?: unknown; path: string };
   const P = "/v1/environments/{env}";
   const PINGONE_CASES: Record<string, PingOneCase> = {
     // Environment-wide reads are allowed, but show nothing of B's users or population.
@@ -422,12 +425,30 @@ describe("cross-organisation denial over PingOne's API", () => {
       body: { name: "renamed", type: "STRING" },
     }),
     "DELETE /v1/environments/:envId/schemas/:schemaId/attributes/:attributeId": (b) => ({ path: `${P}/schemas/${b.schemaId}/attributes/${b.attributeId}` }),
+    // LDAP gateways are the environment's too (iam.policy.*): organisation roles neither see nor change them.
+    "GET /v1/environments/:envId/gateways": () => ({ path: `${P}/gateways` }),
+    "POST /v1/environments/:envId/gateways": () => ({ path: `${P}/gateways`, media: "application/json", body: gatewayBody() }),
+    "GET /v1/environments/:envId/gateways/:gatewayId": (b) => ({ path: `${P}/gateways/${b.gatewayId}` }),
+    "PUT /v1/environments/:envId/gateways/:gatewayId": (b) => ({ path: `${P}/gateways/${b.gatewayId}`, media: "application/json", body: gatewayBody() }),
+    "DELETE /v1/environments/:envId/gateways/:gatewayId": (b) => ({ path: `${P}/gateways/${b.gatewayId}` }),
   };
+  function gatewayBody() {
+    return {
+      name: uniqueName("gateway"),
+      type: "LDAP",
+      enabled: true,
+      vendor: "OpenDJ Directory Server",
+      bindDN: "cn=gateway,dc=example,dc=com",
+      bindPassword: "Hijacked-Bind-1!",
+      serversHostAndPort: ["127.0.0.1:1"],
+      userTypes: [{ name: "All", passwordAuthority: "LDAP", searchBaseDn: "dc=example,dc=com", orderedCorrelationAttributes: ["uid"] }],
+    };
+  }
   /** Environment-wide reads an organisation owner may make: they must succeed showing nothing of B. */
   const ALLOWED_READS = new Set(["GET /v1/environments", "GET /v1/environments/:envId", "GET /v1/environments/:envId/users", "GET /v1/environments/:envId/populations"]);
 
   let a: ApiCaller;
-  let b: { popId: string; userId: string; username: string; schemaId: string; attributeId: string };
+  let b: { popId: string; userId: string; username: string; schemaId: string; attributeId: string; gatewayId: string };
   let env = "";
 
   const request = async (token: string, method: string, path: string, media?: string, body?: unknown) => {
@@ -470,7 +491,9 @@ describe("cross-organisation denial over PingOne's API", () => {
     const schemaId = String(((schemas.json!._embedded as { schemas: Array<{ id: string }> }).schemas)[0]!.id);
     const attribute = await request(admin, "POST", `/v1/environments/{env}/schemas/${schemaId}/attributes`, "application/json", { name: "badge", type: "STRING" });
     expect(attribute.status, attribute.raw).toBe(201);
-    b = { popId, userId: String(user.json!.id), username, schemaId, attributeId: String(attribute.json!.id) };
+    const gateway = await request(admin, "POST", "/v1/environments/{env}/gateways", "application/json", gatewayBody());
+    expect(gateway.status, gateway.raw).toBe(201);
+    b = { popId, userId: String(user.json!.id), username, schemaId, attributeId: String(attribute.json!.id), gatewayId: String(gateway.json!.id) };
   });
 
   it("has a case for every route of the facade", () => {

@@ -415,6 +415,24 @@ describe("listing users", () => {
 });
 
 describe("populations", () => {
+  it("a removed population no longer passes ZITADEL's organisation check (x-zitadel-orgid): PERMISSION_DENIED, and no user is made in it", async () => {
+    const created = await p1.post(`/v1/environments/${envId}/populations`, { name: uniqueName("Gone") });
+    const popId = String(created.body!.id);
+    const inPopulation = { headers: { "x-zitadel-orgid": popId } };
+    // Seen once by ZITADEL's API, so any cache of existing organisations knows it.
+    expectOk(await up.caller("grpc-js").call(V1.getMyOrg, {}, inPopulation));
+    expect((await p1.delete(`/v1/environments/${envId}/populations/${popId}`)).status).toBe(204);
+    for (const transport of ["grpc-js", "rest"] as const) {
+      const error = expectCode(
+        await up.caller(transport).call(V1.addHumanUser, { userName: uniqueName("orphan"), profile: { firstName: "O", lastName: "Rphan" }, email: { email: "o@example.com" } }, inPopulation),
+        Code.PermissionDenied,
+      );
+      expect(error.message).toContain("Organisation doesn't exist");
+    }
+    const orphans = await up.server.db.selectFrom("users").select("id").where("org_id", "=", popId).execute();
+    expect(orphans).toEqual([]);
+  });
+
   it("creates (UUID id) a population that ZITADEL sees as an organisation, lists it by name sw, counts users, refuses to delete the default or a populated one", async () => {
     const name = uniqueName("Pop");
     const created = await p1.post(`/v1/environments/${envId}/populations`, { name, description: "Sales" });

@@ -4,7 +4,8 @@ import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitade
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
 import { UniqueViolation } from "../domain/ports.js";
 
-const CODE_OF_KIND: Record<ErrorKind, Code> = {
+/** The gRPC code of each of the domain's error kinds. */
+export const CODE_OF_KIND: Record<ErrorKind, Code> = {
   InvalidArgument: Code.InvalidArgument,
   NotFound: Code.NotFound,
   AlreadyExists: Code.AlreadyExists,
@@ -13,6 +14,7 @@ const CODE_OF_KIND: Record<ErrorKind, Code> = {
   Unauthenticated: Code.Unauthenticated,
   ResourceExhausted: Code.ResourceExhausted,
   Unimplemented: Code.Unimplemented,
+  Unavailable: Code.Unavailable,
   Internal: Code.Internal,
 };
 

@@ -33,6 +33,7 @@ import type { StoredMetadata } from "../domain/ports.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import { queryLimit, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { createOrgHandlers } from "./org-handlers.js";
+import { createMachineSecretHandlers } from "./machine-secret-handlers.js";
 import { createLockoutHandlersV1 } from "./lockout-handlers.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
@@ -87,6 +88,7 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     ...createOrgHandlers(deps),
     ...createPasswordHandlersV1(deps),
     ...createLockoutHandlersV1(deps),
+    ...createMachineSecretHandlers(deps),
     deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
     reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
     lockUser: stateChange("lock", "LockUserRequest"),

@@ -23,7 +23,8 @@ import {
 } from "../../gen/userport/migration/v1/migration_pb.js";
 import type { ConflictPolicy as DomainConflictPolicy, ImportOutcome as DomainOutcome, RecordResult } from "../domain/ports.js";
 import { BULK_LIMITS, type BulkImport, type BulkRecord, type BulkTarget, type ImportJobView, type ImportSession } from "../domain/bulk-import.js";
-import { type DomainError, type ErrorKind, invalidArgument, isDomainError, permissionDenied } from "../domain/errors.js";
+import { CODE_OF_KIND } from "./errors.js";
+import { type DomainError, invalidArgument, isDomainError, permissionDenied } from "../domain/errors.js";
 import type { Access } from "./access.js";
 import { checkLength } from "./input-rules.js";
 import { checkHuman, checkMachine } from "./user-service.js";
@@ -53,18 +54,6 @@ const STATE_PB: Record<ImportJobView["state"], ImportJobState> = {
   RUNNING: ImportJobState.RUNNING,
   COMPLETED: ImportJobState.COMPLETED,
   CANCELLED: ImportJobState.CANCELLED,
-};
-/** gRPC codes of the domain's error kinds, for results (a record's failure is no RPC error). */
-const CODE_OF_KIND: Record<ErrorKind, Code> = {
-  InvalidArgument: Code.InvalidArgument,
-  NotFound: Code.NotFound,
-  AlreadyExists: Code.AlreadyExists,
-  PermissionDenied: Code.PermissionDenied,
-  FailedPrecondition: Code.FailedPrecondition,
-  Unauthenticated: Code.Unauthenticated,
-  ResourceExhausted: Code.ResourceExhausted,
-  Unimplemented: Code.Unimplemented,
-  Internal: Code.Internal,
 };
 
 export function policyOf(policy: ConflictPolicy): DomainConflictPolicy {

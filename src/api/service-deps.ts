@@ -1,5 +1,6 @@
 import type { IdpCommands } from "../domain/idps.js";
 import type { LockoutCommands } from "../domain/lockout.js";
+import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import type { OrgCommands } from "../domain/orgs.js";
 import type { PasswordCommands } from "../domain/passwords.js";
 import type { PersonalAccessTokenCommands } from "../domain/personal-access-tokens.js";
@@ -32,4 +33,6 @@ export interface ServiceDeps {
   lockout: LockoutCommands;
   verification: VerificationCommands;
   sessions: SessionCommands;
+  /** Client secrets of machine users (PingOne's token endpoint). */
+  machineSecrets: MachineSecretCommands;
 }

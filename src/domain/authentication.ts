@@ -41,7 +41,8 @@ const CALLER_CACHE_SIZE = 10_000;
  * Callers by personal access token are remembered for at most `callerCacheMs` and never past the
  * token's expiry: hashing the token and joining three tables on every request is a tenth of an
  * import's cost. Every change that can affect a caller clears them through {@link forgetCallers}.
- * Replicas cannot clear each other's memory, so with several (PostgreSQL) `callerCacheMs` is 0.
+ * Replicas cannot clear each other's memory, so with several (PostgreSQL) `callerCacheMs` is 0,
+ * and organisations known to exist are then not remembered either.
  * Session tokens are read anew on every request, so a session that ends stops working at once.
  */
 export function createCallerAccess(deps: { credentials: CredentialStore; now: () => number; callerCacheMs: number }): CallerAccess {
@@ -59,7 +60,8 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
     const key = `${principal.instanceId}/${orgId}`;
     if (!existingOrgs.has(key)) {
       if (!(await credentials.orgExists(principal.instanceId, orgId))) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
-      existingOrgs.add(key);
+      // Replicas cannot clear each other's memory of organisations (a removed one): with several, look each up.
+      if (callerCacheMs > 0) existingOrgs.add(key);
     }
     return orgId;
   }

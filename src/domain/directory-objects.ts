@@ -51,9 +51,9 @@ export interface PopulationDeps {
   addOrg(target: { instanceId: string; creator: string }, name: string, id: string): Promise<Org>;
   getOrg(instanceId: string, orgId: string): Promise<Org>;
   newUuid(): string;
+  /** Called once an organisation is removed, so that nothing keeps treating it as existing. */
+  onRemoved?(instanceId: string, orgId: string): void;
   now?: () => number;
-  /** Called once an organisation is removed, so that calls naming it are refused at once. */
-  onOrgRemoved(instanceId: string, orgId: string): void;
 }
 
 /**
@@ -150,13 +150,16 @@ export function createPopulationCommands(deps: PopulationDeps) {
     }
     const org = await deps.getOrg(target.instanceId, orgId);
     await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator });
-    deps.onOrgRemoved(target.instanceId, orgId);
+    deps.onRemoved?.(target.instanceId, orgId);
   }
+
+  /** Whether the population exists; cheap (no user count), for every user write that names one. */
+  const exists = (instanceId: string, orgId: string) => deps.store.orgExists(instanceId, orgId);
 
   /** The population whose name is `name`, case-insensitively (filter support). */
   const nameMatches = (population: Population, prefix: string) => foldCase(population.name).startsWith(foldCase(prefix));
 
-  return { get, list, create, replace, remove, nameMatches };
+  return { get, list, create, replace, remove, nameMatches, exists, defaultOrgId };
 }
 
 export type PopulationCommands = ReturnType<typeof createPopulationCommands>;

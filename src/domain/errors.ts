@@ -14,6 +14,7 @@ export type ErrorKind =
   | "Unauthenticated"
   | "ResourceExhausted"
   | "Unimplemented"
+  | "Unavailable"
   | "Internal";
 
 export class DomainError extends Error {
@@ -46,6 +47,8 @@ export const failedPrecondition = (id: string, message: string) =>
   new DomainError("FailedPrecondition", id, message);
 export const permissionDenied = (id: string, message: string) => new DomainError("PermissionDenied", id, message);
 export const unauthenticated = (id: string, message: string) => new DomainError("Unauthenticated", id, message);
+/** A system the request depends on (an LDAP directory) did not answer in time: nothing was decided. */
+export const unavailable = (id: string, message: string) => new DomainError("Unavailable", id, message);
 
 /**
  * A failed credential check (a wrong password): ZITADEL reports these with a

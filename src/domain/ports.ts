@@ -2,6 +2,7 @@ import type { Principal, SessionCredential } from "./access.js";
 import type { ErrorKind } from "./errors.js";
 import type { DirectoryObject, DirectoryObjectKind, OrgSummary } from "./directory-objects.js";
 import type { HumanProfile } from "./human.js";
+import type { LdapConnection } from "./external-passwords.js";
 import type { Idp } from "./idps.js";
 import type { LockoutChange, StoredLockoutPolicy } from "./lockout.js";
 import type { DomainPolicy, Org, OrgChange, OrgDomain, OrgMember } from "./orgs.js";
@@ -481,6 +482,8 @@ export interface DirectoryStore {
 
   /** When the instance was created and its default organisation. */
   instance(instanceId: string): Promise<{ createdAt: number; defaultOrgId: string } | undefined>;
+  /** Whether the organisation exists (without counting its users). */
+  orgExists(instanceId: string, orgId: string): Promise<boolean>;
   /** The instance's organisations with their user counts, by creation. */
   listOrgs(instanceId: string): Promise<OrgSummary[]>;
   getOrgSummary(instanceId: string, orgId: string): Promise<OrgSummary | undefined>;
@@ -604,4 +607,29 @@ export interface BulkStore {
   claimOwners(instanceId: string, claims: ReadonlyArray<{ kind: string; value: string }>): Promise<Map<string, string>>;
   /** Which of these user ids exist (for caller-chosen ids in a dry run). */
   existingUserIds(instanceId: string, ids: readonly string[]): Promise<Set<string>>;
+}
+
+// ---- Machine secrets and external password directories ----
+
+export interface MachineSecretStore {
+  /** The user holding the claim of kind MACHINE_SECRET_CLAIM with this digest, if any. */
+  secretOwner(instanceId: string, digest: string): Promise<string | undefined>;
+  /** Whether the user holds a secret. */
+  hasSecret(instanceId: string, userId: string): Promise<boolean>;
+}
+
+/**
+ * The directory itself (src/ldap/directory.ts): binds with the gateway's account, finds the one
+ * entry under `baseDn` whose attribute equals the value (the first attribute, in order, that
+ * finds one), then binds as that entry with the password. "mismatch" is a wrong password; a
+ * directory that cannot be reached or is too slow throws an Unavailable DomainError, one whose
+ * answers show a misconfiguration (the account refused, no entry, several entries, a TLS
+ * certificate refused) a FailedPrecondition; neither is a wrong password.
+ */
+export interface PasswordDirectory {
+  verify(
+    connection: LdapConnection,
+    lookup: { baseDn: string; correlation: Array<[attribute: string, value: string]> },
+    password: string,
+  ): Promise<"match" | "mismatch">;
 }

@@ -10,6 +10,7 @@ import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
 import type { CredentialChange, LockoutPolicy, SessionFilter, SessionRecord, SessionStore, SessionUserAgent, UserCredentials, AttemptLimiter } from "./ports.js";
 import type { NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
+import type { ExternalPasswords } from "./external-passwords.js";
 
 /** The checks of a CreateSession or SetSession request. */
 export interface SessionChecks {
@@ -46,6 +47,8 @@ export interface SessionCommandsDeps {
   lockoutPolicy(instanceId: string, orgId: string): Promise<LockoutPolicy>;
   /** Bounds the password checks per user (src/domain/attempts.ts); none means unbounded. */
   attempts?: AttemptLimiter;
+  /** Where a user without a stored password may have one: an LDAP gateway (src/domain/external-passwords.ts). */
+  externalPasswords?: Pick<ExternalPasswords, "verify">;
   now?: () => number;
 }
 
@@ -116,18 +119,37 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     }
     // Before any hashing: a user's budget of checks bounds the CPU spent on guesses at it.
     await takeUserAttempt(deps.attempts, user.instanceId, user.id);
-    if (creds.passwordHash === undefined) {
-      await spendVerification(password);
-      throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");
-    }
     let matches: boolean;
-    try {
-      matches = await deps.hashRegistry.verify(password, creds.passwordHash);
-    } catch (err) {
-      // A hash whose family was switched off after the import, or one that no longer parses.
-      throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+    if (creds.passwordHash === undefined) {
+      // The external authority decides (a directory that cannot is an error, not a wrong password).
+      const external = await deps.externalPasswords?.verify(user, password);
+      if (external === undefined) {
+        await spendVerification(password);
+        throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");
+      }
+      matches = external.matches;
+      if (external.matches) {
+        const events: NewEvent[] = [];
+        const set: CredentialChange["set"] = { failedAttempts: 0 };
+        // passwordAuthority PING_ONE: the password is taken over at its first success (as bcrypt
+        // would truncate a longer one, such a password stays external).
+        if (external.capture && Buffer.byteLength(password) <= BCRYPT_MAX_BYTES) {
+          set.passwordHash = await deps.hasher.hash(password);
+          set.passwordChangedAt = at;
+          events.push({ type: "user.human.password.external.captured", payload: { gatewayId: external.gatewayId, userTypeId: external.userTypeId } });
+        }
+        events.push({ type: "user.human.password.check.succeeded", payload: {} });
+        return { events, set };
+      }
+    } else {
+      try {
+        matches = await deps.hashRegistry.verify(password, creds.passwordHash);
+      } catch (err) {
+        // A hash whose family was switched off after the import, or one that no longer parses.
+        throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+      }
     }
-    if (matches) {
+    if (matches && creds.passwordHash !== undefined) {
       const events: NewEvent[] = [];
       const set: CredentialChange["set"] = { failedAttempts: 0 };
       // bcrypt reads 72 bytes at most: a longer password that another algorithm verified keeps

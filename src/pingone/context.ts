@@ -3,7 +3,9 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Principal } from "../domain/access.js";
 import { hasInstancePermission, hasPermission } from "../domain/access.js";
 import type { DirectoryObjects, PopulationCommands } from "../domain/directory-objects.js";
+import type { ExternalPasswords } from "../domain/external-passwords.js";
 import type { PasswordCommands } from "../domain/passwords.js";
+import type { SecretBox } from "../domain/secrets.js";
 import type { SessionCommands } from "../domain/sessions.js";
 import type { UserStore } from "../domain/ports.js";
 import type { UserChangeCommands } from "../domain/user-changes.js";
@@ -26,6 +28,12 @@ export interface PingOneDeps {
   queries: UserQueries;
   populations: PopulationCommands;
   attributes: DirectoryObjects;
+  /** LDAP gateways (directory objects of kind "gateway"). */
+  gateways: DirectoryObjects;
+  /** Seals a gateway's bindPassword. */
+  secretBox: SecretBox;
+  /** A user's external-password link, if any. */
+  externalPasswords: Pick<ExternalPasswords, "link">;
   userStore: Pick<UserStore, "getUser" | "listMetadata">;
   passwords: PasswordCommands;
   sessions: SessionCommands;

@@ -133,6 +133,10 @@ export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => vo
         ]);
       case "ResourceExhausted":
         return new PingOneError(429, "REQUEST_LIMITED", err.message, [{ code: "LIMIT_EXCEEDED", message: err.message }], { "retry-after": "1" });
+      case "Unavailable":
+        // A directory behind a gateway that is down or too slow: nothing was decided, and trying
+        // again later may succeed (PingOne's clients honour Retry-After on 503).
+        return new PingOneError(503, "REQUEST_FAILED", `${MESSAGES.requestFailed} ${err.message}.`.replace("..", "."), [], { "retry-after": "5" });
       case "Unimplemented":
         return new PingOneError(405, "INVALID_REQUEST", MESSAGES.methodNotAllowed);
       default:

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, HTTPMethods } from "fastify";
 import { Call, environmentId, type PingOneDeps } from "./context.js";
 import { MESSAGES, notFoundError, PingOneError, toPingOneError } from "./errors.js";
+import { registerGatewayRoutes } from "./gateways.js";
 import { registerPasswordRoutes } from "./passwords.js";
 import { registerPopulationRoutes } from "./populations.js";
 import { registerSchemaRoutes } from "./schemas.js";
@@ -69,6 +70,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
       registerPopulationRoutes(handle);
       registerPasswordRoutes(handle);
       registerSchemaRoutes(handle);
+      registerGatewayRoutes(handle);
 
       // A known path with another method is 405 (PingOne's conventions page); others 404.
       const patterns = [...methodsByRoute.keys()].map((url) => new RegExp(`^/v1${url.replace(/:[A-Za-z]+/g, "[^/]+")}/?$`));

@@ -1,4 +1,5 @@
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
+import { type ExternalPasswordLink, externalLinkValue } from "../domain/external-passwords.js";
 import type { User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
 import type { Call } from "./context.js";
@@ -24,20 +25,23 @@ const MEDIA = {
 /** The no-body actions are documented both with and without `+json`: both are accepted. */
 const bare = (type: string) => [type, type.endsWith("+json") ? type.slice(0, -5) : `${type}+json`];
 
-export function passwordStatus(user: User): string {
+/** PingOne's password status; EXTERNAL while the password lives only in a gateway's directory. */
+export function passwordStatus(user: User, external: ExternalPasswordLink | undefined): string {
   if (user.state === "LOCKED") return "PASSWORD_LOCKED_OUT";
-  if (!user.human?.passwordSet) return "NO_PASSWORD";
+  if (!user.human?.passwordSet) return external ? "EXTERNAL" : "NO_PASSWORD";
   if (user.human.passwordChangeRequired) return "MUST_CHANGE_PASSWORD";
   return "OK";
 }
 
-function stateResource(call: Call, user: User) {
+async function stateResource(call: Call, user: User) {
+  const external = user.human?.passwordSet ? undefined : await call.deps.externalPasswords.link(user);
   return {
     _links: { self: call.link("users", user.id, "password"), user: call.link("users", user.id) },
     environment: { id: call.envId },
     user: { id: user.id },
     passwordPolicy: { id: call.envId },
-    status: passwordStatus(user),
+    status: passwordStatus(user, external),
+    ...(external ? externalLinkValue(external) : {}),
     ...(user.human?.passwordChangedAt !== undefined && user.human.passwordSet ? { lastChangedAt: new Date(user.human.passwordChangedAt).toISOString() } : {}),
   };
 }
@@ -67,7 +71,7 @@ export function registerPasswordRoutes(handle: Handle) {
 
   handle("GET", path, async (call, params) => {
     const user = await loadUser(call, params.userId!);
-    return { status: 200, body: stateResource(call, user) };
+    return { status: 200, body: await stateResource(call, user) };
   });
 
   handle("PUT", path, async (call, params) => {
@@ -113,7 +117,7 @@ export function registerPasswordRoutes(handle: Handle) {
         authorize: () => undefined,
       });
     }
-    return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+    return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
   });
 
   handle("POST", path, async (call, params) => {
@@ -124,7 +128,9 @@ export function registerPasswordRoutes(handle: Handle) {
       if (user.state === "LOCKED") {
         throw invalidData("password", "The user's password is locked", "ACCOUNT_NOT_USABLE", { status: "PASSWORD_LOCKED_OUT" });
       }
-      if (!user.human?.passwordSet) throw invalidData("password", "The user has no password", "NO_PASSWORD");
+      if (!user.human?.passwordSet && !(await call.deps.externalPasswords.link(user))) {
+        throw invalidData("password", "The user has no password", "NO_PASSWORD");
+      }
       try {
         await call.deps.sessions.checkUserPassword(call.instanceId, user.id, password, call.principal.userId);
       } catch (err) {
@@ -133,12 +139,14 @@ export function registerPasswordRoutes(handle: Handle) {
           const innerError = maxPasswordAttempts > 0 ? { failuresRemaining: Math.max(0, maxPasswordAttempts - err.failedAttempts) } : undefined;
           throw invalidData("password", "The provided password did not match provisioned password", "INVALID_VALUE", innerError);
         }
+        // The gateway or its directory could not decide (misconfigured, unreachable): not a wrong password.
+        if (isDomainError(err) && err.id.startsWith("PINGONE-")) throw err;
         if (isDomainError(err) && err.kind === "FailedPrecondition") {
           throw invalidData("password", err.message, "ACCOUNT_NOT_USABLE");
         }
         throw err;
       }
-      return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
     }
     if (media === MEDIA.recover) {
       const body = call.json();
@@ -154,7 +162,7 @@ export function registerPasswordRoutes(handle: Handle) {
         verification: { code },
         authorize: () => undefined,
       });
-      return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
     }
     if (bare(MEDIA.sendRecoveryCode).includes(media)) {
       await call.deps.passwords.requestReset({
@@ -164,7 +172,7 @@ export function registerPasswordRoutes(handle: Handle) {
         medium: { kind: "send" },
         authorize: () => undefined,
       });
-      return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
     }
     if (bare(MEDIA.forceChange).includes(media)) {
       if (!user.human?.passwordSet) throw invalidData("password", "The user has no password", "NO_PASSWORD");
@@ -175,10 +183,10 @@ export function registerPasswordRoutes(handle: Handle) {
           : { events: [{ type: "user.human.password.change.required", payload: {} }], set: { passwordChangeRequired: true } },
       );
       void changed;
-      return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
     }
     // Unlock: the password lockout is the user's lock in ZITADEL's model.
     if (user.state === "LOCKED") await call.deps.states.unlock(target(call), user.id);
-    return { status: 200, body: stateResource(call, await reread(call, user.id)) };
+    return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
   });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DirectoryObject } from "../domain/directory-objects.js";
+import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes } from "../domain/external-passwords.js";
 import type { HumanProfile } from "../domain/human.js";
 import type { MetadataEntry, User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
@@ -39,8 +40,11 @@ const METADATA_ATTRIBUTES = [
 ] as const;
 /** The parts of `name` ZITADEL's profile has no field for (formatted is also the display name). */
 const NAME_EXTRAS = ["middle", "honorificPrefix", "honorificSuffix", "formatted"] as const;
-/** Kept as metadata but written only through their own endpoints or on import. */
-const INTERNAL_ATTRIBUTES = ["mfaEnabled", "lifecycle"] as const;
+/** Kept as metadata but written only through their own endpoints or on import ("password.external": the gateway link). */
+const INTERNAL_ATTRIBUTES = ["mfaEnabled", "lifecycle", "password.external"] as const;
+const isInternal = (key: string) => (INTERNAL_ATTRIBUTES as readonly string[]).includes(key);
+
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Attributes of PingOne's user schema that are not custom (read-only ones are ignored on write). */
 export const CORE_ATTRIBUTES = new Set<string>([
   "id",
@@ -149,7 +153,7 @@ export function userResource(call: Call, user: User, attributes: Map<string, unk
   resource.username = user.username;
   resource.verifyStatus = "NOT_INITIATED";
   for (const [key, value] of attributes) {
-    if (key === "name" || key === "mfaEnabled" || key === "lifecycle") continue;
+    if (key === "name" || isInternal(key)) continue;
     if (value !== null && value !== undefined) resource[key] = value;
   }
   return resource;
@@ -285,7 +289,7 @@ function writableView(user: User, attributes: Map<string, unknown>): Record<stri
   view.name = name;
   if (user.human?.profile.nickName) view.nickname = user.human.profile.nickName;
   for (const [key, value] of attributes) {
-    if (key !== "name" && key !== "mfaEnabled" && key !== "lifecycle") view[key] = value;
+    if (key !== "name" && !isInternal(key)) view[key] = value;
   }
   return view;
 }
@@ -337,6 +341,69 @@ function readPassword(body: Record<string, unknown>): {
   return { password: /^\{[A-Za-z0-9_-]+\}/.test(password.value) ? { encodedHash: password.value } : { plain: password.value }, forceChange };
 }
 
+/**
+ * `password.external.gateway` of an import ("Create User Import External Password"): an existing
+ * LDAP gateway, one of its user types, and correlation attributes (LDAP attribute → value) of
+ * which at least one is among the user type's orderedCorrelationAttributes (or is "dn").
+ */
+async function readExternalLink(call: Call, external: Record<string, unknown>, body: Record<string, unknown>): Promise<ExternalPasswordLink> {
+  const target = "password.external.gateway";
+  const password = body.password as Record<string, unknown>;
+  if (password.value !== undefined && password.value !== null) {
+    throw invalidData("password.value", "password.value and password.external cannot both be set");
+  }
+  const gateway = external.gateway;
+  if (typeof gateway !== "object" || gateway === null || Array.isArray(gateway)) {
+    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [{ code: "REQUIRED_VALUE", target, message: `${target} is required` }]);
+  }
+  const { id, type, userType, correlationAttributes } = gateway as Record<string, unknown>;
+  if (typeof id !== "string" || id === "") {
+    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [
+      { code: "REQUIRED_VALUE", target: `${target}.id`, message: "The gateway's id is required" },
+    ]);
+  }
+  if (type !== undefined && type !== null && type !== "LDAP") {
+    throw invalidData(`${target}.type`, "Only LDAP gateways hold passwords", "INVALID_VALUE", { allowedValues: ["LDAP"] });
+  }
+  const found = await call.deps.gateways.find(call.instanceId, id);
+  if (!found) throw invalidData(`${target}.id`, `The gateway ${id} does not exist in this environment`, "INVALID_VALUE", { referencedValues: [id] });
+  const userTypeId = (userType as { id?: unknown } | undefined)?.id;
+  if (typeof userTypeId !== "string" || userTypeId === "") {
+    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [
+      { code: "REQUIRED_VALUE", target: `${target}.userType.id`, message: "The gateway's user type id is required" },
+    ]);
+  }
+  const types = gatewayUserTypes(found);
+  const chosen = types.find((candidate) => candidate.id === userTypeId);
+  if (!chosen) {
+    throw invalidData(`${target}.userType.id`, `The gateway ${id} has no user type ${userTypeId}`, "INVALID_VALUE", { allowedValues: types.map((t) => t.id) });
+  }
+  if (typeof correlationAttributes !== "object" || correlationAttributes === null || Array.isArray(correlationAttributes)) {
+    throw new PingOneError(400, "INVALID_DATA", MESSAGES.invalidData, [
+      { code: "REQUIRED_VALUE", target: `${target}.correlationAttributes`, message: "correlationAttributes is required" },
+    ]);
+  }
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(correlationAttributes)) {
+    if (typeof value !== "string" || value === "" || value.length > 1024) {
+      throw invalidData(`${target}.correlationAttributes.${name}`, "A correlation attribute's value must be a non-empty string of at most 1024 characters");
+    }
+    values[name] = value;
+  }
+  const usable = [...chosen.orderedCorrelationAttributes, "dn"].filter((name) => values[name] !== undefined);
+  if (usable.length === 0) {
+    throw invalidData(
+      `${target}.correlationAttributes`,
+      `None of the user type's correlation attributes (${chosen.orderedCorrelationAttributes.join(", ")}) is given`,
+      "INVALID_VALUE",
+      {
+        allowedValues: chosen.orderedCorrelationAttributes,
+      },
+    );
+  }
+  return { gatewayId: found.id, userTypeId: chosen.id, correlationAttributes: values };
+}
+
 export function registerUserRoutes(handle: Handle) {
   const base = "/environments/:envId/users";
 
@@ -361,11 +428,11 @@ export function registerUserRoutes(handle: Handle) {
           { code: "REQUIRED_VALUE", target: "population.id", message: "population.id is required" },
         ]);
       }
-      return (await call.deps.populations.list(call.instanceId)).find((p) => p.isDefault)?.id ?? call.principal.orgId;
+      return (await call.deps.populations.defaultOrgId(call.instanceId)) || call.principal.orgId;
     }
     if (typeof id !== "string") throw invalidData("population.id", "population.id must be a string");
-    const summaries = await call.deps.populations.list(call.instanceId);
-    if (!summaries.some((p) => p.id === id)) {
+    // An existence check only: listing the populations would count every user on each write.
+    if (!(await call.deps.populations.exists(call.instanceId, id))) {
       throw invalidData("population.id", `The population ${id} does not exist in this environment`, "INVALID_VALUE", { referencedValues: [id] });
     }
     return id;
@@ -381,10 +448,8 @@ export function registerUserRoutes(handle: Handle) {
     const orgId = await resolvePopulation(call, body, importing);
     call.require("user.write", orgId);
     const { password, forceChange, external } = readPassword(body);
-    if (external) {
-      throw invalidData("password.external.gateway", "External passwords through gateways are not supported yet");
-    }
     const metadata = [...input.metadata];
+    if (external) metadata.push(metadataEntry("password.external", externalLinkValue(await readExternalLink(call, external, body))));
     if (body.mfaEnabled !== undefined) {
       if (typeof body.mfaEnabled !== "boolean") throw invalidData("mfaEnabled", "mfaEnabled must be a boolean");
       metadata.push(metadataEntry("mfaEnabled", body.mfaEnabled));

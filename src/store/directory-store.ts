@@ -126,6 +126,10 @@ export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
       const row = await db.selectFrom("instances").selectAll().where("id", "=", instanceId).executeTakeFirst();
       return row && { createdAt: Number(row.created_at), defaultOrgId: row.default_org_id };
     },
+    async orgExists(instanceId, orgId) {
+      const row = await db.selectFrom("orgs").select("id").where("instance_id", "=", instanceId).where("id", "=", orgId).executeTakeFirst();
+      return row !== undefined;
+    },
     listOrgs: (instanceId) => summaries(instanceId),
     async getOrgSummary(instanceId, orgId) {
       return (await summaries(instanceId, orgId))[0];

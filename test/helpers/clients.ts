@@ -119,6 +119,8 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.management.v1.ManagementService.AddMachineUser": { method: "POST", path: "/management/v1/users/machine" },
   "zitadel.management.v1.ManagementService.ListPersonalAccessTokens": { method: "POST", path: "/management/v1/users/{userId}/pats/_search" },
   "zitadel.management.v1.ManagementService.AddPersonalAccessToken": { method: "POST", path: "/management/v1/users/{userId}/pats" },
+  "zitadel.management.v1.ManagementService.GenerateMachineSecret": { method: "PUT", path: "/management/v1/users/{userId}/secret" },
+  "zitadel.management.v1.ManagementService.RemoveMachineSecret": { method: "DELETE", path: "/management/v1/users/{userId}/secret" },
   "zitadel.management.v1.ManagementService.RemovePersonalAccessToken": {
     method: "DELETE",
     path: "/management/v1/users/{userId}/pats/{tokenId}",

@@ -1,0 +1,265 @@
+/**
+ * PingOne facade against its baselines, each measured in the same run on the same machine:
+ *
+ *   npx tsx bench/pingone.ts                      # BENCH_OPS=400 BENCH_CONCURRENCY=16
+ *   npx tsx bench/pingone.ts --ops 800 --concurrency 32 --cost 10
+ *
+ * Phases (each comparison right after its baseline, since the machine is shared):
+ *   zitadel-import   baseline: POST /management/v1/users/human/_import with hashedPassword {SSHA512}
+ *   pingone-import   POST /v1/environments/{env}/users (user.import+json) with password.value {SSHA512}
+ *                                                                               -> ratio to zitadel-import
+ *   raw-bind         baseline: ldapts binds as the directory's users against the same slapd, one
+ *                    persistent connection per client lane (the cheapest LDAP check there is)
+ *   external-check   PingOne password checks of users whose password is EXTERNAL with
+ *                    passwordAuthority LDAP (bind as gateway, search, bind as the user, each time)
+ *                                                                               -> ratio to raw-bind
+ *   native-check     baseline: PingOne password checks of users imported with bcrypt at the cost
+ *   captured-check   the same for users of a passwordAuthority PING_ONE type after their first
+ *                    sign-in captured the password (no LDAP)                    -> ratio to native-check
+ *
+ * slapd (Debian's, as in the tests: test/helpers/slapd.ts) must be installed. The server runs in
+ * this process (startServer); the HTTP client in a worker thread (bench/request-worker.ts).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import bcrypt from "bcrypt";
+import { Client } from "ldapts";
+import { loadConfig } from "../src/config.js";
+import { startServer } from "../src/server.js";
+import { ssha512 } from "../test/helpers/pingone.js";
+import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from "../test/helpers/slapd.js";
+import type { Batch, BatchResult } from "./request-worker.js";
+
+const { values: flags } = parseArgs({
+  options: { ops: { type: "string" }, concurrency: { type: "string" }, cost: { type: "string" }, users: { type: "string" } },
+});
+const ops = Number(flags.ops ?? process.env.BENCH_OPS ?? 400);
+const concurrency = Number(flags.concurrency ?? process.env.BENCH_CONCURRENCY ?? 16);
+const cost = Number(flags.cost ?? process.env.USERPORT_BCRYPT_COST ?? 10);
+const ldapUsers = Number(flags.users ?? 64);
+const PASSWORD = "Bench-Ldap-Passw0rd!";
+
+const worker = new Worker(
+  `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(new URL("./request-worker.ts", import.meta.url).href)}); });`,
+  { eval: true },
+);
+function remote(batch: Batch): Promise<BatchResult> {
+  return new Promise((resolve, reject) => {
+    worker.once("message", (message: { type: "result"; result: BatchResult } | { type: "error"; error: string }) => {
+      if (message.type === "error") reject(new Error(message.error));
+      else resolve(message.result);
+    });
+    worker.postMessage(batch);
+  });
+}
+
+interface Phase {
+  name: string;
+  perSecond: number;
+}
+const phases: Phase[] = [];
+
+async function measure(name: string, batch: Batch): Promise<number> {
+  const warm = Math.min(50, batch.requests.length);
+  // A short warm-up of the same kind, not counted.
+  await remote({ ...batch, requests: batch.requests.slice(0, warm) });
+  const result = await remote({ ...batch, requests: batch.requests.slice(warm) });
+  if (result.failed > 0) throw new Error(`${name}: ${result.failed} failed: ${result.failureSamples.join("; ")}`);
+  const perSecond = (result.ok * 1000) / result.wallMs;
+  phases.push({ name, perSecond });
+  console.log(`${name.padEnd(16)} ${perSecond.toFixed(0).padStart(7)} /s  (${result.ok} ops, ${concurrency} in flight)`);
+  return perSecond;
+}
+
+async function rawBinds(slapd: Slapd, uids: string[]): Promise<number> {
+  const lanes = Array.from({ length: concurrency }, () => new Client({ url: `ldap://${slapd.hostAndPort}`, timeout: 5000 }));
+  const run = async (count: number) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      lanes.map(async (client) => {
+        while (next < count) {
+          const uid = uids[next++ % uids.length]!;
+          await client.bind(`uid=${uid},${PEOPLE}`, PASSWORD);
+        }
+      }),
+    );
+    return performance.now() - started;
+  };
+  await run(Math.min(50, ops));
+  const wallMs = await run(ops);
+  await Promise.all(lanes.map((client) => client.unbind()));
+  const perSecond = (ops * 1000) / wallMs;
+  phases.push({ name: "raw-bind", perSecond });
+  console.log(`${"raw-bind".padEnd(16)} ${perSecond.toFixed(0).padStart(7)} /s  (${ops} ops, ${concurrency} connections)`);
+  return perSecond;
+}
+
+async function main() {
+  if (!slapdAvailable()) throw new Error("slapd is not installed (apt-get install -y slapd ldap-utils)");
+  console.log(
+    `node ${process.version}, ${cpus().length} cpus, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}, bcrypt cost ${cost}`,
+  );
+  const uids = Array.from({ length: ldapUsers }, (_, i) => `bench${i}`);
+  const slapd = await Slapd.start(uids.map((uid) => ({ uid, password: PASSWORD })));
+  const dataDir = mkdtempSync(join(tmpdir(), "userport-bench-pingone-"));
+  const server = await startServer({
+    ...loadConfig([], { USERPORT_BCRYPT_COST: String(cost) }),
+    port: 0,
+    host: "127.0.0.1",
+    dataDir,
+    passwordVerifiers: ["ssha"],
+    logLevel: "silent",
+  });
+  try {
+    const token = (await import("node:fs")).readFileSync(server.adminTokenFile, "utf8").trim();
+    // biome-ignore lint/suspicious/noExplicitAny: the bench reads a few fields of PingOne's JSON
+    type Json = Record<string, any>;
+    const get = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<Json>;
+    const post = async (path: string, body: unknown, type = "application/json") => {
+      const response = await fetch(server.url + path, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": type },
+        body: JSON.stringify(body),
+      });
+      const json = (await response.json()) as Json;
+      if (response.status >= 300) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
+      return json;
+    };
+    const env = String((await get("/v1/environments"))._embedded.environments[0].id);
+    const pop = String((await get(`/v1/environments/${env}/populations`))._embedded.populations.find((p: { default: boolean }) => p.default).id);
+    const base = { url: server.url, token, concurrency };
+    const n = ops + 50;
+    const hashes = Array.from({ length: 64 }, () => ssha512(PASSWORD));
+    let counter = 0;
+    const name = (prefix: string) => `${prefix}-${counter++}`;
+
+    // Imports of pre-encoded users.
+    const zitadelImport = () =>
+      measure("zitadel-import", {
+        ...base,
+        expectStatus: 200,
+        requests: Array.from({ length: n }, (_, i) => ({
+          path: "/management/v1/users/human/_import",
+          body: {
+            userName: name("z"),
+            profile: { firstName: "B", lastName: "Ench" },
+            email: { email: "b@example.com", isEmailVerified: true },
+            hashedPassword: { value: hashes[i % 64] },
+          },
+        })),
+      });
+    const z1 = await zitadelImport();
+    const p = await measure("pingone-import", {
+      ...base,
+      expectStatus: 201,
+      contentType: "application/vnd.pingidentity.user.import+json",
+      requests: Array.from({ length: n }, (_, i) => ({
+        path: `/v1/environments/${env}/users`,
+        body: {
+          username: name("p"),
+          email: "b@example.com",
+          name: { given: "B", family: "Ench" },
+          population: { id: pop },
+          password: { value: hashes[i % 64], forceChange: false },
+        },
+      })),
+    });
+    const z2 = await zitadelImport();
+
+    // External passwords.
+    const gateway = await post(`/v1/environments/${env}/gateways`, {
+      name: "bench",
+      type: "LDAP",
+      enabled: true,
+      vendor: "LDAPv3-compliant Directory Server",
+      bindDN: SERVICE_DN,
+      bindPassword: SERVICE_PASSWORD,
+      serversHostAndPort: [slapd.hostAndPort],
+      userTypes: [
+        { name: "migrate", passwordAuthority: "PING_ONE", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid"] },
+        { name: "stay", passwordAuthority: "LDAP", searchBaseDn: PEOPLE, orderedCorrelationAttributes: ["uid"] },
+      ],
+    });
+    const importLinked = async (userTypeId: string, uid: string) =>
+      String(
+        (
+          await post(
+            `/v1/environments/${env}/users`,
+            {
+              username: name(`ext-${uid}`),
+              population: { id: pop },
+              password: { external: { gateway: { id: gateway.id, userType: { id: userTypeId }, correlationAttributes: { uid } } } },
+            },
+            "application/vnd.pingidentity.user.import+json",
+          )
+        ).id,
+      );
+    const staying: string[] = [];
+    for (const uid of uids) staying.push(await importLinked(gateway.userTypes[1].id, uid));
+    const checks = (ids: string[]) => ({
+      ...base,
+      expectStatus: 200,
+      contentType: "application/vnd.pingidentity.password.check+json",
+      requests: Array.from({ length: n }, (_, i) => ({ path: `/v1/environments/${env}/users/${ids[i % ids.length]}/password`, body: { password: PASSWORD } })),
+    });
+    const raw1 = await rawBinds(slapd, uids);
+    const external = await measure("external-check", checks(staying));
+    const raw2 = await rawBinds(slapd, uids);
+
+    // Captured versus native.
+    const captured: string[] = [];
+    for (const uid of uids) captured.push(await importLinked(gateway.userTypes[0].id, uid));
+    await remote({ ...checks(captured), concurrency: 4, requests: checks(captured).requests.slice(0, captured.length) });
+    const bcryptHash = await bcrypt.hash(PASSWORD, cost);
+    const native: string[] = [];
+    for (let i = 0; i < uids.length; i++) {
+      native.push(
+        String(
+          (
+            await post(`/management/v1/users/human/_import`, {
+              userName: name("native"),
+              profile: { firstName: "N", lastName: "Ative" },
+              email: { email: "n@example.com", isEmailVerified: true },
+              hashedPassword: { value: bcryptHash },
+            })
+          ).userId,
+        ),
+      );
+    }
+    const native1 = await measure("native-check", checks(native));
+    const capturedRate = await measure("captured-check", checks(captured));
+    const native2 = await measure("native-check", checks(native));
+    slapd.pause(); // captured users never reach the directory: checks still succeed with it frozen
+    try {
+      const frozen = await remote({ ...checks(captured), requests: checks(captured).requests.slice(0, 50) });
+      if (frozen.failed > 0) throw new Error(`captured checks needed the directory: ${frozen.failureSamples.join("; ")}`);
+    } finally {
+      slapd.resume();
+    }
+
+    console.log("");
+    console.log(`pingone-import / zitadel-import  ${(p / ((z1 + z2) / 2)).toFixed(2)}`);
+    console.log(`external-check / raw-bind        ${(external / ((raw1 + raw2) / 2)).toFixed(2)}`);
+    console.log(`captured-check / native-check    ${(capturedRate / ((native1 + native2) / 2)).toFixed(2)}`);
+  } finally {
+    await server.close();
+    await slapd.dispose();
+    rmSync(dataDir, { recursive: true, force: true });
+    await worker.terminate();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
