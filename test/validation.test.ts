@@ -29,7 +29,7 @@ describe("PGV validation", () => {
       expectPgvError(noProfile, "invalid ImportHumanUserRequest.Profile: value is required");
     });
 
-    it("checks a prefix inside an embedded message (AddHumanUserRequest_Phone.Phone, prefix \"+\")", async () => {
+    it('checks a prefix inside an embedded message (AddHumanUserRequest_Phone.Phone, prefix "+")', async () => {
       const result = await call(V1.addHumanUser, v1AddBody({ phone: { phone: "0791234567" } }));
       expectPgvError(result, pgvEmbedded("AddHumanUserRequest.Phone", 'invalid AddHumanUserRequest_Phone.Phone: value does not have prefix "+"'));
       const long = await call(V1.addHumanUser, v1AddBody({ phone: { phone: `+${"1".repeat(50)}` } }));
@@ -55,7 +55,10 @@ describe("PGV validation", () => {
             "SearchQuery.AndQuery",
             pgvEmbedded(
               "AndQuery.Queries[0]",
-              pgvEmbedded("SearchQuery.NotQuery", pgvEmbedded("NotQuery.Query", pgvEmbedded("SearchQuery.UserNameQuery", pgvLength("UserNameQuery.UserName", 0, 200)))),
+              pgvEmbedded(
+                "SearchQuery.NotQuery",
+                pgvEmbedded("NotQuery.Query", pgvEmbedded("SearchQuery.UserNameQuery", pgvLength("UserNameQuery.UserName", 0, 200))),
+              ),
             ),
           ),
         ),
@@ -81,15 +84,23 @@ describe("PGV validation", () => {
 
     it("ignore_empty: an empty new email is not checked, a too long one is (ResendHumanInitializationRequest.Email)", async () => {
       // Past validation, the unknown user is the handler's answer.
-      expectZitadelError(await call(V1.resendHumanInitialization, { userId: "no-such-user", email: "" }), Code.NotFound, "COMMAND-2M9df", "User could not be found");
+      expectZitadelError(
+        await call(V1.resendHumanInitialization, { userId: "no-such-user", email: "" }),
+        Code.NotFound,
+        "COMMAND-2M9df",
+        "User could not be found",
+      );
       expectPgvError(
         await call(V1.resendHumanInitialization, { userId: "no-such-user", email: "x".repeat(201) }),
         pgvLength("ResendHumanInitializationRequest.Email", 1, 200),
       );
     });
 
-    it("min_len alone: \"value length must be at least 1 runes\" (AddPersonalAccessTokenRequest.UserId)", async () => {
-      expectPgvError(await call(V1.addPersonalAccessToken, { userId: "" }), "invalid AddPersonalAccessTokenRequest.UserId: value length must be at least 1 runes");
+    it('min_len alone: "value length must be at least 1 runes" (AddPersonalAccessTokenRequest.UserId)', async () => {
+      expectPgvError(
+        await call(V1.addPersonalAccessToken, { userId: "" }),
+        "invalid AddPersonalAccessTokenRequest.UserId: value length must be at least 1 runes",
+      );
     });
 
     it("repeated items with string rules (BulkRemoveUserMetadataRequest.Keys[1])", async () => {
@@ -138,7 +149,7 @@ describe("PGV validation", () => {
       expectCode(result, Code.PermissionDenied);
     });
 
-    it("v2 that checks in the command (GetUserByID, \"authenticated\"): validation first", async () => {
+    it('v2 that checks in the command (GetUserByID, "authenticated"): validation first', async () => {
       const stranger = await createApiCaller(up, undefined);
       const result = await call(V2.getUserByID, { userId: "1".repeat(201) }, { token: stranger.token });
       expectPgvError(result, pgvLength("GetUserByIDRequest.UserId", 1, 200));
