@@ -69,8 +69,18 @@ describe("import jobs over REST", () => {
 
     const page1 = await api(`/jobs/${job.id}/results/_search`, { body: { outcome: "IMPORT_OUTCOME_FAILED", limit: 1 } });
     expect(page1.json.totalResult).toBe("2");
+    // AddHumanUser's PGV email rule (ZITADEL's user/v2 email.proto), named down to the field.
     expect(page1.json.result).toEqual([
-      { index: "1", key: "b", outcome: "IMPORT_OUTCOME_FAILED", error: { code: 3, id: "EMAIL-599BI", message: "Email is invalid" } },
+      {
+        index: "1",
+        key: "b",
+        outcome: "IMPORT_OUTCOME_FAILED",
+        error: {
+          code: 3,
+          message:
+            "invalid ImportRecord.Human: embedded message failed validation | caused by: invalid AddHumanUserRequest.Email: embedded message failed validation | caused by: invalid SetHumanEmail.Email: value must be a valid email address | caused by: mail: missing '@' or angle-addr",
+        },
+      },
     ]);
     const page2 = await api(`/jobs/${job.id}/results/_search`, { body: { outcome: "IMPORT_OUTCOME_FAILED", limit: 1, offset: "1" } });
     expect(page2.json.result).toEqual([

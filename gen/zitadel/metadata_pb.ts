@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_validate_validate } from "../validate/validate_pb.js";
 import type { ObjectDetails, TextQueryMethod } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/metadata.proto.
  */
 export const file_zitadel_metadata: GenFile = /*@__PURE__*/
-  fileDesc("ChZ6aXRhZGVsL21ldGFkYXRhLnByb3RvEhN6aXRhZGVsLm1ldGFkYXRhLnYxIlIKCE1ldGFkYXRhEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSCwoDa2V5GAIgASgJEg0KBXZhbHVlGAMgASgMIlQKDU1ldGFkYXRhUXVlcnkSOgoJa2V5X3F1ZXJ5GAEgASgLMiUueml0YWRlbC5tZXRhZGF0YS52MS5NZXRhZGF0YUtleVF1ZXJ5SABCBwoFcXVlcnkiTAoQTWV0YWRhdGFLZXlRdWVyeRILCgNrZXkYASABKAkSKwoGbWV0aG9kGAIgASgOMhsueml0YWRlbC52MS5UZXh0UXVlcnlNZXRob2RiBnByb3RvMw", [file_zitadel_object]);
+  fileDesc("ChZ6aXRhZGVsL21ldGFkYXRhLnByb3RvEhN6aXRhZGVsLm1ldGFkYXRhLnYxIlIKCE1ldGFkYXRhEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMSCwoDa2V5GAIgASgJEg0KBXZhbHVlGAMgASgMIlkKDU1ldGFkYXRhUXVlcnkSOgoJa2V5X3F1ZXJ5GAEgASgLMiUueml0YWRlbC5tZXRhZGF0YS52MS5NZXRhZGF0YUtleVF1ZXJ5SABCDAoFcXVlcnkSA/hCASJgChBNZXRhZGF0YUtleVF1ZXJ5EhUKA2tleRgBIAEoCUII+kIFcgMYyAESNQoGbWV0aG9kGAIgASgOMhsueml0YWRlbC52MS5UZXh0UXVlcnlNZXRob2RCCPpCBYIBAhABYgZwcm90bzM", [file_validate_validate, file_zitadel_object]);
 
 /**
  * A metadata entry: a key and arbitrary bytes.

@@ -9,7 +9,6 @@ import {
   UpdateCustomDomainPolicyResponseSchema,
 } from "../../gen/zitadel/admin_pb.js";
 import type { DomainPolicy, } from "../domain/orgs.js";
-import { checkLength } from "./input-rules.js";
 import { createLockoutAdminHandlers } from "./lockout-handlers.js";
 import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
 
@@ -33,33 +32,29 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
 export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminService> {
   const { orgs, access } = deps;
   /**
-   * The organisation named by the request, checked to exist and against the RPC's permission
-   * (which, as in ZITADEL, comes before the request's own rules; an empty id checks the
-   * permission on the caller's organisation, then fails the length rule).
+   * The organisation named by the request's org_id, which the service wrapper checked to exist
+   * and against the RPC's permission before the request's PGV rules, as in ZITADEL (an empty id
+   * checks the permission on the caller's organisation, then fails the length rule).
    */
-  const targetOf = async (ctx: HandlerContext, orgId: string, request: string) => {
-    const target = await access.target(ctx, orgId === "" ? undefined : { orgId });
-    checkLength(orgId, 1, 200, `${request}.OrgId`);
-    return target;
-  };
+  const targetOf = (ctx: HandlerContext) => access.target(ctx);
   return {
     ...createLockoutAdminHandlers(deps),
-    async getCustomDomainPolicy(req, ctx) {
-      const target = await targetOf(ctx, req.orgId, "GetCustomDomainPolicyRequest");
+    async getCustomDomainPolicy(_req, ctx) {
+      const target = await targetOf(ctx);
       return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });
     },
     async addCustomDomainPolicy(req, ctx) {
-      const target = await targetOf(ctx, req.orgId, "AddCustomDomainPolicyRequest");
+      const target = await targetOf(ctx);
       const org = await orgs.setCustomDomainPolicy(target, "add", policyOf(req));
       return create(AddCustomDomainPolicyResponseSchema, { details: orgChangeDetails(org) });
     },
     async updateCustomDomainPolicy(req, ctx) {
-      const target = await targetOf(ctx, req.orgId, "UpdateCustomDomainPolicyRequest");
+      const target = await targetOf(ctx);
       const org = await orgs.setCustomDomainPolicy(target, "change", policyOf(req));
       return create(UpdateCustomDomainPolicyResponseSchema, { details: orgChangeDetails(org) });
     },
-    async resetCustomDomainPolicyToDefault(req, ctx) {
-      const target = await targetOf(ctx, req.orgId, "ResetCustomDomainPolicyToDefaultRequest");
+    async resetCustomDomainPolicyToDefault(_req, ctx) {
+      const target = await targetOf(ctx);
       const org = await orgs.setCustomDomainPolicy(target, "remove", undefined);
       return create(ResetCustomDomainPolicyToDefaultResponseSchema, { details: orgChangeDetails(org) });
     },

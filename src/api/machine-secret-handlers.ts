@@ -3,7 +3,6 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { GenerateMachineSecretResponseSchema, type ManagementService, RemoveMachineSecretResponseSchema } from "../../gen/zitadel/management_pb.js";
 import { changeDetailsV1 } from "./convert.js";
-import { checkLength } from "./input-rules.js";
 
 /** Management v1 GenerateMachineSecret / RemoveMachineSecret (ZITADEL's internal/api/grpc/management/user.go). */
 export function createMachineSecretHandlers({
@@ -13,7 +12,6 @@ export function createMachineSecretHandlers({
   return {
     async generateMachineSecret(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "GenerateMachineSecretRequest.UserId");
       const generated = await secrets.generate(target, req.userId);
       return create(GenerateMachineSecretResponseSchema, {
         clientId: generated.clientId,
@@ -23,7 +21,6 @@ export function createMachineSecretHandlers({
     },
     async removeMachineSecret(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "RemoveMachineSecretRequest.UserId");
       return create(RemoveMachineSecretResponseSchema, { details: changeDetailsV1(await secrets.remove(target, req.userId)) });
     },
   };

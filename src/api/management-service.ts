@@ -36,7 +36,6 @@ import { createOrgHandlers } from "./org-handlers.js";
 import { createMachineSecretHandlers } from "./machine-secret-handlers.js";
 import { createLockoutHandlersV1 } from "./lockout-handlers.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
-import { checkBytes, checkLength, checkPrefix, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV1 } from "./password-handlers.js";
 import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
 
@@ -49,13 +48,8 @@ interface ProfileFields {
   gender: number;
 }
 
-/** PGV limits of the v1 profile, shared by AddHumanUser and ImportHumanUser. */
-function checkProfile(profile: ProfileFields, message: string) {
-  checkLength(profile.firstName, 1, 200, `${message}.FirstName`);
-  checkLength(profile.lastName, 1, 200, `${message}.LastName`);
-  checkLength(profile.nickName, 0, 200, `${message}.NickName`);
-  checkLength(profile.displayName, 0, 200, `${message}.DisplayName`);
-  checkLength(profile.preferredLanguage, 0, 10, `${message}.PreferredLanguage`);
+/** The v1 profile (AddHumanUser, ImportHumanUser) as the domain takes it. */
+function profileOf(profile: ProfileFields) {
   return {
     givenName: profile.firstName,
     familyName: profile.lastName,
@@ -66,10 +60,8 @@ function checkProfile(profile: ProfileFields, message: string) {
   };
 }
 
-function checkPhone(phone: { phone: string; isPhoneVerified: boolean } | undefined, message: string) {
+function phoneOf(phone: { phone: string; isPhoneVerified: boolean } | undefined) {
   if (!phone) return undefined;
-  checkLength(phone.phone, 1, 50, `${message}.Phone`);
-  checkPrefix(phone.phone, "+", `${message}.Phone`);
   return { number: phone.phone, verification: phone.isPhoneVerified ? ("verified" as const) : ("send" as const) };
 }
 
@@ -78,9 +70,8 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
   const { access, userCreation: users, userStates: states, userQueries: queries, userChanges: changes, orgs, idps } = deps;
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
   const stateChange =
-    (transition: keyof UserStateCommands, request: string) => async (req: { id: string }, ctx: HandlerContext) => {
+    (transition: keyof UserStateCommands) => async (req: { id: string }, ctx: HandlerContext) => {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, `${request}.Id`);
       return { details: changeDetailsV1(await states[transition]({ ...target, api: "v1" }, req.id)) };
     };
 
@@ -89,16 +80,15 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     ...createPasswordHandlersV1(deps),
     ...createLockoutHandlersV1(deps),
     ...createMachineSecretHandlers(deps),
-    deactivateUser: stateChange("deactivate", "DeactivateUserRequest"),
-    reactivateUser: stateChange("reactivate", "ReactivateUserRequest"),
-    lockUser: stateChange("lock", "LockUserRequest"),
-    unlockUser: stateChange("unlock", "UnlockUserRequest"),
-    removeUser: stateChange("remove", "RemoveUserRequest"),
+    deactivateUser: stateChange("deactivate"),
+    reactivateUser: stateChange("reactivate"),
+    lockUser: stateChange("lock"),
+    unlockUser: stateChange("unlock"),
+    removeUser: stateChange("remove"),
 
     /** A new init code for a user of the context organisation still in state INITIAL. */
     async resendHumanInitialization(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "ResendHumanInitializationRequest.UserId");
       const user = await changes.resendInitialization({ ...target, api: "v1" }, req.userId, req.email);
       return create(ResendHumanInitializationResponseSchema, { details: changeDetailsV1(user) });
     },
@@ -106,14 +96,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** A generic OIDC provider of the context organisation; its secret is sealed and never returned. */
     async addGenericOIDCProvider(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.name, 1, 200, "AddGenericOIDCProviderRequest.Name");
-      checkLength(req.issuer, 1, 200, "AddGenericOIDCProviderRequest.Issuer");
-      checkLength(req.clientId, 1, 200, "AddGenericOIDCProviderRequest.ClientId");
-      checkLength(req.clientSecret, 1, 1000, "AddGenericOIDCProviderRequest.ClientSecret");
-      if (req.scopes.length > 20) {
-        throw invalidArgument("", "invalid AddGenericOIDCProviderRequest.Scopes: value must contain no more than 20 item(s)");
-      }
-      req.scopes.forEach((scope, i) => checkLength(scope, 1, 100, `AddGenericOIDCProviderRequest.Scopes[${i}]`));
       const options = req.providerOptions;
       const idp = await idps.addOidcProvider(target, {
         name: req.name,
@@ -137,21 +119,16 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** The providers of the context organisation and of the instance. */
     async listProviders(req, ctx) {
       const target = await access.target(ctx);
-      const filters = req.queries.map((query, i): ProviderFilter => {
+      // The PGV rules (enum values defined, lengths) were checked before the handler runs.
+      const filters = req.queries.map((query): ProviderFilter => {
         const q = query.query;
         switch (q.case) {
           case "idpIdQuery":
-            checkLength(q.value.id, 0, 200, `ProviderQuery.IdpIdQuery[${i}].Id`);
             return { kind: "id", id: q.value.id };
-          case "idpNameQuery": {
-            checkLength(q.value.name, 0, 200, `ProviderQuery.IdpNameQuery[${i}].Name`);
-            const method = TEXT_METHODS[q.value.method];
-            if (method === undefined) throw invalidArgument("", "invalid IDPNameQuery.Method: value must be one of the defined enum values");
-            return { kind: "name", name: q.value.name, method };
-          }
+          case "idpNameQuery":
+            return { kind: "name", name: q.value.name, method: TEXT_METHODS[q.value.method]! };
           case "ownerTypeQuery": {
             const owner = q.value.ownerType;
-            if (owner < 0 || owner > 2) throw invalidArgument("", "invalid IDPOwnerTypeQuery.OwnerType: value must be one of the defined enum values");
             return { kind: "owner", owner: owner === IDPOwnerType.IDP_OWNER_TYPE_SYSTEM ? "system" : owner === IDPOwnerType.IDP_OWNER_TYPE_ORG ? "org" : undefined };
           }
           default:
@@ -172,7 +149,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
 
     async getProviderByID(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "GetProviderByIDRequest.Id");
       const idp = await idps.getProvider(target.instanceId, target.orgId, req.id);
       return create(GetProviderByIDResponseSchema, { idp: providerToPb(idp, target.orgId) });
     },
@@ -180,7 +156,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** The links of a user of the context organisation; of no user, none. */
     async listHumanLinkedIDPs(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "ListHumanLinkedIDPsRequest.UserId");
       const user = await users.getUser(target.instanceId, target.orgId, req.userId).catch(() => undefined);
       const links = user ? await changes.listIdpLinks(target.instanceId, user.id) : [];
       if (!req.query?.asc) links.reverse();
@@ -201,31 +176,18 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
 
     async removeHumanLinkedIDP(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "RemoveHumanLinkedIDPRequest.UserId");
-      checkLength(req.idpId, 1, 200, "RemoveHumanLinkedIDPRequest.IdpId");
-      checkLength(req.linkedUserId, 1, 200, "RemoveHumanLinkedIDPRequest.LinkedUserId");
       const user = await changes.removeIdpLink({ ...target, api: "v1" }, req.userId, req.idpId, req.linkedUserId);
       return create(RemoveHumanLinkedIDPResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async setUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "SetUserMetadataRequest.Id");
-      checkLength(req.key, 1, 200, "SetUserMetadataRequest.Key");
-      checkBytes(req.value, 1, 500000, "SetUserMetadataRequest.Value");
       const user = await changes.setMetadata({ ...target, api: "v1" }, req.id, [{ key: req.key, value: req.value }], false);
       return create(SetUserMetadataResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async bulkSetUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "BulkSetUserMetadataRequest.Id");
-      req.metadata.forEach((entry, i) =>
-        embedded(`BulkSetUserMetadataRequest.Metadata[${i}]`, () => {
-          checkLength(entry.key, 1, 200, "BulkSetUserMetadataRequest_Metadata.Key");
-          checkBytes(entry.value, 1, 500000, "BulkSetUserMetadataRequest_Metadata.Value");
-        }),
-      );
       const entries = req.metadata.map((entry) => ({ key: entry.key, value: entry.value }));
       const user = await changes.setMetadata({ ...target, api: "v1" }, req.id, entries, true);
       return create(BulkSetUserMetadataResponseSchema, { details: changeDetailsV1(user) });
@@ -234,13 +196,10 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** The metadata of a user of the context organisation, by key; of no user, none. */
     async listUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "ListUserMetadataRequest.Id");
+      // PGV (MetadataQuery's required oneof, a defined method) has run: every query is a key query.
       const filters = req.queries.map((query) => {
-        if (query.query.case !== "keyQuery") throw invalidArgument("", "invalid MetadataQuery.Query: value is required");
-        checkLength(query.query.value.key, 0, 200, "MetadataKeyQuery.Key");
-        const method = TEXT_METHODS[query.query.value.method];
-        if (method === undefined) throw invalidArgument("", "invalid MetadataKeyQuery.Method: value must be one of the defined enum values");
-        return { key: query.query.value.key, method };
+        const keyQuery = query.query.value!;
+        return { key: keyQuery.key, method: TEXT_METHODS[keyQuery.method]! };
       });
       const entries = (await changes.listMetadata(target, req.id)).filter((entry) =>
         filters.every((filter) => textMatches(entry.key, filter.key, filter.method)),
@@ -256,54 +215,34 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
 
     async getUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "GetUserMetadataRequest.Id");
-      checkLength(req.key, 1, 200, "GetUserMetadataRequest.Key");
       const entry = await changes.getMetadata(target, req.id, req.key);
       return create(GetUserMetadataResponseSchema, { metadata: metadataToPb(entry, target.orgId) });
     },
 
     async removeUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "RemoveUserMetadataRequest.Id");
-      checkLength(req.key, 1, 200, "RemoveUserMetadataRequest.Key");
       const user = await changes.removeMetadata({ ...target, api: "v1" }, req.id, [req.key], false);
       return create(RemoveUserMetadataResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async bulkRemoveUserMetadata(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "BulkRemoveUserMetadataRequest.Id");
-      req.keys.forEach((key, i) => checkLength(key, 1, 200, `BulkRemoveUserMetadataRequest.Keys[${i}]`));
       const user = await changes.removeMetadata({ ...target, api: "v1" }, req.id, req.keys, true);
       return create(BulkRemoveUserMetadataResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async updateUserName(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "UpdateUserNameRequest.UserId");
-      checkLength(req.userName, 1, 200, "UpdateUserNameRequest.UserName");
       const user = await changes.changeUsername({ ...target, api: "v1" }, req.userId, req.userName);
       return create(UpdateUserNameResponseSchema, { details: changeDetailsV1(user) });
     },
 
     async importHumanUser(req, ctx) {
-      // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
+      // Authorisation and then the PGV rules (profile and email required) ran before, as in ZITADEL.
       const target = await access.target(ctx);
-      checkLength(req.userName, 1, 200, "ImportHumanUserRequest.UserName");
-      const requestedProfile = required(req.profile, "ImportHumanUserRequest.Profile");
-      const profile = embedded("ImportHumanUserRequest.Profile", () =>
-        checkProfile(requestedProfile, "ImportHumanUserRequest_Profile"),
-      );
-      const email = required(req.email, "ImportHumanUserRequest.Email");
-      embedded("ImportHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "ImportHumanUserRequest_Email.Email"));
-      const phone = embedded("ImportHumanUserRequest.Phone", () => checkPhone(req.phone, "ImportHumanUserRequest_Phone"));
-      req.idps.forEach((idp, i) =>
-        embedded(`ImportHumanUserRequest.Idps[${i}]`, () => {
-          checkLength(idp.configId, 1, 200, "ImportHumanUserRequest_IDP.ConfigId");
-          checkLength(idp.externalUserId, 1, 200, "ImportHumanUserRequest_IDP.ExternalUserId");
-          checkLength(idp.displayName, 0, 200, "ImportHumanUserRequest_IDP.DisplayName");
-        }),
-      );
+      const profile = profileOf(req.profile!);
+      const email = req.email!;
+      const phone = phoneOf(req.phone);
       const hash = req.hashedPassword?.value ?? "";
       if (req.password !== "" && hash !== "") {
         throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
@@ -338,12 +277,9 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
 
     async addHumanUser(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userName, 1, 200, "AddHumanUserRequest.UserName");
-      const requestedProfile = required(req.profile, "AddHumanUserRequest.Profile");
-      const profile = embedded("AddHumanUserRequest.Profile", () => checkProfile(requestedProfile, "AddHumanUserRequest_Profile"));
-      const email = required(req.email, "AddHumanUserRequest.Email");
-      embedded("AddHumanUserRequest.Email", () => checkLength(email.email, 1, 200, "AddHumanUserRequest_Email.Email"));
-      const phone = embedded("AddHumanUserRequest.Phone", () => checkPhone(req.phone, "AddHumanUserRequest_Phone"));
+      const profile = profileOf(req.profile!);
+      const email = req.email!;
+      const phone = phoneOf(req.phone);
       const created = await users.createHuman({
         path: "v1-add",
         ...target,
@@ -360,7 +296,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
 
     async getUserByID(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.id, 1, 200, "GetUserByIDRequest.Id");
       const user = await users.getUser(target.instanceId, target.orgId, req.id);
       return create(GetUserByIDResponseSchema, { user: userToV1(user) });
     },
@@ -368,7 +303,7 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** The users of the context organisation matching every query; v1's default limit is its maximum. */
     async listUsers(req, ctx) {
       const target = await access.target(ctx);
-      const filters = userFilters(req.queries, "v1", "ListUsersRequest");
+      const filters = userFilters(req.queries, "v1");
       const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
       const page = await queries.listOrgUsers({
         instanceId: target.instanceId,
@@ -385,7 +320,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** The audit trail of a user of the context organisation, also after its removal. */
     async listUserChanges(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userId, 1, 200, "ListUserChangesRequest.UserId");
       const limit = queryLimit(req.query?.limit ?? 0, V1_DEFAULT_QUERY_LIMIT);
       const changes = await queries.userChanges(target.instanceId, target.orgId, req.userId, {
         after: listOffset(req.query?.sequence ?? 0n),
@@ -398,8 +332,6 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     /** Instance-wide, or within the organisation when its domain policy scopes usernames to it. */
     async isUserUnique(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userName, 0, 200, "IsUserUniqueRequest.UserName");
-      checkLength(req.email, 0, 200, "IsUserUniqueRequest.Email");
       // As in ZITADEL: instance-wide, unless the organisation's domain policy scopes usernames to it.
       const org = await orgs.getOrg(target.instanceId, target.orgId);
       const isUnique = await queries.isUserUnique(target.instanceId, req.userName, req.email, org.userLoginMustBeDomain ? target.orgId : undefined);

@@ -11,6 +11,7 @@ import {
   ImportJobState,
   ImportOutcome,
   type ImportRecord,
+  ImportOptionsSchema,
   ImportRecordSchema,
   type ImportResult,
   ImportResultSchema,
@@ -26,8 +27,8 @@ import { BULK_LIMITS, type BulkImport, type BulkRecord, type BulkTarget, type Im
 import { CODE_OF_KIND } from "./errors.js";
 import { type DomainError, invalidArgument, isDomainError, permissionDenied } from "../domain/errors.js";
 import type { Access } from "./access.js";
-import { checkLength } from "./input-rules.js";
-import { checkHuman, checkMachine } from "./user-service.js";
+import { humanOf, machineOf } from "./user-service.js";
+import { validateMessage } from "./validation.js";
 
 const POLICY: Record<number, DomainConflictPolicy> = {
   [ConflictPolicy.UNSPECIFIED]: "fail",
@@ -104,7 +105,10 @@ export function resultToPb(result: RecordResult): ImportResult {
 export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkRecord {
   const key = record.key;
   try {
-    checkLength(key, 0, 200, "ImportRecord.Key");
+    // A machine record without an organisation is in the job's, as CreateUser requires one.
+    if (record.user.case === "machine" && record.user.value.organizationId === "") record.user.value.organizationId = target.orgId;
+    // PGV's rules of the record and of the request it carries, as the single RPCs run them.
+    validateMessage(ImportRecordSchema, record);
     const user = record.user;
     if (user.case === "human") {
       const req = user.value;
@@ -112,9 +116,7 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
       if ((org?.case === "orgId" && org.value !== target.orgId) || org?.case === "orgDomain") {
         throw permissionDenied("UP-BULK7", "A record's organization must be empty or the job's organization id");
       }
-      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
-      if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
-      const human = checkHuman(req, "AddHumanUserRequest");
+      const human = humanOf(req);
       return {
         key,
         human: { path: "v2", ...(req.userId !== undefined ? { userId: req.userId } : {}), username: req.username ?? "", ...human },
@@ -125,10 +127,8 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
       if (req.organizationId !== "" && req.organizationId !== target.orgId) {
         throw permissionDenied("UP-BULK7", "A record's organization must be empty or the job's organization id");
       }
-      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "CreateUserRequest.UserId");
-      if (req.username !== undefined) checkLength(req.username, 1, 200, "CreateUserRequest.Username");
       if (req.userType.case !== "machine") throw invalidArgument("UP-BULK9", "ImportRecord.Machine must carry a machine user; humans go into ImportRecord.Human");
-      return { key, machine: checkMachine(req, req.userType.value) };
+      return { key, machine: machineOf(req, req.userType.value) };
     }
     throw invalidArgument("UP-BULK9", "ImportRecord has neither a human nor a machine user");
   } catch (err) {
@@ -176,7 +176,7 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
       if (first.value.payload.case !== "options") throw invalidArgument("UP-BULK8", "The first message of ImportUsers must carry the options");
       const options = first.value.payload.value;
       const target = await targetOf(ctx, options.organizationId);
-      if (options.jobId !== "") checkLength(options.jobId, 1, 200, "ImportOptions.JobId");
+      validateMessage(ImportOptionsSchema, options);
       const session: ImportSession = await bulk.open(target, {
         dryRun: options.dryRun,
         onConflict: policyOf(options.onConflict),
@@ -256,7 +256,6 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
 
     async getImportJob(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.jobId, 1, 200, "GetImportJobRequest.JobId");
       return create(GetImportJobResponseSchema, { job: jobToPb(await bulk.getJob(target, req.jobId)) });
     },
 
@@ -269,7 +268,6 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
 
     async listImportJobResults(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.jobId, 1, 200, "ListImportJobResultsRequest.JobId");
       if (!(req.outcome in OUTCOME_OF)) {
         throw invalidArgument("", "invalid ListImportJobResultsRequest.Outcome: value must be one of the defined enum values");
       }
@@ -280,7 +278,6 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
 
     async cancelImportJob(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.jobId, 1, 200, "CancelImportJobRequest.JobId");
       return create(CancelImportJobResponseSchema, { job: jobToPb(await bulk.cancel(target, req.jobId)) });
     },
   };

@@ -17,14 +17,11 @@ import { requireCommandPermission, requireSelfOrPermission } from "../domain/acc
 import type { PasswordVerification } from "../domain/passwords.js";
 import { principalKey } from "./access.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
-import { checkLength, embedded, required } from "./input-rules.js";
 
 /** management v1 SetHumanInitialPassword and SetHumanPassword: administrators set passwords. */
 export function createPasswordHandlersV1({ passwords, access }: ServiceDeps) {
-  async function set(ctx: HandlerContext, userId: string, password: string, changeRequired: boolean, request: string) {
+  async function set(ctx: HandlerContext, userId: string, password: string, changeRequired: boolean) {
     const target = await access.target(ctx);
-    checkLength(userId, 1, 200, `${request}.UserId`);
-    checkLength(password, 1, 200, `${request}.Password`);
     // The RPC's user.write on the context organisation was checked above; nothing else to prove.
     return passwords.setPassword({
       ...target,
@@ -38,11 +35,11 @@ export function createPasswordHandlersV1({ passwords, access }: ServiceDeps) {
   return {
     /** Deprecated in ZITADEL; the password must be changed at the next sign-in. */
     async setHumanInitialPassword(req: SetHumanInitialPasswordRequest, ctx: HandlerContext) {
-      const user = await set(ctx, req.userId, req.password, true, "SetHumanInitialPasswordRequest");
+      const user = await set(ctx, req.userId, req.password, true);
       return create(SetHumanInitialPasswordResponseSchema, { details: changeDetailsV1(user) });
     },
     async setHumanPassword(req: SetHumanPasswordRequest, ctx: HandlerContext) {
-      const user = await set(ctx, req.userId, req.password, !req.noChangeRequired, "SetHumanPasswordRequest");
+      const user = await set(ctx, req.userId, req.password, !req.noChangeRequired);
       return create(SetHumanPasswordResponseSchema, { details: changeDetailsV1(user) });
     },
   };
@@ -55,12 +52,8 @@ export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
     requireSelfOrPermission(ctx.values.get(principalKey)!, "user.write", user);
   return {
     async passwordReset(req: PasswordResetRequest, ctx: HandlerContext) {
-      checkLength(req.userId, 1, 200, "PasswordResetRequest.UserId");
       const medium = req.medium;
       const urlTemplate = medium.case === "sendLink" ? medium.value.urlTemplate : undefined;
-      if (urlTemplate !== undefined) {
-        embedded("PasswordResetRequest.SendLink", () => checkLength(urlTemplate, 1, 200, "SendPasswordResetLink.UrlTemplate"));
-      }
       const principal = ctx.values.get(principalKey)!;
       const { user, code } = await passwords.requestReset({
         instanceId: principal.instanceId,
@@ -73,16 +66,13 @@ export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
     },
 
     async setPassword(req: SetPasswordRequest, ctx: HandlerContext) {
-      checkLength(req.userId, 1, 200, "SetPasswordRequest.UserId");
-      const newPassword = required(req.newPassword, "SetPasswordRequest.NewPassword");
-      embedded("SetPasswordRequest.NewPassword", () => checkLength(newPassword.password, 1, 200, "Password.Password"));
+      // PGV (the new password required, the lengths) ran before the handler.
+      const newPassword = req.newPassword!;
       const v = req.verification;
       let verification: PasswordVerification;
       if (v.case === "currentPassword") {
-        checkLength(v.value, 1, 200, "SetPasswordRequest.CurrentPassword");
         verification = { currentPassword: v.value };
       } else if (v.case === "verificationCode") {
-        checkLength(v.value, 1, 20, "SetPasswordRequest.VerificationCode");
         verification = { code: v.value };
       }
       const principal = ctx.values.get(principalKey)!;

@@ -21,46 +21,23 @@ import type { SessionChecks, } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
-import { checkLength, embedded } from "./input-rules.js";
 import { listDetailsV2, listOffset } from "./user-reads.js";
 
 /** Reads the user a session names, to report its login and display names. */
 export type SessionUserLookup = (instanceId: string, userId: string) => Promise<User | undefined>;
 
-/** PGV's rule for a string of exactly `length` runes. */
-function checkExactLength(value: string, length: number, field: string): void {
-  if ([...value].length !== length) throw invalidArgument("", `invalid ${field}: value length must be ${length} runes`);
-}
-
-/** The request's checks after PGV's rules; unsupported checks are refused, not ignored. */
-function readChecks(checks: Checks | undefined, request: string): SessionChecks {
+/**
+ * The request's checks (PGV's rules, e.g. CheckUser's required search, were checked before the
+ * handler ran); unsupported checks are refused, not ignored.
+ */
+function readChecks(checks: Checks | undefined): SessionChecks {
   if (!checks) return {};
   const result: SessionChecks = {};
-  embedded(`${request}.Checks`, () => {
-    const user = checks.user;
-    if (user) {
-      embedded("Checks.User", () => {
-        if (user.search.case === undefined) throw invalidArgument("", "invalid CheckUser.Search: value is required");
-        if (user.search.case === "userId") {
-          checkLength(user.search.value, 1, 200, "CheckUser.UserId");
-          result.user = { userId: user.search.value };
-        } else {
-          checkLength(user.search.value, 1, 200, "CheckUser.LoginName");
-          result.user = { loginName: user.search.value };
-        }
-      });
-    }
-    const password = checks.password;
-    if (password) {
-      embedded("Checks.Password", () => checkLength(password.password, 1, 200, "CheckPassword.Password"));
-      result.password = password.password;
-    }
-    const totp = checks.totp;
-    if (totp) {
-      embedded("Checks.Totp", () => checkExactLength(totp.code, 6, "CheckTOTP.Code"));
-      result.totp = totp.code;
-    }
-  });
+  const search = checks.user?.search;
+  if (search?.case === "userId") result.user = { userId: search.value };
+  else if (search?.case === "loginName") result.user = { loginName: search.value };
+  if (checks.password) result.password = checks.password.password;
+  if (checks.totp) result.totp = checks.totp.code;
   const unsupported = (
     [
       ["web_auth_n", checks.webAuthN],
@@ -82,13 +59,10 @@ function refuseChallenges(challenges: RequestChallenges | undefined): void {
   }
 }
 
-function readLifetime(lifetime: Duration | undefined, request: string): number | undefined {
+/** The lifetime in milliseconds; PGV's rule (greater than 0s) was checked before. */
+function readLifetime(lifetime: Duration | undefined): number | undefined {
   if (lifetime === undefined) return undefined;
-  const ms = Number(lifetime.seconds) * 1000 + Math.floor(lifetime.nanos / 1_000_000);
-  if (lifetime.seconds < 0n || (lifetime.seconds === 0n && lifetime.nanos <= 0)) {
-    throw invalidArgument("", `invalid ${request}.Lifetime: value must be greater than 0s`);
-  }
-  return ms;
+  return Number(lifetime.seconds) * 1000 + Math.floor(lifetime.nanos / 1_000_000);
 }
 
 function readMetadata(metadata: { [key: string]: Uint8Array }): Record<string, string> {
@@ -169,8 +143,8 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
 
   return {
     async createSession(req, ctx) {
-      const checks = readChecks(req.checks, "CreateSessionRequest");
-      const lifetimeMs = readLifetime(req.lifetime, "CreateSessionRequest");
+      const checks = readChecks(req.checks);
+      const lifetimeMs = readLifetime(req.lifetime);
       refuseChallenges(req.challenges);
       const { session, token } = await sessions.createSession({
         principal: principalOf(ctx),
@@ -183,9 +157,8 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
     },
 
     async setSession(req, ctx) {
-      checkLength(req.sessionId, 1, 200, "SetSessionRequest.SessionId");
-      const checks = readChecks(req.checks, "SetSessionRequest");
-      const lifetimeMs = readLifetime(req.lifetime, "SetSessionRequest");
+      const checks = readChecks(req.checks);
+      const lifetimeMs = readLifetime(req.lifetime);
       refuseChallenges(req.challenges);
       const { session, token } = await sessions.setSession({
         principal: principalOf(ctx),
@@ -198,14 +171,11 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
     },
 
     async getSession(req, ctx) {
-      checkLength(req.sessionId, 1, 200, "GetSessionRequest.SessionId");
-      if (req.sessionToken !== undefined) checkLength(req.sessionToken, 1, 200, "GetSessionRequest.SessionToken");
       const session = await sessions.getSession(principalOf(ctx), req.sessionId, req.sessionToken);
       return create(GetSessionResponseSchema, { session: await withUser(session) });
     },
 
     async deleteSession(req, ctx) {
-      checkLength(req.sessionId, 1, 200, "DeleteSessionRequest.SessionId");
       const session = await sessions.deleteSession(principalOf(ctx), req.sessionId, req.sessionToken || undefined);
       return create(DeleteSessionResponseSchema, {
         details: create(DetailsSchema, {
@@ -249,7 +219,8 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
             filter.fingerprintId = q.value.fingerprintId;
             break;
           default:
-            throw invalidArgument("", "invalid SearchQuery.Query: value is required");
+            // Unreachable: PGV's required oneof refused a query without a criterion.
+            break;
         }
       }
       const page = await sessions.listSessions(principal, filter, {

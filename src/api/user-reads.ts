@@ -18,40 +18,29 @@ import {
   type UserFilter,
   type UserSortField,
 } from "../domain/user-queries.js";
-import { checkLength, embedded } from "./input-rules.js";
-
 /**
- * The user search requests of both API versions, turned into the domain's filters: first every
- * rule ZITADEL declares with protoc-gen-validate, reported as PGV does, then the conversion with
- * ZITADEL's own checks (nesting depth, a NotQuery without query).
+ * The user search requests of both API versions, turned into the domain's filters with ZITADEL's
+ * own checks (nesting depth, a NotQuery without query). The rules ZITADEL declares with
+ * protoc-gen-validate (lengths, defined enum values, a query set) were checked before the
+ * handler ran (src/api/validation.ts).
  */
 type Version = "v1" | "v2";
 type AnySearchQuery = SearchQueryV1 | SearchQueryV2;
 type QueryCase = NonNullable<AnySearchQuery["query"]["case"]>;
 
 interface TextQueryRule {
-  /** The query message and its value field, as PGV names them. */
-  message: string;
-  field: string;
   target: TextField;
-  /** PGV's length limits per version. */
-  length: Record<Version, [number, number]>;
 }
 
 const TEXT_QUERIES: Partial<Record<QueryCase, TextQueryRule>> = {
-  userNameQuery: { message: "UserNameQuery", field: "UserName", target: "username", length: { v1: [0, 200], v2: [1, 200] } },
-  firstNameQuery: { message: "FirstNameQuery", field: "FirstName", target: "givenName", length: { v1: [0, 200], v2: [1, 200] } },
-  lastNameQuery: { message: "LastNameQuery", field: "LastName", target: "familyName", length: { v1: [0, 200], v2: [1, 200] } },
-  nickNameQuery: { message: "NickNameQuery", field: "NickName", target: "nickName", length: { v1: [0, 200], v2: [1, 200] } },
-  displayNameQuery: {
-    message: "DisplayNameQuery",
-    field: "DisplayName",
-    target: "displayName",
-    length: { v1: [0, 200], v2: [1, 200] },
-  },
-  emailQuery: { message: "EmailQuery", field: "EmailAddress", target: "email", length: { v1: [0, 200], v2: [0, 200] } },
-  loginNameQuery: { message: "LoginNameQuery", field: "LoginName", target: "loginName", length: { v1: [0, 200], v2: [1, 200] } },
-  phoneQuery: { message: "PhoneQuery", field: "Number", target: "phone", length: { v1: [0, 20], v2: [0, 20] } },
+  userNameQuery: { target: "username" },
+  firstNameQuery: { target: "givenName" },
+  lastNameQuery: { target: "familyName" },
+  nickNameQuery: { target: "nickName" },
+  displayNameQuery: { target: "displayName" },
+  emailQuery: { target: "email" },
+  loginNameQuery: { target: "loginName" },
+  phoneQuery: { target: "phone" },
 };
 
 /** The text a text query compares with, whatever its field is called. */
@@ -83,52 +72,7 @@ const STATES: Record<Version, Record<number, UserState>> = {
   v1: { 1: "ACTIVE", 2: "INACTIVE", 4: "LOCKED", 6: "INITIAL" },
   v2: { 1: "ACTIVE", 2: "INACTIVE", 4: "LOCKED", 5: "INITIAL" },
 };
-const STATE_COUNT: Record<Version, number> = { v1: 7, v2: 6 };
 const TYPES: Record<number, "human" | "machine"> = { 1: "human", 2: "machine" };
-
-const pascal = (name: string) => name[0]!.toUpperCase() + name.slice(1);
-const undefinedEnum = (field: string) => invalidArgument("", `invalid ${field}: value must be one of the defined enum values`);
-
-/** PGV's rules for one SearchQuery and everything nested in it. */
-function validateQuery(query: AnySearchQuery, version: Version): void {
-  const q = query.query;
-  if (q.case === undefined) throw invalidArgument("", "invalid SearchQuery.Query: value is required");
-  embedded(`SearchQuery.${pascal(q.case)}`, () => {
-    const text = TEXT_QUERIES[q.case];
-    if (text) {
-      const [min, max] = text.length[version];
-      checkLength(textOf(q), min, max, `${text.message}.${text.field}`);
-      if (!(((q.value as { method: number }).method) in TEXT_METHODS)) throw undefinedEnum(`${text.message}.Method`);
-      return;
-    }
-    switch (q.case) {
-      case "stateQuery":
-        if (!(q.value.state >= 0 && q.value.state < STATE_COUNT[version])) throw undefinedEnum("StateQuery.State");
-        return;
-      case "typeQuery":
-        if (!(q.value.type >= 0 && q.value.type <= 2)) throw undefinedEnum("TypeQuery.Type");
-        return;
-      case "organizationIdQuery":
-        checkLength(q.value.organizationId, 1, 200, "OrganizationIdQuery.OrganizationId");
-        return;
-      case "orQuery":
-      case "andQuery": {
-        const message = q.case === "orQuery" ? "OrQuery" : "AndQuery";
-        (q.value.queries as AnySearchQuery[]).forEach((inner, i) =>
-          embedded(`${message}.Queries[${i}]`, () => validateQuery(inner, version)),
-        );
-        return;
-      }
-      case "notQuery": {
-        const inner = q.value.query;
-        if (inner) embedded("NotQuery.Query", () => validateQuery(inner, version));
-        return;
-      }
-      default:
-        return;
-    }
-  });
-}
 
 function toFilter(query: AnySearchQuery | undefined, version: Version, level: number): UserFilter {
   if (level > MAX_NESTING) throw invalidArgument("USER-zsQ97", "Too many query nesting levels (Max 20)");
@@ -165,12 +109,8 @@ function toFilter(query: AnySearchQuery | undefined, version: Version, level: nu
   }
 }
 
-/**
- * The filters of a ListUsers request (AND-combined), checked as ZITADEL checks them:
- * `request` names the request message for PGV's messages.
- */
-export function userFilters(queries: readonly AnySearchQuery[], version: Version, request: string): UserFilter[] {
-  queries.forEach((query, i) => embedded(`${request}.Queries[${i}]`, () => validateQuery(query, version)));
+/** The filters of a ListUsers request (AND-combined), checked as ZITADEL checks them. */
+export function userFilters(queries: readonly AnySearchQuery[], version: Version): UserFilter[] {
   return queries.map((query) => toFilter(query, version, 0));
 }
 

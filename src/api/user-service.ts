@@ -26,13 +26,11 @@ import {
 import type { User } from "../domain/ports.js";
 import type { CodeDelivery, } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
-import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit, } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
-import { checkBytes, checkLength, embedded, required } from "./input-rules.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
@@ -55,22 +53,15 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     };
   };
 
-  /** How a request wants its new code delivered, with PGV's checks of the template and flag. */
+  /** How a request wants its new code delivered (PGV has refused `is_verified: false`). */
   const delivery = (
     verification: { case: "sendCode"; value: object } | { case: "returnCode" } | { case: "isVerified"; value: boolean } | { case: undefined },
-    request: string,
   ): CodeDelivery => {
     if (verification.case === "returnCode") return { kind: "return" };
-    if (verification.case === "isVerified") {
-      if (!verification.value) throw invalidArgument("", `invalid ${request}.IsVerified: value must equal true`);
-      return { kind: "verified" };
-    }
+    if (verification.case === "isVerified") return { kind: "verified" };
     // Only the email's SendCode carries a template; the phone's is empty.
     const urlTemplate =
       verification.case === "sendCode" ? (verification.value as { urlTemplate?: string }).urlTemplate : undefined;
-    if (urlTemplate !== undefined) {
-      embedded(`${request}.SendCode`, () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
-    }
     return { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
   };
 
@@ -99,9 +90,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
    * on the user's own organisation, as ZITADEL's command layer does.
    */
   const stateChange =
-    (transition: keyof UserStateCommands, permission: string, request: string) =>
+    (transition: keyof UserStateCommands, permission: string) =>
     async (req: { userId: string }, ctx: HandlerContext) => {
-      checkLength(req.userId, 1, 200, `${request}.UserId`);
       const principal = ctx.values.get(principalKey)!;
       const user = await states[transition](
         {
@@ -123,56 +113,41 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
   return {
     ...createPasswordHandlersV2(deps),
     async setEmail(req, ctx) {
-      checkLength(req.userId, 1, 200, "SetEmailRequest.UserId");
-      checkLength(req.email, 1, 200, "SetEmailRequest.Email");
-      const how = delivery(req.verification, "SetEmailRequest");
+      const how = delivery(req.verification);
       return create(SetEmailResponseSchema, codeResponse(await verification.setEmail(contactTarget(ctx, true), req.userId, req.email, how)));
     },
     async resendEmailCode(req, ctx) {
-      checkLength(req.userId, 1, 200, "ResendEmailCodeRequest.UserId");
-      const how = delivery(req.verification, "ResendEmailCodeRequest") as Exclude<CodeDelivery, { kind: "verified" }>;
+      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
       return create(ResendEmailCodeResponseSchema, codeResponse(await verification.resendEmailCode(contactTarget(ctx, true), req.userId, how)));
     },
     async verifyEmail(req, ctx) {
-      checkLength(req.userId, 1, 200, "VerifyEmailRequest.UserId");
-      checkLength(req.verificationCode, 1, 20, "VerifyEmailRequest.VerificationCode");
       const user = await verification.verifyEmail(contactTarget(ctx, false), req.userId, req.verificationCode);
       return create(VerifyEmailResponseSchema, { details: changeDetailsV2(user) });
     },
     async setPhone(req, ctx) {
-      checkLength(req.userId, 1, 200, "SetPhoneRequest.UserId");
-      checkLength(req.phone, 1, 200, "SetPhoneRequest.Phone");
-      const how = delivery(req.verification, "SetPhoneRequest");
+      const how = delivery(req.verification);
       return create(SetPhoneResponseSchema, codeResponse(await verification.setPhone(contactTarget(ctx, true), req.userId, req.phone, how)));
     },
     async resendPhoneCode(req, ctx) {
-      checkLength(req.userId, 1, 200, "ResendPhoneCodeRequest.UserId");
-      const how = delivery(req.verification, "ResendPhoneCodeRequest") as Exclude<CodeDelivery, { kind: "verified" }>;
+      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
       return create(ResendPhoneCodeResponseSchema, codeResponse(await verification.resendPhoneCode(contactTarget(ctx, true), req.userId, how)));
     },
     async verifyPhone(req, ctx) {
-      checkLength(req.userId, 1, 200, "VerifyPhoneRequest.UserId");
-      checkLength(req.verificationCode, 1, 20, "VerifyPhoneRequest.VerificationCode");
       const user = await verification.verifyPhone(contactTarget(ctx, false), req.userId, req.verificationCode);
       return create(VerifyPhoneResponseSchema, { details: changeDetailsV2(user) });
     },
 
-    deactivateUser: stateChange("deactivate", "user.write", "DeactivateUserRequest"),
-    reactivateUser: stateChange("reactivate", "user.write", "ReactivateUserRequest"),
-    lockUser: stateChange("lock", "user.write", "LockUserRequest"),
-    unlockUser: stateChange("unlock", "user.write", "UnlockUserRequest"),
-    deleteUser: stateChange("remove", "user.delete", "DeleteUserRequest"),
+    deactivateUser: stateChange("deactivate", "user.write"),
+    reactivateUser: stateChange("reactivate", "user.write"),
+    lockUser: stateChange("lock", "user.write"),
+    unlockUser: stateChange("unlock", "user.write"),
+    deleteUser: stateChange("remove", "user.delete"),
 
     async addHumanUser(req, ctx) {
-      // As in ZITADEL, authorisation (organisation, permission) runs before the PGV rules.
-      const org = req.organization?.org;
-      const target = await access.target(ctx, {
-        ...(org?.case === "orgId" ? { orgId: org.value } : {}),
-        ...(org?.case === "orgDomain" ? { orgDomain: org.value } : {}),
-      });
-      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddHumanUserRequest.UserId");
-      if (req.username !== undefined) checkLength(req.username, 1, 200, "AddHumanUserRequest.Username");
-      const human = checkHuman(req, "AddHumanUserRequest");
+      // The method's user.write on the organisation its `organization` names was checked before
+      // the PGV rules, as in ZITADEL (the method option names that field); access.target answers it.
+      const target = await access.target(ctx);
+      const human = humanOf(req);
       const created = await users.createHuman({
         path: "v2",
         ...target,
@@ -190,23 +165,20 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
 
     /**
      * The newer v2 create, for humans as AddHumanUser; the organisation is a required field and
-     * the permission is checked on it by the command, as in ZITADEL (its method option only asks
-     * for an authenticated caller).
+     * the permission is checked on it by the command, after the PGV rules, as in ZITADEL (its
+     * method option only asks for an authenticated caller).
      */
     async createUser(req, ctx) {
-      checkLength(req.organizationId, 1, 200, "CreateUserRequest.OrganizationId");
       const target = await access.target(ctx, { orgId: req.organizationId });
       const principal = ctx.values.get(principalKey)!;
       requireCommandPermission(principal, "user.write", target.orgId);
-      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "CreateUserRequest.UserId");
-      if (req.username !== undefined) checkLength(req.username, 1, 200, "CreateUserRequest.Username");
-      const type = req.userType;
-      if (type.case === undefined) throw invalidArgument("", "invalid CreateUserRequest.UserType: value is required");
+      // PGV's required oneof: a user type is set.
+      const type = req.userType as Exclude<typeof req.userType, { case: undefined }>;
       if (type.case === "machine") {
-        const user = await users.createMachine({ ...target, ...checkMachine(req, type.value) });
+        const user = await users.createMachine({ ...target, ...machineOf(req, type.value) });
         return create(CreateUserResponseSchema, { id: user.id, creationDate: timestampFromMs(user.createdAt) });
       }
-      const human = embedded("CreateUserRequest.Human", () => checkHuman(type.value, "CreateUserRequest_Human"));
+      const human = humanOf(type.value);
       const created = await users.createHuman({
         path: "v2",
         ...target,
@@ -223,13 +195,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     },
 
     async addIDPLink(req, ctx) {
-      checkLength(req.userId, 1, 200, "AddIDPLinkRequest.UserId");
-      const link = required(req.idpLink, "AddIDPLinkRequest.IdpLink");
-      embedded("AddIDPLinkRequest.IdpLink", () => {
-        checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
-        checkLength(link.userId, 1, 200, "IDPLink.UserId");
-        checkLength(link.userName, 1, 200, "IDPLink.UserName");
-      });
+      // PGV: the link is required.
+      const link = req.idpLink!;
       const user = await changes.addIdpLink(v2Target(ctx, "user.write"), req.userId, {
         idpId: link.idpId,
         externalUserId: link.userId,
@@ -245,7 +212,6 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
      * PERMISSION_DENIED when the user has links, and an empty list when there are none.
      */
     async listIDPLinks(req, ctx) {
-      checkLength(req.userId, 1, 200, "ListIDPLinksRequest.UserId");
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, undefined, req.userId).catch(() => undefined);
       const links = user ? await changes.listIdpLinks(principal.instanceId, user.id) : [];
@@ -264,15 +230,11 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     },
 
     async removeIDPLink(req, ctx) {
-      checkLength(req.userId, 1, 200, "RemoveIDPLinkRequest.UserId");
-      checkLength(req.idpId, 1, 200, "RemoveIDPLinkRequest.IdpId");
-      checkLength(req.linkedUserId, 1, 200, "RemoveIDPLinkRequest.LinkedUserId");
       const user = await changes.removeIdpLink(v2Target(ctx, "user.write"), req.userId, req.idpId, req.linkedUserId);
       return create(RemoveIDPLinkResponseSchema, { details: changeDetailsV2(user) });
     },
 
     async getUserByID(req, ctx) {
-      checkLength(req.userId, 1, 200, "GetUserByIDRequest.UserId");
       const principal = ctx.values.get(principalKey)!;
       const user = await users.getUser(principal.instanceId, undefined, req.userId);
       // v2 checks the permission on the user's own organisation; everyone may read themselves.
@@ -286,7 +248,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
      */
     async listUsers(req, ctx) {
       const principal = ctx.values.get(principalKey)!;
-      const filters = userFilters(req.queries, "v2", "ListUsersRequest");
+      const filters = userFilters(req.queries, "v2");
       const limit = queryLimit(req.query?.limit ?? 0, DEFAULT_QUERY_LIMIT);
       const page = await queries.listReadableUsers(principal, {
         filters,
@@ -297,25 +259,6 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       });
       return create(ListUsersResponseSchema, { details: listDetailsV2(page.total, Date.now()), result: page.users.map(userToV2) });
     },
-  };
-}
-
-/**
- * The PGV rules of CreateUser's machine user and its conversion to the domain's input (without
- * the target); `userId` and `username` are checked by the caller.
- */
-export function checkMachine(req: { userId?: string; username?: string }, machine: { name: string; description?: string }) {
-  embedded("CreateUserRequest.Machine", () => {
-    checkLength(machine.name, 1, 200, "CreateUserRequest_Machine.Name");
-    if (machine.description !== undefined) checkLength(machine.description, 1, 500, "CreateUserRequest_Machine.Description");
-  });
-  return {
-    ...(req.userId !== undefined ? { userId: req.userId } : {}),
-    username: req.username ?? "",
-    // v2: a machine without a username is named after its id (ZITADEL's AddMachineWithUsernameToIDFallback).
-    usernameFallbackToId: true,
-    name: machine.name,
-    description: machine.description ?? "",
   };
 }
 
@@ -330,62 +273,28 @@ interface HumanFields {
   totpSecret?: string;
 }
 
+/** A v2 machine user (CreateUser's machine) as the domain's creation input; PGV's rules were checked before. */
+export function machineOf(req: { userId?: string; username?: string }, machine: { name: string; description?: string }) {
+  return {
+    ...(req.userId !== undefined ? { userId: req.userId } : {}),
+    username: req.username ?? "",
+    // v2: a machine without a username is named after its id (ZITADEL's AddMachineWithUsernameToIDFallback).
+    usernameFallbackToId: true,
+    name: machine.name,
+    description: machine.description ?? "",
+  };
+}
+
 /**
- * The PGV rules of a v2 human (`message` names it as PGV does, e.g. "AddHumanUserRequest") and
- * its conversion to the domain's creation input.
+ * A v2 human (AddHumanUser, CreateUser's human) as the domain's creation input; PGV's rules
+ * (profile and email required, lengths, `is_verified` true) were checked before.
  */
-export function checkHuman(req: HumanFields, message: string) {
-  // AddHumanUser's entries are SetMetadataEntry messages, CreateUser's Metadata messages.
-  const metadataMessage = message === "AddHumanUserRequest" ? "SetMetadataEntry" : "Metadata";
-  const profile = required(req.profile, `${message}.Profile`);
-  embedded(`${message}.Profile`, () => {
-    checkLength(profile.givenName, 1, 200, "SetHumanProfile.GivenName");
-    checkLength(profile.familyName, 1, 200, "SetHumanProfile.FamilyName");
-    checkLength(profile.nickName ?? "", 0, 200, "SetHumanProfile.NickName");
-    checkLength(profile.displayName ?? "", 0, 200, "SetHumanProfile.DisplayName");
-    checkLength(profile.preferredLanguage ?? "", 0, 10, "SetHumanProfile.PreferredLanguage");
-  });
-  const email = required(req.email, `${message}.Email`);
+export function humanOf(req: HumanFields) {
+  const profile = req.profile!;
+  const email = req.email!;
   const urlTemplate = email.verification.case === "sendCode" ? email.verification.value.urlTemplate : undefined;
-  embedded(`${message}.Email`, () => {
-    checkLength(email.email, 1, 200, "SetHumanEmail.Email");
-    if (urlTemplate !== undefined) {
-      embedded("SetHumanEmail.SendCode", () => checkLength(urlTemplate, 1, 200, "SendEmailVerificationCode.UrlTemplate"));
-    }
-  });
-  const requestedPhone = req.phone;
-  if (requestedPhone) {
-    embedded(`${message}.Phone`, () => {
-      checkLength(requestedPhone.phone, 0, 200, "SetHumanPhone.Phone");
-      if (requestedPhone.verification.case === "isVerified" && !requestedPhone.verification.value) {
-        throw new DomainError("InvalidArgument", "", "invalid SetHumanPhone.IsVerified: value must equal true");
-      }
-    });
-  }
   const password = req.passwordType;
-  if (password.case === "password") {
-    embedded(`${message}.Password`, () => checkLength(password.value.password, 1, 200, "Password.Password"));
-  }
-  if (password.case === "hashedPassword") {
-    embedded(`${message}.HashedPassword`, () => checkLength(password.value.hash, 1, 200, "HashedPassword.Hash"));
-  }
-  req.idpLinks.forEach((link, i) =>
-    embedded(`${message}.IdpLinks[${i}]`, () => {
-      checkLength(link.idpId, 1, 200, "IDPLink.IdpId");
-      checkLength(link.userId, 1, 200, "IDPLink.UserId");
-      checkLength(link.userName, 1, 200, "IDPLink.UserName");
-    }),
-  );
-  req.metadata.forEach((entry, i) =>
-    embedded(`${message}.Metadata[${i}]`, () => {
-      checkLength(entry.key, 1, 200, `${metadataMessage}.Key`);
-      checkBytes(entry.value, 1, 500000, `${metadataMessage}.Value`);
-    }),
-  );
   const totpSecret = req.totpSecret;
-  if (totpSecret !== undefined) {
-    checkLength(totpSecret, 1, 200, `${message}.TotpSecret`);
-  }
   const verification: EmailVerification =
     email.verification.case === "isVerified"
       ? { kind: email.verification.value ? "verified" : "none" }

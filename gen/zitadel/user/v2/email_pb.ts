@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_validate_validate } from "../../../validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file zitadel/user/v2/email.proto.
  */
 export const file_zitadel_user_v2_email: GenFile = /*@__PURE__*/
-  fileDesc("Cht6aXRhZGVsL3VzZXIvdjIvZW1haWwucHJvdG8SD3ppdGFkZWwudXNlci52MiLLAQoNU2V0SHVtYW5FbWFpbBINCgVlbWFpbBgBIAEoCRI/CglzZW5kX2NvZGUYAiABKAsyKi56aXRhZGVsLnVzZXIudjIuU2VuZEVtYWlsVmVyaWZpY2F0aW9uQ29kZUgAEkMKC3JldHVybl9jb2RlGAMgASgLMiwueml0YWRlbC51c2VyLnYyLlJldHVybkVtYWlsVmVyaWZpY2F0aW9uQ29kZUgAEhUKC2lzX3ZlcmlmaWVkGAQgASgISABCDgoMdmVyaWZpY2F0aW9uIjAKCkh1bWFuRW1haWwSDQoFZW1haWwYASABKAkSEwoLaXNfdmVyaWZpZWQYAiABKAgiRwoZU2VuZEVtYWlsVmVyaWZpY2F0aW9uQ29kZRIZCgx1cmxfdGVtcGxhdGUYASABKAlIAIgBAUIPCg1fdXJsX3RlbXBsYXRlIh0KG1JldHVybkVtYWlsVmVyaWZpY2F0aW9uQ29kZWIGcHJvdG8z");
+  fileDesc("Cht6aXRhZGVsL3VzZXIvdjIvZW1haWwucHJvdG8SD3ppdGFkZWwudXNlci52MiLZAQoNU2V0SHVtYW5FbWFpbBIbCgVlbWFpbBgBIAEoCUIM+kIJcgcQARjIAWABEj8KCXNlbmRfY29kZRgCIAEoCzIqLnppdGFkZWwudXNlci52Mi5TZW5kRW1haWxWZXJpZmljYXRpb25Db2RlSAASQwoLcmV0dXJuX2NvZGUYAyABKAsyLC56aXRhZGVsLnVzZXIudjIuUmV0dXJuRW1haWxWZXJpZmljYXRpb25Db2RlSAASFQoLaXNfdmVyaWZpZWQYBCABKAhIAEIOCgx2ZXJpZmljYXRpb24iMAoKSHVtYW5FbWFpbBINCgVlbWFpbBgBIAEoCRITCgtpc192ZXJpZmllZBgCIAEoCCJTChlTZW5kRW1haWxWZXJpZmljYXRpb25Db2RlEiUKDHVybF90ZW1wbGF0ZRgBIAEoCUIK+kIHcgUQARjIAUgAiAEBQg8KDV91cmxfdGVtcGxhdGUiHQobUmV0dXJuRW1haWxWZXJpZmljYXRpb25Db2RlYgZwcm90bzM", [file_validate_validate]);
 
 /**
  * Email to set on a user, with how to verify it.

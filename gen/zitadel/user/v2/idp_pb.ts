@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_validate_validate } from "../../../validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file zitadel/user/v2/idp.proto.
  */
 export const file_zitadel_user_v2_idp: GenFile = /*@__PURE__*/
-  fileDesc("Chl6aXRhZGVsL3VzZXIvdjIvaWRwLnByb3RvEg96aXRhZGVsLnVzZXIudjIiPQoHSURQTGluaxIOCgZpZHBfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIRCgl1c2VyX25hbWUYAyABKAliBnByb3RvMw");
+  fileDesc("Chl6aXRhZGVsL3VzZXIvdjIvaWRwLnByb3RvEg96aXRhZGVsLnVzZXIudjIiYQoHSURQTGluaxIaCgZpZHBfaWQYASABKAlCCvpCB3IFEAEYyAESGwoHdXNlcl9pZBgCIAEoCUIK+kIHcgUQARjIARIdCgl1c2VyX25hbWUYAyABKAlCCvpCB3IFEAEYyAFiBnByb3RvMw", [file_validate_validate]);
 
 /**
  * Link between a user and an account at an external identity provider.

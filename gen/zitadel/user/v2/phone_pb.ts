@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_validate_validate } from "../../../validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file zitadel/user/v2/phone.proto.
  */
 export const file_zitadel_user_v2_phone: GenFile = /*@__PURE__*/
-  fileDesc("Cht6aXRhZGVsL3VzZXIvdjIvcGhvbmUucHJvdG8SD3ppdGFkZWwudXNlci52MiLLAQoNU2V0SHVtYW5QaG9uZRINCgVwaG9uZRgBIAEoCRI/CglzZW5kX2NvZGUYAiABKAsyKi56aXRhZGVsLnVzZXIudjIuU2VuZFBob25lVmVyaWZpY2F0aW9uQ29kZUgAEkMKC3JldHVybl9jb2RlGAMgASgLMiwueml0YWRlbC51c2VyLnYyLlJldHVyblBob25lVmVyaWZpY2F0aW9uQ29kZUgAEhUKC2lzX3ZlcmlmaWVkGAQgASgISABCDgoMdmVyaWZpY2F0aW9uIjAKCkh1bWFuUGhvbmUSDQoFcGhvbmUYASABKAkSEwoLaXNfdmVyaWZpZWQYAiABKAgiGwoZU2VuZFBob25lVmVyaWZpY2F0aW9uQ29kZSIdChtSZXR1cm5QaG9uZVZlcmlmaWNhdGlvbkNvZGViBnByb3RvMw");
+  fileDesc("Cht6aXRhZGVsL3VzZXIvdjIvcGhvbmUucHJvdG8SD3ppdGFkZWwudXNlci52MiLgAQoNU2V0SHVtYW5QaG9uZRIZCgVwaG9uZRgBIAEoCUIK+kIHcgUQABjIARI/CglzZW5kX2NvZGUYAiABKAsyKi56aXRhZGVsLnVzZXIudjIuU2VuZFBob25lVmVyaWZpY2F0aW9uQ29kZUgAEkMKC3JldHVybl9jb2RlGAMgASgLMiwueml0YWRlbC51c2VyLnYyLlJldHVyblBob25lVmVyaWZpY2F0aW9uQ29kZUgAEh4KC2lzX3ZlcmlmaWVkGAQgASgIQgf6QgRqAggBSABCDgoMdmVyaWZpY2F0aW9uIjAKCkh1bWFuUGhvbmUSDQoFcGhvbmUYASABKAkSEwoLaXNfdmVyaWZpZWQYAiABKAgiGwoZU2VuZFBob25lVmVyaWZpY2F0aW9uQ29kZSIdChtSZXR1cm5QaG9uZVZlcmlmaWNhdGlvbkNvZGViBnByb3RvMw", [file_validate_validate]);
 
 /**
  * Phone number to set on a user, with how to verify it.
