@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -31,11 +30,14 @@ import { createVerificationCommands } from "./domain/verification.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
+import { createCalls } from "./server/calls.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
+import { registerRpcRoutes } from "./server/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import { refusingWritesOfEndedRequests } from "./store/request-scope.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
@@ -57,6 +59,8 @@ export interface RunningServer {
   adminTokenFile: string;
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
+  /** Resolves once no RPC's work is running, including work whose caller's deadline passed or who went away. */
+  settled(): Promise<void>;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
@@ -68,9 +72,9 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 export async function startServer(config: Config): Promise<RunningServer> {
   // admin.pat and master.key live in the data directory whichever store is used.
   mkdirSync(config.dataDir, { recursive: true });
-  const store = config.databaseUrl
-    ? await openPostgres(config.databaseUrl, config.databasePoolSize)
-    : await openSqlite(config.dataDir);
+  const store = refusingWritesOfEndedRequests(
+    config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize) : await openSqlite(config.dataDir),
+  );
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
@@ -124,6 +128,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     routerOptions: { maxParamLength: 2400 },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
+  // Deadlines and cancellation, for the Connect protocols and REST alike.
+  const calls = createCalls();
   const { access, secureService, forgetCallers } = createAccess(store);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
@@ -162,7 +168,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
-    await rpc.register(fastifyConnectPlugin, {
+    registerRpcRoutes(rpc, {
+      interceptors: [calls.interceptor],
       routes(router) {
         router.service(ManagementService, management);
         router.service(UserService, userV2);
@@ -187,6 +194,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       { service: AdminService, impl: admin, prefix: "/admin/v1" },
     ],
     logUnexpected,
+    calls,
   );
 
   app.get("/healthz", async () => ({ status: "SERVING" }));
@@ -247,9 +255,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
     db: store.db,
+    settled: () => calls.settled(),
     close() {
       closing ??= (async () => {
         await app.close();
+        // Work whose caller has gone may still be running: it finishes before the store closes.
+        await calls.settled();
         await dispatcher?.stop();
         smtp?.close();
         await store.close();

@@ -1,0 +1,64 @@
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  createConnectRouter,
+  createContextValues,
+} from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import * as connect from "@connectrpc/connect/protocol-connect";
+import * as grpc from "@connectrpc/connect/protocol-grpc";
+import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
+import type { FastifyInstance } from "fastify";
+import { decodedKey } from "./calls.js";
+import { correctUndecodable } from "./undecodable.js";
+
+export interface RpcRoutesOptions extends ConnectRouterOptions {
+  routes(router: ConnectRouter): void;
+}
+
+/**
+ * Serves the Connect router's RPCs (gRPC, gRPC-Web, Connect) as fastify routes. The same glue as
+ * `fastifyConnectPlugin` of @connectrpc/connect-fastify, plus one step it has no hook for: a
+ * request whose message did not decode is answered as the client's mistake
+ * (src/server/undecodable.ts).
+ */
+export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): void {
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  options.routes(router);
+  // Connect reads the body itself; fastify must leave it alone.
+  app.addContentTypeParser(
+    [
+      connect.contentTypeUnaryJson,
+      connect.contentTypeStreamJson,
+      grpcWeb.contentTypeProto,
+      grpcWeb.contentTypeJson,
+      grpc.contentTypeProto,
+      grpc.contentTypeJson,
+    ],
+    (_request, _payload, done) => done(null, undefined),
+  );
+  for (const pattern of [grpc.contentTypeRegExp, grpcWeb.contentTypeRegExp, connect.contentTypeRegExp]) {
+    app.addContentTypeParser(pattern, (_request, _payload, done) => done(null, undefined));
+  }
+  for (const handler of router.handlers) {
+    app.all(handler.requestPath, async (request, reply) => {
+      const contextValues = createContextValues();
+      const universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
+      try {
+        let response = await handler(universalRequest);
+        if (!contextValues.get(decodedKey)) response = await correctUndecodable(response, universalRequest.header, handler.method);
+        // fastify keeps headers set on the reply (CORS) until reply.send, which is not used here.
+        for (const [name, value] of Object.entries(reply.getHeaders())) {
+          if (value !== undefined) reply.raw.setHeader(name, value);
+        }
+        await universalResponseToNodeResponse(response, reply.raw);
+      } catch (err) {
+        // The client went away while the response was written: nobody is left to answer.
+        if (ConnectError.from(err).code === Code.Aborted) return;
+        request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
+      }
+    });
+  }
+}
