@@ -57,6 +57,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /** What is served: every RPC path, and every REST route as fastify knows it ("/v2/users/:p0"). */
+  routes: { rpc: string[]; rest: Array<{ method: string; url: string }> };
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
   /** Resolves once no RPC's work is running, including work whose caller's deadline passed or who went away. */
@@ -166,9 +168,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
 
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
+  let rpcPaths: string[] = [];
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
-    registerRpcRoutes(rpc, {
+    rpcPaths = registerRpcRoutes(rpc, {
       interceptors: [calls.interceptor],
       routes(router) {
         router.service(ManagementService, management);
@@ -254,6 +257,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
+    routes: { rpc: rpcPaths, rest: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })) },
     db: store.db,
     settled: () => calls.settled(),
     close() {

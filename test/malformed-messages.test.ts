@@ -186,6 +186,23 @@ describe("gRPC-Web with a message that does not parse", () => {
   });
 });
 
+describe("a JSON message whose decoder complaint quotes a lone surrogate", () => {
+  // protobuf-es quotes short string values in its complaint; "\ud800" is no character, and
+  // Connect's percent-encoding of grpc-message threw on it, leaving the response unwritten (an
+  // HTTP/1.1 connection hung).
+  const body = frame(Buffer.from('{"userName":"ada","email":{"isEmailVerified":"\\ud800"}}'));
+  it.each([
+    ["gRPC", "application/grpc+json", grpcStatus],
+    ["gRPC-Web", "application/grpc-web+json", grpcWebStatus],
+  ] as const)("is answered over %s (HTTP/1.1 and HTTP/2) with INVALID_ARGUMENT", async (_name, contentType, statusOf) => {
+    const request = { path: ADD_HUMAN, headers: { "content-type": contentType, te: "trailers" }, body };
+    for (const response of [await h1Request(up.server.url, agent, request), await h2Request(session, request)]) {
+      expect(response.status).toBe(200);
+      expectUndecodable(statusOf(response));
+    }
+  });
+});
+
 describe("Connect streaming (grpc.health.v1.Health/Watch) with a message that does not parse", () => {
   it("answers INVALID_ARGUMENT in the end-of-stream message", async () => {
     const response = await h1Request(up.server.url, agent, {

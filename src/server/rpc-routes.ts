@@ -12,7 +12,7 @@ import * as grpc from "@connectrpc/connect/protocol-grpc";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { FastifyInstance } from "fastify";
 import { decodedKey } from "./calls.js";
-import { correctUndecodable } from "./undecodable.js";
+import { correctUndecodable, errorResponse, undecodable } from "./undecodable.js";
 
 export interface RpcRoutesOptions extends ConnectRouterOptions {
   routes(router: ConnectRouter): void;
@@ -22,9 +22,9 @@ export interface RpcRoutesOptions extends ConnectRouterOptions {
  * Serves the Connect router's RPCs (gRPC, gRPC-Web, Connect) as fastify routes. The same glue as
  * `fastifyConnectPlugin` of @connectrpc/connect-fastify, plus one step it has no hook for: a
  * request whose message did not decode is answered as the client's mistake
- * (src/server/undecodable.ts).
+ * (src/server/undecodable.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
  */
-export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): void {
+export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): string[] {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   options.routes(router);
   // Connect reads the body itself; fastify must leave it alone.
@@ -46,19 +46,34 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
     app.all(handler.requestPath, async (request, reply) => {
       const contextValues = createContextValues();
       const universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
-      try {
-        let response = await handler(universalRequest);
-        if (!contextValues.get(decodedKey)) response = await correctUndecodable(response, universalRequest.header, handler.method);
-        // fastify keeps headers set on the reply (CORS) until reply.send, which is not used here.
+      // fastify keeps headers set on the reply (CORS) until reply.send, which is not used here.
+      const copyReplyHeaders = () => {
         for (const [name, value] of Object.entries(reply.getHeaders())) {
           if (value !== undefined) reply.raw.setHeader(name, value);
         }
+      };
+      let response;
+      try {
+        response = await handler(universalRequest);
+        if (!contextValues.get(decodedKey)) response = await correctUndecodable(response, universalRequest.header, handler.method);
+      } catch (err) {
+        // Connect failed to render its own answer: answer in the protocol's framing here.
+        const decoded = contextValues.get(decodedKey);
+        if (decoded) request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "an RPC failed to answer");
+        const error = decoded ? new ConnectError("Internal error", Code.Internal) : undecodable(handler.method, "");
+        response = errorResponse(universalRequest.header, error);
+      }
+      try {
+        copyReplyHeaders();
         await universalResponseToNodeResponse(response, reply.raw);
       } catch (err) {
+        // Never leave a connection waiting for the rest of a response that failed half-way.
+        if (!reply.raw.writableEnded) reply.raw.destroy();
         // The client went away while the response was written: nobody is left to answer.
         if (ConnectError.from(err).code === Code.Aborted) return;
         request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
       }
     });
   }
+  return router.handlers.map((handler) => handler.requestPath);
 }

@@ -80,6 +80,41 @@ export async function correctUndecodable(
   }
 }
 
+/**
+ * An error response in the framing of the request's protocol, for a call Connect failed to answer
+ * at all: Connect renders its errors itself, and a message it cannot encode (a JSON decoder's
+ * complaint quoting a lone surrogate breaks the `grpc-message` encoding) left the response
+ * unwritten, and an HTTP/1.1 connection hanging.
+ */
+export function errorResponse(requestHeader: Headers, error: ConnectError): UniversalServerResponse {
+  const contentType = requestHeader.get("content-type") ?? "";
+  switch (protocolOf(contentType)) {
+    case "grpc":
+      return {
+        status: 200,
+        header: new Headers({ "content-type": contentType }),
+        body: createAsyncIterable([]),
+        trailer: grpc.setTrailerStatus(new Headers(), error),
+      };
+    case "grpc-web":
+      return {
+        status: 200,
+        header: new Headers({ "content-type": contentType }),
+        body: createAsyncIterable([encodeEnvelope(grpcWeb.trailerFlag, grpcWeb.trailerSerialize(grpc.setTrailerStatus(new Headers(), error)))]),
+      };
+    case "connect-stream": {
+      const end = new TextEncoder().encode(JSON.stringify(connect.endStreamToJson(new Headers(), error, undefined)));
+      return { status: 200, header: new Headers({ "content-type": contentType }), body: createAsyncIterable([encodeEnvelope(connect.endStreamFlag, end)]) };
+    }
+    case "connect-unary":
+      return {
+        status: connect.codeToHttpStatus(error.code),
+        header: new Headers({ "content-type": "application/json" }),
+        body: createAsyncIterable([connect.errorToJsonBytes(error, undefined)]),
+      };
+  }
+}
+
 function protocolOf(contentType: string): Protocol {
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType.startsWith("application/grpc")) return "grpc";
@@ -117,7 +152,7 @@ function isUndecodable(code: Code, header: Headers, protocol: Protocol): boolean
  * The error a client gets for a body that did not decode. A JSON decoder's complaint about a field
  * keeps the field's name, never the value (which may be a password).
  */
-function undecodable(method: DescMethod, parserMessage: string): ConnectError {
+export function undecodable(method: DescMethod, parserMessage: string): ConnectError {
   const field = /cannot decode field ([\w.]+) from JSON/.exec(parserMessage)?.[1];
   const what = field ? `: invalid value for field ${field}` : "";
   return new ConnectError(`the request body could not be decoded as ${method.input.typeName}${what}`, Code.InvalidArgument);

@@ -31,7 +31,11 @@ function flatten(headers: Record<string, unknown>): Record<string, string> {
 /** One request on an HTTP/2 session (h2c). */
 export function h2Request(session: http2.ClientHttp2Session, request: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ":method": request.method ?? "POST", ":path": request.path, ...request.headers });
+    // node ends GET and HEAD streams at once unless told otherwise; garbage may come with a body.
+    const stream = session.request(
+      { ":method": request.method ?? "POST", ":path": request.path, ...request.headers },
+      { endStream: request.body === undefined },
+    );
     let status = 0;
     let headers: Record<string, string> = {};
     let trailers: Record<string, string> = {};
@@ -52,9 +56,11 @@ export function h2Request(session: http2.ClientHttp2Session, request: RawRequest
 export function h1Request(url: string, agent: http.Agent, request: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(request.path, url);
+    // node sends a GET's or DELETE's body without framing unless the length is given.
+    const length = request.body === undefined ? {} : { "content-length": String(request.body.byteLength) };
     const req = http.request(
       target,
-      { method: request.method ?? "POST", headers: request.headers, agent },
+      { method: request.method ?? "POST", headers: { ...length, ...request.headers }, agent },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
