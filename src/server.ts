@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
@@ -128,6 +128,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     bodyLimit: config.bodyLimitBytes,
     // A path parameter holds an id of up to 200 runes; percent-encoded, a rune takes up to 12 bytes.
     routerOptions: { maxParamLength: 2400 },
+    // The router's own refusals (broken percent-encoding, an over-long path parameter) in the
+    // gateway's error shape, without echoing the URL.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode ?? 400;
+      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the request URL is malformed";
+      void (reply as FastifyReply).code(status < 500 ? status : 400).send({ code: 3, message, details: [] });
+    },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
   // Deadlines and cancellation, for the Connect protocols and REST alike.

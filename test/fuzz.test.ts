@@ -86,7 +86,7 @@ function objectOf(message: DescMessage | undefined): fc.Arbitrary<Record<string,
 /** JSON text that is garbage in some way: wrong types, truncated, not JSON at all. */
 function jsonText(message: DescMessage | undefined): fc.Arbitrary<string> {
   return fc.oneof(
-    objectOf(message).map((o) => JSON.stringify(o)),
+    { arbitrary: objectOf(message).map((o) => JSON.stringify(o)), weight: 3 },
     fc.json(),
     fc.tuple(objectOf(message).map((o) => JSON.stringify(o)), fc.nat()).map(([text, cut]) => text.slice(0, cut % (text.length + 1))),
     fc.string({ unit: "binary", maxLength: 200 }),
@@ -147,7 +147,7 @@ function protoBytes(message: DescMessage | undefined): fc.Arbitrary<Uint8Array> 
         );
       })
     : fc.uint8Array({ maxLength: 64 });
-  return fc.oneof(fc.uint8Array({ maxLength: 300 }), wireSoup, real);
+  return fc.oneof({ arbitrary: real, weight: 3 }, fc.uint8Array({ maxLength: 300 }), wireSoup);
 }
 
 type Protocol = "grpc" | "grpc-web" | "connect-unary" | "connect-stream";
@@ -192,7 +192,7 @@ function rpcRequest(path: string): fc.Arbitrary<FuzzRequest> {
   const message = METHODS.get(path)?.input;
   return fc
     .record({
-      protocol: fc.constantFrom<Protocol>("grpc", "grpc-web", "connect-unary", "connect-stream"),
+      protocol: fc.constantFrom<Protocol>("grpc", "grpc", "grpc-web", "grpc-web", "connect-unary", "connect-unary", "connect-stream"),
       variant: fc.nat(),
       http2: fc.boolean(),
       token: fc.boolean(),
@@ -203,17 +203,19 @@ function rpcRequest(path: string): fc.Arbitrary<FuzzRequest> {
       const contentType = CONTENT_TYPES[protocol][variant % CONTENT_TYPES[protocol].length]!;
       const payload = contentType.json ? jsonText(message).map((t) => new TextEncoder().encode(t)) : protoBytes(message);
       const enveloped = protocol !== "connect-unary";
+      // Mostly one honest frame (so that garbage inside it reaches the decoder, and past it the
+      // service), else frames whose flags and lengths lie.
+      const honest = payload.map((p) => (gzipHeader ? frame(gzipSync(p), 1) : frame(p)));
+      const lying = fc.array(frameSpec(payload), { maxLength: 3 }).map((specs) =>
+        Buffer.concat(
+          specs.map(({ payload: p, flags, lie, gzip }) => {
+            const data = gzip ? gzipSync(p) : p;
+            return frame(data, gzip ? flags | 1 : flags, Math.max(0, data.length + lie));
+          }),
+        ),
+      );
       const body: fc.Arbitrary<Uint8Array> =
-        enveloped && shape === "frames"
-          ? fc.array(frameSpec(payload), { maxLength: 3 }).map((specs) =>
-              Buffer.concat(
-                specs.map(({ payload: p, flags, lie, gzip }) => {
-                  const data = gzip ? gzipSync(p) : p;
-                  return frame(data, gzip ? flags | 1 : flags, Math.max(0, data.length + lie));
-                }),
-              ),
-            )
-          : payload;
+        enveloped && shape === "frames" ? fc.oneof({ arbitrary: honest, weight: 3 }, { arbitrary: lying, weight: 2 }) : payload;
       const headers: Record<string, string> = { "content-type": contentType.type };
       if (token) headers.authorization = `Bearer ${up.server.token}`;
       if (protocol === "grpc") headers.te = "trailers";
@@ -222,7 +224,9 @@ function rpcRequest(path: string): fc.Arbitrary<FuzzRequest> {
         if (protocol === "connect-stream") headers["connect-content-encoding"] = "gzip";
         if (protocol === "connect-unary") headers["content-encoding"] = "gzip";
       }
-      return body.map((bytes): FuzzRequest => ({ method: "POST", path, headers, body: bytes, http2, protocol }));
+      // A well-formed Watch streams until the client leaves: judge its first answer, then leave.
+      const untilFirstData = METHODS.get(path)?.methodKind === "server_streaming";
+      return body.map((bytes): FuzzRequest => ({ method: "POST", path, headers, body: bytes, http2, protocol, untilFirstData }));
     });
 }
 
@@ -305,13 +309,23 @@ function describe(request: FuzzRequest): string {
   return `${request.method} ${request.path.slice(0, 300)} over HTTP/${request.http2 ? "2" : "1.1"} ${JSON.stringify(request.headers)} body=${shown}`;
 }
 
+/** How the server answered, counted: shows how far the garbage got (decoding, authentication, the domain). */
+const outcomes = new Map<string, number>();
+
 async function judge(request: FuzzRequest): Promise<void> {
   if (TRACE_FILE) appendFileSync(TRACE_FILE, `${describe(request)}\n`);
   const response = await send(request);
   const what = `${describe(request)} -> HTTP ${response.status} ${response.body.subarray(0, 300).toString("latin1")} ${JSON.stringify(response.trailers)}`;
   expect(response.status, what).toBeGreaterThan(0);
   expect(response.status, what).toBeLessThan(500);
+  if (request.protocol === "rest" && response.status >= 400) {
+    // The gateway's error shape, whatever went wrong.
+    const body = JSON.parse(response.body.toString("utf8")) as unknown;
+    expect(body, what).toEqual({ code: expect.any(Number), message: expect.any(String), details: expect.any(Array) });
+  }
   const status = statusOf(request, response);
+  const outcome = `${request.protocol} HTTP ${response.status} code ${status?.code ?? 0}`;
+  outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
   if (status !== undefined) {
     expect(SERVER_FAULTS.has(status.code), what).toBe(false);
     expect(status.message, what).not.toMatch(PARSER_WORDS);
@@ -324,6 +338,7 @@ beforeAll(() => {
   console.log(`fuzz seed ${SEED}, ${RUNS_PER_ROUTE} requests per route (replay: USERPORT_FUZZ_SEED=${SEED} npx vitest run test/fuzz.test.ts)`);
 });
 afterAll(() => {
+  console.log(`fuzz answers: ${[...outcomes].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   session.close();
   agent.destroy();
 });

@@ -11,6 +11,11 @@ export interface RawRequest {
   path: string;
   headers?: Record<string, string>;
   body?: Uint8Array;
+  /**
+   * For a stream that may stay open (grpc.health.v1.Health/Watch): settle with the first chunk of
+   * the response body and cancel the rest, instead of waiting for the end.
+   */
+  untilFirstData?: boolean;
 }
 
 export interface RawResponse {
@@ -45,7 +50,13 @@ export function h2Request(session: http2.ClientHttp2Session, request: RawRequest
       headers = flatten(h);
     });
     stream.on("trailers", (t) => (trailers = flatten(t)));
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (request.untilFirstData) {
+        resolve({ status, headers, trailers, body: Buffer.concat(chunks) });
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    });
     stream.on("end", () => resolve({ status, headers, trailers, body: Buffer.concat(chunks) }));
     stream.on("error", reject);
     stream.end(request.body === undefined ? undefined : Buffer.from(request.body));
@@ -63,7 +74,13 @@ export function h1Request(url: string, agent: http.Agent, request: RawRequest): 
       { method: request.method ?? "POST", headers: { ...length, ...request.headers }, agent },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("data", (chunk: Buffer) => {
+          chunks.push(chunk);
+          if (request.untilFirstData) {
+            resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: {}, body: Buffer.concat(chunks) });
+            req.destroy();
+          }
+        });
         res.on("end", () =>
           resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: flatten(res.trailers), body: Buffer.concat(chunks) }),
         );
