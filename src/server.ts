@@ -13,6 +13,7 @@ import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerInitRoute } from "./api/login-init.js";
+import { nulCharactersInterceptor } from "./api/nul-characters.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
 import { createSessionService } from "./api/session-service.js";
 import { createUserService } from "./api/user-service.js";
@@ -179,7 +180,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
     rpcPaths = registerRpcRoutes(rpc, {
-      interceptors: [calls.interceptor],
+      interceptors: [calls.interceptor, nulCharactersInterceptor],
       routes(router) {
         router.service(ManagementService, management);
         router.service(UserService, userV2);

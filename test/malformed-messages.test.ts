@@ -11,7 +11,7 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AddHumanUserRequestSchema } from "../gen/zitadel/management_pb.js";
@@ -212,6 +212,49 @@ describe("Connect streaming (grpc.health.v1.Health/Watch) with a message that do
     });
     expect(response.status).toBe(200);
     expectUndecodable(connectStreamStatus(response), "grpc.health.v1.HealthCheckRequest");
+  });
+});
+
+describe("a string holding a NUL character (PostgreSQL text cannot hold it; bcrypt would end a password at it)", () => {
+  it("REST: a path id %00 is 400 code 3 naming the field, on either store", async () => {
+    const response = await h1Request(up.server.url, agent, {
+      path: "/management/v1/users/%00/_deactivate",
+      headers: { authorization: `Bearer ${up.server.token}` },
+    });
+    expect(response.status).toBe(400);
+    const body = JSON.parse(response.body.toString()) as { code: number; message: string; details: unknown[] };
+    expect(body).toEqual({ code: 3, message: "invalid value for field id: it contains a NUL character", details: [] });
+  });
+
+  it.each([
+    ["Connect JSON", "application/json"],
+    ["Connect binary", "application/proto"],
+  ])("%s: a nested string with NUL is INVALID_ARGUMENT naming the field", async (_name, contentType) => {
+    const message = create(AddHumanUserRequestSchema, { userName: "nul-user", profile: { firstName: "A\u0000da", lastName: "L" } });
+    const body = contentType === "application/json" ? Buffer.from(JSON.stringify(toJson(AddHumanUserRequestSchema, message))) : Buffer.from(toBinary(AddHumanUserRequestSchema, message));
+    const response = await h1Request(up.server.url, agent, {
+      path: ADD_HUMAN,
+      headers: { "content-type": contentType, authorization: `Bearer ${up.server.token}` },
+      body,
+    });
+    expect(response.status).toBe(400);
+    expect(connectUnaryStatus(response)).toEqual({ code: INVALID_ARGUMENT, message: "invalid value for field profile.firstName: it contains a NUL character" });
+  });
+
+  it("gRPC: a password with NUL is INVALID_ARGUMENT, and nothing is written", async () => {
+    const message = create(AddHumanUserRequestSchema, {
+      userName: "nul-password",
+      profile: { firstName: "Ada", lastName: "Lovelace" },
+      email: { email: "nul-password@example.com", isEmailVerified: true },
+      initialPassword: "Secr3t-Pass\u0000word!",
+    });
+    const response = await h2Request(session, {
+      path: ADD_HUMAN,
+      headers: { "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${up.server.token}` },
+      body: frame(toBinary(AddHumanUserRequestSchema, message)),
+    });
+    expect(grpcStatus(response)).toEqual({ code: INVALID_ARGUMENT, message: "invalid value for field initialPassword: it contains a NUL character" });
+    expect(await up.server.db.selectFrom("users").select("id").where("username", "=", "nul-password").execute()).toEqual([]);
   });
 });
 

@@ -19,6 +19,7 @@ import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { refuseNulCharacters } from "./nul-characters.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
@@ -139,6 +140,7 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
   const call = callSignal(request, reply);
   try {
     const input = readRequest(route, request);
+    refuseNulCharacters(input);
     const requestHeader = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && isForwarded(name)) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
