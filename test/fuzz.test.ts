@@ -38,7 +38,7 @@ import {
 } from "./helpers/raw-wire.js";
 
 const SEED = process.env.USERPORT_FUZZ_SEED === undefined ? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0 : Number(process.env.USERPORT_FUZZ_SEED);
-const RUNS_PER_ROUTE = Number(process.env.USERPORT_FUZZ_RUNS ?? 5);
+const RUNS_PER_ROUTE = Number(process.env.USERPORT_FUZZ_RUNS ?? 6);
 /** `USERPORT_FUZZ_TRACE=<file>` appends every request sent to the file, to find what a hang followed. */
 const TRACE_FILE = process.env.USERPORT_FUZZ_TRACE;
 /** A guard against a request the server never answers; not a measure of speed. */
