@@ -38,7 +38,7 @@ import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatche
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
-import { refusingWritesOfEndedRequests } from "./store/request-scope.js";
+import { outsideRequest, refusingWritesOfEndedRequests } from "./store/request-scope.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
@@ -83,7 +83,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const now = config.now ?? Date.now;
   let dispatcher: Dispatcher | undefined;
   // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
-  const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
+  const userStore = withWake(createUserStore(store), () => outsideRequest(() => dispatcher?.wake()));
   const hasher = createBcryptHasher(config.bcryptCost);
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
   const masterKey = loadMasterKey(config.masterKey, config.dataDir);

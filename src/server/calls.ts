@@ -34,12 +34,18 @@ export function createCalls(): Calls {
 
   function run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
     if (signal.aborted) return Promise.reject(endOf(signal));
-    const done = runForRequest(signal, () => Promise.resolve().then(work));
+    // Not the signal itself: Connect aborts it when a call completes normally too, and work the
+    // call set off (and outlives it) must not count as ended then.
+    const state = { ended: false };
+    const done = runForRequest(state, () => Promise.resolve().then(work));
     running.add(done);
     const forget = () => void running.delete(done);
     done.then(forget, forget);
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(endOf(signal));
+      const onAbort = () => {
+        state.ended = true;
+        reject(endOf(signal));
+      };
       signal.addEventListener("abort", onAbort, { once: true });
       done.then(
         (value) => {

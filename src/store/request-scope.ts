@@ -2,16 +2,29 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { RequestEnded } from "../domain/store-port.js";
 import type { Db } from "./db.js";
 
-/**
- * The abort signal of the request whose work is running: aborted once its deadline passed or its
- * client went away. Set by the protocol edge (src/server/calls.ts) around each call, read by the
- * store, so that no domain command has to pass it along.
- */
-const requestSignal = new AsyncLocalStorage<AbortSignal>();
+/** Whether the request a piece of work belongs to has ended before its answer (deadline, client gone). */
+export interface RequestState {
+  ended: boolean;
+}
 
-/** Runs `work` (and everything it starts) as work of the request behind `signal`. */
-export function runForRequest<T>(signal: AbortSignal, work: () => T): T {
-  return requestSignal.run(signal, work);
+/**
+ * The state of the request whose work is running. Set by the protocol edge (src/server/calls.ts)
+ * around each call, read by the store, so that no domain command has to pass it along. A call
+ * that completes normally never marks it ended.
+ */
+const requestState = new AsyncLocalStorage<RequestState>();
+
+/** Runs `work` (and everything it starts) as work of the request with `state`. */
+export function runForRequest<T>(state: RequestState, work: () => T): T {
+  return requestState.run(state, work);
+}
+
+/**
+ * Runs `fn` as work of no request: for long-lived work a request merely sets off (waking the
+ * mail dispatcher), which would otherwise carry that request's state into its timers forever.
+ */
+export function outsideRequest<T>(fn: () => T): T {
+  return requestState.exit(fn);
 }
 
 /**
@@ -28,7 +41,7 @@ export function refusingWritesOfEndedRequests(store: Db): Db {
     ...store,
     writes: {
       run(statements) {
-        if (requestSignal.getStore()?.aborted) return Promise.reject(new RequestEnded());
+        if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
         return writes.run(statements);
       },
       close: () => writes.close(),
