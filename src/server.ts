@@ -1,9 +1,8 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors, createContextValues } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { Kysely } from "kysely";
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
@@ -22,6 +21,7 @@ import { createHealthService } from "./api/health-service.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerLoginPages } from "./api/login-pages.js";
 import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./api/rate-limits.js";
+import { nulCharactersInterceptor } from "./api/nul-characters.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
 import { createSessionService } from "./api/session-service.js";
 import { createUserService } from "./api/user-service.js";
@@ -39,12 +39,15 @@ import { createVerificationCommands } from "./domain/verification.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
+import { createCalls } from "./server/calls.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { loggerOptions } from "./server/log-redaction.js";
+import { registerRpcRoutes } from "./server/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
+import { outsideRequest, refusingWritesOfEndedRequests } from "./store/request-scope.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
@@ -69,10 +72,14 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /** What is served: every RPC path, and every REST route as fastify knows it ("/v2/users/:p0"). */
+  routes: { rpc: string[]; rest: Array<{ method: string; url: string }> };
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
   /** How many passwords this server has hashed since it started: for tests and operators' tools. */
   passwordHashes(): number;
+  /** Resolves once no RPC's work is running, including work whose caller's deadline passed or who went away. */
+  settled(): Promise<void>;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
@@ -84,15 +91,15 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 export async function startServer(config: Config): Promise<RunningServer> {
   // admin.pat and master.key live in the data directory whichever store is used.
   mkdirSync(config.dataDir, { recursive: true });
-  const store = config.databaseUrl
-    ? await openPostgres(config.databaseUrl, config.databasePoolSize)
-    : await openSqlite(config.dataDir);
+  const store = refusingWritesOfEndedRequests(
+    config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize) : await openSqlite(config.dataDir),
+  );
   const newId = createIdGenerator();
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
   let dispatcher: Dispatcher | undefined;
   // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
-  const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
+  const userStore = withWake(createUserStore(store), () => outsideRequest(() => dispatcher?.wake()));
   let passwordHashes = 0;
   const bcryptHasher = createBcryptHasher(config.bcryptCost);
   const hasher: typeof bcryptHasher = {
@@ -153,8 +160,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
     bodyLimit: config.bodyLimitBytes,
     // A path parameter holds an id of up to 200 runes; percent-encoded, a rune takes up to 12 bytes.
     routerOptions: { maxParamLength: 2400 },
+    // The router's own refusals (broken percent-encoding, an over-long path parameter) in the
+    // gateway's error shape, without echoing the URL.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode ?? 400;
+      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the request URL is malformed";
+      void (reply as FastifyReply).code(status < 500 ? status : 400).send({ code: 3, message, details: [] });
+    },
   });
   const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
+  // Deadlines and cancellation, for the Connect protocols and REST alike.
+  const calls = createCalls();
   const callerAccess = createCallerAccess({
     credentials: createCredentialStore(store),
     now,
@@ -227,9 +243,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
 
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
+  let rpcPaths: string[] = [];
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
-    await rpc.register(fastifyConnectPlugin, {
+    rpcPaths = registerRpcRoutes(rpc, {
+      interceptors: [calls.interceptor, nulCharactersInterceptor],
       routes(router) {
         router.service(ManagementService, management);
         router.service(UserService, userV2);
@@ -263,6 +281,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       { service: MigrationService, impl: migration, prefix: "/migration/v1" },
     ],
     logUnexpected,
+    calls,
   );
 
   app.get("/healthz", async () => ({ status: "SERVING" }));
@@ -334,11 +353,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
+    routes: { rpc: rpcPaths, rest: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })) },
     db: store.db,
     passwordHashes: () => passwordHashes,
+    settled: () => calls.settled(),
     close() {
       closing ??= (async () => {
         await app.close();
+        // Work whose caller has gone may still be running: it finishes before the store closes.
+        await calls.settled();
         await dispatcher?.stop();
         smtp?.close();
         await store.close();

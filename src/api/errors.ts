@@ -2,7 +2,7 @@ import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { UniqueViolation } from "../domain/ports.js";
+import { RequestEnded, UniqueViolation } from "../domain/ports.js";
 
 /** The gRPC code of each of the domain's error kinds. */
 export const CODE_OF_KIND: Record<ErrorKind, Code> = {
@@ -48,6 +48,9 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
   if (err instanceof UniqueViolation && err.kind.endsWith("sequence")) {
     return new ConnectError("The object was changed concurrently; try again", Code.Aborted);
   }
+  // The caller's deadline passed or it went away before the command's write (src/store/request-scope.ts):
+  // expected, not logged; the caller has been answered with the deadline or cancellation already.
+  if (err instanceof RequestEnded) return new ConnectError(err.message, Code.Canceled);
   logUnexpected(err);
   return new ConnectError("Internal error", Code.Internal);
 }

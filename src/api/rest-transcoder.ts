@@ -13,16 +13,21 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { clientAddressKey } from "./rate-limits.js";
+import { refuseNulCharacters } from "./nul-characters.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
-const NEVER_ABORTED = new AbortController().signal;
+/** Runs a call's implementation under its signal (src/server/calls.ts). */
+export interface CallRunner {
+  run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T>;
+}
 
 /** A service to expose over REST: its descriptor, its (secured) implementation and a path prefix. */
 export interface RestService {
@@ -57,13 +62,18 @@ interface RestRoute {
  * unknown fields ignored). The response is protojson with zero values omitted; errors are
  * grpc-gateway's `{code, message, details}` with its HTTP status.
  */
-export function registerRestRoutes(app: FastifyInstance, services: RestService[], logUnexpected: ErrorLogger): RestRoute[] {
+export function registerRestRoutes(
+  app: FastifyInstance,
+  services: RestService[],
+  logUnexpected: ErrorLogger,
+  calls: CallRunner,
+): RestRoute[] {
   const routes = services.flatMap(deriveRoutes);
   for (const route of routes) {
     app.route({
       method: route.httpMethod,
       url: route.url,
-      handler: (request, reply) => handle(route, request, reply, logUnexpected),
+      handler: (request, reply) => handle(route, request, reply, logUnexpected, calls),
     });
   }
   return routes;
@@ -127,9 +137,11 @@ function compileTemplate(template: string): { url: string; pathFields: string[][
   return { url, pathFields, matches: new RegExp(`^${pattern}$`) };
 }
 
-async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyReply, logUnexpected: ErrorLogger) {
+async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyReply, logUnexpected: ErrorLogger, calls: CallRunner) {
+  const call = callSignal(request, reply);
   try {
     const input = readRequest(route, request);
+    refuseNulCharacters(input);
     const requestHeader = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && isForwarded(name)) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
@@ -144,13 +156,11 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
       values: createContextValues().set(clientAddressKey, request.ip),
-      // REST has no deadlines, and a command runs to its commit even if the client leaves, so
-      // the signal never fires: cheaper than Connect's linked abort controllers per request.
-      signal: NEVER_ABORTED,
-      timeoutMs: () => undefined,
+      signal: call.signal,
+      timeoutMs: call.timeoutMs,
     };
     // Implementations may return an init object, as Connect allows: make it a message first.
-    const output = create(route.method.output, (await route.handler(input, ctx)) as never);
+    const output = create(route.method.output, (await calls.run(call.signal, () => route.handler(input, ctx))) as never);
     await reply
       .code(route.successCode)
       .type("application/json")
@@ -158,7 +168,41 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
   } catch (err) {
     const error = toConnectError(err, logUnexpected);
     await reply.code(httpStatusOf(error.code)).type("application/json").send(restErrorBody(error));
+  } finally {
+    call.done();
   }
+}
+
+/**
+ * The signal of a REST call: it aborts when the client goes away before the response is written,
+ * or when the deadline of a `Grpc-Timeout` header passes (grpc-gateway's runtime reads that header
+ * on REST requests too, and answers a malformed one with INVALID_ARGUMENT).
+ */
+function callSignal(request: FastifyRequest, reply: FastifyReply) {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) controller.abort(new ConnectError("the client went away", Code.Canceled));
+  };
+  reply.raw.once("close", onClose);
+  let timer: NodeJS.Timeout | undefined;
+  let deadline: number | undefined;
+  const header = request.headers["grpc-timeout"];
+  if (typeof header === "string") {
+    const timeout = parseTimeout(header, Number.MAX_SAFE_INTEGER);
+    if (timeout.error) controller.abort(new ConnectError(`invalid grpc-timeout: ${header}`, Code.InvalidArgument));
+    else if (timeout.timeoutMs !== undefined) {
+      deadline = Date.now() + timeout.timeoutMs;
+      timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+    }
+  }
+  return {
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+    done() {
+      clearTimeout(timer);
+      reply.raw.off("close", onClose);
+    },
+  };
 }
 
 /**

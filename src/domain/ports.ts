@@ -205,6 +205,17 @@ export class UniqueViolation extends Error {
 }
 
 /**
+ * The store refused to start a write because the request it belongs to has already ended (its
+ * deadline passed or its client went away): nothing of the command was written.
+ */
+export class RequestEnded extends Error {
+  override readonly name = "RequestEnded";
+  constructor() {
+    super("the request ended before its changes were written");
+  }
+}
+
+/**
  * A change to an existing user, written only if nobody changed the user since `expectedSequence`:
  * its event takes the next sequence number, which the store keeps unique per user, so a
  * concurrent change makes it fail with `UniqueViolation("sequence")`.

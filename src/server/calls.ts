@@ -1,0 +1,89 @@
+import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { runForRequest } from "../store/request-scope.js";
+
+/**
+ * Set on a call's context values once its request message decoded, just before the service
+ * implementation runs. A call that failed without it failed in Connect's protocol layer: see
+ * src/server/undecodable.ts.
+ */
+export const decodedKey = createContextKey(false);
+
+/** How every RPC (Connect, gRPC, gRPC-Web and REST alike) runs its service implementation. */
+export interface Calls {
+  /**
+   * Runs `work` for the request behind `signal` and settles with it, or rejects as soon as the
+   * signal aborts: DEADLINE_EXCEEDED once the caller's deadline passed, CANCELLED once the caller
+   * went away. Work already under way then goes on unanswered, but the store refuses to start its
+   * writes (src/store/request-scope.ts).
+   */
+  run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T>;
+  /** Resolves once no call's work is running any more, including work whose caller has gone. */
+  settled(): Promise<void>;
+  /**
+   * The Connect interceptor that runs each call through {@link Calls.run} and marks it decoded.
+   *
+   * Connect gives every handler context a `signal` that aborts at the deadline (`grpc-timeout`,
+   * `connect-timeout-ms`) or when the client disconnects, but it leaves honouring it to the
+   * implementation: without this, a call whose deadline passed ran to completion.
+   */
+  interceptor: Interceptor;
+}
+
+export function createCalls(): Calls {
+  const running = new Set<Promise<unknown>>();
+
+  function run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+    if (signal.aborted) return Promise.reject(endOf(signal));
+    // Not the signal itself: Connect aborts it when a call completes normally too, and work the
+    // call set off (and outlives it) must not count as ended then.
+    const state = { ended: false };
+    const done = runForRequest(state, () => Promise.resolve().then(work));
+    running.add(done);
+    const forget = () => void running.delete(done);
+    done.then(forget, forget);
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        state.ended = true;
+        reject(endOf(signal));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      done.then(
+        (value) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  return {
+    run,
+    async settled() {
+      while (running.size > 0) await Promise.allSettled([...running]);
+    },
+    interceptor: (next) => async (req) => {
+      if (req.stream) return next({ ...req, message: markedOnFirst(req.message, req.contextValues) });
+      req.contextValues.set(decodedKey, true);
+      return run(req.signal, () => next(req));
+    },
+  };
+}
+
+/** What a caller whose signal aborted is answered: Connect's own reason when it gave one. */
+function endOf(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError) return reason;
+  return new ConnectError("the request was cancelled", Code.Canceled);
+}
+
+/** Streams decode their request while the implementation runs: marks the call once one did. */
+async function* markedOnFirst<T>(messages: AsyncIterable<T>, values: ContextValues): AsyncIterable<T> {
+  for await (const message of messages) {
+    values.set(decodedKey, true);
+    yield message;
+  }
+}
