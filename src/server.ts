@@ -1,4 +1,3 @@
-import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
@@ -34,8 +33,9 @@ import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
-import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
-import { openSqlite } from "./store/db.js";
+import { createDataDir, describeStoreError, preflight } from "./server/preflight.js";
+import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
+import { type Db, openSqlite } from "./store/db.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
@@ -55,6 +55,11 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /** The instance served, and whether this start created it (the first start) or found it. */
+  instanceId: string;
+  instanceCreated: boolean;
+  /** The address and port bound, e.g. `0.0.0.0:8080`. */
+  listenAddress: string;
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
@@ -66,12 +71,29 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 
 /** Opens the store, creates the instance on first start, and serves every protocol on one port. */
 export async function startServer(config: Config): Promise<RunningServer> {
+  // Every setting is checked before the store is touched: a start that fails on one writes nothing.
+  const { tls } = await preflight(config);
   // admin.pat and master.key live in the data directory whichever store is used.
-  mkdirSync(config.dataDir, { recursive: true });
-  const store = config.databaseUrl
-    ? await openPostgres(config.databaseUrl, config.databasePoolSize)
-    : await openSqlite(config.dataDir);
+  const pendingKey = prepareMasterKey(config.masterKey, config.dataDir);
+  // On PostgreSQL the data directory is made once the database answered.
+  if (!config.databaseUrl) createDataDir(config);
+  let store: Db;
+  try {
+    store = config.databaseUrl
+      ? await openPostgres(config.databaseUrl, config.databasePoolSize)
+      : await openSqlite(config.dataDir);
+  } catch (err) {
+    throw describeStoreError(config, err) ?? err;
+  }
+  if (config.databaseUrl) createDataDir(config);
   const newId = createIdGenerator();
+  const masterKey = pendingKey.persist();
+  try {
+    await checkMasterKey(store, masterKey);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
   let dispatcher: Dispatcher | undefined;
@@ -79,8 +101,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const userStore = withWake(createUserStore(store), () => dispatcher?.wake());
   const hasher = createBcryptHasher(config.bcryptCost);
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
-  const masterKey = loadMasterKey(config.masterKey, config.dataDir);
-  await checkMasterKey(store, masterKey);
   const secretBox = createSecretBox(masterKey);
   const idps = createIdpCommands({ store: createIdpStore(store), newId, secretBox });
   const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
@@ -108,9 +128,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
     newId,
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
   });
-  const tls = config.tlsCertFile && config.tlsKeyFile
-    ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
-    : undefined;
 
   const app = Fastify({
     logger: { level: config.logLevel },
@@ -217,7 +234,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const scheme = tls ? "https" : "http";
-  app.log.info({ instance: instance.id, adminTokenFile: adminTokenPath(config.dataDir) }, "userport is serving");
+  const listenAddress = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  app.log.info({ instance: instance.id, instanceCreated: instance.created, listen: listenAddress }, "userport is serving");
 
   const outbox = createOutboxStore(store);
   let smtp: ReturnType<typeof smtpSender> | undefined;
@@ -246,6 +264,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
+    instanceId: instance.id,
+    instanceCreated: instance.created,
+    listenAddress,
     db: store.db,
     close() {
       closing ??= (async () => {

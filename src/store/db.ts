@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
@@ -41,6 +41,7 @@ export interface Db {
 export async function openSqlite(dataDir: string): Promise<Db> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "userport.sqlite");
+  restrictToOwner(file);
   const sqlite = new SQLite(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = FULL");
@@ -59,6 +60,18 @@ export async function openSqlite(dataDir: string): Promise<Db> {
       await db.destroy();
     },
   };
+}
+
+/**
+ * The store holds password hashes and sealed secrets: its files are the owner's only (0600), as
+ * admin.pat is. SQLite creates the -wal and -shm files with the mode of the database file, so
+ * creating that one 0600 is enough; files of an older start are narrowed.
+ */
+function restrictToOwner(file: string): void {
+  if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(path) && (statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  }
 }
 
 /** Enough distinct statements for every query the service builds; dynamic ones evict the oldest. */
