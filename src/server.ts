@@ -48,6 +48,10 @@ import { createOrgCommands } from "./domain/orgs.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/store-port.js";
+import type { SessionStore } from "./domain/session-port.js";
+import { observeService, registerAccessLog, requestId, requestLog } from "./server/access-log.js";
+import { createMetrics } from "./server/metrics.js";
+import { storeAnswers } from "./store/probe.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -115,7 +119,24 @@ export async function startServer(config: Config): Promise<RunningServer> {
     idps,
     now,
   });
-  const sessionStore = createSessionStore(store);
+  const outbox = createOutboxStore(store);
+  let shuttingDown = false;
+  let lastReady = true;
+  const readiness = {
+    async ready() {
+      lastReady = !shuttingDown && (await storeAnswers(store, 2000));
+      return lastReady;
+    },
+    closing: () => shuttingDown,
+  };
+  const metrics = createMetrics({
+    outboxUnsent: () => outbox.countUnsent(),
+    connections: () => store.connections(),
+    commitsWaiting: () => store.writes.waiting(),
+    ready: () => lastReady,
+  });
+  store.writes.onBatch = (size, seconds, failed) => metrics.batch(size, seconds, failed);
+  const sessionStore = withEventCount(createSessionStore(store), metrics.events);
   // The instance's lockout policy until an administrator stores one (admin UpdateLockoutPolicy).
   const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
@@ -131,7 +152,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   const app = Fastify({
     logger: { level: config.logLevel },
-    // One log line per request costs more than an import itself; debug level turns it back on.
+    genReqId: requestId,
+    // fastify's own request lines are replaced by the access log (src/server/access-log.ts).
     logController: new LogController({
       disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
     }),
@@ -140,7 +162,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     // A path parameter holds an id of up to 200 runes; percent-encoded, a rune takes up to 12 bytes.
     routerOptions: { maxParamLength: 2400 },
   });
-  const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
+  // With the request's logger when there is one: the line carries the request id.
+  const logUnexpected = (err: unknown) => (requestLog() ?? app.log).error({ err }, "request failed unexpectedly");
   const { access, secureService, forgetCallers } = createAccess(store, now);
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
   const queries = createUserQueries({ store: createUserSearch(store) });
@@ -153,18 +176,24 @@ export async function startServer(config: Config): Promise<RunningServer> {
     onCallerChanged: forgetCallers,
   });
   const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher });
-  const management = secureService(
+  const management = observeService(ManagementService, secureService(
     ManagementService,
     createManagementService(users, states, access, queries, changes, orgs, idps, passwords, lockout),
     logUnexpected,
+  ));
+  const userV2 = observeService(
+    UserService,
+    secureService(UserService, createUserService(users, states, access, queries, changes, passwords, verification), logUnexpected),
   );
-  const userV2 = secureService(UserService, createUserService(users, states, access, queries, changes, passwords, verification), logUnexpected);
-  const sessionV2 = secureService(
+  const sessionV2 = observeService(SessionService, secureService(
     SessionService,
     createSessionService(sessionCommands, (instanceId, userId) => userStore.getUser(instanceId, userId)),
     logUnexpected,
-  );
-  const admin = secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected);
+  ));
+  const admin = observeService(AdminService, secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected));
+  // Registered first, so that every request (CORS preflights and 404s too) gets an id and a line.
+  const restRpcs = new Map<string, string>();
+  registerAccessLog(app, { restRpcs, onResponse: metrics.request });
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -187,7 +216,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(AdminService, admin);
         router.service(
           Health,
-          createHealthService([ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName]),
+          createHealthService(
+            [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName],
+            readiness,
+          ),
         );
       },
       jsonOptions: { ignoreUnknownFields: true },
@@ -206,7 +238,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   );
 
+  for (const route of restRoutes) restRpcs.set(`${route.httpMethod} ${route.url}`, `${route.service.typeName}/${route.method.name}`);
+
+  // Liveness: the process is up and answers. Readiness: the store answers too, and it is not stopping.
   app.get("/healthz", async () => ({ status: "SERVING" }));
+  app.get("/readyz", async (_request, reply) => {
+    if (await readiness.ready()) return { status: "SERVING" };
+    return reply.code(503).send({ status: "NOT_SERVING", reason: shuttingDown ? "shutting down" : "the store does not answer" });
+  });
+  app.get("/metrics", async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.contentType).send(text);
+  });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0]!;
@@ -237,14 +280,22 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const listenAddress = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   app.log.info({ instance: instance.id, instanceCreated: instance.created, listen: listenAddress }, "userport is serving");
 
-  const outbox = createOutboxStore(store);
   let smtp: ReturnType<typeof smtpSender> | undefined;
   if (config.smtpUrl) {
     smtp = smtpSender(config.smtpUrl, config.smtpFrom);
+    const send = smtp.send;
     dispatcher = startDispatcher({
       store: outbox,
       secretBox,
-      send: smtp.send,
+      async send(message) {
+        try {
+          await send(message);
+        } catch (err) {
+          metrics.delivery("failed");
+          throw err;
+        }
+        metrics.delivery("sent");
+      },
       log: app.log,
       now,
       pollMs: config.outboxPollMs,
@@ -270,12 +321,25 @@ export async function startServer(config: Config): Promise<RunningServer> {
     db: store.db,
     close() {
       closing ??= (async () => {
+        shuttingDown = true;
+        lastReady = false;
         await app.close();
         await dispatcher?.stop();
         smtp?.close();
         await store.close();
       })();
       return closing;
+    },
+  };
+}
+
+/** The session store, telling `count` the event types of each committed credential write. */
+function withEventCount(store: SessionStore, count: (types: string[]) => void): SessionStore {
+  return {
+    ...store,
+    async write(change) {
+      await store.write(change);
+      if (change.credentials) count(change.credentials.events.map((event) => event.type));
     },
   };
 }

@@ -13,6 +13,10 @@ export interface WriteQueue {
   run(statements: readonly WriteStatement[]): Promise<void>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
+  /** Told after each batch commits (or fails): how many commands it held and how long it took. */
+  onBatch?: (size: number, seconds: number, failed: boolean) => void;
+  /** Commands waiting for the next batch. */
+  waiting(): number;
 }
 
 export interface Db {
@@ -30,6 +34,8 @@ export interface Db {
   writes: WriteQueue;
   /** Waits for queued writes to commit, then closes the writer and the database. */
   close(): Promise<void>;
+  /** Connections to the database: open, idle, and requests waiting for one (for metrics). */
+  connections(): { open: number; idle: number; waiting: number };
 }
 
 /**
@@ -59,6 +65,8 @@ export async function openSqlite(dataDir: string): Promise<Db> {
       await writes.close();
       await db.destroy();
     },
+    // One reading connection on the main thread and the writer thread's own.
+    connections: () => ({ open: 2, idle: writes.inFlight() === 0 ? 2 : 1, waiting: 0 }),
   };
 }
 
