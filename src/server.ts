@@ -11,6 +11,9 @@ import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
+import { createReflectionServices } from "./api/reflection-service.js";
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerInitRoute } from "./api/login-init.js";
 import { registerRestRoutes } from "./api/rest-transcoder.js";
@@ -214,6 +217,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(UserService, userV2);
         router.service(SessionService, sessionV2);
         router.service(AdminService, admin);
+        const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, Health]);
+        router.service(ServerReflectionV1, reflection.v1);
+        router.service(ServerReflectionV1alpha, reflection.v1alpha);
         router.service(
           Health,
           createHealthService(
