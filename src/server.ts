@@ -12,6 +12,8 @@ import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
 import { createHealthService } from "./api/health-service.js";
 import { createReflectionServices } from "./api/reflection-service.js";
+import { openApiDocument } from "./api/openapi.js";
+import packageJson from "../package.json" with { type: "json" };
 import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createManagementService } from "./api/management-service.js";
@@ -67,6 +69,8 @@ export interface RunningServer {
   instanceCreated: boolean;
   /** The address and port bound, e.g. `0.0.0.0:8080`. */
   listenAddress: string;
+  /** Every HTTP route served (method and fastify path), Connect's and REST's included. */
+  routes: ReadonlyArray<{ method: string; url: string }>;
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
@@ -194,6 +198,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   ));
   const admin = observeService(AdminService, secureService(AdminService, createAdminService(orgs, access, lockout), logUnexpected));
+  // Every route served, for operators' tools and the test that compares them with the OpenAPI document.
+  const routes: Array<{ method: string; url: string }> = [];
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
   // Registered first, so that every request (CORS preflights and 404s too) gets an id and a line.
   const restRpcs = new Map<string, string>();
   registerAccessLog(app, { restRpcs, onResponse: metrics.request });
@@ -252,6 +261,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (await readiness.ready()) return { status: "SERVING" };
     return reply.code(503).send({ status: "NOT_SERVING", reason: shuttingDown ? "shutting down" : "the store does not answer" });
   });
+  // The OpenAPI description of exactly these REST routes, generated from the same descriptors.
+  const openApi = JSON.stringify(openApiDocument(restRoutes, { title: "userport", version: packageJson.version }));
+  app.get("/openapi.json", async (_request, reply) => reply.type("application/json").send(openApi));
   app.get("/metrics", async (_request, reply) => {
     const text = await metrics.registry.metrics();
     return reply.type(metrics.contentType).send(text);
@@ -324,6 +336,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     instanceId: instance.id,
     instanceCreated: instance.created,
     listenAddress,
+    routes,
     db: store.db,
     close() {
       closing ??= (async () => {
