@@ -34,9 +34,9 @@ describe("GET /openapi.json", () => {
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(doc.openapi).toBe("3.1.0");
-    // The validator does reject a broken document: an operation without responses.
-    const broken = structuredClone(doc) as unknown as { paths: Record<string, Record<string, { responses?: unknown }>> };
-    delete broken.paths["/v2/users/human"]!.post!.responses;
+    // The validator does reject a broken document: a parameter "in" the body (OpenAPI 2's way).
+    const broken = structuredClone(doc);
+    broken.paths["/v2/users/{user_id}"]!.get!.parameters[0]!.in = "body";
     expect((await new Validator().validate(broken as never)).valid).toBe(false);
   });
 
