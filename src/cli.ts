@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ADMIN_USERNAME, issueAdminToken } from "./admin-token.js";
 import { type Config, loadConfig, SettingError, settingsHelp } from "./config.js";
 import { startServer } from "./server.js";
 import { describeStoreError } from "./server/preflight.js";
-import { adminTokenPath } from "./setup.js";
+import { adminTokenPath, loadMasterKey, masterKeyDigest } from "./setup.js";
+import { backupSqlite, inspectBackup, restoreSqlite, sqliteFile } from "./store/backup.js";
 import { openSqlite } from "./store/db.js";
 import { openPostgres } from "./store/postgres.js";
 
@@ -15,6 +16,8 @@ const HELP = `Usage: userport <command> [options]
 Commands:
   serve    Start the server: gRPC, gRPC-Web, Connect and REST on one port
   token    Issue a new IAM_OWNER token into a file (when admin.pat is lost)
+  backup   Copy the SQLite store into a file while the server runs
+  restore  Put a backup in place as the store of a new data directory
 
 \`userport <command> --help\` tells more about each.
 `;
@@ -42,6 +45,22 @@ and writes it to a file with mode 0600; the token is never printed. Works while 
   --help                show this help
 `;
 
+const BACKUP_HELP = `Usage: userport backup --out <file> [--data-dir <dir>]
+
+Copies the SQLite store of the data directory into <file> (which must not exist), mode 0600,
+while the server keeps serving: one consistent snapshot holding every commit made before it
+started. The master key is not in it: keep <data-dir>/master.key (or USERPORT_MASTER_KEY) too,
+apart from the backup. On PostgreSQL, back up with pg_dump instead.
+`;
+
+const RESTORE_HELP = `Usage: userport restore --from <file> --data-dir <dir>
+
+Makes a backup the store of <dir>, a data directory without a store. The master key the backup
+was made under must be there first, as <dir>/master.key or USERPORT_MASTER_KEY: it is checked
+against the backup, since without it the sealed codes and secrets cannot be opened and the
+server refuses to start. Then start the server with --data-dir <dir>.
+`;
+
 /** Process exit statuses: 2 for a setting or usage the operator must change. */
 const EXIT_SETTING = 2;
 
@@ -58,6 +77,14 @@ async function main(argv: string[]): Promise<void> {
   if (command === "token") {
     if (args.includes("--help") || args.includes("-h")) return void process.stdout.write(TOKEN_HELP);
     return token(args);
+  }
+  if (command === "backup") {
+    if (args.includes("--help") || args.includes("-h")) return void process.stdout.write(BACKUP_HELP);
+    return backup(args);
+  }
+  if (command === "restore") {
+    if (args.includes("--help") || args.includes("-h")) return void process.stdout.write(RESTORE_HELP);
+    return restore(args);
   }
   throw new SettingError(`unknown command "${command}": \`userport --help\` lists the commands`);
 }
@@ -143,6 +170,72 @@ async function token(args: string[]): Promise<void> {
   } finally {
     await store.close();
   }
+}
+
+/** The options of a maintenance command: its own, plus --data-dir and --database-url as for serve. */
+function commandOptions<T extends Record<string, { type: "string" | "boolean" }>>(command: string, args: string[], own: T) {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options: { ...own, "data-dir": { type: "string" }, "database-url": { type: "string" } }, strict: true }));
+  } catch (err) {
+    throw new SettingError(`${(err as Error).message.split("\n")[0]}: \`userport ${command} --help\` lists the options`);
+  }
+  const passOn = [
+    ...(typeof values["data-dir"] === "string" ? ["--data-dir", values["data-dir"]] : []),
+    ...(typeof values["database-url"] === "string" ? ["--database-url", values["database-url"]] : []),
+  ];
+  return { values, config: loadConfig(passOn) };
+}
+
+async function backup(args: string[]): Promise<void> {
+  const { values, config } = commandOptions("backup", args, { out: { type: "string" } });
+  if (config.databaseUrl) {
+    throw new SettingError(`${config.settingNames.databaseUrl} is set: userport backs up its SQLite store only; back up PostgreSQL with pg_dump`);
+  }
+  if (typeof values.out !== "string") throw new SettingError("--out <file> is missing: `userport backup --help` tells more");
+  const out = resolve(values.out);
+  if (existsSync(out)) throw new SettingError(`--out ${out} exists: give a new file`);
+  const dataDir = resolve(config.dataDir);
+  if (!existsSync(sqliteFile(dataDir))) {
+    throw new SettingError(`${config.settingNames.dataDir} "${dataDir}" holds no userport store: give the data directory the server uses`);
+  }
+  const { bytes, users } = backupSqlite(dataDir, out);
+  say(`backed up ${sqliteFile(dataDir)} into ${out} (${bytes} bytes, ${users} users, mode 0600)`);
+  say(`the master key is not in the backup: keep ${join(dataDir, "master.key")} (or USERPORT_MASTER_KEY) with it, stored apart`);
+}
+
+async function restore(args: string[]): Promise<void> {
+  const { values, config } = commandOptions("restore", args, { from: { type: "string" } });
+  if (config.databaseUrl) {
+    throw new SettingError(`${config.settingNames.databaseUrl} is set: userport restores its SQLite store only; restore PostgreSQL with pg_restore`);
+  }
+  if (typeof values.from !== "string") throw new SettingError("--from <file> is missing: `userport restore --help` tells more");
+  const from = resolve(values.from);
+  if (!existsSync(from)) throw new SettingError(`--from ${from} does not exist`);
+  const dataDir = resolve(config.dataDir);
+  if (existsSync(sqliteFile(dataDir))) {
+    throw new SettingError(`${config.settingNames.dataDir} "${dataDir}" already holds a store: restore into a new data directory`);
+  }
+  let backupInfo: ReturnType<typeof inspectBackup>;
+  try {
+    backupInfo = inspectBackup(from);
+  } catch (err) {
+    throw new SettingError(`--from ${(err as Error).message}`);
+  }
+  const keyFile = join(dataDir, "master.key");
+  if (!config.masterKey && !existsSync(keyFile)) {
+    throw new SettingError(
+      `no master key for the restored store: copy the master.key of the backed-up data directory to ${keyFile} (or set USERPORT_MASTER_KEY), then restore again`,
+    );
+  }
+  const key = loadMasterKey(config.masterKey, dataDir);
+  if (backupInfo.masterKeyDigest !== undefined && backupInfo.masterKeyDigest !== masterKeyDigest(key)) {
+    throw new SettingError(
+      `the master key (${config.masterKey ? "USERPORT_MASTER_KEY" : keyFile}) is not the one the backup's secrets are sealed with: use the key of the backed-up data directory`,
+    );
+  }
+  restoreSqlite(from, dataDir);
+  say(`restored ${from} into ${sqliteFile(dataDir)} (${backupInfo.users} users); start it with \`userport serve --data-dir ${dataDir}\``);
 }
 
 function say(line: string): void {

@@ -95,13 +95,18 @@ export function loadMasterKey(configured: string | undefined, dataDir: string): 
   return prepareMasterKey(configured, dataDir).persist();
 }
 
+/** What the store keeps of the master key (in `unique_constraints`, kind `master_key`): an HMAC, not the key. */
+export function masterKeyDigest(key: Buffer): string {
+  return createHmac("sha256", key).update("userport master key check").digest("hex");
+}
+
 /**
  * Fails the start when `key` is not the key the store's secrets are sealed with. Replicas on one
  * PostgreSQL each have a data directory of their own: one that generated or was given another
  * key would fail on every code the others sealed. The store keeps a digest of the first key.
  */
 export async function checkMasterKey({ db, writes }: Db, key: Buffer): Promise<void> {
-  const digest = createHmac("sha256", key).update("userport master key check").digest("hex");
+  const digest = masterKeyDigest(key);
   const stored = () =>
     db
       .selectFrom("unique_constraints")
