@@ -100,9 +100,7 @@ async function serve(config: Config): Promise<void> {
   } else if (existsSync(tokenFile)) {
     say(`reusing the instance ${server.instanceId}; an administrator token is in ${tokenFile}`);
   } else {
-    say(
-      `reusing the instance ${server.instanceId}; no administrator token at ${tokenFile}: issue one with \`userport token --data-dir ${config.dataDir}\``,
-    );
+    say(`reusing the instance ${server.instanceId}; no administrator token at ${tokenFile}: issue one with \`userport token --data-dir ${config.dataDir}\``);
   }
 
   let stopping = false;

@@ -71,7 +71,14 @@ export const SETTINGS: readonly Setting[] = [
   { key: "port", env: "USERPORT_PORT", flag: "port", value: "<n>", default: "8080", help: "the one port for gRPC, gRPC-Web, Connect and REST" },
   { key: "host", env: "USERPORT_HOST", flag: "host", value: "<addr>", default: "0.0.0.0", help: "address to bind (0.0.0.0: every interface)" },
   { key: "dataDir", env: "USERPORT_DATA_DIR", flag: "data-dir", value: "<dir>", default: "./.data", help: "SQLite store, admin.pat, master.key" },
-  { key: "databaseUrl", env: "USERPORT_DATABASE_URL", flag: "database-url", value: "<url>", default: "unset (SQLite)", help: "postgres://user:pass@host:5432/db to use PostgreSQL" },
+  {
+    key: "databaseUrl",
+    env: "USERPORT_DATABASE_URL",
+    flag: "database-url",
+    value: "<url>",
+    default: "unset (SQLite)",
+    help: "postgres://user:pass@host:5432/db to use PostgreSQL",
+  },
   { key: "databasePoolSize", env: "USERPORT_DATABASE_POOL_SIZE", value: "<n>", default: "10", help: "PostgreSQL connections per replica (at least 2)" },
   { key: "externalUrl", env: "USERPORT_EXTERNAL_URL", value: "<url>", default: "http://localhost:<port>", help: "base of the links userport hands out" },
   { key: "tlsCertFile", env: "USERPORT_TLS_CERT", value: "<file>", default: "unset", help: "PEM certificate; with USERPORT_TLS_KEY the port speaks TLS" },
@@ -79,7 +86,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: "corsOrigins", env: "USERPORT_CORS_ORIGINS", value: "<origins>", default: "unset (no CORS)", help: "comma-separated browser origins, * for any" },
   { key: "bcryptCost", env: "USERPORT_BCRYPT_COST", value: "<4-31>", default: "12", help: "bcrypt cost for plaintext passwords" },
   { key: "maxPasswordAttempts", env: "USERPORT_MAX_PASSWORD_ATTEMPTS", value: "<n>", default: "0 (no lockout)", help: "the instance's default lockout policy" },
-  { key: "passwordVerifiers", env: "USERPORT_PASSWORD_VERIFIERS", value: "<families>", default: "unset (bcrypt only)", help: "imported hash families accepted besides bcrypt" },
+  {
+    key: "passwordVerifiers",
+    env: "USERPORT_PASSWORD_VERIFIERS",
+    value: "<families>",
+    default: "unset (bcrypt only)",
+    help: "imported hash families accepted besides bcrypt",
+  },
   { key: "masterKey", env: "USERPORT_MASTER_KEY", value: "<base64>", default: "<data-dir>/master.key", help: "32 bytes, base64: encrypts codes at rest" },
   { key: "bodyLimitBytes", env: "USERPORT_BODY_LIMIT", value: "<bytes>", default: "4194304", help: "largest request body" },
   { key: "smtpUrl", env: "USERPORT_SMTP_URL", value: "<url>", default: "unset (mail stays in the outbox)", help: "smtp://user:pass@host:587 or smtps://…:465" },
@@ -88,7 +101,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: "smtpRetryBaseMs", env: "USERPORT_SMTP_RETRY_BASE_MS", value: "<ms>", default: "5000", help: "first retry delay of a failed delivery" },
   { key: "smtpRetryMaxMs", env: "USERPORT_SMTP_RETRY_MAX_MS", value: "<ms>", default: "3600000", help: "longest retry delay" },
   { key: "logLevel", env: "USERPORT_LOG_LEVEL", value: "<level>", default: "info", help: "fatal, error, warn, info, debug, trace or silent" },
-  { key: "shutdownGraceMs", env: "USERPORT_SHUTDOWN_GRACE_MS", value: "<ms>", default: "30000", help: "on SIGTERM/SIGINT, how long to finish before exiting anyway" },
+  {
+    key: "shutdownGraceMs",
+    env: "USERPORT_SHUTDOWN_GRACE_MS",
+    value: "<ms>",
+    default: "30000",
+    help: "on SIGTERM/SIGINT, how long to finish before exiting anyway",
+  },
 ];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -162,14 +181,18 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
       // reported below
     }
     if (!url || !/^postgres(ql)?:$/.test(url.protocol) || url.hostname === "") {
-      fail("databaseUrl", `"${redactUrl(databaseUrl)}" is not a PostgreSQL URL: give postgres://user:password@host:5432/database, or leave it unset for SQLite`);
+      fail(
+        "databaseUrl",
+        `"${redactUrl(databaseUrl)}" is not a PostgreSQL URL: give postgres://user:password@host:5432/database, or leave it unset for SQLite`,
+      );
     }
   }
   const databasePoolSize = int("databasePoolSize", 10, 2);
 
   const externalUrl = (raw("externalUrl") ?? `http://localhost:${port}`).replace(/\/+$/, "");
   const external = parseHttpUrl(externalUrl);
-  if (!external) fail("externalUrl", `"${externalUrl}" is not an http:// or https:// URL: give the base URL clients reach userport at, e.g. https://id.example.com`);
+  if (!external)
+    fail("externalUrl", `"${externalUrl}" is not an http:// or https:// URL: give the base URL clients reach userport at, e.g. https://id.example.com`);
 
   const tlsCertFile = raw("tlsCertFile");
   const tlsKeyFile = raw("tlsKeyFile");
@@ -197,7 +220,10 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
   if (smtpUrl !== undefined) {
     const url = parseUrl(smtpUrl);
     if (!url || !/^smtps?:$/.test(url.protocol) || url.hostname === "") {
-      fail("smtpUrl", `"${redactUrl(smtpUrl)}" is not an SMTP URL: give smtp://user:password@host:587 or smtps://user:password@host:465, or leave it unset to keep mails in the outbox`);
+      fail(
+        "smtpUrl",
+        `"${redactUrl(smtpUrl)}" is not an SMTP URL: give smtp://user:password@host:587 or smtps://user:password@host:465, or leave it unset to keep mails in the outbox`,
+      );
     }
   }
   const smtpFrom = raw("smtpFrom") ?? `noreply@${external!.hostname}`;

@@ -43,7 +43,9 @@ function value(families: Families, name: string, labels: Record<string, string> 
  */
 function count(families: Families, name: string, labels: Record<string, string> = {}): number {
   expect(families.find((f) => f.name === name)?.type, `${name} is a histogram`).toBe("HISTOGRAM");
-  const selector = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(",");
+  const selector = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",");
   const line = `${name}_count${selector ? `{${selector}}` : ""} `;
   const found = families.text.split("\n").find((l) => l.startsWith(line));
   return found ? Number(found.slice(line.length)) : 0;
@@ -75,7 +77,10 @@ describe("GET /metrics", () => {
       "process_cpu_user_seconds_total",
       "nodejs_eventloop_lag_seconds",
     ]) {
-      expect(before.map((f) => f.name), name).toContain(name);
+      expect(
+        before.map((f) => f.name),
+        name,
+      ).toContain(name);
     }
     const callers = createCallers(server.url, server.token);
     const rest = callers.get("rest")!;
@@ -113,14 +118,12 @@ describe("GET /metrics", () => {
     try {
       expect(errorOf(await rest.call(V1.importHumanUser, importRequest("metrics-signin")))).toBeUndefined();
       const before = await scrape();
-      const check = (password: string) =>
-        rest.call(SESSIONS.createSession, { checks: { user: { loginName: "metrics-signin" }, password: { password } } });
+      const check = (password: string) => rest.call(SESSIONS.createSession, { checks: { user: { loginName: "metrics-signin" }, password: { password } } });
       expect(errorOf(await check("Secr3t-Passw0rd!"))).toBeUndefined();
       expect(errorOf(await check("wrong-1"))?.code).toBe(3);
       expect(errorOf(await check("wrong-2"))?.code).toBe(3); // the second failure locks (maxPasswordAttempts 2)
       const after = await scrape();
-      const checks = (outcome: string, families: Families) =>
-        value(families, "userport_sign_in_checks_total", { factor: "password", outcome });
+      const checks = (outcome: string, families: Families) => value(families, "userport_sign_in_checks_total", { factor: "password", outcome });
       expect(checks("succeeded", after)).toBe(checks("succeeded", before) + 1);
       expect(checks("failed", after)).toBe(checks("failed", before) + 2);
       expect(value(after, "userport_lockouts_total")).toBe(value(before, "userport_lockouts_total") + 1);

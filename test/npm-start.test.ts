@@ -38,7 +38,13 @@ async function npmStart(port: number, dataDir: string): Promise<Started> {
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
   // The first start compiles the whole project: allow it minutes on a busy machine.
   for (let attempt = 0; attempt < 2400; attempt++) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return { child, output: () => output, exited };
+    if (
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return { child, output: () => output, exited };
     if (child.exitCode !== null) break;
     await new Promise((done) => setTimeout(done, 100));
   }

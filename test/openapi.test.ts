@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 let server: TestServer;
-let doc: { openapi: string; paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown>; parameters: Array<{ name: string; in: string }> }>> };
+let doc: {
+  openapi: string;
+  paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown>; parameters: Array<{ name: string; in: string }> }>>;
+};
 beforeAll(async () => {
   server = await startTestServer();
   const response = await fetch(`${server.url}/openapi.json`);
@@ -41,9 +44,15 @@ describe("GET /openapi.json", () => {
   });
 
   it("describes exactly the REST routes served", () => {
-    const normalise = (path: string) => path.replace(/\{[^}]+\}/g, "{}").replace(/(?<!:):p\d+/g, "{}").replaceAll("::", ":");
+    const normalise = (path: string) =>
+      path
+        .replace(/\{[^}]+\}/g, "{}")
+        .replace(/(?<!:):p\d+/g, "{}")
+        .replaceAll("::", ":");
     const documented = Object.entries(doc.paths).flatMap(([path, operations]) =>
-      Object.keys(operations).filter((m) => METHODS.includes(m)).map((m) => `${m.toUpperCase()} ${normalise(path)}`),
+      Object.keys(operations)
+        .filter((m) => METHODS.includes(m))
+        .map((m) => `${m.toUpperCase()} ${normalise(path)}`),
     );
     const served = server.routes.filter(isRestApi).map((route) => `${route.method} ${normalise(route.url)}`);
     expect(new Set(documented).size).toBe(documented.length);

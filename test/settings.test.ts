@@ -90,7 +90,9 @@ describe("a bad setting refuses the start with one line, exit status 2 and nothi
   });
 
   it("USERPORT_LOG_LEVEL that is not a level", async () => {
-    expect(await refused([], { USERPORT_LOG_LEVEL: "loud" })).toMatch(/USERPORT_LOG_LEVEL "loud" is not a log level: use one of fatal, error, warn, info, debug, trace, silent/);
+    expect(await refused([], { USERPORT_LOG_LEVEL: "loud" })).toMatch(
+      /USERPORT_LOG_LEVEL "loud" is not a log level: use one of fatal, error, warn, info, debug, trace, silent/,
+    );
   });
 
   it("USERPORT_MASTER_KEY that is not 32 bytes of base64, the value never shown", async () => {
@@ -100,7 +102,9 @@ describe("a bad setting refuses the start with one line, exit status 2 and nothi
   });
 
   it("USERPORT_PASSWORD_VERIFIERS naming an unknown family", async () => {
-    expect(await refused([], { USERPORT_PASSWORD_VERIFIERS: "argon2,sha1" })).toMatch(/USERPORT_PASSWORD_VERIFIERS names unknown password hash families: sha1 \(known: /);
+    expect(await refused([], { USERPORT_PASSWORD_VERIFIERS: "argon2,sha1" })).toMatch(
+      /USERPORT_PASSWORD_VERIFIERS names unknown password hash families: sha1 \(known: /,
+    );
   });
 
   it("an unknown flag, with a hint to --help", async () => {
@@ -113,7 +117,9 @@ describe("a bad setting refuses the start with one line, exit status 2 and nothi
     writeFileSync(join(parent, "a-file"), "");
     const result = await cli(["serve", "--data-dir", join(parent, "a-file", "data"), "--port", "0"]);
     expect(result.status).toBe(2);
-    expect(result.stderr.trim()).toBe(`userport: --data-dir "${join(parent, "a-file", "data")}" cannot be used (ENOTDIR): give a directory userport may create and write to`);
+    expect(result.stderr.trim()).toBe(
+      `userport: --data-dir "${join(parent, "a-file", "data")}" cannot be used (ENOTDIR): give a directory userport may create and write to`,
+    );
   });
 
   it("a port in use: refused before the store is created", async () => {
@@ -141,11 +147,17 @@ describe("a bad setting refuses the start with one line, exit status 2 and nothi
       `userport: --database-url (postgres://someone:***@127.0.0.1:${port}/userport): cannot use the database: the connection was refused: is PostgreSQL running there and listening on that port?`,
     );
     const byVariable = await refused([], { USERPORT_DATABASE_URL: url });
-    expect(byVariable).toMatch(/^userport: USERPORT_DATABASE_URL \(postgres:\/\/someone:\*\*\*@127\.0\.0\.1:\d+\/userport\): cannot use the database: the connection was refused/);
+    expect(byVariable).toMatch(
+      /^userport: USERPORT_DATABASE_URL \(postgres:\/\/someone:\*\*\*@127\.0\.0\.1:\d+\/userport\): cannot use the database: the connection was refused/,
+    );
     const unknownHost = await refused([], { USERPORT_DATABASE_URL: "postgres://someone:s3cret-pw@db.invalid/userport" });
-    expect(unknownHost).toMatch(/USERPORT_DATABASE_URL \(postgres:\/\/someone:\*\*\*@db\.invalid\/userport\): cannot use the database: the host name does not resolve/);
+    expect(unknownHost).toMatch(
+      /USERPORT_DATABASE_URL \(postgres:\/\/someone:\*\*\*@db\.invalid\/userport\): cannot use the database: the host name does not resolve/,
+    );
     for (const line of [byFlag, byVariable, unknownHost]) expect(line).not.toContain("s3cret-pw");
-    expect(await refused([], { USERPORT_DATABASE_URL: "mysql://db/userport" })).toMatch(/USERPORT_DATABASE_URL "mysql:\/\/db\/userport" is not a PostgreSQL URL/);
+    expect(await refused([], { USERPORT_DATABASE_URL: "mysql://db/userport" })).toMatch(
+      /USERPORT_DATABASE_URL "mysql:\/\/db\/userport" is not a PostgreSQL URL/,
+    );
   });
 
   it("an unknown command, with a hint to --help", async () => {

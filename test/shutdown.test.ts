@@ -33,7 +33,7 @@ describe("shutdown", () => {
     const socket = connect(port, "127.0.0.1");
     cleanup.push(() => socket.destroy());
     await new Promise((resolve) => socket.once("connect", resolve));
-    socket.write("POST /management/v1/users/human/_import HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"us");
+    socket.write('POST /management/v1/users/human/_import HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"us');
     // The request is in flight once the server has read its headers; a read of another request shows the server is past them.
     await fetch(`${served.url}/healthz`);
     served.child.kill("SIGTERM");

@@ -57,12 +57,24 @@ export function openApiDocument(routes: readonly RestRouteInfo[], info: { title:
       case "list":
         return {
           type: "array",
-          items: singular(field.listKind === "scalar" ? { fieldKind: "scalar", scalar: field.scalar } : field.listKind === "enum" ? { fieldKind: "enum", enum: field.enum } : { fieldKind: "message", message: field.message }),
+          items: singular(
+            field.listKind === "scalar"
+              ? { fieldKind: "scalar", scalar: field.scalar }
+              : field.listKind === "enum"
+                ? { fieldKind: "enum", enum: field.enum }
+                : { fieldKind: "message", message: field.message },
+          ),
         };
       case "map":
         return {
           type: "object",
-          additionalProperties: singular(field.mapKind === "scalar" ? { fieldKind: "scalar", scalar: field.scalar } : field.mapKind === "enum" ? { fieldKind: "enum", enum: field.enum } : { fieldKind: "message", message: field.message }),
+          additionalProperties: singular(
+            field.mapKind === "scalar"
+              ? { fieldKind: "scalar", scalar: field.scalar }
+              : field.mapKind === "enum"
+                ? { fieldKind: "enum", enum: field.enum }
+                : { fieldKind: "message", message: field.message },
+          ),
         };
     }
   }
@@ -103,7 +115,7 @@ export function openApiDocument(routes: readonly RestRouteInfo[], info: { title:
       };
     }
     const path = openApiPath(route);
-    (paths[path] ??= {})[route.httpMethod.toLowerCase()] = operation;
+    paths[path] = { ...paths[path], [route.httpMethod.toLowerCase()]: operation };
   }
 
   return {

@@ -34,7 +34,10 @@ export function createReflectionServices(served: readonly DescService[]) {
   const encoded = new Map<string, Uint8Array>();
   const bytesOf = (file: DescFile) => {
     let bytes = encoded.get(file.proto.name);
-    if (!bytes) encoded.set(file.proto.name, (bytes = toBinary(FileDescriptorProtoSchema, file.proto)));
+    if (!bytes) {
+      bytes = toBinary(FileDescriptorProtoSchema, file.proto);
+      encoded.set(file.proto.name, bytes);
+    }
     return bytes;
   };
 

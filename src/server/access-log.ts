@@ -126,7 +126,10 @@ function protocolOf(request: FastifyRequest): string {
   const type = String(request.headers["content-type"] ?? "");
   if (type.startsWith("application/grpc-web")) return "grpc-web";
   if (type.startsWith("application/grpc")) return "grpc";
-  if (request.headers["connect-protocol-version"] !== undefined || /^application\/(connect\+)?(proto|json)/.test(type) && request.method === "POST" && /^\/[\w.]+\/\w+$/.test(request.url)) {
+  if (
+    request.headers["connect-protocol-version"] !== undefined ||
+    (/^application\/(connect\+)?(proto|json)/.test(type) && request.method === "POST" && /^\/[\w.]+\/\w+$/.test(request.url))
+  ) {
     return "connect";
   }
   if (request.method === "GET" && /[?&]connect=v1/.test(request.url)) return "connect";

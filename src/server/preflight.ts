@@ -10,9 +10,8 @@ import { type Config, redactUrl, SettingError, settingName } from "../config.js"
  * checked by opening it (`describeStoreError` says which setting to look at).
  */
 export async function preflight(config: Config): Promise<{ tls: { cert: Buffer; key: Buffer } | undefined }> {
-  const tls = config.tlsCertFile && config.tlsKeyFile
-    ? { cert: readSettingFile(config, "tlsCertFile"), key: readSettingFile(config, "tlsKeyFile") }
-    : undefined;
+  const tls =
+    config.tlsCertFile && config.tlsKeyFile ? { cert: readSettingFile(config, "tlsCertFile"), key: readSettingFile(config, "tlsKeyFile") } : undefined;
   if (tls) checkTlsPair(config, tls);
   checkDataDir(config);
   if (config.port !== 0) await probePort(config);
@@ -24,7 +23,9 @@ function readSettingFile(config: Config, key: "tlsCertFile" | "tlsKeyFile"): Buf
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new SettingError(`${settingName(config, key)} "${path}" cannot be read (${(err as NodeJS.ErrnoException).code}): give the path of a PEM file userport can read`);
+    throw new SettingError(
+      `${settingName(config, key)} "${path}" cannot be read (${(err as NodeJS.ErrnoException).code}): give the path of a PEM file userport can read`,
+    );
   }
 }
 
@@ -33,7 +34,9 @@ function checkTlsPair(config: Config, pair: { cert: Buffer; key: Buffer }): void
     // Throws when either is not PEM, or the key does not belong to the certificate.
     createSecureContext(pair);
   } catch (err) {
-    const reason = String((err as Error).message).split("\n")[0]!.replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/i, "");
+    const reason = String((err as Error).message)
+      .split("\n")[0]!
+      .replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/i, "");
     throw new SettingError(
       `${settingName(config, "tlsCertFile")}/${settingName(config, "tlsKeyFile")} are not a usable PEM certificate and key (${reason}): give a certificate and its private key`,
     );
@@ -92,7 +95,9 @@ async function probePort(config: Config): Promise<void> {
     if (code === "EACCES") {
       throw new SettingError(`${settingName(config, "port")} ${config.port}: binding ${where} needs privileges: choose a port above 1023`);
     }
-    throw new SettingError(`${settingName(config, "host")} "${config.host}" cannot be bound (${code}): give an address of this machine, e.g. 0.0.0.0 or 127.0.0.1`);
+    throw new SettingError(
+      `${settingName(config, "host")} "${config.host}" cannot be bound (${code}): give an address of this machine, e.g. 0.0.0.0 or 127.0.0.1`,
+    );
   } finally {
     await new Promise((done) => probe.close(done));
   }

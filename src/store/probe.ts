@@ -11,7 +11,15 @@ export async function storeAnswers({ db }: Db, timeoutMs: number): Promise<boole
   });
   try {
     return await Promise.race([
-      db.selectFrom("instances").select("id").limit(1).execute().then(() => true, () => false),
+      db
+        .selectFrom("instances")
+        .select("id")
+        .limit(1)
+        .execute()
+        .then(
+          () => true,
+          () => false,
+        ),
       timeout,
     ]);
   } finally {
