@@ -117,7 +117,12 @@ describe("access log", () => {
       caller: restLine!.caller,
     });
     const grpcLine = requests.find((line) => line.protocol === "grpc");
-    expect(grpcLine).toMatchObject({ rpc: "zitadel.management.v1.ManagementService/ImportHumanUser", code: "ALREADY_EXISTS", status: 200 });
+    expect(grpcLine).toMatchObject({
+      rpc: "zitadel.management.v1.ManagementService/ImportHumanUser",
+      code: "ALREADY_EXISTS",
+      status: 200,
+      caller: restLine!.caller,
+    });
     expect(grpcLine!.reqId).toMatch(/^[0-9a-f-]{36}$/);
 
     const brokenLines = log.filter((line) => line.reqId === "broken-request-7");
