@@ -35,6 +35,9 @@ export function requestLog(): FastifyBaseLogger | undefined {
   return current.getStore()?.log;
 }
 
+/** pino's level numbers: a line is written when its level is at least the logger's. */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Number.POSITIVE_INFINITY };
+
 /** Paths probed by load balancers and Prometheus: their lines go out at debug, not info. */
 const PROBES = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -78,6 +81,8 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
     const code = record.code ?? codeOf(reply, protocol);
     const seconds = reply.elapsedTime / 1000;
     options.onResponse(rpc, protocol, code, seconds);
+    const probe = PROBES.has(path);
+    if ((LEVELS[request.log.level] ?? 0) > (probe ? LEVELS.debug! : LEVELS.info!)) return done();
     const line = {
       method: request.method,
       path,
@@ -88,7 +93,7 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       ...(record.caller ? { caller: record.caller } : {}),
     };
-    if (PROBES.has(path)) request.log.debug(line, "request");
+    if (probe) request.log.debug(line, "request");
     else request.log.info(line, "request");
     done();
   });
