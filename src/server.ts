@@ -1,4 +1,3 @@
-import { mkdirSync, readFileSync } from "node:fs";
 import cors from "@fastify/cors";
 import { cors as connectCors, createContextValues } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
@@ -18,6 +17,11 @@ import { createAccess } from "./api/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
 import { createHealthService } from "./api/health-service.js";
+import { createReflectionServices } from "./api/reflection-service.js";
+import { openApiDocument } from "./api/openapi.js";
+import packageJson from "../package.json" with { type: "json" };
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createManagementService } from "./api/management-service.js";
 import { registerLoginPages } from "./api/login-pages.js";
 import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./api/rate-limits.js";
@@ -45,8 +49,9 @@ import { loggerOptions } from "./server/log-redaction.js";
 import { registerRpcRoutes } from "./server/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { onePortServerFactory } from "./server/one-port.js";
-import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
-import { openSqlite } from "./store/db.js";
+import { createDataDir, describeStoreError, preflight } from "./server/preflight.js";
+import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
+import { type Db, openSqlite } from "./store/db.js";
 import { outsideRequest, refusingWritesOfEndedRequests } from "./store/request-scope.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
@@ -65,6 +70,10 @@ import type { UserStore } from "./domain/ports.js";
 import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
 import { createMachineSecretCommands } from "./domain/machine-secrets.js";
 import { createMachineSecretStore } from "./store/machine-secret-store.js";
+import { observeService, registerAccessLog, requestId, requestLog } from "./server/access-log.js";
+import { createMetrics } from "./server/metrics.js";
+import { storeAnswers } from "./store/probe.js";
+import type { SessionStore } from "./domain/ports.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -74,6 +83,13 @@ export interface RunningServer {
   adminTokenFile: string;
   /** What is served: every RPC path, and every REST route as fastify knows it ("/v2/users/:p0"). */
   routes: { rpc: string[]; rest: Array<{ method: string; url: string }> };
+  /** The instance served, and whether this start created it (the first start) or found it. */
+  instanceId: string;
+  instanceCreated: boolean;
+  /** The address and port bound, e.g. `0.0.0.0:8080`. */
+  listenAddress: string;
+  /** Every HTTP route served (method and fastify path), Connect's and REST's included. */
+  httpRoutes: ReadonlyArray<{ method: string; url: string }>;
   /** The store's query builder, in the store's SQL dialect: for tests and operators' tools. */
   db: Kysely<Database>;
   /** How many passwords this server has hashed since it started: for tests and operators' tools. */
@@ -89,12 +105,29 @@ const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8
 
 /** Opens the store, creates the instance on first start, and serves every protocol on one port. */
 export async function startServer(config: Config): Promise<RunningServer> {
+  // Every setting is checked before the store is touched: a start that fails on one writes nothing.
+  const { tls } = await preflight(config);
   // admin.pat and master.key live in the data directory whichever store is used.
-  mkdirSync(config.dataDir, { recursive: true });
-  const store = refusingWritesOfEndedRequests(
-    config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize) : await openSqlite(config.dataDir),
-  );
+  const pendingKey = prepareMasterKey(config.masterKey, config.dataDir);
+  // On PostgreSQL the data directory is made once the database answered.
+  if (!config.databaseUrl) createDataDir(config);
+  let store: Db;
+  try {
+    store = refusingWritesOfEndedRequests(
+      config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize) : await openSqlite(config.dataDir),
+    );
+  } catch (err) {
+    throw describeStoreError(config, err) ?? err;
+  }
+  if (config.databaseUrl) createDataDir(config);
   const newId = createIdGenerator();
+  const masterKey = pendingKey.persist();
+  try {
+    await checkMasterKey(store, masterKey);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
   let dispatcher: Dispatcher | undefined;
@@ -113,8 +146,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const userAttempts = createAttemptLimiter(config.rateLimitPerUser, config.rateLimitWindowSeconds);
   const limitSource = sourceLimit(createAttemptLimiter(config.rateLimitPerSource, config.rateLimitWindowSeconds));
   const hashRegistry = createHashRegistry({ enabled: config.passwordVerifiers });
-  const masterKey = loadMasterKey(config.masterKey, config.dataDir);
-  await checkMasterKey(store, masterKey);
   const secretBox = createSecretBox(masterKey);
   const idps = createIdpCommands({ store: createIdpStore(store), newId, secretBox });
   const notifier = createNotifier({ secretBox, newId, externalUrl: config.externalUrl });
@@ -129,7 +160,24 @@ export async function startServer(config: Config): Promise<RunningServer> {
     idps,
     now,
   });
-  const sessionStore = createSessionStore(store);
+  const outbox = createOutboxStore(store);
+  let shuttingDown = false;
+  let lastReady = true;
+  const readiness = {
+    async ready() {
+      lastReady = !shuttingDown && (await storeAnswers(store, 2000));
+      return lastReady;
+    },
+    closing: () => shuttingDown,
+  };
+  const metrics = createMetrics({
+    outboxUnsent: () => outbox.countUnsent(),
+    connections: () => store.connections(),
+    commitsWaiting: () => store.writes.waiting(),
+    ready: () => lastReady,
+  });
+  store.writes.onBatch = (size, seconds, failed) => metrics.batch(size, seconds, failed);
+  const sessionStore = withEventCount(createSessionStore(store), metrics.events);
   // The instance's lockout policy until an administrator stores one (admin UpdateLockoutPolicy).
   const defaultLockout = { maxPasswordAttempts: config.maxPasswordAttempts, maxOtpAttempts: 0 };
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
@@ -146,13 +194,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
     now,
   });
-  const tls = config.tlsCertFile && config.tlsKeyFile
-    ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
-    : undefined;
 
   const app = Fastify({
     logger: loggerOptions(config.logLevel),
-    // One log line per request costs more than an import itself; debug level turns it back on.
+    genReqId: requestId,
+    // fastify's own request lines are replaced by the access log (src/server/access-log.ts).
     logController: new LogController({
       disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
     }),
@@ -168,7 +214,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       void (reply as FastifyReply).code(status < 500 ? status : 400).send({ code: 3, message, details: [] });
     },
   });
-  const logUnexpected = (err: unknown) => app.log.error({ err }, "request failed unexpectedly");
+  // With the request's logger when there is one: the line carries the request id.
+  const logUnexpected = (err: unknown) => (requestLog() ?? app.log).error({ err }, "request failed unexpectedly");
   // Deadlines and cancellation, for the Connect protocols and REST alike.
   const calls = createCalls();
   const callerAccess = createCallerAccess({
@@ -208,8 +255,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     sessions: sessionCommands,
     machineSecrets,
   };
-  const management = secureService(ManagementService, createManagementService(services), logUnexpected);
-  const userV2 = secureService(
+  const management = observeService(ManagementService, secureService(ManagementService, createManagementService(services), logUnexpected));
+  const userV2 = observeService(
+    UserService,
+    secureService(
     UserService,
     limitBySource(createUserService(services), limitSource, {
       verifyEmail: () => true,
@@ -217,20 +266,28 @@ export async function startServer(config: Config): Promise<RunningServer> {
       setPassword: (req) => req.verification.case !== undefined,
     }),
     logUnexpected,
-  );
+  ));
   const checksCredentials = (req: { checks?: { password?: unknown; totp?: unknown } }) =>
     req.checks?.password !== undefined || req.checks?.totp !== undefined;
-  const sessionV2 = secureService(
+  const sessionV2 = observeService(SessionService, secureService(
     SessionService,
     limitBySource(createSessionService(services, (instanceId, userId) => userStore.getUser(instanceId, userId)), limitSource, {
       createSession: checksCredentials,
       setSession: checksCredentials,
     }),
     logUnexpected,
-  );
-  const admin = secureService(AdminService, createAdminService(services), logUnexpected);
+  ));
+  const admin = observeService(AdminService, secureService(AdminService, createAdminService(services), logUnexpected));
   const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
-  const migration = secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected);
+  const migration = observeService(MigrationService, secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected));
+  // Every route served, for operators' tools and the test that compares them with the OpenAPI document.
+  const routes: Array<{ method: string; url: string }> = [];
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  // Registered first, so that every request (CORS preflights and 404s too) gets an id and a line.
+  const restRpcs = new Map<string, string>();
+  registerAccessLog(app, { restRpcs, onResponse: metrics.request });
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -254,15 +311,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
         router.service(SessionService, sessionV2);
         router.service(AdminService, admin);
         router.service(MigrationService, migration);
+        const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
+        router.service(ServerReflectionV1, reflection.v1);
+        router.service(ServerReflectionV1alpha, reflection.v1alpha);
         router.service(
           Health,
-          createHealthService([
-            ManagementService.typeName,
-            UserService.typeName,
-            SessionService.typeName,
-            AdminService.typeName,
-            MigrationService.typeName,
-          ]),
+          createHealthService(
+            [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName, MigrationService.typeName],
+            readiness,
+          ),
         );
       },
       jsonOptions: { ignoreUnknownFields: true },
@@ -284,7 +341,21 @@ export async function startServer(config: Config): Promise<RunningServer> {
     calls,
   );
 
+  for (const route of restRoutes) restRpcs.set(`${route.httpMethod} ${route.url}`, `${route.service.typeName}/${route.method.name}`);
+
+  // Liveness: the process is up and answers. Readiness: the store answers too, and it is not stopping.
   app.get("/healthz", async () => ({ status: "SERVING" }));
+  app.get("/readyz", async (_request, reply) => {
+    if (await readiness.ready()) return { status: "SERVING" };
+    return reply.code(503).send({ status: "NOT_SERVING", reason: shuttingDown ? "shutting down" : "the store does not answer" });
+  });
+  // The OpenAPI description of exactly these REST routes, generated from the same descriptors.
+  const openApi = JSON.stringify(openApiDocument(restRoutes, { title: "userport", version: packageJson.version }));
+  app.get("/openapi.json", async (_request, reply) => reply.type("application/json").send(openApi));
+  app.get("/metrics", async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.contentType).send(text);
+  });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0]!;
@@ -324,16 +395,25 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const scheme = tls ? "https" : "http";
-  app.log.info({ instance: instance.id, adminTokenFile: adminTokenPath(config.dataDir) }, "userport is serving");
+  const listenAddress = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  app.log.info({ instance: instance.id, instanceCreated: instance.created, listen: listenAddress }, "userport is serving");
 
-  const outbox = createOutboxStore(store);
   let smtp: ReturnType<typeof smtpSender> | undefined;
   if (config.smtpUrl) {
     smtp = smtpSender(config.smtpUrl, config.smtpFrom);
+    const send = smtp.send;
     dispatcher = startDispatcher({
       store: outbox,
       secretBox,
-      send: smtp.send,
+      async send(message) {
+        try {
+          await send(message);
+        } catch (err) {
+          metrics.delivery("failed");
+          throw err;
+        }
+        metrics.delivery("sent");
+      },
       log: app.log,
       now,
       pollMs: config.outboxPollMs,
@@ -354,11 +434,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
     routes: { rpc: rpcPaths, rest: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })) },
+    instanceId: instance.id,
+    instanceCreated: instance.created,
+    listenAddress,
+    httpRoutes: routes,
     db: store.db,
     passwordHashes: () => passwordHashes,
     settled: () => calls.settled(),
     close() {
       closing ??= (async () => {
+        shuttingDown = true;
+        lastReady = false;
         await app.close();
         // Work whose caller has gone may still be running: it finishes before the store closes.
         await calls.settled();
@@ -367,6 +453,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
         await store.close();
       })();
       return closing;
+    },
+  };
+}
+
+/** The session store, telling `count` the event types of each committed credential write. */
+function withEventCount(store: SessionStore, count: (types: string[]) => void): SessionStore {
+  return {
+    ...store,
+    async write(change) {
+      await store.write(change);
+      if (change.credentials) count(change.credentials.events.map((event) => event.type));
     },
   };
 }

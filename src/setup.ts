@@ -19,13 +19,17 @@ const NEVER = Date.UTC(9999, 0, 1);
  * stopped between commit and rename finishes the rename on the next start, so the instance
  * always has a token someone holds.
  */
-export async function ensureFirstInstance(store: Db, dataDir: string, newId: IdGenerator): Promise<Instance> {
+export async function ensureFirstInstance(
+  store: Db,
+  dataDir: string,
+  newId: IdGenerator,
+): Promise<Instance & { created: boolean }> {
   const tokenFile = adminTokenPath(dataDir);
   const pendingFile = `${tokenFile}.pending`;
   const existing = await findInstance(store.db);
   if (existing) {
     if (existsSync(pendingFile) && !existsSync(tokenFile)) renameSync(pendingFile, tokenFile);
-    return existing;
+    return { ...existing, created: false };
   }
   const token = generateToken();
   const instance = { id: newId(), defaultOrgId: newId() };
@@ -45,24 +49,55 @@ export async function ensureFirstInstance(store: Db, dataDir: string, newId: IdG
   } catch (err) {
     if (!(err instanceof UniqueViolation && err.kind === "first_instance")) throw err;
     rmSync(pendingFile);
-    return (await findInstance(store.db))!;
+    return { ...(await findInstance(store.db))!, created: false };
   }
   renameSync(pendingFile, tokenFile);
-  return instance;
+  return { ...instance, created: true };
 }
 
 export const adminTokenPath = (dataDir: string) => join(dataDir, "admin.pat");
 
-/** The key that encrypts codes at rest: configured, or generated once into the data dir. */
-export function loadMasterKey(configured: string | undefined, dataDir: string): Buffer {
+/**
+ * The key that encrypts codes at rest: configured, or generated once into the data dir. A new
+ * key is only held in memory until `persist` writes it (0600), so that a start failing on a later
+ * check leaves no file behind; `persist` returns the key in force (another process's, if one
+ * wrote the file first).
+ */
+export function prepareMasterKey(configured: string | undefined, dataDir: string): { key: Buffer; persist(): Buffer } {
   if (configured) {
     const key = Buffer.from(configured, "base64");
     if (key.length !== 32) throw new Error("USERPORT_MASTER_KEY must be 32 bytes, base64-encoded");
-    return key;
+    return { key, persist: () => key };
   }
   const path = join(dataDir, "master.key");
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString("base64"), { mode: 0o600, flag: "wx" });
-  return Buffer.from(readFileSync(path, "utf8").trim(), "base64");
+  const read = () => Buffer.from(readFileSync(path, "utf8").trim(), "base64");
+  if (existsSync(path)) {
+    const key = read();
+    return { key, persist: () => key };
+  }
+  const key = randomBytes(32);
+  return {
+    key,
+    persist() {
+      try {
+        writeFileSync(path, key.toString("base64"), { mode: 0o600, flag: "wx" });
+        return key;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        return read();
+      }
+    },
+  };
+}
+
+/** The key that encrypts codes at rest, generated into the data dir (0600) on first use. */
+export function loadMasterKey(configured: string | undefined, dataDir: string): Buffer {
+  return prepareMasterKey(configured, dataDir).persist();
+}
+
+/** What the store keeps of the master key (in `unique_constraints`, kind `master_key`): an HMAC, not the key. */
+export function masterKeyDigest(key: Buffer): string {
+  return createHmac("sha256", key).update("userport master key check").digest("hex");
 }
 
 /**
@@ -71,7 +106,7 @@ export function loadMasterKey(configured: string | undefined, dataDir: string): 
  * key would fail on every code the others sealed. The store keeps a digest of the first key.
  */
 export async function checkMasterKey({ db, writes }: Db, key: Buffer): Promise<void> {
-  const digest = createHmac("sha256", key).update("userport master key check").digest("hex");
+  const digest = masterKeyDigest(key);
   const stored = () =>
     db
       .selectFrom("unique_constraints")

@@ -21,6 +21,8 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { V1 } from "./helpers/clients.js";
@@ -52,7 +54,7 @@ const PARSER_WORDS = /premature EOF|illegal tag|wire type|parse binary|envelope|
 /** gRPC codes a garbage request must never be answered with. */
 const SERVER_FAULTS = new Set([2, 13]);
 
-const SERVICES: DescService[] = [ManagementService, UserService, SessionService, AdminService, MigrationService, Health];
+const SERVICES: DescService[] = [ManagementService, UserService, SessionService, AdminService, MigrationService, Health, ServerReflectionV1, ServerReflectionV1alpha];
 const METHODS = new Map<string, DescMethod>(SERVICES.flatMap((s) => s.methods.map((m): [string, DescMethod] => [`/${s.typeName}/${m.name}`, m])));
 const FIELD_NAMES = [...new Set(SERVICES.flatMap((s) => s.methods.flatMap((m) => m.input.fields.flatMap((f) => [f.jsonName, f.name]))))];
 

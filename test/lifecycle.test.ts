@@ -68,9 +68,18 @@ describe("userport serve", () => {
     const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
     expect(token.length).toBeGreaterThanOrEqual(40);
     expect(statSync(join(dataDir, "admin.pat")).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
     expect(served.output()).toContain("admin.pat");
+    // The start line names the address it binds, not another one.
+    expect(served.output()).toContain(`userport: serving on 127.0.0.1:${new URL(served.url).port} (this address only`);
     const response = await importUser(served.url, token, "first-start");
     expect(response.status).toBe(200);
+    // The SQLite files hold hashes and sealed secrets: the owner's only, as admin.pat.
+    if (!(await testDatabaseUrl(dataDir))) {
+      for (const file of ["userport.sqlite", "userport.sqlite-wal", "userport.sqlite-shm"]) {
+        expect(statSync(join(dataDir, file)).mode & 0o777, file).toBe(0o600);
+      }
+    }
     served.child.kill("SIGTERM");
     expect(await served.exited).toBe(0);
     expect(served.output()).not.toContain(token);

@@ -40,6 +40,19 @@ export class CommitQueue {
   #idle: Array<() => void> = [];
   /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
   readonly #sqlIds = new Map<string, number>();
+  /** When each batch in flight was handed to the writer. */
+  readonly #sentAt = new Map<number, number>();
+  onBatch?: (size: number, seconds: number, failed: boolean) => void;
+
+  /** Commands waiting for the next batch. */
+  waiting(): number {
+    return this.#pending.length;
+  }
+
+  /** Batches handed to the writer and not yet settled. */
+  inFlight(): number {
+    return this.#inFlight.length;
+  }
 
   constructor(file: string) {
     const driverPath = createRequire(import.meta.url).resolve("better-sqlite3");
@@ -94,6 +107,7 @@ export class CommitQueue {
     this.#pending = [];
     const batch = { id: this.#nextId++, items };
     this.#inFlight.push(batch);
+    this.#sentAt.set(batch.id, performance.now());
     const sql: Array<[number, string]> = [];
     const units = items.map((item) =>
       item.statements.map((statement) => {
@@ -115,6 +129,9 @@ export class CommitQueue {
     // The writer answers batches in the order it got them.
     const batch = this.#inFlight.shift();
     if (!batch || batch.id !== result.id) throw new Error(`writer answered batch ${result.id} out of order`);
+    const sentAt = this.#sentAt.get(batch.id) ?? performance.now();
+    this.#sentAt.delete(batch.id);
+    this.onBatch?.(batch.items.length, (performance.now() - sentAt) / 1000, "error" in result);
     batch.items.forEach((item, i) => {
       const outcome = "error" in result ? result.error : result.results[i];
       if (outcome === null || outcome === undefined) item.resolve();

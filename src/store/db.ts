@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
@@ -20,6 +20,10 @@ export interface WriteQueue {
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
+  /** Told after each batch commits (or fails): how many commands it held and how long it took. */
+  onBatch?: (size: number, seconds: number, failed: boolean) => void;
+  /** Commands waiting for the next batch. */
+  waiting(): number;
 }
 
 export interface Db {
@@ -37,6 +41,8 @@ export interface Db {
   writes: WriteQueue;
   /** Waits for queued writes to commit, then closes the writer and the database. */
   close(): Promise<void>;
+  /** Connections to the database: open, idle, and requests waiting for one (for metrics). */
+  connections(): { open: number; idle: number; waiting: number };
 }
 
 /**
@@ -48,6 +54,7 @@ export interface Db {
 export async function openSqlite(dataDir: string): Promise<Db> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "userport.sqlite");
+  restrictToOwner(file);
   const sqlite = new SQLite(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = FULL");
@@ -65,7 +72,21 @@ export async function openSqlite(dataDir: string): Promise<Db> {
       await writes.close();
       await db.destroy();
     },
+    // One reading connection on the main thread and the writer thread's own.
+    connections: () => ({ open: 2, idle: writes.inFlight() === 0 ? 2 : 1, waiting: 0 }),
   };
+}
+
+/**
+ * The store holds password hashes and sealed secrets: its files are the owner's only (0600), as
+ * admin.pat is. SQLite creates the -wal and -shm files with the mode of the database file, so
+ * creating that one 0600 is enough; files of an older start are narrowed.
+ */
+function restrictToOwner(file: string): void {
+  if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(path) && (statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  }
 }
 
 /** Enough distinct statements for every query the service builds; dynamic ones evict the oldest. */

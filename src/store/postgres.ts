@@ -55,6 +55,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
       await writes.close();
       await db.destroy();
     },
+    connections: () => ({ open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }
 
@@ -105,6 +106,7 @@ class PgCommitQueue implements WriteQueue {
   #pending: Pending[] = [];
   #inFlight = 0;
   #idle: Array<() => void> = [];
+  onBatch?: (size: number, seconds: number, failed: boolean) => void;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -133,6 +135,10 @@ class PgCommitQueue implements WriteQueue {
     });
   }
 
+  waiting(): number {
+    return this.#pending.length;
+  }
+
   async close(): Promise<void> {
     if (this.#inFlight > 0 || this.#pending.length > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
@@ -141,11 +147,14 @@ class PgCommitQueue implements WriteQueue {
     const items = this.#pending;
     this.#pending = [];
     this.#inFlight++;
+    const started = performance.now();
     try {
       const outcomes = await this.#commitWithRetries(items);
+      this.onBatch?.(items.length, (performance.now() - started) / 1000, false);
       items.forEach((item, i) => (outcomes[i] === null ? item.resolve() : item.reject(outcomes[i])));
     } catch (err) {
       if (err instanceof Error) Object.assign(err, { batchFailed: true });
+      this.onBatch?.(items.length, (performance.now() - started) / 1000, true);
       for (const item of items) item.reject(err);
     } finally {
       this.#inFlight--;

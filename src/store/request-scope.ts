@@ -48,7 +48,15 @@ export function refusingWritesOfEndedRequests(store: Db): Db {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
         return writes.runUnits(units);
       },
+      waiting: () => writes.waiting(),
       close: () => writes.close(),
+      // Observers of the commits (metrics) are set on the queue itself, which calls them.
+      set onBatch(observer) {
+        writes.onBatch = observer;
+      },
+      get onBatch() {
+        return writes.onBatch;
+      },
     },
   };
 }

@@ -24,7 +24,8 @@ export interface Served {
  */
 export async function serveProcess(port: number, env: Record<string, string>): Promise<Served> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: { ...process.env, ...env },
+    // Rate limits off unless a test sets them (see test/helpers/server.ts).
+    env: { ...process.env, USERPORT_RATE_LIMIT_PER_SOURCE: "0", USERPORT_RATE_LIMIT_PER_USER: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

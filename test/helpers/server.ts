@@ -28,6 +28,10 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     databaseUrl: await testDatabaseUrl(dataDir),
     bcryptCost: 4,
     logLevel: "silent",
+    // The rate limits count per wall-clock second: a suite on a loaded machine would meet them by
+    // chance. test/rate-limits.test.ts turns them on with limits of its own.
+    rateLimitPerSource: 0,
+    rateLimitPerUser: 0,
     ...overrides,
   };
   const server = await startServer(config);

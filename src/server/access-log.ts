@@ -1,0 +1,175 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { principalKey } from "../api/access.js";
+
+/**
+ * What is known of one request, gathered while it runs: the RPC and its code are set by the
+ * service wrapper (`observeService`), the protocol from the request.
+ */
+interface RequestRecord {
+  log: FastifyBaseLogger;
+  rpc?: string;
+  code?: string;
+  caller?: string;
+}
+
+const current = new AsyncLocalStorage<RequestRecord>();
+const RECORD = Symbol("userport.request");
+type WithRecord = FastifyRequest & { [RECORD]?: RequestRecord };
+
+/** A request id from a client is taken when it is short and plain; otherwise a new one is made. */
+const CLIENT_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** fastify's `genReqId`: the client's `x-request-id`, or a new UUID. */
+export function requestId(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && CLIENT_ID.test(given) ? given : randomUUID();
+}
+
+/** The logger of the request being handled (its lines carry its `reqId`), if any. */
+export function requestLog(): FastifyBaseLogger | undefined {
+  return current.getStore()?.log;
+}
+
+/** pino's level numbers: a line is written when its level is at least the logger's. */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Number.POSITIVE_INFINITY };
+
+/** Paths probed by load balancers and Prometheus: their lines go out at debug, not info. */
+const PROBES = new Set(["/healthz", "/readyz", "/metrics"]);
+
+export interface AccessLogOptions {
+  /** `"METHOD url"` of each REST route (fastify's route url) to the RPC it calls. */
+  restRpcs: Map<string, string>;
+  /** Told of every answered request: RPC (or route), protocol, code and seconds. */
+  onResponse(rpc: string, protocol: string, code: string, seconds: number): void;
+}
+
+/**
+ * Request ids and the access log: every request gets an id (the client's `x-request-id`, or a
+ * new one), returned in `x-request-id` and carried by every log line of the request as `reqId`,
+ * errors included. When the response is done, one line at info says what was called, how (the
+ * protocol), the outcome (gRPC code and HTTP status), how long it took and who called, and never
+ * a secret: no query string (it can hold a session token), no headers, no bodies.
+ */
+export function registerAccessLog(app: FastifyInstance, options: AccessLogOptions): void {
+  app.addHook("onRequest", (request, reply, done) => {
+    // The Connect handlers see the id too (it is part of the request's headers).
+    request.raw.headers["x-request-id"] = request.id;
+    void reply.header("x-request-id", request.id);
+    (request as WithRecord)[RECORD] = { log: request.log };
+    done();
+  });
+  // The handler (and whatever it awaits) runs in the request's context, so that errors logged
+  // deep inside carry the request id. Bound here, after the body was read, as stream callbacks
+  // would lose a context entered earlier.
+  app.addHook("preHandler", (request, _reply, done) => {
+    const record = (request as WithRecord)[RECORD];
+    if (record) current.run(record, done);
+    else done();
+  });
+  app.addHook("onResponse", (request, reply, done) => {
+    const record = (request as WithRecord)[RECORD] ?? { log: request.log };
+    const path = request.url.split("?")[0]!;
+    const route = request.routeOptions.url;
+    const restRpc = route === undefined ? undefined : options.restRpcs.get(`${request.method} ${route}`);
+    const protocol = restRpc ? "rest" : protocolOf(request);
+    const rpc = record.rpc ?? restRpc ?? (protocol === "http" ? `${request.method} ${route ?? "unmatched"}` : path.slice(1));
+    const code = record.code ?? codeOf(reply, protocol);
+    const seconds = reply.elapsedTime / 1000;
+    options.onResponse(rpc, protocol, code, seconds);
+    const probe = PROBES.has(path);
+    if ((LEVELS[request.log.level] ?? 0) > (probe ? LEVELS.debug! : LEVELS.info!)) return done();
+    const line = {
+      method: request.method,
+      path,
+      rpc,
+      protocol,
+      status: reply.statusCode,
+      code,
+      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      ...(record.caller ? { caller: record.caller } : {}),
+    };
+    if (probe) request.log.debug(line, "request");
+    else request.log.info(line, "request");
+    done();
+  });
+}
+
+/**
+ * Wraps a (secured) service implementation so that its unary methods record their RPC name,
+ * outcome and caller on the request being handled; the same object serves Connect and REST.
+ */
+export function observeService<T extends object>(service: DescService, impl: T): T {
+  const wrapped: Record<string, unknown> = { ...(impl as Record<string, unknown>) };
+  for (const method of service.methods) {
+    const original = (impl as Record<string, unknown>)[method.localName];
+    if (method.methodKind !== "unary" || typeof original !== "function") continue;
+    const rpc = `${service.typeName}/${method.name}`;
+    wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
+      const record = current.getStore();
+      if (record) record.rpc = rpc;
+      try {
+        const out = await (original as (req: unknown, ctx: HandlerContext) => Promise<unknown>).call(impl, req, ctx);
+        if (record) record.code = "OK";
+        return out;
+      } catch (err) {
+        if (record) record.code = codeName(ConnectError.from(err).code);
+        throw err;
+      } finally {
+        if (record) record.caller = ctx.values.get(principalKey)?.userId;
+      }
+    };
+  }
+  return wrapped as unknown as T;
+}
+
+function protocolOf(request: FastifyRequest): string {
+  const type = String(request.headers["content-type"] ?? "");
+  if (type.startsWith("application/grpc-web")) return "grpc-web";
+  if (type.startsWith("application/grpc")) return "grpc";
+  if (
+    request.headers["connect-protocol-version"] !== undefined ||
+    (/^application\/(connect\+)?(proto|json)/.test(type) && request.method === "POST" && /^\/[\w.]+\/\w+$/.test(request.url))
+  ) {
+    return "connect";
+  }
+  if (request.method === "GET" && /[?&]connect=v1/.test(request.url)) return "connect";
+  return "http";
+}
+
+/** The outcome when no service method ran: the gRPC status header, or the HTTP status. */
+function codeOf(reply: FastifyReply, protocol: string): string {
+  const status = reply.getHeader("grpc-status");
+  if (status !== undefined) return codeName(Number(status));
+  if (protocol === "http") return String(reply.statusCode);
+  return reply.statusCode < 400 ? "OK" : codeName(HTTP_TO_CODE[reply.statusCode] ?? Code.Unknown);
+}
+
+const HTTP_TO_CODE: Record<number, Code> = {
+  400: Code.InvalidArgument,
+  401: Code.Unauthenticated,
+  403: Code.PermissionDenied,
+  404: Code.NotFound,
+  405: Code.Unimplemented,
+  408: Code.DeadlineExceeded,
+  409: Code.AlreadyExists,
+  413: Code.ResourceExhausted,
+  415: Code.InvalidArgument,
+  429: Code.ResourceExhausted,
+  499: Code.Canceled,
+  500: Code.Internal,
+  501: Code.Unimplemented,
+  503: Code.Unavailable,
+  504: Code.DeadlineExceeded,
+};
+
+/** gRPC's upper-case code names, as grpc-go and Prometheus exporters label them. */
+function codeName(code: Code): string {
+  if ((code as number) === 0) return "OK";
+  const name = Code[code];
+  return name === undefined ? String(code) : name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
