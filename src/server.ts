@@ -13,6 +13,7 @@ import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
 import { createMigrationService } from "./api/migration-service.js";
 import { registerUploadRoute } from "./api/migration-uploads.js";
 import { createBulkImport } from "./domain/bulk-import.js";
+import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
@@ -207,8 +208,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }),
     logUnexpected,
   );
-  const admin = secureService(AdminService, createAdminService(services), logUnexpected);
   const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
+  const importData = createImportData({ bulk, orgs, userChanges: changes });
+  const admin = secureService(AdminService, createAdminService(services, importData), logUnexpected);
   const migration = secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected);
 
   if (config.corsOrigins.length > 0) {

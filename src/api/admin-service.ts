@@ -10,6 +10,8 @@ import {
 } from "../../gen/zitadel/admin_pb.js";
 import type { DomainPolicy, } from "../domain/orgs.js";
 import { checkLength } from "./input-rules.js";
+import type { ImportData } from "../domain/import-data.js";
+import { createImportDataHandler } from "./import-data.js";
 import { createLockoutAdminHandlers } from "./lockout-handlers.js";
 import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
 
@@ -27,10 +29,10 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
 
 /**
  * `zitadel.admin.v1.AdminService`: the instance-level RPCs userport serves, the custom domain
- * policies of organisations and the instance's lockout policy. Their permissions (iam.policy.*)
+ * policies of organisations, the instance's lockout policy and ImportData. Their permissions (iam.policy.*)
  * come with instance roles only.
  */
-export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminService> {
+export function createAdminService(deps: ServiceDeps, importData: ImportData): ServiceImpl<typeof AdminService> {
   const { orgs, access } = deps;
   /**
    * The organisation named by the request, checked to exist and against the RPC's permission
@@ -44,6 +46,7 @@ export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminS
   };
   return {
     ...createLockoutAdminHandlers(deps),
+    ...createImportDataHandler({ access, importData }),
     async getCustomDomainPolicy(req, ctx) {
       const target = await targetOf(ctx, req.orgId, "GetCustomDomainPolicyRequest");
       return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });

@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type AddMachineUserRequest,
   AddMachineUserResponseSchema,
   AddOrgDomainResponseSchema,
   AddOrgMemberResponseSchema,
@@ -27,6 +28,7 @@ import { type DomainPolicy as DomainPolicyPb, DomainPolicySchema } from "../../g
 import { PersonalAccessTokenSchema } from "../../gen/zitadel/user_pb.js";
 import { hasInstancePermission } from "../domain/access.js";
 import type { DomainPolicy, Org, OrgDomain, OrgMember } from "../domain/orgs.js";
+import type { CreateMachineInput } from "../domain/users.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
@@ -51,6 +53,26 @@ type OrgMethods =
   | "removeOrgDomain"
   | "updateOrgMember"
   | "getDomainPolicy";
+
+/**
+ * The request-shape (PGV) rules of v1 AddMachineUserRequest and what they let through: shared by
+ * AddMachineUser and admin ImportData's machine users.
+ */
+export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, "instanceId" | "orgId" | "creator"> {
+  checkLength(req.userName, 1, 200, "AddMachineUserRequest.UserName");
+  checkLength(req.name, 1, 200, "AddMachineUserRequest.Name");
+  checkLength(req.description, 0, 500, "AddMachineUserRequest.Description");
+  if (req.accessTokenType !== 0 && req.accessTokenType !== 1) {
+    throw invalidArgument("", "invalid AddMachineUserRequest.AccessTokenType: value must be one of the defined enum values");
+  }
+  if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddMachineUserRequest.UserId");
+  return {
+    ...(req.userId !== undefined ? { userId: req.userId } : {}),
+    username: req.userName,
+    name: req.name,
+    description: req.description,
+  };
+}
 
 /** `zitadel.v1.ObjectDetails` of an organisation after a change. */
 export function orgChangeDetails(org: Org): ObjectDetails {
@@ -212,20 +234,7 @@ export function createOrgHandlers({
   return {
     async addMachineUser(req, ctx) {
       const target = await access.target(ctx);
-      checkLength(req.userName, 1, 200, "AddMachineUserRequest.UserName");
-      checkLength(req.name, 1, 200, "AddMachineUserRequest.Name");
-      checkLength(req.description, 0, 500, "AddMachineUserRequest.Description");
-      if (req.accessTokenType !== 0 && req.accessTokenType !== 1) {
-        throw invalidArgument("", "invalid AddMachineUserRequest.AccessTokenType: value must be one of the defined enum values");
-      }
-      if (req.userId !== undefined) checkLength(req.userId, 1, 200, "AddMachineUserRequest.UserId");
-      const user = await users.createMachine({
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.userName,
-        name: req.name,
-        description: req.description,
-      });
+      const user = await users.createMachine({ ...target, ...addMachineInput(req) });
       return create(AddMachineUserResponseSchema, { userId: user.id, details: objectDetailsV1(user) });
     },
 
