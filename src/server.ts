@@ -44,6 +44,7 @@ import { createUserQueries } from "./domain/user-queries.js";
 import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { loggerOptions } from "./server/log-redaction.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
+import { alignEnvelopeChunks } from "./server/envelope-chunks.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, loadMasterKey } from "./setup.js";
 import { openSqlite } from "./store/db.js";
@@ -226,6 +227,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
+    alignEnvelopeChunks(rpc);
     await rpc.register(fastifyConnectPlugin, {
       routes(router) {
         router.service(ManagementService, management);
