@@ -80,7 +80,7 @@ describe.each<TransportName>(["rest", "grpc-js"])("ImportData over %s", (transpo
           org: { name: uniqueName("Imported Org") },
           domains: [{ domainName: domain, isVerified: true, isPrimary: true }],
           humanUsers: [
-            { userId: ada, user: v1ImportBody({ userName: adaName, hashedPassword: { value: HASH } }) },
+            { userId: ada, user: v1ImportBody({ userName: adaName, hashedPassword: { value: HASH }, otpCode: "JBSWY3DPEHPK3PXP" }) },
             // Unverified email, no password: INITIAL with an init code, as v1 import.
             { userId: grace, user: v1ImportBody({ email: { email: `${uniqueName("grace")}@example.com`, isEmailVerified: false } }) },
             { userId: newId(), user: v1ImportBody({ email: { email: "not-an-email", isEmailVerified: true } }) },
@@ -150,7 +150,14 @@ describe.each<TransportName>(["rest", "grpc-js"])("ImportData over %s", (transpo
     expect(((await up.caller(transport).call(V1.getUserByID, { id: grace }, inOrg)) as { json: JsonObject }).json.user).toMatchObject({
       state: "USER_STATE_INITIAL",
     });
-    expect(await up.eventTypes(ada)).toEqual(["user.human.added", "user.human.email.verified", "user.metadata.set"]);
+    // otp_code: a verified TOTP authenticator, as ZITADEL's ImportData (ImportHumanTOTP) makes it.
+    expect(await up.eventTypes(ada)).toEqual([
+      "user.human.added",
+      "user.human.email.verified",
+      "user.human.mfa.otp.added",
+      "user.human.mfa.otp.verified",
+      "user.metadata.set",
+    ]);
     expect(await up.eventTypes(grace)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
     const org = expectOk(await admin.call(V1.getMyOrg, {}, inOrg));
     expect((org.org as JsonObject).primaryDomain).toBe(domain);
