@@ -11,6 +11,7 @@ import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
 import { createMigrationService } from "./api/migration-service.js";
 import { registerUploadRoute } from "./api/migration-uploads.js";
 import { createBulkImport } from "./domain/bulk-import.js";
+import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAccess } from "./api/access.js";
@@ -48,6 +49,7 @@ import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
 import { loggerOptions } from "./server/log-redaction.js";
 import { registerRpcRoutes } from "./server/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
+import { alignEnvelopeChunks } from "./server/envelope-chunks.js";
 import { onePortServerFactory } from "./server/one-port.js";
 import { createDataDir, describeStoreError, preflight } from "./server/preflight.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
@@ -277,8 +279,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     }),
     logUnexpected,
   ));
-  const admin = observeService(AdminService, secureService(AdminService, createAdminService(services), logUnexpected));
   const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
+  const importData = createImportData({ bulk, orgs, userChanges: changes });
+  const admin = observeService(AdminService, secureService(AdminService, createAdminService(services, importData), logUnexpected));
   const migration = observeService(MigrationService, secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected));
   // Every route served, for operators' tools and the test that compares them with the OpenAPI document.
   const routes: Array<{ method: string; url: string }> = [];
@@ -303,6 +306,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let rpcPaths: string[] = [];
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
+    alignEnvelopeChunks(rpc);
     rpcPaths = registerRpcRoutes(rpc, {
       interceptors: [calls.interceptor, nulCharactersInterceptor],
       routes(router) {

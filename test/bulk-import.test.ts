@@ -240,6 +240,102 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
   });
 });
 
+/**
+ * Raw frames over HTTP/2, so that a test can send bytes no client library would encode: gRPC
+ * (length-prefixed messages, status in trailers) and Connect's streaming protocol (envelopes,
+ * the status in an end-of-stream envelope). The request stream stays open after `bad` unless
+ * `end` says otherwise: a client may go on sending, or wait for the answer.
+ */
+async function rawImport(protocol: "grpc" | "connect", bad: Buffer, opts: { end: boolean }) {
+  const http2 = await import("node:http2");
+  const { toBinary, fromJson, fromBinary, toJson } = await import("@bufbuild/protobuf");
+  const { ImportUsersRequestSchema, ImportUsersResponseSchema } = await import("../gen/userport/migration/v1/migration_pb.js");
+  const encode = (json: JsonObject) => Buffer.from(toBinary(ImportUsersRequestSchema, fromJson(ImportUsersRequestSchema, json)));
+  const frame = (bytes: Buffer) => {
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(bytes.length, 1);
+    return Buffer.concat([head, bytes]);
+  };
+  const orgId = String(expectOk(await up.caller("connect-json-h1").call(V1.addOrg, { name: uniqueName("Broken") })).id);
+  const session = http2.connect(up.server.url);
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/userport.migration.v1.MigrationService/ImportUsers",
+    "content-type": protocol === "grpc" ? "application/grpc" : "application/connect+proto",
+    ...(protocol === "grpc" ? { te: "trailers" } : { "connect-protocol-version": "1" }),
+    authorization: `Bearer ${up.server.token}`,
+  });
+  // An organisation of its own: a stream that ends with an error leaves its job open, and an
+  // organisation has at most 10 such jobs (UP-BULK4).
+  stream.write(frame(encode({ options: { organizationId: orgId } })));
+  stream.write(frame(encode({ records: { records: [{ human: human() }, { human: human() }] } })));
+  stream.write(frame(encode({ records: { records: [{ human: human() }] } })));
+  stream.write(bad);
+  if (opts.end) stream.end();
+  const chunks: Buffer[] = [];
+  let trailers: Record<string, unknown> = {};
+  stream.on("trailers", (t) => {
+    trailers = t;
+  });
+  stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const closed = await new Promise<boolean>((resolve) => {
+    stream.on("close", () => resolve(true));
+    stream.on("error", () => resolve(true));
+  });
+  session.close();
+  const body = Buffer.concat(chunks);
+  const results: JsonObject[] = [];
+  let status = { code: "", message: "" };
+  for (let at = 0; at + 5 <= body.length; ) {
+    const flags = body[at]!;
+    const length = body.readUInt32BE(at + 1);
+    const payload = body.subarray(at + 5, at + 5 + length);
+    at += 5 + length;
+    if (flags & 0x02) {
+      const end = JSON.parse(payload.toString()) as { error?: { code: string; message: string } };
+      status = { code: end.error?.code ?? "ok", message: end.error?.message ?? "" };
+      continue;
+    }
+    const response = toJson(ImportUsersResponseSchema, fromBinary(ImportUsersResponseSchema, payload)) as JsonObject;
+    results.push(...((response.results ?? []) as JsonObject[]));
+  }
+  if (protocol === "grpc") {
+    const code = Number(trailers["grpc-status"]);
+    status = { code: Code[code] ?? String(code), message: decodeURIComponent(String(trailers["grpc-message"] ?? "")) };
+  }
+  return { closed, results, status };
+}
+
+/** A frame header announcing `length` bytes, then that many bytes of field 2 (records) that do not parse. */
+const MALFORMED = Buffer.from([0, 0, 0, 0, 7, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+/** A frame larger than USERPORT_BODY_LIMIT (4 MiB in the tests): refused before it is read whole. */
+const OVERSIZED = (() => {
+  const bytes = Buffer.alloc(5 + 4 * 1024 * 1024 + 16);
+  bytes.writeUInt32BE(4 * 1024 * 1024 + 16, 1);
+  return bytes;
+})();
+
+describe.each(["grpc", "connect"] as const)("ImportUsers with a broken message (raw %s over HTTP/2)", (protocol) => {
+  const code = (name: string) => (protocol === "grpc" ? name : name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase());
+  for (const end of [true, false]) {
+    it(`a malformed message ends the stream with INVALID_ARGUMENT after the results of every earlier record (request stream ${end ? "ended" : "left open"})`, async () => {
+      const run = await rawImport(protocol, MALFORMED, { end });
+      expect(run.closed).toBe(true);
+      expect(outcomes(run.results)).toEqual(["CREATED", "CREATED", "CREATED"]);
+      expect(run.status).toEqual({ code: code("InvalidArgument"), message: "A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)" });
+    });
+    it(`an oversized message ends the stream with INVALID_ARGUMENT after the results of every earlier record (request stream ${end ? "ended" : "left open"})`, async () => {
+      const run = await rawImport(protocol, OVERSIZED, { end });
+      expect(run.closed).toBe(true);
+      expect(outcomes(run.results)).toEqual(["CREATED", "CREATED", "CREATED"]);
+      expect(run.status).toEqual({
+        code: code("InvalidArgument"),
+        message: "A stream message is larger than the server accepts (USERPORT_BODY_LIMIT) (UP-BULK6)",
+      });
+    });
+  }
+});
+
 describe("ImportUsers with a broken message (grpc-js)", () => {
   /** Sends the options, one good batch, then `bad` as raw bytes, and reads the stream to its end. */
   async function sendRaw(bad: Buffer) {
@@ -257,7 +353,8 @@ describe("ImportUsers with a broken message (grpc-js)", () => {
       {},
     );
     const encode = (json: JsonObject) => Buffer.from(toBinary(ImportUsersRequestSchema, fromJson(ImportUsersRequestSchema, json)));
-    call.write(encode({ options: {} }));
+    const orgId = String(expectOk(await up.caller("connect-json-h1").call(V1.addOrg, { name: uniqueName("Broken") })).id);
+    call.write(encode({ options: { organizationId: orgId } }));
     call.write(encode({ records: { records: [{ human: human() }] } }));
     call.write(bad);
     call.end();
@@ -276,5 +373,12 @@ describe("ImportUsers with a broken message (grpc-js)", () => {
     expect(outcomes(results)).toEqual(["CREATED"]);
     expect(error.code).toBe(Code.InvalidArgument);
     expect(decodeURIComponent(error.details)).toBe("A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)");
+  });
+
+  it("an oversized message ends the stream with INVALID_ARGUMENT after the earlier results, and the server still closes", async () => {
+    const { results, error } = await sendRaw(Buffer.alloc(4 * 1024 * 1024 + 16));
+    expect(outcomes(results)).toEqual(["CREATED"]);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(decodeURIComponent(error.details)).toBe("A stream message is larger than the server accepts (USERPORT_BODY_LIMIT) (UP-BULK6)");
   });
 });

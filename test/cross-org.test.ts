@@ -146,6 +146,23 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   // lockout policy of the instance (admin v1): B's users are under it too.
   "AdminService.GetLockoutPolicy": () => ({}),
   "AdminService.UpdateLockoutPolicy": () => ({ maxPasswordAttempts: 1 }),
+  // ImportData needs iam.write (instance roles only): B's organisation, users, members, metadata, domains.
+  "AdminService.ImportData": (b) => ({
+    dataOrgs: {
+      orgs: [
+        {
+          orgId: b.org.orgId,
+          org: { name: uniqueName("Org") },
+          domains: [{ domainName: `${uniqueName("grab")}.example.com`, isVerified: true, isPrimary: true }],
+          humanUsers: [{ userId: `${b.humanId}9`, user: v1ImportBody() }],
+          machineUsers: [{ userId: `${b.machineId}9`, user: { userName: uniqueName("intruder"), name: "Intruder" } }],
+          userMetadata: [{ id: b.humanId, key: "planted", value: "YQ==" }],
+          userLinks: [{ userId: b.humanId, idpId: b.idpId, providedUserId: "planted", providedUserName: "planted" }],
+          orgMembers: [{ userId: b.humanId, roles: ["ORG_OWNER"] }],
+        },
+      ],
+    },
+  }),
   // session v2: ZITADEL checks session.write on the instance to create a session and on the
   // user's organisation to change one; without the session's token, it shows a session only to
   // its creator, its user, or a holder of session.read on the user's organisation, and ends one

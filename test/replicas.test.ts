@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 import { type Mailbox, startMailbox } from "./helpers/mailbox.js";
+import { runImport } from "./helpers/import-stream.js";
 import { freePort, type Served, serveProcess } from "./helpers/process.js";
 
 interface Replica extends Served {
@@ -92,6 +93,52 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
       const refused = results.filter((r) => r.status !== 200);
       expect(refused).toHaveLength(9);
       for (const r of refused) expect(r).toMatchObject({ status: 409, body: { code: 6 } });
+    }
+  });
+
+  it("two ImportUsers streams through both replicas with overlapping usernames: each username is created once, the other record fails with ALREADY_EXISTS", async () => {
+    const tag = randomBytes(4).toString("hex");
+    const names = Array.from({ length: 120 }, (_, i) => `bulk-race-${tag}-${i}`);
+    const record = (name: string, stream: number) => ({
+      key: `${stream}-${name}`,
+      human: {
+        username: name,
+        profile: { givenName: "Ada", familyName: "Lovelace" },
+        email: { email: `${name}-${stream}@example.com`, isVerified: true },
+        hashedPassword: { hash: "$2b$04$kZGQ0mOUxwjRc/ZbnXYOy.dvSSx7Rk5vJ/iWzhRtC6jbbYyNOA8M6" },
+      },
+    });
+    // Stream 0 sends the names in order, stream 1 in reverse, so the two meet in the middle;
+    // every batch of each holds names the other is committing at the same time.
+    const batches = (order: string[], stream: number) =>
+      Array.from({ length: order.length / 20 }, (_, b) => order.slice(b * 20, b * 20 + 20).map((name) => record(name, stream)));
+    const runs = await Promise.all([
+      runImport(replicas[0]!.url, token, "grpc-js", {}, batches(names, 0)),
+      runImport(replicas[1]!.url, token, "connect-grpc-h2", {}, batches([...names].reverse(), 1)),
+    ]);
+    for (const run of runs) {
+      expect(run.error).toBeUndefined();
+      expect(run.results).toHaveLength(names.length);
+    }
+    const byName = new Map<string, string[]>();
+    for (const run of runs) {
+      for (const result of run.results) {
+        const name = String(result.key).slice(2);
+        byName.set(name, [...(byName.get(name) ?? []), String(result.outcome)]);
+        if (result.outcome === "IMPORT_OUTCOME_FAILED") expect(result.error).toMatchObject({ code: 6, id: "V3-DKcYh" });
+      }
+    }
+    for (const name of names) expect(byName.get(name)?.sort(), name).toEqual(["IMPORT_OUTCOME_CREATED", "IMPORT_OUTCOME_FAILED"]);
+    // Both streams won some: they really ran at the same time.
+    for (const run of runs) expect(run.results.some((r) => r.outcome === "IMPORT_OUTCOME_CREATED")).toBe(true);
+    const db = new pg.Client({ connectionString: await testDatabaseUrl(sharedDir) });
+    await db.connect();
+    try {
+      const { rows } = await db.query("SELECT username, count(*)::int AS n FROM users WHERE username LIKE $1 GROUP BY username", [`bulk-race-${tag}-%`]);
+      expect(rows).toHaveLength(names.length);
+      for (const row of rows) expect(row.n, row.username).toBe(1);
+    } finally {
+      await db.end();
     }
   });
 

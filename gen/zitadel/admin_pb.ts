@@ -6,18 +6,26 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../google/api/annotations_pb.js";
 import { file_validate_validate } from "../validate/validate_pb.js";
+import type { IDPUserLink } from "./idp_pb.js";
+import { file_zitadel_idp } from "./idp_pb.js";
+import type { AddOrgMemberRequest, AddOrgRequest, SetUserMetadataRequest } from "./management_pb.js";
+import { file_zitadel_management } from "./management_pb.js";
 import type { ObjectDetails } from "./object_pb.js";
 import { file_zitadel_object } from "./object_pb.js";
 import { file_zitadel_options } from "./options_pb.js";
+import type { Domain } from "./org_pb.js";
+import { file_zitadel_org } from "./org_pb.js";
 import type { DomainPolicy, LockoutPolicy } from "./policy_pb.js";
 import { file_zitadel_policy } from "./policy_pb.js";
+import type { DataHumanUser, DataMachineUser, ImportDataOrg as ImportDataOrg$1, NotImported } from "./v1_pb.js";
+import { file_zitadel_v1 } from "./v1_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file zitadel/admin.proto.
  */
 export const file_zitadel_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChN6aXRhZGVsL2FkbWluLnByb3RvEhB6aXRhZGVsLmFkbWluLnYxIjoKHEdldEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSGgoGb3JnX2lkGAEgASgJQgr6QgdyBRABGMgBIlAKHUdldEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEi8KBnBvbGljeRgBIAEoCzIfLnppdGFkZWwucG9saWN5LnYxLkRvbWFpblBvbGljeSKwAQocQWRkQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBIaCgZvcmdfaWQYASABKAlCCvpCB3IFEAEYyAESIQoZdXNlcl9sb2dpbl9tdXN0X2JlX2RvbWFpbhgCIAEoCBIcChR2YWxpZGF0ZV9vcmdfZG9tYWlucxgDIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAQgASgIIksKHUFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiswEKH1VwZGF0ZUN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSGgoGb3JnX2lkGAEgASgJQgr6QgdyBRABGMgBEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSMworc210cF9zZW5kZXJfYWRkcmVzc19tYXRjaGVzX2luc3RhbmNlX2RvbWFpbhgEIAEoCCJOCiBVcGRhdGVDdXN0b21Eb21haW5Qb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIkUKJ1Jlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBIaCgZvcmdfaWQYASABKAlCCvpCB3IFEAEYyAEiVgooUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIhkKF0dldExvY2tvdXRQb2xpY3lSZXF1ZXN0IkwKGEdldExvY2tvdXRQb2xpY3lSZXNwb25zZRIwCgZwb2xpY3kYASABKAsyIC56aXRhZGVsLnBvbGljeS52MS5Mb2Nrb3V0UG9saWN5IlUKGlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXF1ZXN0Eh0KFW1heF9wYXNzd29yZF9hdHRlbXB0cxgBIAEoDRIYChBtYXhfb3RwX2F0dGVtcHRzGAIgASgNIkkKG1VwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzMvAICgxBZG1pblNlcnZpY2UStQEKFUdldEN1c3RvbURvbWFpblBvbGljeRIuLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBovLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiO4K1GBEKD2lhbS5wb2xpY3kucmVhZILT5JMCIBIeL29yZ3Mve29yZ19pZH0vcG9saWNpZXMvZG9tYWluErkBChVBZGRDdXN0b21Eb21haW5Qb2xpY3kSLi56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QaLy56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlIj+CtRgSChBpYW0ucG9saWN5LndyaXRlgtPkkwIjOgEqIh4vb3Jncy97b3JnX2lkfS9wb2xpY2llcy9kb21haW4SwgEKGFVwZGF0ZUN1c3RvbURvbWFpblBvbGljeRIxLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBoyLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiP4K1GBIKEGlhbS5wb2xpY3kud3JpdGWC0+STAiM6ASoaHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhLYAQogUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHQSOS56aXRhZGVsLmFkbWluLnYxLlJlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBo6LnppdGFkZWwuYWRtaW4udjEuUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZSI9grUYEwoRaWFtLnBvbGljeS5kZWxldGWC0+STAiAqHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhKZAQoQR2V0TG9ja291dFBvbGljeRIpLnppdGFkZWwuYWRtaW4udjEuR2V0TG9ja291dFBvbGljeVJlcXVlc3QaKi56aXRhZGVsLmFkbWluLnYxLkdldExvY2tvdXRQb2xpY3lSZXNwb25zZSIugrUYEQoPaWFtLnBvbGljeS5yZWFkgtPkkwITEhEvcG9saWNpZXMvbG9ja291dBKvAQoTVXBkYXRlTG9ja291dFBvbGljeRIsLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlTG9ja291dFBvbGljeVJlcXVlc3QaLS56aXRhZGVsLmFkbWluLnYxLlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZSI7grUYEgoQaWFtLnBvbGljeS53cml0ZYLT5JMCHzoBKhoaL3BvbGljaWVzL3Bhc3N3b3JkL2xvY2tvdXRiBnByb3RvMw", [file_google_api_annotations, file_validate_validate, file_zitadel_object, file_zitadel_options, file_zitadel_policy]);
+  fileDesc("ChN6aXRhZGVsL2FkbWluLnByb3RvEhB6aXRhZGVsLmFkbWluLnYxIjoKHEdldEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSGgoGb3JnX2lkGAEgASgJQgr6QgdyBRABGMgBIlAKHUdldEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEi8KBnBvbGljeRgBIAEoCzIfLnppdGFkZWwucG9saWN5LnYxLkRvbWFpblBvbGljeSKwAQocQWRkQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBIaCgZvcmdfaWQYASABKAlCCvpCB3IFEAEYyAESIQoZdXNlcl9sb2dpbl9tdXN0X2JlX2RvbWFpbhgCIAEoCBIcChR2YWxpZGF0ZV9vcmdfZG9tYWlucxgDIAEoCBIzCitzbXRwX3NlbmRlcl9hZGRyZXNzX21hdGNoZXNfaW5zdGFuY2VfZG9tYWluGAQgASgIIksKHUFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlEioKB2RldGFpbHMYASABKAsyGS56aXRhZGVsLnYxLk9iamVjdERldGFpbHMiswEKH1VwZGF0ZUN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSGgoGb3JnX2lkGAEgASgJQgr6QgdyBRABGMgBEiEKGXVzZXJfbG9naW5fbXVzdF9iZV9kb21haW4YAiABKAgSHAoUdmFsaWRhdGVfb3JnX2RvbWFpbnMYAyABKAgSMworc210cF9zZW5kZXJfYWRkcmVzc19tYXRjaGVzX2luc3RhbmNlX2RvbWFpbhgEIAEoCCJOCiBVcGRhdGVDdXN0b21Eb21haW5Qb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIkUKJ1Jlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBIaCgZvcmdfaWQYASABKAlCCvpCB3IFEAEYyAEiVgooUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIhkKF0dldExvY2tvdXRQb2xpY3lSZXF1ZXN0IkwKGEdldExvY2tvdXRQb2xpY3lSZXNwb25zZRIwCgZwb2xpY3kYASABKAsyIC56aXRhZGVsLnBvbGljeS52MS5Mb2Nrb3V0UG9saWN5IlUKGlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXF1ZXN0Eh0KFW1heF9wYXNzd29yZF9hdHRlbXB0cxgBIAEoDRIYChBtYXhfb3RwX2F0dGVtcHRzGAIgASgNIkkKG1VwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZRIqCgdkZXRhaWxzGAEgASgLMhkueml0YWRlbC52MS5PYmplY3REZXRhaWxzIqgGChFJbXBvcnREYXRhUmVxdWVzdBI0CglkYXRhX29yZ3MYASABKAsyHy56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFPcmdIABIzCgtkYXRhX29yZ3N2MRgCIAEoCzIcLnppdGFkZWwudjEudjEuSW1wb3J0RGF0YU9yZ0gAEkkKD2RhdGFfb3Jnc19sb2NhbBgDIAEoCzIuLnppdGFkZWwuYWRtaW4udjEuSW1wb3J0RGF0YVJlcXVlc3QuTG9jYWxJbnB1dEgAEksKEWRhdGFfb3Jnc3YxX2xvY2FsGAQgASgLMi4ueml0YWRlbC5hZG1pbi52MS5JbXBvcnREYXRhUmVxdWVzdC5Mb2NhbElucHV0SAASQwoMZGF0YV9vcmdzX3MzGAUgASgLMisueml0YWRlbC5hZG1pbi52MS5JbXBvcnREYXRhUmVxdWVzdC5TM0lucHV0SAASRQoOZGF0YV9vcmdzdjFfczMYBiABKAsyKy56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFSZXF1ZXN0LlMzSW5wdXRIABJFCg1kYXRhX29yZ3NfZ2NzGAcgASgLMiwueml0YWRlbC5hZG1pbi52MS5JbXBvcnREYXRhUmVxdWVzdC5HQ1NJbnB1dEgAEkcKD2RhdGFfb3Jnc3YxX2djcxgIIAEoCzIsLnppdGFkZWwuYWRtaW4udjEuSW1wb3J0RGF0YVJlcXVlc3QuR0NTSW5wdXRIABIPCgd0aW1lb3V0GAkgASgJGhoKCkxvY2FsSW5wdXQSDAoEcGF0aBgBIAEoCRp4CgdTM0lucHV0EgwKBHBhdGgYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIZChFzZWNyZXRfYWNjZXNzX2tleRgEIAEoCRILCgNzc2wYBSABKAgSDgoGYnVja2V0GAYgASgJGkUKCEdDU0lucHV0Eg4KBmJ1Y2tldBgBIAEoCRIbChNzZXJ2aWNlYWNjb3VudF9qc29uGAIgASgJEgwKBHBhdGgYAyABKAlCBgoEZGF0YSI4Cg1JbXBvcnREYXRhT3JnEicKBG9yZ3MYASADKAsyGS56aXRhZGVsLmFkbWluLnYxLkRhdGFPcmcitA8KB0RhdGFPcmcSDgoGb3JnX2lkGAEgASgJEjEKA29yZxgDIAEoCzIkLnppdGFkZWwubWFuYWdlbWVudC52MS5BZGRPcmdSZXF1ZXN0EkUKDWRvbWFpbl9wb2xpY3kYBCABKAsyLi56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QSMAoMbGFiZWxfcG9saWN5GAUgASgLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIyCg5sb2Nrb3V0X3BvbGljeRgGIAEoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSMAoMbG9naW5fcG9saWN5GAcgASgLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBI+ChpwYXNzd29yZF9jb21wbGV4aXR5X3BvbGljeRgIIAEoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSMgoOcHJpdmFjeV9wb2xpY3kYCSABKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEiwKCHByb2plY3RzGAogAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIxCg1wcm9qZWN0X3JvbGVzGAsgAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIsCghhcGlfYXBwcxgMIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSLQoJb2lkY19hcHBzGA0gAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIxCgtodW1hbl91c2VycxgOIAMoCzIcLnppdGFkZWwudjEudjEuRGF0YUh1bWFuVXNlchI1Cg1tYWNoaW5lX3VzZXJzGA8gAygLMh4ueml0YWRlbC52MS52MS5EYXRhTWFjaGluZVVzZXISMwoPdHJpZ2dlcl9hY3Rpb25zGBAgAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIrCgdhY3Rpb25zGBEgAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIyCg5wcm9qZWN0X2dyYW50cxgSIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSLwoLdXNlcl9ncmFudHMYEyADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEj8KC29yZ19tZW1iZXJzGBQgAygLMioueml0YWRlbC5tYW5hZ2VtZW50LnYxLkFkZE9yZ01lbWJlclJlcXVlc3QSMwoPcHJvamVjdF9tZW1iZXJzGBUgAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBI5ChVwcm9qZWN0X2dyYW50X21lbWJlcnMYFiADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEkQKDXVzZXJfbWV0YWRhdGEYFyADKAsyLS56aXRhZGVsLm1hbmFnZW1lbnQudjEuU2V0VXNlck1ldGFkYXRhUmVxdWVzdBIvCgtsb2dpbl90ZXh0cxgYIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSMQoNaW5pdF9tZXNzYWdlcxgZIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSOwoXcGFzc3dvcmRfcmVzZXRfbWVzc2FnZXMYGiADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEjkKFXZlcmlmeV9lbWFpbF9tZXNzYWdlcxgbIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSOQoVdmVyaWZ5X3Bob25lX21lc3NhZ2VzGBwgAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBI7Chdkb21haW5fY2xhaW1lZF9tZXNzYWdlcxgdIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSRgoicGFzc3dvcmRsZXNzX3JlZ2lzdHJhdGlvbl9tZXNzYWdlcxgeIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSLQoJb2lkY19pZHBzGB8gAygLMhoueml0YWRlbC52MS52MS5Ob3RJbXBvcnRlZBIsCghqd3RfaWRwcxggIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSLwoKdXNlcl9saW5rcxghIAMoCzIbLnppdGFkZWwuaWRwLnYxLklEUFVzZXJMaW5rEicKB2RvbWFpbnMYIiADKAsyFi56aXRhZGVsLm9yZy52MS5Eb21haW4SLAoIYXBwX2tleXMYIyADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEjAKDG1hY2hpbmVfa2V5cxgkIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSOwoXdmVyaWZ5X3Ntc19vdHBfbWVzc2FnZXMYJSADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkEj0KGXZlcmlmeV9lbWFpbF9vdHBfbWVzc2FnZXMYJiADKAsyGi56aXRhZGVsLnYxLnYxLk5vdEltcG9ydGVkIn0KEkltcG9ydERhdGFSZXNwb25zZRIxCgZlcnJvcnMYASADKAsyIS56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFFcnJvchI0CgdzdWNjZXNzGAIgASgLMiMueml0YWRlbC5hZG1pbi52MS5JbXBvcnREYXRhU3VjY2VzcyI8Cg9JbXBvcnREYXRhRXJyb3ISDAoEdHlwZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIkkKEUltcG9ydERhdGFTdWNjZXNzEjQKBG9yZ3MYASADKAsyJi56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFTdWNjZXNzT3JnIrUGChRJbXBvcnREYXRhU3VjY2Vzc09yZxIOCgZvcmdfaWQYASABKAkSEwoLcHJvamVjdF9pZHMYAiADKAkSFQoNcHJvamVjdF9yb2xlcxgDIAMoCRIUCgxvaWRjX2FwcF9pZHMYBCADKAkSEwoLYXBpX2FwcF9pZHMYBSADKAkSFgoOaHVtYW5fdXNlcl9pZHMYBiADKAkSGAoQbWFjaGluZV91c2VyX2lkcxgHIAMoCRISCgphY3Rpb25faWRzGAggAygJEjMKD3RyaWdnZXJfYWN0aW9ucxgJIAMoCzIaLnppdGFkZWwudjEudjEuTm90SW1wb3J0ZWQSRwoOcHJvamVjdF9ncmFudHMYCiADKAsyLy56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFTdWNjZXNzUHJvamVjdEdyYW50EkEKC3VzZXJfZ3JhbnRzGAsgAygLMiwueml0YWRlbC5hZG1pbi52MS5JbXBvcnREYXRhU3VjY2Vzc1VzZXJHcmFudBITCgtvcmdfbWVtYmVycxgMIAMoCRJJCg9wcm9qZWN0X21lbWJlcnMYDSADKAsyMC56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFTdWNjZXNzUHJvamVjdE1lbWJlchJUChVwcm9qZWN0X2dyYW50X21lbWJlcnMYDiADKAsyNS56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFTdWNjZXNzUHJvamVjdEdyYW50TWVtYmVyEhEKCW9pZGNfaXBkcxgPIAMoCRIQCghqd3RfaWRwcxgQIAMoCRIRCglpZHBfbGlua3MYESADKAkSQAoKdXNlcl9saW5rcxgSIAMoCzIsLnppdGFkZWwuYWRtaW4udjEuSW1wb3J0RGF0YVN1Y2Nlc3NVc2VyTGlua3MSRgoNdXNlcl9tZXRhZGF0YRgTIAMoCzIvLnppdGFkZWwuYWRtaW4udjEuSW1wb3J0RGF0YVN1Y2Nlc3NVc2VyTWV0YWRhdGESDwoHZG9tYWlucxgUIAMoCRIQCghhcHBfa2V5cxgVIAMoCRIUCgxtYWNoaW5lX2tleXMYFiADKAkiVQodSW1wb3J0RGF0YVN1Y2Nlc3NQcm9qZWN0R3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIOCgZvcmdfaWQYAyABKAkiQQoaSW1wb3J0RGF0YVN1Y2Nlc3NVc2VyR3JhbnQSEgoKcHJvamVjdF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIkUKHkltcG9ydERhdGFTdWNjZXNzUHJvamVjdE1lbWJlchISCgpwcm9qZWN0X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiXAojSW1wb3J0RGF0YVN1Y2Nlc3NQcm9qZWN0R3JhbnRNZW1iZXISEgoKcHJvamVjdF9pZBgBIAEoCRIQCghncmFudF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJIm0KGkltcG9ydERhdGFTdWNjZXNzVXNlckxpbmtzEg8KB3VzZXJfaWQYASABKAkSGAoQZXh0ZXJuYWxfdXNlcl9pZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSDgoGaWRwX2lkGAQgASgJIj0KHUltcG9ydERhdGFTdWNjZXNzVXNlck1ldGFkYXRhEg8KB3VzZXJfaWQYASABKAkSCwoDa2V5GAIgASgJMuwJCgxBZG1pblNlcnZpY2UStQEKFUdldEN1c3RvbURvbWFpblBvbGljeRIuLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBovLnppdGFkZWwuYWRtaW4udjEuR2V0Q3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiO4K1GBEKD2lhbS5wb2xpY3kucmVhZILT5JMCIBIeL29yZ3Mve29yZ19pZH0vcG9saWNpZXMvZG9tYWluErkBChVBZGRDdXN0b21Eb21haW5Qb2xpY3kSLi56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlcXVlc3QaLy56aXRhZGVsLmFkbWluLnYxLkFkZEN1c3RvbURvbWFpblBvbGljeVJlc3BvbnNlIj+CtRgSChBpYW0ucG9saWN5LndyaXRlgtPkkwIjOgEqIh4vb3Jncy97b3JnX2lkfS9wb2xpY2llcy9kb21haW4SwgEKGFVwZGF0ZUN1c3RvbURvbWFpblBvbGljeRIxLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVxdWVzdBoyLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlQ3VzdG9tRG9tYWluUG9saWN5UmVzcG9uc2UiP4K1GBIKEGlhbS5wb2xpY3kud3JpdGWC0+STAiM6ASoaHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhLYAQogUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHQSOS56aXRhZGVsLmFkbWluLnYxLlJlc2V0Q3VzdG9tRG9tYWluUG9saWN5VG9EZWZhdWx0UmVxdWVzdBo6LnppdGFkZWwuYWRtaW4udjEuUmVzZXRDdXN0b21Eb21haW5Qb2xpY3lUb0RlZmF1bHRSZXNwb25zZSI9grUYEwoRaWFtLnBvbGljeS5kZWxldGWC0+STAiAqHi9vcmdzL3tvcmdfaWR9L3BvbGljaWVzL2RvbWFpbhKZAQoQR2V0TG9ja291dFBvbGljeRIpLnppdGFkZWwuYWRtaW4udjEuR2V0TG9ja291dFBvbGljeVJlcXVlc3QaKi56aXRhZGVsLmFkbWluLnYxLkdldExvY2tvdXRQb2xpY3lSZXNwb25zZSIugrUYEQoPaWFtLnBvbGljeS5yZWFkgtPkkwITEhEvcG9saWNpZXMvbG9ja291dBKvAQoTVXBkYXRlTG9ja291dFBvbGljeRIsLnppdGFkZWwuYWRtaW4udjEuVXBkYXRlTG9ja291dFBvbGljeVJlcXVlc3QaLS56aXRhZGVsLmFkbWluLnYxLlVwZGF0ZUxvY2tvdXRQb2xpY3lSZXNwb25zZSI7grUYEgoQaWFtLnBvbGljeS53cml0ZYLT5JMCHzoBKhoaL3BvbGljaWVzL3Bhc3N3b3JkL2xvY2tvdXQSegoKSW1wb3J0RGF0YRIjLnppdGFkZWwuYWRtaW4udjEuSW1wb3J0RGF0YVJlcXVlc3QaJC56aXRhZGVsLmFkbWluLnYxLkltcG9ydERhdGFSZXNwb25zZSIhgrUYCwoJaWFtLndyaXRlgtPkkwIMOgEqIgcvaW1wb3J0YgZwcm90bzM", [file_google_api_annotations, file_validate_validate, file_zitadel_idp, file_zitadel_management, file_zitadel_object, file_zitadel_options, file_zitadel_org, file_zitadel_policy, file_zitadel_v1]);
 
 /**
  * Request of GetCustomDomainPolicy.
@@ -316,6 +324,753 @@ export const UpdateLockoutPolicyResponseSchema: GenMessage<UpdateLockoutPolicyRe
   messageDesc(file_zitadel_admin, 11);
 
 /**
+ * Request of ImportData.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataRequest
+ */
+export type ImportDataRequest = Message<"zitadel.admin.v1.ImportDataRequest"> & {
+  /**
+   * Where the data comes from; userport takes `data_orgs` only.
+   *
+   * @generated from oneof zitadel.admin.v1.ImportDataRequest.data
+   */
+  data: {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataOrg data_orgs = 1;
+     */
+    value: ImportDataOrg;
+    case: "dataOrgs";
+  } | {
+    /**
+     * @generated from field: zitadel.v1.v1.ImportDataOrg data_orgsv1 = 2;
+     */
+    value: ImportDataOrg$1;
+    case: "dataOrgsv1";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.LocalInput data_orgs_local = 3;
+     */
+    value: ImportDataRequest_LocalInput;
+    case: "dataOrgsLocal";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.LocalInput data_orgsv1_local = 4;
+     */
+    value: ImportDataRequest_LocalInput;
+    case: "dataOrgsv1Local";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.S3Input data_orgs_s3 = 5;
+     */
+    value: ImportDataRequest_S3Input;
+    case: "dataOrgsS3";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.S3Input data_orgsv1_s3 = 6;
+     */
+    value: ImportDataRequest_S3Input;
+    case: "dataOrgsv1S3";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.GCSInput data_orgs_gcs = 7;
+     */
+    value: ImportDataRequest_GCSInput;
+    case: "dataOrgsGcs";
+  } | {
+    /**
+     * @generated from field: zitadel.admin.v1.ImportDataRequest.GCSInput data_orgsv1_gcs = 8;
+     */
+    value: ImportDataRequest_GCSInput;
+    case: "dataOrgsv1Gcs";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Go duration syntax, e.g. "10m"; checked, not enforced (the import runs to
+   * its end).
+   *
+   * @generated from field: string timeout = 9;
+   */
+  timeout: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataRequest.
+ * Use `create(ImportDataRequestSchema)` to create a new message.
+ */
+export const ImportDataRequestSchema: GenMessage<ImportDataRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 12);
+
+/**
+ * A file on the server (not read by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataRequest.LocalInput
+ */
+export type ImportDataRequest_LocalInput = Message<"zitadel.admin.v1.ImportDataRequest.LocalInput"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataRequest.LocalInput.
+ * Use `create(ImportDataRequest_LocalInputSchema)` to create a new message.
+ */
+export const ImportDataRequest_LocalInputSchema: GenMessage<ImportDataRequest_LocalInput> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 12, 0);
+
+/**
+ * A file in an S3 bucket (not read by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataRequest.S3Input
+ */
+export type ImportDataRequest_S3Input = Message<"zitadel.admin.v1.ImportDataRequest.S3Input"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: string endpoint = 2;
+   */
+  endpoint: string;
+
+  /**
+   * @generated from field: string access_key_id = 3;
+   */
+  accessKeyId: string;
+
+  /**
+   * @generated from field: string secret_access_key = 4;
+   */
+  secretAccessKey: string;
+
+  /**
+   * @generated from field: bool ssl = 5;
+   */
+  ssl: boolean;
+
+  /**
+   * @generated from field: string bucket = 6;
+   */
+  bucket: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataRequest.S3Input.
+ * Use `create(ImportDataRequest_S3InputSchema)` to create a new message.
+ */
+export const ImportDataRequest_S3InputSchema: GenMessage<ImportDataRequest_S3Input> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 12, 1);
+
+/**
+ * A file in a Google Cloud Storage bucket (not read by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataRequest.GCSInput
+ */
+export type ImportDataRequest_GCSInput = Message<"zitadel.admin.v1.ImportDataRequest.GCSInput"> & {
+  /**
+   * @generated from field: string bucket = 1;
+   */
+  bucket: string;
+
+  /**
+   * @generated from field: string serviceaccount_json = 2;
+   */
+  serviceaccountJson: string;
+
+  /**
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataRequest.GCSInput.
+ * Use `create(ImportDataRequest_GCSInputSchema)` to create a new message.
+ */
+export const ImportDataRequest_GCSInputSchema: GenMessage<ImportDataRequest_GCSInput> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 12, 2);
+
+/**
+ * The organisations to import.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataOrg
+ */
+export type ImportDataOrg = Message<"zitadel.admin.v1.ImportDataOrg"> & {
+  /**
+   * @generated from field: repeated zitadel.admin.v1.DataOrg orgs = 1;
+   */
+  orgs: DataOrg[];
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataOrg.
+ * Use `create(ImportDataOrgSchema)` to create a new message.
+ */
+export const ImportDataOrgSchema: GenMessage<ImportDataOrg> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 13);
+
+/**
+ * One organisation and what belongs to it.
+ *
+ * @generated from message zitadel.admin.v1.DataOrg
+ */
+export type DataOrg = Message<"zitadel.admin.v1.DataOrg"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: zitadel.management.v1.AddOrgRequest org = 3;
+   */
+  org?: AddOrgRequest | undefined;
+
+  /**
+   * @generated from field: zitadel.admin.v1.AddCustomDomainPolicyRequest domain_policy = 4;
+   */
+  domainPolicy?: AddCustomDomainPolicyRequest | undefined;
+
+  /**
+   * @generated from field: zitadel.v1.v1.NotImported label_policy = 5;
+   */
+  labelPolicy?: NotImported | undefined;
+
+  /**
+   * @generated from field: zitadel.v1.v1.NotImported lockout_policy = 6;
+   */
+  lockoutPolicy?: NotImported | undefined;
+
+  /**
+   * @generated from field: zitadel.v1.v1.NotImported login_policy = 7;
+   */
+  loginPolicy?: NotImported | undefined;
+
+  /**
+   * @generated from field: zitadel.v1.v1.NotImported password_complexity_policy = 8;
+   */
+  passwordComplexityPolicy?: NotImported | undefined;
+
+  /**
+   * @generated from field: zitadel.v1.v1.NotImported privacy_policy = 9;
+   */
+  privacyPolicy?: NotImported | undefined;
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported projects = 10;
+   */
+  projects: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported project_roles = 11;
+   */
+  projectRoles: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported api_apps = 12;
+   */
+  apiApps: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported oidc_apps = 13;
+   */
+  oidcApps: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.DataHumanUser human_users = 14;
+   */
+  humanUsers: DataHumanUser[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.DataMachineUser machine_users = 15;
+   */
+  machineUsers: DataMachineUser[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported trigger_actions = 16;
+   */
+  triggerActions: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported actions = 17;
+   */
+  actions: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported project_grants = 18;
+   */
+  projectGrants: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported user_grants = 19;
+   */
+  userGrants: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.management.v1.AddOrgMemberRequest org_members = 20;
+   */
+  orgMembers: AddOrgMemberRequest[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported project_members = 21;
+   */
+  projectMembers: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported project_grant_members = 22;
+   */
+  projectGrantMembers: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.management.v1.SetUserMetadataRequest user_metadata = 23;
+   */
+  userMetadata: SetUserMetadataRequest[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported login_texts = 24;
+   */
+  loginTexts: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported init_messages = 25;
+   */
+  initMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported password_reset_messages = 26;
+   */
+  passwordResetMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported verify_email_messages = 27;
+   */
+  verifyEmailMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported verify_phone_messages = 28;
+   */
+  verifyPhoneMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported domain_claimed_messages = 29;
+   */
+  domainClaimedMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported passwordless_registration_messages = 30;
+   */
+  passwordlessRegistrationMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported oidc_idps = 31;
+   */
+  oidcIdps: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported jwt_idps = 32;
+   */
+  jwtIdps: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.idp.v1.IDPUserLink user_links = 33;
+   */
+  userLinks: IDPUserLink[];
+
+  /**
+   * @generated from field: repeated zitadel.org.v1.Domain domains = 34;
+   */
+  domains: Domain[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported app_keys = 35;
+   */
+  appKeys: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported machine_keys = 36;
+   */
+  machineKeys: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported verify_sms_otp_messages = 37;
+   */
+  verifySmsOtpMessages: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported verify_email_otp_messages = 38;
+   */
+  verifyEmailOtpMessages: NotImported[];
+};
+
+/**
+ * Describes the message zitadel.admin.v1.DataOrg.
+ * Use `create(DataOrgSchema)` to create a new message.
+ */
+export const DataOrgSchema: GenMessage<DataOrg> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 14);
+
+/**
+ * Response of ImportData.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataResponse
+ */
+export type ImportDataResponse = Message<"zitadel.admin.v1.ImportDataResponse"> & {
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataError errors = 1;
+   */
+  errors: ImportDataError[];
+
+  /**
+   * @generated from field: zitadel.admin.v1.ImportDataSuccess success = 2;
+   */
+  success?: ImportDataSuccess | undefined;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataResponse.
+ * Use `create(ImportDataResponseSchema)` to create a new message.
+ */
+export const ImportDataResponseSchema: GenMessage<ImportDataResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 15);
+
+/**
+ * A part that was not imported: its kind (e.g. "human_user"), its id and why.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataError
+ */
+export type ImportDataError = Message<"zitadel.admin.v1.ImportDataError"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataError.
+ * Use `create(ImportDataErrorSchema)` to create a new message.
+ */
+export const ImportDataErrorSchema: GenMessage<ImportDataError> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 16);
+
+/**
+ * What was imported.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccess
+ */
+export type ImportDataSuccess = Message<"zitadel.admin.v1.ImportDataSuccess"> & {
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessOrg orgs = 1;
+   */
+  orgs: ImportDataSuccessOrg[];
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccess.
+ * Use `create(ImportDataSuccessSchema)` to create a new message.
+ */
+export const ImportDataSuccessSchema: GenMessage<ImportDataSuccess> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 17);
+
+/**
+ * What was imported into one organisation.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessOrg
+ */
+export type ImportDataSuccessOrg = Message<"zitadel.admin.v1.ImportDataSuccessOrg"> & {
+  /**
+   * @generated from field: string org_id = 1;
+   */
+  orgId: string;
+
+  /**
+   * @generated from field: repeated string project_ids = 2;
+   */
+  projectIds: string[];
+
+  /**
+   * @generated from field: repeated string project_roles = 3;
+   */
+  projectRoles: string[];
+
+  /**
+   * @generated from field: repeated string oidc_app_ids = 4;
+   */
+  oidcAppIds: string[];
+
+  /**
+   * @generated from field: repeated string api_app_ids = 5;
+   */
+  apiAppIds: string[];
+
+  /**
+   * @generated from field: repeated string human_user_ids = 6;
+   */
+  humanUserIds: string[];
+
+  /**
+   * @generated from field: repeated string machine_user_ids = 7;
+   */
+  machineUserIds: string[];
+
+  /**
+   * @generated from field: repeated string action_ids = 8;
+   */
+  actionIds: string[];
+
+  /**
+   * @generated from field: repeated zitadel.v1.v1.NotImported trigger_actions = 9;
+   */
+  triggerActions: NotImported[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessProjectGrant project_grants = 10;
+   */
+  projectGrants: ImportDataSuccessProjectGrant[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessUserGrant user_grants = 11;
+   */
+  userGrants: ImportDataSuccessUserGrant[];
+
+  /**
+   * @generated from field: repeated string org_members = 12;
+   */
+  orgMembers: string[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessProjectMember project_members = 13;
+   */
+  projectMembers: ImportDataSuccessProjectMember[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessProjectGrantMember project_grant_members = 14;
+   */
+  projectGrantMembers: ImportDataSuccessProjectGrantMember[];
+
+  /**
+   * @generated from field: repeated string oidc_ipds = 15;
+   */
+  oidcIpds: string[];
+
+  /**
+   * @generated from field: repeated string jwt_idps = 16;
+   */
+  jwtIdps: string[];
+
+  /**
+   * @generated from field: repeated string idp_links = 17;
+   */
+  idpLinks: string[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessUserLinks user_links = 18;
+   */
+  userLinks: ImportDataSuccessUserLinks[];
+
+  /**
+   * @generated from field: repeated zitadel.admin.v1.ImportDataSuccessUserMetadata user_metadata = 19;
+   */
+  userMetadata: ImportDataSuccessUserMetadata[];
+
+  /**
+   * @generated from field: repeated string domains = 20;
+   */
+  domains: string[];
+
+  /**
+   * @generated from field: repeated string app_keys = 21;
+   */
+  appKeys: string[];
+
+  /**
+   * @generated from field: repeated string machine_keys = 22;
+   */
+  machineKeys: string[];
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessOrg.
+ * Use `create(ImportDataSuccessOrgSchema)` to create a new message.
+ */
+export const ImportDataSuccessOrgSchema: GenMessage<ImportDataSuccessOrg> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 18);
+
+/**
+ * An imported project grant (never filled by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessProjectGrant
+ */
+export type ImportDataSuccessProjectGrant = Message<"zitadel.admin.v1.ImportDataSuccessProjectGrant"> & {
+  /**
+   * @generated from field: string grant_id = 1;
+   */
+  grantId: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string org_id = 3;
+   */
+  orgId: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessProjectGrant.
+ * Use `create(ImportDataSuccessProjectGrantSchema)` to create a new message.
+ */
+export const ImportDataSuccessProjectGrantSchema: GenMessage<ImportDataSuccessProjectGrant> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 19);
+
+/**
+ * An imported user grant (never filled by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessUserGrant
+ */
+export type ImportDataSuccessUserGrant = Message<"zitadel.admin.v1.ImportDataSuccessUserGrant"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessUserGrant.
+ * Use `create(ImportDataSuccessUserGrantSchema)` to create a new message.
+ */
+export const ImportDataSuccessUserGrantSchema: GenMessage<ImportDataSuccessUserGrant> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 20);
+
+/**
+ * An imported project member (never filled by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessProjectMember
+ */
+export type ImportDataSuccessProjectMember = Message<"zitadel.admin.v1.ImportDataSuccessProjectMember"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessProjectMember.
+ * Use `create(ImportDataSuccessProjectMemberSchema)` to create a new message.
+ */
+export const ImportDataSuccessProjectMemberSchema: GenMessage<ImportDataSuccessProjectMember> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 21);
+
+/**
+ * An imported project grant member (never filled by userport).
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessProjectGrantMember
+ */
+export type ImportDataSuccessProjectGrantMember = Message<"zitadel.admin.v1.ImportDataSuccessProjectGrantMember"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string grant_id = 2;
+   */
+  grantId: string;
+
+  /**
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessProjectGrantMember.
+ * Use `create(ImportDataSuccessProjectGrantMemberSchema)` to create a new message.
+ */
+export const ImportDataSuccessProjectGrantMemberSchema: GenMessage<ImportDataSuccessProjectGrantMember> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 22);
+
+/**
+ * An imported IdP link.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessUserLinks
+ */
+export type ImportDataSuccessUserLinks = Message<"zitadel.admin.v1.ImportDataSuccessUserLinks"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string external_user_id = 2;
+   */
+  externalUserId: string;
+
+  /**
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * @generated from field: string idp_id = 4;
+   */
+  idpId: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessUserLinks.
+ * Use `create(ImportDataSuccessUserLinksSchema)` to create a new message.
+ */
+export const ImportDataSuccessUserLinksSchema: GenMessage<ImportDataSuccessUserLinks> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 23);
+
+/**
+ * An imported metadata entry.
+ *
+ * @generated from message zitadel.admin.v1.ImportDataSuccessUserMetadata
+ */
+export type ImportDataSuccessUserMetadata = Message<"zitadel.admin.v1.ImportDataSuccessUserMetadata"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message zitadel.admin.v1.ImportDataSuccessUserMetadata.
+ * Use `create(ImportDataSuccessUserMetadataSchema)` to create a new message.
+ */
+export const ImportDataSuccessUserMetadataSchema: GenMessage<ImportDataSuccessUserMetadata> = /*@__PURE__*/
+  messageDesc(file_zitadel_admin, 24);
+
+/**
  * Admin API (v1): manages the instance. Served under /admin/v1; userport
  * serves the organisations' custom domain policies and the instance's lockout
  * policy.
@@ -385,6 +1140,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof UpdateLockoutPolicyRequestSchema;
     output: typeof UpdateLockoutPolicyResponseSchema;
+  },
+  /**
+   * Imports organisations with their domains, users, metadata, IdP links and
+   * members (ZITADEL's ImportData). Every part is imported on its own: what
+   * fails is listed in `errors` and the rest goes on. userport imports the data
+   * sent in `data_orgs` only; parts it does not serve are listed as errors.
+   *
+   * @generated from rpc zitadel.admin.v1.AdminService.ImportData
+   */
+  importData: {
+    methodKind: "unary";
+    input: typeof ImportDataRequestSchema;
+    output: typeof ImportDataResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_admin, 0);

@@ -9,6 +9,8 @@ import {
   UpdateCustomDomainPolicyResponseSchema,
 } from "../../gen/zitadel/admin_pb.js";
 import type { DomainPolicy, } from "../domain/orgs.js";
+import type { ImportData } from "../domain/import-data.js";
+import { createImportDataHandler } from "./import-data.js";
 import { createLockoutAdminHandlers } from "./lockout-handlers.js";
 import { domainPolicyToPb, orgChangeDetails } from "./org-handlers.js";
 
@@ -26,10 +28,10 @@ const policyOf = (req: PolicyFields): DomainPolicy => ({
 
 /**
  * `zitadel.admin.v1.AdminService`: the instance-level RPCs userport serves, the custom domain
- * policies of organisations and the instance's lockout policy. Their permissions (iam.policy.*)
+ * policies of organisations, the instance's lockout policy and ImportData. Their permissions (iam.policy.*)
  * come with instance roles only.
  */
-export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminService> {
+export function createAdminService(deps: ServiceDeps, importData: ImportData): ServiceImpl<typeof AdminService> {
   const { orgs, access } = deps;
   /**
    * The organisation named by the request's org_id, which the service wrapper checked to exist
@@ -39,6 +41,7 @@ export function createAdminService(deps: ServiceDeps): ServiceImpl<typeof AdminS
   const targetOf = (ctx: HandlerContext) => access.target(ctx);
   return {
     ...createLockoutAdminHandlers(deps),
+    ...createImportDataHandler({ access, importData }),
     async getCustomDomainPolicy(_req, ctx) {
       const target = await targetOf(ctx);
       return create(GetCustomDomainPolicyResponseSchema, { policy: domainPolicyToPb(await orgs.domainPolicy(target.instanceId, target.orgId)) });

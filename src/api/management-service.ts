@@ -5,6 +5,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   AddHumanUserResponseSchema,
   GetUserByIDResponseSchema,
+  type ImportHumanUserRequest,
   ImportHumanUserResponseSchema,
   IsUserUniqueResponseSchema,
   ListUserChangesResponseSchema,
@@ -31,6 +32,7 @@ import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js"
 import { type Idp, type ProviderFilter, textMatches } from "../domain/idps.js";
 import type { StoredMetadata } from "../domain/ports.js";
 import type { UserStateCommands } from "../domain/user-states.js";
+import type { CreateHumanInput } from "../domain/users.js";
 import { queryLimit, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { createOrgHandlers } from "./org-handlers.js";
 import { createMachineSecretHandlers } from "./machine-secret-handlers.js";
@@ -63,6 +65,37 @@ function profileOf(profile: ProfileFields) {
 function phoneOf(phone: { phone: string; isPhoneVerified: boolean } | undefined) {
   if (!phone) return undefined;
   return { number: phone.phone, verification: phone.isPhoneVerified ? ("verified" as const) : ("send" as const) };
+}
+
+/**
+ * The request-shape (PGV) rules of v1 ImportHumanUserRequest and what they let through, as the
+ * user commands take it: shared by ImportHumanUser and admin ImportData's human users.
+ */
+/**
+ * ImportHumanUser's request as the domain's creation input (also ImportData's users); its PGV
+ * rules were checked with the request before.
+ */
+export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanInput, "instanceId" | "orgId" | "creator"> {
+  const email = req.email!;
+  const phone = phoneOf(req.phone);
+  const hash = req.hashedPassword?.value ?? "";
+  if (req.password !== "" && hash !== "") {
+    throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
+  }
+  if (req.recoveryCodes.length > 0) {
+    throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
+  }
+  return {
+    path: "v1-import",
+    username: req.userName,
+    profile: profileOf(req.profile!),
+    email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
+    ...(phone ? { phone } : {}),
+    ...(req.password !== "" ? { password: { plain: req.password } } : hash !== "" ? { password: { encodedHash: hash } } : {}),
+    passwordChangeRequired: req.passwordChangeRequired,
+    passwordlessRegistration: req.requestPasswordlessRegistration,
+    idpLinks: req.idps.map((idp) => ({ idpId: idp.configId, externalUserId: idp.externalUserId, displayName: idp.displayName })),
+  };
 }
 
 /** `zitadel.management.v1.ManagementService`: the v1 user RPCs. */
@@ -240,29 +273,8 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     async importHumanUser(req, ctx) {
       // Authorisation and then the PGV rules (profile and email required) ran before, as in ZITADEL.
       const target = await access.target(ctx);
-      const profile = profileOf(req.profile!);
-      const email = req.email!;
-      const phone = phoneOf(req.phone);
-      const hash = req.hashedPassword?.value ?? "";
-      if (req.password !== "" && hash !== "") {
-        throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
-      }
-      if (req.recoveryCodes.length > 0) {
-        throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
-      }
-      // otp_code is ignored, as ZITADEL ignores it.
-      const created = await users.createHuman({
-        path: "v1-import",
-        ...target,
-        username: req.userName,
-        profile,
-        email: { address: email.email, verification: email.isEmailVerified ? { kind: "verified" } : { kind: "send" } },
-        ...(phone ? { phone } : {}),
-        ...(req.password !== "" ? { password: { plain: req.password } } : hash !== "" ? { password: { encodedHash: hash } } : {}),
-        passwordChangeRequired: req.passwordChangeRequired,
-        passwordlessRegistration: req.requestPasswordlessRegistration,
-        idpLinks: req.idps.map((idp) => ({ idpId: idp.configId, externalUserId: idp.externalUserId, displayName: idp.displayName })),
-      });
+      // otp_code is ignored, as ZITADEL's ImportHumanUser ignores it.
+      const created = await users.createHuman({ ...target, ...importHumanInput(req) });
       const passwordless = created.passwordless && {
         link: created.passwordless.link,
         lifetime: durationFromMs(created.passwordless.expirySeconds * 1000),

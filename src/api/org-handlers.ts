@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type AddMachineUserRequest,
   AddMachineUserResponseSchema,
   AddOrgDomainResponseSchema,
   AddOrgMemberResponseSchema,
@@ -27,6 +28,7 @@ import { type DomainPolicy as DomainPolicyPb, DomainPolicySchema } from "../../g
 import { PersonalAccessTokenSchema } from "../../gen/zitadel/user_pb.js";
 import { hasInstancePermission } from "../domain/access.js";
 import type { DomainPolicy, Org, OrgDomain, OrgMember } from "../domain/orgs.js";
+import type { CreateMachineInput } from "../domain/users.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
@@ -49,6 +51,20 @@ type OrgMethods =
   | "removeOrgDomain"
   | "updateOrgMember"
   | "getDomainPolicy";
+
+/**
+ * The request-shape (PGV) rules of v1 AddMachineUserRequest and what they let through: shared by
+ * AddMachineUser and admin ImportData's machine users.
+ */
+/** AddMachineUser's request as the domain's creation input (also ImportData's machine users); PGV's rules were checked before. */
+export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, "instanceId" | "orgId" | "creator"> {
+  return {
+    ...(req.userId !== undefined ? { userId: req.userId } : {}),
+    username: req.userName,
+    name: req.name,
+    description: req.description,
+  };
+}
 
 /** `zitadel.v1.ObjectDetails` of an organisation after a change. */
 export function orgChangeDetails(org: Org): ObjectDetails {
@@ -195,13 +211,7 @@ export function createOrgHandlers({
   return {
     async addMachineUser(req, ctx) {
       const target = await access.target(ctx);
-      const user = await users.createMachine({
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.userName,
-        name: req.name,
-        description: req.description,
-      });
+      const user = await users.createMachine({ ...target, ...addMachineInput(req) });
       return create(AddMachineUserResponseSchema, { userId: user.id, details: objectDetailsV1(user) });
     },
 

@@ -28,7 +28,8 @@ const ORG_SESSIONS = ["session.read", "session.delete"];
  * roles in their own.
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
-  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create", ...IAM_POLICY, ...SESSIONS],
+  // iam.write: admin ImportData (ZITADEL gives it to IAM_OWNER only).
+  IAM_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create", ...IAM_POLICY, ...SESSIONS, "iam.write"],
   IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create"],
   IAM_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "org.member.read", "policy.read"],
   IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "iam.policy.read", "session.read"],

@@ -32,6 +32,7 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
     h1.emit("listening");
     const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     const sessions = new Set<http2.Http2Session>();
+    h2.on("stream", resetWhenAnswered);
     h2.on("session", (session) => {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
@@ -58,6 +59,31 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
     };
     return server as unknown as http.Server;
   };
+}
+
+/**
+ * RFC 9113 §8.1: once the response is complete, a request the client is still sending is reset
+ * with NO_ERROR. Without it, a client that goes on sending after an early answer (an error
+ * status, a refused upload), or whose upload is stalled by flow control because nobody reads it
+ * any more, keeps the stream and so its session open, and a graceful close of the server waits
+ * for ever. The reset waits until the response's last frame (END_STREAM, with any trailers)
+ * was sent, so the client has the whole answer first.
+ */
+function resetWhenAnswered(stream: http2.ServerHttp2Stream): void {
+  stream.once("finish", () => {
+    let tries = 0;
+    const check = () => {
+      if (stream.closed || stream.destroyed) return;
+      const state = stream.state;
+      if (state.remoteClose) return; // the request is complete: the stream closes by itself
+      if (state.localClose || ++tries > 200) {
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        // Request bytes nobody will read would keep the closed stream from being destroyed.
+        setImmediate(() => stream.destroy());
+      } else setTimeout(check, 5);
+    };
+    setImmediate(check);
+  });
 }
 
 /** Reads just enough of the first bytes to tell HTTP/2 from HTTP/1.1, then hands the socket over. */

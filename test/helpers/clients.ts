@@ -154,6 +154,7 @@ const REST_ROUTES: Record<string, { method: "GET" | "POST" | "PUT" | "PATCH" | "
   "zitadel.management.v1.ManagementService.ResetLockoutPolicyToDefault": { method: "DELETE", path: "/management/v1/policies/lockout" },
   "zitadel.admin.v1.AdminService.GetLockoutPolicy": { method: "GET", path: "/admin/v1/policies/lockout" },
   "zitadel.admin.v1.AdminService.UpdateLockoutPolicy": { method: "PUT", path: "/admin/v1/policies/password/lockout" },
+  "zitadel.admin.v1.AdminService.ImportData": { method: "POST", path: "/admin/v1/import" },
   "zitadel.user.v2.UserService.AddHumanUser": { method: "POST", path: "/v2/users/human" },
   "zitadel.user.v2.UserService.GetUserByID": { method: "GET", path: "/v2/users/{userId}", pathField: "userId" },
   "zitadel.user.v2.UserService.DeactivateUser": { method: "POST", path: "/v2/users/{userId}/deactivate", pathField: "userId" },
