@@ -6,6 +6,7 @@ const HELP = `Usage: userport <command> [options]
 
 Commands:
   serve    Start the server: gRPC, gRPC-Web, Connect and REST on one port
+  import   Import users from an export file into a running userport (userport import --help)
 
 Options for serve (each also settable as a USERPORT_* variable, see README):
   --port <n>         port to listen on (USERPORT_PORT, default 8080)
@@ -18,6 +19,11 @@ Options for serve (each also settable as a USERPORT_* variable, see README):
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  if (command === "import") {
+    const { importCommand } = await import("./cli/import/command.js");
+    process.exitCode = await importCommand(args);
+    return;
+  }
   if (command === undefined || command === "--help" || command === "help" || args.includes("--help")) {
     process.stdout.write(HELP);
     return;
