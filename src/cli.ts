@@ -21,8 +21,8 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if (command === "import") {
     const { importCommand } = await import("./cli/import/command.js");
-    process.exitCode = await importCommand(args);
-    return;
+    // Exit now: an HTTP/2 session to the server may still be open (stdout and stderr are synchronous on pipes, files and terminals).
+    process.exit(await importCommand(args));
   }
   if (command === undefined || command === "--help" || command === "help" || args.includes("--help")) {
     process.stdout.write(HELP);
