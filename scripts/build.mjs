@@ -10,7 +10,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -79,6 +79,8 @@ export function build({ force = false } = {}) {
     mkdirSync(dirname(join(root, "dist", file)), { recursive: true });
     copyFileSync(join(root, file), join(root, "dist", file));
   }
+  // The package's bin: `npx userport …` runs it directly, so it must be executable.
+  chmodSync(join(root, "dist", "src", "cli.js"), 0o755);
   writeFileSync(STAMP, `${JSON.stringify({ proto, sources, builtAt: new Date().toISOString() })}\n`);
   say(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return true;

@@ -18,6 +18,7 @@ Commands:
   token    Issue a new IAM_OWNER token into a file (when admin.pat is lost)
   backup   Copy the SQLite store into a file while the server runs
   restore  Put a backup in place as the store of a new data directory
+  import   Import users from an export file into a running userport
 
 \`userport <command> --help\` tells more about each.
 `;
@@ -66,6 +67,11 @@ const EXIT_SETTING = 2;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  if (command === "import") {
+    const { importCommand } = await import("./cli/import/command.js");
+    // Exit now: an HTTP/2 session to the server may still be open (stdout and stderr are synchronous on pipes, files and terminals).
+    process.exit(await importCommand(args));
+  }
   if (command === undefined || command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(HELP);
     return;

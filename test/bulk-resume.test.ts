@@ -88,7 +88,9 @@ describe("bulk import across a crash", () => {
 
     const resumed = await runImport(second.url, token, "grpc-js", { jobId: String(job.id) }, chunk(records.slice(nextIndex), BATCH));
     expect(resumed.error).toBeUndefined();
-    expect(resumed.job.nextIndex ?? "0").toBe(String(nextIndex));
+    // The first answer says where the resumed stream numbers from: past every result the store
+    // holds (the job row's index may lag them after the crash), so a client starting there sends nothing twice.
+    expect(Number(resumed.job.nextIndex ?? 0)).toBeGreaterThanOrEqual(Math.max(nextIndex, acknowledged.size));
 
     // Every key has one result, and its user is the one acknowledged before the crash.
     const all: JsonObject[] = [];

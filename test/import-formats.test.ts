@@ -28,6 +28,8 @@ interface Expected {
   firebase?: ConvertOptions["firebase"];
   users: Array<{ key: string; password: string; changeRequired?: boolean }>;
   linked?: Array<{ key: string; externalUserId: string }>;
+  /** Machine users: records of v2 CreateUserRequest with `machine`. */
+  machines?: Array<{ key: string }>;
   failed: Array<{ key?: string; line: number; error: string }>;
 }
 const fixtures = new URL("./fixtures/import/", import.meta.url);
@@ -71,8 +73,10 @@ describe.each(NAMES)("%s: converting the fixture", (name) => {
     );
     for (const [i, f] of failed.entries()) expect(f.error).toContain(e.failed[i]!.error);
     const keys = items.filter((item) => !isFailed(item)).map((item) => item.key);
-    expect(new Set(keys)).toEqual(new Set([...e.users.map((u) => u.key), ...(e.linked ?? []).map((l) => l.key)]));
-    expect(keys).toHaveLength(e.users.length + (e.linked?.length ?? 0));
+    expect(new Set(keys)).toEqual(new Set([...e.users.map((u) => u.key), ...(e.linked ?? []).map((l) => l.key), ...(e.machines ?? []).map((m) => m.key)]));
+    expect(keys).toHaveLength(e.users.length + (e.linked?.length ?? 0) + (e.machines?.length ?? 0));
+    const machines = items.filter((item) => !isFailed(item) && item.machine).map((item) => item.key);
+    expect(machines).toEqual((e.machines ?? []).map((m) => m.key));
     // Lines go forward through the file.
     const lines = items.map((item) => item.line);
     expect(lines).toEqual([...lines].sort((a, b) => a - b));
@@ -201,6 +205,11 @@ describe("every converted user signs in through a real server", () => {
     const ids = new Map<string, string>();
     for (const item of items) {
       if (isFailed(item)) continue;
+      if (item.machine) {
+        const created = expectOk(await up.caller(transport).call(V2.createUser, { ...item.record, organizationId: up.defaultOrgId }));
+        ids.set(item.key, String(created.id));
+        continue;
+      }
       // The fixtures for firebase JSON and CSV hold the same users: the second run gets fresh addresses.
       const record =
         name === "firebase-csv"

@@ -654,7 +654,9 @@ export function createBulkImport(deps: BulkImportDeps) {
   function sessionJob(session: ImportSession): ImportJobView {
     const state = session as SessionState & { dryJob?: ImportJob };
     const job = state.job ?? state.dryJob!;
-    return { ...job, nextIndex: job.nextIndex, counts: emptyCounts(), rate: 0, etaMs: undefined };
+    // Where the session starts numbering: past results committed after the job row's index last
+    // moved (a crash between the two writes), so a client resuming from here sends nothing twice.
+    return { ...job, nextIndex: Math.max(job.nextIndex, state.next), counts: emptyCounts(), rate: 0, etaMs: undefined };
   }
 
   return { open, close, importBatch, createJob, getJob, listJobs, listResults, cancel, attachable, sessionJob };

@@ -16,10 +16,12 @@ export function* sampleLines(format: string, count: number): Generator<string> {
       for (let i = 0; i < count; i++)
         yield JSON.stringify({
           key: `n${i}`,
-          username: `n${i}`,
-          profile: { givenName: "Native", familyName: `User ${i}` },
-          email: { email: `n${i}@example.com`, isVerified: true },
-          hashedPassword: { hash: BCRYPT },
+          human: {
+            username: `n${i}`,
+            profile: { givenName: "Native", familyName: `User ${i}` },
+            email: { email: `n${i}@example.com`, isVerified: true },
+            hashedPassword: { hash: BCRYPT },
+          },
         });
       return;
     case "auth0":

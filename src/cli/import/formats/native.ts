@@ -1,15 +1,20 @@
 /**
- * `native`: NDJSON, one bulk-API record per line: the protobuf-JSON of ZITADEL v2
- * `AddHumanUserRequest` with an optional `key` (the user's id in the source; defaults to
- * `userId`, `username` or the email). Each line is checked against the message's schema and its
- * hash against the hash families, and passes on unchanged otherwise.
+ * `native`: NDJSON of the bulk API's records, one `userport.migration.v1.ImportRecord` in
+ * protobuf JSON per line (proto/userport/migration/v1/migration.proto) — the same lines an import
+ * job's NDJSON upload takes: `{"key": "crm-1", "human": <AddHumanUserRequest>}` or
+ * `{"key": "svc-1", "machine": <CreateUserRequest with "machine">}`. `key` is optional (the
+ * username, else the user id or email, else the line). Each line is checked against the message's
+ * schema and a hash against the hash families, and passes on unchanged otherwise.
  */
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import type { Readable } from "node:stream";
-import { AddHumanUserRequestSchema } from "../../../../gen/zitadel/user/v2/user_service_pb.js";
+import { ImportRecordSchema } from "../../../../gen/userport/migration/v1/migration_pb.js";
 import { ndjson } from "./lines.js";
 import { checkHash, describe, RecordError } from "./record.js";
 import type { Converted, ConvertOptions } from "./types.js";
+
+const isObject = (value: unknown): value is JsonObject => value !== null && typeof value === "object" && !Array.isArray(value);
+const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
 
 export async function* convertNative(input: Readable, options: ConvertOptions = {}): AsyncGenerator<Converted> {
   for await (const { line, value, error } of ndjson(input)) {
@@ -17,21 +22,29 @@ export async function* convertNative(input: Readable, options: ConvertOptions = 
       yield { line, error };
       continue;
     }
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    if (!isObject(value)) {
       yield { line, error: "line is not a JSON object" };
       continue;
     }
-    const { key: rawKey, ...record } = value as JsonObject;
-    const email = (record.email as JsonObject | undefined)?.email;
-    const key = [rawKey, record.userId, record.username, email].find((k) => typeof k === "string" && k !== "") as string | undefined;
+    const human = isObject(value.human) ? value.human : undefined;
+    const machine = isObject(value.machine) ? value.machine : undefined;
+    const user = human ?? machine ?? {};
+    const key = text(value.key) ?? text(user.username) ?? text(user.userId) ?? text((user.email as JsonObject | undefined)?.email);
     try {
-      if (rawKey !== undefined && typeof rawKey !== "string") throw new RecordError("key is not a string");
-      const message = fromJson(AddHumanUserRequestSchema, record);
-      if (message.passwordType.case === "hashedPassword") checkHash(message.passwordType.value.hash);
-      if (options.orgId && record.organization === undefined) record.organization = { orgId: options.orgId };
-      yield { line, key: key ?? `line ${line}`, record };
+      if (value.key !== undefined && typeof value.key !== "string") throw new RecordError("key is not a string");
+      if (!human && !machine) throw new RecordError('not an ImportRecord: it needs "human" (AddHumanUserRequest) or "machine" (CreateUserRequest)');
+      const message = fromJson(ImportRecordSchema, value);
+      if (message.user.case === "human") {
+        if (message.user.value.passwordType.case === "hashedPassword") checkHash(message.user.value.passwordType.value.hash);
+        if (options.orgId && human!.organization === undefined) human!.organization = { orgId: options.orgId };
+        yield { line, key: key ?? `line ${line}`, record: human! };
+      } else if (message.user.case === "machine") {
+        if (message.user.value.userType.case !== "machine") throw new RecordError('"machine" must hold a CreateUserRequest with "machine" (humans go into "human")');
+        if (options.orgId && machine!.organizationId === undefined) machine!.organizationId = options.orgId;
+        yield { line, key: key ?? `line ${line}`, record: machine!, machine: true };
+      } else throw new RecordError('not an ImportRecord: it needs "human" or "machine"');
     } catch (err) {
-      const text = err instanceof RecordError ? err.message : `not a valid AddHumanUserRequest: ${describe(err)}`;
+      const text = err instanceof RecordError ? err.message : `not a valid ImportRecord: ${describe(err)}`;
       yield { line, ...(key !== undefined ? { key } : {}), error: text };
     }
   }

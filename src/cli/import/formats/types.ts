@@ -4,14 +4,16 @@ import type { FirebaseHashParameters } from "../../../domain/hashes/firebase.js"
 
 /**
  * One converted user: `record` is the protobuf-JSON form of ZITADEL v2 `AddHumanUserRequest`
- * (gen/zitadel/user/v2/user_service_pb.js), checked against that message's schema; `key` is the
- * user's id in the source system (what the report and a resume refer to); `line` is where the
- * user starts in the file, 1-based.
+ * (gen/zitadel/user/v2/user_service_pb.js), checked against that message's schema — or, when
+ * `machine` is set, of v2 `CreateUserRequest` with `machine` (a service user; the bulk API's
+ * `ImportRecord.machine`); `key` is the user's id in the source system (what the report and a
+ * resume refer to); `line` is where the user starts in the file, 1-based.
  */
 export interface ConvertedUser {
   line: number;
   key: string;
   record: JsonObject;
+  machine?: true;
 }
 
 /** A user (or a line) that could not be converted: it fails alone, the rest goes on. */

@@ -3,7 +3,9 @@
  * ExportData and zitadel-tools write): `{"dataOrgs": {"orgs": [{"orgId", "humanUsers": [{"userId",
  * "user": ImportHumanUserRequest}], "userMetadata": [{"id", "key", "value"}], "userLinks": [{"userId",
  * "idpId", "providedUserId", "providedUserName"}], …}]}}`, or the same `{"orgs": […]}` without
- * `dataOrgs`. Machine users and everything that is not a human are left out.
+ * `dataOrgs`. Machine users (`machineUsers: [{"userId", "user": AddMachineUserRequest}]`, ZITADEL's
+ * proto/zitadel/v1.proto `DataMachineUser`) become the bulk API's machine records (v2
+ * CreateUserRequest with `machine`); everything that is neither is left out.
  *
  * ZITADEL lists an organisation's metadata and IdP links after its users, so the users of one
  * organisation are held until the organisation closes, then yielded with their metadata and
@@ -12,7 +14,7 @@
 import type { Readable } from "node:stream";
 import { jsonValues, type JsonPath, matches } from "./json-stream.js";
 import { describe, toRecord, type UserFields } from "./record.js";
-import type { Converted, ConvertOptions } from "./types.js";
+import type { Converted, ConvertedUser, ConvertOptions } from "./types.js";
 
 type Json = Record<string, unknown>;
 const str = (value: unknown) => (typeof value === "string" ? value : undefined);
@@ -24,11 +26,11 @@ function orgPrefix(path: JsonPath): string[] | undefined {
   return undefined;
 }
 
-const MEMBERS = ["orgId", "humanUsers", "userMetadata", "userLinks"];
+const MEMBERS = ["orgId", "humanUsers", "machineUsers", "userMetadata", "userLinks"];
 
 export async function* convertZitadel(input: Readable, options: ConvertOptions = {}): AsyncGenerator<Converted> {
   let orgId: string | undefined;
-  let users: Array<{ line: number; value: Json }> = [];
+  let users: Array<{ line: number; value: Json; machine?: true }> = [];
   const metadata = new Map<string, Array<{ key: string; value: Uint8Array }>>();
   const links = new Map<string, Array<{ idpId: string; userId: string; userName: string }>>();
   const collect = (path: JsonPath) => {
@@ -51,7 +53,8 @@ export async function* convertZitadel(input: Readable, options: ConvertOptions =
       continue;
     }
     if (event.kind === "end") {
-      for (const { line, value } of users) yield convertUser(line, value, orgId, metadata, links, options);
+      for (const { line, value, machine } of users)
+        yield machine ? convertMachine(line, value, orgId, options) : convertUser(line, value, orgId, metadata, links, options);
       users = [];
       metadata.clear();
       links.clear();
@@ -62,6 +65,7 @@ export async function* convertZitadel(input: Readable, options: ConvertOptions =
     const value = obj(event.value);
     if (member === "orgId") orgId = str(event.value);
     else if (member === "humanUsers") users.push({ line: event.line, value });
+    else if (member === "machineUsers") users.push({ line: event.line, value, machine: true });
     else if (member === "userMetadata") {
       const id = str(value.id) ?? "";
       const entry = { key: str(value.key) ?? "", value: Buffer.from(str(value.value) ?? "", "base64") };
@@ -121,4 +125,25 @@ function convertUser(
   } catch (err) {
     return { line, ...(key !== undefined ? { key } : {}), error: describe(err) };
   }
+}
+
+/** A machine user: v2 CreateUserRequest JSON with `machine` (name 1–200, description up to 500 characters). */
+function convertMachine(line: number, entry: Json, orgId: string | undefined, options: ConvertOptions): Converted {
+  const userId = str(entry.userId);
+  const user = obj(entry.user);
+  const username = str(user.userName);
+  const key = userId ?? username;
+  const name = str(user.name)?.trim();
+  const description = str(user.description)?.trim();
+  if (!name) return { line, ...(key !== undefined ? { key } : {}), error: "machine user has no name" };
+  if ([...name].length > 200) return { line, ...(key !== undefined ? { key } : {}), error: "machine user name is longer than 200 characters" };
+  if (description !== undefined && [...description].length > 500)
+    return { line, ...(key !== undefined ? { key } : {}), error: "machine user description is longer than 500 characters" };
+  const record: Json = {};
+  const org = options.orgId ?? orgId;
+  if (org) record.organizationId = org;
+  if (userId) record.userId = userId;
+  if (username) record.username = username;
+  record.machine = description ? { name, description } : { name };
+  return { line, key: key ?? `line ${line}`, record: record as ConvertedUser["record"], machine: true };
 }
