@@ -9,6 +9,7 @@ import { type NewCode, UniqueViolation } from "../../src/domain/ports.js";
 import { linkClaim, usernameClaim } from "../../src/domain/users.js";
 import { createOrgStore } from "../../src/store/org-store.js";
 import { createOutboxStore } from "../../src/store/outbox-store.js";
+import { createSessionStore } from "../../src/store/session-store.js";
 import { createUserStore } from "../../src/store/user-store.js";
 import { T0, ids, newHuman, newMachine, newOrg, rejection, storesUnderTest, useStore } from "../helpers/stores.js";
 
@@ -253,11 +254,24 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
       const at = scope();
       const creation = newHuman(at);
       await users().createUser(creation);
+      // Failed checks as the session commands count them (src/domain/sessions.ts).
+      const sessions = createSessionStore(store());
+      await sessions.write({
+        credentials: {
+          ...at,
+          userId: creation.user.id,
+          expectedSequence: 1,
+          events: [{ type: "user.locked", payload: {} }],
+          at: T0 + 500,
+          creator: "system",
+          set: { failedAttempts: 3, otpFailedAttempts: 2, state: "LOCKED" },
+        },
+      });
       const init = code("init");
       await users().changeUser({
         ...at,
         userId: creation.user.id,
-        expectedSequence: 1,
+        expectedSequence: 2,
         event: { type: "user.unlocked", payload: {} },
         at: T0 + 1000,
         creator: "admin",
@@ -266,6 +280,11 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
         codes: [init],
       });
       expect((await users().findCode(at.instanceId, creation.user.id, "init"))?.id).toBe(init.id);
+      expect(await sessions.credentials(at.instanceId, creation.user.id)).toMatchObject({
+        user: { state: "ACTIVE", sequence: 3 },
+        failedAttempts: 0,
+        otpFailedAttempts: 0,
+      });
     });
   });
 
