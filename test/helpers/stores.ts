@@ -34,11 +34,18 @@ export interface OpenedStore {
   dispose(): Promise<void>;
 }
 
+/**
+ * PostgreSQL databases of the contracts sort text by a language's rules (as databases created
+ * with a server's usual en_US locale do), unlike the C locale test servers often have: the store
+ * must give its text columns the binary collation itself (migration 0009) to order as SQLite does.
+ */
+const LOCALE_AWARE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'";
+
 /** Opens a fresh, migrated store of `kind` in a directory (and on PostgreSQL a database) of its own. */
 export async function openStore(kind: StoreKind): Promise<OpenedStore> {
   const dir = mkdtempSync(join(tmpdir(), "userport-ports-"));
   try {
-    const db = kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir))!, 4);
+    const db = kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir, LOCALE_AWARE))!, 4);
     return {
       db,
       async dispose() {
