@@ -9,12 +9,14 @@
  *     });
  *
  * The stores are opened as the server opens them (openSqlite / openPostgres, migrations
- * included), and the ports are created with the store modules' own factories on them.
+ * included; on PostgreSQL each suite gets a copy of a database migrated once), and the ports are
+ * created with the store modules' own factories on them.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import type { NewEvent, NewUser, User } from "../../src/domain/ports.js";
 import type { Org, OrgDomain } from "../../src/domain/orgs.js";
@@ -41,11 +43,50 @@ export interface OpenedStore {
  */
 const LOCALE_AWARE = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'";
 
+/** Any number, the same in every test process: the template is built under this advisory lock. */
+const TEMPLATE_LOCK = 4_242_017;
+let template: Promise<string> | undefined;
+
+/**
+ * A PostgreSQL database migrated by openPostgres once, which each suite's database copies
+ * (CREATE DATABASE … TEMPLATE): a copy is much cheaper than running every migration again per
+ * suite. It is named after the migrations' source, so a changed migration builds a new one, and
+ * it is built under a different name and renamed when complete, so a run that stopped half-way
+ * never leaves a half-migrated template behind.
+ */
+function postgresTemplate(): Promise<string> {
+  template ??= (async () => {
+    const source = readFileSync(new URL("../../src/store/migrations.ts", import.meta.url));
+    const name = `userport_contracts_${createHash("sha256").update(source).digest("hex").slice(0, 16)}`;
+    const admin = new pg.Client({ connectionString: testPostgresUrl });
+    await admin.connect();
+    try {
+      await admin.query("SELECT pg_advisory_lock($1)", [TEMPLATE_LOCK]);
+      const found = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+      if (found.rowCount === 0) {
+        const building = `${name}_building`;
+        await admin.query(`DROP DATABASE IF EXISTS ${building}`);
+        await admin.query(`CREATE DATABASE ${building} ${LOCALE_AWARE}`);
+        const url = new URL(testPostgresUrl!);
+        url.pathname = `/${building}`;
+        await (await openPostgres(url.toString(), 2)).close();
+        await admin.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+      }
+      return name;
+    } finally {
+      await admin.query("SELECT pg_advisory_unlock($1)", [TEMPLATE_LOCK]).catch(() => {});
+      await admin.end();
+    }
+  })();
+  return template;
+}
+
 /** Opens a fresh, migrated store of `kind` in a directory (and on PostgreSQL a database) of its own. */
 export async function openStore(kind: StoreKind): Promise<OpenedStore> {
   const dir = mkdtempSync(join(tmpdir(), "userport-ports-"));
   try {
-    const db = kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir, LOCALE_AWARE))!, 4);
+    const db =
+      kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir, `TEMPLATE ${await postgresTemplate()}`))!, 4);
     return {
       db,
       async dispose() {
