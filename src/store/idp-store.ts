@@ -69,6 +69,8 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
       return row && toIdp(row);
     },
     async listIdps(instanceId, ownerIds) {
+      // No owners, no providers: an empty IN list is an error on PostgreSQL (SQLite accepts it).
+      if (ownerIds.length === 0) return [];
       const rows = await db
         .selectFrom("idps")
         .selectAll()

@@ -12,15 +12,16 @@ const databases = new Map<string, string>();
 
 /**
  * The USERPORT_DATABASE_URL for a test server on `dataDir`: a fresh PostgreSQL database of its
- * own (created on first use), or undefined for SQLite. Fails, never skips, when the server
- * named by USERPORT_TEST_DATABASE_URL cannot be reached.
+ * own (created on first use, with `createOptions` appended to its CREATE DATABASE), or undefined
+ * for SQLite. Fails, never skips, when the server named by USERPORT_TEST_DATABASE_URL cannot be
+ * reached.
  */
-export async function testDatabaseUrl(dataDir: string): Promise<string | undefined> {
+export async function testDatabaseUrl(dataDir: string, createOptions = ""): Promise<string | undefined> {
   if (!testPostgresUrl) return undefined;
   const existing = databases.get(dataDir);
   if (existing) return existing;
   const name = `userport_test_${randomBytes(6).toString("hex")}`;
-  await withAdmin((client) => client.query(`CREATE DATABASE ${name}`));
+  await withAdmin((client) => client.query(`CREATE DATABASE ${name} ${createOptions}`));
   const url = new URL(testPostgresUrl);
   url.pathname = `/${name}`;
   databases.set(dataDir, url.toString());
