@@ -78,6 +78,56 @@ class StatementNames {
   }
 }
 
+/**
+ * A plain single-row insert as Kysely compiles the store's prepared inserts (no ON CONFLICT, no
+ * RETURNING, only placeholders): rows of many commands for one table can share one statement.
+ */
+const PLAIN_INSERT = /^insert into ("[^"]+") \(([^)]*)\) values \((\$\d+(?:, \$\d+)*)\)$/;
+/** Rows per multi-row insert: powers of two, so that a handful of texts (each prepared once) serve every count. */
+const MAX_ROWS = 1024;
+/** PostgreSQL's limit of parameters per statement. */
+const MAX_PARAMETERS = 65535;
+
+interface InsertShape {
+  head: string;
+  columns: number;
+  maxRows: number;
+  texts: Map<number, string>;
+}
+
+/** The multi-row forms of plain inserts, by their single-row SQL. */
+class MultiRowInserts {
+  readonly #shapes = new Map<string, InsertShape | undefined>();
+
+  of(sql: string): InsertShape | undefined {
+    if (this.#shapes.has(sql)) return this.#shapes.get(sql);
+    const match = PLAIN_INSERT.exec(sql);
+    let shape: InsertShape | undefined;
+    if (match) {
+      const columns = match[2]!.split(",").length;
+      let maxRows = 1;
+      while (maxRows * 2 <= MAX_ROWS && maxRows * 2 * columns <= MAX_PARAMETERS) maxRows *= 2;
+      shape = { head: `insert into ${match[1]} (${match[2]}) values `, columns, maxRows, texts: new Map() };
+    }
+    this.#shapes.set(sql, shape);
+    return shape;
+  }
+
+  /** The insert of `size` rows, its placeholders numbered row after row. */
+  text(shape: InsertShape, size: number): string {
+    let text = shape.texts.get(size);
+    if (text === undefined) {
+      const rows: string[] = [];
+      for (let r = 0; r < size; r++) {
+        rows.push(`(${Array.from({ length: shape.columns }, (_, c) => `$${r * shape.columns + c + 1}`).join(", ")})`);
+      }
+      text = shape.head + rows.join(", ");
+      shape.texts.set(size, text);
+    }
+    return text;
+  }
+}
+
 interface Pending {
   statements: readonly WriteStatement[];
   resolve: () => void;
@@ -105,6 +155,8 @@ class PgCommitQueue implements WriteQueue {
   #pending: Pending[] = [];
   #inFlight = 0;
   #idle: Array<() => void> = [];
+
+  private readonly multiRows = new MultiRowInserts();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -180,22 +232,30 @@ class PgCommitQueue implements WriteQueue {
     const client = await this.pool.connect();
     let broken: unknown;
     try {
+      if (!savepoints) {
+        await client.query("BEGIN");
+        try {
+          await this.#runOptimistic(client, items);
+        } catch (err) {
+          if (RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
+          await client.query("ROLLBACK");
+          // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
+          return items.length === 1 ? [err as Error] : undefined;
+        }
+        await client.query("COMMIT");
+        return items.map(() => null);
+      }
       // Each savepoint is released (COMMIT releases the last) in the round trip that opens the
       // next: the simple query protocol runs both statements of one text.
-      await client.query(savepoints ? "BEGIN; SAVEPOINT unit" : "BEGIN");
+      await client.query("BEGIN; SAVEPOINT unit");
       const outcomes: Array<Error | null> = [];
       for (const [i, item] of items.entries()) {
-        if (savepoints && i > 0) await client.query("RELEASE SAVEPOINT unit; SAVEPOINT unit");
+        if (i > 0) await client.query("RELEASE SAVEPOINT unit; SAVEPOINT unit");
         try {
           for (const statement of item.statements) await this.#run(client, statement);
           outcomes.push(null);
         } catch (err) {
           if (RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
-          if (!savepoints) {
-            await client.query("ROLLBACK");
-            // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
-            return items.length === 1 ? [err as Error] : undefined;
-          }
           await client.query("ROLLBACK TO SAVEPOINT unit");
           outcomes.push(err as Error);
         }
@@ -208,6 +268,45 @@ class PgCommitQueue implements WriteQueue {
     } finally {
       // A connection whose rollback failed is in an unknown state: the pool closes it.
       client.release(broken as Error | undefined);
+    }
+  }
+
+  /**
+   * Every command of the batch, without savepoints. Consecutive commands made only of plain
+   * inserts (a bulk import's records) are written table by table, many rows per statement: one
+   * round trip per table and chunk instead of one per row. Rows keep their commands' order.
+   */
+  async #runOptimistic(client: pg.PoolClient, items: Pending[]): Promise<void> {
+    let i = 0;
+    while (i < items.length) {
+      let end = i;
+      while (end < items.length && items[end]!.statements.every((statement) => this.multiRows.of(statement.sql) !== undefined)) end++;
+      if (end - i < 2) {
+        for (const statement of items[i]!.statements) await this.#run(client, statement);
+        i++;
+        continue;
+      }
+      const rowsBySql = new Map<string, Array<readonly unknown[]>>();
+      for (let k = i; k < end; k++) {
+        for (const statement of items[k]!.statements) {
+          let rows = rowsBySql.get(statement.sql);
+          if (!rows) rowsBySql.set(statement.sql, (rows = []));
+          rows.push(statement.parameters);
+        }
+      }
+      for (const [text, rows] of rowsBySql) {
+        const shape = this.multiRows.of(text)!;
+        let at = 0;
+        while (at < rows.length) {
+          let size = shape.maxRows;
+          while (size > rows.length - at) size /= 2;
+          const values: unknown[] = [];
+          for (let r = at; r < at + size; r++) for (const value of rows[r]!) values.push(value);
+          await client.query(this.names.config(size === 1 ? text : this.multiRows.text(shape, size), values));
+          at += size;
+        }
+      }
+      i = end;
     }
   }
 
