@@ -83,21 +83,22 @@ class StatementNames {
  * RETURNING, only placeholders): rows of many commands for one table can share one statement.
  */
 const PLAIN_INSERT = /^insert into ("[^"]+") \(([^)]*)\) values \((\$\d+(?:, \$\d+)*)\)$/;
-/** Rows per multi-row insert: powers of two, so that a handful of texts (each prepared once) serve every count. */
-const MAX_ROWS = 1024;
 /** PostgreSQL's limit of parameters per statement. */
 const MAX_PARAMETERS = 65535;
+/** Row counts whose multi-row texts are kept and prepared (named); others run unnamed. */
+const NAMED_SIZES = 32;
 
 interface InsertShape {
   head: string;
   columns: number;
   maxRows: number;
-  texts: Map<number, string>;
+  texts: Map<number, { text: string; name: string }>;
 }
 
 /** The multi-row forms of plain inserts, by their single-row SQL. */
 class MultiRowInserts {
   readonly #shapes = new Map<string, InsertShape | undefined>();
+  #named = 0;
 
   of(sql: string): InsertShape | undefined {
     if (this.#shapes.has(sql)) return this.#shapes.get(sql);
@@ -105,26 +106,29 @@ class MultiRowInserts {
     let shape: InsertShape | undefined;
     if (match) {
       const columns = match[2]!.split(",").length;
-      let maxRows = 1;
-      while (maxRows * 2 <= MAX_ROWS && maxRows * 2 * columns <= MAX_PARAMETERS) maxRows *= 2;
-      shape = { head: `insert into ${match[1]} (${match[2]}) values `, columns, maxRows, texts: new Map() };
+      shape = { head: `insert into ${match[1]} (${match[2]}) values `, columns, maxRows: Math.floor(MAX_PARAMETERS / columns), texts: new Map() };
     }
     this.#shapes.set(sql, shape);
     return shape;
   }
 
-  /** The insert of `size` rows, its placeholders numbered row after row. */
-  text(shape: InsertShape, size: number): string {
-    let text = shape.texts.get(size);
-    if (text === undefined) {
-      const rows: string[] = [];
-      for (let r = 0; r < size; r++) {
-        rows.push(`(${Array.from({ length: shape.columns }, (_, c) => `$${r * shape.columns + c + 1}`).join(", ")})`);
-      }
-      text = shape.head + rows.join(", ");
-      shape.texts.set(size, text);
+  /**
+   * The insert of `size` rows, its placeholders numbered row after row: one statement (one round
+   * trip) whatever the count. A bulk import sends the same counts over and over, so the first
+   * few counts of each table are prepared once per connection; any other runs unprepared.
+   */
+  config(shape: InsertShape, size: number, values: unknown[]): pg.QueryConfig {
+    const known = shape.texts.get(size);
+    if (known) return { text: known.text, values, name: known.name };
+    const rows: string[] = [];
+    for (let r = 0; r < size; r++) {
+      rows.push(`(${Array.from({ length: shape.columns }, (_, c) => `$${r * shape.columns + c + 1}`).join(", ")})`);
     }
-    return text;
+    const text = shape.head + rows.join(", ");
+    if (shape.texts.size >= NAMED_SIZES) return { text, values };
+    const name = `upmulti${this.#named++}`;
+    shape.texts.set(size, { text, name });
+    return { text, values, name };
   }
 }
 
@@ -172,16 +176,28 @@ class PgCommitQueue implements WriteQueue {
 
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
-    const outcomes = units.map(
-      (statements) =>
-        new Promise<unknown>((resolve) => this.#pending.push({ statements, resolve: () => resolve(undefined), reject: resolve })),
-    );
-    if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
-    return Promise.all(outcomes).then((results) => {
-      // The transaction itself failed: nothing of it committed.
-      const whole = results.find((outcome) => (outcome as { batchFailed?: boolean } | undefined)?.batchFailed === true);
-      if (whole !== undefined) throw whole;
-      return results;
+    return new Promise<unknown[]>((resolve, reject) => {
+      const outcomes: unknown[] = new Array(units.length).fill(undefined);
+      let left = units.length;
+      let whole: unknown;
+      const settled = () => {
+        if (--left > 0) return;
+        // The transaction itself failed: nothing of it committed.
+        if (whole !== undefined) reject(whole);
+        else resolve(outcomes);
+      };
+      units.forEach((statements, n) =>
+        this.#pending.push({
+          statements,
+          resolve: settled,
+          reject: (err) => {
+            if ((err as { batchFailed?: boolean } | undefined)?.batchFailed === true) whole ??= err;
+            outcomes[n] = err;
+            settled();
+          },
+        }),
+      );
+      if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
     });
   }
 
@@ -296,14 +312,11 @@ class PgCommitQueue implements WriteQueue {
       }
       for (const [text, rows] of rowsBySql) {
         const shape = this.multiRows.of(text)!;
-        let at = 0;
-        while (at < rows.length) {
-          let size = shape.maxRows;
-          while (size > rows.length - at) size /= 2;
+        for (let at = 0; at < rows.length; at += shape.maxRows) {
+          const size = Math.min(shape.maxRows, rows.length - at);
           const values: unknown[] = [];
           for (let r = at; r < at + size; r++) for (const value of rows[r]!) values.push(value);
-          await client.query(this.names.config(size === 1 ? text : this.multiRows.text(shape, size), values));
-          at += size;
+          await client.query(size === 1 ? this.names.config(text, values) : this.multiRows.config(shape, size, values));
         }
       }
       i = end;
