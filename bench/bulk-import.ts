@@ -60,6 +60,8 @@ interface Phase {
   seconds: number;
   created: number;
   peakRssMb: number;
+  /** The server's resident set once it answered /healthz, before the stream. */
+  idleRssMb?: number;
 }
 
 function record(prefix: string, i: number, plain = false): ImportRecord {
@@ -78,9 +80,9 @@ function record(prefix: string, i: number, plain = false): ImportRecord {
 }
 
 /** VmHWM: the peak resident set of a process, in MB. */
-function peakRssMb(pid: number): number {
+function peakRssMb(pid: number, field = "VmHWM"): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
 }
 
 async function stream(url: string, token: string, prefix: string, dryRun: boolean, users = USERS, plain = false): Promise<{ seconds: number; created: number }> {
@@ -144,6 +146,7 @@ async function stop(served: Served) {
 
 async function importPhase(name: string, databaseUrl: string | undefined, dataDir: string, dryRun = false, users = USERS, plain = false): Promise<Phase> {
   const served = await startServer(dataDir, databaseUrl, plain ? { USERPORT_BCRYPT_COST: "10" } : {});
+  const idle = peakRssMb(served.child.pid!, "VmRSS");
   const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
   const prefix = `${name}-${Date.now().toString(36)}-`;
   const run = await stream(served.url, token, prefix, dryRun, users, plain);
@@ -153,7 +156,7 @@ async function importPhase(name: string, databaseUrl: string | undefined, dataDi
     console.error(`${name}: ${run.created} of ${users} created`);
     process.exitCode = 1;
   }
-  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak };
+  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak, idleRssMb: idle };
 }
 
 /**
@@ -269,7 +272,7 @@ console.log(`\n${USERS} pre-hashed users, ${BATCH} per message, durable commits\
 for (const phase of phases) {
   console.log(
     `${phase.name.padEnd(20)} ${phase.seconds.toFixed(1).padStart(7)} s ${Math.round(rate(phase)).toString().padStart(8)} users/s` +
-      (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB` : ""),
+      (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB (idle ${Math.round(phase.idleRssMb ?? 0)} MB)` : ""),
   );
 }
 console.log(`\nstream / raw insert (SQLite): ${(rate(by("sqlite")) / rate(by("raw better-sqlite3"))).toFixed(2)}`);

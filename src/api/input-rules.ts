@@ -6,6 +6,8 @@ import { invalidArgument, isDomainError } from "../domain/errors.js";
  * `field` names the field as PGV does, e.g. "ImportHumanUserRequest_Profile.FirstName".
  */
 export function checkLength(value: string, min: number, max: number, field: string): void {
+  // A string has between length / 2 and length code points: most values need no counting.
+  if (value.length <= max && value.length >= 2 * min) return;
   const runes = countRunes(value);
   if (runes >= min && runes <= max) return;
   const rule =

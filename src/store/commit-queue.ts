@@ -38,7 +38,7 @@ export class CommitQueue {
    * Batches handed to the writer and not yet settled. Two at most: one committing and one queued
    * behind it, so the writer never waits for the main thread, while the next batch still grows.
    */
-  readonly #inFlight: Array<{ id: number; items: Pending[] }> = [];
+  readonly #inFlight: Array<{ id: number; items: Array<Omit<Pending, "units"> & { count: number }> }> = [];
   #nextId = 1;
   #idle: Array<() => void> = [];
   /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
@@ -88,7 +88,8 @@ export class CommitQueue {
   #send(): void {
     const items = this.#pending;
     this.#pending = [];
-    const batch = { id: this.#nextId++, items };
+    // Only the callbacks and unit counts wait for the answer: the statements can be collected.
+    const batch = { id: this.#nextId++, items: items.map(({ units, settle, fail }) => ({ count: units.length, settle, fail })) };
     this.#inFlight.push(batch);
     const sql: Array<[number, string]> = [];
     const units = items.flatMap((item) =>
@@ -119,12 +120,12 @@ export class CommitQueue {
     } else {
       let at = 0;
       for (const item of batch.items) {
-        const outcomes = result.results.slice(at, at + item.units.length).map((outcome) => {
+        const outcomes = result.results.slice(at, at + item.count).map((outcome) => {
           if (outcome === null || outcome === undefined) return undefined;
           if ("uniqueKind" in outcome) return new UniqueViolation(outcome.uniqueKind);
           return Object.assign(new Error(outcome.message), { code: outcome.code });
         });
-        at += item.units.length;
+        at += item.count;
         item.settle(outcomes);
       }
     }
