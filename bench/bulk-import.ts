@@ -234,7 +234,7 @@ async function rawBcryptPhase(users: number): Promise<Phase> {
 
 if (flags.url) {
   const token = readFileSync(join(flags["data-dir"]!, "admin.pat"), "utf8").trim();
-  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false);
+  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false, PLAIN_USERS || USERS, PLAIN_USERS > 0);
   console.log(`${run.created} created in ${run.seconds.toFixed(1)} s: ${Math.round(run.created / run.seconds)} users/s`);
   process.exit(0);
 }
