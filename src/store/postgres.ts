@@ -186,7 +186,7 @@ class PgCommitQueue implements WriteQueue {
         if (whole !== undefined) reject(whole);
         else resolve(outcomes);
       };
-      units.forEach((statements, n) =>
+      units.forEach((statements, n) => {
         this.#pending.push({
           statements,
           resolve: settled,
@@ -195,8 +195,8 @@ class PgCommitQueue implements WriteQueue {
             outcomes[n] = err;
             settled();
           },
-        }),
-      );
+        });
+      });
       if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
     });
   }
@@ -305,9 +305,9 @@ class PgCommitQueue implements WriteQueue {
       const rowsBySql = new Map<string, Array<readonly unknown[]>>();
       for (let k = i; k < end; k++) {
         for (const statement of items[k]!.statements) {
-          let rows = rowsBySql.get(statement.sql);
-          if (!rows) rowsBySql.set(statement.sql, (rows = []));
-          rows.push(statement.parameters);
+          const rows = rowsBySql.get(statement.sql);
+          if (rows) rows.push(statement.parameters);
+          else rowsBySql.set(statement.sql, [statement.parameters]);
         }
       }
       for (const [text, rows] of rowsBySql) {

@@ -83,9 +83,9 @@ const applyGrouped = db.transaction((units) => {
   const rowsById = new Map();
   for (const unit of units) {
     for (const [sqlId, parameters] of unit) {
-      let rows = rowsById.get(sqlId);
-      if (!rows) rowsById.set(sqlId, (rows = []));
-      rows.push(parameters);
+      const rows = rowsById.get(sqlId);
+      if (rows) rows.push(parameters);
+      else rowsById.set(sqlId, [parameters]);
     }
   }
   for (const [sqlId, rows] of rowsById) {
