@@ -6,12 +6,13 @@
  *
  *   node --import tsx bench/bulk-import.ts --users 1000000
  *   USERPORT_TEST_DATABASE_URL=postgres://… node --import tsx bench/bulk-import.ts --users 1000000
+ *   node --import tsx bench/bulk-import.ts --users 20000 --plain 400   (adds plaintext passwords, bcrypt cost 10)
  *
  * Every acknowledged record must be CREATED and the store must hold exactly N users of the run's
  * prefix; otherwise the run exits with code 1.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
@@ -38,6 +39,8 @@ const { values: flags } = parseArgs({
     users: { type: "string" },
     batch: { type: "string" },
     window: { type: "string" },
+    // Users of the plaintext-password phase (bcrypt cost 10 on the server), 0 to skip it.
+    plain: { type: "string" },
     // Only the stream, against a server already running (for profiling it): --url and its data dir.
     url: { type: "string" },
     "data-dir": { type: "string" },
@@ -48,16 +51,20 @@ const USERS = Number(flags.users ?? 1_000_000);
 const BATCH = Number(flags.batch ?? 1000);
 /** Batches the client keeps sent and unanswered; the server reads no faster than it commits anyway. */
 const WINDOW = Number(flags.window ?? 4);
-const HASH = bcrypt.hashSync("Secr3t-Passw0rd!", 10);
+const PLAIN_USERS = Number(flags.plain ?? 0);
+const PASSWORD = "Secr3t-Passw0rd!";
+const HASH = bcrypt.hashSync(PASSWORD, 10);
 
 interface Phase {
   name: string;
   seconds: number;
   created: number;
   peakRssMb: number;
+  /** The server's resident set once it answered /healthz, before the stream. */
+  idleRssMb?: number;
 }
 
-function record(prefix: string, i: number): ImportRecord {
+function record(prefix: string, i: number, plain = false): ImportRecord {
   return create(ImportRecordSchema, {
     key: `${prefix}${i}`,
     user: {
@@ -66,19 +73,19 @@ function record(prefix: string, i: number): ImportRecord {
         username: `${prefix}${i}`,
         profile: { givenName: "Bench", familyName: `User ${i}` },
         email: { email: `${prefix}${i}@example.com`, verification: { case: "isVerified", value: true } },
-        passwordType: { case: "hashedPassword", value: { hash: HASH } },
+        passwordType: plain ? { case: "password", value: { password: PASSWORD } } : { case: "hashedPassword", value: { hash: HASH } },
       },
     },
   });
 }
 
 /** VmHWM: the peak resident set of a process, in MB. */
-function peakRssMb(pid: number): number {
+function peakRssMb(pid: number, field = "VmHWM"): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function stream(url: string, token: string, prefix: string, dryRun: boolean): Promise<{ seconds: number; created: number }> {
+async function stream(url: string, token: string, prefix: string, dryRun: boolean, users = USERS, plain = false): Promise<{ seconds: number; created: number }> {
   const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
   });
@@ -92,19 +99,19 @@ async function stream(url: string, token: string, prefix: string, dryRun: boolea
     {},
   );
   const started = performance.now();
-  call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(USERS) } } }));
+  call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(users) } } }));
   let sent = 0;
   let answered = 0;
   let created = 0;
   let bad = 0;
   const sendMore = () => {
-    while (sent < USERS && sent - answered < WINDOW * BATCH) {
+    while (sent < users && sent - answered < WINDOW * BATCH) {
       const records: ImportRecord[] = [];
-      for (let i = sent; i < Math.min(sent + BATCH, USERS); i++) records.push(record(prefix, i));
+      for (let i = sent; i < Math.min(sent + BATCH, users); i++) records.push(record(prefix, i, plain));
       sent += records.length;
       call.write(create(ImportUsersRequestSchema, { payload: { case: "records", value: { records } } }));
     }
-    if (sent >= USERS) call.end();
+    if (sent >= users) call.end();
   };
   await new Promise<void>((resolve, reject) => {
     call.on("data", (response: ImportUsersResponse) => {
@@ -113,7 +120,7 @@ async function stream(url: string, token: string, prefix: string, dryRun: boolea
         if (result.outcome === ImportOutcome.CREATED) created++;
         else if (bad++ < 3) console.error("not created:", result.key, result.error?.id, result.error?.message);
       }
-      if (response.results.length > 0 && sent < USERS) sendMore();
+      if (response.results.length > 0 && sent < users) sendMore();
     });
     call.on("error", reject);
     call.on("end", () => resolve());
@@ -123,8 +130,9 @@ async function stream(url: string, token: string, prefix: string, dryRun: boolea
   return { seconds: (performance.now() - started) / 1000, created };
 }
 
-async function startServer(dataDir: string, databaseUrl: string | undefined): Promise<Served> {
+async function startServer(dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<Served> {
   return serveProcess(await freePort(), {
+    ...env,
     USERPORT_DATA_DIR: dataDir,
     ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
     USERPORT_LOG_LEVEL: "warn",
@@ -136,18 +144,19 @@ async function stop(served: Served) {
   await served.exited;
 }
 
-async function importPhase(name: string, databaseUrl: string | undefined, dataDir: string, dryRun = false): Promise<Phase> {
-  const served = await startServer(dataDir, databaseUrl);
+async function importPhase(name: string, databaseUrl: string | undefined, dataDir: string, dryRun = false, users = USERS, plain = false): Promise<Phase> {
+  const served = await startServer(dataDir, databaseUrl, plain ? { USERPORT_BCRYPT_COST: "10" } : {});
+  const idle = peakRssMb(served.child.pid!, "VmRSS");
   const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
   const prefix = `${name}-${Date.now().toString(36)}-`;
-  const run = await stream(served.url, token, prefix, dryRun);
+  const run = await stream(served.url, token, prefix, dryRun, users, plain);
   const peak = peakRssMb(served.child.pid!);
   await stop(served);
-  if (run.created !== USERS) {
-    console.error(`${name}: ${run.created} of ${USERS} created`);
+  if (run.created !== users) {
+    console.error(`${name}: ${run.created} of ${users} created`);
     process.exitCode = 1;
   }
-  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak };
+  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak, idleRssMb: idle };
 }
 
 /**
@@ -204,9 +213,28 @@ async function rawPhase(sourceFile: string): Promise<Phase> {
   return { name: "raw better-sqlite3", seconds, created: users.length, peakRssMb: 0 };
 }
 
+/**
+ * The limit of plaintext imports: bcrypt (cost 10) of N passwords through the bcrypt binding's
+ * asynchronous hash, which runs on libuv's thread pool, with enough in flight to keep every core busy.
+ */
+async function rawBcryptPhase(users: number): Promise<Phase> {
+  const inFlight = Math.max(4, availableParallelism() * 2);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < users) {
+        next++;
+        await bcrypt.hash(PASSWORD, 10);
+      }
+    }),
+  );
+  return { name: "raw bcrypt (all cores)", seconds: (performance.now() - started) / 1000, created: users, peakRssMb: 0 };
+}
+
 if (flags.url) {
   const token = readFileSync(join(flags["data-dir"]!, "admin.pat"), "utf8").trim();
-  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false);
+  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false, PLAIN_USERS || USERS, PLAIN_USERS > 0);
   console.log(`${run.created} created in ${run.seconds.toFixed(1)} s: ${Math.round(run.created / run.seconds)} users/s`);
   process.exit(0);
 }
@@ -219,6 +247,12 @@ try {
   const dryDir = mkdtempSync(join(tmpdir(), "userport-dry-"));
   phases.push(await importPhase("dry-run", undefined, dryDir, true));
   rmSync(dryDir, { recursive: true, force: true });
+  if (PLAIN_USERS > 0) {
+    const plainDir = mkdtempSync(join(tmpdir(), "userport-plain-"));
+    phases.push(await importPhase("plaintext", undefined, plainDir, false, PLAIN_USERS, true));
+    rmSync(plainDir, { recursive: true, force: true });
+    phases.push(await rawBcryptPhase(PLAIN_USERS));
+  }
   if (testPostgresUrl) {
     const pgDir = mkdtempSync(join(tmpdir(), "userport-bulk-pg-"));
     try {
@@ -238,9 +272,10 @@ console.log(`\n${USERS} pre-hashed users, ${BATCH} per message, durable commits\
 for (const phase of phases) {
   console.log(
     `${phase.name.padEnd(20)} ${phase.seconds.toFixed(1).padStart(7)} s ${Math.round(rate(phase)).toString().padStart(8)} users/s` +
-      (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB` : ""),
+      (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB (idle ${Math.round(phase.idleRssMb ?? 0)} MB)` : ""),
   );
 }
 console.log(`\nstream / raw insert (SQLite): ${(rate(by("sqlite")) / rate(by("raw better-sqlite3"))).toFixed(2)}`);
 console.log(`dry run / real import:        ${(rate(by("dry-run")) / rate(by("sqlite"))).toFixed(2)}`);
 if (by("postgres")) console.log(`PostgreSQL / SQLite:          ${(rate(by("postgres")) / rate(by("sqlite"))).toFixed(2)}`);
+if (by("plaintext")) console.log(`plaintext / raw bcrypt:       ${(rate(by("plaintext")) / rate(by("raw bcrypt (all cores)"))).toFixed(2)}`);

@@ -153,6 +153,28 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     expect(outcomes(real.results)).toEqual(["CREATED", "FAILED", "CREATED", "FAILED", "FAILED", "CREATED", "FAILED", "FAILED"]);
   });
 
+  it("dry run: a user id chosen twice, or already stored, fails as in the real import", async () => {
+    const storedId = `${Date.now()}1`;
+    expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, human({ userId: storedId })));
+    const chosen = `${Date.now()}2`;
+    const batches = [
+      [
+        { key: "a", human: human({ userId: chosen }) },
+        { key: "b", human: human({ userId: storedId }) },
+        { key: "c", human: human() },
+      ],
+      [{ key: "d", human: human({ userId: chosen }) }],
+    ];
+    // The dry run sees the id across its batches; the real import gets the records in one batch
+    // (one transaction), so that the order of its writes is the records' on either store.
+    const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true }, batches);
+    expect(dry.error).toBeUndefined();
+    const real = await runImport(up.server.url, up.server.token, transport, {}, [batches.flat()]);
+    const comparable = (results: JsonObject[]) => results.map(({ userId: _u, ...rest }) => rest);
+    expect(comparable(dry.results)).toEqual(comparable(real.results));
+    expect(outcomes(real.results)).toEqual(["CREATED", "FAILED", "CREATED", "FAILED"]);
+  });
+
   it("on_conflict skip names the stored user and writes nothing; update changes the stored user with its events", async () => {
     const name = uniqueName("conflict");
     const first = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: human({ username: name }) }]]);

@@ -88,6 +88,45 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
     ]);
   });
 
+  // Consecutive insert-only commands are written table by table in multi-row inserts
+  // (write-worker.cjs, postgres.ts); a failing one must still fail alone, with its own rule.
+  it("runs many insert-only commands as one: each failing one alone, the others committed in command order", async () => {
+    await store.writes.run([claim("stored", "first")]);
+    const event = (owner: string, n: number) =>
+      store.db
+        .insertInto("events")
+        .values({
+          instance_id: "i",
+          aggregate_type: "user",
+          aggregate_id: owner,
+          sequence: n,
+          type: "user.human.added",
+          payload: "{}",
+          creator: "c",
+          created_at: n,
+          resource_owner: "o",
+        })
+        .compile();
+    // 300 commands: more rows per table than one multi-row statement holds.
+    const units = Array.from({ length: 300 }, (_, n) => {
+      const value = n === 150 ? "u-7" : n === 200 ? "stored" : `u-${n}`;
+      return [event(`owner-${n}`, 1), { ...claim(value, `owner-${n}`), uniqueKind: "username" }, event(`owner-${n}`, 2)];
+    });
+    const outcomes = await store.writes.runUnits(units);
+    const failed = outcomes.flatMap((outcome, n) => (outcome === undefined ? [] : [n]));
+    expect(failed).toEqual([150, 200]);
+    expect(outcomes[150]).toBeInstanceOf(UniqueViolation);
+    expect((outcomes[200] as UniqueViolation).kind).toBe("username");
+    const owners = (await claims()).map((c) => c.owner_id);
+    expect(owners).toHaveLength(299);
+    expect(owners).not.toContain("owner-150");
+    expect(owners).not.toContain("owner-200");
+    // Events in the order of their commands, and none of the failed ones.
+    const events = await store.db.selectFrom("events").select(["aggregate_id", "sequence"]).where("instance_id", "=", "i").orderBy("position").execute();
+    const expected = units.flatMap((_, n) => (n === 150 || n === 200 ? [] : [{ aggregate_id: `owner-${n}`, sequence: 1 }, { aggregate_id: `owner-${n}`, sequence: 2 }]));
+    expect(events).toEqual(expected);
+  });
+
   it("rolls back a lone failing command entirely, and reports which rule it broke", async () => {
     await store.writes.run([claim("taken", "first")]);
     await expect(store.writes.run([claim("delta", "d"), { ...claim("taken", "d"), uniqueKind: "username" }])).rejects.toMatchObject({

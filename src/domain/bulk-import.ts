@@ -71,9 +71,9 @@ interface SessionState extends ImportSession {
   /** The index the next record gets. */
   next: number;
   counts: OutcomeCounts;
-  /** Dry run: the results of keys seen, and the planned owners of claims seen, in this run. */
-  dryKeys: Map<string, RecordResult>;
-  dryClaims: Map<string, string>;
+  /** Dry run: the results of keys seen, and the claims planned, in this run. */
+  dryKeys: DryRunKeys;
+  dryClaims: Set<string>;
   cancelled: boolean;
   /** Batches run their first phase (up to handing the writes over) one after another… */
   prepared: Promise<unknown>;
@@ -194,8 +194,8 @@ export function createBulkImport(deps: BulkImportDeps) {
       target,
       dryRun: options.dryRun,
       counts: emptyCounts(),
-      dryKeys: new Map(),
-      dryClaims: new Map(),
+      dryKeys: new DryRunKeys(),
+      dryClaims: new Set<string>(),
       cancelled: false,
       prepared: Promise.resolve(),
       finished: Promise.resolve(),
@@ -405,7 +405,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     const conflicts: Array<{ i: number; unit: BulkUnit; kind: string }> = [];
     let outcomes: Promise<unknown[]> | undefined;
     if (state.dryRun) {
-      await dryRunClaims(state, units, results, conflicts, fail);
+      await dryRunClaims(state, records, units, results, conflicts, fail);
     } else {
       // The results of answered batches that wrote no user go with this transaction.
       const rest = state.unfinished.splice(0);
@@ -471,6 +471,7 @@ export function createBulkImport(deps: BulkImportDeps) {
    */
   async function dryRunClaims(
     state: SessionState,
+    records: readonly BulkRecord[],
     units: Array<{ i: number; unit: BulkUnit }>,
     results: Array<RecordResult | undefined>,
     conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>,
@@ -479,11 +480,18 @@ export function createBulkImport(deps: BulkImportDeps) {
     const { instanceId } = state.target;
     const claims = units.flatMap(({ unit }) => unit.creation!.uniques);
     const stored = await deps.store.claimOwners(instanceId, claims);
-    const chosenIds = units.map(({ unit }) => unit.creation!.user.id).filter((id) => id !== undefined);
-    const existingIds = await deps.store.existingUserIds(instanceId, chosenIds);
+    // Only an id the record chose can be taken: a generated one is new. Remembering only those
+    // keeps a dry run of a million records small.
+    const chosen = (i: number) => {
+      const record = records[i]!;
+      return "human" in record ? record.human.userId !== undefined : "machine" in record && record.machine.userId !== undefined;
+    };
+    const chosenIds = units.filter(({ i }) => chosen(i)).map(({ unit }) => unit.creation!.user.id);
+    const existingIds = chosenIds.length === 0 ? new Set<string>() : await deps.store.existingUserIds(instanceId, chosenIds);
     for (const { i, unit } of units) {
       const change = unit.creation!;
-      const idTaken = existingIds.has(change.user.id) || state.dryClaims.has(claimKey({ kind: "user_id", value: change.user.id }));
+      const idClaim = chosen(i) ? claimKey({ kind: "user_id", value: change.user.id }) : undefined;
+      const idTaken = idClaim !== undefined && (existingIds.has(change.user.id) || state.dryClaims.has(idClaim));
       const taken = change.uniques.find((claim) => stored.has(claimKey(claim)) || state.dryClaims.has(claimKey(claim)));
       if (taken && isUsernameClaim(taken.kind) && state.onConflict !== "fail") {
         conflicts.push({ i, unit, kind: taken.kind });
@@ -493,8 +501,8 @@ export function createBulkImport(deps: BulkImportDeps) {
         results[i] = fail(i, creationError(new UniqueViolation(taken?.kind ?? "user_id")) as DomainError);
         continue;
       }
-      for (const claim of change.uniques) state.dryClaims.set(claimKey(claim), change.user.id);
-      state.dryClaims.set(claimKey({ kind: "user_id", value: change.user.id }), change.user.id);
+      for (const claim of change.uniques) state.dryClaims.add(claimKey(claim));
+      if (idClaim !== undefined) state.dryClaims.add(idClaim);
       // Nothing is stored, so there is no user id to name.
       results[i] = { ...unit.result, userId: "" };
     }
@@ -513,7 +521,8 @@ export function createBulkImport(deps: BulkImportDeps) {
     const updates: Array<{ i: number; unit: BulkUnit }> = [];
     for (const { i, unit } of conflicts) {
       const key = claimKey(claimOf(unit));
-      const owner = owners.get(key) ?? state.dryClaims.get(key);
+      // A claim planned earlier in a dry run has no stored owner to name.
+      const owner = owners.get(key) ?? (state.dryClaims.has(key) ? "" : undefined);
       if (owner === undefined) {
         // Removed meanwhile: the record is not imported; sending it again imports it.
         results[i] = fail(i, creationError(new UniqueViolation(claimOf(unit).kind)) as DomainError);
@@ -673,4 +682,29 @@ function sameProfile(a: HumanProfile, b: HumanProfile): boolean {
     a.preferredLanguage === b.preferredLanguage &&
     a.gender === b.gender
   );
+}
+
+/**
+ * A dry run's results by key, for a key sent again. Most results are "created" with no user id,
+ * kept as their index alone: a dry run of a million records must not hold a million objects.
+ */
+class DryRunKeys {
+  readonly #created = new Map<string, number>();
+  readonly #other = new Map<string, RecordResult>();
+
+  has(key: string): boolean {
+    return this.#created.has(key) || this.#other.has(key);
+  }
+
+  get(key: string): RecordResult | undefined {
+    const index = this.#created.get(key);
+    return index === undefined ? this.#other.get(key) : { index, key, outcome: "created", userId: "" };
+  }
+
+  set(key: string, result: RecordResult): void {
+    const plain =
+      result.outcome === "created" && result.userId === "" && result.key === key && Object.keys(result).length === 4 && "index" in result;
+    if (plain) this.#created.set(key, result.index);
+    else this.#other.set(key, result);
+  }
 }

@@ -3,10 +3,13 @@ import { Worker } from "node:worker_threads";
 import { UniqueViolation } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 
+/** A caller's units of work (one for `run`, many for `runUnits`), settled together. */
 interface Pending {
-  statements: readonly WriteStatement[];
-  resolve: () => void;
-  reject: (reason: unknown) => void;
+  units: ReadonlyArray<readonly WriteStatement[]>;
+  /** Each unit's outcome: undefined (committed) or its error. */
+  settle: (outcomes: unknown[]) => void;
+  /** The whole transaction failed: nothing of it committed. */
+  fail: (reason: unknown) => void;
 }
 
 const MAX_IN_FLIGHT = 2;
@@ -35,7 +38,7 @@ export class CommitQueue {
    * Batches handed to the writer and not yet settled. Two at most: one committing and one queued
    * behind it, so the writer never waits for the main thread, while the next batch still grows.
    */
-  readonly #inFlight: Array<{ id: number; items: Pending[] }> = [];
+  readonly #inFlight: Array<{ id: number; items: Array<Omit<Pending, "units"> & { count: number }> }> = [];
   #nextId = 1;
   #idle: Array<() => void> = [];
   /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
@@ -64,7 +67,7 @@ export class CommitQueue {
   /** Runs the statements atomically; resolves once they are durably committed. */
   run(statements: readonly WriteStatement[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ statements, resolve, reject });
+      this.#pending.push({ units: [statements], settle: ([outcome]) => (outcome === undefined ? resolve() : reject(outcome)), fail: reject });
       if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
@@ -75,16 +78,9 @@ export class CommitQueue {
    */
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
-    const outcomes = units.map(
-      (statements) =>
-        new Promise<unknown>((resolve) => this.#pending.push({ statements, resolve: () => resolve(undefined), reject: resolve })),
-    );
-    if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
-    return Promise.all(outcomes).then((results) => {
-      // The transaction itself failed: nothing of it committed.
-      const whole = results.find((outcome) => (outcome as { batchFailed?: boolean } | undefined)?.batchFailed === true);
-      if (whole !== undefined) throw whole;
-      return results;
+    return new Promise<unknown[]>((resolve, reject) => {
+      this.#pending.push({ units, settle: resolve, fail: reject });
+      if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
 
@@ -105,20 +101,23 @@ export class CommitQueue {
   #send(): void {
     const items = this.#pending;
     this.#pending = [];
-    const batch = { id: this.#nextId++, items };
+    // Only the callbacks and unit counts wait for the answer: the statements can be collected.
+    const batch = { id: this.#nextId++, items: items.map(({ units, settle, fail }) => ({ count: units.length, settle, fail })) };
     this.#inFlight.push(batch);
     this.#sentAt.set(batch.id, performance.now());
     const sql: Array<[number, string]> = [];
-    const units = items.map((item) =>
-      item.statements.map((statement) => {
-        let sqlId = this.#sqlIds.get(statement.sql);
-        if (sqlId === undefined) {
-          sqlId = this.#sqlIds.size;
-          this.#sqlIds.set(statement.sql, sqlId);
-          sql.push([sqlId, statement.sql]);
-        }
-        return [sqlId, statement.parameters, statement.uniqueKind ?? null];
-      }),
+    const units = items.flatMap((item) =>
+      item.units.map((statements) =>
+        statements.map((statement) => {
+          let sqlId = this.#sqlIds.get(statement.sql);
+          if (sqlId === undefined) {
+            sqlId = this.#sqlIds.size;
+            this.#sqlIds.set(statement.sql, sqlId);
+            sql.push([sqlId, statement.sql]);
+          }
+          return [sqlId, statement.parameters, statement.uniqueKind ?? null];
+        }),
+      ),
     );
     // One JSON string clones across threads faster than the structured clone of many small
     // arrays; parameters are strings, numbers and nulls only.
@@ -131,13 +130,26 @@ export class CommitQueue {
     if (!batch || batch.id !== result.id) throw new Error(`writer answered batch ${result.id} out of order`);
     const sentAt = this.#sentAt.get(batch.id) ?? performance.now();
     this.#sentAt.delete(batch.id);
-    this.onBatch?.(batch.items.length, (performance.now() - sentAt) / 1000, "error" in result);
-    batch.items.forEach((item, i) => {
-      const outcome = "error" in result ? result.error : result.results[i];
-      if (outcome === null || outcome === undefined) item.resolve();
-      else if ("uniqueKind" in outcome) item.reject(new UniqueViolation(outcome.uniqueKind));
-      else item.reject(Object.assign(new Error(outcome.message), { code: outcome.code, batchFailed: "error" in result }));
-    });
+    this.onBatch?.(
+      batch.items.reduce((units, item) => units + item.count, 0),
+      (performance.now() - sentAt) / 1000,
+      "error" in result,
+    );
+    if ("error" in result) {
+      const err = Object.assign(new Error(result.error.message), { code: result.error.code, batchFailed: true });
+      for (const item of batch.items) item.fail(err);
+    } else {
+      let at = 0;
+      for (const item of batch.items) {
+        const outcomes = result.results.slice(at, at + item.count).map((outcome) => {
+          if (outcome === null || outcome === undefined) return undefined;
+          if ("uniqueKind" in outcome) return new UniqueViolation(outcome.uniqueKind);
+          return Object.assign(new Error(outcome.message), { code: outcome.code });
+        });
+        at += item.count;
+        item.settle(outcomes);
+      }
+    }
     if (this.#pending.length > 0) this.#send();
     else if (this.#inFlight.length === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
@@ -145,7 +157,7 @@ export class CommitQueue {
   #failAll(err: Error): void {
     Object.assign(err, { batchFailed: true });
     const items = [...this.#inFlight.splice(0).flatMap((batch) => batch.items), ...this.#pending.splice(0)];
-    for (const item of items) item.reject(err);
+    for (const item of items) item.fail(err);
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

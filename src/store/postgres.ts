@@ -79,6 +79,60 @@ class StatementNames {
   }
 }
 
+/**
+ * A plain single-row insert as Kysely compiles the store's prepared inserts (no ON CONFLICT, no
+ * RETURNING, only placeholders): rows of many commands for one table can share one statement.
+ */
+const PLAIN_INSERT = /^insert into ("[^"]+") \(([^)]*)\) values \((\$\d+(?:, \$\d+)*)\)$/;
+/** PostgreSQL's limit of parameters per statement. */
+const MAX_PARAMETERS = 65535;
+/** Row counts whose multi-row texts are kept and prepared (named); others run unnamed. */
+const NAMED_SIZES = 32;
+
+interface InsertShape {
+  head: string;
+  columns: number;
+  maxRows: number;
+  texts: Map<number, { text: string; name: string }>;
+}
+
+/** The multi-row forms of plain inserts, by their single-row SQL. */
+class MultiRowInserts {
+  readonly #shapes = new Map<string, InsertShape | undefined>();
+  #named = 0;
+
+  of(sql: string): InsertShape | undefined {
+    if (this.#shapes.has(sql)) return this.#shapes.get(sql);
+    const match = PLAIN_INSERT.exec(sql);
+    let shape: InsertShape | undefined;
+    if (match) {
+      const columns = match[2]!.split(",").length;
+      shape = { head: `insert into ${match[1]} (${match[2]}) values `, columns, maxRows: Math.floor(MAX_PARAMETERS / columns), texts: new Map() };
+    }
+    this.#shapes.set(sql, shape);
+    return shape;
+  }
+
+  /**
+   * The insert of `size` rows, its placeholders numbered row after row: one statement (one round
+   * trip) whatever the count. A bulk import sends the same counts over and over, so the first
+   * few counts of each table are prepared once per connection; any other runs unprepared.
+   */
+  config(shape: InsertShape, size: number, values: unknown[]): pg.QueryConfig {
+    const known = shape.texts.get(size);
+    if (known) return { text: known.text, values, name: known.name };
+    const rows: string[] = [];
+    for (let r = 0; r < size; r++) {
+      rows.push(`(${Array.from({ length: shape.columns }, (_, c) => `$${r * shape.columns + c + 1}`).join(", ")})`);
+    }
+    const text = shape.head + rows.join(", ");
+    if (shape.texts.size >= NAMED_SIZES) return { text, values };
+    const name = `upmulti${this.#named++}`;
+    shape.texts.set(size, { text, name });
+    return { text, values, name };
+  }
+}
+
 interface Pending {
   statements: readonly WriteStatement[];
   resolve: () => void;
@@ -108,6 +162,8 @@ class PgCommitQueue implements WriteQueue {
   #idle: Array<() => void> = [];
   onBatch?: (size: number, seconds: number, failed: boolean) => void;
 
+  private readonly multiRows = new MultiRowInserts();
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly names: StatementNames,
@@ -122,16 +178,28 @@ class PgCommitQueue implements WriteQueue {
 
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
-    const outcomes = units.map(
-      (statements) =>
-        new Promise<unknown>((resolve) => this.#pending.push({ statements, resolve: () => resolve(undefined), reject: resolve })),
-    );
-    if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
-    return Promise.all(outcomes).then((results) => {
-      // The transaction itself failed: nothing of it committed.
-      const whole = results.find((outcome) => (outcome as { batchFailed?: boolean } | undefined)?.batchFailed === true);
-      if (whole !== undefined) throw whole;
-      return results;
+    return new Promise<unknown[]>((resolve, reject) => {
+      const outcomes: unknown[] = new Array(units.length).fill(undefined);
+      let left = units.length;
+      let whole: unknown;
+      const settled = () => {
+        if (--left > 0) return;
+        // The transaction itself failed: nothing of it committed.
+        if (whole !== undefined) reject(whole);
+        else resolve(outcomes);
+      };
+      units.forEach((statements, n) => {
+        this.#pending.push({
+          statements,
+          resolve: settled,
+          reject: (err) => {
+            if ((err as { batchFailed?: boolean } | undefined)?.batchFailed === true) whole ??= err;
+            outcomes[n] = err;
+            settled();
+          },
+        });
+      });
+      if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
     });
   }
 
@@ -189,22 +257,30 @@ class PgCommitQueue implements WriteQueue {
     const client = await this.pool.connect();
     let broken: unknown;
     try {
+      if (!savepoints) {
+        await client.query("BEGIN");
+        try {
+          await this.#runOptimistic(client, items);
+        } catch (err) {
+          if (RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
+          await client.query("ROLLBACK");
+          // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
+          return items.length === 1 ? [err as Error] : undefined;
+        }
+        await client.query("COMMIT");
+        return items.map(() => null);
+      }
       // Each savepoint is released (COMMIT releases the last) in the round trip that opens the
       // next: the simple query protocol runs both statements of one text.
-      await client.query(savepoints ? "BEGIN; SAVEPOINT unit" : "BEGIN");
+      await client.query("BEGIN; SAVEPOINT unit");
       const outcomes: Array<Error | null> = [];
       for (const [i, item] of items.entries()) {
-        if (savepoints && i > 0) await client.query("RELEASE SAVEPOINT unit; SAVEPOINT unit");
+        if (i > 0) await client.query("RELEASE SAVEPOINT unit; SAVEPOINT unit");
         try {
           for (const statement of item.statements) await this.#run(client, statement);
           outcomes.push(null);
         } catch (err) {
           if (RETRYABLE.has((err as { code?: string }).code ?? "")) throw err;
-          if (!savepoints) {
-            await client.query("ROLLBACK");
-            // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
-            return items.length === 1 ? [err as Error] : undefined;
-          }
           await client.query("ROLLBACK TO SAVEPOINT unit");
           outcomes.push(err as Error);
         }
@@ -217,6 +293,42 @@ class PgCommitQueue implements WriteQueue {
     } finally {
       // A connection whose rollback failed is in an unknown state: the pool closes it.
       client.release(broken as Error | undefined);
+    }
+  }
+
+  /**
+   * Every command of the batch, without savepoints. Consecutive commands made only of plain
+   * inserts (a bulk import's records) are written table by table, many rows per statement: one
+   * round trip per table and chunk instead of one per row. Rows keep their commands' order.
+   */
+  async #runOptimistic(client: pg.PoolClient, items: Pending[]): Promise<void> {
+    let i = 0;
+    while (i < items.length) {
+      let end = i;
+      while (end < items.length && items[end]!.statements.every((statement) => this.multiRows.of(statement.sql) !== undefined)) end++;
+      if (end - i < 2) {
+        for (const statement of items[i]!.statements) await this.#run(client, statement);
+        i++;
+        continue;
+      }
+      const rowsBySql = new Map<string, Array<readonly unknown[]>>();
+      for (let k = i; k < end; k++) {
+        for (const statement of items[k]!.statements) {
+          const rows = rowsBySql.get(statement.sql);
+          if (rows) rows.push(statement.parameters);
+          else rowsBySql.set(statement.sql, [statement.parameters]);
+        }
+      }
+      for (const [text, rows] of rowsBySql) {
+        const shape = this.multiRows.of(text)!;
+        for (let at = 0; at < rows.length; at += shape.maxRows) {
+          const size = Math.min(shape.maxRows, rows.length - at);
+          const values: unknown[] = [];
+          for (let r = at; r < at + size; r++) for (const value of rows[r]!) values.push(value);
+          await client.query(size === 1 ? this.names.config(text, values) : this.multiRows.config(shape, size, values));
+        }
+      }
+      i = end;
     }
   }
 
