@@ -380,14 +380,16 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
     // Objects of PingOne's API that ZITADEL has no table for (a population's description, schema
     // attributes, LDAP gateways), as JSON bodies; secrets (a gateway's bind password) sealed apart.
     async up(db: Kysely<unknown>) {
+      // New text columns take the binary collation on PostgreSQL, as 0009 gave the others.
+      const text = dialect === "postgres" ? sql`text COLLATE "C"` : sql`text`;
       await db.schema
         .createTable("directory_objects")
-        .addColumn("instance_id", "text", (c) => c.notNull())
-        .addColumn("kind", "text", (c) => c.notNull())
-        .addColumn("id", "text", (c) => c.notNull())
-        .addColumn("name", "text", (c) => c.notNull())
-        .addColumn("body", "text", (c) => c.notNull())
-        .addColumn("sealed_secret", "text")
+        .addColumn("instance_id", text, (c) => c.notNull())
+        .addColumn("kind", text, (c) => c.notNull())
+        .addColumn("id", text, (c) => c.notNull())
+        .addColumn("name", text, (c) => c.notNull())
+        .addColumn("body", text, (c) => c.notNull())
+        .addColumn("sealed_secret", text)
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .addColumn("changed_at", "bigint", (c) => c.notNull())
         .addPrimaryKeyConstraint("directory_objects_pk", ["instance_id", "kind", "id"])
