@@ -62,6 +62,9 @@ against the backup, since without it the sealed codes and secrets cannot be open
 server refuses to start. Then start the server with --data-dir <dir>.
 `;
 
+/** How soon after a first stop signal another one counts as the same signal, forwarded. */
+const DUPLICATE_SIGNAL_MS = 1000;
+
 /** Process exit statuses: 2 for a setting or usage the operator must change. */
 const EXIT_SETTING = 2;
 
@@ -109,13 +112,16 @@ async function serve(config: Config): Promise<void> {
     say(`reusing the instance ${server.instanceId}; no administrator token at ${tokenFile}: issue one with \`userport token --data-dir ${config.dataDir}\``);
   }
 
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const stop = (signal: string) => {
-    if (stopping) {
+    if (stoppingSince !== undefined) {
+      // A signal to the whole process group reaches the server twice: directly, and forwarded by
+      // npm a moment later. Only a signal sent on purpose after that ends the shutdown early.
+      if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
       say(`${signal} again: exiting without finishing the shutdown`);
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     say(`${signal}: shutting down (finishing requests in flight, committing pending writes; at most ${config.shutdownGraceMs} ms)`);
     const deadline = setTimeout(() => {
       say(`shutdown did not finish within ${config.shutdownGraceMs} ms (USERPORT_SHUTDOWN_GRACE_MS): exiting`);
