@@ -85,7 +85,14 @@ function peakRssMb(pid: number, field = "VmHWM"): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function stream(url: string, token: string, prefix: string, dryRun: boolean, users = USERS, plain = false): Promise<{ seconds: number; created: number }> {
+async function stream(
+  url: string,
+  token: string,
+  prefix: string,
+  dryRun: boolean,
+  users = USERS,
+  plain = false,
+): Promise<{ seconds: number; created: number }> {
   const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
   });
@@ -178,13 +185,28 @@ async function rawPhase(sourceFile: string): Promise<Phase> {
   // The rows, read up front so that only the inserts are timed.
   const users = source.prepare("SELECT * FROM users WHERE type = 'human' AND username LIKE 'sqlite-%' ORDER BY rowid").raw().all() as unknown[][];
   const ids = new Set(users.map((row) => row[1] as string));
-  const claims = (source.prepare("SELECT * FROM unique_constraints WHERE kind = 'username'").raw().all() as unknown[][]).filter((row) => ids.has(row[3] as string));
-  const events = (source.prepare("SELECT instance_id, aggregate_type, aggregate_id, sequence, type, payload, creator, created_at, resource_owner FROM events WHERE aggregate_type = 'user'").raw().all() as unknown[][]).filter((row) => ids.has(row[2] as string));
+  const claims = (source.prepare("SELECT * FROM unique_constraints WHERE kind = 'username'").raw().all() as unknown[][]).filter((row) =>
+    ids.has(row[3] as string),
+  );
+  const events = (
+    source
+      .prepare(
+        "SELECT instance_id, aggregate_type, aggregate_id, sequence, type, payload, creator, created_at, resource_owner FROM events WHERE aggregate_type = 'user'",
+      )
+      .raw()
+      .all() as unknown[][]
+  ).filter((row) => ids.has(row[2] as string));
   const results = source.prepare("SELECT * FROM import_job_records").raw().all() as unknown[][];
   source.close();
-  const columnsOf = (table: string) => (target.prepare(`SELECT * FROM ${table} LIMIT 0`).columns().map((c) => c.name));
+  const columnsOf = (table: string) =>
+    target
+      .prepare(`SELECT * FROM ${table} LIMIT 0`)
+      .columns()
+      .map((c) => c.name);
   const multi = (table: string, columns: string[], rows: number) =>
-    target.prepare(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${Array.from({ length: rows }, () => `(${columns.map(() => "?").join(", ")})`).join(", ")}`);
+    target.prepare(
+      `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${Array.from({ length: rows }, () => `(${columns.map(() => "?").join(", ")})`).join(", ")}`,
+    );
   const userColumns = columnsOf("users");
   const eventColumns = ["instance_id", "aggregate_type", "aggregate_id", "sequence", "type", "payload", "creator", "created_at", "resource_owner"];
   const PER = 100;

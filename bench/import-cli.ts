@@ -121,7 +121,8 @@ async function engineStream(url: string, token: string, prefix: string): Promise
 async function writeNative(file: string, prefix: string): Promise<void> {
   const out = createWriteStream(file);
   for (let i = 0; i < USERS; i++) {
-    if (!out.write(`${JSON.stringify({ key: `${prefix}${i}`, human: human(prefix, i) })}\n`)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+    if (!out.write(`${JSON.stringify({ key: `${prefix}${i}`, human: human(prefix, i) })}\n`))
+      await new Promise<void>((resolve) => out.once("drain", () => resolve()));
   }
   await new Promise<void>((resolve) => out.end(resolve));
 }

@@ -175,7 +175,8 @@ async function startTrivialConnect() {
     routes(router) {
       router.service(Health, {
         check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
-        // eslint-disable-next-line require-yield
+        // A baseline that serves Check only: Watch ends at once without an update.
+        // biome-ignore lint/correctness/useYield: it yields nothing on purpose
         async *watch() {
           return;
         },
@@ -196,9 +197,7 @@ function inspectorPost<T>(method: string, params?: object): Promise<T> {
     session.connect();
     return session;
   })();
-  return new Promise((resolve, reject) =>
-    inspector!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result as T))),
-  );
+  return new Promise((resolve, reject) => inspector!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result as T))));
 }
 
 async function startProfile(): Promise<void> {
@@ -293,7 +292,9 @@ async function main(): Promise<number> {
       `${connections} connections / in-flight calls (gRPC over ${grpcSessions} HTTP/2 session${grpcSessions === 1 ? "" : "s"})`,
   );
   console.log(
-    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), loadavg ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), loadavg ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
   );
   let revision = "unknown revision";
   try {
@@ -316,10 +317,42 @@ async function main(): Promise<number> {
       drainTimeoutMs: 30_000,
     };
     const spec: Record<PhaseName, PhaseSpec> = {
-      bare: { ...base, name: "A  bare fastify JSON POST (HTTP/1.1)", target: "bare-json" as Target, url: bare?.url ?? "", path: "/bare", drainPath: "/ping", usernamePrefix: "bare-" },
-      rest: { ...base, name: "   userport REST import (HTTP/1.1)", target: "rest-import", url: userport.url, path: "/management/v1/users/human/_import", drainPath: "/healthz", usernamePrefix: "rest-" },
-      health: { ...base, name: "B  trivial Connect RPC, Health/Check (gRPC)", target: "grpc-health", url: trivial?.url ?? "", path: "", drainPath: "", usernamePrefix: "health-" },
-      grpc: { ...base, name: "   userport gRPC ImportHumanUser (gRPC)", target: "grpc-import", url: userport.url, path: "", drainPath: "", usernamePrefix: "grpc-" },
+      bare: {
+        ...base,
+        name: "A  bare fastify JSON POST (HTTP/1.1)",
+        target: "bare-json" as Target,
+        url: bare?.url ?? "",
+        path: "/bare",
+        drainPath: "/ping",
+        usernamePrefix: "bare-",
+      },
+      rest: {
+        ...base,
+        name: "   userport REST import (HTTP/1.1)",
+        target: "rest-import",
+        url: userport.url,
+        path: "/management/v1/users/human/_import",
+        drainPath: "/healthz",
+        usernamePrefix: "rest-",
+      },
+      health: {
+        ...base,
+        name: "B  trivial Connect RPC, Health/Check (gRPC)",
+        target: "grpc-health",
+        url: trivial?.url ?? "",
+        path: "",
+        drainPath: "",
+        usernamePrefix: "health-",
+      },
+      grpc: {
+        ...base,
+        name: "   userport gRPC ImportHumanUser (gRPC)",
+        target: "grpc-import",
+        url: userport.url,
+        path: "",
+        drainPath: "",
+        usernamePrefix: "grpc-",
+      },
     };
     return spec[name];
   };
@@ -332,8 +365,7 @@ async function main(): Promise<number> {
     results.set(name, outcome);
     const r = outcome.result;
     console.log(
-      `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 1)} ms, p99 ${fmt(r.p99Ms, 1)} ms, failed ${r.failed}` +
-        (r.unanswered ? `, UNANSWERED ${r.unanswered}` : ""),
+      `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 1)} ms, p99 ${fmt(r.p99Ms, 1)} ms, failed ${r.failed}${r.unanswered ? `, UNANSWERED ${r.unanswered}` : ""}`,
     );
     // Let the server settle (commit queue idle, sockets closed) before the next phase.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -358,15 +390,11 @@ async function main(): Promise<number> {
   }
   const sqlite = new Database(join(dataDir, "userport.sqlite"), { readonly: true, fileMustExist: true });
   const stored = new Set(
-    (sqlite.prepare("SELECT username FROM users WHERE type = 'human'").all() as Array<{ username: string }>).map((row) =>
-      row.username.toLowerCase(),
-    ),
+    (sqlite.prepare("SELECT username FROM users WHERE type = 'human'").all() as Array<{ username: string }>).map((row) => row.username.toLowerCase()),
   );
   const humanEvents = (
     sqlite
-      .prepare(
-        "SELECT COUNT(*) AS n FROM events e JOIN users u ON u.instance_id = e.instance_id AND u.id = e.aggregate_id WHERE u.type = 'human'",
-      )
+      .prepare("SELECT COUNT(*) AS n FROM events e JOIN users u ON u.instance_id = e.instance_id AND u.id = e.aggregate_id WHERE u.type = 'human'")
       .get() as { n: number }
   ).n;
   const humanClaims = (
@@ -376,7 +404,11 @@ async function main(): Promise<number> {
       )
       .get() as { n: number }
   ).n;
-  const notActive = (sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE type = 'human' AND (state <> 'ACTIVE' OR email_verified <> 1 OR password_hash IS NULL)").get() as { n: number }).n;
+  const notActive = (
+    sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE type = 'human' AND (state <> 'ACTIVE' OR email_verified <> 1 OR password_hash IS NULL)").get() as {
+      n: number;
+    }
+  ).n;
   sqlite.close();
   const lost = [...acknowledged].filter((u) => !stored.has(u));
   const phantom = [...stored].filter((u) => !acknowledged.has(u) && !unanswered.has(u));
@@ -403,8 +435,7 @@ async function main(): Promise<number> {
   for (const row of rows) console.log(row);
   console.log("");
 
-  const ratio = (a: PhaseName, b: PhaseName) =>
-    results.has(a) && results.has(b) ? results.get(a)!.result.rps / results.get(b)!.result.rps : NaN;
+  const ratio = (a: PhaseName, b: PhaseName) => (results.has(a) && results.has(b) ? results.get(a)!.result.rps / results.get(b)!.result.rps : NaN);
   const restRatio = ratio("rest", "bare");
   const grpcRatio = ratio("grpc", "health");
   if (results.has("rest") && results.has("bare")) console.log(`REST import / bare fastify         = ${fmt(restRatio, 3)}`);

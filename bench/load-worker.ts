@@ -98,13 +98,14 @@ class Recorder {
   #eluAtEnd: ReturnType<typeof performance.eventLoopUtilization> | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
 
-  constructor(readonly spec: PhaseSpec, readonly startedAt = performance.now()) {
+  constructor(
+    readonly spec: PhaseSpec,
+    readonly startedAt = performance.now(),
+  ) {
     this.windowStart = startedAt + spec.warmupMs;
     this.windowEnd = this.windowStart + spec.durationMs;
     this.#timers.push(setTimeout(() => (this.#eluAtStart = performance.eventLoopUtilization()), spec.warmupMs));
-    this.#timers.push(
-      setTimeout(() => (this.#eluAtEnd = performance.eventLoopUtilization()), spec.warmupMs + spec.durationMs),
-    );
+    this.#timers.push(setTimeout(() => (this.#eluAtEnd = performance.eventLoopUtilization()), spec.warmupMs + spec.durationMs));
   }
 
   sending(): boolean {
@@ -142,8 +143,7 @@ class Recorder {
 
   result(): PhaseResult {
     for (const timer of this.#timers) clearTimeout(timer);
-    const elu =
-      this.#eluAtStart && this.#eluAtEnd ? performance.eventLoopUtilization(this.#eluAtEnd, this.#eluAtStart).utilization : NaN;
+    const elu = this.#eluAtStart && this.#eluAtEnd ? performance.eventLoopUtilization(this.#eluAtEnd, this.#eluAtStart).utilization : NaN;
     const sorted = Float64Array.from(this.windowLatencies).sort();
     const pct = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
     const sum = sorted.reduce((a, b) => a + b, 0);

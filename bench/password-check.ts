@@ -259,7 +259,11 @@ async function main(): Promise<number> {
     `userport password checks: bcrypt cost ${cost}, ${ops} operations per phase after ${warmupOps} warm-up, ` +
       `${concurrency} in flight, libuv thread pool ${threadPool}; rehash from ${vector!.id} (${vector!.family})`,
   );
-  console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), loadavg ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), loadavg ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   console.log(`userport at ${revision}; data dir ${dataDir}`);
 
   const plainUser = (i: number) => `bench-plain-${i}`;
@@ -303,9 +307,26 @@ async function main(): Promise<number> {
   const rawHashWarm = () => runLocal(warmupOps, () => bcrypt.hash(PASSWORD, cost));
   const rawCompare = () => runLocal(ops, () => bcrypt.compare(PASSWORD, hashAtCost));
   const importPlain = (users: number[]) => () =>
-    runRemote(batch(200, users.map((i) => ({ path: "/management/v1/users/human/_import", body: importBody(plainUser(i), { password: PASSWORD }) }))));
-  const checkPlain = (users: number[]) => () => runRemote(batch(201, users.map((i) => signIn(plainUser(i), PASSWORD))));
-  const signInLegacy = (users: number[]) => () => runRemote(batch(201, users.map((i) => signIn(legacyUser(i), vector!.password))));
+    runRemote(
+      batch(
+        200,
+        users.map((i) => ({ path: "/management/v1/users/human/_import", body: importBody(plainUser(i), { password: PASSWORD }) })),
+      ),
+    );
+  const checkPlain = (users: number[]) => () =>
+    runRemote(
+      batch(
+        201,
+        users.map((i) => signIn(plainUser(i), PASSWORD)),
+      ),
+    );
+  const signInLegacy = (users: number[]) => () =>
+    runRemote(
+      batch(
+        201,
+        users.map((i) => signIn(legacyUser(i), vector!.password)),
+      ),
+    );
 
   const rawHash1 = await run("raw bcrypt.hash", rawHashWarm, rawHash);
   const imported = await run("import, plaintext password (REST)", importPlain(warmUsers), importPlain(measuredUsers));
@@ -314,7 +335,13 @@ async function main(): Promise<number> {
   const rawHash2 = await run("raw bcrypt.hash", rawHashWarm, rawHash);
   // The legacy users are imported before the phase, outside any measurement: each signs in once.
   const legacySetup = await runRemote(
-    batch(200, range(0, warmupOps + ops).map((i) => ({ path: "/management/v1/users/human/_import", body: importBody(legacyUser(i), { hashedPassword: { value: vector!.encoded } }) }))),
+    batch(
+      200,
+      range(0, warmupOps + ops).map((i) => ({
+        path: "/management/v1/users/human/_import",
+        body: importBody(legacyUser(i), { hashedPassword: { value: vector!.encoded } }),
+      })),
+    ),
   );
   warmupFailed += legacySetup.failed;
   warmupFailures.push(...legacySetup.failureSamples.map((s) => `legacy import: ${s}`));

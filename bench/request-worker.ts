@@ -75,6 +75,6 @@ async function runBatch(batch: Batch): Promise<BatchResult> {
 parentPort?.on("message", (batch: Batch) => {
   runBatch(batch).then(
     (result) => parentPort!.postMessage({ type: "result", result }),
-    (err: unknown) => parentPort!.postMessage({ type: "error", error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+    (err: unknown) => parentPort!.postMessage({ type: "error", error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   );
 });

@@ -152,7 +152,9 @@ async function phase(name: string, store: "sqlite" | "postgres", replicaCount: n
 
 console.log(
   `userport import throughput per store: ${warmupSeconds}s warm-up + ${seconds}s measured, ${connections} connections in all; ` +
-    `node ${process.version}, ${cpus().length} CPUs, loadavg ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `node ${process.version}, ${cpus().length} CPUs, loadavg ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
 );
 const sqlite = await phase("sqlite", "sqlite", 1);
 const postgres = await phase("postgres", "postgres", 1);

@@ -70,11 +70,7 @@ const family = (i: number) => `Family${i % 1000}`;
 const email = (i: number) => `Bench.User${i}@Example.com`;
 
 /** A request of a phase for user number `i` (chosen at random), and the total it must report. */
-function requestOf(
-  phase: PhaseName,
-  i: number,
-  ids: readonly string[],
-): { method: "GET" | "POST"; path: string; body?: unknown; total?: number } {
+function requestOf(phase: PhaseName, i: number, ids: readonly string[]): { method: "GET" | "POST"; path: string; body?: unknown; total?: number } {
   const search = (queries: unknown[], total: number, path = "/management/v1/users/_search") => ({
     method: "POST" as const,
     path,
@@ -196,9 +192,10 @@ async function seed(dataDir: string, databaseUrl: string | undefined): Promise<{
   const at = Date.now();
   const ids: string[] = [];
   const newUser = (i: number): NewUser => {
+    ids[i] = newId();
     const user: User = {
       instanceId: instance.id,
-      id: (ids[i] = newId()),
+      id: ids[i],
       orgId: instance.defaultOrgId,
       type: "human",
       state: "ACTIVE",
@@ -245,10 +242,7 @@ async function seed(dataDir: string, databaseUrl: string | undefined): Promise<{
 }
 
 const worker = isMainThread
-  ? new Worker(
-      `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); });`,
-      { eval: true },
-    )
+  ? new Worker(`import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); });`, { eval: true })
   : undefined;
 
 function runPhase(job: ClientJob): Promise<ClientResult> {
@@ -326,7 +320,11 @@ async function main(): Promise<number> {
   const databaseUrl = STORE === "postgres" ? await testDatabaseUrl(dataDir) : undefined;
   if (STORE === "postgres" && !databaseUrl) throw new Error("BENCH_STORE=postgres needs USERPORT_TEST_DATABASE_URL");
   console.log(`userport user search on ${STORE}: ${USERS} users, ${REQUESTS} requests per phase (after ${WARMUP} warm-up), one at a time over HTTP/1.1`);
-  console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   const { instanceId, orgId, seconds, ids } = await seed(dataDir, databaseUrl);
   console.log(`seeded ${USERS} users through the store's write path in ${seconds.toFixed(1)} s (${Math.round(USERS / seconds)} users/s)`);
 
@@ -360,7 +358,11 @@ async function main(): Promise<number> {
         const mean = sorted.reduce((sum, ms) => sum + ms, 0) / Math.max(1, sorted.length);
         rows.push({ phase, p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean, n: sorted.length });
       }
-      loadAtEnd.push(loadavg().map((load) => load.toFixed(2)).join(" "));
+      loadAtEnd.push(
+        loadavg()
+          .map((load) => load.toFixed(2))
+          .join(" "),
+      );
     }
   } finally {
     await server.close();

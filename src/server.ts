@@ -261,24 +261,31 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const userV2 = observeService(
     UserService,
     secureService(
-    UserService,
-    limitBySource(createUserService(services), limitSource, {
-      verifyEmail: () => true,
-      verifyPhone: () => true,
-      setPassword: (req) => req.verification.case !== undefined,
-    }),
-    logUnexpected,
-  ));
-  const checksCredentials = (req: { checks?: { password?: unknown; totp?: unknown } }) =>
-    req.checks?.password !== undefined || req.checks?.totp !== undefined;
-  const sessionV2 = observeService(SessionService, secureService(
+      UserService,
+      limitBySource(createUserService(services), limitSource, {
+        verifyEmail: () => true,
+        verifyPhone: () => true,
+        setPassword: (req) => req.verification.case !== undefined,
+      }),
+      logUnexpected,
+    ),
+  );
+  const checksCredentials = (req: { checks?: { password?: unknown; totp?: unknown } }) => req.checks?.password !== undefined || req.checks?.totp !== undefined;
+  const sessionV2 = observeService(
     SessionService,
-    limitBySource(createSessionService(services, (instanceId, userId) => userStore.getUser(instanceId, userId)), limitSource, {
-      createSession: checksCredentials,
-      setSession: checksCredentials,
-    }),
-    logUnexpected,
-  ));
+    secureService(
+      SessionService,
+      limitBySource(
+        createSessionService(services, (instanceId, userId) => userStore.getUser(instanceId, userId)),
+        limitSource,
+        {
+          createSession: checksCredentials,
+          setSession: checksCredentials,
+        },
+      ),
+      logUnexpected,
+    ),
+  );
   const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
   const importData = createImportData({ bulk, orgs, userChanges: changes });
   const admin = observeService(AdminService, secureService(AdminService, createAdminService(services, importData), logUnexpected));
@@ -381,8 +388,25 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
   await registerPingOneFacade(app, {
-    store, config, callerAccess, userStore, users, states, changes, queries, orgs, passwords, sessionCommands, lockout, logUnexpected, newId,
-    secretBox, external: pingOneExternal, machineSecrets, personalAccessTokens, instanceId: instance.id,
+    store,
+    config,
+    callerAccess,
+    userStore,
+    users,
+    states,
+    changes,
+    queries,
+    orgs,
+    passwords,
+    sessionCommands,
+    lockout,
+    logUnexpected,
+    newId,
+    secretBox,
+    external: pingOneExternal,
+    machineSecrets,
+    personalAccessTokens,
+    instanceId: instance.id,
   });
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes

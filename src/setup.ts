@@ -19,11 +19,7 @@ const NEVER = Date.UTC(9999, 0, 1);
  * stopped between commit and rename finishes the rename on the next start, so the instance
  * always has a token someone holds.
  */
-export async function ensureFirstInstance(
-  store: Db,
-  dataDir: string,
-  newId: IdGenerator,
-): Promise<Instance & { created: boolean }> {
+export async function ensureFirstInstance(store: Db, dataDir: string, newId: IdGenerator): Promise<Instance & { created: boolean }> {
   const tokenFile = adminTokenPath(dataDir);
   const pendingFile = `${tokenFile}.pending`;
   const existing = await findInstance(store.db);
@@ -107,13 +103,7 @@ export function masterKeyDigest(key: Buffer): string {
  */
 export async function checkMasterKey({ db, writes }: Db, key: Buffer): Promise<void> {
   const digest = masterKeyDigest(key);
-  const stored = () =>
-    db
-      .selectFrom("unique_constraints")
-      .select("owner_id")
-      .where("instance_id", "=", "")
-      .where("kind", "=", "master_key")
-      .executeTakeFirst();
+  const stored = () => db.selectFrom("unique_constraints").select("owner_id").where("instance_id", "=", "").where("kind", "=", "master_key").executeTakeFirst();
   let existing = await stored();
   if (!existing) {
     const claim = db.insertInto("unique_constraints").values({ instance_id: "", kind: "master_key", value: "", owner_id: digest }).compile();

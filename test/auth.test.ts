@@ -54,17 +54,14 @@ describe.each(TRANSPORTS)("access over %s", (transport) => {
     expectCode(await t().call(V1.getUserByID, { id: userId }, { token: null }), Code.Unauthenticated);
   });
 
-  it.each(RPCS.filter(([name]) => name.startsWith("v1")))(
-    "%s with an unknown x-zitadel-orgid is PERMISSION_DENIED AUTH-Bs7Ds",
-    async (_, method, body) => {
-      expectZitadelError(
-        await t().call(method, body(), { headers: { "x-zitadel-orgid": UNKNOWN_ORG } }),
-        Code.PermissionDenied,
-        "AUTH-Bs7Ds",
-        "Organisation doesn't exist",
-      );
-    },
-  );
+  it.each(RPCS.filter(([name]) => name.startsWith("v1")))("%s with an unknown x-zitadel-orgid is PERMISSION_DENIED AUTH-Bs7Ds", async (_, method, body) => {
+    expectZitadelError(
+      await t().call(method, body(), { headers: { "x-zitadel-orgid": UNKNOWN_ORG } }),
+      Code.PermissionDenied,
+      "AUTH-Bs7Ds",
+      "Organisation doesn't exist",
+    );
+  });
 
   it("checks the organisation before validating the request (authorisation runs before PGV)", async () => {
     expectZitadelError(
@@ -84,9 +81,7 @@ describe.each(TRANSPORTS)("access over %s", (transport) => {
   it("creates in the organisation named by x-zitadel-orgid, and in the caller's own without it", async () => {
     const withHeader = expectOk(await t().call(V1.importHumanUser, v1ImportBody(), { headers: { "x-zitadel-orgid": up.defaultOrgId } }));
     expect((withHeader.details as JsonObject).resourceOwner).toBe(up.defaultOrgId);
-    const found = expectOk(
-      await t().call(V1.getUserByID, { id: withHeader.userId as string }, { headers: { "x-zitadel-orgid": up.defaultOrgId } }),
-    );
+    const found = expectOk(await t().call(V1.getUserByID, { id: withHeader.userId as string }, { headers: { "x-zitadel-orgid": up.defaultOrgId } }));
     expect((found.user as JsonObject).id).toBe(withHeader.userId);
   });
 

@@ -27,8 +27,8 @@ const BROWSER_REQUIRED = process.env.USERPORT_REQUIRE_BROWSER === "1";
 const SKIP_BROWSER = !existsSync(CHROMIUM) && !BROWSER_REQUIRED;
 if (SKIP_BROWSER) {
   process.stderr.write(
-    `\n!!! SKIPPED test/browser.test.ts: ${CHROMIUM} is missing. Install it with \`apt-get install -y chromium\` to run the browser tests `
-      + "(.ci/run installs it and sets USERPORT_REQUIRE_BROWSER=1, which makes a missing browser fail). !!!\n\n",
+    `\n!!! SKIPPED test/browser.test.ts: ${CHROMIUM} is missing. Install it with \`apt-get install -y chromium\` to run the browser tests ` +
+      "(.ci/run installs it and sets USERPORT_REQUIRE_BROWSER=1, which makes a missing browser fail). !!!\n\n",
   );
 }
 const CHROMIUM_ARGS = [
@@ -50,8 +50,9 @@ interface Site {
 }
 
 async function serveSite(script: string): Promise<Site> {
-  const html = '<!doctype html><html><head><meta charset="utf-8"><title>userport browser test</title>'
-    + '<script type="module" src="/app.js"></script></head><body></body></html>';
+  const html =
+    '<!doctype html><html><head><meta charset="utf-8"><title>userport browser test</title>' +
+    '<script type="module" src="/app.js"></script></head><body></body></html>';
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/") {
@@ -91,8 +92,8 @@ function env(): Promise<Env> {
   envPromise ??= (async () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(
-        `${CHROMIUM} is missing and USERPORT_REQUIRE_BROWSER=1 requires it: the browser test needs Debian's Chromium. `
-          + "Install it with `apt-get install -y chromium` (.ci/run does so on CI).",
+        `${CHROMIUM} is missing and USERPORT_REQUIRE_BROWSER=1 requires it: the browser test needs Debian's Chromium. ` +
+          "Install it with `apt-get install -y chromium` (.ci/run does so on CI).",
       );
     }
     const outDir = mkdtempSync(join(tmpdir(), "userport-browser-"));
@@ -148,10 +149,11 @@ async function openPage(browser: Browser, site: Site): Promise<{ page: Page; con
 
 /** Runs the page's ImportHumanUser call against userport, in the browser. */
 function importInBrowser(page: Page, baseUrl: string, token: string, userName: string): Promise<ImportOutcome> {
-  return page.evaluate(
-    ([url, bearer, name]) => (globalThis as unknown as { userport: PageApi }).userport.importHuman(url, bearer, name),
-    [baseUrl, token, userName] as const,
-  );
+  return page.evaluate(([url, bearer, name]) => (globalThis as unknown as { userport: PageApi }).userport.importHuman(url, bearer, name), [
+    baseUrl,
+    token,
+    userName,
+  ] as const);
 }
 
 describe.skipIf(SKIP_BROWSER)("from a browser on another origin over gRPC-Web", () => {
@@ -168,10 +170,7 @@ describe.skipIf(SKIP_BROWSER)("from a browser on another origin over gRPC-Web", 
     // The browser's user is really there. It is INITIAL (no password): the import's last event is
     // the init code, which ZITADEL's users projection does not date users by, so the read shows
     // the sequence of the user's creation, one before the one the browser was told.
-    const { user } = await management.getUserByID(
-      { id: created.userId },
-      { headers: { authorization: `Bearer ${userport.token}` } },
-    );
+    const { user } = await management.getUserByID({ id: created.userId }, { headers: { authorization: `Bearer ${userport.token}` } });
     expect(user?.userName).toBe("browser-alice");
     expect(created.sequence).toBe("2");
     expect(String(user?.details?.sequence)).toBe("1");

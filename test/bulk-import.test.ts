@@ -36,7 +36,14 @@ const outcomes = (results: JsonObject[]) => results.map((r) => String(r.outcome)
 async function storeCounts() {
   const { db } = up.server;
   const count = async (table: "users" | "events" | "unique_constraints" | "import_jobs" | "import_job_records" | "outbox" | "codes") =>
-    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
   return {
     users: await count("users"),
     events: await count("events"),
@@ -100,11 +107,17 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
 
     const { db } = up.server;
     const row = async (id: string) => {
-      const { id: _id, username: _u, username_lower: _l, email: _e, email_lower: _el, created_at: _c, changed_at: _ch, details_changed_at: _dc, ...rest } = await db
-        .selectFrom("users")
-        .selectAll()
-        .where("id", "=", id)
-        .executeTakeFirstOrThrow();
+      const {
+        id: _id,
+        username: _u,
+        username_lower: _l,
+        email: _e,
+        email_lower: _el,
+        created_at: _c,
+        changed_at: _ch,
+        details_changed_at: _dc,
+        ...rest
+      } = await db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
       return { ...rest, password_changed_at: rest.password_changed_at === null ? null : "set" };
     };
     expect(await row(bulkId)).toEqual(await row(String(single.userId)));
@@ -112,9 +125,7 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     const caller = up.caller("grpc-js");
     const read = expectOk(await caller.call(V2.getUserByID, { userId: bulkId }));
     expect((read.user as JsonObject).username).toBe(username);
-    const search = expectOk(
-      await caller.call(V2.listUsers, { queries: [{ userNameQuery: { userName: username, method: "TEXT_QUERY_METHOD_EQUALS" } }] }),
-    );
+    const search = expectOk(await caller.call(V2.listUsers, { queries: [{ userNameQuery: { userName: username, method: "TEXT_QUERY_METHOD_EQUALS" } }] }));
     expect((search.result as JsonObject[]).map((user) => user.userId)).toEqual([bulkId]);
     const session = expectOk(await caller.call(SESSIONS.createSession, { checks: { user: { loginName: username }, password: { password: GOOD_PASSWORD } } }));
     expect(session.sessionId).toBeTruthy();
@@ -255,7 +266,9 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
   it("refuses a job of another caller, and a stream into an organisation the caller may not write", async () => {
     const other = await createApiCaller(up, "ORG_OWNER");
     const mine = await runImport(up.server.url, up.server.token, transport, {}, [[{ human: human() }]]);
-    const resumed = await runImport(up.server.url, other.token, transport, { jobId: String(mine.job.id) }, [], { "x-zitadel-orgid": String(mine.job.organizationId) });
+    const resumed = await runImport(up.server.url, other.token, transport, { jobId: String(mine.job.id) }, [], {
+      "x-zitadel-orgid": String(mine.job.organizationId),
+    });
     expect(resumed.error?.code).toBe(Code.PermissionDenied);
     const own = await runImport(up.server.url, other.token, transport, { jobId: String(mine.job.id) }, []);
     expect(own.error).toMatchObject({ code: Code.NotFound, ids: ["UP-BULK1"] });
@@ -344,7 +357,10 @@ describe.each(["grpc", "connect"] as const)("ImportUsers with a broken message (
       const run = await rawImport(protocol, MALFORMED, { end });
       expect(run.closed).toBe(true);
       expect(outcomes(run.results)).toEqual(["CREATED", "CREATED", "CREATED"]);
-      expect(run.status).toEqual({ code: code("InvalidArgument"), message: "A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)" });
+      expect(run.status).toEqual({
+        code: code("InvalidArgument"),
+        message: "A stream message is not a valid userport.migration.v1.ImportUsersRequest (UP-BULK12)",
+      });
     });
     it(`an oversized message ends the stream with INVALID_ARGUMENT after the results of every earlier record (request stream ${end ? "ended" : "left open"})`, async () => {
       const run = await rawImport(protocol, OVERSIZED, { end });

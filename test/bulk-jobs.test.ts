@@ -56,7 +56,7 @@ describe("import jobs over REST", () => {
     expect(created.status).toBe(200);
     const job = created.json.job as JsonObject;
     expect(job).toMatchObject({ state: "IMPORT_JOB_STATE_OPEN", expectedRecords: "5", onConflict: "CONFLICT_POLICY_FAIL" });
-    const ndjson = [line("a"), line("b", { email: { email: "broken", isVerified: true } }), "{not json", line("c"), line("d")].join("\n") + "\n";
+    const ndjson = `${[line("a"), line("b", { email: { email: "broken", isVerified: true } }), "{not json", line("c"), line("d")].join("\n")}\n`;
     const uploaded = await upload(String(job.id), ndjson);
     expect(uploaded.status).toBe(200);
     expect(uploaded.json.job).toMatchObject({ state: "IMPORT_JOB_STATE_COMPLETED", recordsDone: "5", created: "3", failed: "2", nextIndex: "5" });
@@ -96,7 +96,7 @@ describe("import jobs over REST", () => {
 
   it("imports an upload as it arrives: the first records are committed while the body is still open", async () => {
     const job = (await api("/jobs", { body: {} })).json.job as JsonObject;
-    const first = Array.from({ length: 1000 }, (_, i) => line(`early-${i}`)).join("\n") + "\n";
+    const first = `${Array.from({ length: 1000 }, (_, i) => line(`early-${i}`)).join("\n")}\n`;
     let push!: (text: string | null) => void;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -114,7 +114,7 @@ describe("import jobs over REST", () => {
     expect(created).toBe(1000);
     const running = (await api(`/jobs/${job.id}`)).json.job as JsonObject;
     expect(running.state).toBe("IMPORT_JOB_STATE_RUNNING");
-    push(line("late") + "\n");
+    push(`${line("late")}\n`);
     push(null);
     const uploaded = await done;
     expect(uploaded.json.job).toMatchObject({ created: "1001", state: "IMPORT_JOB_STATE_COMPLETED" });
@@ -122,10 +122,10 @@ describe("import jobs over REST", () => {
 
   it("a cancelled job takes no more records; what was imported stays", async () => {
     const job = (await api("/jobs", { body: {} })).json.job as JsonObject;
-    expect((await upload(String(job.id), line("one") + "\n")).status).toBe(200);
+    expect((await upload(String(job.id), `${line("one")}\n`)).status).toBe(200);
     const cancelled = await api(`/jobs/${job.id}/_cancel`, { method: "POST" });
     expect(cancelled.json.job).toMatchObject({ state: "IMPORT_JOB_STATE_CANCELLED", created: "1" });
-    const refused = await upload(String(job.id), line("two") + "\n");
+    const refused = await upload(String(job.id), `${line("two")}\n`);
     expect(refused.status).toBe(400);
     expect(refused.json).toMatchObject({ code: 9, message: "Import job is cancelled (UP-BULK2)" });
     expect((await api(`/jobs/${job.id}`)).json.job).toMatchObject({ created: "1", nextIndex: "1" });
@@ -153,13 +153,13 @@ describe("import jobs over REST", () => {
     const a = await createApiCaller(up, "ORG_OWNER");
     const b = await createApiCaller(up, "ORG_OWNER");
     const job = (await api("/jobs", { body: {}, token: b.token })).json.job as JsonObject;
-    expect((await upload(String(job.id), line("b1") + "\n", b.token)).status).toBe(200);
+    expect((await upload(String(job.id), `${line("b1")}\n`, b.token)).status).toBe(200);
     for (const headers of [{}, { "x-zitadel-orgid": b.orgId }] as Array<Record<string, string>>) {
       const expected = "x-zitadel-orgid" in headers ? 403 : 404;
       expect((await api(`/jobs/${job.id}`, { token: a.token, headers })).status).toBe(expected);
       expect((await api(`/jobs/${job.id}/results/_search`, { body: {}, token: a.token, headers })).status).toBe(expected);
       expect((await api(`/jobs/${job.id}/_cancel`, { method: "POST", token: a.token, headers })).status).toBe(expected);
-      expect((await upload(String(job.id), line("intruder") + "\n", a.token, headers)).status).toBe(expected);
+      expect((await upload(String(job.id), `${line("intruder")}\n`, a.token, headers)).status).toBe(expected);
       const listed = await api("/jobs/_search", { body: {}, token: a.token, headers });
       if (listed.status === 200) expect(JSON.stringify(listed.json)).not.toContain(String(job.id));
       else expect(listed.status).toBe(403);

@@ -52,9 +52,10 @@ function preflight(server: TestServer, path: string, origin: string, method = "P
 }
 
 function importUser(server: TestServer, path: string, origin: string, userName: string, auth = true) {
-  const body = path === RPC
-    ? { userName, profile: { firstName: "Cors", lastName: "Test" }, email: { email: `${userName}@example.com` } }
-    : { user_name: userName, profile: { first_name: "Cors", last_name: "Test" }, email: { email: `${userName}@example.com` } };
+  const body =
+    path === RPC
+      ? { userName, profile: { firstName: "Cors", lastName: "Test" }, email: { email: `${userName}@example.com` } }
+      : { user_name: userName, profile: { first_name: "Cors", last_name: "Test" }, email: { email: `${userName}@example.com` } };
   return call(server, path, {
     method: "POST",
     headers: {
@@ -69,7 +70,10 @@ function importUser(server: TestServer, path: string, origin: string, userName: 
 
 /** A comma-separated header as a lower-cased list. */
 function list(res: Response, name: string): string[] {
-  return (res.headers.get(name) ?? "").split(",").map((item) => item.trim().toLowerCase()).filter(Boolean);
+  return (res.headers.get(name) ?? "")
+    .split(",")
+    .map((item) => item.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 function corsHeaders(res: Response): string[] {
@@ -79,7 +83,11 @@ function corsHeaders(res: Response): string[] {
 describe("CORS for an allowed origin", () => {
   it("answers the preflight of RPC and REST calls with the headers browser clients send", async () => {
     await withServer({ corsOrigins: [ALLOWED] }, async (server) => {
-      for (const [path, method] of [[RPC, "POST"], [REST, "POST"], ["/management/v1/users/123", "GET"]] as const) {
+      for (const [path, method] of [
+        [RPC, "POST"],
+        [REST, "POST"],
+        ["/management/v1/users/123", "GET"],
+      ] as const) {
         const res = await preflight(server, path, ALLOWED, method);
         expect(res.status, path).toBe(204);
         expect(res.headers.get("access-control-allow-origin"), path).toBe(ALLOWED);

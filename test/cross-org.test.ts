@@ -286,7 +286,14 @@ describe("cross-organisation denial", () => {
       const uploaded = await fetch(`${up.server.url}/migration/v1/jobs/${jobId}/records`, {
         method: "POST",
         headers: { authorization: `Bearer ${org.token}`, "content-type": "application/x-ndjson" },
-        body: JSON.stringify({ key: "b-1", human: { username: uniqueName("bjob"), profile: { givenName: "B", familyName: "Job" }, email: { email: `${uniqueName("bjob")}@example.com`, isVerified: true } } }),
+        body: JSON.stringify({
+          key: "b-1",
+          human: {
+            username: uniqueName("bjob"),
+            profile: { givenName: "B", familyName: "Job" },
+            email: { email: `${uniqueName("bjob")}@example.com`, isVerified: true },
+          },
+        }),
       });
       expect(uploaded.status).toBe(200);
       b = {
@@ -334,7 +341,13 @@ describe("cross-organisation denial", () => {
         for (const request of Array.isArray(built) ? built : [built]) {
           if (method.methodKind === "bidi_streaming") {
             // ImportUsers: a stream over gRPC (no REST binding); over REST, the NDJSON upload into B's job.
-            const record = { human: { username: uniqueName("intruder"), profile: { givenName: "In", familyName: "Truder" }, email: { email: `${uniqueName("in")}@example.com`, isVerified: true } } };
+            const record = {
+              human: {
+                username: uniqueName("intruder"),
+                profile: { givenName: "In", familyName: "Truder" },
+                email: { email: `${uniqueName("in")}@example.com`, isVerified: true },
+              },
+            };
             for (const headers of [{}, { "x-zitadel-orgid": b.org.orgId }] as Record<string, string>[]) {
               const label = `${name} ${JSON.stringify({ request, headers })}`;
               if (transport === "rest") {
@@ -374,7 +387,8 @@ describe("cross-organisation denial", () => {
             expect(inB.ok, `${name} in B's context succeeded: ${JSON.stringify(inB)}`).toBe(false);
             if (!inB.ok) expect(Code[inB.error.code], `${name}: ${inB.error.message}`).toBe(Code[Code.PermissionDenied]);
             // In A's own context, B's objects are not there (or the call succeeds on A's own things).
-            if (service === ManagementService) expectNothingOfB(`${name} (A's context)`, await up.caller(transport).call(method as never, request, { token: a.token }));
+            if (service === ManagementService)
+              expectNothingOfB(`${name} (A's context)`, await up.caller(transport).call(method as never, request, { token: a.token }));
           }
         }
         expect(await snapshotOfB(), `${name} changed B`).toEqual(before);
@@ -391,25 +405,49 @@ describe("cross-organisation denial", () => {
  */
 describe("cross-organisation denial over PingOne's API", () => {
   const up = useUserport();
-  type PingOneCase = (b: { popId: string; userId: string; schemaId: string; attributeId: string; gatewayId: string }) => { media?: string; body?: unknown; path: string };
+  type PingOneCase = (b: { popId: string; userId: string; schemaId: string; attributeId: string; gatewayId: string }) => {
+    media?: string;
+    body?: unknown;
+    path: string;
+  };
   const P = "/v1/environments/{env}";
   const PINGONE_CASES: Record<string, PingOneCase> = {
     // Environment-wide reads are allowed, but show nothing of B's users or population.
     "GET /v1/environments": () => ({ path: "/v1/environments" }),
     "GET /v1/environments/:envId": () => ({ path: P }),
     "GET /v1/environments/:envId/users": () => ({ path: `${P}/users` }),
-    "POST /v1/environments/:envId/users": (b) => ({ path: `${P}/users`, media: "application/json", body: { username: uniqueName(), population: { id: b.popId } } }),
+    "POST /v1/environments/:envId/users": (b) => ({
+      path: `${P}/users`,
+      media: "application/json",
+      body: { username: uniqueName(), population: { id: b.popId } },
+    }),
     "GET /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}` }),
     "PUT /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/json", body: { username: uniqueName() } }),
     "PATCH /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/json", body: { title: "x" } }),
     "DELETE /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}` }),
-    "POST /v1/environments/:envId/users/:userId": (b) => ({ path: `${P}/users/${b.userId}`, media: "application/vnd.pingidentity.account.lock+json", body: "" }),
+    "POST /v1/environments/:envId/users/:userId": (b) => ({
+      path: `${P}/users/${b.userId}`,
+      media: "application/vnd.pingidentity.account.lock+json",
+      body: "",
+    }),
     "GET /v1/environments/:envId/users/:userId/enabled": (b) => ({ path: `${P}/users/${b.userId}/enabled` }),
-    "PUT /v1/environments/:envId/users/:userId/enabled": (b) => ({ path: `${P}/users/${b.userId}/enabled`, media: "application/json", body: { enabled: false } }),
+    "PUT /v1/environments/:envId/users/:userId/enabled": (b) => ({
+      path: `${P}/users/${b.userId}/enabled`,
+      media: "application/json",
+      body: { enabled: false },
+    }),
     "GET /v1/environments/:envId/users/:userId/mfaEnabled": (b) => ({ path: `${P}/users/${b.userId}/mfaEnabled` }),
-    "PUT /v1/environments/:envId/users/:userId/mfaEnabled": (b) => ({ path: `${P}/users/${b.userId}/mfaEnabled`, media: "application/json", body: { mfaEnabled: true } }),
+    "PUT /v1/environments/:envId/users/:userId/mfaEnabled": (b) => ({
+      path: `${P}/users/${b.userId}/mfaEnabled`,
+      media: "application/json",
+      body: { mfaEnabled: true },
+    }),
     "GET /v1/environments/:envId/users/:userId/population": (b) => ({ path: `${P}/users/${b.userId}/population` }),
-    "PUT /v1/environments/:envId/users/:userId/population": (b) => ({ path: `${P}/users/${b.userId}/population`, media: "application/json", body: { id: b.popId } }),
+    "PUT /v1/environments/:envId/users/:userId/population": (b) => ({
+      path: `${P}/users/${b.userId}/population`,
+      media: "application/json",
+      body: { id: b.popId },
+    }),
     "GET /v1/environments/:envId/users/:userId/password": (b) => ({ path: `${P}/users/${b.userId}/password` }),
     "PUT /v1/environments/:envId/users/:userId/password": (b) => ({
       path: `${P}/users/${b.userId}/password`,
@@ -424,7 +462,11 @@ describe("cross-organisation denial over PingOne's API", () => {
     "GET /v1/environments/:envId/populations": () => ({ path: `${P}/populations` }),
     "POST /v1/environments/:envId/populations": () => ({ path: `${P}/populations`, media: "application/json", body: { name: uniqueName("pop") } }),
     "GET /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}` }),
-    "PUT /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}`, media: "application/json", body: { name: uniqueName("taken") } }),
+    "PUT /v1/environments/:envId/populations/:popId": (b) => ({
+      path: `${P}/populations/${b.popId}`,
+      media: "application/json",
+      body: { name: uniqueName("taken") },
+    }),
     "DELETE /v1/environments/:envId/populations/:popId": (b) => ({ path: `${P}/populations/${b.popId}` }),
     // The user schema is the environment's: organisation roles neither read nor change it.
     "GET /v1/environments/:envId/schemas": () => ({ path: `${P}/schemas` }),
@@ -462,7 +504,12 @@ describe("cross-organisation denial over PingOne's API", () => {
     };
   }
   /** Environment-wide reads an organisation owner may make: they must succeed showing nothing of B. */
-  const ALLOWED_READS = new Set(["GET /v1/environments", "GET /v1/environments/:envId", "GET /v1/environments/:envId/users", "GET /v1/environments/:envId/populations"]);
+  const ALLOWED_READS = new Set([
+    "GET /v1/environments",
+    "GET /v1/environments/:envId",
+    "GET /v1/environments/:envId/users",
+    "GET /v1/environments/:envId/populations",
+  ]);
 
   let a: ApiCaller;
   let b: { popId: string; userId: string; username: string; schemaId: string; attributeId: string; gatewayId: string };
@@ -483,7 +530,12 @@ describe("cross-organisation denial over PingOne's API", () => {
     return {
       users: await db.selectFrom("users").selectAll().where("org_id", "=", b.popId).orderBy("id").execute(),
       orgs: await db.selectFrom("orgs").selectAll().where("id", "=", b.popId).execute(),
-      events: await db.selectFrom("events").select(["aggregate_id", "sequence", "type"]).where("aggregate_id", "in", [b.popId, b.userId]).orderBy("position").execute(),
+      events: await db
+        .selectFrom("events")
+        .select(["aggregate_id", "sequence", "type"])
+        .where("aggregate_id", "in", [b.popId, b.userId])
+        .orderBy("position")
+        .execute(),
       metadata: await db.selectFrom("user_metadata").selectAll().where("user_id", "=", b.userId).execute(),
       objects: await db.selectFrom("directory_objects").selectAll().orderBy("kind").orderBy("id").execute(),
       instance: await db.selectFrom("instances").selectAll().execute(),
@@ -493,7 +545,7 @@ describe("cross-organisation denial over PingOne's API", () => {
   beforeAll(async () => {
     a = await createApiCaller(up, "ORG_OWNER");
     const admin = up.server.token;
-    env = String((((await request(admin, "GET", "/v1/environments")).json!._embedded as { environments: Array<{ id: string }> }).environments)[0]!.id);
+    env = String(((await request(admin, "GET", "/v1/environments")).json!._embedded as { environments: Array<{ id: string }> }).environments[0]!.id);
     const pop = await request(admin, "POST", "/v1/environments/{env}/populations", "application/json", { name: uniqueName("victims") });
     const popId = String(pop.json!.id);
     const username = uniqueName("victim");
@@ -505,8 +557,11 @@ describe("cross-organisation denial over PingOne's API", () => {
     });
     expect(user.status, user.raw).toBe(201);
     const schemas = await request(admin, "GET", "/v1/environments/{env}/schemas");
-    const schemaId = String(((schemas.json!._embedded as { schemas: Array<{ id: string }> }).schemas)[0]!.id);
-    const attribute = await request(admin, "POST", `/v1/environments/{env}/schemas/${schemaId}/attributes`, "application/json", { name: "badge", type: "STRING" });
+    const schemaId = String((schemas.json!._embedded as { schemas: Array<{ id: string }> }).schemas[0]!.id);
+    const attribute = await request(admin, "POST", `/v1/environments/{env}/schemas/${schemaId}/attributes`, "application/json", {
+      name: "badge",
+      type: "STRING",
+    });
     expect(attribute.status, attribute.raw).toBe(201);
     const gateway = await request(admin, "POST", "/v1/environments/{env}/gateways", "application/json", gatewayBody());
     expect(gateway.status, gateway.raw).toBe(201);

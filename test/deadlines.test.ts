@@ -229,4 +229,3 @@ it("the server is healthy afterwards: a call without a deadline succeeds", async
   const result = await up.caller("connect-grpc").call(V1.addHumanUser, v1AddBody({ initialPassword: GOOD_PASSWORD }));
   expect(result.ok).toBe(true);
 });
-

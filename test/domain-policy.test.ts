@@ -27,11 +27,9 @@ describe("org domains and the domain policy", () => {
       const added = expectOk(await up.caller(transport).call(V1.addOrgDomain, { domain: domain.toUpperCase() }, { token: owner.token }));
       expect(added.details).toMatchObject({ resourceOwner: owner.orgId });
       const listed = expectOk(
-        await up.caller(transport).call(
-          V1.listOrgDomains,
-          { queries: [{ domainNameQuery: { name: domain, method: "TEXT_QUERY_METHOD_EQUALS" } }] },
-          { token: owner.token },
-        ),
+        await up
+          .caller(transport)
+          .call(V1.listOrgDomains, { queries: [{ domainNameQuery: { name: domain, method: "TEXT_QUERY_METHOD_EQUALS" } }] }, { token: owner.token }),
       );
       expect(listed.details).toMatchObject({ totalResult: "1" });
       // protojson leaves false out: the new domain is verified, not primary.
@@ -199,17 +197,17 @@ describe("org domains and the domain policy", () => {
       const domainOfA = generatedDomain(a.orgName);
       const inB = await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("x")}@${domainOfA}` }), { token: b.token });
       expectZitadelError(inB, Code.InvalidArgument, "COMMAND-SFd21", "Domain is already reserved and cannot be used");
-      const machine = await up.caller(transport).call(
-        V1.addMachineUser,
-        { userName: `${uniqueName("m")}@${domainOfA.toUpperCase()}`, name: "M" },
-        { token: b.token },
-      );
+      const machine = await up
+        .caller(transport)
+        .call(V1.addMachineUser, { userName: `${uniqueName("m")}@${domainOfA.toUpperCase()}`, name: "M" }, { token: b.token });
       expectZitadelError(machine, Code.InvalidArgument, "COMMAND-SFd21", "Domain is already reserved and cannot be used");
       const v2 = await up.caller(transport).call(V2.addHumanUser, v2AddBody({ username: `${uniqueName("v")}@${domainOfA}` }), { token: b.token });
       expectZitadelError(v2, Code.InvalidArgument, "COMMAND-SFd21", "Domain is already reserved and cannot be used");
       expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("own")}@${domainOfA}` }), { token: a.token }));
       // An unverified domain reserves nothing.
-      expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("free")}@unclaimed.example.com` }), { token: b.token }));
+      expectOk(
+        await up.caller(transport).call(V1.importHumanUser, v1ImportBody({ userName: `${uniqueName("free")}@unclaimed.example.com` }), { token: b.token }),
+      );
     });
   });
 
@@ -239,12 +237,14 @@ describe("org domains and the domain policy", () => {
       const expected = [`${userName}@${extraDomain}`, `${userName}@${primary}`].sort();
       const v1 = expectOk(await up.caller(transport).call(V1.getUserByID, { id: created.userId! }, { token: scoped.token }));
       expect(v1.user).toMatchObject({ userName, preferredLoginName: `${userName}@${primary}` });
-      expect([...((v1.user as { loginNames: string[] }).loginNames)].sort()).toEqual(expected);
-      const members = expectOk(await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: scoped.userId } }] }, { token: scoped.token }));
+      expect([...(v1.user as { loginNames: string[] }).loginNames].sort()).toEqual(expected);
+      const members = expectOk(
+        await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: scoped.userId } }] }, { token: scoped.token }),
+      );
       expect(members.result).toEqual([expect.objectContaining({ preferredLoginName: `${scoped.userName}@${primary}` })]);
       const v2 = expectOk(await up.caller(transport).call(V2.getUserByID, { userId: String(created.userId) }, { token: scoped.token }));
       expect(v2.user).toMatchObject({ username: userName, preferredLoginName: `${userName}@${primary}` });
-      expect([...((v2.user as { loginNames: string[] }).loginNames)].sort()).toEqual(expected);
+      expect([...(v2.user as { loginNames: string[] }).loginNames].sort()).toEqual(expected);
     });
 
     it("makes usernames unique per organisation", async () => {
@@ -308,19 +308,9 @@ describe("org domains and the domain policy", () => {
         "ORG-2N9sd",
         "Errors.Org.DomainPolicy.NotFound",
       );
-      expectZitadelError(
-        await call(ADMIN.resetCustomDomainPolicyToDefault, {}),
-        Code.NotFound,
-        "ORG-Dvsh3",
-        "Errors.Org.DomainPolicy.NotFound",
-      );
+      expectZitadelError(await call(ADMIN.resetCustomDomainPolicyToDefault, {}), Code.NotFound, "ORG-Dvsh3", "Errors.Org.DomainPolicy.NotFound");
       expectOk(await call(ADMIN.addCustomDomainPolicy, { validateOrgDomains: true }));
-      expectZitadelError(
-        await call(ADMIN.addCustomDomainPolicy, {}),
-        Code.AlreadyExists,
-        "ORG-1M8ds",
-        "Errors.Org.DomainPolicy.AlreadyExists",
-      );
+      expectZitadelError(await call(ADMIN.addCustomDomainPolicy, {}), Code.AlreadyExists, "ORG-1M8ds", "Errors.Org.DomainPolicy.AlreadyExists");
       expectZitadelError(
         await call(ADMIN.updateCustomDomainPolicy, { validateOrgDomains: true }),
         Code.FailedPrecondition,
@@ -337,11 +327,7 @@ describe("org domains and the domain policy", () => {
 
     it("is for instance roles only (AUTH-5mWD2), and names an existing organisation (AUTH-Bs7Ds)", async () => {
       const owner = await createApiCaller(up, "ORG_OWNER");
-      const denied = await up.caller(transport).call(
-        ADMIN.addCustomDomainPolicy,
-        { orgId: owner.orgId, userLoginMustBeDomain: true },
-        { token: owner.token },
-      );
+      const denied = await up.caller(transport).call(ADMIN.addCustomDomainPolicy, { orgId: owner.orgId, userLoginMustBeDomain: true }, { token: owner.token });
       expectZitadelError(denied, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
       const missing = await admin(transport).call(ADMIN.getCustomDomainPolicy, { orgId: "no-such-org" });
       expectZitadelError(missing, Code.PermissionDenied, "AUTH-Bs7Ds", "Organisation doesn't exist");

@@ -50,11 +50,21 @@ const ANSWER_WITHIN_MS = 15_000;
 const up = useUserport();
 
 /** Words of a parser or of Connect's protocol layer that must never reach a client. */
-const PARSER_WORDS = /premature EOF|illegal tag|wire type|parse binary|envelope|decompress|JSON at position|Unexpected (token|end)|stack size|at Object\.|node_modules/i;
+const PARSER_WORDS =
+  /premature EOF|illegal tag|wire type|parse binary|envelope|decompress|JSON at position|Unexpected (token|end)|stack size|at Object\.|node_modules/i;
 /** gRPC codes a garbage request must never be answered with. */
 const SERVER_FAULTS = new Set([2, 13]);
 
-const SERVICES: DescService[] = [ManagementService, UserService, SessionService, AdminService, MigrationService, Health, ServerReflectionV1, ServerReflectionV1alpha];
+const SERVICES: DescService[] = [
+  ManagementService,
+  UserService,
+  SessionService,
+  AdminService,
+  MigrationService,
+  Health,
+  ServerReflectionV1,
+  ServerReflectionV1alpha,
+];
 const METHODS = new Map<string, DescMethod>(SERVICES.flatMap((s) => s.methods.map((m): [string, DescMethod] => [`/${s.typeName}/${m.name}`, m])));
 const FIELD_NAMES = [...new Set(SERVICES.flatMap((s) => s.methods.flatMap((m) => m.input.fields.flatMap((f) => [f.jsonName, f.name]))))];
 
@@ -91,7 +101,12 @@ function jsonText(message: DescMessage | undefined): fc.Arbitrary<string> {
   return fc.oneof(
     { arbitrary: objectOf(message).map((o) => JSON.stringify(o)), weight: 3 },
     fc.json(),
-    fc.tuple(objectOf(message).map((o) => JSON.stringify(o)), fc.nat()).map(([text, cut]) => text.slice(0, cut % (text.length + 1))),
+    fc
+      .tuple(
+        objectOf(message).map((o) => JSON.stringify(o)),
+        fc.nat(),
+      )
+      .map(([text, cut]) => text.slice(0, cut % (text.length + 1))),
     fc.string({ unit: "binary", maxLength: 200 }),
     fc.constantFrom("", "{", "[", "null", '{"a":1}{"b":2}', '{"__proto__":{"x":1}}', "[".repeat(10_000), '{"a":'.repeat(3000)),
   );
@@ -253,12 +268,20 @@ function restRequest(route: { method: string; url: string }): fc.Arbitrary<FuzzR
         ),
       ),
       body: fc.option(jsonText(undefined)),
-      contentType: fc.constantFrom("application/json", "application/json", "application/json", "text/plain", "application/proto", "application/x-www-form-urlencoded", undefined),
+      contentType: fc.constantFrom(
+        "application/json",
+        "application/json",
+        "application/json",
+        "text/plain",
+        "application/proto",
+        "application/x-www-form-urlencoded",
+        undefined,
+      ),
       http2: fc.boolean(),
       token: fc.boolean(),
     })
     .map(({ params: values, query, body, contentType, http2, token }) => {
-      const path = route.url.replace(/::|:p(\d+)/g, (match, index: string | undefined) => (index === undefined ? ":" : values[Number(index)]!));
+      const path = route.url.replace(/::|:p(\d+)/g, (_match, index: string | undefined) => (index === undefined ? ":" : values[Number(index)]!));
       const headers: Record<string, string> = {};
       if (contentType !== undefined && body !== null) headers["content-type"] = contentType;
       if (token) headers.authorization = `Bearer ${up.server.token}`;
@@ -341,7 +364,12 @@ beforeAll(() => {
   console.log(`fuzz seed ${SEED}, ${RUNS_PER_ROUTE} requests per route (replay: USERPORT_FUZZ_SEED=${SEED} npx vitest run test/fuzz.test.ts)`);
 });
 afterAll(() => {
-  console.log(`fuzz answers: ${[...outcomes].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+  console.log(
+    `fuzz answers: ${[...outcomes]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(", ")}`,
+  );
   session.close();
   agent.destroy();
 });

@@ -10,17 +10,7 @@ import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CallOptions, SESSIONS, type TransportName, V1, V2 } from "./helpers/clients.js";
 import { expectNotLeaked, expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
-import {
-  bcryptHash,
-  RFC3339,
-  type SeededCaller,
-  seedScopedCaller,
-  uniqueEmail,
-  uniqueName,
-  useUserport,
-  v1ImportBody,
-  v2AddBody,
-} from "./helpers/fixtures.js";
+import { bcryptHash, RFC3339, type SeededCaller, seedScopedCaller, uniqueEmail, uniqueName, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
 const up = useUserport();
 const HASH = bcryptHash("imported-Passw0rd!");
@@ -70,10 +60,26 @@ beforeAll(async () => {
   await up.server.db
     .insertInto("idps")
     .values({
-      instance_id: instanceId, id: instanceIdp, org_id: "", type: "oidc", state: "ACTIVE", name: "Instance Provider",
-      issuer: "https://sso.example.org", client_id: "instance-client", sealed_client_secret: "sealed", scopes: "[]",
-      is_id_token_mapping: 0, use_pkce: 1, is_linking_allowed: 1, is_creation_allowed: 1, is_auto_creation: 0,
-      is_auto_update: 0, auto_linking: 0, created_at: now, changed_at: now, sequence: 1,
+      instance_id: instanceId,
+      id: instanceIdp,
+      org_id: "",
+      type: "oidc",
+      state: "ACTIVE",
+      name: "Instance Provider",
+      issuer: "https://sso.example.org",
+      client_id: "instance-client",
+      sealed_client_secret: "sealed",
+      scopes: "[]",
+      is_id_token_mapping: 0,
+      use_pkce: 1,
+      is_linking_allowed: 1,
+      is_creation_allowed: 1,
+      is_auto_creation: 0,
+      is_auto_update: 0,
+      auto_linking: 0,
+      created_at: now,
+      changed_at: now,
+      sequence: 1,
     })
     .execute();
 });
@@ -105,7 +111,11 @@ describe.each(WRITE_TRANSPORTS)("identity providers over %s", (transport) => {
         oidc: { issuer: body.issuer, clientId: body.clientId, scopes: body.scopes, isIdTokenMapping: true, usePkce: true },
       },
     });
-    const row = await up.server.db.selectFrom("idps").select("sealed_client_secret").where("id", "=", res.id as string).executeTakeFirstOrThrow();
+    const row = await up.server.db
+      .selectFrom("idps")
+      .select("sealed_client_secret")
+      .where("id", "=", res.id as string)
+      .executeTakeFirstOrThrow();
     expect(row.sealed_client_secret).not.toContain(SECRET);
     const events = await up.server.db.selectFrom("events").select(["type", "payload"]).where("aggregate_id", "=", up.defaultOrgId).execute();
     expect(events.map((e) => e.type)).toContain("org.idp.oidc.added");
@@ -126,10 +136,7 @@ describe.each(WRITE_TRANSPORTS)("identity providers over %s", (transport) => {
 
   it.skipIf(transport === "rest")("requires name, issuer, client id and secret, and at most 20 scopes (PGV)", async () => {
     expectPgvError(await call(V1.addGenericOIDCProvider, oidcBody({ name: "" })), pgvLength("AddGenericOIDCProviderRequest.Name", 1, 200));
-    expectPgvError(
-      await call(V1.addGenericOIDCProvider, oidcBody({ clientSecret: "" })),
-      pgvLength("AddGenericOIDCProviderRequest.ClientSecret", 1, 1000),
-    );
+    expectPgvError(await call(V1.addGenericOIDCProvider, oidcBody({ clientSecret: "" })), pgvLength("AddGenericOIDCProviderRequest.ClientSecret", 1, 1000));
     const scopes = Array.from({ length: 21 }, (_, i) => `scope${i}`);
     expectPgvError(
       await call(V1.addGenericOIDCProvider, oidcBody({ scopes })),
@@ -211,8 +218,7 @@ describe.each(WRITE_TRANSPORTS)("links of users over %s", (transport) => {
     ((expectOk(await call(V1.listUserChanges, { userId, query: { asc: true } })).result as JsonObject[]) ?? []).map(
       (change) => (change.eventType as JsonObject).key,
     );
-  const linkedIdps = async (userId: string) =>
-    (expectOk(await call(V1.listHumanLinkedIDPs, { userId })).result as JsonObject[] | undefined) ?? [];
+  const linkedIdps = async (userId: string) => (expectOk(await call(V1.listHumanLinkedIDPs, { userId })).result as JsonObject[] | undefined) ?? [];
   const idpEntry = (idpId: string, externalUserId: string, displayName = "") => ({
     configId: idpId,
     externalUserId,
@@ -332,7 +338,11 @@ describe.each(WRITE_TRANSPORTS)("links of users over %s", (transport) => {
       ]) {
         expectZitadelError(await call(V1.removeHumanLinkedIDP, request), Code.NotFound, "COMMAND-1M9xR", "External IDP not found");
       }
-      const elsewhere = await call(V1.removeHumanLinkedIDP, { userId: res.userId as string, idpId: creating, linkedUserId: external }, { token: otherOrg.token });
+      const elsewhere = await call(
+        V1.removeHumanLinkedIDP,
+        { userId: res.userId as string, idpId: creating, linkedUserId: external },
+        { token: otherOrg.token },
+      );
       expectZitadelError(elsewhere, Code.NotFound, "COMMAND-1M9xR", "External IDP not found");
     });
 
@@ -380,7 +390,12 @@ describe.each(WRITE_TRANSPORTS)("links of users over %s", (transport) => {
 
     it("refuses an unknown user (COMMAND-vzktar7b7f) and an unknown provider (COMMAND-39nf2)", async () => {
       const link = { idpId: creating, userId: uniqueName("ext"), userName: "x" };
-      expectZitadelError(await call(V2.addIDPLink, { userId: "no-such-user", idpLink: link }), Code.FailedPrecondition, "COMMAND-vzktar7b7f", "User could not be found");
+      expectZitadelError(
+        await call(V2.addIDPLink, { userId: "no-such-user", idpLink: link }),
+        Code.FailedPrecondition,
+        "COMMAND-vzktar7b7f",
+        "User could not be found",
+      );
       const res = expectOk(await call(V1.importHumanUser, v1ImportBody({ hashedPassword: { value: HASH } })));
       const result = await call(V2.addIDPLink, { userId: res.userId as string, idpLink: { ...link, idpId: foreign } });
       expectZitadelError(result, Code.FailedPrecondition, "COMMAND-39nf2", "Identity Provider Configuration doesn't exist");

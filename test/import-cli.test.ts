@@ -178,7 +178,16 @@ function fixtureArgs(name: string): string[] {
   if (e.org) args.push("--org", fill(e.org));
   if (e.passwords) args.push("--passwords", fixturePath(e.passwords));
   if (e.firebase)
-    args.push("--hash-key", e.firebase.signerKey, "--salt-separator", e.firebase.saltSeparator, "--rounds", String(e.firebase.rounds), "--mem-cost", String(e.firebase.memCost));
+    args.push(
+      "--hash-key",
+      e.firebase.signerKey,
+      "--salt-separator",
+      e.firebase.saltSeparator,
+      "--rounds",
+      String(e.firebase.rounds),
+      "--mem-cost",
+      String(e.firebase.memCost),
+    );
   return args;
 }
 
@@ -210,14 +219,17 @@ describe("every format's fixture through the command, then CreateSession with th
     }
     // The report is in file order and the summary counts match it.
     expect(lines.map((l) => l.line)).toEqual([...lines.map((l) => l.line)].sort((a, b) => a - b));
-    expect(run.stdout).toContain(`total ${lines.length}  created ${update ? 0 : good.length}  updated ${update ? good.length : 0}  skipped 0  failed ${failed.length}`);
+    expect(run.stdout).toContain(
+      `total ${lines.length}  created ${update ? 0 : good.length}  updated ${update ? good.length : 0}  skipped 0  failed ${failed.length}`,
+    );
     // No secret on the terminal or in the report.
     const text = readFileSync(report, "utf8") + run.stdout + run.stderr;
     for (const user of e.users) expect(text).not.toContain(user.password);
 
     const userOf = new Map(good.map((l) => [l.key!, l.userId!]));
     for (const user of e.users) {
-      const signIn = (password: string) => main.rest.call(SESSIONS.createSession, { checks: { user: { userId: userOf.get(user.key)! }, password: { password } } });
+      const signIn = (password: string) =>
+        main.rest.call(SESSIONS.createSession, { checks: { user: { userId: userOf.get(user.key)! }, password: { password } } });
       expect((await signIn(`x${user.password}`)).ok, `${user.key} with a wrong password`).toBe(false);
       expect(expectOk(await signIn(user.password)).sessionToken, user.key).toEqual(expect.any(String));
     }
@@ -269,11 +281,20 @@ describe("dry run, exit statuses and the summary", () => {
       [[fixturePath("native.ndjson")], /--format is required/],
       [[fixturePath("native.ndjson"), "--format", "native", "--on-conflict", "maybe"], /--on-conflict takes fail, skip or update/],
       [[fixturePath("native.ndjson"), "--format", "native", "--frobnicate"], /Unknown option '--frobnicate'/],
-      [[join(work, "missing.ndjson"), "--format", "native", "--token-file", token, "--url", main.url], /cannot read the export .*missing\.ndjson: no such file/],
+      [
+        [join(work, "missing.ndjson"), "--format", "native", "--token-file", token, "--url", main.url],
+        /cannot read the export .*missing\.ndjson: no such file/,
+      ],
       [[fixturePath("native.ndjson"), "--format", "native", "--token-file", join(work, "none.pat"), "--url", main.url], /no token: cannot read .*none\.pat/],
       [[fixturePath("native.ndjson"), "--format", "native", "--token", "not-a-token", "--url", main.url], /the server refused the token/],
-      [[fixturePath("native.ndjson"), "--format", "native", "--token-file", token, "--url", `http://127.0.0.1:${await freePort()}`], /cannot reach userport at http:\/\/127\.0\.0\.1:\d+ .*: start it, or pass --url/],
-      [[fixturePath("native.ndjson"), "--format", "native", "--token-file", token, "--url", main.url, "--resume", "404404404"], /the server refused the import: .*not found/i],
+      [
+        [fixturePath("native.ndjson"), "--format", "native", "--token-file", token, "--url", `http://127.0.0.1:${await freePort()}`],
+        /cannot reach userport at http:\/\/127\.0\.0\.1:\d+ .*: start it, or pass --url/,
+      ],
+      [
+        [fixturePath("native.ndjson"), "--format", "native", "--token-file", token, "--url", main.url, "--resume", "404404404"],
+        /the server refused the import: .*not found/i,
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await cli(args);
@@ -288,7 +309,21 @@ describe("dry run, exit statuses and the summary", () => {
     const all = await cli(["--help"]);
     expect(all.code).toBe(0);
     for (const format of ["native", "zitadel", "csv", "auth0", "keycloak", "firebase", "pingone-csv", "ldif"]) expect(all.stdout).toContain(`\n  ${format}: `);
-    for (const option of ["--url", "--token-file", "--token", "--org", "--dry-run", "--on-conflict", "--resume", "--report", "--map", "--passwords", "--idp", "--hash-key", "--population"])
+    for (const option of [
+      "--url",
+      "--token-file",
+      "--token",
+      "--org",
+      "--dry-run",
+      "--on-conflict",
+      "--resume",
+      "--report",
+      "--map",
+      "--passwords",
+      "--idp",
+      "--hash-key",
+      "--population",
+    ])
       expect(all.stdout).toContain(option);
     expect(all.stdout.match(/e\.g\. /g)!.length).toBeGreaterThanOrEqual(12);
     expect(all.stdout.match(/Example: /g)).toHaveLength(8);
@@ -306,7 +341,19 @@ describe("stopping and resuming", () => {
     const file = join(work, "interrupt.ndjson");
     nativeExport(file, prefix, COUNT);
     const report = join(work, "interrupt.report.ndjson");
-    const args = [file, "--format", "native", "--url", main.url, "--token-file", join(main.dataDir, "admin.pat"), "--report", report, "--progress-every", "0.1"];
+    const args = [
+      file,
+      "--format",
+      "native",
+      "--url",
+      main.url,
+      "--token-file",
+      join(main.dataDir, "admin.pat"),
+      "--report",
+      report,
+      "--progress-every",
+      "0.1",
+    ];
     const running = startCli(args);
     // Once the plain progress line shows created users, Ctrl-C.
     await until("progress", () => /import: [1-9][\d,]*\/6,000 records \(\d+%\), [\d,]+\/s, created [1-9]/.test(running.output()), running.output);
@@ -342,7 +389,19 @@ describe("stopping and resuming", () => {
       const file = join(work, "crash.ndjson");
       nativeExport(file, prefix, COUNT);
       const report = join(work, "crash.report.ndjson");
-      const args = [file, "--format", "native", "--url", crashed.url, "--token-file", join(crashed.dataDir, "admin.pat"), "--report", report, "--progress-every", "0.1"];
+      const args = [
+        file,
+        "--format",
+        "native",
+        "--url",
+        crashed.url,
+        "--token-file",
+        join(crashed.dataDir, "admin.pat"),
+        "--report",
+        report,
+        "--progress-every",
+        "0.1",
+      ];
       const running = startCli(args);
       await until("progress", () => /created [1-9]/.test(running.output()), running.output);
       crashed.served.child.kill("SIGKILL");

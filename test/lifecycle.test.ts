@@ -114,7 +114,12 @@ describe("userport serve", () => {
     const first = await serve(dataDir, port);
     const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
     const names = Array.from({ length: 60 }, (_, i) => `inflight-${i}`);
-    const responses = names.map((name) => importUser(first.url, token, name).then((r) => r.status, () => "refused" as const));
+    const responses = names.map((name) =>
+      importUser(first.url, token, name).then(
+        (r) => r.status,
+        () => "refused" as const,
+      ),
+    );
     // Signal as soon as the first answer arrives, while the others are still being handled.
     await Promise.race(responses);
     first.child.kill("SIGTERM");

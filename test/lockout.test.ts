@@ -50,13 +50,15 @@ describe("an organisation's lockout policy (management v1)", () => {
     beforeAll(async () => {
       owner = await createApiCaller(up, "ORG_OWNER");
     });
-    const call = (method: UnaryMethod, body: JsonObject = {}) =>
-      up.caller(transport).call(method, body, { token: owner.token });
+    const call = (method: UnaryMethod, body: JsonObject = {}) => up.caller(transport).call(method, body, { token: owner.token });
 
     it("reads the instance's policy as the default, then adds, changes and resets its own (events org.policy.lockout.*)", async () => {
       const instanceId = await instanceIdOf(up);
       const initial = expectOk(await call(V1.getLockoutPolicy));
-      expect(initial).toMatchObject({ isDefault: true, policy: { isDefault: true, maxPasswordAttempts: String(CONFIGURED), details: { resourceOwner: instanceId } } });
+      expect(initial).toMatchObject({
+        isDefault: true,
+        policy: { isDefault: true, maxPasswordAttempts: String(CONFIGURED), details: { resourceOwner: instanceId } },
+      });
       expect(initial.policy).not.toHaveProperty("maxOtpAttempts");
 
       const added = expectOk(await call(V1.addCustomLockoutPolicy, { maxPasswordAttempts: 2 }));
@@ -101,8 +103,7 @@ describe("an organisation's lockout policy (management v1)", () => {
     it("needs policy.write / policy.delete to change it and policy.read to read it (AUTH-5mWD2)", async () => {
       const userManager = await createApiCaller(up, "ORG_USER_MANAGER", owner.orgId);
       const noRole = await createApiCaller(up, undefined, owner.orgId);
-      const as = (token: string, method: UnaryMethod, body: JsonObject = {}) =>
-        up.caller(transport).call(method, body, { token });
+      const as = (token: string, method: UnaryMethod, body: JsonObject = {}) => up.caller(transport).call(method, body, { token });
       const denied = (result: Awaited<ReturnType<typeof as>>) =>
         expectZitadelError(result, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
       // ORG_USER_MANAGER holds policy.read only.

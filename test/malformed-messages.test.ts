@@ -231,7 +231,10 @@ describe("a string holding a NUL character (PostgreSQL text cannot hold it; bcry
     ["Connect binary", "application/proto"],
   ])("%s: a nested string with NUL is INVALID_ARGUMENT naming the field", async (_name, contentType) => {
     const message = create(AddHumanUserRequestSchema, { userName: "nul-user", profile: { firstName: "A\u0000da", lastName: "L" } });
-    const body = contentType === "application/json" ? Buffer.from(JSON.stringify(toJson(AddHumanUserRequestSchema, message))) : Buffer.from(toBinary(AddHumanUserRequestSchema, message));
+    const body =
+      contentType === "application/json"
+        ? Buffer.from(JSON.stringify(toJson(AddHumanUserRequestSchema, message)))
+        : Buffer.from(toBinary(AddHumanUserRequestSchema, message));
     const response = await h1Request(up.server.url, agent, {
       path: ADD_HUMAN,
       headers: { "content-type": contentType, authorization: `Bearer ${up.server.token}` },

@@ -8,26 +8,8 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { type CallOptions, TRANSPORTS, V1, V2 } from "./helpers/clients.js";
-import {
-  expectErrorId,
-  expectNotLeaked,
-  expectOk,
-  expectPgvError,
-  expectZitadelError,
-  pgvEmbedded,
-  pgvLength,
-} from "./helpers/expectations.js";
-import {
-  bcryptHash,
-  GOOD_PASSWORD,
-  RFC3339,
-  uniqueEmail,
-  uniqueName,
-  USER_ID,
-  useUserport,
-  v1AddBody,
-  v1ImportBody,
-} from "./helpers/fixtures.js";
+import { expectErrorId, expectNotLeaked, expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
+import { bcryptHash, GOOD_PASSWORD, RFC3339, uniqueEmail, uniqueName, USER_ID, useUserport, v1AddBody, v1ImportBody } from "./helpers/fixtures.js";
 
 const up = useUserport();
 const HASH = bcryptHash("imported-Passw0rd!");
@@ -108,9 +90,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     });
 
     it("starts INITIAL with only an init code when the email is unverified, even with a password", async () => {
-      const res = expectOk(
-        await importUser(v1ImportBody({ email: { email: uniqueEmail(), isEmailVerified: false }, hashedPassword: { value: HASH } })),
-      );
+      const res = expectOk(await importUser(v1ImportBody({ email: { email: uniqueEmail(), isEmailVerified: false }, hashedPassword: { value: HASH } })));
       expect((res.details as JsonObject).sequence).toBe("2");
       expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
       const user = await getV1(res.userId as string);
@@ -161,10 +141,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect([...userName]).toHaveLength(200);
       const ok = expectOk(await importUser(v1ImportBody({ userName })));
       expect((await getV1(ok.userId as string)).userName).toBe(userName);
-      expectPgvError(
-        await importUser(v1ImportBody({ userName: "🐭".repeat(201) })),
-        pgvLength("ImportHumanUserRequest.UserName", 1, 200),
-      );
+      expectPgvError(await importUser(v1ImportBody({ userName: "🐭".repeat(201) })), pgvLength("ImportHumanUserRequest.UserName", 1, 200));
     });
 
     it("rejects blank first and last names with the import ids PROFILE-RF5z2 / PROFILE-DSUkN", async () => {
@@ -212,15 +189,14 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect((await getV1(res.userId as string)).state).toBe("USER_STATE_ACTIVE");
     });
 
-    it.each([
-      "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
-      "$1$salt$qJH7.N4xYta3aEG/dfqo/0",
-      "plain",
-    ])("rejects the unsupported hash encoding %j with USER-JDk4t up front (newest ZITADEL; older imports stored it)", async (value) => {
-      const error = expectErrorId(await importUser(v1ImportBody({ hashedPassword: { value } })), Code.InvalidArgument, "USER-JDk4t");
-      expect(error.details[0]!.message).toMatch(/^Password hash encoding not supported/);
-      expect(error.message).not.toContain(value);
-    });
+    it.each(["$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG", "$1$salt$qJH7.N4xYta3aEG/dfqo/0", "plain"])(
+      "rejects the unsupported hash encoding %j with USER-JDk4t up front (newest ZITADEL; older imports stored it)",
+      async (value) => {
+        const error = expectErrorId(await importUser(v1ImportBody({ hashedPassword: { value } })), Code.InvalidArgument, "USER-JDk4t");
+        expect(error.details[0]!.message).toMatch(/^Password hash encoding not supported/);
+        expect(error.message).not.toContain(value);
+      },
+    );
 
     it("rejects a malformed bcrypt hash with CRYPT-r8Qm2 (newest ZITADEL's ValidateEncodedHash)", async () => {
       const value = "$2a$10$tooShortToBeABcryptHash";
@@ -247,12 +223,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     });
 
     it("rejects an unparsable phone number with PHONE-so0wa", async () => {
-      expectZitadelError(
-        await importUser(v1ImportBody({ phone: { phone: "+41 abc" } })),
-        Code.InvalidArgument,
-        "PHONE-so0wa",
-        "Phone is invalid",
-      );
+      expectZitadelError(await importUser(v1ImportBody({ phone: { phone: "+41 abc" } })), Code.InvalidArgument, "PHONE-so0wa", "Phone is invalid");
     });
 
     it("rejects a phone number without '+' with PGV's prefix rule", async () => {
@@ -303,12 +274,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     it("rejects a username taken in another case with AlreadyExists V3-DKcYh", async () => {
       const userName = uniqueName("Dupe");
       expectOk(await importUser(v1ImportBody({ userName })));
-      expectZitadelError(
-        await importUser(v1ImportBody({ userName: userName.toUpperCase() })),
-        Code.AlreadyExists,
-        "V3-DKcYh",
-        "User already exists",
-      );
+      expectZitadelError(await importUser(v1ImportBody({ userName: userName.toUpperCase() })), Code.AlreadyExists, "V3-DKcYh", "User already exists");
       expectZitadelError(await importUser(v1ImportBody({ userName: ` ${userName} ` })), Code.AlreadyExists, "V3-DKcYh", "User already exists");
     });
   });
@@ -335,11 +301,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
     it("creates an INITIAL user without an initial password; the verified email stays verified", async () => {
       const res = expectOk(await addUser(v1AddBody()));
       expect((res.details as JsonObject).sequence).toBe("3");
-      expect(await up.eventTypes(res.userId as string)).toEqual([
-        "user.human.added",
-        "user.human.email.verified",
-        "user.human.initialization.code.added",
-      ]);
+      expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.verified", "user.human.initialization.code.added"]);
       const user = await getV1(res.userId as string);
       expect(user.state).toBe("USER_STATE_INITIAL");
       expect(human(user).email!.isEmailVerified).toBe(true);
@@ -402,8 +364,6 @@ describe("status messages as grpc-js applications see them", () => {
 
   it("grpc-js shows a ZITADEL message without reserved characters unchanged", async () => {
     const result = await up.caller("grpc-js").call(V1.getUserByID, { id: "404404404404404404" });
-    expect(expectZitadelError(result, Code.NotFound, "QUERY-Dfbg2", "User could not be found").clientMessage).toBe(
-      "User could not be found (QUERY-Dfbg2)",
-    );
+    expect(expectZitadelError(result, Code.NotFound, "QUERY-Dfbg2", "User could not be found").clientMessage).toBe("User could not be found (QUERY-Dfbg2)");
   });
 });

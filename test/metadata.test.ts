@@ -63,11 +63,7 @@ describe.each(WRITE_TRANSPORTS)("user metadata over %s", (transport) => {
     expect(removed.details).toMatchObject({ sequence: String(user.sequence + 3) });
     const gone = await call(V1.getUserMetadata, { id: user.id, key: "department" });
     expectZitadelError(gone, Code.NotFound, "QUERY-Rgh32", "Metadata not found");
-    expect((await eventKeys(user.id)).slice(-3)).toEqual([
-      "EventTypes.user.metadata.set",
-      "EventTypes.user.metadata.set",
-      "EventTypes.user.metadata.removed",
-    ]);
+    expect((await eventKeys(user.id)).slice(-3)).toEqual(["EventTypes.user.metadata.set", "EventTypes.user.metadata.set", "EventTypes.user.metadata.removed"]);
   });
 
   it("sets and removes several entries at once", async () => {
@@ -144,7 +140,10 @@ describe.each(WRITE_TRANSPORTS)("user metadata over %s", (transport) => {
     );
     expectPgvError(
       await call(V1.bulkSetUserMetadata, { id: "1", metadata: [{ key: "", value: b64("v") }] }),
-      pgvEmbedded("BulkSetUserMetadataRequest.Metadata[0]", "invalid BulkSetUserMetadataRequest_Metadata.Key: value length must be between 1 and 200 runes, inclusive"),
+      pgvEmbedded(
+        "BulkSetUserMetadataRequest.Metadata[0]",
+        "invalid BulkSetUserMetadataRequest_Metadata.Key: value length must be between 1 and 200 runes, inclusive",
+      ),
     );
   });
 
@@ -198,10 +197,14 @@ describe.each(READ_TRANSPORTS)("reading user metadata over %s", (transport) => {
   });
 
   it("lists by key, filters with a text query and pages", async () => {
-    const keys = async (body: JsonObject) => ((expectOk(await call(V1.listUserMetadata, { id: user.id, ...body })).result as JsonObject[]) ?? []).map((m) => m.key);
+    const keys = async (body: JsonObject) =>
+      ((expectOk(await call(V1.listUserMetadata, { id: user.id, ...body })).result as JsonObject[]) ?? []).map((m) => m.key);
     expect(await keys({ query: { asc: true } })).toEqual(["alpha", "alpine", "beta"]);
     expect(await keys({})).toEqual(["beta", "alpine", "alpha"]);
-    expect(await keys({ query: { asc: true }, queries: [{ keyQuery: { key: "ALP", method: "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE" } }] })).toEqual(["alpha", "alpine"]);
+    expect(await keys({ query: { asc: true }, queries: [{ keyQuery: { key: "ALP", method: "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE" } }] })).toEqual([
+      "alpha",
+      "alpine",
+    ]);
     expect(await keys({ queries: [{ keyQuery: { key: "ALP", method: "TEXT_QUERY_METHOD_STARTS_WITH" } }] })).toEqual([]);
     expect(await keys({ query: { asc: true, offset: "1", limit: 1 } })).toEqual(["alpine"]);
   });

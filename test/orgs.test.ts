@@ -27,9 +27,7 @@ describe("organisations", () => {
       const members = expectOk(await up.caller(transport).call(V1.listOrgMembers, {}, { headers }));
       expect(members.result).toEqual([expect.objectContaining({ roles: ["ORG_OWNER"], preferredLoginName: "userport-admin" })]);
       const domains = expectOk(await up.caller(transport).call(V1.listOrgDomains, {}, { headers }));
-      expect(domains.result).toEqual([
-        expect.objectContaining({ orgId: added.id, domainName: expectedDomain, isVerified: true, isPrimary: true }),
-      ]);
+      expect(domains.result).toEqual([expect.objectContaining({ orgId: added.id, domainName: expectedDomain, isVerified: true, isPrimary: true })]);
     });
 
     it("refuses an empty name (PGV) and a blank one (ORG-mruNY)", async () => {
@@ -104,9 +102,7 @@ describe("machine users and personal access tokens", () => {
 
     it("creates a machine user that reads as one", async () => {
       const userName = uniqueName("robot");
-      const added = expectOk(
-        await up.caller(transport).call(V1.addMachineUser, { userName, name: "Robot", description: "builds" }, { token: owner.token }),
-      );
+      const added = expectOk(await up.caller(transport).call(V1.addMachineUser, { userName, name: "Robot", description: "builds" }, { token: owner.token }));
       expect(added.userId).toMatch(USER_ID);
       expect(added.details).toMatchObject({ sequence: "1", resourceOwner: owner.orgId });
       const read = expectOk(await up.caller(transport).call(V1.getUserByID, { id: added.userId! }, { token: owner.token }));
@@ -134,9 +130,7 @@ describe("machine users and personal access tokens", () => {
     });
 
     it("issues a token that works at once, lists it without its value, and removes it at once", async () => {
-      const robot = expectOk(
-        await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("bot"), name: "Bot" }, { token: owner.token }),
-      );
+      const robot = expectOk(await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("bot"), name: "Bot" }, { token: owner.token }));
       const userId = String(robot.userId);
       expectOk(await up.caller(transport).call(V1.addOrgMember, { userId, roles: ["ORG_OWNER_VIEWER"] }, { token: owner.token }));
       const expirationDate = new Date(Date.now() + 86_400_000).toISOString();
@@ -159,18 +153,10 @@ describe("machine users and personal access tokens", () => {
       expect(stored).toHaveLength(1);
       expect(stored[0]!.digest).not.toContain(token);
 
-      const removed = await up.caller(transport).call(
-        V1.removePersonalAccessToken,
-        { userId, tokenId: String(pat.tokenId) },
-        { token: owner.token },
-      );
+      const removed = await up.caller(transport).call(V1.removePersonalAccessToken, { userId, tokenId: String(pat.tokenId) }, { token: owner.token });
       expect(expectOk(removed).details).toMatchObject({ sequence: "3", resourceOwner: owner.orgId });
       expectCode(await up.caller(transport).call(V1.getMyOrg, {}, { token }), Code.Unauthenticated);
-      expect(await up.eventTypes(userId)).toEqual([
-        "user.machine.added",
-        "user.personal.access.token.added",
-        "user.personal.access.token.removed",
-      ]);
+      expect(await up.eventTypes(userId)).toEqual(["user.machine.added", "user.personal.access.token.added", "user.personal.access.token.removed"]);
     });
 
     it("refuses tokens for humans (COMMAND-Df2f1), unknown users (COMMAND-Dggw2) and past expirations (DOMAIN-dv3t5)", async () => {
@@ -178,23 +164,15 @@ describe("machine users and personal access tokens", () => {
       const call = (body: Record<string, string>) => up.caller(transport).call(V1.addPersonalAccessToken, body, { token: owner.token });
       expectZitadelError(await call({ userId: String(human.userId) }), Code.FailedPrecondition, "COMMAND-Df2f1", "Errors.User.WrongType");
       expectZitadelError(await call({ userId: "no-such-user" }), Code.FailedPrecondition, "COMMAND-Dggw2", "User could not be found");
-      const robot = expectOk(
-        await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("old"), name: "Old" }, { token: owner.token }),
-      );
+      const robot = expectOk(await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("old"), name: "Old" }, { token: owner.token }));
       const past = await call({ userId: String(robot.userId), expirationDate: "2001-01-01T00:00:00Z" });
       expectZitadelError(past, Code.InvalidArgument, "DOMAIN-dv3t5", "Errors.AuthNKey.ExpireBeforeNow");
-      const unknown = await up.caller(transport).call(
-        V1.removePersonalAccessToken,
-        { userId: String(robot.userId), tokenId: "123" },
-        { token: owner.token },
-      );
+      const unknown = await up.caller(transport).call(V1.removePersonalAccessToken, { userId: String(robot.userId), tokenId: "123" }, { token: owner.token });
       expectZitadelError(unknown, Code.NotFound, "COMMAND-4m77G", "Errors.User.PAT.NotFound");
     });
 
     it("ends an expired token's access (UNAUTHENTICATED)", async () => {
-      const robot = expectOk(
-        await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("brief"), name: "Brief" }, { token: owner.token }),
-      );
+      const robot = expectOk(await up.caller(transport).call(V1.addMachineUser, { userName: uniqueName("brief"), name: "Brief" }, { token: owner.token }));
       const inAMinute = new Date(Date.now() + 60_000).toISOString();
       const pat = expectOk(
         await up.caller(transport).call(V1.addPersonalAccessToken, { userId: String(robot.userId), expirationDate: inAMinute }, { token: owner.token }),
@@ -214,7 +192,15 @@ describe("machine users and personal access tokens", () => {
 describe("members", () => {
   const up = useUserport();
   const orgEventCount = async (orgId: string) =>
-    Number((await up.server.db.selectFrom("events").select((eb) => eb.fn.countAll().as("n")).where("aggregate_id", "=", orgId).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await up.server.db
+          .selectFrom("events")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .where("aggregate_id", "=", orgId)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   describe.each(WRITERS)("over %s", (transport) => {
     let owner: ApiCaller;
@@ -228,14 +214,12 @@ describe("members", () => {
       const denied = await up.caller(transport).call(V1.importHumanUser, v1ImportBody(), { token: helper.token });
       expectZitadelError(denied, Code.PermissionDenied, "AUTH-5mWD2", "No matching permissions found");
 
-      const added = await up.caller(transport).call(
-        V1.addOrgMember,
-        { userId: helper.userId, roles: ["ORG_USER_MANAGER"] },
-        { token: owner.token },
-      );
+      const added = await up.caller(transport).call(V1.addOrgMember, { userId: helper.userId, roles: ["ORG_USER_MANAGER"] }, { token: owner.token });
       expect(expectOk(added).details).toMatchObject({ resourceOwner: owner.orgId });
       expectOk(await up.caller(transport).call(V1.importHumanUser, v1ImportBody(), { token: helper.token }));
-      const members = expectOk(await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: helper.userId } }] }, { token: owner.token }));
+      const members = expectOk(
+        await up.caller(transport).call(V1.listOrgMembers, { queries: [{ userIdQuery: { userId: helper.userId } }] }, { token: owner.token }),
+      );
       expect(members.result).toEqual([expect.objectContaining({ userId: helper.userId, roles: ["ORG_USER_MANAGER"], preferredLoginName: helper.userName })]);
 
       expectOk(await up.caller(transport).call(V1.removeOrgMember, { userId: helper.userId }, { token: owner.token }));
@@ -245,8 +229,7 @@ describe("members", () => {
 
     it("refuses no roles (ORG-4Mlfs), unknown or instance roles (Org-4N8es), twice the same member (ORG-poWwe) and unknown users; removing a non-member changes nothing", async () => {
       const helper = await createApiCaller(up, "ORG_OWNER_VIEWER", owner.orgId);
-      const add = (roles: string[], userId = helper.userId) =>
-        up.caller(transport).call(V1.addOrgMember, { userId, roles }, { token: owner.token });
+      const add = (roles: string[], userId = helper.userId) => up.caller(transport).call(V1.addOrgMember, { userId, roles }, { token: owner.token });
       expectZitadelError(await add(["ORG_GOD"]), Code.InvalidArgument, "Org-4N8es", "Errors.Org.MemberInvalid");
       expectZitadelError(await add(["IAM_OWNER"]), Code.InvalidArgument, "Org-4N8es", "Errors.Org.MemberInvalid");
       expectZitadelError(await add([]), Code.InvalidArgument, "ORG-4Mlfs", "Errors.Invalid.Argument");
@@ -260,11 +243,7 @@ describe("members", () => {
 
     it("does not let an organisation make a user of another organisation its member", async () => {
       const stranger = await createApiCaller(up, undefined);
-      const result = await up.caller(transport).call(
-        V1.addOrgMember,
-        { userId: stranger.userId, roles: ["ORG_OWNER"] },
-        { token: owner.token },
-      );
+      const result = await up.caller(transport).call(V1.addOrgMember, { userId: stranger.userId, roles: ["ORG_OWNER"] }, { token: owner.token });
       expectZitadelError(result, Code.FailedPrecondition, "ORG-GoXOn", "User could not be found");
     });
   });
@@ -304,8 +283,7 @@ describe("members", () => {
 
     it("refuses no roles (Org-LiaZi), unknown or instance roles (IAM-m9fG8) and non-members (Org-D8JxR)", async () => {
       const helper = await createApiCaller(up, "ORG_OWNER_VIEWER", owner.orgId);
-      const update = (roles: string[], userId = helper.userId) =>
-        up.caller(transport).call(V1.updateOrgMember, { userId, roles }, { token: owner.token });
+      const update = (roles: string[], userId = helper.userId) => up.caller(transport).call(V1.updateOrgMember, { userId, roles }, { token: owner.token });
       expectZitadelError(await update([]), Code.InvalidArgument, "Org-LiaZi", "Errors.Org.MemberInvalid");
       expectZitadelError(await update(["ORG_GOD"]), Code.InvalidArgument, "IAM-m9fG8", "Errors.Org.MemberInvalid");
       expectZitadelError(await update(["ORG_OWNER", "IAM_OWNER"]), Code.InvalidArgument, "IAM-m9fG8", "Errors.Org.MemberInvalid");

@@ -15,12 +15,7 @@ import { bcryptHash, GOOD_PASSWORD, uniqueEmail, useUserport, v1AddBody, v1Impor
 const up = useUserport();
 
 async function outboxOf(userId: string) {
-  return up.server.db
-    .selectFrom("outbox")
-    .selectAll()
-    .where("user_id", "=", userId)
-    .orderBy("kind")
-    .execute();
+  return up.server.db.selectFrom("outbox").selectAll().where("user_id", "=", userId).orderBy("kind").execute();
 }
 
 async function userCount(email: string) {

@@ -23,8 +23,7 @@ async function importUser(extra: JsonObject = {}): Promise<string> {
   return String(userId);
 }
 
-const signIn = (userId: string, password: string) =>
-  up.caller("rest").call(SESSIONS.createSession, { checks: { user: { userId }, password: { password } } });
+const signIn = (userId: string, password: string) => up.caller("rest").call(SESSIONS.createSession, { checks: { user: { userId }, password: { password } } });
 
 async function changeRequired(userId: string): Promise<boolean> {
   const { user } = expectOk(await up.caller("rest").call(V2.getUserByID, { userId })) as { user: { human: JsonObject } };
@@ -120,7 +119,12 @@ describe.each(WRITERS)("over %s", (transport) => {
       const code = String(reset.verificationCode);
       expect(code).toMatch(/^[A-Z0-9]{6}$/);
       expect((await up.eventTypes(userId)).at(-1)).toBe("user.human.password.code.added");
-      const stored = await up.server.db.selectFrom("codes").select(["sealed_code", "returned"]).where("user_id", "=", userId).where("kind", "=", "password").executeTakeFirstOrThrow();
+      const stored = await up.server.db
+        .selectFrom("codes")
+        .select(["sealed_code", "returned"])
+        .where("user_id", "=", userId)
+        .where("kind", "=", "password")
+        .executeTakeFirstOrThrow();
       expect(stored.sealed_code).not.toContain(code);
       expect(stored.returned).toBe(1);
 
@@ -141,7 +145,13 @@ describe.each(WRITERS)("over %s", (transport) => {
       );
 
       const again = String(expectOk(await call(V2.passwordReset, { userId, returnCode: {} })).verificationCode);
-      await up.server.db.updateTable("codes").set({ expires_at: Date.now() - 1 }).where("user_id", "=", userId).where("kind", "=", "password").where("used_at", "is", null).execute();
+      await up.server.db
+        .updateTable("codes")
+        .set({ expires_at: Date.now() - 1 })
+        .where("user_id", "=", userId)
+        .where("kind", "=", "password")
+        .where("used_at", "is", null)
+        .execute();
       expectZitadelError(
         await call(V2.setPassword, { userId, newPassword: { password: OLD }, verificationCode: again }),
         Code.FailedPrecondition,

@@ -424,7 +424,13 @@ describe("populations", () => {
     expect((await p1.delete(`/v1/environments/${envId}/populations/${popId}`)).status).toBe(204);
     for (const transport of ["grpc-js", "rest"] as const) {
       const error = expectCode(
-        await up.caller(transport).call(V1.addHumanUser, { userName: uniqueName("orphan"), profile: { firstName: "O", lastName: "Rphan" }, email: { email: "o@example.com" } }, inPopulation),
+        await up
+          .caller(transport)
+          .call(
+            V1.addHumanUser,
+            { userName: uniqueName("orphan"), profile: { firstName: "O", lastName: "Rphan" }, email: { email: "o@example.com" } },
+            inPopulation,
+          ),
         Code.PermissionDenied,
       );
       expect(error.message).toContain("Organisation doesn't exist");

@@ -20,9 +20,7 @@ describe("per client address", () => {
 
   it("the fifth credential check from one address is refused on every protocol and checks nothing; cheap calls go on", async () => {
     const username = uniqueName("source");
-    const { userId } = expectOk(
-      await up.caller("rest").call(V2.addHumanUser, v2AddBody({ username, password: { password: GOOD_PASSWORD } })),
-    );
+    const { userId } = expectOk(await up.caller("rest").call(V2.addHumanUser, v2AddBody({ username, password: { password: GOOD_PASSWORD } })));
     const signIn = { checks: { user: { loginName: username }, password: { password: GOOD_PASSWORD } } };
     // Four checks are within the budget, whatever the protocol.
     expectOk(await up.caller("rest").call(SESSIONS.createSession, signIn), 201);
@@ -35,12 +33,7 @@ describe("per client address", () => {
     }
     const setSession = { sessionId: last.sessionId, checks: { password: { password: GOOD_PASSWORD } } };
     expectZitadelError(await up.caller("grpc-js").call(SESSIONS.setSession, setSession), Code.ResourceExhausted, "UP-RATE1", PER_SOURCE);
-    expectZitadelError(
-      await up.caller("rest").call(V2.verifyEmail, { userId, verificationCode: "ABCDEF" }),
-      Code.ResourceExhausted,
-      "UP-RATE1",
-      PER_SOURCE,
-    );
+    expectZitadelError(await up.caller("rest").call(V2.verifyEmail, { userId, verificationCode: "ABCDEF" }), Code.ResourceExhausted, "UP-RATE1", PER_SOURCE);
     expectZitadelError(
       await up.caller("grpc-js").call(V2.setPassword, { userId, newPassword: { password: `${GOOD_PASSWORD}2` }, currentPassword: GOOD_PASSWORD }),
       Code.ResourceExhausted,
@@ -82,9 +75,7 @@ describe("per user", () => {
 
   async function addUser(extra: JsonObject = {}) {
     const username = uniqueName("per-user");
-    const { userId } = expectOk(
-      await up.caller("rest").call(V2.addHumanUser, v2AddBody({ username, password: { password: GOOD_PASSWORD }, ...extra })),
-    );
+    const { userId } = expectOk(await up.caller("rest").call(V2.addHumanUser, v2AddBody({ username, password: { password: GOOD_PASSWORD }, ...extra })));
     return { userId: String(userId), username };
   }
 

@@ -67,7 +67,9 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
 
   afterAll(async () => {
     for (const replica of replicas) replica.child.kill("SIGTERM");
-    await Promise.all(replicas.map((replica) => new Promise((resolve) => (replica.child.exitCode !== null ? resolve(null) : replica.child.once("exit", resolve)))));
+    await Promise.all(
+      replicas.map((replica) => new Promise((resolve) => (replica.child.exitCode !== null ? resolve(null) : replica.child.once("exit", resolve)))),
+    );
     await mailbox?.stop();
     await dropTestDatabase(sharedDir);
     for (const dir of [sharedDir, ...replicas.map((replica) => dirname(replica.dataDir))]) rmSync(dir, { recursive: true, force: true });
@@ -89,7 +91,10 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
           call(replicas[i % 2]!.url, token, "POST", "/management/v1/users/human/_import", importBody(userName, `${userName}-${i}@example.com`)),
         ),
       );
-      expect(results.filter((r) => r.status === 200), JSON.stringify(results)).toHaveLength(1);
+      expect(
+        results.filter((r) => r.status === 200),
+        JSON.stringify(results),
+      ).toHaveLength(1);
       const refused = results.filter((r) => r.status !== 200);
       expect(refused).toHaveLength(9);
       for (const r of refused) expect(r).toMatchObject({ status: 409, body: { code: 6 } });
@@ -150,7 +155,10 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
         call(replicas[i % 2]!.url, token, "POST", `/management/v1/users/${userId}/metadata/key-${i}`, { value: Buffer.from(`v${i}`).toString("base64") }),
       ),
     );
-    expect(changes.map((c) => c.status), JSON.stringify(changes.filter((c) => c.status !== 200))).toEqual(changes.map(() => 200));
+    expect(
+      changes.map((c) => c.status),
+      JSON.stringify(changes.filter((c) => c.status !== 200)),
+    ).toEqual(changes.map(() => 200));
     const sequences = changes.map((c) => Number((c.body.details as { sequence: string }).sequence)).sort((a, b) => a - b);
     expect(new Set(sequences).size, "no sequence is handed out twice").toBe(24);
     const history = await call(replicas[1]!.url, token, "POST", `/management/v1/users/${userId}/changes/_search`, { query: { limit: 100, asc: true } });
@@ -163,7 +171,9 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
   it("refuses to start a replica whose master key is not the one the database's codes are sealed with", async () => {
     const otherKey = randomBytes(32).toString("base64");
     const started = startReplica((await testDatabaseUrl(sharedDir))!, otherKey, mailbox.url);
-    await expect(started).rejects.toThrow(/the master key \(USERPORT_MASTER_KEY or <data-dir>\/master.key\) is not the one this database's secrets are sealed with/);
+    await expect(started).rejects.toThrow(
+      /the master key \(USERPORT_MASTER_KEY or <data-dir>\/master.key\) is not the one this database's secrets are sealed with/,
+    );
   });
 
   it("keeps serving when the database drops its connections, answering at worst a bare internal error meanwhile", async () => {

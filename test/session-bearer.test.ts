@@ -36,14 +36,11 @@ async function importUser(orgId?: string): Promise<string> {
 
 /** A session made by the administrator (a login client), with the given checks and lifetime. */
 async function createSession(checks: JsonObject, lifetime?: string) {
-  const created = expectOk(
-    await up.caller("rest").call(SESSIONS.createSession, { checks, ...(lifetime === undefined ? {} : { lifetime }) }),
-  );
+  const created = expectOk(await up.caller("rest").call(SESSIONS.createSession, { checks, ...(lifetime === undefined ? {} : { lifetime }) }));
   return { sessionId: String(created.sessionId), sessionToken: String(created.sessionToken) };
 }
 
-const signIn = async (userId: string, lifetime?: string) =>
-  createSession({ user: { userId }, password: { password: PASSWORD } }, lifetime);
+const signIn = async (userId: string, lifetime?: string) => createSession({ user: { userId }, password: { password: PASSWORD } }, lifetime);
 
 describe("a session token as a bearer token", () => {
   let other: ApiCaller;
@@ -85,14 +82,8 @@ describe("a session token as a bearer token", () => {
       expect((read.user as JsonObject).userId).toBe(otherOrgUser);
       const v1 = await up.caller(transport).call(V1.getUserByID, { id: otherOrgUser }, { token: sessionToken, headers: { "x-zitadel-orgid": other.orgId } });
       expect((expectOk(v1).user as JsonObject).id).toBe(otherOrgUser);
-      const created = expectOk(
-        await up.caller(transport).call(V2.addHumanUser, v2AddBody({ organization: { orgId: other.orgId } }), { token: sessionToken }),
-      );
-      const creator = await up.server.db
-        .selectFrom("events")
-        .select("creator")
-        .where("aggregate_id", "=", String(created.userId))
-        .executeTakeFirstOrThrow();
+      const created = expectOk(await up.caller(transport).call(V2.addHumanUser, v2AddBody({ organization: { orgId: other.orgId } }), { token: sessionToken }));
+      const creator = await up.server.db.selectFrom("events").select("creator").where("aggregate_id", "=", String(created.userId)).executeTakeFirstOrThrow();
       expect(creator.creator).toBe(ownerId);
       // session.write (IAM_OWNER): it may sign users in itself.
       expectOk(await call(SESSIONS.createSession, { checks: { user: { userId: otherOrgUser } } }, sessionToken));
@@ -118,9 +109,7 @@ describe("a session token as a bearer token", () => {
         expectZitadelError(await getSelf(userId, sessionToken), Code.PermissionDenied, "AUTHZ-Kl3p0", "authentication required");
       }
       // The password check makes it a sign-in: SetSession's new token works.
-      const set = expectOk(
-        await up.caller("rest").call(SESSIONS.setSession, { sessionId: userOnly.sessionId, checks: { password: { password: PASSWORD } } }),
-      );
+      const set = expectOk(await up.caller("rest").call(SESSIONS.setSession, { sessionId: userOnly.sessionId, checks: { password: { password: PASSWORD } } }));
       expectOk(await getSelf(userId, String(set.sessionToken)));
       // The token it replaced is no token any more.
       expectErrorId(await getSelf(userId, userOnly.sessionToken), Code.Unauthenticated, "AUTH-Ws8Fe");

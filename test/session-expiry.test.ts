@@ -88,12 +88,7 @@ describe.each(WRITERS)("SetSession on an ended session over %s", (transport) => 
     const { sessionId, sessionToken } = await createSession();
     expectOk(await up.caller("rest").call(SESSIONS.deleteSession, { sessionId, sessionToken }));
     const before = await storedSession(sessionId);
-    expectZitadelError(
-      await set({ sessionId, lifetime: "3600s" }),
-      Code.FailedPrecondition,
-      "COMMAND-Hewfq",
-      "Errors.Session.Terminated",
-    );
+    expectZitadelError(await set({ sessionId, lifetime: "3600s" }), Code.FailedPrecondition, "COMMAND-Hewfq", "Errors.Session.Terminated");
     expect(await storedSession(sessionId)).toEqual(before);
   });
 });
@@ -104,12 +99,7 @@ describe.each(WRITERS)("DeleteSession of an ended session over %s", (transport) 
   it("succeeds for an expired session with its token, writing nothing; a wrong token is still refused", async () => {
     const { sessionId, sessionToken } = await createSession("60s");
     clockOffset = 2 * 60_000;
-    expectZitadelError(
-      await del({ sessionId, sessionToken: "not-the-token" }),
-      Code.PermissionDenied,
-      "COMMAND-sGr42",
-      "Errors.Session.Token.Invalid",
-    );
+    expectZitadelError(await del({ sessionId, sessionToken: "not-the-token" }), Code.PermissionDenied, "COMMAND-sGr42", "Errors.Session.Token.Invalid");
     const before = await storedSession(sessionId);
     const deleted = expectOk(await del({ sessionId, sessionToken }));
     expect(deleted.details).toMatchObject({ sequence: String(before.sequence) });
@@ -122,12 +112,7 @@ describe.each(WRITERS)("DeleteSession of an ended session over %s", (transport) 
     expectOk(await del({ sessionId, sessionToken }));
     expectOk(await del({ sessionId, sessionToken }));
     expect((await up.eventTypes(sessionId)).filter((type) => type === "session.terminated")).toHaveLength(1);
-    expectZitadelError(
-      await up.caller(transport).call(SESSIONS.getSession, { sessionId }),
-      Code.NotFound,
-      "QUERY-SFeaa",
-      "Session does not exist",
-    );
+    expectZitadelError(await up.caller(transport).call(SESSIONS.getSession, { sessionId }), Code.NotFound, "QUERY-SFeaa", "Session does not exist");
   });
 });
 

@@ -24,11 +24,7 @@ async function importUser(extra: JsonObject = {}, withPassword = true): Promise<
 }
 
 async function storedUser(userId: string) {
-  return up.server.db
-    .selectFrom("users")
-    .select(["password_hash", "state", "password_failed_attempts"])
-    .where("id", "=", userId)
-    .executeTakeFirstOrThrow();
+  return up.server.db.selectFrom("users").select(["password_hash", "state", "password_failed_attempts"]).where("id", "=", userId).executeTakeFirstOrThrow();
 }
 
 function expectWrongPassword(result: CallResult, failedAttempts: number): void {
@@ -40,8 +36,7 @@ function expectWrongPassword(result: CallResult, failedAttempts: number): void {
 }
 
 describe.each(WRITERS)("CreateSession over %s", (transport) => {
-  const call = (request: JsonObject, token?: string) =>
-    up.caller(transport).call(SESSIONS.createSession, request, token === undefined ? {} : { token });
+  const call = (request: JsonObject, token?: string) => up.caller(transport).call(SESSIONS.createSession, request, token === undefined ? {} : { token });
 
   it("signs an imported user in by login name, rehashes the bcrypt-10 hash to the configured cost, and reads the session back", async () => {
     const { userId, userName } = await importUser();
@@ -58,16 +53,8 @@ describe.each(WRITERS)("CreateSession over %s", (transport) => {
     const after = await storedUser(userId);
     expect(after.password_hash).toMatch(/^\$2b\$04\$/);
     expect(after.password_failed_attempts).toBe(0);
-    expect((await up.eventTypes(userId)).slice(-2)).toEqual([
-      "user.human.password.hash.updated",
-      "user.human.password.check.succeeded",
-    ]);
-    expect(await up.eventTypes(String(created.sessionId))).toEqual([
-      "session.added",
-      "session.user.checked",
-      "session.password.checked",
-      "session.token.set",
-    ]);
+    expect((await up.eventTypes(userId)).slice(-2)).toEqual(["user.human.password.hash.updated", "user.human.password.check.succeeded"]);
+    expect(await up.eventTypes(String(created.sessionId))).toEqual(["session.added", "session.user.checked", "session.password.checked", "session.token.set"]);
     // The token is stored only as a digest.
     const row = await up.server.db.selectFrom("sessions").select("token_digest").where("id", "=", String(created.sessionId)).executeTakeFirstOrThrow();
     expect(row.token_digest).not.toContain(String(created.sessionToken));
@@ -123,12 +110,7 @@ describe.each(WRITERS)("CreateSession over %s", (transport) => {
   it("answers an unknown user (by id or login name) with QUERY-Dfbg2, after the same password verification", async () => {
     const unknown: JsonObject[] = [{ userId: "424242424242424242" }, { loginName: uniqueName("nobody") }];
     for (const user of unknown) {
-      expectZitadelError(
-        await call({ checks: { user, password: { password: PASSWORD } } }),
-        Code.NotFound,
-        "QUERY-Dfbg2",
-        "User could not be found",
-      );
+      expectZitadelError(await call({ checks: { user, password: { password: PASSWORD } } }), Code.NotFound, "QUERY-Dfbg2", "User could not be found");
     }
   });
 
@@ -192,8 +174,7 @@ describe("the lockout policy", () => {
   it.each(WRITERS)("locks the user on the failure that reaches the maximum, in the same transaction (%s)", async (transport) => {
     const body = v1ImportBody({ hashedPassword: { value: bcryptHash(PASSWORD) } });
     const { userId } = expectOk(await locking.caller("rest").call(V1.importHumanUser, body));
-    const call = (password: string) =>
-      locking.caller(transport).call(SESSIONS.createSession, { checks: { user: { userId }, password: { password } } });
+    const call = (password: string) => locking.caller(transport).call(SESSIONS.createSession, { checks: { user: { userId }, password: { password } } });
     expectWrongPassword(await call("wrong-Passw0rd!"), 1);
     expectWrongPassword(await call("wrong-Passw0rd!"), 2);
     expect((await locking.eventTypes(String(userId))).slice(-2)).toEqual(["user.human.password.check.failed", "user.locked"]);
@@ -213,9 +194,8 @@ describe("the lockout policy", () => {
   ] as const)("unlocking resets the failed password checks: the next wrong password counts 1 and does not lock (%s)", async (_, transport, unlock) => {
     const body = v1ImportBody({ hashedPassword: { value: bcryptHash(PASSWORD) } });
     const userId = String(expectOk(await locking.caller("rest").call(V1.importHumanUser, body)).userId);
-    const wrong = () =>
-      locking.caller(transport).call(SESSIONS.createSession, { checks: { user: { userId }, password: { password: "wrong-Passw0rd!" } } });
-    const state = async () => ((expectOk(await locking.caller(transport).call(V2.getUserByID, { userId })).user as JsonObject).state);
+    const wrong = () => locking.caller(transport).call(SESSIONS.createSession, { checks: { user: { userId }, password: { password: "wrong-Passw0rd!" } } });
+    const state = async () => (expectOk(await locking.caller(transport).call(V2.getUserByID, { userId })).user as JsonObject).state;
     expectWrongPassword(await wrong(), 1);
     expectWrongPassword(await wrong(), 2);
     expect(await state()).toBe("USER_STATE_LOCKED");
@@ -258,8 +238,7 @@ describe("reading and ending sessions", () => {
   });
 
   it.each(READERS)("GetSession: the creator reads without the token, others with it (%s)", async (transport) => {
-    const get = (request: JsonObject, token?: string) =>
-      up.caller(transport).call(SESSIONS.getSession, request, token === undefined ? {} : { token });
+    const get = (request: JsonObject, token?: string) => up.caller(transport).call(SESSIONS.getSession, request, token === undefined ? {} : { token });
     const own = expectOk(await get({ sessionId: created.sessionId }));
     const session = own.session as JsonObject;
     expect(session.metadata).toEqual({ device: Buffer.from("laptop").toString("base64") });
@@ -280,9 +259,7 @@ describe("reading and ending sessions", () => {
   });
 
   it.each(READERS)("ListSessions finds the session by user id and by id (%s)", async (transport) => {
-    const list = expectOk(
-      await up.caller(transport).call(SESSIONS.listSessions, { queries: [{ userIdQuery: { id: created.userId } }] }),
-    );
+    const list = expectOk(await up.caller(transport).call(SESSIONS.listSessions, { queries: [{ userIdQuery: { id: created.userId } }] }));
     expect(list.details).toMatchObject({ totalResult: "1" });
     expect((list.sessions as JsonObject[]).map((s) => s.id)).toEqual([created.sessionId]);
     const none = expectOk(
@@ -300,11 +277,11 @@ describe("reading and ending sessions", () => {
       await up.caller(transport).call(SESSIONS.setSession, { sessionId: first.sessionId, checks: { password: { password: "nope-Passw0rd1" } } }),
       1,
     );
-    const set = expectOk(
-      await up.caller(transport).call(SESSIONS.setSession, { sessionId: first.sessionId, checks: { password: { password: PASSWORD } } }),
-    );
+    const set = expectOk(await up.caller(transport).call(SESSIONS.setSession, { sessionId: first.sessionId, checks: { password: { password: PASSWORD } } }));
     expect(set.sessionToken).not.toBe(first.sessionToken);
-    const again = expectOk(await up.caller("rest").call(SESSIONS.getSession, { sessionId: first.sessionId, sessionToken: set.sessionToken }, { token: stranger.token }));
+    const again = expectOk(
+      await up.caller("rest").call(SESSIONS.getSession, { sessionId: first.sessionId, sessionToken: set.sessionToken }, { token: stranger.token }),
+    );
     expect((again.session as JsonObject).factors).toHaveProperty("password.verifiedAt");
     expectZitadelError(
       await up.caller("rest").call(SESSIONS.getSession, { sessionId: first.sessionId, sessionToken: first.sessionToken }, { token: stranger.token }),

@@ -56,12 +56,8 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
   });
 
   const claim = (value: string, owner: string) =>
-    store.db
-      .insertInto("unique_constraints")
-      .values({ instance_id: "i", kind: "username", value, owner_id: owner })
-      .compile();
-  const claims = () =>
-    store.db.selectFrom("unique_constraints").select(["value", "owner_id"]).where("instance_id", "=", "i").orderBy("value").execute();
+    store.db.insertInto("unique_constraints").values({ instance_id: "i", kind: "username", value, owner_id: owner }).compile();
+  const claims = () => store.db.selectFrom("unique_constraints").select(["value", "owner_id"]).where("instance_id", "=", "i").orderBy("value").execute();
 
   it("rolls back only the failing command of a shared commit, and reports which rule it broke", async () => {
     await store.writes.run([claim("taken", "first")]);
@@ -123,7 +119,14 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
     expect(owners).not.toContain("owner-200");
     // Events in the order of their commands, and none of the failed ones.
     const events = await store.db.selectFrom("events").select(["aggregate_id", "sequence"]).where("instance_id", "=", "i").orderBy("position").execute();
-    const expected = units.flatMap((_, n) => (n === 150 || n === 200 ? [] : [{ aggregate_id: `owner-${n}`, sequence: 1 }, { aggregate_id: `owner-${n}`, sequence: 2 }]));
+    const expected = units.flatMap((_, n) =>
+      n === 150 || n === 200
+        ? []
+        : [
+            { aggregate_id: `owner-${n}`, sequence: 1 },
+            { aggregate_id: `owner-${n}`, sequence: 2 },
+          ],
+    );
     expect(events).toEqual(expected);
   });
 
@@ -165,11 +168,7 @@ describe("prepared queries", () => {
     const store = await openSqlite(dir);
     try {
       const byOwner = prepare<{ owner: string; kind: string }>(
-        store.db
-          .selectFrom("unique_constraints")
-          .select("value")
-          .where("kind", "=", param<string>("kind"))
-          .where("owner_id", "=", param<string>("owner")),
+        store.db.selectFrom("unique_constraints").select("value").where("kind", "=", param<string>("kind")).where("owner_id", "=", param<string>("owner")),
       );
       expect(byOwner.bind({ owner: "o", kind: "k" }).parameters).toEqual(["k", "o"]);
     } finally {
@@ -182,9 +181,7 @@ describe("prepared queries", () => {
     const dir = mkdtempSync(join(tmpdir(), "userport-store-"));
     return openSqlite(dir).then(async (store) => {
       try {
-        expect(() =>
-          prepare(store.db.selectFrom("unique_constraints").select("value").where("kind", "=", "literal")),
-        ).toThrow(/literal parameter/);
+        expect(() => prepare(store.db.selectFrom("unique_constraints").select("value").where("kind", "=", "literal"))).toThrow(/literal parameter/);
       } finally {
         await store.close();
         rmSync(dir, { recursive: true, force: true });

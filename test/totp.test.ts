@@ -94,8 +94,7 @@ describe.each(WRITERS)("TOTP over %s", (transport) => {
   }
 
   /** ZITADEL answers a wrong code with EVENT-8isk2 alone: its ErrorDetail, no CredentialsCheckError. */
-  const expectWrongCode = (result: Awaited<ReturnType<typeof call>>) =>
-    expectZitadelError(result, Code.InvalidArgument, "EVENT-8isk2", "Invalid code");
+  const expectWrongCode = (result: Awaited<ReturnType<typeof call>>) => expectZitadelError(result, Code.InvalidArgument, "EVENT-8isk2", "Invalid code");
 
   it("locks the user on the org policy's max OTP attempts (2); the right code is then refused; an unlock counts from 0", async () => {
     const user = await userUnderOtpPolicy(2);
@@ -103,22 +102,14 @@ describe.each(WRITERS)("TOTP over %s", (transport) => {
     expect(await user.state()).toBe("USER_STATE_ACTIVE");
     expectWrongCode(await user.signIn(user.wrong()));
     expect(await user.state()).toBe("USER_STATE_LOCKED");
-    expect((await up.eventTypes(user.userId)).slice(-3)).toEqual([
-      "user.human.mfa.otp.check.failed",
-      "user.human.mfa.otp.check.failed",
-      "user.locked",
-    ]);
+    expect((await up.eventTypes(user.userId)).slice(-3)).toEqual(["user.human.mfa.otp.check.failed", "user.human.mfa.otp.check.failed", "user.locked"]);
     expectZitadelError(await user.signIn(user.right()), Code.FailedPrecondition, "SESSION-Gj4ko", "User is not active");
 
     expectOk(await call(V2.unlockUser, { userId: user.userId }));
     expectWrongCode(await user.signIn(user.wrong()));
     expect(await user.state()).toBe("USER_STATE_ACTIVE");
     expectOk(await user.signIn(user.right()));
-    expect((await up.eventTypes(user.userId)).slice(-3)).toEqual([
-      "user.unlocked",
-      "user.human.mfa.otp.check.failed",
-      "user.human.mfa.otp.check.succeeded",
-    ]);
+    expect((await up.eventTypes(user.userId)).slice(-3)).toEqual(["user.unlocked", "user.human.mfa.otp.check.failed", "user.human.mfa.otp.check.succeeded"]);
   });
 
   it("resets the count on a right code, and counts OTP failures apart from password failures", async () => {
@@ -129,9 +120,7 @@ describe.each(WRITERS)("TOTP over %s", (transport) => {
     expect(await user.state()).toBe("USER_STATE_ACTIVE");
     // A wrong password is the password's count (the policy's 0 never locks on it), not the OTP's.
     const password = await call(SESSIONS.createSession, { checks: { user: { userId: user.userId }, password: { password: "wrong-Passw0rd!" } } });
-    expect(expectCode(password, Code.InvalidArgument).credentialChecks).toEqual([
-      { id: "COMMAND-3M0fs", message: "Password is invalid", failedAttempts: 1 },
-    ]);
+    expect(expectCode(password, Code.InvalidArgument).credentialChecks).toEqual([{ id: "COMMAND-3M0fs", message: "Password is invalid", failedAttempts: 1 }]);
     expect(await user.state()).toBe("USER_STATE_ACTIVE");
     expectWrongCode(await user.signIn(user.wrong()));
     expect(await user.state()).toBe("USER_STATE_LOCKED");

@@ -160,17 +160,9 @@ describe.each(WRITE_TRANSPORTS)("over %s", (transport) => {
       expect(res.details).toMatchObject({ sequence: String(user.sequence + 2) });
       const human = (await getV1(user.id)).human as JsonObject;
       expect(human.email).toEqual({ email });
-      expect((await eventKeys(user.id)).slice(-2)).toEqual([
-        "EventTypes.user.human.email.changed",
-        "EventTypes.user.human.initialization.code.added",
-      ]);
+      expect((await eventKeys(user.id)).slice(-2)).toEqual(["EventTypes.user.human.email.changed", "EventTypes.user.human.initialization.code.added"]);
       // The new code goes out by mail to the new address, sealed in the outbox like the first one.
-      const mails = await up.server.db
-        .selectFrom("outbox")
-        .select(["kind", "recipient"])
-        .where("user_id", "=", user.id)
-        .orderBy("created_at")
-        .execute();
+      const mails = await up.server.db.selectFrom("outbox").select(["kind", "recipient"]).where("user_id", "=", user.id).orderBy("created_at").execute();
       expect(mails.map((mail) => mail.kind)).toEqual(["init", "init"]);
       expect(mails.at(-1)!.recipient).toBe(email);
       const found = expectOk(await call(V1.listUsers, { queries: [{ emailQuery: { emailAddress: email, method: "TEXT_QUERY_METHOD_EQUALS_IGNORE_CASE" } }] }));

@@ -21,15 +21,7 @@ import { migrations } from "../src/store/migrations.js";
 import { openPostgres } from "../src/store/postgres.js";
 import type { Database } from "../src/store/schema.js";
 import { TEXT_SQL, userSearchStatement } from "../src/store/user-search.js";
-import {
-  type CallOptions,
-  type CallResult,
-  type TransportName,
-  TRANSPORTS,
-  type UnaryMethod,
-  V1,
-  V2,
-} from "./helpers/clients.js";
+import { type CallOptions, type CallResult, type TransportName, TRANSPORTS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
 import type { TestServer } from "./helpers/server.js";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
@@ -299,7 +291,11 @@ describe.each(TRANSPORTS)("user reads over %s", (transport) => {
       expect(await sorted("USER_FIELD_NAME_TYPE", true)).toEqual(ids(...MINE).sort());
       // Unspecified sorts by id; ids rise with creation.
       expect(await sorted("USER_FIELD_NAME_UNSPECIFIED", true)).toEqual(ids(...MINE).sort());
-      expect((await listV1([mine], {})).ids).toEqual(ids(...MINE).sort().reverse());
+      expect((await listV1([mine], {})).ids).toEqual(
+        ids(...MINE)
+          .sort()
+          .reverse(),
+      );
     });
 
     it("uses v1's default limit, which is the maximum of 1000, and refuses more (QUERY-4M0fs)", async () => {
@@ -336,10 +332,7 @@ describe.each(TRANSPORTS)("user reads over %s", (transport) => {
       expectPgvError(await pgv([{}]), pgvEmbedded("ListUsersRequest.Queries[0]", "invalid SearchQuery.Query: value is required"));
       expectPgvError(
         await pgv([mine, userName("x".repeat(201))]),
-        pgvEmbedded(
-          "ListUsersRequest.Queries[1]",
-          pgvEmbedded("SearchQuery.UserNameQuery", pgvLength("UserNameQuery.UserName", 0, 200)),
-        ),
+        pgvEmbedded("ListUsersRequest.Queries[1]", pgvEmbedded("SearchQuery.UserNameQuery", pgvLength("UserNameQuery.UserName", 0, 200))),
       );
       expectPgvError(
         await pgv([{ orQuery: { queries: [mine, { notQuery: { query: {} } }] } }]),
@@ -347,7 +340,10 @@ describe.each(TRANSPORTS)("user reads over %s", (transport) => {
           "ListUsersRequest.Queries[0]",
           pgvEmbedded(
             "SearchQuery.OrQuery",
-            pgvEmbedded("OrQuery.Queries[1]", pgvEmbedded("SearchQuery.NotQuery", pgvEmbedded("NotQuery.Query", "invalid SearchQuery.Query: value is required"))),
+            pgvEmbedded(
+              "OrQuery.Queries[1]",
+              pgvEmbedded("SearchQuery.NotQuery", pgvEmbedded("NotQuery.Query", "invalid SearchQuery.Query: value is required")),
+            ),
           ),
         ),
       );
@@ -401,9 +397,7 @@ describe.each(TRANSPORTS)("user reads over %s", (transport) => {
       expect((await listV2([mine, phone("1111", "TEXT_QUERY_METHOD_ENDS_WITH")])).ids).toEqual(ids("alice"));
       expect((await listV2([mine, { stateQuery: { state: "USER_STATE_INITIAL" } }])).ids).toEqual(ids("bob"));
       const notB = { notQuery: { query: { organizationIdQuery: { organizationId: orgB } } } };
-      expect((await listV2([mine, text("firstNameQuery", "firstName", "alice", "TEXT_QUERY_METHOD_EQUALS_IGNORE_CASE"), notB])).ids).toEqual(
-        ids("alice"),
-      );
+      expect((await listV2([mine, text("firstNameQuery", "firstName", "alice", "TEXT_QUERY_METHOD_EQUALS_IGNORE_CASE"), notB])).ids).toEqual(ids("alice"));
     });
 
     it("sorts by creation date", async () => {
@@ -442,7 +436,10 @@ describe.each(TRANSPORTS)("user reads over %s", (transport) => {
       );
       expectPgvError(
         await call(transport, V2.listUsers, { queries: [{ stateQuery: { state: 6 } }] }),
-        pgvEmbedded("ListUsersRequest.Queries[0]", pgvEmbedded("SearchQuery.StateQuery", "invalid StateQuery.State: value must be one of the defined enum values")),
+        pgvEmbedded(
+          "ListUsersRequest.Queries[0]",
+          pgvEmbedded("SearchQuery.StateQuery", "invalid StateQuery.State: value must be one of the defined enum values"),
+        ),
       );
     });
   });
@@ -623,8 +620,14 @@ describe("user search plans on SQLite", () => {
           const key = method.startsWith("equals") ? `${column}=\\?` : `${column}>\\? AND ${column}<\\?`;
           const search = new RegExp(`^SEARCH users USING (COVERING )?INDEX ${index} \\(instance_id=\\? AND org_id=\\? AND ${key}\\)$`);
           // The page, then the total's scalar subquery.
-          expect(plan.filter((line) => search.test(line)), plan.join("\n")).toHaveLength(2);
-          expect(plan.filter((line) => /^SCAN users/.test(line)), plan.join("\n")).toEqual([]);
+          expect(
+            plan.filter((line) => search.test(line)),
+            plan.join("\n"),
+          ).toHaveLength(2);
+          expect(
+            plan.filter((line) => /^SCAN users/.test(line)),
+            plan.join("\n"),
+          ).toEqual([]);
         });
       }
     }
@@ -650,7 +653,10 @@ describe("user search plans on SQLite", () => {
   it("can only test CONTAINS and ENDS_WITH row by row, within the organisation", () => {
     for (const method of ["contains", "containsIgnoreCase", "endsWith", "endsWithIgnoreCase"] as const) {
       const plan = planOf({ filters: [{ kind: "text", field: "username", value: "a", method }] });
-      expect(plan.filter((line) => /^SCAN users/.test(line)), plan.join("\n")).toEqual([]);
+      expect(
+        plan.filter((line) => /^SCAN users/.test(line)),
+        plan.join("\n"),
+      ).toEqual([]);
       expect(plan[0]).toMatch(/^SEARCH users USING (COVERING )?INDEX \w+ \(instance_id=\? AND org_id=\?\)$/);
     }
   });
@@ -678,7 +684,14 @@ describe.runIf(testPostgresUrl)("user search plans on PostgreSQL", () => {
   });
   const planOf = async (search: Partial<UserSearch>) => {
     const statement = userSearchStatement(store.db, TEXT_SQL.postgres, {
-      instanceId: "i", orgIds: ["o"], filters: [], sort: "id", asc: false, offset: 0, limit: 100, ...search,
+      instanceId: "i",
+      orgIds: ["o"],
+      filters: [],
+      sort: "id",
+      asc: false,
+      offset: 0,
+      limit: 100,
+      ...search,
     });
     const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${statement.sql}`, statement.parameters as unknown[]);
     return JSON.stringify(rows[0]["QUERY PLAN"]);

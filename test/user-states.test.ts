@@ -91,22 +91,21 @@ const V2_IDS = {
 const IDS = { v1: V1_IDS, v2: V2_IDS } as const;
 const NOT_FOUND_TEXT = "User could not be found";
 
-
 function unknownId(): string {
-  return `9${BigInt(`0x${randomBytes(7).toString("hex")}`).toString().padStart(17, "0")}`;
+  return `9${BigInt(`0x${randomBytes(7).toString("hex")}`)
+    .toString()
+    .padStart(17, "0")}`;
 }
 
 describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
   const t = () => up.caller(transport);
 
   const idOf = (api: Api, userId: string): JsonObject => (api === "v1" ? { id: userId } : { userId });
-  const change = (api: Api, what: Change, userId: string, options?: CallOptions) =>
-    t().call(METHODS[api][what], idOf(api, userId), options);
+  const change = (api: Api, what: Change, userId: string, options?: CallOptions) => t().call(METHODS[api][what], idOf(api, userId), options);
 
   /** A user of the default organisation: ACTIVE (verified email and a password) or INITIAL (neither). */
   async function newUser(state: "ACTIVE" | "INITIAL", extra: JsonObject = {}, options?: CallOptions) {
-    const body =
-      state === "ACTIVE" ? v1ImportBody({ hashedPassword: { value: HASH }, ...extra }) : v1ImportBody({ ...extra });
+    const body = state === "ACTIVE" ? v1ImportBody({ hashedPassword: { value: HASH }, ...extra }) : v1ImportBody({ ...extra });
     const res = expectOk(await t().call(V1.importHumanUser, body, options));
     expect(res.userId).toMatch(USER_ID);
     const details = res.details as JsonObject;
@@ -268,7 +267,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
     });
 
     // An empty path segment cannot carry an empty id over REST.
-    it.skipIf(transport === "rest")("rejects an empty id with PGV's text, e.g. \"invalid LockUserRequest.Id: …\"", async () => {
+    it.skipIf(transport === "rest")('rejects an empty id with PGV\'s text, e.g. "invalid LockUserRequest.Id: …"', async () => {
       for (const what of CHANGES) {
         expectPgvError(await change(api, what, ""), pgvLength(REQUEST_FIELD[api][what], 1, 200));
       }
@@ -371,12 +370,7 @@ describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
       expect(await readBack("v2", ours.id)).toEqual(oursBefore);
 
       // Naming the user's organisation in x-zitadel-orgid reaches it, if the caller may act there.
-      expectChanged(
-        await change("v1", "lock", theirs.id, { headers: { "x-zitadel-orgid": manager.orgId } }),
-        "v1",
-        theirsBefore,
-        manager.orgId,
-      );
+      expectChanged(await change("v1", "lock", theirs.id, { headers: { "x-zitadel-orgid": manager.orgId } }), "v1", theirsBefore, manager.orgId);
       expectZitadelError(
         await change("v1", "lock", ours.id, { ...asManager, headers: { "x-zitadel-orgid": up.defaultOrgId } }),
         Code.PermissionDenied,

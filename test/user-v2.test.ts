@@ -8,28 +8,8 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { type CallOptions, type CallResult, TRANSPORTS, V1, V2 } from "./helpers/clients.js";
-import {
-  expectCode,
-  expectErrorId,
-  expectNotLeaked,
-  expectOk,
-  expectPgvError,
-  expectZitadelError,
-  pgvEmbedded,
-  pgvLength,
-} from "./helpers/expectations.js";
-import {
-  bcryptHash,
-  GOOD_PASSWORD,
-  RFC3339,
-  uniqueEmail,
-  uniqueName,
-  USER_ID,
-  useUserport,
-  v1AddBody,
-  v1ImportBody,
-  v2AddBody,
-} from "./helpers/fixtures.js";
+import { expectCode, expectErrorId, expectNotLeaked, expectOk, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
+import { bcryptHash, GOOD_PASSWORD, RFC3339, uniqueEmail, uniqueName, USER_ID, useUserport, v1AddBody, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
 const up = useUserport();
 const HASH = bcryptHash("v2-imported-Passw0rd!");
@@ -92,15 +72,14 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
       expect((await human(res.userId as string)).human.email!.isVerified).toBeUndefined();
     });
 
-    it.each<JsonObject>([
-      { sendCode: {} },
-      { sendCode: { urlTemplate: "https://app.example.com/verify?user={{.UserID}}&code={{.Code}}" } },
-      {},
-    ])("generates but does not return an email code for %j", async (verification) => {
+    it.each<JsonObject>([{ sendCode: {} }, { sendCode: { urlTemplate: "https://app.example.com/verify?user={{.UserID}}&code={{.Code}}" } }, {}])(
+      "generates but does not return an email code for %j",
+      async (verification) => {
         const res = expectOk(await addUser(v2AddBody({ email: { email: uniqueEmail(), ...verification } })));
         expect(res.emailCode).toBeUndefined();
         expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.email.code.added"]);
-    });
+      },
+    );
 
     it("returns no code for isVerified true and reads the email as verified", async () => {
       const res = expectOk(await addUser(v2AddBody()));
@@ -129,12 +108,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
     });
 
     it("rejects an unparsable phone with PHONE-so0wa", async () => {
-      expectZitadelError(
-        await addUser(v2AddBody({ phone: { phone: "not a number", sendCode: {} } })),
-        Code.InvalidArgument,
-        "PHONE-so0wa",
-        "Phone is invalid",
-      );
+      expectZitadelError(await addUser(v2AddBody({ phone: { phone: "not a number", sendCode: {} } })), Code.InvalidArgument, "PHONE-so0wa", "Phone is invalid");
     });
 
     it("defaults the username to the email", async () => {
@@ -156,12 +130,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
     it("rejects a taken user_id with FailedPrecondition COMMAND-7yiox1isql (HTTP 400; PR #11175's AlreadyExists UNCONFIRMED)", async () => {
       const userId = uniqueName("taken-id");
       expectOk(await addUser(v2AddBody({ userId })));
-      expectZitadelError(
-        await addUser(v2AddBody({ userId })),
-        Code.FailedPrecondition,
-        "COMMAND-7yiox1isql",
-        "Errors.User.AlreadyExisting",
-      );
+      expectZitadelError(await addUser(v2AddBody({ userId })), Code.FailedPrecondition, "COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
     });
 
     it("honours changeRequired for a plaintext password and for a hash", async () => {
@@ -223,7 +192,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
     });
 
     it("rejects a password longer than 200 runes with PGV's embedded-message text", async () => {
-      const password = "Aa1!" + "x".repeat(197);
+      const password = `Aa1!${"x".repeat(197)}`;
       const result = await addUser(v2AddBody({ password: { password } }));
       expectPgvError(result, pgvEmbedded("AddHumanUserRequest.Password", pgvLength("Password.Password", 1, 200)));
       expectNotLeaked(result, password);

@@ -22,17 +22,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { migrations } from "../src/store/migrations.js";
 import { type CallOptions, SESSIONS, TRANSPORTS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectOk, expectPgvError, expectZitadelError, pgvLength } from "./helpers/expectations.js";
-import {
-  type ApiCaller,
-  bcryptHash,
-  createApiCaller,
-  RFC3339,
-  uniqueName,
-  USER_ID,
-  useUserport,
-  v1ImportBody,
-  v2AddBody,
-} from "./helpers/fixtures.js";
+import { type ApiCaller, bcryptHash, createApiCaller, RFC3339, uniqueName, USER_ID, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
 const up = useUserport();
 const PASSWORD = "Old-Passw0rd!";
@@ -194,7 +184,9 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       const afterV2 = await readV2(id);
       expect(afterV2.details).toEqual(beforeV2);
       expect((afterV2.user as JsonObject).details).toEqual((await readV2(id)).details);
-      const listed = expectOk(await call(V1.listUsers, { queries: [{ userNameQuery: { userName: String(after.userName), method: "TEXT_QUERY_METHOD_EQUALS" } }] }));
+      const listed = expectOk(
+        await call(V1.listUsers, { queries: [{ userNameQuery: { userName: String(after.userName), method: "TEXT_QUERY_METHOD_EQUALS" } }] }),
+      );
       expect((listed.result as JsonObject[])[0]!.details).toEqual(before);
 
       // A change ZITADEL's projection dates the user by (a lock) moves the read details again.

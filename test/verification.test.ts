@@ -139,8 +139,7 @@ describe("the init code flow (ZITADEL's login step behind the init mail's link)"
 });
 
 describe.each(["grpc-js", "connect-json-h1", "rest"] as const)("v2 email verification over %s", (transport) => {
-  const call = (method: (typeof V2)[keyof typeof V2], body: JsonObject, options?: CallOptions) =>
-    up.caller(transport).call(method, body, options);
+  const call = (method: (typeof V2)[keyof typeof V2], body: JsonObject, options?: CallOptions) => up.caller(transport).call(method, body, options);
 
   it("VerifyEmail with the code from the mail verifies the email; the code then fails (COMMAND-eis9R)", async () => {
     const { userId, code } = await addWithMailedCode();
@@ -202,7 +201,10 @@ describe.each(["grpc-js", "connect-json-h1", "rest"] as const)("v2 email verific
     const verified = uniqueEmail("verified");
     expectOk(await call(V2.setEmail, { userId, email: verified, isVerified: true }));
     expect((await user(userId)).human.email).toEqual({ email: verified, isVerified: true });
-    expectPgvError(await call(V2.setEmail, { userId, email: uniqueEmail("x"), isVerified: false }), "invalid SetEmailRequest.IsVerified: value must equal true");
+    expectPgvError(
+      await call(V2.setEmail, { userId, email: uniqueEmail("x"), isVerified: false }),
+      "invalid SetEmailRequest.IsVerified: value must equal true",
+    );
   });
 
   it("an INITIAL user must finish initialisation first (COMMAND-uz0Uu); an unknown user is COMMAND-ieJ2e", async () => {
@@ -210,7 +212,10 @@ describe.each(["grpc-js", "connect-json-h1", "rest"] as const)("v2 email verific
     expectZitadelError(await call(V2.verifyEmail, { userId, verificationCode: code }), Code.FailedPrecondition, "COMMAND-uz0Uu", "User is not yet initialized");
     expectZitadelError(await call(V2.resendEmailCode, { userId }), Code.FailedPrecondition, "COMMAND-uz0Uu", "User is not yet initialized");
     expectZitadelError(await call(V2.verifyEmail, { userId: "4711", verificationCode: "ABCDEF" }), Code.NotFound, "COMMAND-ieJ2e", "Email not found");
-    expectPgvError(await call(V2.verifyEmail, { userId, verificationCode: "" }), "invalid VerifyEmailRequest.VerificationCode: value length must be between 1 and 20 runes, inclusive");
+    expectPgvError(
+      await call(V2.verifyEmail, { userId, verificationCode: "" }),
+      "invalid VerifyEmailRequest.VerificationCode: value length must be between 1 and 20 runes, inclusive",
+    );
   });
 
   it("permissions: a caller without user.write cannot resend or set (AUTHZ-HKJD33) but may verify with the code, as in ZITADEL", async () => {
@@ -218,7 +223,12 @@ describe.each(["grpc-js", "connect-json-h1", "rest"] as const)("v2 email verific
     const stranger = await seedScopedCaller(up.server, undefined);
     const as = { token: stranger.token };
     expectZitadelError(await call(V2.resendEmailCode, { userId, returnCode: {} }, as), Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
-    expectZitadelError(await call(V2.setEmail, { userId, email: uniqueEmail("x"), returnCode: {} }, as), Code.PermissionDenied, "AUTHZ-HKJD33", "Errors.PermissionDenied");
+    expectZitadelError(
+      await call(V2.setEmail, { userId, email: uniqueEmail("x"), returnCode: {} }, as),
+      Code.PermissionDenied,
+      "AUTHZ-HKJD33",
+      "Errors.PermissionDenied",
+    );
     expectOk(await call(V2.verifyEmail, { userId, verificationCode: code }, as));
     const anonymous = await call(V2.verifyEmail, { userId, verificationCode: code }, { token: null });
     expect(anonymous.ok ? 0 : anonymous.error.code).toBe(Code.Unauthenticated);

@@ -8,7 +8,7 @@ import {
   ResetCustomDomainPolicyToDefaultResponseSchema,
   UpdateCustomDomainPolicyResponseSchema,
 } from "../../gen/zitadel/admin_pb.js";
-import type { DomainPolicy, } from "../domain/orgs.js";
+import type { DomainPolicy } from "../domain/orgs.js";
 import type { ImportData } from "../domain/import-data.js";
 import { createImportDataHandler } from "./import-data.js";
 import { createLockoutAdminHandlers } from "./lockout-handlers.js";

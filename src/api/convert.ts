@@ -80,8 +80,7 @@ const STATE_V2 = {
   INITIAL: UserStateV2.INITIAL,
 } as const;
 
-const optionalTimestamp = (ms: number | undefined): Timestamp | undefined =>
-  ms === undefined ? undefined : timestampFromMs(ms);
+const optionalTimestamp = (ms: number | undefined): Timestamp | undefined => (ms === undefined ? undefined : timestampFromMs(ms));
 
 /** Login names as the store read them (see src/store/login-names.ts), else the username. */
 const loginNamesOf = (user: User) => user.loginNames ?? [user.username];

@@ -35,9 +35,7 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
     if (isCredentialsCheckFailed(err)) {
       // A failed password check carries a CredentialsCheckError instead of the ErrorDetail.
       const detail = create(CredentialsCheckErrorSchema, { id: err.id, message: err.message, failedAttempts: err.failedAttempts });
-      return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
-        { desc: CredentialsCheckErrorSchema, value: detail },
-      ]);
+      return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [{ desc: CredentialsCheckErrorSchema, value: detail }]);
     }
     return new ConnectError(`${err.message} (${err.id})`, CODE_OF_KIND[err.kind], undefined, [
       { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { id: err.id, message: err.message }) },

@@ -17,7 +17,7 @@ import {
 } from "../../gen/zitadel/management_pb.js";
 import { type ObjectDetails, ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type LockoutPolicy as LockoutPolicyPb, LockoutPolicySchema } from "../../gen/zitadel/policy_pb.js";
-import type { EffectiveLockoutPolicy, } from "../domain/lockout.js";
+import type { EffectiveLockoutPolicy } from "../domain/lockout.js";
 
 const policyOf = (req: { maxPasswordAttempts: number; maxOtpAttempts: number }) => ({
   maxPasswordAttempts: req.maxPasswordAttempts,
@@ -48,12 +48,7 @@ function lockoutPolicyToPb(found: EffectiveLockoutPolicy, owner: string): Lockou
   });
 }
 
-type LockoutMethodsV1 =
-  | "getLockoutPolicy"
-  | "getDefaultLockoutPolicy"
-  | "addCustomLockoutPolicy"
-  | "updateCustomLockoutPolicy"
-  | "resetLockoutPolicyToDefault";
+type LockoutMethodsV1 = "getLockoutPolicy" | "getDefaultLockoutPolicy" | "addCustomLockoutPolicy" | "updateCustomLockoutPolicy" | "resetLockoutPolicyToDefault";
 
 /** Management v1: the lockout policy of the context organisation. */
 export function createLockoutHandlersV1({ lockout, access }: ServiceDeps): Pick<ServiceImpl<typeof ManagementService>, LockoutMethodsV1> {

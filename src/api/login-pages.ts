@@ -147,11 +147,13 @@ export async function registerLoginPages(
       codeAction(
         "Verify email",
         { title: "Email verified", body: "<p>Your email address is verified. You can close this page.</p>" },
-        limitSource, logUnexpected, (text) =>
-        verification.verifyEmailLink(
-          { instanceId, orgId: undefined, creator: text("userID"), api: "v1" },
-          { userId: text("userID"), code: text("code"), ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}) },
-        ),
+        limitSource,
+        logUnexpected,
+        (text) =>
+          verification.verifyEmailLink(
+            { instanceId, orgId: undefined, creator: text("userID"), api: "v1" },
+            { userId: text("userID"), code: text("code"), ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}) },
+          ),
       ),
     );
 

@@ -102,11 +102,10 @@ export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanI
 export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof ManagementService> {
   const { access, userCreation: users, userStates: states, userQueries: queries, userChanges: changes, orgs, idps } = deps;
   /** The v1 state changes: on a user of the context organisation, answered with its details. */
-  const stateChange =
-    (transition: keyof UserStateCommands) => async (req: { id: string }, ctx: HandlerContext) => {
-      const target = await access.target(ctx);
-      return { details: changeDetailsV1(await states[transition]({ ...target, api: "v1" }, req.id)) };
-    };
+  const stateChange = (transition: keyof UserStateCommands) => async (req: { id: string }, ctx: HandlerContext) => {
+    const target = await access.target(ctx);
+    return { details: changeDetailsV1(await states[transition]({ ...target, api: "v1" }, req.id)) };
+  };
 
   return {
     ...createOrgHandlers(deps),
@@ -162,7 +161,10 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
             return { kind: "name", name: q.value.name, method: TEXT_METHODS[q.value.method]! };
           case "ownerTypeQuery": {
             const owner = q.value.ownerType;
-            return { kind: "owner", owner: owner === IDPOwnerType.IDP_OWNER_TYPE_SYSTEM ? "system" : owner === IDPOwnerType.IDP_OWNER_TYPE_ORG ? "org" : undefined };
+            return {
+              kind: "owner",
+              owner: owner === IDPOwnerType.IDP_OWNER_TYPE_SYSTEM ? "system" : owner === IDPOwnerType.IDP_OWNER_TYPE_ORG ? "org" : undefined,
+            };
           }
           default:
             // An empty query matches everything, as an unset oneof adds no condition in ZITADEL.
@@ -369,7 +371,8 @@ function providerToPb(idp: Idp, orgId: string): Provider {
     details: idpDetails(idp),
     state: idp.state === "ACTIVE" ? IDPState.IDP_STATE_ACTIVE : IDPState.IDP_STATE_INACTIVE,
     name: idp.name,
-    owner: idp.orgId === "" ? IDPOwnerType.IDP_OWNER_TYPE_SYSTEM : idp.orgId === orgId ? IDPOwnerType.IDP_OWNER_TYPE_ORG : IDPOwnerType.IDP_OWNER_TYPE_UNSPECIFIED,
+    owner:
+      idp.orgId === "" ? IDPOwnerType.IDP_OWNER_TYPE_SYSTEM : idp.orgId === orgId ? IDPOwnerType.IDP_OWNER_TYPE_ORG : IDPOwnerType.IDP_OWNER_TYPE_UNSPECIFIED,
     type: ProviderType.OIDC,
     config: {
       options: idp.options,

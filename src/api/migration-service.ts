@@ -127,7 +127,8 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
       if (req.organizationId !== "" && req.organizationId !== target.orgId) {
         throw permissionDenied("UP-BULK7", "A record's organization must be empty or the job's organization id");
       }
-      if (req.userType.case !== "machine") throw invalidArgument("UP-BULK9", "ImportRecord.Machine must carry a machine user; humans go into ImportRecord.Human");
+      if (req.userType.case !== "machine")
+        throw invalidArgument("UP-BULK9", "ImportRecord.Machine must carry a machine user; humans go into ImportRecord.Human");
       return { key, machine: machineOf(req, req.userType.value) };
     }
     throw invalidArgument("UP-BULK9", "ImportRecord has neither a human nor a machine user");
@@ -207,7 +208,16 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
         for (;;) {
           // A batch answered as soon as it committed, even while the client has nothing to send.
           if (pending.length > 0) {
-            const first = await Promise.race([reading.then(() => "read", () => "read"), pending[0]!.then(() => "batch", () => "batch")]);
+            const first = await Promise.race([
+              reading.then(
+                () => "read",
+                () => "read",
+              ),
+              pending[0]!.then(
+                () => "batch",
+                () => "batch",
+              ),
+            ]);
             if (first === "batch") {
               yield await answer();
               continue;
@@ -230,7 +240,10 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
           }
           const records = payload.value.records;
           if (records.length > 0) {
-            const batch = bulk.importBatch(session, records.map((record) => toBulkRecord(record, target)));
+            const batch = bulk.importBatch(
+              session,
+              records.map((record) => toBulkRecord(record, target)),
+            );
             batch.catch(() => undefined); // awaited in order by answer(); a failure ends the stream there
             pending.push(batch);
             // No more is read until the oldest batch is answered: memory stays bounded.
@@ -302,4 +315,3 @@ export function recordFromJsonLine(line: string, target: BulkTarget): BulkRecord
   }
   return toBulkRecord(record, target);
 }
-

@@ -85,7 +85,10 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
           await deps.bulk.close(session, completed);
         }
         const view = await deps.bulk.getJob(target, job.id);
-        await reply.code(200).type("application/json").send(JSON.stringify({ job: toJson(ImportJobSchema, jobToPb(view)) }));
+        await reply
+          .code(200)
+          .type("application/json")
+          .send(JSON.stringify({ job: toJson(ImportJobSchema, jobToPb(view)) }));
       } catch (err) {
         const error = toConnectError(err, deps.logUnexpected);
         // The rest of the body is not read: the connection closes after the answer.
@@ -103,8 +106,7 @@ async function* lines(body: Readable): AsyncGenerator<string> {
   for await (const chunk of body) {
     const text = rest + decoder.decode(chunk as Buffer, { stream: true });
     let start = 0;
-    let at: number;
-    while ((at = text.indexOf("\n", start)) >= 0) {
+    for (let at = text.indexOf("\n", start); at >= 0; at = text.indexOf("\n", start)) {
       // UTF-16 units: at least a third of the bytes, at most all of them.
       if (at - start > BULK_LIMITS.bytesPerRecord) throw tooLong();
       yield text.slice(start, at);

@@ -48,8 +48,7 @@ export function createPasswordHandlersV1({ passwords, access }: ServiceDeps) {
 /** user v2 PasswordReset and SetPassword. */
 export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
   /** user.write on the user's organisation, or the user itself (ZITADEL's checkPermissionUpdateUser). */
-  const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) =>
-    requireSelfOrPermission(ctx.values.get(principalKey)!, "user.write", user);
+  const mayWrite = (ctx: HandlerContext) => (user: { id: string; orgId: string }) => requireSelfOrPermission(ctx.values.get(principalKey)!, "user.write", user);
   return {
     async passwordReset(req: PasswordResetRequest, ctx: HandlerContext) {
       const medium = req.medium;

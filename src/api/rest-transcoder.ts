@@ -62,12 +62,7 @@ interface RestRoute {
  * unknown fields ignored). The response is protojson with zero values omitted; errors are
  * grpc-gateway's `{code, message, details}` with its HTTP status.
  */
-export function registerRestRoutes(
-  app: FastifyInstance,
-  services: RestService[],
-  logUnexpected: ErrorLogger,
-  calls: CallRunner,
-): RestRoute[] {
+export function registerRestRoutes(app: FastifyInstance, services: RestService[], logUnexpected: ErrorLogger, calls: CallRunner): RestRoute[] {
   const routes = services.flatMap(deriveRoutes);
   for (const route of routes) {
     app.route({
@@ -224,7 +219,9 @@ function readRequest(route: RestRoute, request: FastifyRequest) {
     else json[resolvePath(input, [route.body])![0]!.jsonName] = body as JsonValue;
   }
   const params = request.params as Record<string, string>;
-  route.pathFields.forEach((path, i) => setField(json, input, path, params[`p${i}`] ?? "", route.method));
+  route.pathFields.forEach((path, i) => {
+    setField(json, input, path, params[`p${i}`] ?? "", route.method);
+  });
   if (route.body !== "*") {
     for (const [key, value] of Object.entries(request.query as Record<string, string | string[]>)) {
       const path = key.split(".");
@@ -268,11 +265,11 @@ function setField(json: JsonObject, message: DescMessage, path: string[], raw: s
   let target = json;
   for (const field of fields.slice(0, -1)) {
     const next = target[field.jsonName];
-    target = (next && typeof next === "object" && !Array.isArray(next) ? next : (target[field.jsonName] = {})) as JsonObject;
+    if (!next || typeof next !== "object" || Array.isArray(next)) target[field.jsonName] = {};
+    target = target[field.jsonName] as JsonObject;
   }
   const leaf = fields[fields.length - 1]!;
   const values = Array.isArray(raw) ? raw : [raw];
-  const convert = (value: string): JsonValue =>
-    leaf.scalar === ScalarType.BOOL ? value === "true" || value === "1" : value;
+  const convert = (value: string): JsonValue => (leaf.scalar === ScalarType.BOOL ? value === "true" || value === "1" : value);
   target[leaf.jsonName] = leaf.fieldKind === "list" ? values.map(convert) : convert(values[values.length - 1]!);
 }

@@ -17,7 +17,7 @@ import {
 } from "../../gen/zitadel/session/v2/session_service_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/ports.js";
-import type { SessionChecks, } from "../domain/sessions.js";
+import type { SessionChecks } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
@@ -138,8 +138,7 @@ function sessionToPb(session: SessionRecord, user: User | undefined): Session {
 /** `zitadel.session.v2.SessionService`: sessions with user, password and TOTP checks. */
 export function createSessionService({ sessions }: ServiceDeps, userOf: SessionUserLookup): ServiceImpl<typeof SessionService> {
   const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
-  const withUser = async (session: SessionRecord) =>
-    sessionToPb(session, session.userId === "" ? undefined : await userOf(session.instanceId, session.userId));
+  const withUser = async (session: SessionRecord) => sessionToPb(session, session.userId === "" ? undefined : await userOf(session.instanceId, session.userId));
 
   return {
     async createSession(req, ctx) {

@@ -2,22 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Change, ChangeSchema } from "../../gen/zitadel/change_pb.js";
 import { type ListDetails as ListDetailsV1, ListDetailsSchema as ListDetailsV1Schema } from "../../gen/zitadel/object_pb.js";
-import {
-  type ListDetails as ListDetailsV2,
-  ListDetailsSchema as ListDetailsV2Schema,
-} from "../../gen/zitadel/object/v2/object_pb.js";
+import { type ListDetails as ListDetailsV2, ListDetailsSchema as ListDetailsV2Schema } from "../../gen/zitadel/object/v2/object_pb.js";
 import type { SearchQuery as SearchQueryV2 } from "../../gen/zitadel/user/v2/query_pb.js";
 import type { SearchQuery as SearchQueryV1 } from "../../gen/zitadel/user_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { UserState } from "../domain/ports.js";
-import {
-  MAX_NESTING,
-  TEXT_METHODS,
-  type TextField,
-  type UserChange,
-  type UserFilter,
-  type UserSortField,
-} from "../domain/user-queries.js";
+import { MAX_NESTING, TEXT_METHODS, type TextField, type UserChange, type UserFilter, type UserSortField } from "../domain/user-queries.js";
 /**
  * The user search requests of both API versions, turned into the domain's filters with ZITADEL's
  * own checks (nesting depth, a NotQuery without query). The rules ZITADEL declares with
@@ -115,18 +105,7 @@ export function userFilters(queries: readonly AnySearchQuery[], version: Version
 }
 
 /** UserFieldName (v1 0–8, v2 0–9); unspecified and unknown numbers sort by id, as in ZITADEL. */
-const SORT_FIELDS: readonly UserSortField[] = [
-  "id",
-  "username",
-  "givenName",
-  "familyName",
-  "nickName",
-  "displayName",
-  "email",
-  "state",
-  "type",
-  "createdAt",
-];
+const SORT_FIELDS: readonly UserSortField[] = ["id", "username", "givenName", "familyName", "nickName", "displayName", "email", "state", "type", "createdAt"];
 export function userSortField(column: number, version: Version): UserSortField {
   if (version === "v1" && column === 9) return "id";
   return SORT_FIELDS[column] ?? "id";

@@ -24,11 +24,11 @@ import {
   VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { User } from "../domain/ports.js";
-import type { CodeDelivery, } from "../domain/verification.js";
+import type { CodeDelivery } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
-import { DEFAULT_QUERY_LIMIT, queryLimit, } from "../domain/user-queries.js";
+import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "./access.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
@@ -60,8 +60,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     if (verification.case === "returnCode") return { kind: "return" };
     if (verification.case === "isVerified") return { kind: "verified" };
     // Only the email's SendCode carries a template; the phone's is empty.
-    const urlTemplate =
-      verification.case === "sendCode" ? (verification.value as { urlTemplate?: string }).urlTemplate : undefined;
+    const urlTemplate = verification.case === "sendCode" ? (verification.value as { urlTemplate?: string }).urlTemplate : undefined;
     return { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) };
   };
 
@@ -89,26 +88,22 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
    * The v2 state changes: on a user of any organisation, checked against the caller's permission
    * on the user's own organisation, as ZITADEL's command layer does.
    */
-  const stateChange =
-    (transition: keyof UserStateCommands, permission: string) =>
-    async (req: { userId: string }, ctx: HandlerContext) => {
-      const principal = ctx.values.get(principalKey)!;
-      const user = await states[transition](
-        {
-          instanceId: principal.instanceId,
-          orgId: undefined,
-          creator: principal.userId,
-          api: "v2",
-          authorize: (user) =>
-            // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self), not delete itself.
-            permission === "user.write"
-              ? requireSelfOrPermission(principal, permission, user)
-              : requireCommandPermission(principal, permission, user.orgId),
-        },
-        req.userId,
-      );
-      return { details: changeDetailsV2(user) };
-    };
+  const stateChange = (transition: keyof UserStateCommands, permission: string) => async (req: { userId: string }, ctx: HandlerContext) => {
+    const principal = ctx.values.get(principalKey)!;
+    const user = await states[transition](
+      {
+        instanceId: principal.instanceId,
+        orgId: undefined,
+        creator: principal.userId,
+        api: "v2",
+        authorize: (user) =>
+          // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self), not delete itself.
+          permission === "user.write" ? requireSelfOrPermission(principal, permission, user) : requireCommandPermission(principal, permission, user.orgId),
+      },
+      req.userId,
+    );
+    return { details: changeDetailsV2(user) };
+  };
 
   return {
     ...createPasswordHandlersV2(deps),

@@ -1,5 +1,5 @@
 import type { CredentialStore } from "./ports.js";
-import { type Principal, principalOfSession, requirePermission, } from "./access.js";
+import { type Principal, principalOfSession, requirePermission } from "./access.js";
 import { permissionDenied, unauthenticated } from "./errors.js";
 import { tokenDigest } from "./secrets.js";
 
@@ -52,9 +52,7 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
 
   async function orgOf(principal: Principal, requested: RequestedOrg): Promise<string> {
     // v2's organization.org_domain names an organisation by one of its verified domains.
-    const byDomain = requested.orgDomain
-      ? await credentials.orgOfVerifiedDomain(principal.instanceId, requested.orgDomain.trim().toLowerCase())
-      : undefined;
+    const byDomain = requested.orgDomain ? await credentials.orgOfVerifiedDomain(principal.instanceId, requested.orgDomain.trim().toLowerCase()) : undefined;
     if (requested.orgDomain && !byDomain) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
     const orgId = byDomain ?? (requested.orgId || requested.contextOrgId || principal.orgId);
     const key = `${principal.instanceId}/${orgId}`;

@@ -15,14 +15,7 @@ import type { IdGenerator } from "./ids.js";
 import type { IdpCommands } from "./idps.js";
 import { metadataSetEvent } from "./users.js";
 import { type NewEvent, type NewUser, UniqueViolation, type User, type UserStore, type UserUpdate } from "./ports.js";
-import {
-  type CreateHumanInput,
-  type CreateMachineInput,
-  type CreationLookups,
-  creationError,
-  isUsernameClaim,
-  type UserCommands,
-} from "./users.js";
+import { type CreateHumanInput, type CreateMachineInput, type CreationLookups, creationError, isUsernameClaim, type UserCommands } from "./users.js";
 
 /** Limits of the bulk API (documented in the README's "Bulk migration"). */
 export const BULK_LIMITS = {
@@ -134,14 +127,20 @@ export function createBulkImport(deps: BulkImportDeps) {
         const at = username.lastIndexOf("@");
         const key = `${orgId}/${at < 0 ? "" : username.slice(at + 1).toLowerCase()}`;
         let found = rules.get(key);
-        if (!found) rules.set(key, (found = deps.userStore.usernameRules(instanceId, orgId, username)));
+        if (!found) {
+          found = deps.userStore.usernameRules(instanceId, orgId, username);
+          rules.set(key, found);
+        }
         return found;
       },
       lastSequence: (instanceId, userId) => deps.userStore.lastSequence(instanceId, userId),
       usableIdp(instanceId, orgId, id) {
         const key = `${orgId}/${id}`;
         let found = idps.get(key);
-        if (!found) idps.set(key, (found = deps.idps.usableIdp(instanceId, orgId, id)));
+        if (!found) {
+          found = deps.idps.usableIdp(instanceId, orgId, id);
+          idps.set(key, found);
+        }
         return found;
       },
       // A dry run checks a plaintext password's rules; the hash itself would be thrown away.
@@ -227,7 +226,11 @@ export function createBulkImport(deps: BulkImportDeps) {
     let job: ImportJob;
     let next: number;
     if (options.jobId === undefined) {
-      job = await createJob(target, { onConflict: options.onConflict, ...(options.expectedRecords ? { expectedRecords: options.expectedRecords } : {}) }, "RUNNING");
+      job = await createJob(
+        target,
+        { onConflict: options.onConflict, ...(options.expectedRecords ? { expectedRecords: options.expectedRecords } : {}) },
+        "RUNNING",
+      );
       next = 0;
     } else {
       job = await attachable(target, options.jobId);
@@ -340,9 +343,7 @@ export function createBulkImport(deps: BulkImportDeps) {
 
     // A key this job already imported is answered with its earlier result; a key given twice
     // in the batch is answered with the first one's.
-    const earlier = state.dryRun
-      ? state.dryKeys
-      : await deps.store.findResults(target.instanceId, jobId!, [...new Set(keys.filter((key) => key !== ""))]);
+    const earlier = state.dryRun ? state.dryKeys : await deps.store.findResults(target.instanceId, jobId!, [...new Set(keys.filter((key) => key !== ""))]);
     const firstOf = new Map<string, number>();
     const duplicates: Array<[number, number]> = [];
     const carried: Array<[number, { results: Array<RecordResult | undefined>; i: number }]> = [];
@@ -390,7 +391,13 @@ export function createBulkImport(deps: BulkImportDeps) {
         }
       }),
     );
-    const fail = (i: number, err: DomainError): RecordResult => ({ index: indexOf.get(i)!, key: keys[i]!, outcome: "failed", userId: "", error: recordError(err) });
+    const fail = (i: number, err: DomainError): RecordResult => ({
+      index: indexOf.get(i)!,
+      key: keys[i]!,
+      outcome: "failed",
+      userId: "",
+      error: recordError(err),
+    });
 
     const units: Array<{ i: number; unit: BulkUnit }> = [];
     todo.forEach((i, n) => {
@@ -411,7 +418,12 @@ export function createBulkImport(deps: BulkImportDeps) {
       const rest = state.unfinished.splice(0);
       const finished = state.unfinishedNext < 0 ? undefined : { results: rest, nextIndex: state.unfinishedNext, at: now() };
       state.unfinishedNext = -1;
-      outcomes = deps.store.commitUnits(target.instanceId, jobId, units.map(({ unit }) => unit), finished);
+      outcomes = deps.store.commitUnits(
+        target.instanceId,
+        jobId,
+        units.map(({ unit }) => unit),
+        finished,
+      );
     }
     return { results, keys, units, outcomes, conflicts, duplicates, carried, fail, end: state.next };
   }
@@ -437,8 +449,12 @@ export function createBulkImport(deps: BulkImportDeps) {
           results[i] = fail(i, err);
         }
       });
-      if (units.some(({ unit }, n) => outcomes[n] instanceof UniqueViolation && (outcomes[n] as UniqueViolation).kind === "bulk_record")) {
-        const stored = await deps.store.findResults(target.instanceId, jobId!, units.map(({ unit }) => unit.result.key));
+      if (units.some((_, n) => outcomes[n] instanceof UniqueViolation && (outcomes[n] as UniqueViolation).kind === "bulk_record")) {
+        const stored = await deps.store.findResults(
+          target.instanceId,
+          jobId!,
+          units.map(({ unit }) => unit.result.key),
+        );
         units.forEach(({ i, unit }) => {
           const result = results[i];
           if (result?.replayed) results[i] = { ...(stored.get(unit.result.key) ?? result), replayed: true };
@@ -517,7 +533,10 @@ export function createBulkImport(deps: BulkImportDeps) {
   ): Promise<void> {
     const { instanceId } = state.target;
     const claimOf = (unit: BulkUnit) => unit.creation!.uniques.find((claim) => isUsernameClaim(claim.kind))!;
-    const owners = await deps.store.claimOwners(instanceId, conflicts.map(({ unit }) => claimOf(unit)));
+    const owners = await deps.store.claimOwners(
+      instanceId,
+      conflicts.map(({ unit }) => claimOf(unit)),
+    );
     const updates: Array<{ i: number; unit: BulkUnit }> = [];
     for (const { i, unit } of conflicts) {
       const key = claimKey(claimOf(unit));
@@ -546,7 +565,11 @@ export function createBulkImport(deps: BulkImportDeps) {
       }
     }
     if (updates.length === 0) return;
-    const outcomes = await deps.store.commitUnits(instanceId, state.job?.id, updates.map(({ unit }) => unit));
+    const outcomes = await deps.store.commitUnits(
+      instanceId,
+      state.job?.id,
+      updates.map(({ unit }) => unit),
+    );
     updates.forEach(({ i, unit }, n) => {
       const outcome = outcomes[n];
       if (outcome === undefined) results[i] = unit.result;
@@ -702,8 +725,7 @@ class DryRunKeys {
   }
 
   set(key: string, result: RecordResult): void {
-    const plain =
-      result.outcome === "created" && result.userId === "" && result.key === key && Object.keys(result).length === 4 && "index" in result;
+    const plain = result.outcome === "created" && result.userId === "" && result.key === key && Object.keys(result).length === 4 && "index" in result;
     if (plain) this.#created.set(key, result.index);
     else this.#other.set(key, result);
   }

@@ -43,8 +43,7 @@ export function isDomainError(err: unknown): err is DomainError {
 export const invalidArgument = (id: string, message: string) => new DomainError("InvalidArgument", id, message);
 export const notFound = (id: string, message: string) => new DomainError("NotFound", id, message);
 export const alreadyExists = (id: string, message: string) => new DomainError("AlreadyExists", id, message);
-export const failedPrecondition = (id: string, message: string) =>
-  new DomainError("FailedPrecondition", id, message);
+export const failedPrecondition = (id: string, message: string) => new DomainError("FailedPrecondition", id, message);
 export const permissionDenied = (id: string, message: string) => new DomainError("PermissionDenied", id, message);
 export const unauthenticated = (id: string, message: string) => new DomainError("Unauthenticated", id, message);
 /** A system the request depends on (an LDAP directory) did not answer in time: nothing was decided. */

@@ -68,10 +68,7 @@ export function createIdpCommands(deps: IdpDeps) {
   const now = deps.now ?? Date.now;
 
   /** AddGenericOIDCProvider: ZITADEL's command trims and requires name, issuer, client id and secret. */
-  async function addOidcProvider(
-    target: { instanceId: string; orgId: string; creator: string },
-    input: NewOidcProvider,
-  ): Promise<Idp> {
+  async function addOidcProvider(target: { instanceId: string; orgId: string; creator: string }, input: NewOidcProvider): Promise<Idp> {
     const name = input.name.trim();
     const issuer = input.issuer.trim();
     const clientId = input.clientId.trim();

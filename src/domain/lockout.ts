@@ -43,8 +43,7 @@ export interface LockoutCommandsDeps {
   now?: () => number;
 }
 
-const samePolicy = (a: LockoutPolicy, b: LockoutPolicy) =>
-  a.maxPasswordAttempts === b.maxPasswordAttempts && a.maxOtpAttempts === b.maxOtpAttempts;
+const samePolicy = (a: LockoutPolicy, b: LockoutPolicy) => a.maxPasswordAttempts === b.maxPasswordAttempts && a.maxOtpAttempts === b.maxOtpAttempts;
 
 const payloadOf = (policy: LockoutPolicy) => ({ maxPasswordAttempts: policy.maxPasswordAttempts, maxOTPAttempts: policy.maxOtpAttempts });
 
@@ -91,11 +90,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
     },
 
     /** ZITADEL's AddLockoutPolicy, ChangeLockoutPolicy and RemoveLockoutPolicy of an organisation. */
-    setOrgPolicy(
-      target: { instanceId: string; orgId: string; creator: string },
-      mode: "add" | "change" | "remove",
-      policy: LockoutPolicy | undefined,
-    ) {
+    setOrgPolicy(target: { instanceId: string; orgId: string; creator: string }, mode: "add" | "change" | "remove", policy: LockoutPolicy | undefined) {
       return change(target, (existing) => {
         if (mode === "add" && existing) throw alreadyExists("ORG-0olDf", "Errors.ORG.LockoutPolicy.AlreadyExists");
         if (mode === "change" && !existing) throw notFound("ORG-ADfs1", "Errors.Org.LockoutPolicy.NotFound");

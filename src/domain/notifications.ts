@@ -164,7 +164,6 @@ export function messageLanguage(preferredLanguage: string): Language {
   return preferredLanguage.toLowerCase().split("-")[0] === "de" ? "de" : "en";
 }
 
-
 export interface NotificationInput {
   kind: NotificationKind;
   user: User;

@@ -88,7 +88,10 @@ export interface OrgChange {
  * kept, at most 63 characters and no leading or trailing hyphen.
  */
 export function generatedOrgDomain(name: string, instanceDomain: string): string {
-  let label = name.trim().replaceAll(" ", "-").replace(/[^\p{L}\p{M}0-9-]/gu, "");
+  let label = name
+    .trim()
+    .replaceAll(" ", "-")
+    .replace(/[^\p{L}\p{M}0-9-]/gu, "");
   // Go slices bytes; a label of multi-byte letters is cut by code points here instead.
   label = Array.from(label).slice(0, 63).join("");
   label = label.replace(/^-/, "").replace(/-$/, "");
@@ -383,9 +386,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
           const type = mode === "add" ? "org.policy.domain.added" : mode === "change" ? "org.policy.domain.changed" : "org.policy.domain.removed";
           return {
             events: [{ type, payload: policy ? { ...policy } : {} }],
-            writes: [
-              { kind: "setDomainPolicy", policy, effectiveMustBeDomain: effective, reclaimUsernames: effective !== org.userLoginMustBeDomain },
-            ],
+            writes: [{ kind: "setDomainPolicy", policy, effectiveMustBeDomain: effective, reclaimUsernames: effective !== org.userLoginMustBeDomain }],
           };
         });
       } catch (err) {
@@ -395,7 +396,6 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
         throw err;
       }
     },
-
   };
 }
 

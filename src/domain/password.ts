@@ -27,13 +27,10 @@ export const DEFAULT_COMPLEXITY_POLICY: PasswordComplexityPolicy = {
  */
 export function checkPasswordComplexity(password: string, policy = DEFAULT_COMPLEXITY_POLICY): void {
   if (Buffer.byteLength(password) < policy.minLength) throw invalidArgument("COMMA-HuJf6", "Password is too short");
-  if (policy.hasLowercase && !/[a-z]/.test(password))
-    throw invalidArgument("COMMA-co3Xw", "Password must contain lower case");
-  if (policy.hasUppercase && !/[A-Z]/.test(password))
-    throw invalidArgument("COMMA-VoaRj", "Password must contain upper case");
+  if (policy.hasLowercase && !/[a-z]/.test(password)) throw invalidArgument("COMMA-co3Xw", "Password must contain lower case");
+  if (policy.hasUppercase && !/[A-Z]/.test(password)) throw invalidArgument("COMMA-VoaRj", "Password must contain upper case");
   if (policy.hasNumber && !/[0-9]/.test(password)) throw invalidArgument("COMMA-ZBv4H", "Password must contain number");
-  if (policy.hasSymbol && !/[^A-Za-z0-9]/.test(password))
-    throw invalidArgument("COMMA-ZDLwA", "Password must contain symbol");
+  if (policy.hasSymbol && !/[^A-Za-z0-9]/.test(password)) throw invalidArgument("COMMA-ZDLwA", "Password must contain symbol");
 }
 
 /** bcrypt reads only the first 72 bytes; longer passwords would silently match their prefix. */

@@ -64,7 +64,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
 
   async function humanOf(instanceId: string, orgId: string | undefined, userId: string, notFoundId: string) {
     const creds = await deps.store.credentials(instanceId, userId);
-    if (!creds || creds.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
+    if (creds?.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
       throw failedPrecondition(notFoundId, "User could not be found");
     }
     return creds;
@@ -111,7 +111,8 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
     return retrying(async () => {
       const creds = await humanOf(input.instanceId, input.orgId, input.userId, "COMMAND-3M0fs");
       const at = now();
-      const usedCodeId = input.verification ? await verify(creds, input.verification, at) : (input.authorize(creds.user), undefined);
+      if (!input.verification) input.authorize(creds.user);
+      const usedCodeId = input.verification ? await verify(creds, input.verification, at) : undefined;
       hash ??= await deps.hasher.hash(input.password);
       const change: CredentialChange = {
         instanceId: input.instanceId,

@@ -396,11 +396,7 @@ export interface SessionStore {
     visible: { creator: string; userId: string; orgIds: string[] | "all" },
   ): Promise<{ total: number; sessions: SessionRecord[] }>;
   /** The user's newest code of `kind` (a newer one replaces older ones), used or not. */
-  latestCode(
-    instanceId: string,
-    userId: string,
-    kind: string,
-  ): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
+  latestCode(instanceId: string, userId: string, kind: string): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
 }
 
 /** What the organisation commands need from storage; src/store/org-store.ts implements it. */
@@ -585,7 +581,12 @@ export interface BulkStore {
   listJobs(instanceId: string, orgId: string, creator: string, offset: number, limit: number): Promise<{ total: number; jobs: ImportJob[] }>;
   /** Jobs of the organisation that are neither completed nor cancelled. */
   countActiveJobs(instanceId: string, orgId: string): Promise<number>;
-  updateJob(instanceId: string, jobId: string, set: Partial<Pick<ImportJob, "state" | "nextIndex" | "startedAt" | "finishedAt" | "runStartedAt" | "runStartIndex" | "expectedRecords">>, at: number): Promise<void>;
+  updateJob(
+    instanceId: string,
+    jobId: string,
+    set: Partial<Pick<ImportJob, "state" | "nextIndex" | "startedAt" | "finishedAt" | "runStartedAt" | "runStartIndex" | "expectedRecords">>,
+    at: number,
+  ): Promise<void>;
   /** The stored results of these keys in the job. */
   findResults(instanceId: string, jobId: string, keys: readonly string[]): Promise<Map<string, RecordResult>>;
   /** The highest index with a stored result, or -1. */

@@ -7,7 +7,16 @@ import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import type { PasswordHasher } from "./password.js";
 import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
-import type { CredentialChange, LockoutPolicy, SessionFilter, SessionRecord, SessionStore, SessionUserAgent, UserCredentials, AttemptLimiter } from "./ports.js";
+import type {
+  CredentialChange,
+  LockoutPolicy,
+  SessionFilter,
+  SessionRecord,
+  SessionStore,
+  SessionUserAgent,
+  UserCredentials,
+  AttemptLimiter,
+} from "./ports.js";
 import type { NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { ExternalPasswords } from "./external-passwords.js";
@@ -243,7 +252,11 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     creator: string,
     checks: SessionChecks,
     existingUserId: string | undefined,
-    buildSession: (creds: UserCredentials | undefined, at: number, checked: { password: boolean; totp: boolean }) => {
+    buildSession: (
+      creds: UserCredentials | undefined,
+      at: number,
+      checked: { password: boolean; totp: boolean },
+    ) => {
       session: SessionRecord;
       fromSequence: number;
       events: NewEvent[];
@@ -320,10 +333,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     const sessionId = deps.newId();
     return runChecks(principal.instanceId, principal.userId, input.checks, undefined, (creds, at, checked) => {
       const token = generateToken();
-      const events: NewEvent[] = [
-        { type: "session.added", payload: { userAgent: input.userAgent } },
-        ...checkEvents(creds, at, checked, true),
-      ];
+      const events: NewEvent[] = [{ type: "session.added", payload: { userAgent: input.userAgent } }, ...checkEvents(creds, at, checked, true)];
       if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
       if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
       events.push({ type: "session.token.set", payload: {} });
@@ -360,45 +370,37 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       const checks = { ...input.checks };
       if (checks.user && current.userId !== "") {
         // The user of a session is checked once; naming the same user again is allowed.
-        const requested = "userId" in checks.user
-          ? checks.user.userId
-          : await deps.store.userIdByLoginName(principal.instanceId, checks.user.loginName);
+        const requested = "userId" in checks.user ? checks.user.userId : await deps.store.userIdByLoginName(principal.instanceId, checks.user.loginName);
         if (requested !== current.userId) throw invalidArgument("", "user change not possible");
         delete checks.user;
       }
       try {
-        return await runChecks(
-          principal.instanceId,
-          principal.userId,
-          checks,
-          current.userId === "" ? undefined : current.userId,
-          (creds, at, checked) => {
-            const token = generateToken();
-            const events = checkEvents(creds, at, checked, current.userId === "");
-            const metadata = { ...current.metadata };
-            for (const [key, value] of Object.entries(input.metadata)) {
-              if (value === "") delete metadata[key];
-              else metadata[key] = value;
-            }
-            if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
-            if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
-            events.push({ type: "session.token.set", payload: {} });
-            const session: SessionRecord = {
-              ...current,
-              userId: creds?.user.id ?? current.userId,
-              userOrgId: creds?.user.orgId ?? current.userOrgId,
-              userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
-              passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
-              totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
-              tokenDigest: tokenDigest(token),
-              metadata,
-              expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
-              changedAt: at,
-              sequence: current.sequence + events.length,
-            };
-            return { session, fromSequence: current.sequence, events, token };
-          },
-        );
+        return await runChecks(principal.instanceId, principal.userId, checks, current.userId === "" ? undefined : current.userId, (creds, at, checked) => {
+          const token = generateToken();
+          const events = checkEvents(creds, at, checked, current.userId === "");
+          const metadata = { ...current.metadata };
+          for (const [key, value] of Object.entries(input.metadata)) {
+            if (value === "") delete metadata[key];
+            else metadata[key] = value;
+          }
+          if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+          if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+          events.push({ type: "session.token.set", payload: {} });
+          const session: SessionRecord = {
+            ...current,
+            userId: creds?.user.id ?? current.userId,
+            userOrgId: creds?.user.orgId ?? current.userOrgId,
+            userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
+            passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
+            totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
+            tokenDigest: tokenDigest(token),
+            metadata,
+            expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
+            changedAt: at,
+            sequence: current.sequence + events.length,
+          };
+          return { session, fromSequence: current.sequence, events, token };
+        });
       } catch (err) {
         // Another change of the same session committed in between: start again from its new state.
         if (await retryAfterConflict(err, attempt, "session_sequence")) continue;
@@ -465,11 +467,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     }
   }
 
-  async function listSessions(
-    principal: Principal,
-    filter: SessionFilter,
-    page: { offset: number; limit: number; asc: boolean },
-  ) {
+  async function listSessions(principal: Principal, filter: SessionFilter, page: { offset: number; limit: number; asc: boolean }) {
     // Visible: created by the caller, the caller's own, or of organisations it may read sessions in.
     const all = hasPermission(principal, "session.read", "");
     const orgIds = all ? ("all" as const) : [...principal.orgRoles.keys()].filter((orgId) => hasPermission(principal, "session.read", orgId));

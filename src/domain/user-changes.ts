@@ -4,16 +4,7 @@ import type { IdGenerator } from "./ids.js";
 import type { Idp, IdpCommands } from "./idps.js";
 import type { Notifier } from "./notifications.js";
 import type { SecretBox } from "./secrets.js";
-import {
-  type IdpLink,
-  type MetadataEntry,
-  type NewEvent,
-  type StoredMetadata,
-  UniqueViolation,
-  type User,
-  type UserStore,
-  type UserUpdate,
-} from "./ports.js";
+import { type IdpLink, type MetadataEntry, type NewEvent, type StoredMetadata, UniqueViolation, type User, type UserStore, type UserUpdate } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { ChangeTarget } from "./user-states.js";
 import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";
@@ -146,8 +137,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
           outbox: [deps.notifier.compose({ kind: "init", user: recipient, code: init.code, at })],
         };
       },
-      (user) =>
-        email === undefined || !user.human ? user : { ...user, human: { ...user.human, email: { address: email, verified: false } } },
+      (user) => (email === undefined || !user.human ? user : { ...user, human: { ...user.human, email: { address: email, verified: false } } }),
     );
   }
 
@@ -179,9 +169,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
     if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) throw missing();
     // ZITADEL looks the link up before it checks the permission.
     const hasLink = async () =>
-      (await deps.store.listIdpLinks(target.instanceId, userId)).some(
-        (link) => link.idpId === idpId && link.externalUserId === externalUserId,
-      );
+      (await deps.store.listIdpLinks(target.instanceId, userId)).some((link) => link.idpId === idpId && link.externalUserId === externalUserId);
     if (!(await hasLink())) throw missing();
     return update(target, { userId, notFound: { id: "COMMAND-1M9xR", kind: "NotFound" } }, async () => {
       if (!(await hasLink())) throw missing();

@@ -9,7 +9,7 @@ import type { User, UserReadStore, UserState } from "./ports.js";
  * SQLite's own lower() only folds ASCII, so keys are folded here, when rows are written.
  */
 export function foldCase(value: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, control characters included, folds with toLowerCase
   if (/^[\x00-\x7f]*$/.test(value)) return value.toLowerCase();
   let folded = "";
   for (const ch of value) folded += ch.toLowerCase();
@@ -47,17 +47,7 @@ export type UserFilter =
   | { kind: "or"; filters: readonly UserFilter[] }
   | { kind: "not"; filter: UserFilter };
 
-export type UserSortField =
-  | "id"
-  | "username"
-  | "givenName"
-  | "familyName"
-  | "nickName"
-  | "displayName"
-  | "email"
-  | "state"
-  | "type"
-  | "createdAt";
+export type UserSortField = "id" | "username" | "givenName" | "familyName" | "nickName" | "displayName" | "email" | "state" | "type" | "createdAt";
 
 /** A search as the store runs it: scope, criteria and one page. */
 export interface UserSearch {
@@ -130,9 +120,7 @@ export function createUserQueries({ store }: { store: UserReadStore }) {
      */
     listReadableUsers(principal: Principal, search: Omit<UserSearch, "instanceId" | "orgIds" | "alsoUserId">): Promise<UserPage> {
       const instanceWide = principal.instanceRoles.some((role) => ROLE_PERMISSIONS[role]?.includes("user.read"));
-      const orgIds = instanceWide
-        ? ("all" as const)
-        : [...principal.orgRoles.keys()].filter((orgId) => hasPermission(principal, "user.read", orgId));
+      const orgIds = instanceWide ? ("all" as const) : [...principal.orgRoles.keys()].filter((orgId) => hasPermission(principal, "user.read", orgId));
       const seesSelf = orgIds === "all" || orgIds.includes(principal.orgId);
       return store.searchUsers({
         ...search,
@@ -156,12 +144,7 @@ export function createUserQueries({ store }: { store: UserReadStore }) {
      * cursor means "after this sequence" whichever the order, and a user of another organisation
      * (or none) simply has no history here.
      */
-    async userChanges(
-      instanceId: string,
-      orgId: string,
-      userId: string,
-      page: { after: number; limit: number; asc: boolean },
-    ): Promise<UserChange[]> {
+    async userChanges(instanceId: string, orgId: string, userId: string, page: { after: number; limit: number; asc: boolean }): Promise<UserChange[]> {
       const owner = await store.ownerOf(instanceId, userId);
       if (owner !== orgId) return [];
       const events = await store.userEvents(instanceId, userId, page);

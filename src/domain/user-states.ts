@@ -55,8 +55,7 @@ const RULES: Record<Transition, Rule> = {
   },
   reactivate: {
     notFound: { v1: "COMMAND-4M0sd", v2: "COMMAND-9hy5kzbuk6" },
-    refuse: (state) =>
-      state !== "INACTIVE" ? { ids: { v1: "COMMAND-6M0sf", v2: "COMMAND-s5qqcz97hf" }, message: "User is not inactive" } : undefined,
+    refuse: (state) => (state !== "INACTIVE" ? { ids: { v1: "COMMAND-6M0sf", v2: "COMMAND-s5qqcz97hf" }, message: "User is not inactive" } : undefined),
     to: "ACTIVE",
     event: "user.reactivated",
   },
@@ -71,8 +70,7 @@ const RULES: Record<Transition, Rule> = {
   },
   unlock: {
     notFound: { v1: "COMMAND-M0dos", v2: "COMMAND-x377t913pw" },
-    refuse: (state) =>
-      state !== "LOCKED" ? { ids: { v1: "COMMAND-4M0ds", v2: "COMMAND-olb9vb0oca" }, message: "User is not locked" } : undefined,
+    refuse: (state) => (state !== "LOCKED" ? { ids: { v1: "COMMAND-4M0ds", v2: "COMMAND-olb9vb0oca" }, message: "User is not locked" } : undefined),
     to: "ACTIVE",
     event: "user.unlocked",
     // As ZITADEL: its password and TOTP write models set PasswordCheckFailedCount and

@@ -1,22 +1,10 @@
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
-import {
-  type CreatePath,
-  type HumanProfile,
-  normalizeEmail,
-  normalizePhone,
-  normalizeProfile,
-  normalizeUsername,
-} from "./human.js";
+import { type CreatePath, type HumanProfile, normalizeEmail, normalizePhone, normalizeProfile, normalizeUsername } from "./human.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
-import {
-  checkPasswordComplexity,
-  DEFAULT_COMPLEXITY_POLICY,
-  type PasswordHasher,
-  validateEncodedHash,
-} from "./password.js";
+import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher, validateEncodedHash } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
 import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, type NewUser, UniqueViolation, type User, type UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
@@ -29,9 +17,7 @@ import { foldCase } from "./user-queries.js";
  * Every write of a username (create, rename, policy change) must claim it through here.
  */
 export function usernameClaim(username: string, orgId: string, orgScoped: boolean): { kind: string; value: string } {
-  return orgScoped
-    ? { kind: "org_username", value: `${orgId}/${foldCase(username)}` }
-    : { kind: "username", value: foldCase(username) };
+  return orgScoped ? { kind: "org_username", value: `${orgId}/${foldCase(username)}` } : { kind: "username", value: foldCase(username) };
 }
 
 /** True for the kinds of {@link usernameClaim}. */
@@ -131,13 +117,7 @@ export interface UserCommandsDeps {
  * A new one-time code of a kind: the plain code (to return or send) and its stored form, sealed
  * with the master key so that it can still be sent later.
  */
-export function makeCode(
-  deps: { newId: IdGenerator; secretBox: SecretBox },
-  kind: CodeKind,
-  at: number,
-  returned: boolean,
-  urlTemplate?: string,
-) {
+export function makeCode(deps: { newId: IdGenerator; secretBox: SecretBox }, kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) {
   const generator = CODE_GENERATORS[kind];
   const code = generateCode(generator);
   const stored: NewCode = {
@@ -191,8 +171,7 @@ export function linkAddedEvent(link: IdpLink): NewEvent {
 export function createUserCommands(deps: UserCommandsDeps) {
   const now = deps.now ?? Date.now;
 
-  const newCode = (kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) =>
-    makeCode(deps, kind, at, returned, urlTemplate);
+  const newCode = (kind: CodeKind, at: number, returned: boolean, urlTemplate?: string) => makeCode(deps, kind, at, returned, urlTemplate);
 
   const storeLookups: CreationLookups = {
     usernameRules: (...args) => deps.store.usernameRules(...args),
@@ -300,7 +279,12 @@ export function createUserCommands(deps: UserCommandsDeps) {
       codes.push(code.stored);
       events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
       if (returned) result.emailCode = code.code;
-      else notifications.push({ kind: "email_verification", code: code.code, ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}) });
+      else
+        notifications.push({
+          kind: "email_verification",
+          code: code.code,
+          ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}),
+        });
     }
 
     if (phone?.verification === "verified") {
@@ -333,8 +317,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     if (input.totpSecret !== undefined && !/^[A-Z2-7]+=*$/i.test(input.totpSecret.replace(/\s/g, ""))) {
       throw invalidArgument("UP-TOTP1", "TOTP secret is not valid base32");
     }
-    const sealedTotpSecret =
-      input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
+    const sealedTotpSecret = input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
     if (sealedTotpSecret !== undefined) {
       events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
     }

@@ -135,9 +135,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
       const changed: User = {
         ...current,
         human:
-          channel === "email"
-            ? { ...human, email: { address: normalized, verified: false } }
-            : { ...human, phone: { number: normalized, verified: false } },
+          channel === "email" ? { ...human, email: { address: normalized, verified: false } } : { ...human, phone: { number: normalized, verified: false } },
       };
       const spec = CHANNEL[channel];
       const events: NewEvent[] = [{ type: spec.changed, payload: { [channel]: normalized } }];
@@ -188,23 +186,19 @@ export function createVerificationCommands(deps: VerificationDeps) {
     await takeUserAttempt(deps.attempts, target.instanceId, userId);
     const spec = CHANNEL[channel];
     let failed = false;
-    const user = await deps.changes.update(
-      v2Target(target, channel),
-      lookup(userId, channel),
-      async (current, at) => {
-        failed = false;
-        const stored = await deps.store.findCode(current.instanceId, current.id, spec.codeKind);
-        if (!codeMatches(stored, code, at)) {
-          failed = true;
-          return { events: [{ type: spec.failed, payload: {} }] };
-        }
-        return {
-          events: [{ type: spec.verified, payload: {} }],
-          set: channel === "email" ? { emailVerified: true } : { phoneVerified: true },
-          useCode: stored!.id,
-        };
-      },
-    );
+    const user = await deps.changes.update(v2Target(target, channel), lookup(userId, channel), async (current, at) => {
+      failed = false;
+      const stored = await deps.store.findCode(current.instanceId, current.id, spec.codeKind);
+      if (!codeMatches(stored, code, at)) {
+        failed = true;
+        return { events: [{ type: spec.failed, payload: {} }] };
+      }
+      return {
+        events: [{ type: spec.verified, payload: {} }],
+        set: channel === "email" ? { emailVerified: true } : { phoneVerified: true },
+        useCode: stored!.id,
+      };
+    });
     if (failed) throw invalidArgument("COMMAND-eis9R", "Code is invalid");
     return user;
   }
@@ -221,10 +215,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
    * this route needs no token, and hashing first would let anyone make the server spend a
    * bcrypt hash per request.
    */
-  async function verifyInitCode(
-    target: ChangeTarget,
-    input: { userId: string; orgId?: string; code: string; password?: string },
-  ): Promise<User> {
+  async function verifyInitCode(target: ChangeTarget, input: { userId: string; orgId?: string; code: string; password?: string }): Promise<User> {
     if (input.userId === "") throw invalidArgument("COMMAND-mkM9f", "User ID missing");
     if (input.code === "") throw invalidArgument("COMMAND-44G8s", "Code is empty");
     const password = input.password !== undefined && input.password !== "" ? input.password : undefined;
@@ -319,18 +310,15 @@ export function createVerificationCommands(deps: VerificationDeps) {
         }
         return { events: [{ type: spec.verified, payload: {} }], set: { emailVerified: true }, useCode: stored.id };
       },
-      (after) =>
-        failed || !after.human ? after : { ...after, human: { ...after.human, email: { ...after.human.email, verified: true } } },
+      (after) => (failed || !after.human ? after : { ...after, human: { ...after.human, email: { ...after.human.email, verified: true } } }),
     );
     if (failed) throw invalidArgument("COMMAND-Gdsgs", "Code is invalid");
     return user;
   }
 
   return {
-    setEmail: (target: ChangeTarget, userId: string, email: string, delivery: CodeDelivery) =>
-      setContact("email", target, userId, email, delivery),
-    setPhone: (target: ChangeTarget, userId: string, phone: string, delivery: CodeDelivery) =>
-      setContact("phone", target, userId, phone, delivery),
+    setEmail: (target: ChangeTarget, userId: string, email: string, delivery: CodeDelivery) => setContact("email", target, userId, email, delivery),
+    setPhone: (target: ChangeTarget, userId: string, phone: string, delivery: CodeDelivery) => setContact("phone", target, userId, phone, delivery),
     resendEmailCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>
       resendCode("email", target, userId, delivery),
     resendPhoneCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>

@@ -51,7 +51,7 @@ export function registerPasswordRoutes(handle: Handle) {
 
   async function loadUser(call: Call, userId: string): Promise<User> {
     const user = await call.deps.userStore.getUser(call.instanceId, userId);
-    if (!user || user.type !== "human" || !(call.may("user.read", user.orgId) || call.may("user.write", user.orgId))) {
+    if (user?.type !== "human" || !(call.may("user.read", user.orgId) || call.may("user.write", user.orgId))) {
       throw call.notFound(`user with ID ${userId}`);
     }
     call.require("user.write", user.orgId);

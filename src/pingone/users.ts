@@ -410,7 +410,7 @@ export function registerUserRoutes(handle: Handle) {
   async function loadUser(call: Call, userId: string, permission: string): Promise<User> {
     const user = await call.deps.userStore.getUser(call.instanceId, userId);
     // A user the caller may not read is "not found", as one that does not exist.
-    if (!user || user.type !== "human" || !(call.may("user.read", user.orgId) || call.may(permission, user.orgId))) {
+    if (user?.type !== "human" || !(call.may("user.read", user.orgId) || call.may(permission, user.orgId))) {
       throw call.notFound(`user with ID ${userId}`);
     }
     call.require(permission, user.orgId);

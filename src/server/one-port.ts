@@ -39,9 +39,7 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
     });
 
     const server = tlsFiles
-      ? tls.createServer({ ...tlsFiles, ALPNProtocols: ["h2", "http/1.1"] }, (socket) =>
-          (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket),
-        )
+      ? tls.createServer({ ...tlsFiles, ALPNProtocols: ["h2", "http/1.1"] }, (socket) => (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket))
       : net.createServer((socket) => routeCleartext(socket, h1, h2));
     const close = server.close.bind(server);
     server.close = (callback?: (err?: Error) => void) => {

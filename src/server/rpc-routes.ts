@@ -55,13 +55,16 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
           if (value !== undefined) reply.raw.setHeader(name, value);
         }
       };
-      let response;
+      let response: Awaited<ReturnType<typeof handler>>;
       try {
         response = await handler(universalRequest);
         if (response.status === 505) {
           // Connect refuses a bidirectional stream over HTTP/1.1 with 505: the client's choice of
           // transport, so answered as its mistake in the protocol's framing, not as a server fault.
-          response = errorResponse(universalRequest.header, new ConnectError(`${handler.method.name} is a bidirectional stream: it needs HTTP/2`, Code.InvalidArgument));
+          response = errorResponse(
+            universalRequest.header,
+            new ConnectError(`${handler.method.name} is a bidirectional stream: it needs HTTP/2`, Code.InvalidArgument),
+          );
         } else if (!contextValues.get(decodedKey)) {
           response = await correctUndecodable(response, universalRequest.header, handler.method);
         }

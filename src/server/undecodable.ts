@@ -34,11 +34,7 @@ const COMPRESSED = 0x01;
  * JSON it cannot decode with INVALID_ARGUMENT (grpc-gateway's runtime). Either way no ZITADEL
  * error id exists for it, so the error carries none, like the gateway's.
  */
-export async function correctUndecodable(
-  response: UniversalServerResponse,
-  requestHeader: Headers,
-  method: DescMethod,
-): Promise<UniversalServerResponse> {
+export async function correctUndecodable(response: UniversalServerResponse, requestHeader: Headers, method: DescMethod): Promise<UniversalServerResponse> {
   const protocol = protocolOf(requestHeader.get("content-type") ?? "");
   const correct = (error: ConnectError | undefined) =>
     error && isUndecodable(error.code, requestHeader, protocol) ? undecodable(method, error.rawMessage) : undefined;

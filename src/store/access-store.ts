@@ -15,12 +15,7 @@ export function createCredentialStore(store: Db): CredentialStore {
     tokenOwner,
     sessionCredential,
     async orgExists(instanceId, orgId) {
-      const row = await store.db
-        .selectFrom("orgs")
-        .select("id")
-        .where("instance_id", "=", instanceId)
-        .where("id", "=", orgId)
-        .executeTakeFirst();
+      const row = await store.db.selectFrom("orgs").select("id").where("instance_id", "=", instanceId).where("id", "=", orgId).executeTakeFirst();
       return row !== undefined;
     },
     async orgOfVerifiedDomain(instanceId, domain) {
@@ -58,10 +53,7 @@ function createPrincipalFinder({ db, read }: Db) {
   };
 
   /** The caller behind a token digest, if the token exists, is unexpired and its user is active. */
-  return async function findPrincipal(
-    digest: string,
-    now: number,
-  ): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined> {
+  return async function findPrincipal(digest: string, now: number): Promise<{ principal: Principal; tokenExpiresAt: number } | undefined> {
     const rows = await read<Row>(byDigest.bind({ digest }));
     const owner = rows[0];
     if (!owner || Number(owner.expires_at) <= now || owner.state !== "ACTIVE") return undefined;
@@ -117,9 +109,7 @@ function createSessionCredentialFinder({ db, read }: Db) {
       terminated: Number(session.terminated) === 1,
       expiresAt: session.expires_at === null ? undefined : Number(session.expires_at),
       authenticated: session.user_id !== "" && (session.password_checked_at !== null || session.totp_checked_at !== null),
-      principal: active
-        ? { instanceId: session.instance_id, userId: session.user_id, orgId: session.org_id!, ...rolesOf(rows) }
-        : undefined,
+      principal: active ? { instanceId: session.instance_id, userId: session.user_id, orgId: session.org_id!, ...rolesOf(rows) } : undefined,
     };
   };
 }
@@ -175,32 +165,34 @@ export async function createFirstInstance({ db, writes }: Db, first: FirstInstan
     db.insertInto("orgs").values({ instance_id: instanceId, id: orgId, name: first.orgName, created_at: now }).compile(),
     db
       .insertInto("users")
-      .values(withSearchKeys({
-        instance_id: instanceId,
-        id: adminUserId,
-        org_id: orgId,
-        type: "machine",
-        state: "ACTIVE",
-        username: first.adminUsername,
-        given_name: "",
-        family_name: "",
-        nick_name: "",
-        display_name: "",
-        preferred_language: "",
-        gender: 0,
-        email: "",
-        email_verified: 0,
-        phone: "",
-        phone_verified: 0,
-        password_hash: null,
-        password_change_required: 0,
-        password_changed_at: null,
-        machine_name: "userport administrator",
-        machine_description: "created at the first start; its token is in admin.pat",
-        created_at: now,
-        changed_at: now,
-        sequence: 1,
-      }))
+      .values(
+        withSearchKeys({
+          instance_id: instanceId,
+          id: adminUserId,
+          org_id: orgId,
+          type: "machine",
+          state: "ACTIVE",
+          username: first.adminUsername,
+          given_name: "",
+          family_name: "",
+          nick_name: "",
+          display_name: "",
+          preferred_language: "",
+          gender: 0,
+          email: "",
+          email_verified: 0,
+          phone: "",
+          phone_verified: 0,
+          password_hash: null,
+          password_change_required: 0,
+          password_changed_at: null,
+          machine_name: "userport administrator",
+          machine_description: "created at the first start; its token is in admin.pat",
+          created_at: now,
+          changed_at: now,
+          sequence: 1,
+        }),
+      )
       .compile(),
     db
       .insertInto("unique_constraints")

@@ -71,12 +71,7 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
     async listIdps(instanceId, ownerIds) {
       // No owners, no providers: an empty IN list is an error on PostgreSQL (SQLite accepts it).
       if (ownerIds.length === 0) return [];
-      const rows = await db
-        .selectFrom("idps")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "in", ownerIds)
-        .execute();
+      const rows = await db.selectFrom("idps").selectAll().where("instance_id", "=", instanceId).where("org_id", "in", ownerIds).execute();
       return rows.map(toIdp);
     },
     lastSequence: (instanceId, orgId) => ownerSequence(db, instanceId, orgId),

@@ -11,12 +11,7 @@ import { statement, type WriteStatement } from "./prepared.js";
 export function createLockoutStore({ db, writes }: Db): LockoutStore {
   return {
     async storedPolicy(instanceId, orgId) {
-      const row = await db
-        .selectFrom("lockout_policies")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "=", orgId)
-        .executeTakeFirst();
+      const row = await db.selectFrom("lockout_policies").selectAll().where("instance_id", "=", instanceId).where("org_id", "=", orgId).executeTakeFirst();
       return (
         row && {
           maxPasswordAttempts: Number(row.max_password_attempts),
@@ -53,9 +48,7 @@ export function createLockoutStore({ db, writes }: Db): LockoutStore {
         statement(db.deleteFrom("lockout_policies").where("instance_id", "=", instanceId).where("org_id", "=", orgId)),
       ];
       if (!ofInstance) {
-        rows.push(
-          statement(db.updateTable("orgs").set({ sequence, changed_at: at }).where("instance_id", "=", instanceId).where("id", "=", orgId)),
-        );
+        rows.push(statement(db.updateTable("orgs").set({ sequence, changed_at: at }).where("instance_id", "=", instanceId).where("id", "=", orgId)));
       }
       if (policy) {
         rows.push(

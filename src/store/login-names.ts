@@ -26,9 +26,7 @@ export function createLoginNames(db: Kysely<Database>, read: <Row>(query: Compil
       .orderBy("d.domain");
   // One organisation (a single user read) is the hot case: prepared once.
   const ofOneOrg = prepare<{ instance_id: string; org_id: string }>(
-    domainsOf()
-      .where("d.instance_id", "=", param<string>("instance_id"))
-      .where("d.org_id", "=", param<string>("org_id")),
+    domainsOf().where("d.instance_id", "=", param<string>("instance_id")).where("d.org_id", "=", param<string>("org_id")),
   );
 
   function apply(users: User[], rows: DomainRow[]): User[] {

@@ -173,9 +173,18 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
     // and membership details. Existing rows get neutral defaults (an active organisation
     // without domains, instance-wide usernames), which is what they meant so far.
     async up(db: Kysely<unknown>) {
-      await db.schema.alterTable("orgs").addColumn("state", "text", (c) => c.notNull().defaultTo("ACTIVE")).execute();
-      await db.schema.alterTable("orgs").addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
-      await db.schema.alterTable("orgs").addColumn("sequence", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable("orgs")
+        .addColumn("state", "text", (c) => c.notNull().defaultTo("ACTIVE"))
+        .execute();
+      await db.schema
+        .alterTable("orgs")
+        .addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable("orgs")
+        .addColumn("sequence", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
       await db.schema
         .alterTable("orgs")
         .addColumn("user_login_must_be_domain", "integer", (c) => c.notNull().defaultTo(0))
@@ -205,13 +214,15 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn("changed_at", "bigint", (c) => c.notNull())
         .addPrimaryKeyConstraint("domain_policies_pk", ["instance_id", "org_id"])
         .execute();
-      await db.schema.alterTable("members").addColumn("created_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
-      await db.schema.alterTable("members").addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0)).execute();
       await db.schema
-        .createIndex("personal_access_tokens_user_idx")
-        .on("personal_access_tokens")
-        .columns(["instance_id", "user_id"])
+        .alterTable("members")
+        .addColumn("created_at", "bigint", (c) => c.notNull().defaultTo(0))
         .execute();
+      await db.schema
+        .alterTable("members")
+        .addColumn("changed_at", "bigint", (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex("personal_access_tokens_user_idx").on("personal_access_tokens").columns(["instance_id", "user_id"]).execute();
       // Organisation names are unique in the instance from now on; claim the existing ones
       // (so far only the default organisation, whose name is ASCII, so lower() folds it fully).
       await sql`INSERT INTO unique_constraints (instance_id, kind, value, owner_id)
@@ -337,12 +348,7 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn("last_error", "text")
         .execute();
       // The dispatcher's question, "what is due?", reads only unsent deliverable messages.
-      await db.schema
-        .createIndex("outbox_due_idx")
-        .on("outbox")
-        .columns(["next_attempt_at"])
-        .where(sql.ref("sent_at"), "is", null)
-        .execute();
+      await db.schema.createIndex("outbox_due_idx").on("outbox").columns(["next_attempt_at"]).where(sql.ref("sent_at"), "is", null).execute();
       await db.schema.createIndex("outbox_user_idx").on("outbox").columns(["instance_id", "user_id"]).execute();
     },
   },
@@ -366,7 +372,10 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
     // TOTP checks failed since the last success or unlock, counted apart from the password's
     // as ZITADEL does: the lockout policy's max OTP attempts locks on this count.
     async up(db: Kysely<unknown>) {
-      await db.schema.alterTable("users").addColumn("otp_failed_attempts", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable("users")
+        .addColumn("otp_failed_attempts", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
     },
   },
   "0011_session_token_digest_idx": {
@@ -449,11 +458,7 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .addPrimaryKeyConstraint("import_job_records_pk", ["instance_id", "job_id", "key"])
         .execute();
       // Results by outcome in record order (list, count); all results in order.
-      await db.schema
-        .createIndex("import_job_records_outcome_idx")
-        .on("import_job_records")
-        .columns(["instance_id", "job_id", "outcome", "idx"])
-        .execute();
+      await db.schema.createIndex("import_job_records_outcome_idx").on("import_job_records").columns(["instance_id", "job_id", "outcome", "idx"]).execute();
     },
   },
 });
@@ -463,7 +468,10 @@ async function addUserSearch(db: Kysely<unknown>): Promise<void> {
   // cannot do, so existing rows are folded here in JavaScript. Should foldCase ever change,
   // a later migration must fold the keys again.
   for (const column of SEARCH_KEY_COLUMNS) {
-    await db.schema.alterTable("users").addColumn(column, "text", (c) => c.notNull().defaultTo("")).execute();
+    await db.schema
+      .alterTable("users")
+      .addColumn(column, "text", (c) => c.notNull().defaultTo(""))
+      .execute();
   }
   let after: { instance_id: string; id: string } | undefined;
   for (;;) {
@@ -502,21 +510,17 @@ async function addUserSearch(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropIndex("users_org_idx").execute();
 
   // The organisation owning an event's aggregate, kept for the history of removed users.
-  await db.schema.alterTable("events").addColumn("resource_owner", "text", (c) => c.notNull().defaultTo("")).execute();
+  await db.schema
+    .alterTable("events")
+    .addColumn("resource_owner", "text", (c) => c.notNull().defaultTo(""))
+    .execute();
   await sql`UPDATE events SET resource_owner = (
       SELECT users.org_id FROM users WHERE users.instance_id = events.instance_id AND users.id = events.aggregate_id)
     WHERE aggregate_type = 'user' AND EXISTS (
       SELECT 1 FROM users WHERE users.instance_id = events.instance_id AND users.id = events.aggregate_id)`.execute(db);
 }
 
-const SEARCH_KEY_COLUMNS = [
-  "username_lower",
-  "given_name_lower",
-  "family_name_lower",
-  "nick_name_lower",
-  "display_name_lower",
-  "email_lower",
-] as const;
+const SEARCH_KEY_COLUMNS = ["username_lower", "given_name_lower", "family_name_lower", "nick_name_lower", "display_name_lower", "email_lower"] as const;
 
 interface KeyedRow {
   instance_id: string;

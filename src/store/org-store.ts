@@ -64,9 +64,7 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
         ];
       case "removeDomain": {
         const rows = [
-          statement(
-            db.deleteFrom("org_domains").where("instance_id", "=", instanceId).where("org_id", "=", orgId).where("domain", "=", write.domain),
-          ),
+          statement(db.deleteFrom("org_domains").where("instance_id", "=", instanceId).where("org_id", "=", orgId).where("domain", "=", write.domain)),
         ];
         if (write.verified) {
           rows.push(
@@ -108,11 +106,7 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
           ),
         ];
       case "removeMember":
-        return [
-          statement(
-            db.deleteFrom("members").where("instance_id", "=", instanceId).where("org_id", "=", orgId).where("user_id", "=", write.userId),
-          ),
-        ];
+        return [statement(db.deleteFrom("members").where("instance_id", "=", instanceId).where("org_id", "=", orgId).where("user_id", "=", write.userId))];
       case "setDomainPolicy": {
         const rows = [
           statement(db.deleteFrom("domain_policies").where("instance_id", "=", instanceId).where("org_id", "=", orgId)),
@@ -146,10 +140,7 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
   }
 
   function claimDomain(instanceId: string, orgId: string, domain: string): WriteStatement {
-    return statement(
-      db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_domain", value: domain, owner_id: orgId }),
-      "org_domain",
-    );
+    return statement(db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_domain", value: domain, owner_id: orgId }), "org_domain");
   }
 
   /**
@@ -169,18 +160,21 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
           .where("owner_id", "in", orgUsers),
       ),
       statement(
-        db.insertInto("unique_constraints").columns(["instance_id", "kind", "value", "owner_id"]).expression(
-          db
-            .selectFrom("users")
-            .select((eb) => [
-              "instance_id",
-              eb.val(kind).as("kind"),
-              (orgScoped ? sql<string>`org_id || '/' || username_lower` : sql<string>`username_lower`).as("value"),
-              "id",
-            ])
-            .where("instance_id", "=", instanceId)
-            .where("org_id", "=", orgId),
-        ),
+        db
+          .insertInto("unique_constraints")
+          .columns(["instance_id", "kind", "value", "owner_id"])
+          .expression(
+            db
+              .selectFrom("users")
+              .select((eb) => [
+                "instance_id",
+                eb.val(kind).as("kind"),
+                (orgScoped ? sql<string>`org_id || '/' || username_lower` : sql<string>`username_lower`).as("value"),
+                "id",
+              ])
+              .where("instance_id", "=", instanceId)
+              .where("org_id", "=", orgId),
+          ),
         kind,
       ),
     ];
@@ -271,13 +265,7 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
     },
 
     async listDomains(instanceId, orgId) {
-      const rows = await db
-        .selectFrom("org_domains")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "=", orgId)
-        .orderBy("domain")
-        .execute();
+      const rows = await db.selectFrom("org_domains").selectAll().where("instance_id", "=", instanceId).where("org_id", "=", orgId).orderBy("domain").execute();
       return rows.map(
         (row): OrgDomain => ({
           orgId: row.org_id,
@@ -292,30 +280,24 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
     },
 
     async customDomainPolicy(instanceId, orgId) {
-      const row = await db
-        .selectFrom("domain_policies")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "=", orgId)
-        .executeTakeFirst();
+      const row = await db.selectFrom("domain_policies").selectAll().where("instance_id", "=", instanceId).where("org_id", "=", orgId).executeTakeFirst();
       return (
-        row && {
+        row &&
+        ({
           userLoginMustBeDomain: Number(row.user_login_must_be_domain) === 1,
           validateOrgDomains: Number(row.validate_org_domains) === 1,
           smtpSenderAddressMatchesInstanceDomain: Number(row.smtp_sender_address_matches_instance_domain) === 1,
-        } satisfies DomainPolicy
+        } satisfies DomainPolicy)
       );
     },
 
     async listMembers(instanceId, orgId) {
-      const members = await db
-        .selectFrom("members")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("org_id", "=", orgId)
-        .orderBy("user_id")
-        .execute();
-      const found = await usersById(db, instanceId, members.map((m) => m.user_id));
+      const members = await db.selectFrom("members").selectAll().where("instance_id", "=", instanceId).where("org_id", "=", orgId).orderBy("user_id").execute();
+      const found = await usersById(
+        db,
+        instanceId,
+        members.map((m) => m.user_id),
+      );
       // Members show their preferred login names, as the users do.
       const users = new Map((await withLoginNames(instanceId, [...found.values()])).map((u) => [u.id, u]));
       return members.map((member) => ({
@@ -374,15 +356,7 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
             ]
           : []),
         ...(removeId !== undefined
-          ? [
-              statement(
-                db
-                  .deleteFrom("personal_access_tokens")
-                  .where("instance_id", "=", instanceId)
-                  .where("user_id", "=", userId)
-                  .where("id", "=", removeId),
-              ),
-            ]
+          ? [statement(db.deleteFrom("personal_access_tokens").where("instance_id", "=", instanceId).where("user_id", "=", userId).where("id", "=", removeId))]
           : []),
       ]);
     },

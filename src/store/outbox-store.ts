@@ -19,8 +19,22 @@ export function outboxStatements(db: Kysely<Database>, messages: readonly Outbox
   let insert = inserts.get(db);
   if (!insert) {
     const columns: Array<keyof OutboxTable> = [
-      "id", "instance_id", "user_id", "kind", "channel", "recipient", "deliverable", "subject", "sealed_body",
-      "created_at", "attempts", "next_attempt_at", "claimed_until", "claim_token", "sent_at", "last_error",
+      "id",
+      "instance_id",
+      "user_id",
+      "kind",
+      "channel",
+      "recipient",
+      "deliverable",
+      "subject",
+      "sealed_body",
+      "created_at",
+      "attempts",
+      "next_attempt_at",
+      "claimed_until",
+      "claim_token",
+      "sent_at",
+      "last_error",
     ];
     insert = prepare(db.insertInto("outbox").values(Object.fromEntries(columns.map((c) => [c, param(c)])) as never));
     inserts.set(db, insert);
@@ -84,12 +98,7 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
     ),
   };
   const due = (now: number) =>
-    db
-      .selectFrom("outbox")
-      .where("sent_at", "is", null)
-      .where("deliverable", "=", 1)
-      .where("next_attempt_at", "<=", now)
-      .where("claimed_until", "<=", now);
+    db.selectFrom("outbox").where("sent_at", "is", null).where("deliverable", "=", 1).where("next_attempt_at", "<=", now).where("claimed_until", "<=", now);
 
   return {
     async claimDue(now, limit, leaseMs) {
@@ -100,7 +109,11 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
       const claim = db
         .updateTable("outbox")
         .set({ claim_token: token, claimed_until: now + leaseMs })
-        .where("id", "in", candidates.map((row) => row.id))
+        .where(
+          "id",
+          "in",
+          candidates.map((row) => row.id),
+        )
         .where("sent_at", "is", null)
         .where("deliverable", "=", 1)
         .where("next_attempt_at", "<=", now)
@@ -125,8 +138,7 @@ export function createOutboxStore({ db, writes }: Db): OutboxStore {
         }),
       );
     },
-    markSent: (message, at) =>
-      writes.run([finish.sent.statement({ sent_at: at, id: message.id, claim_token: message.claimToken })]),
+    markSent: (message, at) => writes.run([finish.sent.statement({ sent_at: at, id: message.id, claim_token: message.claimToken })]),
     markFailed: (message, failure) =>
       writes.run([
         finish.failed.statement({

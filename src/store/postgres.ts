@@ -48,8 +48,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   return {
     dialect: "postgres",
     db,
-    read: async <Row>(query: CompiledQuery) =>
-      (await pool.query<Row & pg.QueryResultRow>(names.config(query.sql, query.parameters))).rows as Row[],
+    read: async <Row>(query: CompiledQuery) => (await pool.query<Row & pg.QueryResultRow>(names.config(query.sql, query.parameters))).rows as Row[],
     writes,
     async close() {
       await writes.close();
@@ -219,7 +218,10 @@ class PgCommitQueue implements WriteQueue {
     try {
       const outcomes = await this.#commitWithRetries(items);
       this.onBatch?.(items.length, (performance.now() - started) / 1000, false);
-      items.forEach((item, i) => (outcomes[i] === null ? item.resolve() : item.reject(outcomes[i])));
+      items.forEach((item, i) => {
+        if (outcomes[i] === null) item.resolve();
+        else item.reject(outcomes[i]);
+      });
     } catch (err) {
       if (err instanceof Error) Object.assign(err, { batchFailed: true });
       this.onBatch?.(items.length, (performance.now() - started) / 1000, true);

@@ -1,12 +1,5 @@
 import type { Selectable, SelectQueryBuilder } from "kysely";
-import type {
-  CredentialChange,
-  SessionFilter,
-  SessionRecord,
-  SessionStore,
-  SessionWrite,
-  UserCredentials,
-} from "../domain/ports.js";
+import type { CredentialChange, SessionFilter, SessionRecord, SessionStore, SessionWrite, UserCredentials } from "../domain/ports.js";
 import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
@@ -73,13 +66,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
     );
     if (change.usedCodeId !== undefined) {
       statements.push(
-        statement(
-          db
-            .updateTable("codes")
-            .set({ used_at: change.at })
-            .where("instance_id", "=", change.instanceId)
-            .where("id", "=", change.usedCodeId),
-        ),
+        statement(db.updateTable("codes").set({ used_at: change.at }).where("instance_id", "=", change.instanceId).where("id", "=", change.usedCodeId)),
       );
     }
     if (change.newCode) {
@@ -127,13 +114,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
     statements.push(
       fromSequence === 0
         ? statement(db.insertInto("sessions").values(row))
-        : statement(
-            db
-              .updateTable("sessions")
-              .set(row)
-              .where("instance_id", "=", session.instanceId)
-              .where("id", "=", session.id),
-          ),
+        : statement(db.updateTable("sessions").set(row).where("instance_id", "=", session.instanceId).where("id", "=", session.id)),
     );
     return statements;
   }
@@ -185,11 +166,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       const orgIds = visible.orgIds;
       if (orgIds !== "all") {
         query = query.where((eb) =>
-          eb.or([
-            eb("creator", "=", visible.creator),
-            eb("user_id", "=", visible.userId),
-            ...(orgIds.length > 0 ? [eb("user_org_id", "in", orgIds)] : []),
-          ]),
+          eb.or([eb("creator", "=", visible.creator), eb("user_id", "=", visible.userId), ...(orgIds.length > 0 ? [eb("user_org_id", "in", orgIds)] : [])]),
         );
       }
       query = applyFilter(query, filter);
@@ -231,9 +208,10 @@ function applyFilter(query: SessionQuery, filter: SessionFilter): SessionQuery {
     const { method, at } = filter.expiresAt;
     // As ZITADEL's expirationDateQueryToQuery (internal/api/grpc/session/v2/query.go): "later than"
     // also finds the sessions that never expire, so that it lists the sessions still alive.
-    q = method === ">" || method === ">="
-      ? q.where((eb) => eb.or([eb("expires_at", method, at), eb("expires_at", "is", null)]))
-      : q.where("expires_at", method, at);
+    q =
+      method === ">" || method === ">="
+        ? q.where((eb) => eb.or([eb("expires_at", method, at), eb("expires_at", "is", null)]))
+        : q.where("expires_at", method, at);
   }
   if (filter.fingerprintId !== undefined) {
     q = q.where("user_agent", "like", `%"fingerprintId":${JSON.stringify(filter.fingerprintId)}%`);
@@ -294,4 +272,3 @@ function toRow(session: SessionRecord): SessionTable {
     sequence: session.sequence,
   };
 }
-

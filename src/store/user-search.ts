@@ -1,6 +1,15 @@
 import type { UserReadStore } from "../domain/ports.js";
 import { type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool, sql } from "kysely";
-import { type Editor, foldCase, type TextField, type TextMethod, type UserEvent, type UserFilter, type UserSearch, type UserSortField } from "../domain/user-queries.js";
+import {
+  type Editor,
+  foldCase,
+  type TextField,
+  type TextMethod,
+  type UserEvent,
+  type UserFilter,
+  type UserSearch,
+  type UserSortField,
+} from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { createLoginNames } from "./login-names.js";
 import type { Database, UserTable } from "./schema.js";
@@ -125,9 +134,7 @@ function textCondition(eb: Users, text: TextSql, field: TextField, value: string
     case "equalsIgnoreCase":
       return onKey(eb, folded, key, eb(folded, "=", key));
     case "equals":
-      return exact === folded
-        ? onKey(eb, exact, value, eb(exact, "=", value))
-        : onKey(eb, folded, key, eb.and([eb(folded, "=", key), eb(exact, "=", value)]));
+      return exact === folded ? onKey(eb, exact, value, eb(exact, "=", value)) : onKey(eb, folded, key, eb.and([eb(folded, "=", key), eb(exact, "=", value)]));
     case "startsWithIgnoreCase":
       return startsWith(eb, text, folded, key, ranges);
     case "startsWith":
@@ -175,10 +182,7 @@ function loginNameCondition(eb: Users, text: TextSql, value: string, method: Tex
     if (at < 0) return bare;
     const name = value.slice(0, at);
     const domain = method === "equals" ? value.slice(at + 1) : foldCase(value.slice(at + 1));
-    const withDomain = eb.and([
-      textCondition(eb, text, "username", name, method, ranges),
-      eb.exists(loginDomains(eb).where("d.domain", "=", domain)),
-    ]);
+    const withDomain = eb.and([textCondition(eb, text, "username", name, method, ranges), eb.exists(loginDomains(eb).where("d.domain", "=", domain))]);
     return eb.or([bare, withDomain]);
   }
   if (method === "startsWith" || method === "startsWithIgnoreCase") {
@@ -197,10 +201,7 @@ function loginNameCondition(eb: Users, text: TextSql, value: string, method: Tex
   const key = ignoreCase ? foldCase(value) : value;
   const loginName = ignoreCase ? sql<string>`users.username_lower || '@' || d.domain` : sql<string>`users.username || '@' || d.domain`;
   const length = Array.from(key).length;
-  const compare =
-    method.startsWith("endsWith")
-        ? text.endsWith(loginName, key, length)
-        : text.contains(loginName, key);
+  const compare = method.startsWith("endsWith") ? text.endsWith(loginName, key, length) : text.contains(loginName, key);
   const withDomain = eb.exists(loginDomains(eb).where(() => (length === 0 ? TRUE : compare)));
   return eb.or([bare, withDomain]);
 }
@@ -282,11 +283,7 @@ function matching(db: Kysely<Database>, text: TextSql, search: UserSearch) {
       .selectFrom("users")
       .selectAll()
       .where((eb) =>
-        eb.and([
-          eb("instance_id", "=", search.instanceId),
-          scope(eb),
-          ...search.filters.map((filter) => filterCondition(eb, text, filter, ranges)),
-        ]),
+        eb.and([eb("instance_id", "=", search.instanceId), scope(eb), ...search.filters.map((filter) => filterCondition(eb, text, filter, ranges))]),
       );
   const inScope = where((eb) => orgScope(eb, search.instanceId, search.orgIds));
   const extra = search.alsoUserId;
@@ -331,8 +328,7 @@ export function createUserSearch({ db, read, dialect }: Db): UserReadStore {
     async searchUsers(search) {
       const rows = await read<UserRow & { total_count: number }>(userSearchStatement(db, text, search));
       // Past the last page there is no row to carry the total.
-      const total =
-        rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, text, search).compile()))[0]?.n ?? 0);
+      const total = rows.length > 0 ? Number(rows[0]!.total_count) : Number((await read<{ n: number }>(userCountQuery(db, text, search).compile()))[0]?.n ?? 0);
       return { users: await withLoginNames(search.instanceId, rows.map(toUser)), total };
     },
 

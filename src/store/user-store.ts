@@ -7,49 +7,81 @@ import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
 import { createLoginNames } from "./login-names.js";
 import { type Prepared, param, prepare, type WriteStatement } from "./prepared.js";
-import type {
-  CodeTable,
-  Database,
-  EventTable,
-  UniqueConstraintTable,
-  UserIdpLinkTable,
-  UserMetadataTable,
-  UserTable,
-} from "./schema.js";
+import type { CodeTable, Database, EventTable, UniqueConstraintTable, UserIdpLinkTable, UserMetadataTable, UserTable } from "./schema.js";
 
 /** An insert of every column of a table, prepared once with one named parameter per column. */
-function prepareInsert<T extends keyof Database & string>(
-  db: Kysely<Database>,
-  table: T,
-  columns: ReadonlyArray<keyof Insertable<Database[T]> & string>,
-) {
+function prepareInsert<T extends keyof Database & string>(db: Kysely<Database>, table: T, columns: ReadonlyArray<keyof Insertable<Database[T]> & string>) {
   const values = Object.fromEntries(columns.map((column) => [column, param(column)]));
   return prepare<Record<string, unknown>>(db.insertInto(table).values(values as never));
 }
 
 const USER_COLUMNS = [
-  "instance_id", "id", "org_id", "type", "state", "username", "given_name", "family_name", "nick_name",
-  "display_name", "preferred_language", "gender", "email", "email_verified", "phone", "phone_verified",
-  "password_hash", "password_change_required", "password_changed_at", "machine_name", "machine_description",
-  "created_at", "changed_at", "sequence", "details_sequence", "details_changed_at", "username_lower", "given_name_lower",
-  "family_name_lower", "nick_name_lower", "display_name_lower", "email_lower", "totp_secret",
+  "instance_id",
+  "id",
+  "org_id",
+  "type",
+  "state",
+  "username",
+  "given_name",
+  "family_name",
+  "nick_name",
+  "display_name",
+  "preferred_language",
+  "gender",
+  "email",
+  "email_verified",
+  "phone",
+  "phone_verified",
+  "password_hash",
+  "password_change_required",
+  "password_changed_at",
+  "machine_name",
+  "machine_description",
+  "created_at",
+  "changed_at",
+  "sequence",
+  "details_sequence",
+  "details_changed_at",
+  "username_lower",
+  "given_name_lower",
+  "family_name_lower",
+  "nick_name_lower",
+  "display_name_lower",
+  "email_lower",
+  "totp_secret",
 ] as const satisfies ReadonlyArray<keyof UserTable>;
 const UNIQUE_COLUMNS = ["instance_id", "kind", "value", "owner_id"] as const satisfies ReadonlyArray<keyof UniqueConstraintTable>;
 const EVENT_COLUMNS = [
-  "instance_id", "aggregate_type", "aggregate_id", "sequence", "type", "payload", "creator", "created_at",
+  "instance_id",
+  "aggregate_type",
+  "aggregate_id",
+  "sequence",
+  "type",
+  "payload",
+  "creator",
+  "created_at",
 ] as const satisfies ReadonlyArray<keyof EventTable>;
 /** Creation events also name the user's organisation, which stays readable after a removal. */
 const CREATION_EVENT_COLUMNS = [...EVENT_COLUMNS, "resource_owner"] as const satisfies ReadonlyArray<keyof EventTable>;
 const CODE_COLUMNS = [
-  "instance_id", "id", "user_id", "kind", "sealed_code", "expires_at", "created_at", "returned", "url_template", "used_at",
+  "instance_id",
+  "id",
+  "user_id",
+  "kind",
+  "sealed_code",
+  "expires_at",
+  "created_at",
+  "returned",
+  "url_template",
+  "used_at",
 ] as const satisfies ReadonlyArray<keyof CodeTable>;
 
-const LINK_COLUMNS = [
-  "instance_id", "user_id", "idp_id", "external_user_id", "display_name", "created_at",
-] as const satisfies ReadonlyArray<keyof UserIdpLinkTable>;
-const METADATA_COLUMNS = [
-  "instance_id", "user_id", "key", "value", "created_at", "changed_at", "sequence",
-] as const satisfies ReadonlyArray<keyof UserMetadataTable>;
+const LINK_COLUMNS = ["instance_id", "user_id", "idp_id", "external_user_id", "display_name", "created_at"] as const satisfies ReadonlyArray<
+  keyof UserIdpLinkTable
+>;
+const METADATA_COLUMNS = ["instance_id", "user_id", "key", "value", "created_at", "changed_at", "sequence"] as const satisfies ReadonlyArray<
+  keyof UserMetadataTable
+>;
 
 type UserOwnedTable = "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members" | "user_idp_links" | "user_metadata";
 
@@ -130,11 +162,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
   );
   const withLoginNames = createLoginNames(db, read);
   const orgScoped = prepare<{ instance_id: string; id: string }>(
-    db
-      .selectFrom("orgs")
-      .select("user_login_must_be_domain")
-      .where("instance_id", "=", param<string>("instance_id"))
-      .where("id", "=", param<string>("id")),
+    db.selectFrom("orgs").select("user_login_must_be_domain").where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
   );
   // A verified domain is claimed instance-wide by its organisation: one primary-key lookup.
   const domainOwner = prepare<{ instance_id: string; kind: string; value: string }>(
@@ -210,9 +238,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       }));
     },
     async lastSequence(instanceId, userId) {
-      const rows = await read<{ last: number | null }>(
-        lastSequence.bind({ instance_id: instanceId, aggregate_type: "user", aggregate_id: userId }),
-      );
+      const rows = await read<{ last: number | null }>(lastSequence.bind({ instance_id: instanceId, aggregate_type: "user", aggregate_id: userId }));
       return Number(rows[0]?.last ?? 0);
     },
     async getUser(instanceId, userId) {
@@ -223,7 +249,9 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       const flag = await read<{ user_login_must_be_domain: number }>(orgScoped.bind({ instance_id: instanceId, id: orgId }));
       const at = username.lastIndexOf("@");
       const owner =
-        at < 0 ? [] : await read<{ owner_id: string }>(domainOwner.bind({ instance_id: instanceId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }));
+        at < 0
+          ? []
+          : await read<{ owner_id: string }>(domainOwner.bind({ instance_id: instanceId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }));
       return { orgScoped: Number(flag[0]?.user_login_must_be_domain ?? 0) === 1, domainOwner: owner[0]?.owner_id };
     },
     async findCode(instanceId, userId, kind) {
@@ -262,7 +290,11 @@ const base64 = (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffset
  * unique per user, so an update that lost a race fails there, before anything else is written.
  * Not a hot path, so the statements are built per update.
  */
-export function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { event: Prepared<Record<string, unknown>> }, update: UserUpdate): WriteStatement[] {
+export function userUpdateStatements(
+  db: Kysely<Database>,
+  insert: Inserts & { event: Prepared<Record<string, unknown>> },
+  update: UserUpdate,
+): WriteStatement[] {
   const { instanceId, userId, at } = update;
   const sequence = update.expectedSequence + update.events.length;
   const compiled = (query: { compile(): { sql: string; parameters: readonly unknown[] } }, uniqueKind?: string): WriteStatement => {
@@ -338,43 +370,24 @@ export function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { e
     });
   }
   if (update.set?.orgId !== undefined) columns.org_id = update.set.orgId;
-  statements.push(
-    compiled(db.updateTable("users").set(columns).where("instance_id", "=", instanceId).where("id", "=", userId)),
-  );
+  statements.push(compiled(db.updateTable("users").set(columns).where("instance_id", "=", instanceId).where("id", "=", userId)));
   for (const release of update.release ?? []) {
-    let query = db
-      .deleteFrom("unique_constraints")
-      .where("instance_id", "=", instanceId)
-      .where("kind", "=", release.kind)
-      .where("owner_id", "=", userId);
+    let query = db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", release.kind).where("owner_id", "=", userId);
     if (release.value !== undefined) query = query.where("value", "=", release.value);
     statements.push(compiled(query));
   }
   for (const claim of update.claim ?? []) {
-    statements.push(
-      insert.unique.statement({ instance_id: instanceId, kind: claim.kind, value: claim.value, owner_id: userId }, claim.kind),
-    );
+    statements.push(insert.unique.statement({ instance_id: instanceId, kind: claim.kind, value: claim.value, owner_id: userId }, claim.kind));
   }
   if (update.replaceCodes && update.replaceCodes.length > 0) {
     statements.push(
-      compiled(
-        db
-          .deleteFrom("codes")
-          .where("instance_id", "=", instanceId)
-          .where("user_id", "=", userId)
-          .where("kind", "in", update.replaceCodes),
-      ),
+      compiled(db.deleteFrom("codes").where("instance_id", "=", instanceId).where("user_id", "=", userId).where("kind", "in", update.replaceCodes)),
     );
   }
   if (update.useCode !== undefined) {
     statements.push(
       compiled(
-        db
-          .updateTable("codes")
-          .set({ used_at: at })
-          .where("instance_id", "=", instanceId)
-          .where("id", "=", update.useCode)
-          .where("user_id", "=", userId),
+        db.updateTable("codes").set({ used_at: at }).where("instance_id", "=", instanceId).where("id", "=", update.useCode).where("user_id", "=", userId),
       ),
     );
   }
@@ -396,13 +409,7 @@ export function userUpdateStatements(db: Kysely<Database>, insert: Inserts & { e
   if (metadataKeys.length > 0) {
     // A set replaces the whole entry (its dates and sequence are those of this update).
     statements.push(
-      compiled(
-        db
-          .deleteFrom("user_metadata")
-          .where("instance_id", "=", instanceId)
-          .where("user_id", "=", userId)
-          .where("key", "in", metadataKeys),
-      ),
+      compiled(db.deleteFrom("user_metadata").where("instance_id", "=", instanceId).where("user_id", "=", userId).where("key", "in", metadataKeys)),
     );
   }
   for (const entry of update.setMetadata ?? []) {
@@ -423,14 +430,7 @@ function linkStatement(insert: Inserts, instanceId: string, userId: string, at: 
   });
 }
 
-function metadataStatement(
-  insert: Inserts,
-  instanceId: string,
-  userId: string,
-  at: number,
-  sequence: number,
-  entry: NonNullable<NewUser["metadata"]>[number],
-) {
+function metadataStatement(insert: Inserts, instanceId: string, userId: string, at: number, sequence: number, entry: NonNullable<NewUser["metadata"]>[number]) {
   return insert.metadata.statement({
     instance_id: instanceId,
     user_id: userId,
@@ -491,10 +491,7 @@ export function userCreationStatements(insert: Inserts, change: NewUser): WriteS
   return [
     insert.user.statement(row, "user_id"),
     ...change.uniques.map((unique) =>
-      insert.unique.statement(
-        { instance_id: user.instanceId, kind: unique.kind, value: unique.value, owner_id: user.id },
-        unique.kind,
-      ),
+      insert.unique.statement({ instance_id: user.instanceId, kind: unique.kind, value: unique.value, owner_id: user.id }, unique.kind),
     ),
     ...change.events.map((event, i) =>
       insert.creationEvent.statement({
@@ -511,9 +508,7 @@ export function userCreationStatements(insert: Inserts, change: NewUser): WriteS
     ),
     ...change.codes.map((code) => codeStatement(insert.code, user.instanceId, user.id, user.createdAt, code)),
     ...(change.idpLinks ?? []).map((link) => linkStatement(insert, user.instanceId, user.id, user.createdAt, link)),
-    ...(change.metadata ?? []).map((entry) =>
-      metadataStatement(insert, user.instanceId, user.id, user.createdAt, user.sequence, entry),
-    ),
+    ...(change.metadata ?? []).map((entry) => metadataStatement(insert, user.instanceId, user.id, user.createdAt, user.sequence, entry)),
   ];
 }
 

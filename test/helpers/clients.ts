@@ -28,7 +28,7 @@ import {
 } from "@bufbuild/protobuf";
 import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
-import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, type Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
@@ -82,9 +82,7 @@ export interface CredentialsCheckDetail {
   failedAttempts: number;
 }
 
-export type CallResult =
-  | { ok: true; json: JsonObject; httpStatus?: number; rawBody?: string }
-  | { ok: false; error: WireError; rawBody?: string };
+export type CallResult = { ok: true; json: JsonObject; httpStatus?: number; rawBody?: string } | { ok: false; error: WireError; rawBody?: string };
 
 export interface CallOptions {
   /** The bearer token; `null` sends no Authorization header. Defaults to the admin's token. */
@@ -244,9 +242,7 @@ function fromConnectError(err: unknown): WireError {
     message: error.rawMessage,
     details: error.findDetails(ErrorDetailSchema).map(({ id, message }) => ({ id, message })),
     detailTypes: error.details.map((d) => ("desc" in d ? d.desc.typeName : d.type)),
-    credentialChecks: error
-      .findDetails(CredentialsCheckErrorSchema)
-      .map(({ id, message, failedAttempts }) => ({ id, message, failedAttempts })),
+    credentialChecks: error.findDetails(CredentialsCheckErrorSchema).map(({ id, message, failedAttempts }) => ({ id, message, failedAttempts })),
   };
 }
 
@@ -254,7 +250,10 @@ function connectCaller(name: TransportName, transport: Transport, token: string)
   const clients = new Map<DescService, Client<DescService>>();
   const clientOf = (service: DescService) => {
     let client = clients.get(service);
-    if (!client) clients.set(service, (client = createClient(service, transport)));
+    if (!client) {
+      client = createClient(service, transport);
+      clients.set(service, client);
+    }
     return client;
   };
   return {
@@ -320,9 +319,7 @@ function fromGrpcJsError(err: grpc.ServiceError): WireError {
   const status = decodeRpcStatus(typeof bin === "string" ? Buffer.from(bin, "base64") : bin);
   // The trailer repeats the status; a client may rely on either, so they must agree.
   if (status.code !== err.code || status.message !== message) {
-    throw new Error(
-      `grpc-status-details-bin disagrees with the status: ${status.code} "${status.message}" vs ${err.code} "${message}"`,
-    );
+    throw new Error(`grpc-status-details-bin disagrees with the status: ${status.code} "${status.message}" vs ${err.code} "${message}"`);
   }
   for (const any of status.details) {
     error.detailTypes.push(any.typeUrl.replace(/^type\.googleapis\.com\//, ""));
@@ -387,9 +384,7 @@ export async function parseRestResponse(response: Response): Promise<CallResult>
     error: {
       code: body.code as Code,
       message: body.message,
-      details: details
-        .filter((d) => d["@type"] === ERROR_DETAIL_URL)
-        .map((d) => ({ id: String(d.id ?? ""), message: String(d.message ?? "") })),
+      details: details.filter((d) => d["@type"] === ERROR_DETAIL_URL).map((d) => ({ id: String(d.id ?? ""), message: String(d.message ?? "") })),
       detailTypes: details.map((d) => String(d["@type"]).replace(/^type\.googleapis\.com\//, "")),
       credentialChecks: details
         .filter((d) => d["@type"] === CREDENTIALS_CHECK_URL)
@@ -406,11 +401,7 @@ export function createCallers(url: string, token: string): Map<TransportName, Ca
     grpcJsCaller(url, token),
     connectCaller("connect-grpc", createGrpcTransport({ baseUrl: url }), token),
     connectCaller("connect-json-h1", createConnectTransport({ baseUrl: url, httpVersion: "1.1" }), token),
-    connectCaller(
-      "connect-binary-h2",
-      createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }),
-      token,
-    ),
+    connectCaller("connect-binary-h2", createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }), token),
     connectCaller("grpc-web", createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }), token),
     restCaller(url, token),
   ];

@@ -129,7 +129,10 @@ export async function seedScopedCaller(server: TestServer, role: string | undefi
   const now = Date.now();
   const org = orgId ?? `org-${suffix}`;
   if (orgId === undefined) {
-    await db.insertInto("orgs").values({ instance_id: instanceId, id: org, name: `Org ${suffix}`, created_at: now }).execute();
+    await db
+      .insertInto("orgs")
+      .values({ instance_id: instanceId, id: org, name: `Org ${suffix}`, created_at: now })
+      .execute();
   }
   const userId = `svc-${suffix}`;
   const userName = `svc-${suffix}`;
@@ -137,20 +140,48 @@ export async function seedScopedCaller(server: TestServer, role: string | undefi
   await db
     .insertInto("users")
     .values({
-      instance_id: instanceId, id: userId, org_id: org, type: "machine", state: "ACTIVE", username: userName,
-      given_name: "", family_name: "", nick_name: "", display_name: "", preferred_language: "", gender: 0,
-      email: "", email_verified: 0, phone: "", phone_verified: 0, password_hash: null, password_change_required: 0,
-      password_changed_at: null, machine_name: "svc", machine_description: "", created_at: now, changed_at: now,
-      sequence: 1, username_lower: userName, given_name_lower: "", family_name_lower: "", nick_name_lower: "",
-      display_name_lower: "", email_lower: "",
+      instance_id: instanceId,
+      id: userId,
+      org_id: org,
+      type: "machine",
+      state: "ACTIVE",
+      username: userName,
+      given_name: "",
+      family_name: "",
+      nick_name: "",
+      display_name: "",
+      preferred_language: "",
+      gender: 0,
+      email: "",
+      email_verified: 0,
+      phone: "",
+      phone_verified: 0,
+      password_hash: null,
+      password_change_required: 0,
+      password_changed_at: null,
+      machine_name: "svc",
+      machine_description: "",
+      created_at: now,
+      changed_at: now,
+      sequence: 1,
+      username_lower: userName,
+      given_name_lower: "",
+      family_name_lower: "",
+      nick_name_lower: "",
+      display_name_lower: "",
+      email_lower: "",
     })
     .execute();
   if (role) await db.insertInto("members").values({ instance_id: instanceId, org_id: org, user_id: userId, roles: role }).execute();
   await db
     .insertInto("personal_access_tokens")
     .values({
-      instance_id: instanceId, id: `pat-${suffix}`, user_id: userId,
-      digest: createHash("sha256").update(token).digest("hex"), expires_at: now + 3_600_000, created_at: now,
+      instance_id: instanceId,
+      id: `pat-${suffix}`,
+      user_id: userId,
+      digest: createHash("sha256").update(token).digest("hex"),
+      expires_at: now + 3_600_000,
+      created_at: now,
     })
     .execute();
   return { orgId: org, userId, userName, token };

@@ -4,7 +4,7 @@
  * (binary, HTTP/2) transports. Requests and responses are protojson, so one test fits all.
  */
 import { fromBinary, fromJson, type JsonObject, toBinary, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -143,7 +143,12 @@ export async function runImport(
   try {
     for (let response = await call.next(); response; response = await call.next()) responses.push(response);
   } catch (err) {
-    return { job: (responses[0]?.job ?? {}) as JsonObject, results: responses.flatMap((r) => (r.results ?? []) as JsonObject[]), responses, error: err as StreamError };
+    return {
+      job: (responses[0]?.job ?? {}) as JsonObject,
+      results: responses.flatMap((r) => (r.results ?? []) as JsonObject[]),
+      responses,
+      error: err as StreamError,
+    };
   }
   return { job: (responses[0]?.job ?? {}) as JsonObject, results: responses.flatMap((r) => (r.results ?? []) as JsonObject[]), responses };
 }

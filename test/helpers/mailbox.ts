@@ -45,9 +45,7 @@ function decodeQuotedPrintable(text: string): string {
 
 function decodeWords(header: string): string {
   return header.replace(/=\?utf-8\?([QB])\?([^?]*)\?=\s*/gi, (_m, enc: string, data: string) =>
-    enc.toUpperCase() === "B"
-      ? Buffer.from(data, "base64").toString("utf8")
-      : decodeQuotedPrintable(data.replace(/_/g, " ")),
+    enc.toUpperCase() === "B" ? Buffer.from(data, "base64").toString("utf8") : decodeQuotedPrintable(data.replace(/_/g, " ")),
   );
 }
 
@@ -57,9 +55,7 @@ function parse(raw: string, from: string, to: string[]): ReceivedMail {
   const unfolded = head.replace(/\r?\n[ \t]+/g, " ");
   const subject = decodeWords(/^subject: (.*)$/im.exec(unfolded)?.[1] ?? "");
   const textPart = /content-type: text\/plain[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?\r?\n([\s\S]*?)(?:\r?\n--|$)/i.exec(raw);
-  const encoding = textPart && /content-transfer-encoding: base64/i.test(raw.slice(Math.max(0, textPart.index - 200), textPart.index + 300))
-    ? "base64"
-    : "qp";
+  const encoding = textPart && /content-transfer-encoding: base64/i.test(raw.slice(Math.max(0, textPart.index - 200), textPart.index + 300)) ? "base64" : "qp";
   const body = textPart?.[1] ?? "";
   const text = encoding === "base64" ? Buffer.from(body, "base64").toString("utf8") : decodeQuotedPrintable(body);
   return { from, to, subject, text, raw };
@@ -93,7 +89,13 @@ export async function startMailbox(): Promise<Mailbox> {
             return;
           }
           const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-          mails.push(parse(Buffer.concat(chunks).toString("utf8"), from, session.envelope.rcptTo.map((r) => r.address)));
+          mails.push(
+            parse(
+              Buffer.concat(chunks).toString("utf8"),
+              from,
+              session.envelope.rcptTo.map((r) => r.address),
+            ),
+          );
           callback();
         });
       },

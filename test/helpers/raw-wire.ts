@@ -69,24 +69,20 @@ export function h1Request(url: string, agent: http.Agent, request: RawRequest): 
     const target = new URL(request.path, url);
     // node sends a GET's or DELETE's body without framing unless the length is given.
     const length = request.body === undefined ? {} : { "content-length": String(request.body.byteLength) };
-    const req = http.request(
-      target,
-      { method: request.method ?? "POST", headers: { ...length, ...request.headers }, agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => {
-          chunks.push(chunk);
-          if (request.untilFirstData) {
-            resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: {}, body: Buffer.concat(chunks) });
-            req.destroy();
-          }
-        });
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: flatten(res.trailers), body: Buffer.concat(chunks) }),
-        );
-        res.on("error", reject);
-      },
-    );
+    const req = http.request(target, { method: request.method ?? "POST", headers: { ...length, ...request.headers }, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (request.untilFirstData) {
+          resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: {}, body: Buffer.concat(chunks) });
+          req.destroy();
+        }
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), trailers: flatten(res.trailers), body: Buffer.concat(chunks) }),
+      );
+      res.on("error", reject);
+    });
     req.on("error", reject);
     req.end(request.body === undefined ? undefined : Buffer.from(request.body));
   });

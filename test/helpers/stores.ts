@@ -85,8 +85,7 @@ function postgresTemplate(): Promise<string> {
 export async function openStore(kind: StoreKind): Promise<OpenedStore> {
   const dir = mkdtempSync(join(tmpdir(), "userport-ports-"));
   try {
-    const db =
-      kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir, `TEMPLATE ${await postgresTemplate()}`))!, 4);
+    const db = kind === "sqlite" ? await openSqlite(dir) : await openPostgres((await testDatabaseUrl(dir, `TEMPLATE ${await postgresTemplate()}`))!, 4);
     return {
       db,
       async dispose() {

@@ -76,7 +76,13 @@ describe.each(storesUnderTest)("BulkStore on %s", (kind) => {
         changedAt: T0 + 6,
       });
       await bulk().updateJob(written.instanceId, written.id, { state: "COMPLETED", finishedAt: T0 + 9, nextIndex: 7, expectedRecords: 7 }, T0 + 9);
-      expect(await bulk().getJob(written.instanceId, written.id)).toMatchObject({ state: "COMPLETED", finishedAt: T0 + 9, nextIndex: 7, expectedRecords: 7, startedAt: T0 + 5 });
+      expect(await bulk().getJob(written.instanceId, written.id)).toMatchObject({
+        state: "COMPLETED",
+        finishedAt: T0 + 9,
+        nextIndex: 7,
+        expectedRecords: 7,
+        startedAt: T0 + 5,
+      });
     });
 
     it("lists a creator's jobs in an organisation newest first, and counts the active ones", async () => {
@@ -144,7 +150,10 @@ describe.each(storesUnderTest)("BulkStore on %s", (kind) => {
       const outcomes = (await Promise.all(attempts.map((unit) => bulk().commitUnits(j.instanceId, j.id, [unit])))).flat();
       expect(outcomes.filter((o) => o === undefined)).toHaveLength(1);
       for (const o of outcomes.filter((o) => o !== undefined)) expect(o).toMatchObject({ kind: "bulk_record" });
-      const existing = await bulk().existingUserIds(j.instanceId, attempts.map((unit) => unit.creation!.user.id));
+      const existing = await bulk().existingUserIds(
+        j.instanceId,
+        attempts.map((unit) => unit.creation!.user.id),
+      );
       expect(existing.size).toBe(1);
     });
 
@@ -249,7 +258,11 @@ describe.each(storesUnderTest)("BulkStore on %s", (kind) => {
       const j = await openJob();
       const results = Array.from({ length: 1200 }, (_, i) => failed(i));
       await bulk().finishBatch(j.instanceId, j.id, results, 1200, T0);
-      const found = await bulk().findResults(j.instanceId, j.id, results.map((r) => r.key));
+      const found = await bulk().findResults(
+        j.instanceId,
+        j.id,
+        results.map((r) => r.key),
+      );
       expect(found.size).toBe(1200);
       expect(found.get("key-1199")).toEqual(failed(1199));
     });

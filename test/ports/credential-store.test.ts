@@ -183,7 +183,12 @@ describe.each(storesUnderTest)("CredentialStore on %s", (kind) => {
         orgId: org.id,
         expectedSequence: 1,
         events: [{ type: "org.domain.added", payload: {} }],
-        writes: [{ kind: "addDomain", domain: { orgId: org.id, domain: unverified, verified: false, primary: false, validationType: 0, createdAt: T0, changedAt: T0 } }],
+        writes: [
+          {
+            kind: "addDomain",
+            domain: { orgId: org.id, domain: unverified, verified: false, primary: false, validationType: 0, createdAt: T0, changedAt: T0 },
+          },
+        ],
         at: T0 + 1,
         creator: "c",
       });

@@ -17,7 +17,13 @@ describe.each(storesUnderTest)("IdpStore on %s", (kind) => {
 
   async function createOrg(instanceId = ids("inst")) {
     const { org, domain } = newOrg(instanceId);
-    await createOrgStore(store()).createOrg({ org, domain, owner: { userId: ids("u"), roles: ["ORG_OWNER"] }, events: [{ type: "org.added", payload: {} }], creator: "c" });
+    await createOrgStore(store()).createOrg({
+      org,
+      domain,
+      owner: { userId: ids("u"), roles: ["ORG_OWNER"] },
+      events: [{ type: "org.added", payload: {} }],
+      creator: "c",
+    });
     return org;
   }
 
@@ -74,7 +80,15 @@ describe.each(storesUnderTest)("IdpStore on %s", (kind) => {
     const lockout = createLockoutStore(store());
     expect(await lockout.ownerSequence(instanceId, "")).toBe(1);
     const stale = await rejection(
-      lockout.write({ instanceId, orgId: "", expectedSequence: 0, event: { type: "instance.policy.lockout.added", payload: {} }, policy: undefined, at: T0, creator: "c" }),
+      lockout.write({
+        instanceId,
+        orgId: "",
+        expectedSequence: 0,
+        event: { type: "instance.policy.lockout.added", payload: {} },
+        policy: undefined,
+        at: T0,
+        creator: "c",
+      }),
     );
     expect(stale).toMatchObject({ kind: "sequence" });
   });

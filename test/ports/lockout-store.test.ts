@@ -17,7 +17,13 @@ describe.each(storesUnderTest)("LockoutStore on %s", (kind) => {
   async function createOrg() {
     const instanceId = ids("inst");
     const { org, domain } = newOrg(instanceId);
-    await createOrgStore(store()).createOrg({ org, domain, owner: { userId: ids("u"), roles: ["ORG_OWNER"] }, events: [{ type: "org.added", payload: {} }], creator: "c" });
+    await createOrgStore(store()).createOrg({
+      org,
+      domain,
+      owner: { userId: ids("u"), roles: ["ORG_OWNER"] },
+      events: [{ type: "org.added", payload: {} }],
+      creator: "c",
+    });
     return org;
   }
 

@@ -25,7 +25,11 @@ describe.each(storesUnderTest)("OrgStore and PersonalAccessTokenStore on %s", (k
     await orgs().createOrg({
       ...created,
       owner: { userId: owner.user.id, roles: ["ORG_OWNER"] },
-      events: [{ type: "org.added", payload: {} }, { type: "org.domain.added", payload: {} }, { type: "org.member.added", payload: {} }],
+      events: [
+        { type: "org.added", payload: {} },
+        { type: "org.domain.added", payload: {} },
+        { type: "org.member.added", payload: {} },
+      ],
       creator: "c",
     });
     return { instanceId, ...created, owner: owner.user };
@@ -105,7 +109,12 @@ describe.each(storesUnderTest)("OrgStore and PersonalAccessTokenStore on %s", (k
       expect(failure).toMatchObject({ name: "UniqueViolation", kind: "org_domain" });
       expect(await orgs().getOrg(instanceId, rival.org.id)).toBeUndefined();
       // Nor is its name taken.
-      await orgs().createOrg({ ...newOrg(instanceId, rival.org.name), owner: { userId: ids("u"), roles: [] }, events: [{ type: "org.added", payload: {} }], creator: "c" });
+      await orgs().createOrg({
+        ...newOrg(instanceId, rival.org.name),
+        owner: { userId: ids("u"), roles: [] },
+        events: [{ type: "org.added", payload: {} }],
+        creator: "c",
+      });
     });
   });
 
@@ -114,7 +123,12 @@ describe.each(storesUnderTest)("OrgStore and PersonalAccessTokenStore on %s", (k
       const { instanceId, org, domain } = await createOrg();
       const other = await createOrg(instanceId);
       const custom = `${ids("custom")}.example.test`;
-      await orgs().changeOrg(change(org, 3, [{ kind: "addDomain", domain: domainRow(org.id, custom, true) }, { kind: "setPrimaryDomain", domain: custom }]));
+      await orgs().changeOrg(
+        change(org, 3, [
+          { kind: "addDomain", domain: domainRow(org.id, custom, true) },
+          { kind: "setPrimaryDomain", domain: custom },
+        ]),
+      );
       expect((await orgs().getOrg(instanceId, org.id))?.primaryDomain).toBe(custom);
       expect((await orgs().listDomains(instanceId, org.id)).map((d) => [d.domain, d.verified, d.primary])).toEqual(
         [
@@ -128,10 +142,20 @@ describe.each(storesUnderTest)("OrgStore and PersonalAccessTokenStore on %s", (k
       // Unverified, another organisation may list it too.
       await orgs().changeOrg(change(other.org, 3, [{ kind: "addDomain", domain: domainRow(other.org.id, custom, false) }]));
 
-      await orgs().changeOrg(change(org, 5, [{ kind: "setPrimaryDomain", domain: domain.domain }, { kind: "removeDomain", domain: custom, verified: true }]));
+      await orgs().changeOrg(
+        change(org, 5, [
+          { kind: "setPrimaryDomain", domain: domain.domain },
+          { kind: "removeDomain", domain: custom, verified: true },
+        ]),
+      );
       expect((await orgs().listDomains(instanceId, org.id)).map((d) => d.domain)).toEqual([domain.domain]);
       // Its claim went with it.
-      await orgs().changeOrg(change(other.org, 4, [{ kind: "removeDomain", domain: custom, verified: false }, { kind: "addDomain", domain: domainRow(other.org.id, custom, true) }]));
+      await orgs().changeOrg(
+        change(other.org, 4, [
+          { kind: "removeDomain", domain: custom, verified: false },
+          { kind: "addDomain", domain: domainRow(other.org.id, custom, true) },
+        ]),
+      );
     });
 
     it("refuses a domain the organisation already has with UniqueViolation('org_domain_row')", async () => {
@@ -150,7 +174,12 @@ describe.each(storesUnderTest)("OrgStore and PersonalAccessTokenStore on %s", (k
       await orgs().changeOrg(change(org, 3, [{ kind: "addMember", userId: member.user.id, roles: ["ORG_USER_MANAGER"] }]));
       const custom = `${ids("late")}.example.test`;
       const failure = await rejection(
-        orgs().changeOrg(change(org, 3, [{ kind: "addDomain", domain: domainRow(org.id, custom, true) }, { kind: "removeMember", userId: member.user.id }])),
+        orgs().changeOrg(
+          change(org, 3, [
+            { kind: "addDomain", domain: domainRow(org.id, custom, true) },
+            { kind: "removeMember", userId: member.user.id },
+          ]),
+        ),
       );
       expect(failure).toMatchObject({ name: "UniqueViolation", kind: "sequence" });
       expect((await orgs().listDomains(instanceId, org.id)).map((d) => d.domain)).not.toContain(custom);

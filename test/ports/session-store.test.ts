@@ -68,7 +68,10 @@ describe.each(storesUnderTest)("SessionStore on %s", (kind) => {
           instanceId: user.instanceId,
           userId: user.id,
           expectedSequence: 1,
-          events: [{ type: "user.human.password.check.failed", payload: {} }, { type: "user.locked", payload: {} }],
+          events: [
+            { type: "user.human.password.check.failed", payload: {} },
+            { type: "user.locked", payload: {} },
+          ],
           at: T0 + 100,
           creator: "system",
           set: { failedAttempts: 3, otpFailedAttempts: 1, state: "LOCKED" },
@@ -102,7 +105,11 @@ describe.each(storesUnderTest)("SessionStore on %s", (kind) => {
       const lost = session(user.instanceId, { userId: user.id, userOrgId: user.orgId });
       const failure = await rejection(
         sessions().write({
-          credentials: { ...change, events: [{ type: "user.human.password.check.succeeded", payload: {} }], set: { failedAttempts: 0, passwordHash: "hash-2" } },
+          credentials: {
+            ...change,
+            events: [{ type: "user.human.password.check.succeeded", payload: {} }],
+            set: { failedAttempts: 0, passwordHash: "hash-2" },
+          },
           session: { session: lost, fromSequence: 0, events: added },
         }),
       );
@@ -174,7 +181,10 @@ describe.each(storesUnderTest)("SessionStore on %s", (kind) => {
         instanceId,
         orgId: org.id,
         expectedSequence: 1,
-        events: [{ type: "org.policy.domain.added", payload: {} }, { type: "org.domain.added", payload: {} }],
+        events: [
+          { type: "org.policy.domain.added", payload: {} },
+          { type: "org.domain.added", payload: {} },
+        ],
         writes: [
           {
             kind: "setDomainPolicy",

@@ -26,7 +26,12 @@ describe.each(storesUnderTest)("UserReadStore on %s", (kind) => {
 
   function human(orgId: string, username: string, profile: { givenName: string; familyName: string; email: string; phone?: string }, at: number) {
     const creation = newHuman({ instanceId, orgId, username });
-    creation.user.human!.profile = { ...creation.user.human!.profile, givenName: profile.givenName, familyName: profile.familyName, displayName: `${profile.givenName} ${profile.familyName}` };
+    creation.user.human!.profile = {
+      ...creation.user.human!.profile,
+      givenName: profile.givenName,
+      familyName: profile.familyName,
+      displayName: `${profile.givenName} ${profile.familyName}`,
+    };
     creation.user.human!.email.address = profile.email;
     creation.user.human!.phone.number = profile.phone ?? "";
     creation.user.createdAt = creation.user.changedAt = at;
@@ -36,7 +41,13 @@ describe.each(storesUnderTest)("UserReadStore on %s", (kind) => {
   beforeAll(async () => {
     for (const name of ["a", "b"]) {
       const { org, domain } = newOrg(instanceId);
-      await createOrgStore(store()).createOrg({ org, domain, owner: { userId: ids("u"), roles: [] }, events: [{ type: "org.added", payload: {} }], creator: "c" });
+      await createOrgStore(store()).createOrg({
+        org,
+        domain,
+        owner: { userId: ids("u"), roles: [] },
+        events: [{ type: "org.added", payload: {} }],
+        creator: "c",
+      });
       if (name === "a") orgA = org.id;
       else orgB = org.id;
     }
@@ -143,11 +154,27 @@ describe.each(storesUnderTest)("UserReadStore on %s", (kind) => {
         "grace_hopper",
       ]);
       expect(sorted(await names({ filters: [{ kind: "org", orgId: orgB }] }))).toEqual(sorted(["100%done", "svc-build"]));
-      const or: UserFilter = { kind: "or", filters: [{ kind: "type", type: "machine" }, { kind: "state", state: "INACTIVE" }] };
+      const or: UserFilter = {
+        kind: "or",
+        filters: [
+          { kind: "type", type: "machine" },
+          { kind: "state", state: "INACTIVE" },
+        ],
+      };
       expect(sorted(await names({ filters: [or] }))).toEqual(sorted(["grace_hopper", "svc-build"]));
-      expect(await names({ filters: [{ kind: "and", filters: [{ kind: "org", orgId: orgA }, { kind: "not", filter: { kind: "state", state: "ACTIVE" } }] }] })).toEqual([
-        "grace_hopper",
-      ]);
+      expect(
+        await names({
+          filters: [
+            {
+              kind: "and",
+              filters: [
+                { kind: "org", orgId: orgA },
+                { kind: "not", filter: { kind: "state", state: "ACTIVE" } },
+              ],
+            },
+          ],
+        }),
+      ).toEqual(["grace_hopper"]);
       expect(await names({ filters: [{ kind: "or", filters: [] }] })).toEqual([]);
       expect(await names({ filters: [{ kind: "and", filters: [] }] })).toHaveLength(5);
     });

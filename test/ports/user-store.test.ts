@@ -64,9 +64,7 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
         sealedCode: creation.codes[0]!.sealedCode,
         usedAt: undefined,
       });
-      expect(await users().listIdpLinks(at.instanceId, creation.user.id)).toEqual([
-        { idpId: linkIdp, externalUserId: "ext-1", displayName: "Ext One" },
-      ]);
+      expect(await users().listIdpLinks(at.instanceId, creation.user.id)).toEqual([{ idpId: linkIdp, externalUserId: "ext-1", displayName: "Ext One" }]);
       const metadata = await users().listMetadata(at.instanceId, creation.user.id);
       expect(metadata.map((entry) => [entry.key, [...entry.value]])).toEqual([["team", [0, 1, 255]]]);
       // The username is claimed: another user cannot take it.
@@ -143,9 +141,7 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
     it("lets concurrent creations of one username commit exactly one", async () => {
       const at = scope();
       const username = ids("race");
-      const results = await Promise.allSettled(
-        Array.from({ length: 6 }, () => users().createUser(newHuman({ ...at, username }))),
-      );
+      const results = await Promise.allSettled(Array.from({ length: 6 }, () => users().createUser(newHuman({ ...at, username }))));
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
       for (const r of results.filter((r) => r.status === "rejected")) {
         expect((r as PromiseRejectedResult).reason).toMatchObject({ name: "UniqueViolation", kind: "username" });
@@ -422,14 +418,22 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
 
     it("adds and removes links and metadata", async () => {
       const at = scope();
-      const creation = newHuman(at, { metadata: [{ key: "a", value: new Uint8Array([1]) }, { key: "b", value: new Uint8Array([2]) }] });
+      const creation = newHuman(at, {
+        metadata: [
+          { key: "a", value: new Uint8Array([1]) },
+          { key: "b", value: new Uint8Array([2]) },
+        ],
+      });
       await users().createUser(creation);
       const idpId = ids("idp");
       await users().updateUser({
         ...at,
         userId: creation.user.id,
         expectedSequence: 1,
-        events: [{ type: "user.idp.link.added", payload: {} }, { type: "user.metadata.set", payload: {} }],
+        events: [
+          { type: "user.idp.link.added", payload: {} },
+          { type: "user.metadata.set", payload: {} },
+        ],
         at: T0 + 2000,
         creator: "admin",
         claim: [linkClaim(idpId, "x")],

@@ -69,7 +69,10 @@ interface Io {
 }
 
 /** Runs the command; resolves to the exit status. */
-export async function importCommand(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
+export async function importCommand(
+  argv: string[],
+  io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env },
+): Promise<number> {
   try {
     return await run(argv, io);
   } catch (err) {
@@ -118,7 +121,11 @@ function parse(argv: string[]): { values: Values; positionals: string[] } {
     return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
     // node:util's messages name the option ("Unknown option '--x'"); keep the first sentence.
-    throw new UsageError(String((err as Error).message).split(". ")[0]!.replace(/\.$/, ""));
+    throw new UsageError(
+      String((err as Error).message)
+        .split(". ")[0]!
+        .replace(/\.$/, ""),
+    );
   }
 }
 
@@ -296,7 +303,8 @@ async function run(argv: string[], io: Io): Promise<number> {
     io.stdout.write(helpText(values.format));
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "name the export file, or - for standard input" : `one file at a time, not ${positionals.length}`);
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length === 0 ? "name the export file, or - for standard input" : `one file at a time, not ${positionals.length}`);
   const format = values.format;
   if (format === undefined) throw new UsageError(`--format is required: one of ${Object.keys(FORMATS).join(", ")}`);
   const converter = FORMATS[format];
@@ -382,7 +390,9 @@ async function run(argv: string[], io: Io): Promise<number> {
   const skip = resume ? Number(job.nextIndex) : 0;
 
   const report = values.report ? createWriteStream(values.report, { flags: resume ? "a" : "w" }) : undefined;
-  const reportError = new Promise<never>((_, reject) => report?.once("error", (err) => reject(new FatalError(`cannot write the report ${values.report}: ${err.message}`))));
+  const reportError = new Promise<never>((_, reject) =>
+    report?.once("error", (err) => reject(new FatalError(`cannot write the report ${values.report}: ${err.message}`))),
+  );
   reportError.catch(() => undefined);
 
   const counts: Counts = { done: 0, created: 0, updated: 0, skipped: 0, failed: 0 };
@@ -461,7 +471,10 @@ async function run(argv: string[], io: Io): Promise<number> {
       if (stopping || lost !== undefined) return;
       pending.push(...batchEntries);
       unanswered += batch.length;
-      requests.push({ $typeName: "userport.migration.v1.ImportUsersRequest", payload: { case: "records", value: { $typeName: "userport.migration.v1.ImportRecordBatch", records: batch } } });
+      requests.push({
+        $typeName: "userport.migration.v1.ImportUsersRequest",
+        payload: { case: "records", value: { $typeName: "userport.migration.v1.ImportRecordBatch", records: batch } },
+      });
       batch = [];
       batchEntries = [];
       batchBytes = 0;

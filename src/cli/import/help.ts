@@ -20,11 +20,7 @@ export const OPTIONS: Array<[string, string, string]> = [
   ["--data-dir <dir>", "where the default token file is (USERPORT_DATA_DIR, default ./.data)", "--data-dir /var/lib/userport"],
   ["--org <orgId>", "the organisation to import into (default: the token's own)", "--org 290771381049671823"],
   ["--dry-run", "validate every record against the server (conflicts included) and write nothing", "--dry-run"],
-  [
-    "--on-conflict <fail|skip|update>",
-    "a username that is taken: fail the record (default), skip it, or update the stored user",
-    "--on-conflict skip",
-  ],
+  ["--on-conflict <fail|skip|update>", "a username that is taken: fail the record (default), skip it, or update the stored user", "--on-conflict skip"],
   [
     "--resume <jobId>",
     "continue an interrupted import of the same file where the server says it stopped (printed after Ctrl-C or a lost connection)",

@@ -5,8 +5,7 @@ import { invalidArgument } from "../errors.js";
 export const malformed = (detail: string) => invalidArgument("CRYPT-r8Qm2", `Password hash is malformed: ${detail}`);
 
 /** A cost parameter outside the configured bounds: CRYPT-5uV9n. */
-export const outOfBounds = (detail: string) =>
-  invalidArgument("CRYPT-5uV9n", `Password hash cost is out of range: ${detail}`);
+export const outOfBounds = (detail: string) => invalidArgument("CRYPT-5uV9n", `Password hash cost is out of range: ${detail}`);
 
 /** Throws CRYPT-5uV9n unless min <= value <= max. */
 export function checkBounds(what: string, value: number, min: number, max: number): void {

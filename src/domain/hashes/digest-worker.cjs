@@ -23,8 +23,7 @@ function repeatedDigest(algorithm, part, times) {
 }
 
 /** `length` bytes of `block` repeated (sha-crypt's P and S sequences, md5-crypt's alternate sum). */
-const repeatTo = (block, length) =>
-  Buffer.concat(Array.from({ length: Math.ceil(length / block.length) }, () => block)).subarray(0, length);
+const repeatTo = (block, length) => Buffer.concat(Array.from({ length: Math.ceil(length / block.length) }, () => block)).subarray(0, length);
 
 /** A copy the size of the digest: a Buffer's view may share a larger ArrayBuffer, which would be cloned whole. */
 const own = (buffer) => new Uint8Array(buffer);

@@ -18,10 +18,12 @@ function schemeOf(encoded: string): { scheme: string; value: string } | undefine
   return match ? { scheme: match[1]!.toUpperCase(), value: encoded.slice(match[0].length) } : undefined;
 }
 
-const hasScheme = (...schemes: string[]) => (encoded: string) => {
-  const found = schemeOf(encoded);
-  return found !== undefined && schemes.includes(found.scheme);
-};
+const hasScheme =
+  (...schemes: string[]) =>
+  (encoded: string) => {
+    const found = schemeOf(encoded);
+    return found !== undefined && schemes.includes(found.scheme);
+  };
 
 const SSHA_DIGESTS: Record<string, { algorithm: string; size: number }> = {
   SSHA: { algorithm: "sha1", size: 20 },
@@ -157,9 +159,7 @@ export const ldapPbkdf2Family: HashFamily = {
   recognizes: hasScheme(...Object.keys(OPENLDAP_PBKDF2)),
   parse(encoded, limits) {
     const { scheme, value } = schemeOf(encoded)!;
-    return scheme === "PBKDF2" && !value.includes("$")
-      ? parsePingOnePbkdf2(value, limits)
-      : parseOpenLdapPbkdf2(scheme, value, limits);
+    return scheme === "PBKDF2" && !value.includes("$") ? parsePingOnePbkdf2(value, limits) : parseOpenLdapPbkdf2(scheme, value, limits);
   },
 };
 

@@ -4,9 +4,7 @@ import type { HashFamily } from "./family.js";
 
 /** node:crypto's PBKDF2 (OpenSSL, on libuv's thread pool). */
 export function pbkdf2Key(password: string, salt: Buffer, rounds: number, keyLength: number, digest: string): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    pbkdf2(password, salt, rounds, keyLength, digest, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => pbkdf2(password, salt, rounds, keyLength, digest, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 /** passlib's identifiers: the bare `$pbkdf2$` is HMAC-SHA1. */

@@ -6,15 +6,7 @@ import { md5CryptFamily, shaCryptFamily } from "./crypt.js";
 import { djangoFamily } from "./django.js";
 import { DEFAULT_HASH_LIMITS, HASH_FAMILY_NAMES, type Checker, type HashFamily, type HashFamilyName, type HashLimits } from "./family.js";
 import { firebaseScryptFamily } from "./firebase.js";
-import {
-  ldapArgon2Family,
-  ldapBcryptFamily,
-  ldapCryptFamily,
-  ldapDigestFamily,
-  ldapPbkdf2Family,
-  ldapScryptFamily,
-  sshaFamily,
-} from "./ldap.js";
+import { ldapArgon2Family, ldapBcryptFamily, ldapCryptFamily, ldapDigestFamily, ldapPbkdf2Family, ldapScryptFamily, sshaFamily } from "./ldap.js";
 import { md5PlainFamily, md5SaltedFamily } from "./md5.js";
 import { pbkdf2Family } from "./pbkdf2.js";
 import { drupal7Family, phpassFamily } from "./phpass.js";
@@ -102,10 +94,7 @@ export function createHashRegistry(options: HashRegistryOptions = {}): HashRegis
     enabled.add(name);
   }
   const limits = Object.fromEntries(
-    Object.entries(DEFAULT_HASH_LIMITS).map(([key, defaults]) => [
-      key,
-      { ...defaults, ...options.limits?.[key as keyof HashLimits] },
-    ]),
+    Object.entries(DEFAULT_HASH_LIMITS).map(([key, defaults]) => [key, { ...defaults, ...options.limits?.[key as keyof HashLimits] }]),
   ) as unknown as HashLimits;
 
   const identify = (encoded: string) => HASH_FAMILY_NAMES.find((name) => FAMILIES[name].recognizes(encoded));

@@ -10,9 +10,7 @@ import type { Checker, HashFamily, HashLimits } from "./family.js";
 export function scryptKey(password: Buffer | string, salt: Buffer, ln: number, r: number, p: number, keyLength: number): Promise<Buffer> {
   const N = 2 ** ln;
   const maxmem = 128 * r * (N + p + 2) + 1024 * 1024;
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, keyLength, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scrypt(password, salt, keyLength, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 export function checkScryptBounds(ln: number, r: number, p: number, limits: HashLimits["scrypt"]): void {
@@ -76,7 +74,5 @@ export const scryptFamily: HashFamily = {
   prefixes: ["$scrypt$", "$7$"],
   recognizes: (encoded) => encoded.startsWith("$scrypt$") || encoded.startsWith("$7$"),
   parse: (encoded, limits) =>
-    encoded.startsWith("$scrypt$") || encoded.startsWith("$7$ln=")
-      ? parsePasslib(encoded, limits.scrypt)
-      : parseCrypt7(encoded, limits.scrypt),
+    encoded.startsWith("$scrypt$") || encoded.startsWith("$7$ln=") ? parsePasslib(encoded, limits.scrypt) : parseCrypt7(encoded, limits.scrypt),
 };

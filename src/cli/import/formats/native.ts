@@ -39,7 +39,8 @@ export async function* convertNative(input: Readable, options: ConvertOptions = 
         if (options.orgId && human!.organization === undefined) human!.organization = { orgId: options.orgId };
         yield { line, key: key ?? `line ${line}`, record: human! };
       } else if (message.user.case === "machine") {
-        if (message.user.value.userType.case !== "machine") throw new RecordError('"machine" must hold a CreateUserRequest with "machine" (humans go into "human")');
+        if (message.user.value.userType.case !== "machine")
+          throw new RecordError('"machine" must hold a CreateUserRequest with "machine" (humans go into "human")');
         if (options.orgId && machine!.organizationId === undefined) machine!.organizationId = options.orgId;
         yield { line, key: key ?? `line ${line}`, record: machine!, machine: true };
       } else throw new RecordError('not an ImportRecord: it needs "human" or "machine"');
