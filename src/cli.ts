@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { ADMIN_USERNAME, issueAdminToken } from "./admin-token.js";
 import { type Config, loadConfig, SettingError, settingsHelp } from "./config.js";
 import { startServer } from "./server.js";
-import { describeStoreError } from "./server/preflight.js";
+import { describeStoreError } from "./edge/preflight.js";
 import { adminTokenPath, loadMasterKey, masterKeyDigest } from "./setup.js";
 import { backupSqlite, inspectBackup, restoreSqlite, sqliteFile } from "./store/backup.js";
 import { openSqlite } from "./store/db.js";

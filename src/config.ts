@@ -38,7 +38,7 @@ export interface Config {
   smtpRetryBaseMs: number;
   smtpRetryMaxMs: number;
   /**
-   * Rate limits of credential and code checks (src/api/rate-limits.ts): attempts per client
+   * Rate limits of credential and code checks (src/edge/rate-limits.ts): attempts per client
    * address and per user within each window of `rateLimitWindowSeconds`; 0 turns a limit off.
    */
   rateLimitPerSource: number;

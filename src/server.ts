@@ -8,28 +8,28 @@ import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js"
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { AdminService } from "../gen/zitadel/admin_pb.js";
 import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
-import { createMigrationService } from "./api/migration-service.js";
-import { registerUploadRoute } from "./api/migration-uploads.js";
+import { createMigrationService } from "./services/migration-service.js";
+import { registerUploadRoute } from "./edge/migration-uploads.js";
 import { createBulkImport } from "./domain/bulk-import.js";
 import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
-import { createAdminService } from "./api/admin-service.js";
-import { createAccess } from "./api/access.js";
+import { createAdminService } from "./services/admin-service.js";
+import { createAccess } from "./edge/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
-import { createHealthService } from "./api/health-service.js";
-import { createReflectionServices } from "./api/reflection-service.js";
-import { openApiDocument } from "./api/openapi.js";
+import { createHealthService } from "./services/health-service.js";
+import { createReflectionServices } from "./services/reflection-service.js";
+import { openApiDocument } from "./edge/openapi.js";
 import packageJson from "../package.json" with { type: "json" };
 import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { createManagementService } from "./api/management-service.js";
-import { registerLoginPages } from "./api/login-pages.js";
-import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./api/rate-limits.js";
-import { nulCharactersInterceptor } from "./api/nul-characters.js";
-import { registerRestRoutes } from "./api/rest-transcoder.js";
-import { createSessionService } from "./api/session-service.js";
-import { createUserService } from "./api/user-service.js";
+import { createManagementService } from "./services/management-service.js";
+import { registerLoginPages } from "./edge/login-pages.js";
+import { clientAddressKey, createAttemptLimiter, limitBySource, sourceLimit } from "./edge/rate-limits.js";
+import { nulCharactersInterceptor } from "./edge/nul-characters.js";
+import { registerRestRoutes } from "./edge/rest-transcoder.js";
+import { createSessionService } from "./services/session-service.js";
+import { createUserService } from "./services/user-service.js";
 import type { Config } from "./config.js";
 import { createHashRegistry } from "./domain/hashes/index.js";
 import { createIdGenerator } from "./domain/ids.js";
@@ -44,14 +44,14 @@ import { createVerificationCommands } from "./domain/verification.js";
 import { createUserStateCommands } from "./domain/user-states.js";
 import { createUserCommands } from "./domain/users.js";
 import { createUserQueries } from "./domain/user-queries.js";
-import { createCalls } from "./server/calls.js";
-import { registerGrpcMessageEncoding } from "./server/grpc-message.js";
-import { loggerOptions } from "./server/log-redaction.js";
-import { registerRpcRoutes } from "./server/rpc-routes.js";
+import { createCalls } from "./edge/calls.js";
+import { registerGrpcMessageEncoding } from "./edge/grpc-message.js";
+import { loggerOptions } from "./edge/log-redaction.js";
+import { registerRpcRoutes } from "./edge/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
-import { alignEnvelopeChunks } from "./server/envelope-chunks.js";
-import { onePortServerFactory } from "./server/one-port.js";
-import { createDataDir, describeStoreError, preflight } from "./server/preflight.js";
+import { alignEnvelopeChunks } from "./edge/envelope-chunks.js";
+import { onePortServerFactory } from "./edge/one-port.js";
+import { createDataDir, describeStoreError, preflight } from "./edge/preflight.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
 import { type Db, openSqlite } from "./store/db.js";
 import { outsideRequest, refusingWritesOfEndedRequests } from "./store/request-scope.js";
@@ -65,15 +65,15 @@ import { createUserStore } from "./store/user-store.js";
 import { createOrgStore } from "./store/org-store.js";
 import { createOrgCommands } from "./domain/orgs.js";
 import { createPersonalAccessTokenCommands } from "./domain/personal-access-tokens.js";
-import type { ServiceDeps } from "./api/service-deps.js";
+import type { ServiceDeps } from "./services/service-deps.js";
 import { createLockoutCommands } from "./domain/lockout.js";
 import { createLockoutStore } from "./store/lockout-store.js";
 import type { UserStore } from "./domain/ports.js";
 import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
 import { createMachineSecretCommands } from "./domain/machine-secrets.js";
 import { createMachineSecretStore } from "./store/machine-secret-store.js";
-import { observeService, registerAccessLog, requestId, requestLog } from "./server/access-log.js";
-import { createMetrics } from "./server/metrics.js";
+import { observeService, registerAccessLog, requestId, requestLog } from "./edge/access-log.js";
+import { createMetrics } from "./edge/metrics.js";
 import { storeAnswers } from "./store/probe.js";
 import type { SessionStore } from "./domain/ports.js";
 
@@ -200,7 +200,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel),
     genReqId: requestId,
-    // fastify's own request lines are replaced by the access log (src/server/access-log.ts).
+    // fastify's own request lines are replaced by the access log (src/edge/access-log.ts).
     logController: new LogController({
       disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
     }),

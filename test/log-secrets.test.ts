@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { redactUrl } from "../src/server/log-redaction.js";
+import { redactUrl } from "../src/edge/log-redaction.js";
 import { createCallers, SESSIONS } from "./helpers/clients.js";
 import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 import { expectOk } from "./helpers/expectations.js";

@@ -1,5 +1,5 @@
 /**
- * The request validation from the protos' protoc-gen-validate annotations (src/api/validation.ts),
+ * The request validation from the protos' protoc-gen-validate annotations (src/edge/validation.ts),
  * over real protocols: the rule kinds ZITADEL's protos use, nested and repeated messages, and
  * where it runs in ZITADEL's interceptor chain (internal/api/grpc/server/middleware:
  * auth_interceptor.go, then validation_interceptor.go): authentication and a permission the RPC
@@ -9,7 +9,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { emailError, goDuration } from "../src/api/validation.js";
+import { emailError, goDuration } from "../src/edge/validation.js";
 import { SESSIONS, type TransportName, V1, V2 } from "./helpers/clients.js";
 import { expectCode, expectPgvError, expectZitadelError, pgvEmbedded, pgvLength } from "./helpers/expectations.js";
 import { createApiCaller, uniqueName, useUserport, v1AddBody, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";

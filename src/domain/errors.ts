@@ -2,7 +2,7 @@
  * The failures the domain reports, in ZITADEL's vocabulary.
  *
  * Each error carries the gRPC-style kind, ZITADEL's stable error id (e.g. `USER-JDk4t`) and an
- * English message. The API layer turns them into wire errors in one place (src/api/errors.ts);
+ * English message. The API layer turns them into wire errors in one place (src/edge/errors.ts);
  * the domain never knows about Connect or HTTP.
  */
 export type ErrorKind =

@@ -468,8 +468,8 @@ export interface CredentialStore {
 /**
  * Bounds how often one user's credentials (a password, a one-time code) may be checked within a
  * time window, so that neither a guesser nor a flood of requests spread over many sources makes
- * the server spend unbounded CPU on one user. The per-source limit sits at the edge (src/api);
- * this one lives here, where the user is known. src/api/rate-limits.ts implements it.
+ * the server spend unbounded CPU on one user. The per-source limit sits at the edge (src/edge/rate-limits.ts);
+ * this one lives here, where the user is known. src/edge/rate-limits.ts implements it.
  */
 export interface AttemptLimiter {
   /** Counts an attempt for `key`; resolves false when the key has used up its window's budget. */

@@ -8,7 +8,7 @@ export interface RequestState {
 }
 
 /**
- * The state of the request whose work is running. Set by the protocol edge (src/server/calls.ts)
+ * The state of the request whose work is running. Set by the protocol edge (src/edge/calls.ts)
  * around each call, read by the store, so that no domain command has to pass it along. A call
  * that completes normally never marks it ended.
  */

@@ -1,13 +1,13 @@
 /**
  * The AttemptLimiter contract (src/domain/ports.ts) as the password and session commands rely on
- * it (src/domain/passwords.ts, sessions.ts). It keeps no data in the stores (src/api/rate-limits.ts
+ * it (src/domain/passwords.ts, sessions.ts). It keeps no data in the stores (src/edge/rate-limits.ts
  * counts in memory, per replica), so it runs once rather than per store. The window's end is time
  * and is left to the limiter library; what is checked here is the budget within one window.
  */
 import { describe, expect, it } from "vitest";
-import { createAttemptLimiter } from "../../src/api/rate-limits.js";
+import { createAttemptLimiter } from "../../src/edge/rate-limits.js";
 
-describe("AttemptLimiter (src/api/rate-limits.ts)", () => {
+describe("AttemptLimiter (src/edge/rate-limits.ts)", () => {
   it("grants a key its budget within a window, then refuses it", async () => {
     const limiter = createAttemptLimiter(3, 3600);
     const taken = [];

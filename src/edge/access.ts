@@ -105,7 +105,7 @@ export function createAccess(callerAccess: CallerAccess) {
    * (and put in the context under {@link principalKey}); an RPC that declares a permission has
    * its organisation checked to exist and the permission checked on it (AUTH-5mWD2), as
    * `access.target` does, which then answers that organisation; the request is validated against
-   * its protos' PGV rules (src/api/validation.ts); then the handler runs. Whatever is thrown
+   * its protos' PGV rules (src/edge/validation.ts); then the handler runs. Whatever is thrown
    * leaves as a ZITADEL-shaped ConnectError. Used for Connect and REST alike.
    */
   function secureService<S extends DescService>(service: S, impl: ServiceImpl<S>, logUnexpected: ErrorLogger) {

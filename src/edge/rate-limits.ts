@@ -17,7 +17,7 @@ import { DomainError } from "../domain/errors.js";
  * - per user, in the domain where the user is known (src/domain/attempts.ts).
  *
  * A refused request is `RESOURCE_EXHAUSTED` with a `zitadel.v1.ErrorDetail` (HTTP 429 on REST and
- * the login routes), rendered like every other error (src/api/errors.ts), before any work is done.
+ * the login routes), rendered like every other error (src/edge/errors.ts), before any work is done.
  */
 
 /** The client's address (fastify's `request.ip`), put into each RPC's context by the adapters. */

@@ -4,7 +4,7 @@ import type { IncomingMessage } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { principalKey } from "../api/access.js";
+import { principalKey } from "./access.js";
 
 /**
  * What is known of one request, gathered while it runs: the RPC and its code are set by the

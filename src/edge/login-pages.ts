@@ -4,7 +4,7 @@ import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
 import { escapeHtml } from "../domain/html.js";
 import type { User } from "../domain/ports.js";
 import type { VerificationCommands } from "../domain/verification.js";
-import { changeDetailsV2 } from "./convert.js";
+import { changeDetailsV2 } from "../services/convert.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import type { SourceLimit } from "./rate-limits.js";
 

@@ -4,7 +4,7 @@ import { type DataOrg, type ImportDataRequest, type ImportDataResponse, ImportDa
 import type { BulkRecord } from "../domain/bulk-import.js";
 import { DomainError, invalidArgument, isDomainError } from "../domain/errors.js";
 import type { ImportData, ImportDataOrgInput, ImportDataUser } from "../domain/import-data.js";
-import type { Access } from "./access.js";
+import type { Access } from "../edge/access.js";
 import { importHumanInput } from "./management-service.js";
 import { addMachineInput } from "./org-handlers.js";
 

@@ -8,7 +8,7 @@ import { BULK_LIMITS, type BulkImport, type BulkRecord } from "../domain/bulk-im
 import { invalidArgument } from "../domain/errors.js";
 import { type Access, principalKey } from "./access.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
-import { jobToPb, recordFromJsonLine } from "./migration-service.js";
+import { jobToPb, recordFromJsonLine } from "../services/migration-service.js";
 
 export const NDJSON = "application/x-ndjson";
 

@@ -20,7 +20,7 @@ import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } f
 import type { SessionChecks } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
-import { principalKey } from "./access.js";
+import { principalKey } from "../edge/access.js";
 import { listDetailsV2, listOffset } from "./user-reads.js";
 
 /** Reads the user a session names, to report its login and display names. */

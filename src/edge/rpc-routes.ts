@@ -25,7 +25,7 @@ export interface RpcRoutesOptions extends ConnectRouterOptions {
  * Serves the Connect router's RPCs (gRPC, gRPC-Web, Connect) as fastify routes. The same glue as
  * `fastifyConnectPlugin` of @connectrpc/connect-fastify, plus one step it has no hook for: a
  * request whose message did not decode is answered as the client's mistake
- * (src/server/undecodable.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
+ * (src/edge/undecodable.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
  */
 export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): string[] {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });

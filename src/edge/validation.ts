@@ -152,7 +152,7 @@ function fieldCheck(field: DescField, typeName: string): ValueCheck | undefined 
 }
 
 function unsupported(field: DescField, kind: string): Error {
-  return new Error(`PGV rule kind "${kind}" on ${field.parent.typeName}.${field.name} is not supported by src/api/validation.ts`);
+  return new Error(`PGV rule kind "${kind}" on ${field.parent.typeName}.${field.name} is not supported by src/edge/validation.ts`);
 }
 
 /** An embedded (or repeated) message: `required`, and the message's own rules. */
@@ -441,9 +441,9 @@ function stringCheck(rules: StringRules, err: (reason: string) => string): Value
       }
       break;
     default:
-      throw new Error(`PGV string rule "${rules.wellKnown.case}" is not supported by src/api/validation.ts`);
+      throw new Error(`PGV string rule "${rules.wellKnown.case}" is not supported by src/edge/validation.ts`);
   }
-  if (set(f.pattern)) throw new Error('PGV string rule "pattern" is not supported by src/api/validation.ts');
+  if (set(f.pattern)) throw new Error('PGV string rule "pattern" is not supported by src/edge/validation.ts');
   if (checks.length === 0) return undefined;
   const ignoreEmpty = rules.ignoreEmpty;
   return (value) => {
@@ -476,10 +476,10 @@ function bytesCheck(rules: BytesRules, err: (reason: string) => string): ValueCh
     check = (n) => (n > max ? err(`value length must be at most ${max} bytes`) : undefined);
   }
   for (const other of [f.const, f.pattern, f.prefix, f.suffix, f.contains]) {
-    if (set(other)) throw new Error(`PGV bytes rule "${other.name}" is not supported by src/api/validation.ts`);
+    if (set(other)) throw new Error(`PGV bytes rule "${other.name}" is not supported by src/edge/validation.ts`);
   }
   if (rules.in.length > 0 || rules.notIn.length > 0 || rules.wellKnown.case !== undefined) {
-    throw new Error("PGV bytes rules in/not_in/ip are not supported by src/api/validation.ts");
+    throw new Error("PGV bytes rules in/not_in/ip are not supported by src/edge/validation.ts");
   }
   if (!check) return undefined;
   const ignoreEmpty = rules.ignoreEmpty;
@@ -494,7 +494,7 @@ function bytesCheck(rules: BytesRules, err: (reason: string) => string): ValueCh
 function durationCheck(rules: DurationRules, err: (reason: string) => string): ValueCheck | undefined {
   const f = DurationRulesSchema.field;
   const nanos = (d: Duration | undefined) => (d === undefined ? undefined : d.seconds * 1_000_000_000n + BigInt(d.nanos));
-  if (rules.in.length > 0 || rules.notIn.length > 0) throw new Error("PGV duration in/not_in are not supported by src/api/validation.ts");
+  if (rules.in.length > 0 || rules.notIn.length > 0) throw new Error("PGV duration in/not_in are not supported by src/edge/validation.ts");
   const constant = isFieldSet(rules, f.const) ? nanos(rules.const) : undefined;
   const range = rangeCheck(
     {

@@ -24,11 +24,11 @@ import {
 } from "../../gen/userport/migration/v1/migration_pb.js";
 import type { ConflictPolicy as DomainConflictPolicy, ImportOutcome as DomainOutcome, RecordResult } from "../domain/ports.js";
 import { BULK_LIMITS, type BulkImport, type BulkRecord, type BulkTarget, type ImportJobView, type ImportSession } from "../domain/bulk-import.js";
-import { CODE_OF_KIND } from "./errors.js";
+import { CODE_OF_KIND } from "../edge/errors.js";
 import { type DomainError, invalidArgument, isDomainError, permissionDenied } from "../domain/errors.js";
-import type { Access } from "./access.js";
+import type { Access } from "../edge/access.js";
 import { humanOf, machineOf } from "./user-service.js";
-import { validateMessage } from "./validation.js";
+import { validateMessage } from "../edge/validation.js";
 
 const POLICY: Record<number, DomainConflictPolicy> = {
   [ConflictPolicy.UNSPECIFIED]: "fail",

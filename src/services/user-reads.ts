@@ -12,7 +12,7 @@ import { MAX_NESTING, TEXT_METHODS, type TextField, type UserChange, type UserFi
  * The user search requests of both API versions, turned into the domain's filters with ZITADEL's
  * own checks (nesting depth, a NotQuery without query). The rules ZITADEL declares with
  * protoc-gen-validate (lengths, defined enum values, a query set) were checked before the
- * handler ran (src/api/validation.ts).
+ * handler ran (src/edge/validation.ts).
  */
 type Version = "v1" | "v2";
 type AnySearchQuery = SearchQueryV1 | SearchQueryV2;

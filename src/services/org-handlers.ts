@@ -31,7 +31,7 @@ import type { DomainPolicy, Org, OrgDomain, OrgMember } from "../domain/orgs.js"
 import type { CreateMachineInput } from "../domain/users.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
-import { principalKey } from "./access.js";
+import { principalKey } from "../edge/access.js";
 import { changeDetailsV1, objectDetailsV1 } from "./convert.js";
 import { listDetailsV1, listOffset } from "./user-reads.js";
 

@@ -29,7 +29,7 @@ import { requireCommandPermission, requireSelfOrPermission } from "../domain/acc
 import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
-import { principalKey } from "./access.js";
+import { principalKey } from "../edge/access.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";

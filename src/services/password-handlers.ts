@@ -15,7 +15,7 @@ import {
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { PasswordVerification } from "../domain/passwords.js";
-import { principalKey } from "./access.js";
+import { principalKey } from "../edge/access.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
 
 /** management v1 SetHumanInitialPassword and SetHumanPassword: administrators set passwords. */

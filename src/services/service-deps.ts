@@ -10,7 +10,7 @@ import type { UserQueries } from "../domain/user-queries.js";
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { UserCommands } from "../domain/users.js";
 import type { VerificationCommands } from "../domain/verification.js";
-import type { Access } from "./access.js";
+import type { Access } from "../edge/access.js";
 
 /**
  * The domain services the service implementations call, built once by the composition root

@@ -4,7 +4,7 @@ import { runForRequest } from "../store/request-scope.js";
 /**
  * Set on a call's context values once its request message decoded, just before the service
  * implementation runs. A call that failed without it failed in Connect's protocol layer: see
- * src/server/undecodable.ts.
+ * src/edge/undecodable.ts.
  */
 export const decodedKey = createContextKey(false);
 

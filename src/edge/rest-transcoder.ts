@@ -24,7 +24,7 @@ import { refuseNulCharacters } from "./nul-characters.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
-/** Runs a call's implementation under its signal (src/server/calls.ts). */
+/** Runs a call's implementation under its signal (src/edge/calls.ts). */
 export interface CallRunner {
   run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T>;
 }
