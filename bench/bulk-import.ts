@@ -15,8 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
 import bcrypt from "bcrypt";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
@@ -24,12 +23,10 @@ import {
   ImportOutcome,
   type ImportRecord,
   ImportRecordSchema,
-  type ImportUsersRequest,
   ImportUsersRequestSchema,
   type ImportUsersResponse,
-  ImportUsersResponseSchema,
-  MigrationService,
 } from "../gen/userport/migration/v1/migration_pb.js";
+import { openImportStream } from "./import-stream.js";
 import { migrateToLatest } from "../src/store/migrations.js";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "../test/helpers/database.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
@@ -93,18 +90,7 @@ async function stream(
   users = USERS,
   plain = false,
 ): Promise<{ seconds: number; created: number }> {
-  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), {
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-  });
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${token}`);
-  const call = client.makeBidiStreamRequest<ImportUsersRequest, ImportUsersResponse>(
-    `/${MigrationService.typeName}/ImportUsers`,
-    (message) => Buffer.from(toBinary(ImportUsersRequestSchema, message)),
-    (bytes: Buffer) => fromBinary(ImportUsersResponseSchema, bytes),
-    metadata,
-    {},
-  );
+  const { client, call } = openImportStream(url, token);
   const started = performance.now();
   call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(users) } } }));
   let sent = 0;

@@ -14,19 +14,16 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
 import bcrypt from "bcrypt";
 import {
   ImportOutcome,
   type ImportRecord,
   ImportRecordSchema,
-  type ImportUsersRequest,
   ImportUsersRequestSchema,
   type ImportUsersResponse,
-  ImportUsersResponseSchema,
-  MigrationService,
 } from "../gen/userport/migration/v1/migration_pb.js";
+import { openImportStream } from "./import-stream.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
 
 const { values: flags } = parseArgs({ options: { users: { type: "string" } }, strict: true });
@@ -62,16 +59,7 @@ async function stop(served: Served) {
 
 /** The engine's streaming client (bench/bulk-import.ts): records built in memory, no file. */
 async function engineStream(url: string, token: string, prefix: string): Promise<{ seconds: number; created: number }> {
-  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${token}`);
-  const call = client.makeBidiStreamRequest<ImportUsersRequest, ImportUsersResponse>(
-    `/${MigrationService.typeName}/ImportUsers`,
-    (message) => Buffer.from(toBinary(ImportUsersRequestSchema, message)),
-    (bytes: Buffer) => fromBinary(ImportUsersResponseSchema, bytes),
-    metadata,
-    {},
-  );
+  const { client, call } = openImportStream(url, token);
   const started = performance.now();
   call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { expectedRecords: BigInt(USERS) } } }));
   let sent = 0;
