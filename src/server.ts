@@ -50,7 +50,7 @@ import { loggerOptions } from "./edge/log-redaction.js";
 import { registerRpcRoutes } from "./edge/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { alignEnvelopeChunks } from "./edge/envelope-chunks.js";
-import { onePortServerFactory } from "./edge/one-port.js";
+import { onePortServerFactory, type TlsFiles } from "./edge/one-port.js";
 import { createDataDir, describeStoreError, preflight } from "./edge/preflight.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
 import { type Db, openSqlite } from "./store/db.js";
@@ -105,8 +105,61 @@ export interface RunningServer {
 /** gRPC status for the HTTP statuses fastify itself answers with (bad JSON, too large, …). */
 const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8, 415: 3 };
 
-/** Opens the store, creates the instance on first start, and serves every protocol on one port. */
-export async function startServer(config: Config): Promise<RunningServer> {
+/**
+ * Everything the app is wired from: the store, the instance, and the domain's commands and
+ * queries, built from the settings by {@link buildDeps}. No framework, no port, no worker.
+ */
+export interface Deps {
+  config: Config;
+  tls: TlsFiles | undefined;
+  store: Db;
+  instance: { id: string; created: boolean };
+  newId: ReturnType<typeof createIdGenerator>;
+  now: () => number;
+  secretBox: ReturnType<typeof createSecretBox>;
+  /** Wakes the outbox dispatcher once started ({@link startServer}); nothing before. */
+  outboxWake: { wake?: () => void };
+  /** Whether the server is stopping, and what the last readiness probe found. */
+  lifecycle: { shuttingDown: boolean; lastReady: boolean };
+  readiness: { ready(): Promise<boolean>; closing(): boolean };
+  metrics: ReturnType<typeof createMetrics>;
+  outbox: ReturnType<typeof createOutboxStore>;
+  passwordHashes(): number;
+  limitSource: ReturnType<typeof sourceLimit>;
+  callerAccess: ReturnType<typeof createCallerAccess>;
+  userStore: UserStore;
+  users: ReturnType<typeof createUserCommands>;
+  idps: ReturnType<typeof createIdpCommands>;
+  lockout: ReturnType<typeof createLockoutCommands>;
+  passwords: ReturnType<typeof createPasswordCommands>;
+  pingOneExternal: ReturnType<typeof createPingOneExternalPasswords>;
+  sessionCommands: ReturnType<typeof createSessionCommands>;
+  states: ReturnType<typeof createUserStateCommands>;
+  queries: ReturnType<typeof createUserQueries>;
+  changes: ReturnType<typeof createUserChangeCommands>;
+  orgs: ReturnType<typeof createOrgCommands>;
+  machineSecrets: ReturnType<typeof createMachineSecretCommands>;
+  verification: ReturnType<typeof createVerificationCommands>;
+  personalAccessTokens: ReturnType<typeof createPersonalAccessTokenCommands>;
+  bulk: ReturnType<typeof createBulkImport>;
+  importData: ReturnType<typeof createImportData>;
+}
+
+/** The app {@link buildApp} wired, not yet listening, and what the start needs of it. */
+export interface BuiltApp {
+  app: FastifyInstance;
+  rpcPaths: string[];
+  restRoutes: Array<{ method: string; url: string }>;
+  httpRoutes: Array<{ method: string; url: string }>;
+  /** Resolves once no RPC's work is running. */
+  settled(): Promise<void>;
+}
+
+/**
+ * Checks the settings, opens the store, creates the instance on first start, and builds the
+ * domain's commands and queries over the store. Starts nothing.
+ */
+export async function buildDeps(config: Config): Promise<Deps> {
   // Every setting is checked before the store is touched: a start that fails on one writes nothing.
   const { tls } = await preflight(config);
   // admin.pat and master.key live in the data directory whichever store is used.
@@ -132,9 +185,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
   const instance = await ensureFirstInstance(store, config.dataDir, newId);
   const now = config.now ?? Date.now;
-  let dispatcher: Dispatcher | undefined;
+  const outboxWake: Deps["outboxWake"] = {};
   // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
-  const userStore = withWake(createUserStore(store), () => outsideRequest(() => dispatcher?.wake()));
+  const userStore = withWake(createUserStore(store), () => outsideRequest(() => outboxWake.wake?.()));
   let passwordHashes = 0;
   const bcryptHasher = createBcryptHasher(config.bcryptCost);
   const hasher: typeof bcryptHasher = {
@@ -163,20 +216,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     now,
   });
   const outbox = createOutboxStore(store);
-  let shuttingDown = false;
-  let lastReady = true;
+  const lifecycle = { shuttingDown: false, lastReady: true };
   const readiness = {
     async ready() {
-      lastReady = !shuttingDown && (await storeAnswers(store, 2000));
-      return lastReady;
+      lifecycle.lastReady = !lifecycle.shuttingDown && (await storeAnswers(store, 2000));
+      return lifecycle.lastReady;
     },
-    closing: () => shuttingDown,
+    closing: () => lifecycle.shuttingDown,
   };
   const metrics = createMetrics({
     outboxUnsent: () => outbox.countUnsent(),
     connections: () => store.connections(),
     commitsWaiting: () => store.writes.waiting(),
-    ready: () => lastReady,
+    ready: () => lifecycle.lastReady,
   });
   store.writes.onBatch = (size, seconds, failed) => metrics.batch(size, seconds, failed);
   const sessionStore = withEventCount(createSessionStore(store), metrics.events);
@@ -196,7 +248,72 @@ export async function startServer(config: Config): Promise<RunningServer> {
     lockoutPolicy: async (instanceId, orgId) => (await lockout.orgPolicy(instanceId, orgId)).policy,
     now,
   });
+  const callerAccess = createCallerAccess({
+    credentials: createCredentialStore(store),
+    now,
+    // Replicas on PostgreSQL cannot clear each other's memory: there every request reads the caller.
+    callerCacheMs: store.dialect === "sqlite" ? 1000 : 0,
+  });
+  const forgetCallers = callerAccess.forgetCallers;
+  const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
+  const queries = createUserQueries({ store: createUserSearch(store) });
+  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
+  const orgStore = createOrgStore(store);
+  const orgs = createOrgCommands({
+    store: orgStore,
+    newId,
+    // ZITADEL generates organisation domains under the instance's own domain.
+    instanceDomain: new URL(config.externalUrl).hostname,
+    onCallerChanged: forgetCallers,
+  });
+  const machineSecrets = createMachineSecretCommands({ users: userStore, secrets: createMachineSecretStore(store), now });
+  const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
+  const personalAccessTokens = createPersonalAccessTokenCommands({ store: orgStore, newId, now, onCallerChanged: forgetCallers });
+  const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
+  const importData = createImportData({ bulk, orgs, userChanges: changes });
+  return {
+    config,
+    tls,
+    store,
+    instance,
+    newId,
+    now,
+    secretBox,
+    outboxWake,
+    lifecycle,
+    readiness,
+    metrics,
+    outbox,
+    passwordHashes: () => passwordHashes,
+    limitSource,
+    callerAccess,
+    userStore,
+    users,
+    idps,
+    lockout,
+    passwords,
+    pingOneExternal,
+    sessionCommands,
+    states,
+    queries,
+    changes,
+    orgs,
+    machineSecrets,
+    verification,
+    personalAccessTokens,
+    bulk,
+    importData,
+  };
+}
 
+/**
+ * Wires the protocol edge and the service implementations over `deps` and returns the fastify
+ * app: every route registered, nothing listening, no background worker started.
+ */
+export async function buildApp(deps: Deps): Promise<BuiltApp> {
+  const { config, tls, store, instance, readiness, lifecycle, metrics, callerAccess, userStore, limitSource } = deps;
+  const { users, idps, lockout, passwords, sessionCommands, states, queries, changes, orgs, machineSecrets } = deps;
+  const { verification, personalAccessTokens, bulk, importData } = deps;
   const app = Fastify({
     logger: loggerOptions(config.logLevel),
     genReqId: requestId,
@@ -220,28 +337,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const logUnexpected = (err: unknown) => (requestLog() ?? app.log).error({ err }, "request failed unexpectedly");
   // Deadlines and cancellation, for the Connect protocols and REST alike.
   const calls = createCalls();
-  const callerAccess = createCallerAccess({
-    credentials: createCredentialStore(store),
-    now,
-    // Replicas on PostgreSQL cannot clear each other's memory: there every request reads the caller.
-    callerCacheMs: store.dialect === "sqlite" ? 1000 : 0,
-  });
-  const forgetCallers = callerAccess.forgetCallers;
   const { access, secureService } = createAccess(callerAccess);
-  const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });
-  const queries = createUserQueries({ store: createUserSearch(store) });
-  const changes = createUserChangeCommands({ store: userStore, newId, secretBox, notifier, idps, now });
-  const orgStore = createOrgStore(store);
-  const orgs = createOrgCommands({
-    store: orgStore,
-    newId,
-    // ZITADEL generates organisation domains under the instance's own domain.
-    instanceDomain: new URL(config.externalUrl).hostname,
-    onCallerChanged: forgetCallers,
-  });
-  const machineSecrets = createMachineSecretCommands({ users: userStore, secrets: createMachineSecretStore(store), now });
-  const verification = createVerificationCommands({ store: userStore, changes, newId, secretBox, notifier, hasher, attempts: userAttempts });
-  const personalAccessTokens = createPersonalAccessTokenCommands({ store: orgStore, newId, now, onCallerChanged: forgetCallers });
   const services: ServiceDeps = {
     access,
     userCreation: users,
@@ -286,8 +382,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
       logUnexpected,
     ),
   );
-  const bulk = createBulkImport({ users, userStore, idps, store: createBulkStore(store), newId, now });
-  const importData = createImportData({ bulk, orgs, userChanges: changes });
   const admin = observeService(AdminService, secureService(AdminService, createAdminService(services, importData), logUnexpected));
   const migration = observeService(MigrationService, secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected));
   // Every route served, for operators' tools and the test that compares them with the OpenAPI document.
@@ -358,7 +452,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   app.get("/healthz", async () => ({ status: "SERVING" }));
   app.get("/readyz", async (_request, reply) => {
     if (await readiness.ready()) return { status: "SERVING" };
-    return reply.code(503).send({ status: "NOT_SERVING", reason: shuttingDown ? "shutting down" : "the store does not answer" });
+    return reply.code(503).send({ status: "NOT_SERVING", reason: lifecycle.shuttingDown ? "shutting down" : "the store does not answer" });
   });
   // The OpenAPI description of exactly these REST routes, generated from the same descriptors.
   const openApi = JSON.stringify(openApiDocument(restRoutes, { title: "userport", version: packageJson.version }));
@@ -401,9 +495,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     sessionCommands,
     lockout,
     logUnexpected,
-    newId,
-    secretBox,
-    external: pingOneExternal,
+    newId: deps.newId,
+    secretBox: deps.secretBox,
+    external: deps.pingOneExternal,
     machineSecrets,
     personalAccessTokens,
     instanceId: instance.id,
@@ -419,14 +513,34 @@ export async function startServer(config: Config): Promise<RunningServer> {
     logUnexpected,
   });
 
+  return {
+    app,
+    rpcPaths,
+    restRoutes: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })),
+    httpRoutes: routes,
+    settled: () => calls.settled(),
+  };
+}
+
+/**
+ * Builds the dependencies and the app, listens on the configured port and starts the background
+ * workers (the outbox dispatcher); the returned `close` stops them all in order.
+ */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const deps = await buildDeps(config);
+  const { store, instance, metrics, outbox, lifecycle, secretBox, now } = deps;
+  const built = await buildApp(deps);
+  const { app } = built;
+
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  const scheme = tls ? "https" : "http";
+  const scheme = deps.tls ? "https" : "http";
   const listenAddress = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   app.log.info({ instance: instance.id, instanceCreated: instance.created, listen: listenAddress }, "userport is serving");
 
   let smtp: ReturnType<typeof smtpSender> | undefined;
+  let dispatcher: Dispatcher | undefined;
   if (config.smtpUrl) {
     smtp = smtpSender(config.smtpUrl, config.smtpFrom);
     const send = smtp.send;
@@ -450,6 +564,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       leaseMs: 120_000,
       batchSize: 10,
     });
+    const started = dispatcher;
+    deps.outboxWake.wake = () => started.wake();
   } else {
     // Said once, with a count and never a message: the outbox keeps everything until SMTP is set.
     app.log.warn({ unsent: await outbox.countUnsent() }, "USERPORT_SMTP_URL is not set: mails stay in the outbox until it is");
@@ -461,21 +577,21 @@ export async function startServer(config: Config): Promise<RunningServer> {
     url: `${scheme}://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`,
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
-    routes: { rpc: rpcPaths, rest: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })) },
+    routes: { rpc: built.rpcPaths, rest: built.restRoutes },
     instanceId: instance.id,
     instanceCreated: instance.created,
     listenAddress,
-    httpRoutes: routes,
+    httpRoutes: built.httpRoutes,
     db: store.db,
-    passwordHashes: () => passwordHashes,
-    settled: () => calls.settled(),
+    passwordHashes: deps.passwordHashes,
+    settled: built.settled,
     close() {
       closing ??= (async () => {
-        shuttingDown = true;
-        lastReady = false;
+        lifecycle.shuttingDown = true;
+        lifecycle.lastReady = false;
         await app.close();
         // Work whose caller has gone may still be running: it finishes before the store closes.
-        await calls.settled();
+        await built.settled();
         await dispatcher?.stop();
         smtp?.close();
         await store.close();
