@@ -6,12 +6,19 @@
  *   npm run bench -- --seconds 5 --phases bare,rest
  *
  * Phases (each a warm-up, then a measured window, then a drain that waits for every request sent):
- *   bare   Baseline A: a bare fastify app, one JSON POST route, HTTP/1.1, autocannon.
- *   rest   userport POST /management/v1/users/human/_import, pre-hashed bcrypt, HTTP/1.1, autocannon.
- *   health Baseline B: grpc.health.v1.Health/Check on a minimal fastify + Connect server, gRPC (h2c).
- *   grpc   userport ImportHumanUser over gRPC (h2c).
+ *   bare     Baseline A: a bare fastify app, one JSON POST route, HTTP/1.1, autocannon.
+ *   rest     userport POST /management/v1/users/human/_import, pre-hashed bcrypt, HTTP/1.1, autocannon.
+ *   pgrest   the same import on a second userport whose store is PostgreSQL (BENCH_DATABASE_URL or
+ *            USERPORT_TEST_DATABASE_URL names a server this run may create a database on).
+ *   grpc     userport ImportHumanUser over gRPC (h2c), grpc-js client.
+ *   connect-json-h1, connect-proto-h1, connect-json-h2, connect-proto-h2, grpcweb-h1, grpcweb-h2
+ *            userport ImportHumanUser over Connect (JSON / binary) and gRPC-Web, HTTP/1.1 and HTTP/2.
+ *   grpcjs   Baseline B: grpc.health.v1.Health/Check on a @grpc/grpc-js server, grpc-js client.
+ *   health   userport's Health/Check over gRPC, grpc-js client.
+ * And, with --phases (or --phases all), the hostings of the same trivial Check in isolation:
+ *   raw-h2, connect-node (connectNodeAdapter on node:http2), connect-fastify (fastify http2 + plugin).
  *
- * Servers run on the main thread of this process; the load generator runs in a worker thread
+ * Servers run on the main thread of this process; the load generator runs in a child process
  * (bench/load-worker.ts) so the two never share an event loop. The machine is small and shared,
  * so everything is reported as ratios to the baselines, each run right before the phase it is
  * compared with. At the end the SQLite store is opened read-only and checked against exactly the
@@ -29,19 +36,59 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { execFileSync } from "node:child_process";
 import { Session } from "node:inspector";
-import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import bcrypt from "bcrypt";
 import Database from "better-sqlite3";
 import Fastify from "fastify";
-import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import pg from "pg";
+import {
+  Health,
+  type HealthCheckRequest,
+  HealthCheckRequestSchema,
+  type HealthCheckResponse,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus,
+} from "../gen/grpc/health/v1/health_pb.js";
 import { loadConfig, type Config } from "../src/config.js";
 import { startServer } from "../src/server.js";
+import { dropTestDatabase, testDatabaseUrl } from "../test/helpers/database.js";
 import type { PhaseResult, PhaseSpec, Target } from "./load-worker.js";
 
 const BAR = 0.3;
-const PHASES = ["bare", "rest", "health", "grpc"] as const;
+const PHASES = [
+  "bare",
+  "rest",
+  "pgrest",
+  "grpc",
+  "connect-json-h1",
+  "connect-proto-h1",
+  "connect-json-h2",
+  "connect-proto-h2",
+  "grpcweb-h1",
+  "grpcweb-h2",
+  "grpcjs",
+  "health",
+  "raw-h2",
+  "connect-node",
+  "connect-fastify",
+] as const;
 type PhaseName = (typeof PHASES)[number];
+const ISOLATION: readonly PhaseName[] = ["raw-h2", "connect-node", "connect-fastify"];
+const WEB_PHASES = {
+  "connect-json-h1": { kind: "connect", binary: false, httpVersion: "1.1" },
+  "connect-proto-h1": { kind: "connect", binary: true, httpVersion: "1.1" },
+  "connect-json-h2": { kind: "connect", binary: false, httpVersion: "2" },
+  "connect-proto-h2": { kind: "connect", binary: true, httpVersion: "2" },
+  "grpcweb-h1": { kind: "grpc-web", binary: true, httpVersion: "1.1" },
+  "grpcweb-h2": { kind: "grpc-web", binary: true, httpVersion: "2" },
+} as const satisfies Partial<Record<PhaseName, PhaseSpec["protocol"]>>;
+const databaseUrl = process.env.BENCH_DATABASE_URL || process.env.USERPORT_TEST_DATABASE_URL || undefined;
 
 // ---------------------------------------------------------------- options
 
@@ -70,10 +117,14 @@ const seconds = num(flags.seconds, process.env.BENCH_SECONDS, 10, "BENCH_SECONDS
 const warmupSeconds = num(flags.warmup, process.env.BENCH_WARMUP_SECONDS, 2, "BENCH_WARMUP_SECONDS");
 const connections = Math.max(1, Math.floor(num(flags.connections, process.env.BENCH_CONNECTIONS, 50, "BENCH_CONNECTIONS")));
 const grpcSessions = Math.max(1, Math.floor(num(flags["grpc-sessions"], process.env.BENCH_GRPC_SESSIONS, 1, "BENCH_GRPC_SESSIONS")));
-const phases = (flags.phases ?? process.env.BENCH_PHASES ?? PHASES.join(","))
-  .split(",")
-  .map((p) => p.trim())
-  .filter(Boolean) as PhaseName[];
+const phaseList = flags.phases ?? process.env.BENCH_PHASES;
+const phases = (
+  phaseList === "all"
+    ? PHASES.filter((p) => p !== "pgrest" || databaseUrl)
+    : phaseList
+      ? phaseList.split(",").map((p) => p.trim())
+      : PHASES.filter((p) => !ISOLATION.includes(p) && (p !== "pgrest" || databaseUrl))
+).filter(Boolean) as PhaseName[];
 for (const phase of phases) {
   if (!PHASES.includes(phase)) throw new Error(`unknown phase "${phase}"; phases are ${PHASES.join(", ")}`);
 }
@@ -168,24 +219,81 @@ async function startBareFastify() {
   return { app, url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` };
 }
 
-/** Baseline B: grpc.health.v1.Health/Check on a minimal fastify + Connect server over h2c. */
-async function startTrivialConnect() {
-  const app = Fastify({ http2: true, logger: false });
-  await app.register(fastifyConnectPlugin, {
-    routes(router) {
-      router.service(Health, {
-        check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
-        // A baseline that serves Check only: Watch ends at once without an update.
-        // biome-ignore lint/correctness/useYield: it yields nothing on purpose
-        async *watch() {
-          return;
-        },
-      });
+/** The trivial Health service every baseline serves: Check answers SERVING. */
+function trivialHealth(router: ConnectRouter) {
+  router.service(Health, {
+    check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
+    // A baseline that serves Check only: Watch ends at once without an update.
+    // biome-ignore lint/correctness/useYield: it yields nothing on purpose
+    async *watch() {
+      return;
     },
   });
+}
+
+const addressOf = (server: { address(): unknown }) => {
+  const address = server.address() as { port: number } | null;
+  return `http://127.0.0.1:${address?.port ?? 0}`;
+};
+
+/** Health/Check on a minimal fastify (http2) + connect-fastify server over h2c. */
+async function startConnectFastify() {
+  const app = Fastify({ http2: true, logger: false });
+  await app.register(fastifyConnectPlugin, { routes: trivialHealth });
   await app.listen({ port: 0, host: "127.0.0.1" });
-  const address = app.server.address();
-  return { app, url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` };
+  return { url: addressOf(app.server), close: () => app.close() };
+}
+
+/** Health/Check on connect-node's adapter straight on node:http2, no fastify. */
+async function startConnectNode() {
+  const server = http2.createServer(connectNodeAdapter({ routes: trivialHealth }));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: addressOf(server), close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Baseline B: Health/Check on a @grpc/grpc-js server. */
+async function startGrpcJs() {
+  const server = new grpc.Server();
+  const serving = Buffer.from(toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING })));
+  server.addService(
+    {
+      check: {
+        path: `/${Health.typeName}/Check`,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (m: HealthCheckRequest) => Buffer.from(toBinary(HealthCheckRequestSchema, m)),
+        requestDeserialize: (b: Buffer) => fromBinary(HealthCheckRequestSchema, b),
+        responseSerialize: (m: HealthCheckResponse) => Buffer.from(toBinary(HealthCheckResponseSchema, m)),
+        responseDeserialize: (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
+      },
+    },
+    {
+      check: (_call: unknown, callback: grpc.sendUnaryData<HealthCheckResponse>) => callback(null, fromBinary(HealthCheckResponseSchema, serving)),
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/** Raw node:http2 answering every stream with one SERVING frame: what the transport itself costs. */
+async function startRawH2() {
+  const message = toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING }));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  const server = http2.createServer();
+  server.on("stream", (stream) => {
+    stream.resume();
+    stream.once("end", () => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(frame);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: addressOf(server), close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 // ---------------------------------------------------------------- profiling (optional)
@@ -214,12 +322,9 @@ async function stopProfile(file: string): Promise<void> {
 
 // ---------------------------------------------------------------- load worker
 
-// Started through tsx's API so that it loads the TypeScript worker however this script was started
-// (`npx tsx` does not pass its loader on to workers; `node --import tsx` does, and both work).
-const worker = new Worker(
-  `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(new URL("./load-worker.ts", import.meta.url).href)}); });`,
-  { eval: true },
-);
+// A process of its own, as the issue's clients were: the clients share neither an event loop nor
+// a process (its allocator, its garbage collector) with the servers under test.
+const worker = fork(new URL("./load-worker.ts", import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
 
 function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise }> {
   return new Promise((resolve, reject) => {
@@ -257,7 +362,7 @@ function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise 
     };
     worker.on("message", onMessage);
     worker.on("error", onError);
-    worker.postMessage({ type: "run", spec });
+    worker.send({ type: "run", spec });
   });
 }
 
@@ -265,21 +370,127 @@ function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise 
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 
+interface PhaseDef {
+  name: string;
+  target: Target;
+  server: "userport" | "pg" | "bare" | "grpcjs" | "raw-h2" | "connect-node" | "connect-fastify";
+  path?: string;
+  drainPath?: string;
+  protocol?: PhaseSpec["protocol"];
+}
+
+const PHASE_DEFS: Record<PhaseName, PhaseDef> = {
+  bare: { name: "A  bare fastify JSON POST (HTTP/1.1)", target: "bare-json", server: "bare", path: "/bare", drainPath: "/ping" },
+  rest: {
+    name: "   userport REST import (HTTP/1.1)",
+    target: "rest-import",
+    server: "userport",
+    path: "/management/v1/users/human/_import",
+    drainPath: "/healthz",
+  },
+  pgrest: {
+    name: "   userport REST import, PostgreSQL (HTTP/1.1)",
+    target: "rest-import",
+    server: "pg",
+    path: "/management/v1/users/human/_import",
+    drainPath: "/healthz",
+  },
+  grpc: { name: "   userport gRPC ImportHumanUser (grpc-js)", target: "grpc-import", server: "userport" },
+  "connect-json-h1": { name: "   userport Connect JSON import (HTTP/1.1)", target: "web-import", server: "userport" },
+  "connect-proto-h1": { name: "   userport Connect binary import (HTTP/1.1)", target: "web-import", server: "userport" },
+  "connect-json-h2": { name: "   userport Connect JSON import (HTTP/2)", target: "web-import", server: "userport" },
+  "connect-proto-h2": { name: "   userport Connect binary import (HTTP/2)", target: "web-import", server: "userport" },
+  "grpcweb-h1": { name: "   userport gRPC-Web import (HTTP/1.1)", target: "web-import", server: "userport" },
+  "grpcweb-h2": { name: "   userport gRPC-Web import (HTTP/2)", target: "web-import", server: "userport" },
+  grpcjs: { name: "B  @grpc/grpc-js server, Health/Check", target: "grpc-health", server: "grpcjs" },
+  health: { name: "   userport Health/Check (gRPC)", target: "grpc-health", server: "userport" },
+  "raw-h2": { name: "   raw node:http2, one gRPC frame", target: "grpc-health", server: "raw-h2" },
+  "connect-node": { name: "   connect-node on node:http2, Health/Check", target: "grpc-health", server: "connect-node" },
+  "connect-fastify": { name: "   connect-fastify (fastify http2), Health/Check", target: "grpc-health", server: "connect-fastify" },
+};
+for (const [name, protocol] of Object.entries(WEB_PHASES)) PHASE_DEFS[name as PhaseName].protocol = protocol;
+
+/** The SQLite (or PostgreSQL) store of a userport against the imports acknowledged to it. */
+interface StoreCheck {
+  stored: number;
+  acknowledged: number;
+  lost: string[];
+  phantom: string[];
+  storedDespiteFailure: string[];
+  events: number;
+  claims: number;
+  notActive: number;
+  ok: boolean;
+}
+
+type Query = (sql: string) => Promise<Array<Record<string, unknown>>>;
+
+async function checkStore(query: Query, outcomes: PhaseResult[]): Promise<StoreCheck> {
+  const acknowledged = new Set<string>();
+  const refused = new Set<string>();
+  const unanswered = new Set<string>();
+  for (const r of outcomes) {
+    for (const u of r.okUsernames) acknowledged.add(u.toLowerCase());
+    for (const u of r.failedUsernames) refused.add(u.toLowerCase());
+    for (const u of r.unansweredUsernames) unanswered.add(u.toLowerCase());
+  }
+  const stored = new Set((await query("SELECT username FROM users WHERE type = 'human'")).map((row) => String(row.username).toLowerCase()));
+  const count = async (sql: string) => Number((await query(sql))[0]!.n);
+  const events = await count(
+    "SELECT COUNT(*) AS n FROM events e JOIN users u ON u.instance_id = e.instance_id AND u.id = e.aggregate_id WHERE u.type = 'human'",
+  );
+  const claims = await count(
+    "SELECT COUNT(*) AS n FROM unique_constraints c JOIN users u ON u.instance_id = c.instance_id AND u.id = c.owner_id WHERE u.type = 'human' AND c.kind = 'username'",
+  );
+  const notActive = await count("SELECT COUNT(*) AS n FROM users WHERE type = 'human' AND (state <> 'ACTIVE' OR email_verified <> 1 OR password_hash IS NULL)");
+  const lost = [...acknowledged].filter((u) => !stored.has(u));
+  const phantom = [...stored].filter((u) => !acknowledged.has(u) && !unanswered.has(u));
+  const storedDespiteFailure = [...refused].filter((u) => stored.has(u) && !acknowledged.has(u));
+  const ok =
+    stored.size === acknowledged.size &&
+    lost.length === 0 &&
+    phantom.length === 0 &&
+    storedDespiteFailure.length === 0 &&
+    events === 2 * stored.size &&
+    claims === stored.size &&
+    notActive === 0;
+  return { stored: stored.size, acknowledged: acknowledged.size, lost, phantom, storedDespiteFailure, events, claims, notActive, ok };
+}
+
 async function main(): Promise<number> {
   // A fresh directory per run (under BENCH_DATA_DIR if set), so the store holds only this run's users.
   const dataDir = mkdtempSync(join(process.env.BENCH_DATA_DIR ?? tmpdir(), "userport-bench-"));
+  const pgDataDir = mkdtempSync(join(process.env.BENCH_DATA_DIR ?? tmpdir(), "userport-bench-pg-"));
   const passwordHash = bcrypt.hashSync("Bench-Passw0rd!", 10); // one real hash, reused for every user
-  const config: Config = {
+  const configOf = (dir: string, url?: string): Config => ({
     ...loadConfig([], {}),
     port: 0,
     host: "127.0.0.1",
-    dataDir,
+    dataDir: dir,
+    databaseUrl: url,
     logLevel: "silent",
-  };
-  const userport = await startServer(config);
+  });
+  const uses = (server: PhaseDef["server"]) => phases.some((p) => PHASE_DEFS[p].server === server);
+  const userport = await startServer(configOf(dataDir));
   const token = readFileSync(userport.adminTokenFile, "utf8").trim();
-  const bare = phases.includes("bare") ? await startBareFastify() : undefined;
-  const trivial = phases.includes("health") ? await startTrivialConnect() : undefined;
+  let pgUrl: string | undefined;
+  if (uses("pg") && !databaseUrl) throw new Error("the pgrest phase needs BENCH_DATABASE_URL or USERPORT_TEST_DATABASE_URL");
+  if (uses("pg")) {
+    // A database of its own on the server named (created here, dropped at the end).
+    process.env.USERPORT_TEST_DATABASE_URL = databaseUrl;
+    pgUrl = await testDatabaseUrl(pgDataDir);
+  }
+  const userportPg = pgUrl ? await startServer(configOf(pgDataDir, pgUrl)) : undefined;
+  const pgToken = userportPg ? readFileSync(userportPg.adminTokenFile, "utf8").trim() : "";
+  const baselines = new Map<PhaseDef["server"], { url: string; close(): Promise<unknown> }>();
+  if (uses("bare")) {
+    const bare = await startBareFastify();
+    baselines.set("bare", { url: bare.url, close: () => bare.app.close() });
+  }
+  if (uses("grpcjs")) baselines.set("grpcjs", await startGrpcJs());
+  if (uses("raw-h2")) baselines.set("raw-h2", await startRawH2());
+  if (uses("connect-node")) baselines.set("connect-node", await startConnectNode());
+  if (uses("connect-fastify")) baselines.set("connect-fastify", await startConnectFastify());
 
   let fsType = "?";
   try {
@@ -289,7 +500,7 @@ async function main(): Promise<number> {
   }
   console.log(
     `userport import throughput: ${phases.join(", ")}; ${warmupSeconds}s warm-up + ${seconds}s measured, ` +
-      `${connections} connections / in-flight calls (gRPC over ${grpcSessions} HTTP/2 session${grpcSessions === 1 ? "" : "s"})`,
+      `${connections} connections / in-flight calls (gRPC over ${grpcSessions} HTTP/2 session${grpcSessions === 1 ? "" : "s"}); clients in a child process`,
   );
   console.log(
     `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), loadavg ${loadavg()
@@ -305,56 +516,27 @@ async function main(): Promise<number> {
   }
   console.log(`userport at ${revision}`);
   console.log(`data dir ${dataDir} (fs type ${fsType}); durable commits: SQLite WAL, synchronous=FULL, group commit`);
+  if (userportPg) console.log(`PostgreSQL store: ${new URL(pgUrl!).pathname.slice(1)} on ${new URL(pgUrl!).host}`);
 
   const specOf = (name: PhaseName): PhaseSpec => {
-    const base = {
-      token,
+    const def = PHASE_DEFS[name];
+    const url = def.server === "userport" ? userport.url : def.server === "pg" ? userportPg!.url : baselines.get(def.server)!.url;
+    return {
+      name: def.name,
+      target: def.target,
+      url,
+      path: def.path ?? "",
+      drainPath: def.drainPath ?? "",
+      protocol: def.protocol,
+      token: def.server === "pg" ? pgToken : token,
       passwordHash,
+      usernamePrefix: `${name}-`,
       connections,
       grpcSessions,
       warmupMs: warmupSeconds * 1000,
       durationMs: seconds * 1000,
       drainTimeoutMs: 30_000,
     };
-    const spec: Record<PhaseName, PhaseSpec> = {
-      bare: {
-        ...base,
-        name: "A  bare fastify JSON POST (HTTP/1.1)",
-        target: "bare-json" as Target,
-        url: bare?.url ?? "",
-        path: "/bare",
-        drainPath: "/ping",
-        usernamePrefix: "bare-",
-      },
-      rest: {
-        ...base,
-        name: "   userport REST import (HTTP/1.1)",
-        target: "rest-import",
-        url: userport.url,
-        path: "/management/v1/users/human/_import",
-        drainPath: "/healthz",
-        usernamePrefix: "rest-",
-      },
-      health: {
-        ...base,
-        name: "B  trivial Connect RPC, Health/Check (gRPC)",
-        target: "grpc-health",
-        url: trivial?.url ?? "",
-        path: "",
-        drainPath: "",
-        usernamePrefix: "health-",
-      },
-      grpc: {
-        ...base,
-        name: "   userport gRPC ImportHumanUser (gRPC)",
-        target: "grpc-import",
-        url: userport.url,
-        path: "",
-        drainPath: "",
-        usernamePrefix: "grpc-",
-      },
-    };
-    return spec[name];
   };
 
   const results = new Map<PhaseName, { result: PhaseResult; noise: Noise }>();
@@ -372,55 +554,29 @@ async function main(): Promise<number> {
   }
 
   // The clients go first: a server's close waits for the HTTP/2 sessions still open to it.
-  await worker.terminate();
+  worker.kill();
   await userport.close();
-  await bare?.app.close();
-  await trivial?.app.close();
+  await userportPg?.close();
+  for (const baseline of baselines.values()) await baseline.close();
 
-  // ------------------------------------------------------------ verification against the store
-  const importPhases = (["rest", "grpc"] as const).filter((p) => results.has(p));
-  const acknowledged = new Set<string>();
-  const refused = new Set<string>();
-  const unanswered = new Set<string>();
-  for (const p of importPhases) {
-    const r = results.get(p)!.result;
-    for (const u of r.okUsernames) acknowledged.add(u.toLowerCase());
-    for (const u of r.failedUsernames) refused.add(u.toLowerCase());
-    for (const u of r.unansweredUsernames) unanswered.add(u.toLowerCase());
+  // ------------------------------------------------------------ verification against the stores
+  const importsOn = (server: PhaseDef["server"]) =>
+    [...results].filter(([p]) => PHASE_DEFS[p].server === server && PHASE_DEFS[p].target !== "grpc-health").map(([, { result }]) => result);
+  const checks: Array<{ store: string; outcomes: PhaseResult[]; check: StoreCheck }> = [];
+  if (importsOn("userport").length > 0) {
+    const sqlite = new Database(join(dataDir, "userport.sqlite"), { readonly: true, fileMustExist: true });
+    const outcomes = importsOn("userport");
+    checks.push({ store: "SQLite", outcomes, check: await checkStore(async (sql) => sqlite.prepare(sql).all() as Array<Record<string, unknown>>, outcomes) });
+    sqlite.close();
   }
-  const sqlite = new Database(join(dataDir, "userport.sqlite"), { readonly: true, fileMustExist: true });
-  const stored = new Set(
-    (sqlite.prepare("SELECT username FROM users WHERE type = 'human'").all() as Array<{ username: string }>).map((row) => row.username.toLowerCase()),
-  );
-  const humanEvents = (
-    sqlite
-      .prepare("SELECT COUNT(*) AS n FROM events e JOIN users u ON u.instance_id = e.instance_id AND u.id = e.aggregate_id WHERE u.type = 'human'")
-      .get() as { n: number }
-  ).n;
-  const humanClaims = (
-    sqlite
-      .prepare(
-        "SELECT COUNT(*) AS n FROM unique_constraints c JOIN users u ON u.instance_id = c.instance_id AND u.id = c.owner_id WHERE u.type = 'human' AND c.kind = 'username'",
-      )
-      .get() as { n: number }
-  ).n;
-  const notActive = (
-    sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE type = 'human' AND (state <> 'ACTIVE' OR email_verified <> 1 OR password_hash IS NULL)").get() as {
-      n: number;
-    }
-  ).n;
-  sqlite.close();
-  const lost = [...acknowledged].filter((u) => !stored.has(u));
-  const phantom = [...stored].filter((u) => !acknowledged.has(u) && !unanswered.has(u));
-  const storedDespiteFailure = [...refused].filter((u) => stored.has(u) && !acknowledged.has(u));
-  const storeOk =
-    stored.size === acknowledged.size &&
-    lost.length === 0 &&
-    phantom.length === 0 &&
-    storedDespiteFailure.length === 0 &&
-    humanEvents === 2 * stored.size &&
-    humanClaims === stored.size &&
-    notActive === 0;
+  if (pgUrl && importsOn("pg").length > 0) {
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    const outcomes = importsOn("pg");
+    checks.push({ store: "PostgreSQL", outcomes, check: await checkStore(async (sql) => (await client.query(sql)).rows, outcomes) });
+    await client.end();
+  }
+  if (pgUrl) await dropTestDatabase(pgDataDir);
 
   // ------------------------------------------------------------ report
   const rows = PHASES.filter((p) => results.has(p)).map((p) => {
@@ -429,17 +585,35 @@ async function main(): Promise<number> {
   });
   console.log("");
   console.log(
-    `| phase | req/s | p50 ms | p99 ms | ok in window | non-2xx / failed | server ELU / cores | server CPU ms per req | client ELU | this process (cores) | other processes / steal (cores) |`,
+    `| phase | req/s | p50 ms | p99 ms | ok in window | non-2xx / failed | server ELU / cores | server CPU ms per req | client ELU | servers' process (cores) | other processes / steal (cores) |`,
   );
   console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
   for (const row of rows) console.log(row);
   console.log("");
 
   const ratio = (a: PhaseName, b: PhaseName) => (results.has(a) && results.has(b) ? results.get(a)!.result.rps / results.get(b)!.result.rps : NaN);
+  const failuresOf = (p: PhaseName) => (results.has(p) ? results.get(p)!.result.failed + results.get(p)!.result.unanswered : 0);
+  const verdict = (value: number, met: boolean) => (Number.isFinite(value) ? (met ? "MET" : "NOT MET") : "not run");
   const restRatio = ratio("rest", "bare");
-  const grpcRatio = ratio("grpc", "health");
-  if (results.has("rest") && results.has("bare")) console.log(`REST import / bare fastify         = ${fmt(restRatio, 3)}`);
-  if (results.has("grpc") && results.has("health")) console.log(`gRPC import / trivial Connect RPC  = ${fmt(grpcRatio, 3)}`);
+  const grpcRatio = ratio("grpc", "rest");
+  const healthRatio = ratio("health", "grpcjs");
+  const pgRatio = ratio("pgrest", "rest");
+  const restP99 = results.get("rest")?.result.p99Ms ?? NaN;
+  console.log("goals (each a ratio of two phases of this run):");
+  console.log(`  1. gRPC ImportHumanUser / REST import           = ${fmt(grpcRatio, 3)}   goal ≥ 0.8   → ${verdict(grpcRatio, grpcRatio >= 0.8)}`);
+  for (const p of Object.keys(WEB_PHASES) as PhaseName[]) {
+    if (results.has(p) && results.has("rest"))
+      console.log(`     ${PHASE_DEFS[p].name.trim().replace("userport ", "").padEnd(40)} / REST import = ${fmt(ratio(p, "rest"), 3)}`);
+  }
+  console.log(`  2. userport Health/Check / grpc-js Health/Check = ${fmt(healthRatio, 3)}   goal ≥ 0.8   → ${verdict(healthRatio, healthRatio >= 0.8)}`);
+  for (const p of ISOLATION) {
+    if (results.has(p) && results.has("grpcjs")) console.log(`     ${PHASE_DEFS[p].name.trim().padEnd(40)} / grpc-js = ${fmt(ratio(p, "grpcjs"), 3)}`);
+  }
+  const goal3 = restRatio >= 0.5 && restP99 < 15 && failuresOf("rest") === 0;
+  console.log(
+    `  3. REST import / bare fastify                   = ${fmt(restRatio, 3)}   goal ≥ 0.5, p99 < 15 ms (${fmt(restP99, 1)}), 0 errors (${failuresOf("rest")}) → ${verdict(restRatio, goal3)}`,
+  );
+  console.log(`  4. PostgreSQL REST import / SQLite REST import  = ${fmt(pgRatio, 3)}   goal ≥ 0.5   → ${verdict(pgRatio, pgRatio >= 0.5)}`);
 
   let exitCode = 0;
   const failures = [...results.values()].reduce((sum, { result: r }) => sum + r.failed + r.unanswered, 0);
@@ -452,28 +626,24 @@ async function main(): Promise<number> {
       for (const sample of r.failureSamples) console.error(`    ${sample}`);
     }
   }
-  if (importPhases.length > 0) {
+  for (const { store, outcomes, check: c } of checks) {
     console.log(
-      `store check: ${stored.size} human users stored, ${acknowledged.size} imports acknowledged ` +
-        `(${importPhases.map((p) => `${p} ${results.get(p)!.result.ok}`).join(", ")}); ` +
-        `lost ${lost.length}, phantom ${phantom.length}, stored despite an error ${storedDespiteFailure.length}, ` +
-        `unanswered ${unanswered.size}; events ${humanEvents} (expect ${2 * stored.size}), username claims ${humanClaims}, not ACTIVE/verified/hashed ${notActive}` +
-        ` → ${storeOk ? "OK" : "MISMATCH"}`,
+      `store check (${store}): ${c.stored} human users stored, ${c.acknowledged} imports acknowledged ` +
+        `(${outcomes.map((r) => `${r.name.trim()} ${r.ok}`).join(", ")}); ` +
+        `lost ${c.lost.length}, phantom ${c.phantom.length}, stored despite an error ${c.storedDespiteFailure.length}; ` +
+        `events ${c.events} (expect ${2 * c.stored}), username claims ${c.claims}, not ACTIVE/verified/hashed ${c.notActive}` +
+        ` → ${c.ok ? "OK" : "MISMATCH"}`,
     );
-    if (!storeOk) {
+    if (!c.ok) {
       exitCode = 1;
-      console.error(`\n!!! STORE MISMATCH: the store does not hold exactly the acknowledged imports !!!`);
-      if (lost.length) console.error(`  lost (acknowledged, not stored), e.g. ${lost.slice(0, 5).join(", ")}`);
-      if (phantom.length) console.error(`  phantom (stored, never acknowledged), e.g. ${phantom.slice(0, 5).join(", ")}`);
-      if (storedDespiteFailure.length) console.error(`  stored despite an error, e.g. ${storedDespiteFailure.slice(0, 5).join(", ")}`);
+      console.error(`\n!!! STORE MISMATCH (${store}): the store does not hold exactly the acknowledged imports !!!`);
+      if (c.lost.length) console.error(`  lost (acknowledged, not stored), e.g. ${c.lost.slice(0, 5).join(", ")}`);
+      if (c.phantom.length) console.error(`  phantom (stored, never acknowledged), e.g. ${c.phantom.slice(0, 5).join(", ")}`);
+      if (c.storedDespiteFailure.length) console.error(`  stored despite an error, e.g. ${c.storedDespiteFailure.slice(0, 5).join(", ")}`);
     }
   }
   if (Number.isFinite(restRatio)) {
     const holds = restRatio >= BAR && failures === 0;
-    console.log(
-      `bar: REST import ≥ ${BAR} × bare fastify with durable commits and zero failures → ${holds ? "HOLDS" : "NOT MET"} ` +
-        `(ratio ${fmt(restRatio, 3)}, ${failures} failed requests)`,
-    );
     if (!holds && enforceBar && exitCode === 0) exitCode = 2;
   }
 
@@ -483,22 +653,25 @@ async function main(): Promise<number> {
       revision,
       node: process.version,
       cpus: cpus().length,
+      loadavg: loadavg(),
       seconds,
       warmupSeconds,
       connections,
-      ratios: { restOverBare: restRatio, grpcOverHealth: grpcRatio },
+      ratios: { grpcOverRest: grpcRatio, healthOverGrpcJs: healthRatio, restOverBare: restRatio, postgresOverSqlite: pgRatio },
       phases: Object.fromEntries(
         [...results].map(([p, { result: r, noise }]) => [
           p,
           { ...r, okUsernames: undefined, failedUsernames: undefined, unansweredUsernames: undefined, noise },
         ]),
       ),
-      store: { stored: stored.size, acknowledged: acknowledged.size, lost: lost.length, phantom: phantom.length, ok: storeOk },
+      stores: checks.map(({ store, check: c }) => ({ store, stored: c.stored, acknowledged: c.acknowledged, ok: c.ok })),
     };
     writeFileSync(jsonOut, JSON.stringify(summary, null, 2));
   }
-  if (!keepData) rmSync(dataDir, { recursive: true, force: true });
-  else console.log(`data kept in ${dataDir}`);
+  if (!keepData) {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(pgDataDir, { recursive: true, force: true });
+  } else console.log(`data kept in ${dataDir}`);
   return exitCode;
 }
 

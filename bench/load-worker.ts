@@ -9,22 +9,25 @@
  */
 import { performance } from "node:perf_hooks";
 import { parentPort } from "node:worker_threads";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import autocannon, { type RequestParams } from "autocannon";
-import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import { ImportHumanUserRequestSchema, ManagementService } from "../gen/zitadel/management_pb.js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
+import { ImportHumanUserRequestSchema, ImportHumanUserResponseSchema, ManagementService } from "../gen/zitadel/management_pb.js";
 
 export type Target =
   /** Baseline A: bare fastify JSON POST route, HTTP/1.1. */
   | "bare-json"
   /** userport REST import, HTTP/1.1. */
   | "rest-import"
-  /** Baseline B: grpc.health.v1.Health/Check on a minimal Connect server, gRPC over h2c. */
+  /** grpc.health.v1.Health/Check over gRPC (h2c), grpc-js client: a baseline server or userport. */
   | "grpc-health"
-  /** userport ImportHumanUser over gRPC (h2c). */
-  | "grpc-import";
+  /** userport ImportHumanUser over gRPC (h2c), grpc-js client. */
+  | "grpc-import"
+  /** userport ImportHumanUser over Connect or gRPC-Web (see {@link PhaseSpec.protocol}), Connect-ES client. */
+  | "web-import";
 
 export interface PhaseSpec {
   name: string;
@@ -43,6 +46,8 @@ export interface PhaseSpec {
   connections: number;
   /** HTTP/2 sessions the gRPC phases spread their calls over. */
   grpcSessions: number;
+  /** For "web-import": the protocol, its encoding and HTTP version. */
+  protocol?: { kind: "connect" | "grpc-web"; binary: boolean; httpVersion: "1.1" | "2" };
   warmupMs: number;
   durationMs: number;
   /** Give up waiting for unanswered requests after this long. */
@@ -147,7 +152,7 @@ class Recorder {
     const sorted = Float64Array.from(this.windowLatencies).sort();
     const pct = (p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
     const sum = sorted.reduce((a, b) => a + b, 0);
-    const isImport = this.spec.target === "rest-import" || this.spec.target === "grpc-import";
+    const isImport = this.spec.target === "rest-import" || this.spec.target === "grpc-import" || this.spec.target === "web-import";
     const unanswered = [...this.pending];
     return {
       name: this.spec.name,
@@ -263,27 +268,72 @@ function runAutocannon(spec: PhaseSpec): Promise<PhaseResult> {
 }
 
 /**
- * The gRPC phases: `connections` async loops, each with one call in flight, spread round-robin
- * over `grpcSessions` HTTP/2 sessions (one transport each; default one session, as a gRPC
- * client normally has).
+ * The RPC phases: `connections` async loops, each with one call in flight. gRPC goes through a
+ * @grpc/grpc-js client (as ZITADEL's Node clients do), its calls spread round-robin over
+ * `grpcSessions` channels (one HTTP/2 session each; default one, as a gRPC client normally has).
+ * Connect and gRPC-Web go through Connect-ES's Node transports.
  */
-async function runGrpc(spec: PhaseSpec): Promise<PhaseResult> {
-  const headers = { authorization: `Bearer ${spec.token}` };
-  const transports = Array.from({ length: Math.max(1, spec.grpcSessions) }, () => createGrpcTransport({ baseUrl: spec.url }));
-  const callers = transports.map((transport): ((id: string) => Promise<unknown>) => {
-    if (spec.target === "grpc-health") {
-      const health = createClient(Health, transport);
-      return () => health.check({ service: "" }, { timeoutMs: 30_000 });
-    }
+async function runRpc(spec: PhaseSpec): Promise<PhaseResult> {
+  let callers: Array<(id: string) => Promise<unknown>>;
+  let close = () => {};
+  if (spec.target === "web-import") {
+    const p = spec.protocol!;
+    const options = { baseUrl: spec.url, httpVersion: p.httpVersion, useBinaryFormat: p.binary };
+    const transport = p.kind === "connect" ? createConnectTransport(options) : createGrpcWebTransport(options);
     const management: Client<typeof ManagementService> = createClient(ManagementService, transport);
-    return (id) =>
-      management.importHumanUser(create(ImportHumanUserRequestSchema, importBody(id, spec.passwordHash)), {
-        headers,
-        timeoutMs: 30_000,
-      });
-  });
-  // Open the sessions before the clock starts.
-  await Promise.all(transports.map((transport) => createClient(Health, transport).check({ service: "" })));
+    const headers = { authorization: `Bearer ${spec.token}` };
+    callers = [(id) => management.importHumanUser(create(ImportHumanUserRequestSchema, importBody(id, spec.passwordHash)), { headers, timeoutMs: 30_000 })];
+    // Open the connection before the clock starts.
+    await createClient(Health, transport).check({ service: "" });
+  } else {
+    const address = new URL(spec.url).host;
+    // A local subchannel pool per client: otherwise grpc-js shares one HTTP/2 session among them.
+    const clients = Array.from(
+      { length: Math.max(1, spec.grpcSessions) },
+      () => new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
+    );
+    close = () => {
+      for (const client of clients) client.close();
+    };
+    const unary = <I, O>(client: grpc.Client, path: string, encode: (m: I) => Uint8Array, decode: (b: Buffer) => O, message: I, metadata: grpc.Metadata) =>
+      new Promise<O>((resolve, reject) =>
+        client.makeUnaryRequest<I, O>(
+          path,
+          (m) => Buffer.from(encode(m)),
+          decode,
+          message,
+          metadata,
+          { deadline: Date.now() + 30_000 },
+          (err, value) => (err ? reject(err) : resolve(value!)),
+        ),
+      );
+    const check = (client: grpc.Client) =>
+      unary(
+        client,
+        `/${Health.typeName}/Check`,
+        (m) => toBinary(HealthCheckRequestSchema, m),
+        (b) => fromBinary(HealthCheckResponseSchema, b),
+        create(HealthCheckRequestSchema, { service: "" }),
+        new grpc.Metadata(),
+      );
+    callers = clients.map((client): ((id: string) => Promise<unknown>) => {
+      if (spec.target === "grpc-health") return () => check(client);
+      return (id) => {
+        const metadata = new grpc.Metadata();
+        metadata.set("authorization", `Bearer ${spec.token}`);
+        return unary(
+          client,
+          `/${ManagementService.typeName}/ImportHumanUser`,
+          (m) => toBinary(ImportHumanUserRequestSchema, m),
+          (b) => fromBinary(ImportHumanUserResponseSchema, b),
+          create(ImportHumanUserRequestSchema, importBody(id, spec.passwordHash)),
+          metadata,
+        );
+      };
+    });
+    // Open the sessions before the clock starts.
+    await Promise.all(clients.map(check));
+  }
 
   const rec = new Recorder(spec);
   const loop = async (_: unknown, i: number) => {
@@ -295,18 +345,31 @@ async function runGrpc(spec: PhaseSpec): Promise<PhaseResult> {
         await call(id);
         rec.done(id, true, "OK", performance.now() - start);
       } catch (err) {
-        const code = err instanceof ConnectError ? `grpc ${err.code}` : "error";
+        const code =
+          err instanceof ConnectError
+            ? `code ${err.code}`
+            : typeof (err as { code?: unknown }).code === "number"
+              ? `grpc ${(err as { code: number }).code}`
+              : "error";
         rec.done(id, false, code, performance.now() - start, err instanceof Error ? err.message.slice(0, 300) : String(err));
       }
     }
   };
   await Promise.all(Array.from({ length: spec.connections }, loop));
+  close();
   return rec.result();
 }
-parentPort?.on("message", (message: Request) => {
-  const run = message.spec.target === "bare-json" || message.spec.target === "rest-import" ? runAutocannon : runGrpc;
+
+type Reply = { type: "result"; result: PhaseResult } | { type: "error"; error: string };
+
+function serve(message: Request, reply: (message: Reply) => void): void {
+  const run = message.spec.target === "bare-json" || message.spec.target === "rest-import" ? runAutocannon : runRpc;
   run(message.spec).then(
-    (result) => parentPort!.postMessage({ type: "result", result }),
-    (error: unknown) => parentPort!.postMessage({ type: "error", error: error instanceof Error ? error.stack : String(error) }),
+    (result) => reply({ type: "result", result }),
+    (error: unknown) => reply({ type: "error", error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
   );
-});
+}
+
+// In a worker thread (bench/store-throughput.ts) or a child process of its own (bench/import-throughput.ts).
+if (parentPort) parentPort.on("message", (message: Request) => serve(message, (reply) => parentPort!.postMessage(reply)));
+else if (process.send) process.on("message", (message: Request) => serve(message, (reply) => process.send!(reply)));
