@@ -217,9 +217,20 @@ export async function buildDeps(config: Config): Promise<Deps> {
   });
   const outbox = createOutboxStore(store);
   const lifecycle = { shuttingDown: false, lastReady: true };
+  // Probes asked for while one is under way share its answer: a Health/Check per call (load
+  // balancers, gRPC clients' health checking) costs one store read per moment, not one per call.
+  let probing: Promise<boolean> | undefined;
   const readiness = {
     async ready() {
-      lifecycle.lastReady = !lifecycle.shuttingDown && (await storeAnswers(store, 2000));
+      if (lifecycle.shuttingDown) {
+        lifecycle.lastReady = false;
+        return false;
+      }
+      probing ??= storeAnswers(store, 2000).finally(() => {
+        probing = undefined;
+      });
+      const answers = await probing;
+      lifecycle.lastReady = !lifecycle.shuttingDown && answers;
       return lifecycle.lastReady;
     },
     closing: () => lifecycle.shuttingDown,

@@ -6,6 +6,8 @@ import {
   type ContextValues,
   createConnectRouter,
   createContextValues,
+  createServiceImplSpec,
+  type MethodImplSpec,
 } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import * as connect from "@connectrpc/connect/protocol-connect";
@@ -13,6 +15,7 @@ import * as grpc from "@connectrpc/connect/protocol-grpc";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { decodedKey } from "./calls.js";
+import { createGrpcFastPath, type Decoded, type GrpcFastPath } from "./grpc-fast-path.js";
 import { correctUndecodable, errorResponse, undecodable } from "./undecodable.js";
 
 export interface RpcRoutesOptions extends ConnectRouterOptions {
@@ -25,11 +28,26 @@ export interface RpcRoutesOptions extends ConnectRouterOptions {
  * Serves the Connect router's RPCs (gRPC, gRPC-Web, Connect) as fastify routes. The same glue as
  * `fastifyConnectPlugin` of @connectrpc/connect-fastify, plus one step it has no hook for: a
  * request whose message did not decode is answered as the client's mistake
- * (src/edge/undecodable.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
+ * (src/edge/undecodable.ts). Unary gRPC calls take a leaner path to the same implementation where
+ * they can (src/edge/grpc-fast-path.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
  */
 export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): string[] {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
-  options.routes(router);
+  const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
+  const router = createConnectRouter(routerOptions);
+  // The implementations as registered, for the gRPC fast path: it calls them as Connect's handler does.
+  const implementations = new Map<string, MethodImplSpec>();
+  options.routes({
+    ...router,
+    service(service, implementation, serviceOptions) {
+      if (serviceOptions === undefined) {
+        for (const spec of Object.values(createServiceImplSpec(service, implementation).methods)) {
+          implementations.set(`/${service.typeName}/${spec.method.name}`, spec);
+        }
+      }
+      router.service(service, implementation, serviceOptions);
+      return this;
+    },
+  });
   // Connect reads the body itself; fastify must leave it alone.
   app.addContentTypeParser(
     [
@@ -46,15 +64,22 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
     app.addContentTypeParser(pattern, (_request, _payload, done) => done(null, undefined));
   }
   for (const handler of router.handlers) {
+    const implementation = implementations.get(handler.requestPath);
+    const fast: GrpcFastPath | undefined = implementation && createGrpcFastPath(implementation, routerOptions);
     app.all(handler.requestPath, async (request, reply) => {
       const contextValues = options.contextValues?.(request) ?? createContextValues();
-      const universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
+      let universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
       // fastify keeps headers set on the reply (CORS) until reply.send, which is not used here.
       const copyReplyHeaders = () => {
         for (const [name, value] of Object.entries(reply.getHeaders())) {
           if (value !== undefined) reply.raw.setHeader(name, value);
         }
       };
+      if (fast?.applies(request.raw.httpVersion, request.headers)) {
+        const read = await fast.read(universalRequest, request.raw[Symbol.asyncIterator]());
+        if (!("fallback" in read)) return answerFast(read);
+        universalRequest = { ...universalRequest, body: read.fallback };
+      }
       let response: Awaited<ReturnType<typeof handler>>;
       try {
         response = await handler(universalRequest);
@@ -84,6 +109,32 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
         // The client went away while the response was written: nobody is left to answer.
         if (ConnectError.from(err).code === Code.Aborted) return;
         request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
+      }
+
+      async function answerFast(decoded: Decoded): Promise<void> {
+        const res = reply.raw;
+        try {
+          const { header, body, trailer } = await decoded.answer();
+          copyReplyHeaders();
+          res.writeHead(200, header);
+          if (body) res.write(body);
+          res.addTrailers(trailer);
+          await new Promise<void>((resolve, reject) => {
+            // A stream the client reset never finishes: its close ends the wait.
+            const onClose = () => (res.writableFinished ? resolve() : reject(new ConnectError("the client went away", Code.Aborted)));
+            res.once("close", onClose);
+            res.end(() => {
+              res.off("close", onClose);
+              resolve();
+            });
+          });
+        } catch (err) {
+          if (!res.writableEnded) res.destroy();
+          if (ConnectError.from(err).code === Code.Aborted) return;
+          request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
+        } finally {
+          decoded.done();
+        }
       }
     });
   }

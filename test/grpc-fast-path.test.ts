@@ -1,0 +1,121 @@
+/**
+ * Unary gRPC calls over HTTP/2 with one uncompressed binary message take a leaner path to the same
+ * implementation (src/edge/grpc-fast-path.ts); every other request goes through Connect's handler.
+ * Both must answer alike: the same status, headers, trailers and message, errors and their details
+ * included. A request whose `grpc-encoding: gzip` frame is not flagged compressed is one the fast
+ * path leaves to Connect, with the same message on the wire, so it is the comparison here (both
+ * accept gzip answers, so both negotiate the same response encoding).
+ */
+import http2 from "node:http2";
+import { fromJson, toBinary } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AddHumanUserRequestSchema, ImportHumanUserRequestSchema } from "../gen/zitadel/management_pb.js";
+import { GOOD_PASSWORD, useUserport, v1AddBody, v1ImportBody } from "./helpers/fixtures.js";
+import { frame, frames, grpcStatus, h2Request, type RawResponse } from "./helpers/raw-wire.js";
+
+const up = useUserport({ bcryptCost: 11 });
+const IMPORT = "/zitadel.management.v1.ManagementService/ImportHumanUser";
+const ADD_HUMAN = "/zitadel.management.v1.ManagementService/AddHumanUser";
+
+let session: http2.ClientHttp2Session;
+beforeAll(() => {
+  session = http2.connect(up.server.url);
+});
+afterAll(() => session.close());
+
+const auth = () => ({ authorization: `Bearer ${up.server.token}` });
+
+/** What must not differ between the two paths: everything but the request id and the date. */
+function comparable(response: RawResponse) {
+  const { "x-request-id": _id, date: _date, ...headers } = response.headers;
+  return { status: response.status, headers, trailers: response.trailers, frames: frames(response.body).map((f) => f.flags) };
+}
+
+/** The same call on the fast path (identity) and on Connect's (gzip negotiated, frame not compressed). */
+async function bothPaths(path: string, body: Uint8Array, headers: Record<string, string>) {
+  // Both accept gzip, so both answers negotiate it alike (Connect answers in the request's encoding otherwise).
+  const base = { "content-type": "application/grpc", te: "trailers", "grpc-accept-encoding": "gzip", ...headers };
+  const fast = await h2Request(session, { path, headers: base, body: frame(body) });
+  const connect = await h2Request(session, { path, headers: { ...base, "grpc-encoding": "gzip" }, body: frame(body) });
+  return { fast, connect };
+}
+
+describe("the gRPC fast path answers as Connect's handler does", () => {
+  it("an error with ZITADEL's details: the same status, headers and trailers (grpc-status-details-bin included)", async () => {
+    // A username taken: ALREADY_EXISTS with a zitadel.v1.ErrorDetail (src/edge/errors.ts).
+    const message = toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody()));
+    const first = await h2Request(session, { path: IMPORT, headers: { "content-type": "application/grpc", te: "trailers", ...auth() }, body: frame(message) });
+    expect(grpcStatus(first)?.code).toBe(0);
+    const { fast, connect } = await bothPaths(IMPORT, message, auth());
+    expect(grpcStatus(fast)?.code).toBe(6);
+    expect(fast.trailers["grpc-status-details-bin"]).toBeTruthy();
+    expect(comparable(fast)).toEqual(comparable(connect));
+  });
+
+  it("a call without a token: UNAUTHENTICATED alike", async () => {
+    const message = toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody()));
+    const { fast, connect } = await bothPaths(IMPORT, message, {});
+    expect(grpcStatus(fast)?.code).toBe(16);
+    expect(comparable(fast)).toEqual(comparable(connect));
+  });
+
+  it("a success: the same headers, one uncompressed message frame, grpc-status 0", async () => {
+    const a = toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody()));
+    const b = toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody()));
+    const base = { "content-type": "application/grpc", te: "trailers", "grpc-accept-encoding": "gzip", ...auth() };
+    const fast = await h2Request(session, { path: IMPORT, headers: base, body: frame(a) });
+    const connect = await h2Request(session, { path: IMPORT, headers: { ...base, "grpc-encoding": "gzip" }, body: frame(b) });
+    expect(grpcStatus(fast)?.code).toBe(0);
+    expect(comparable(fast)).toEqual(comparable(connect));
+    expect(frames(fast.body)).toHaveLength(1);
+  });
+});
+
+describe("a message that arrives in pieces", () => {
+  /** Sends the framed message in two DATA frames, `pauseMs` apart. */
+  function splitRequest(path: string, headers: Record<string, string>, body: Buffer, pauseMs: number): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+      let status = 0;
+      let trailers: Record<string, string> = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => (status = Number(h[":status"])));
+      stream.on("trailers", (t) => (trailers = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, String(v)]))));
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolve({ status, headers: {}, trailers, body: Buffer.concat(chunks) }));
+      stream.on("error", reject);
+      const half = Math.floor(body.length / 2);
+      stream.write(body.subarray(0, half));
+      setTimeout(() => {
+        if (!stream.closed) stream.end(body.subarray(half));
+      }, pauseMs);
+    });
+  }
+
+  it("is put together and answered", async () => {
+    const json = v1ImportBody();
+    const message = frame(toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, json)));
+    const response = await splitRequest(IMPORT, auth(), message, 100);
+    expect(grpcStatus(response)?.code).toBe(0);
+    const rows = await up.server.db
+      .selectFrom("users")
+      .select("id")
+      .where("username", "=", json.userName as string)
+      .execute();
+    expect(rows).toHaveLength(1);
+  });
+
+  it("whose deadline passes before the rest arrives: DEADLINE_EXCEEDED, and nothing is written", async () => {
+    const json = v1AddBody({ initialPassword: GOOD_PASSWORD });
+    const message = frame(toBinary(AddHumanUserRequestSchema, fromJson(AddHumanUserRequestSchema, json)));
+    const response = await splitRequest(ADD_HUMAN, { ...auth(), "grpc-timeout": "50m" }, message, 400);
+    expect(grpcStatus(response)?.code).toBe(4);
+    await up.server.settled();
+    const rows = await up.server.db
+      .selectFrom("users")
+      .select("id")
+      .where("username", "=", json.userName as string)
+      .execute();
+    expect(rows).toEqual([]);
+  });
+});
