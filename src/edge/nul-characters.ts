@@ -9,6 +9,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  * service runs; bytes fields (metadata values) are not strings and are left alone.
  */
 export function refuseNulCharacters(message: unknown): void {
+  // Nearly every message holds none: look first without building a field path per field.
+  if (!containsNul(message)) return;
   const field = findNul(message, "");
   if (field !== undefined) {
     throw new ConnectError(`invalid value for field ${field || "(request)"}: it contains a NUL character`, Code.InvalidArgument);
@@ -20,6 +22,21 @@ export const nulCharactersInterceptor: Interceptor = (next) => async (req) => {
   if (!req.stream) refuseNulCharacters(req.message);
   return next(req);
 };
+
+/** Whether any string or map key in a protobuf-es message (plain objects and arrays) holds NUL. */
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\0");
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (containsNul(item)) return true;
+    return false;
+  }
+  for (const key of Object.keys(value)) {
+    if (key === "$typeName" || key === "$unknown") continue;
+    if (key.includes("\0") || containsNul((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
+}
 
 /** The path of the first string holding NUL, walking a protobuf-es message (plain objects and arrays). */
 function findNul(value: unknown, path: string): string | undefined {
