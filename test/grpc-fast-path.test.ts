@@ -6,11 +6,16 @@
  * path leaves to Connect, with the same message on the wire, so it is the comparison here (both
  * accept gzip answers, so both negotiate the same response encoding).
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fromJson, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AddHumanUserRequestSchema, ImportHumanUserRequestSchema } from "../gen/zitadel/management_pb.js";
+import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 import { GOOD_PASSWORD, useUserport, v1AddBody, v1ImportBody } from "./helpers/fixtures.js";
+import { freePort, serveProcess } from "./helpers/process.js";
 import { frame, frames, grpcStatus, h2Request, type RawResponse } from "./helpers/raw-wire.js";
 
 const up = useUserport({ bcryptCost: 11 });
@@ -117,5 +122,53 @@ describe("a message that arrives in pieces", () => {
       .where("username", "=", json.userName as string)
       .execute();
     expect(rows).toEqual([]);
+  });
+});
+
+describe("a client that resets the stream while its message is being read", () => {
+  it("is answered by nobody and logged as no error; the server goes on serving", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "userport-fast-reset-"));
+    const databaseUrl = await testDatabaseUrl(dataDir);
+    const served = await serveProcess(await freePort(), {
+      USERPORT_DATA_DIR: dataDir,
+      ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
+      USERPORT_BCRYPT_COST: "4",
+      USERPORT_LOG_LEVEL: "info",
+    });
+    const own = http2.connect(served.url);
+    try {
+      const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
+      const message = frame(toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody())));
+      for (let i = 0; i < 5; i++) {
+        const stream = own.request({
+          ":method": "POST",
+          ":path": IMPORT,
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        });
+        stream.on("error", () => undefined);
+        stream.write(message.subarray(0, 10));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+      const after = await h2Request(own, {
+        path: IMPORT,
+        headers: { "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${token}` },
+        body: frame(toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, v1ImportBody()))),
+      });
+      expect(grpcStatus(after)?.code).toBe(0);
+      const logged = served
+        .output()
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as { level: number; msg: string });
+      expect(logged.filter((line) => line.level >= 50)).toEqual([]);
+    } finally {
+      own.close();
+      served.child.kill("SIGKILL");
+      await dropTestDatabase(dataDir);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

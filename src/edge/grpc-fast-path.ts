@@ -109,7 +109,8 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
       try {
         for (;;) {
           pending = body.next();
-          const next = await Promise.race([pending, interrupted]);
+          // A body that fails to read (the stream was reset) is Connect's to answer, as before.
+          const next = await Promise.race([pending.catch(() => "interrupted" as const), interrupted]);
           if (next === "interrupted") return fallback();
           pending = undefined;
           if (next.done) break;
