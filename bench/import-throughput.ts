@@ -481,6 +481,18 @@ async function main(): Promise<number> {
     pgUrl = await testDatabaseUrl(pgDataDir);
   }
   const userportPg = pgUrl ? await startServer(configOf(pgDataDir, pgUrl)) : undefined;
+  // Round trips to PostgreSQL (every query a client sends, this process's pool being the only
+  // one), and how many of them open a transaction: queries and commit batches per import.
+  const pgTrips = { queries: 0, transactions: 0 };
+  if (userportPg) {
+    const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+    (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      pgTrips.queries++;
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+      if (typeof text === "string" && text.startsWith("BEGIN")) pgTrips.transactions++;
+      return query.apply(this, args);
+    };
+  }
   const pgToken = userportPg ? readFileSync(userportPg.adminTokenFile, "utf8").trim() : "";
   const baselines = new Map<PhaseDef["server"], { url: string; close(): Promise<unknown> }>();
   if (uses("bare")) {
@@ -543,8 +555,16 @@ async function main(): Promise<number> {
   for (const name of phases) {
     const spec = specOf(name);
     process.stdout.write(`running ${spec.name.trim()} … `);
+    const tripsBefore = { ...pgTrips };
     const outcome = await runPhase(spec);
     results.set(name, outcome);
+    if (PHASE_DEFS[name].server === "pg") {
+      const imports = outcome.result.sent;
+      console.log(
+        `  PostgreSQL round trips over the phase: ${fmt((pgTrips.queries - tripsBefore.queries) / imports, 2)} queries and ` +
+          `${fmt((pgTrips.transactions - tripsBefore.transactions) / imports, 3)} transactions per import (${imports} imports sent)`,
+      );
+    }
     const r = outcome.result;
     console.log(
       `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 1)} ms, p99 ${fmt(r.p99Ms, 1)} ms, failed ${r.failed}${r.unanswered ? `, UNANSWERED ${r.unanswered}` : ""}`,
