@@ -74,6 +74,9 @@ export interface FastPathOptions {
   maxTimeoutMs?: number;
 }
 
+/** The longest delay setTimeout takes (a longer one fires at once, with a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOptions): GrpcFastPath | undefined {
   if (spec.kind !== "unary") return undefined;
   const opt = validateUniversalHandlerOptions(options);
@@ -101,7 +104,8 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
       // answers (DEADLINE_EXCEEDED, CANCELLED) as it always did.
       let timer: NodeJS.Timeout | undefined;
       const interrupted = new Promise<"interrupted">((resolve) => {
-        if (timeout.timeoutMs !== undefined) timer = setTimeout(() => resolve("interrupted"), timeout.timeoutMs);
+        // Beyond setTimeout's range (grpc-timeout allows 99999999H) the read has no deadline of its own.
+        if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => resolve("interrupted"), timeout.timeoutMs);
         if (request.signal.aborted) resolve("interrupted");
         else request.signal.addEventListener("abort", () => resolve("interrupted"), { once: true });
       });
