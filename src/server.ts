@@ -38,6 +38,7 @@ import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserChangeCommands } from "./domain/user-changes.js";
+import { createPasskeyCommands } from "./domain/passkeys.js";
 import { createPasswordCommands } from "./domain/passwords.js";
 import { createSessionCommands } from "./domain/sessions.js";
 import { createVerificationCommands } from "./domain/verification.js";
@@ -185,8 +186,20 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier, attempts: userAttempts });
   const pingOneExternal = createPingOneExternalPasswords({ store, userStore, secretBox, config });
+  // The relying party of passkeys: USERPORT_EXTERNAL_URL's host is its id, its origin the page's.
+  const external = new URL(config.externalUrl);
+  const passkeys = createPasskeyCommands({
+    store: sessionStore,
+    secretBox,
+    newId,
+    notifier,
+    rp: { id: external.hostname, origin: external.origin, name: "userport" },
+    externalUrl: config.externalUrl,
+    now,
+  });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
+    passkeys,
     externalPasswords: pingOneExternal.passwords,
     hasher,
     hashRegistry,
@@ -255,6 +268,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     lockout,
     verification,
     sessions: sessionCommands,
+    passkeys,
     machineSecrets,
   };
   const management = observeService(ManagementService, secureService(ManagementService, createManagementService(services), logUnexpected));
