@@ -425,7 +425,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
-  await registerLoginPages(app, { verification, instanceId: instance.id, logUnexpected, limitSource });
+  await registerLoginPages(app, { verification, passkeys, instanceId: instance.id, logUnexpected, limitSource });
   await registerUploadRoute(app, {
     bulk,
     access,

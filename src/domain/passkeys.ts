@@ -14,7 +14,16 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./
 import type { IdGenerator } from "./ids.js";
 import type { Notifier } from "./notifications.js";
 import { checkUrlTemplate } from "./notifications.js";
-import { type CredentialChange, type NewEvent, type Passkey, type SessionStore, UniqueViolation, type User, type UserCredentials, type WebAuthNChallenge } from "./ports.js";
+import {
+  type CredentialChange,
+  type NewEvent,
+  type Passkey,
+  type SessionStore,
+  UniqueViolation,
+  type User,
+  type UserCredentials,
+  type WebAuthNChallenge,
+} from "./ports.js";
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
 
 /**
@@ -136,6 +145,20 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   }
 
   /**
+   * What a registration link's code is now, for the registration page to say so before the
+   * ceremony starts: only a code that matches learns whether it expired or was used. Writes nothing.
+   */
+  async function registrationCodeState(instanceId: string, userId: string, codeId: string, code: string) {
+    const creds = await deps.store.credentials(instanceId, userId);
+    const stored = creds?.user.type === "human" ? await deps.store.codeById(instanceId, userId, codeId) : undefined;
+    const matches = sameCode(stored?.kind === "passwordless" ? deps.secretBox.open(stored.sealedCode) : "\u0000", code);
+    if (!stored || stored.kind !== "passwordless" || !matches) return "invalid" as const;
+    if (stored.used) return "used" as const;
+    if (stored.expiresAt <= now()) return "expired" as const;
+    return "valid" as const;
+  }
+
+  /**
    * Makes a registration code (ZITADEL's addUserPasskeyCode / HumanAddPasswordlessInitCode): the
    * code is returned, or mailed with the default link or the request's template.
    */
@@ -165,7 +188,10 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const events: NewEvent[] = [
         input.delivery.kind === "link"
           ? { type: "user.human.passwordless.initialization.code.added", payload: { codeId, expiry: generator.expirySeconds } }
-          : { type: "user.human.passwordless.initialization.code.requested", payload: { codeId, expiry: generator.expirySeconds, codeReturned: returned, ...(urlTemplate ? { urlTemplate } : {}) } },
+          : {
+              type: "user.human.passwordless.initialization.code.requested",
+              payload: { codeId, expiry: generator.expirySeconds, codeReturned: returned, ...(urlTemplate ? { urlTemplate } : {}) },
+            },
       ];
       const outbox = returned
         ? []
@@ -316,7 +342,13 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const events: NewEvent[] = [
         {
           type: "user.human.passwordless.token.verified",
-          payload: { webAuthNTokenId: token.id, webAuthNTokenName: input.name, aaguid: info.aaguid, attestationType: info.fmt, signCount: info.credential.counter },
+          payload: {
+            webAuthNTokenId: token.id,
+            webAuthNTokenName: input.name,
+            aaguid: info.aaguid,
+            attestationType: info.fmt,
+            signCount: info.credential.counter,
+          },
         },
       ];
       if (input.code) events.push({ type: "user.human.passwordless.initialization.check.succeeded", payload: { codeId: input.code.id } });
@@ -417,7 +449,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     };
   }
 
-  return { createRegistrationCode, registerPasskey, verifyRegistration, listPasskeys, removePasskey, challenge, checkAssertion };
+  return { registrationCodeState, createRegistrationCode, registerPasskey, verifyRegistration, listPasskeys, removePasskey, challenge, checkAssertion };
 }
 
 /** A passkey link template may use UserID, OrgID, CodeID and Code (ZITADEL's RenderPasskeyURLTemplate). */

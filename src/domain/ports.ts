@@ -439,7 +439,11 @@ export interface SessionStore {
   /** The user's passkeys, ready or not, oldest first. */
   passkeys(instanceId: string, userId: string): Promise<Passkey[]>;
   /** A code of the user by its id, used or not. */
-  codeById(instanceId: string, userId: string, codeId: string): Promise<{ id: string; kind: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
+  codeById(
+    instanceId: string,
+    userId: string,
+    codeId: string,
+  ): Promise<{ id: string; kind: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
   /** The user's newest code of `kind` (a newer one replaces older ones), used or not. */
   latestCode(instanceId: string, userId: string, kind: string): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
 }

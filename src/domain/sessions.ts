@@ -388,36 +388,43 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     // ZITADEL requires session.write on the instance to create sessions.
     requireCommandPermission(principal, "session.write", "");
     const sessionId = deps.newId();
-    return runChecks(principal.instanceId, principal.userId, input.checks, undefined, { open: undefined, requested: input.challenges?.webAuthN }, (creds, at, checked) => {
-      const token = generateToken();
-      const events: NewEvent[] = [{ type: "session.added", payload: { userAgent: input.userAgent } }, ...checkEvents(creds, at, checked, true)];
-      if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
-      if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
-      events.push({ type: "session.token.set", payload: {} });
-      const metadata = Object.fromEntries(Object.entries(input.metadata).filter(([, value]) => value !== ""));
-      const session: SessionRecord = {
-        instanceId: principal.instanceId,
-        id: sessionId,
-        creator: principal.userId,
-        userId: creds?.user.id ?? "",
-        userOrgId: creds?.user.orgId ?? "",
-        userCheckedAt: creds ? at : undefined,
-        passwordCheckedAt: checked.password ? at : undefined,
-        totpCheckedAt: checked.totp ? at : undefined,
-        webAuthNChallenge: checked.challenge,
-        webAuthNCheckedAt: checked.webAuthN ? at : undefined,
-        webAuthNUserVerified: checked.webAuthN?.userVerified,
-        tokenDigest: tokenDigest(token),
-        userAgent: input.userAgent,
-        metadata,
-        expiresAt: input.lifetimeMs === undefined ? undefined : at + input.lifetimeMs,
-        terminated: false,
-        createdAt: at,
-        changedAt: at,
-        sequence: events.length,
-      };
-      return { session, fromSequence: 0, events, token };
-    });
+    return runChecks(
+      principal.instanceId,
+      principal.userId,
+      input.checks,
+      undefined,
+      { open: undefined, requested: input.challenges?.webAuthN },
+      (creds, at, checked) => {
+        const token = generateToken();
+        const events: NewEvent[] = [{ type: "session.added", payload: { userAgent: input.userAgent } }, ...checkEvents(creds, at, checked, true)];
+        if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+        if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+        events.push({ type: "session.token.set", payload: {} });
+        const metadata = Object.fromEntries(Object.entries(input.metadata).filter(([, value]) => value !== ""));
+        const session: SessionRecord = {
+          instanceId: principal.instanceId,
+          id: sessionId,
+          creator: principal.userId,
+          userId: creds?.user.id ?? "",
+          userOrgId: creds?.user.orgId ?? "",
+          userCheckedAt: creds ? at : undefined,
+          passwordCheckedAt: checked.password ? at : undefined,
+          totpCheckedAt: checked.totp ? at : undefined,
+          webAuthNChallenge: checked.challenge,
+          webAuthNCheckedAt: checked.webAuthN ? at : undefined,
+          webAuthNUserVerified: checked.webAuthN?.userVerified,
+          tokenDigest: tokenDigest(token),
+          userAgent: input.userAgent,
+          metadata,
+          expiresAt: input.lifetimeMs === undefined ? undefined : at + input.lifetimeMs,
+          terminated: false,
+          createdAt: at,
+          changedAt: at,
+          sequence: events.length,
+        };
+        return { session, fromSequence: 0, events, token };
+      },
+    );
   }
 
   async function setSession(input: SetSessionInput) {
@@ -436,36 +443,43 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       }
       try {
         const webAuthN = { open: current.webAuthNChallenge, requested: input.challenges?.webAuthN };
-        return await runChecks(principal.instanceId, principal.userId, checks, current.userId === "" ? undefined : current.userId, webAuthN, (creds, at, checked) => {
-          const token = generateToken();
-          const events = checkEvents(creds, at, checked, current.userId === "");
-          const metadata = { ...current.metadata };
-          for (const [key, value] of Object.entries(input.metadata)) {
-            if (value === "") delete metadata[key];
-            else metadata[key] = value;
-          }
-          if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
-          if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
-          events.push({ type: "session.token.set", payload: {} });
-          const session: SessionRecord = {
-            ...current,
-            userId: creds?.user.id ?? current.userId,
-            userOrgId: creds?.user.orgId ?? current.userOrgId,
-            userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
-            passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
-            totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
-            // A check answers the open challenge (ZITADEL's reduceWebAuthNChecked clears it); a new one replaces it.
-            webAuthNChallenge: checked.challenge ?? (checked.webAuthN ? undefined : current.webAuthNChallenge),
-            webAuthNCheckedAt: checked.webAuthN ? at : current.webAuthNCheckedAt,
-            webAuthNUserVerified: checked.webAuthN ? checked.webAuthN.userVerified : current.webAuthNUserVerified,
-            tokenDigest: tokenDigest(token),
-            metadata,
-            expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
-            changedAt: at,
-            sequence: current.sequence + events.length,
-          };
-          return { session, fromSequence: current.sequence, events, token };
-        });
+        return await runChecks(
+          principal.instanceId,
+          principal.userId,
+          checks,
+          current.userId === "" ? undefined : current.userId,
+          webAuthN,
+          (creds, at, checked) => {
+            const token = generateToken();
+            const events = checkEvents(creds, at, checked, current.userId === "");
+            const metadata = { ...current.metadata };
+            for (const [key, value] of Object.entries(input.metadata)) {
+              if (value === "") delete metadata[key];
+              else metadata[key] = value;
+            }
+            if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+            if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+            events.push({ type: "session.token.set", payload: {} });
+            const session: SessionRecord = {
+              ...current,
+              userId: creds?.user.id ?? current.userId,
+              userOrgId: creds?.user.orgId ?? current.userOrgId,
+              userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
+              passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
+              totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
+              // A check answers the open challenge (ZITADEL's reduceWebAuthNChecked clears it); a new one replaces it.
+              webAuthNChallenge: checked.challenge ?? (checked.webAuthN ? undefined : current.webAuthNChallenge),
+              webAuthNCheckedAt: checked.webAuthN ? at : current.webAuthNCheckedAt,
+              webAuthNUserVerified: checked.webAuthN ? checked.webAuthN.userVerified : current.webAuthNUserVerified,
+              tokenDigest: tokenDigest(token),
+              metadata,
+              expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
+              changedAt: at,
+              sequence: current.sequence + events.length,
+            };
+            return { session, fromSequence: current.sequence, events, token };
+          },
+        );
       } catch (err) {
         // Another change of the same session committed in between: start again from its new state.
         if (await retryAfterConflict(err, attempt, "session_sequence")) continue;

@@ -129,7 +129,12 @@ export function createPasskeyHandlersV1({ passkeys, access }: ServiceDeps): V1Ha
 
     async addPasswordlessRegistration(req, ctx) {
       const target = await access.target(ctx);
-      const created = await passkeys.createRegistrationCode({ principal: principalOf(ctx), userId: req.userId, orgId: target.orgId, delivery: { kind: "link" } });
+      const created = await passkeys.createRegistrationCode({
+        principal: principalOf(ctx),
+        userId: req.userId,
+        orgId: target.orgId,
+        delivery: { kind: "link" },
+      });
       return create(AddPasswordlessRegistrationResponseSchema, {
         details: changeDetailsV1(created.user),
         link: created.link,
@@ -139,7 +144,12 @@ export function createPasskeyHandlersV1({ passkeys, access }: ServiceDeps): V1Ha
 
     async sendPasswordlessRegistration(req, ctx) {
       const target = await access.target(ctx);
-      const created = await passkeys.createRegistrationCode({ principal: principalOf(ctx), userId: req.userId, orgId: target.orgId, delivery: { kind: "send" } });
+      const created = await passkeys.createRegistrationCode({
+        principal: principalOf(ctx),
+        userId: req.userId,
+        orgId: target.orgId,
+        delivery: { kind: "send" },
+      });
       return create(SendPasswordlessRegistrationResponseSchema, { details: changeDetailsV1(created.user) });
     },
 

@@ -104,9 +104,7 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
     }
     for (const id of change.passkeys?.remove ?? []) {
       statements.push(
-        statement(
-          db.deleteFrom("passkeys").where("instance_id", "=", change.instanceId).where("user_id", "=", change.userId).where("id", "=", id),
-        ),
+        statement(db.deleteFrom("passkeys").where("instance_id", "=", change.instanceId).where("user_id", "=", change.userId).where("id", "=", id)),
       );
     }
     statements.push(...outboxStatements(db, change.outbox));
@@ -287,7 +285,8 @@ function toSession(row: Selectable<SessionTable>): SessionRecord {
     totpCheckedAt: optionalMs(row.totp_checked_at),
     webAuthNChallenge: row.webauthn_challenge === null || row.webauthn_challenge === undefined ? undefined : JSON.parse(row.webauthn_challenge),
     webAuthNCheckedAt: optionalMs(row.webauthn_checked_at ?? null),
-    webAuthNUserVerified: row.webauthn_user_verified === null || row.webauthn_user_verified === undefined ? undefined : Number(row.webauthn_user_verified) === 1,
+    webAuthNUserVerified:
+      row.webauthn_user_verified === null || row.webauthn_user_verified === undefined ? undefined : Number(row.webauthn_user_verified) === 1,
     tokenDigest: row.token_digest,
     userAgent: JSON.parse(row.user_agent),
     metadata: JSON.parse(row.metadata),
