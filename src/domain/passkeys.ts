@@ -94,7 +94,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   /** A human user of the instance (optionally of `orgId`), or ZITADEL's not-found. */
   async function humanOf(instanceId: string, userId: string, orgId?: string): Promise<UserCredentials> {
     const creds = await deps.store.credentials(instanceId, userId);
-    if (!creds || creds.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
+    if (creds?.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
       throw notFound("COMMAND-Mv9sd", "User could not be found");
     }
     return creds;
@@ -152,7 +152,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     const creds = await deps.store.credentials(instanceId, userId);
     const stored = creds?.user.type === "human" ? await deps.store.codeById(instanceId, userId, codeId) : undefined;
     const matches = sameCode(stored?.kind === "passwordless" ? deps.secretBox.open(stored.sealedCode) : "\u0000", code);
-    if (!stored || stored.kind !== "passwordless" || !matches) return "invalid" as const;
+    if (stored?.kind !== "passwordless" || !matches) return "invalid" as const;
     if (stored.used) return "used" as const;
     if (stored.expiresAt <= now()) return "expired" as const;
     return "valid" as const;
