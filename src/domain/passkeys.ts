@@ -63,6 +63,9 @@ export const PASSWORDLESS_INIT_PATH = "/ui/login/login/passwordless/init";
 export type JsonValue = number | string | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/** Plain JSON: the library leaves optional members `undefined`, which a protobuf Struct cannot carry. */
+const asJson = (value: object): JsonObject => JSON.parse(JSON.stringify(value)) as JsonObject;
+
 const digest = (value: string) => createHash("sha256").update(value).digest();
 const sameCode = (expected: string, given: string) => timingSafeEqual(digest(expected), digest(given));
 
@@ -279,7 +282,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       return {
         user: { ...user, sequence: user.sequence + events.length, changedAt: at },
         passkeyId: passkey.id,
-        creationOptions: { publicKey: options } as unknown as JsonObject,
+        creationOptions: asJson({ publicKey: options }),
       };
     });
   }
@@ -398,7 +401,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       timeout: 300_000,
     });
     const open: WebAuthNChallenge = { challenge: options.challenge, rpId: request.domain, userVerification: request.userVerification };
-    return { open, requestOptions: { publicKey: options } as unknown as JsonObject };
+    return { open, requestOptions: asJson({ publicKey: options }) };
   }
 
   /**
