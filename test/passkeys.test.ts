@@ -299,12 +299,10 @@ describe.skipIf(SKIP_BROWSER)("passkeys in a browser", () => {
     const { userId } = await importWithLink();
     expectOk(await up.caller("rest").call(V1.sendPasswordlessRegistration, { userId }));
     expectOk(
-      await up
-        .caller("rest")
-        .call(V2.createPasskeyRegistrationLink, {
-          userId,
-          sendLink: { urlTemplate: "https://login.example.com/passkey?u={{.UserID}}&c={{.CodeID}}&k={{.Code}}" },
-        }),
+      await up.caller("rest").call(V2.createPasskeyRegistrationLink, {
+        userId,
+        sendLink: { urlTemplate: "https://login.example.com/passkey?u={{.UserID}}&c={{.CodeID}}&k={{.Code}}" },
+      }),
     );
     const mails = await up.server.db
       .selectFrom("outbox")
