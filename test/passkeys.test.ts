@@ -290,6 +290,10 @@ describe.skipIf(SKIP_BROWSER)("passkeys in a browser", () => {
         "Errors.User.WebAuthN.NotFound",
       );
       expect(await up.eventTypes(userId)).toContain("user.human.passwordless.token.removed");
+
+      // Removing the user takes its passkeys with it (a later user with the same id starts without).
+      expectOk(await up.caller("rest").call(V2.deleteUser, { userId }));
+      expect(await up.server.db.selectFrom("passkeys").select("id").where("user_id", "=", userId).execute()).toEqual([]);
     } finally {
       await dev.context.close();
     }
