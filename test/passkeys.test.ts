@@ -500,3 +500,68 @@ describe.skipIf(SKIP_BROWSER)("passkeys in a browser", () => {
     );
   });
 });
+
+describe("passkey requests that cannot be right are the caller's error, never a 5xx", () => {
+  it("a malformed credential or assertion: WEBAU-sEr8c / WEBAU-3Vb9s / WEBAU-ADgv4; an unknown registration WEBAU-5M9so; a check without a challenge COMMAND-Ioqu5", async () => {
+    const userName = uniqueEmail("malformed");
+    const { userId } = expectOk(
+      await up.caller("rest").call(V1.importHumanUser, v1ImportBody({ userName, password: GOOD_PASSWORD, email: { email: userName, isEmailVerified: true } })),
+    );
+    const started = expectOk(await up.caller("rest").call(V2.registerPasskey, { userId }));
+    const verify = (publicKeyCredential: JsonObject, passkeyId = String(started.passkeyId)) =>
+      up.caller("rest").call(V2.verifyPasskeyRegistration, { userId, passkeyId, publicKeyCredential, passkeyName: "x" });
+    expectZitadelError(await verify({ nonsense: true }), Code.InvalidArgument, "WEBAU-sEr8c", "Errors.User.WebAuthN.ErrorOnParseCredential");
+    expectZitadelError(
+      await verify({ id: "AAAA", rawId: "AAAA", type: "public-key", response: { clientDataJSON: "bm90IGpzb24", attestationObject: "oA" } }),
+      Code.InvalidArgument,
+      "WEBAU-3Vb9s",
+      "Errors.User.WebAuthN.CreateCredentialFailed",
+    );
+    expectZitadelError(
+      await verify({ id: "AAAA", rawId: "AAAA", type: "public-key", response: { clientDataJSON: "e30", attestationObject: "oA" } }, "123"),
+      Code.NotFound,
+      "WEBAU-5M9so",
+      "Errors.User.WebAuthN.NotFound",
+    );
+    // Still NOT_READY: not listed.
+    expect(expectOk(await up.caller("rest").call(V2.listPasskeys, { userId })).result ?? []).toEqual([]);
+
+    const { sessionId } = expectOk(await up.caller("rest").call(SESSIONS.createSession, { checks: { user: { userId: String(userId) } } }));
+    const check = (credentialAssertionData: JsonObject) =>
+      up.caller("rest").call(SESSIONS.setSession, { sessionId, checks: { webAuthN: { credentialAssertionData } } });
+    expectZitadelError(
+      await check({ id: "AAAA", type: "public-key", response: {} }),
+      Code.FailedPrecondition,
+      "COMMAND-Ioqu5",
+      "Errors.Session.WebAuthN.NoChallenge",
+    );
+    // With an open challenge (the user has a ready passkey), malformed assertions.
+    await up.server.db
+      .updateTable("passkeys")
+      .set({ state: "READY", name: "x", credential_id: Buffer.from(uniqueEmail("cred")).toString("base64url"), public_key: "pQECAyYgASFYIA" })
+      .where("id", "=", String(started.passkeyId))
+      .execute();
+    expectOk(
+      await up.caller("rest").call(SESSIONS.setSession, {
+        sessionId,
+        challenges: { webAuthN: { domain: "localhost", userVerificationRequirement: "USER_VERIFICATION_REQUIREMENT_REQUIRED" } },
+      }),
+    );
+    expectZitadelError(await check({ nonsense: 1 }), Code.InvalidArgument, "WEBAU-ADgv4", "Errors.User.WebAuthN.ValidateLoginFailed");
+    expectZitadelError(
+      await check({ id: "AAAA", type: "public-key", response: {} }),
+      Code.FailedPrecondition,
+      "COMMAND-Aej7i",
+      "Errors.User.WebAuthN.NotFound",
+    );
+    const credentialId = (
+      await up.server.db.selectFrom("passkeys").select("credential_id").where("id", "=", String(started.passkeyId)).executeTakeFirstOrThrow()
+    ).credential_id!;
+    expectZitadelError(
+      await check({ id: credentialId, rawId: credentialId, type: "public-key", response: { clientDataJSON: "e30", authenticatorData: "AA", signature: "AA" } }),
+      Code.InvalidArgument,
+      "WEBAU-3M9si",
+      "Errors.User.WebAuthN.ValidateLoginFailed",
+    );
+  });
+});
