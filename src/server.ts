@@ -195,6 +195,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     notifier,
     rp: { id: external.hostname, origin: external.origin, name: "userport" },
     externalUrl: config.externalUrl,
+    attempts: userAttempts,
     now,
   });
   const sessionCommands = createSessionCommands({

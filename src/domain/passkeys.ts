@@ -9,12 +9,14 @@ import {
   verifyRegistrationResponse,
 } from "@simplewebauthn/server";
 import { type Principal, requireCommandPermission } from "./access.js";
+import { takeUserAttempt } from "./attempts.js";
 import { retryAfterConflict } from "./conflicts.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { Notifier } from "./notifications.js";
 import { checkUrlTemplate } from "./notifications.js";
 import {
+  type AttemptLimiter,
   type CredentialChange,
   type NewEvent,
   type Passkey,
@@ -48,6 +50,8 @@ export interface PasskeyCommandsDeps {
   notifier: Notifier;
   rp: RelyingParty;
   externalUrl: string;
+  /** Bounds the code and assertion checks per user (src/domain/attempts.ts); none means unbounded. */
+  attempts?: AttemptLimiter;
   now?: () => number;
 }
 
@@ -136,6 +140,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * unknown one is `COMMAND-Eeb2a` and writes `user.human.passwordless.initialization.check.failed`.
    */
   async function checkCode(creds: UserCredentials, codeId: string, code: string, creator: string, at: number): Promise<void> {
+    await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     const stored = await deps.store.codeById(creds.user.instanceId, creds.user.id, codeId);
     const usable = stored !== undefined && stored.kind === "passwordless" && !stored.used && stored.expiresAt > at;
     const matches = sameCode(stored && stored.kind === "passwordless" ? deps.secretBox.open(stored.sealedCode) : "\u0000", code);
@@ -414,6 +419,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    */
   async function checkAssertion(creds: UserCredentials, open: WebAuthNChallenge | undefined, assertion: JsonObject, at: number) {
     if (!open) throw failedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge");
+    await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     const response = assertion as unknown as AuthenticationResponseJSON;
     if (typeof response?.response !== "object" || response.response === null || typeof response.id !== "string") {
       throw invalidArgument("WEBAU-ADgv4", "Errors.User.WebAuthN.ValidateLoginFailed");
