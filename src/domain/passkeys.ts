@@ -1,13 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import {
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-} from "@simplewebauthn/server";
+import type { AuthenticationResponseJSON, AuthenticatorTransportFuture, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { type Principal, requireCommandPermission } from "./access.js";
 import { takeUserAttempt } from "./attempts.js";
 import { retryAfterConflict } from "./conflicts.js";
@@ -66,6 +58,16 @@ export const PASSWORDLESS_INIT_PATH = "/ui/login/login/passwordless/init";
 /** A JSON object as the Struct fields of the protos carry it. */
 export type JsonValue = number | string | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * The WebAuthn library, loaded on first use: its X.509 and ASN.1 dependencies would otherwise add
+ * to every start of the server and of the CLI, which never needs them.
+ */
+let library: Promise<typeof import("@simplewebauthn/server")> | undefined;
+const webauthn = () => {
+  library ??= import("@simplewebauthn/server");
+  return library;
+};
 
 /** Plain JSON: the library leaves optional members `undefined`, which a protobuf Struct cannot carry. */
 const asJson = (value: object): JsonObject => JSON.parse(JSON.stringify(value)) as JsonObject;
@@ -245,7 +247,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const { user } = creds;
       const rpId = input.domain || deps.rp.id;
       const existing = (await deps.store.passkeys(user.instanceId, user.id)).filter((p) => p.state === "READY" && p.credentialId);
-      const options = await generateRegistrationOptions({
+      const options = await (await webauthn()).generateRegistrationOptions({
         rpName: deps.rp.name,
         rpID: rpId,
         userName: user.username,
@@ -320,6 +322,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       if (typeof response?.response !== "object" || response.response === null || typeof response.id !== "string") {
         throw invalidArgument("WEBAU-sEr8c", "Errors.User.WebAuthN.ErrorOnParseCredential");
       }
+      const { verifyRegistrationResponse } = await webauthn();
       let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
       try {
         verified = await verifyRegistrationResponse({
@@ -399,7 +402,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     if (creds.user.state !== "ACTIVE") throw failedPrecondition("COMMAND-Df4b3", "Errors.User.NotFound");
     const ready = (await deps.store.passkeys(creds.user.instanceId, creds.user.id)).filter((p) => p.state === "READY" && p.credentialId);
     if (ready.length === 0) throw failedPrecondition("WEBAU-4G8sw", "Errors.User.WebAuthN.BeginLoginFailed");
-    const options = await generateAuthenticationOptions({
+    const options = await (await webauthn()).generateAuthenticationOptions({
       rpID: request.domain,
       allowCredentials: ready.map((p) => ({ id: p.credentialId!, transports: p.transports as AuthenticatorTransportFuture[] })),
       userVerification: request.userVerification,
@@ -427,6 +430,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     const passkeys = await deps.store.passkeys(creds.user.instanceId, creds.user.id);
     const token = passkeys.find((p) => p.state === "READY" && p.credentialId === response.id);
     if (!token?.publicKey) throw failedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound");
+    const { verifyAuthenticationResponse } = await webauthn();
     let result: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       result = await verifyAuthenticationResponse({
