@@ -508,6 +508,16 @@ describe("passkey requests that cannot be right are the caller's error, never a 
       await up.caller("rest").call(V1.importHumanUser, v1ImportBody({ userName, password: GOOD_PASSWORD, email: { email: userName, isEmailVerified: true } })),
     );
     const started = expectOk(await up.caller("rest").call(V2.registerPasskey, { userId }));
+    // The authenticator kind asked for reaches the browser's options; unspecified admits both.
+    const selection = (started.publicKeyCredentialCreationOptions as { publicKey: { authenticatorSelection: JsonObject } }).publicKey.authenticatorSelection;
+    expect(selection).not.toHaveProperty("authenticatorAttachment");
+    const roaming = expectOk(await up.caller("rest").call(V2.registerPasskey, { userId, authenticator: "PASSKEY_AUTHENTICATOR_CROSS_PLATFORM" }));
+    expect(
+      (roaming.publicKeyCredentialCreationOptions as { publicKey: { authenticatorSelection: JsonObject } }).publicKey.authenticatorSelection,
+    ).toMatchObject({
+      authenticatorAttachment: "cross-platform",
+      userVerification: "required",
+    });
     const verify = (publicKeyCredential: JsonObject, passkeyId = String(started.passkeyId)) =>
       up.caller("rest").call(V2.verifyPasskeyRegistration, { userId, passkeyId, publicKeyCredential, passkeyName: "x" });
     expectZitadelError(await verify({ nonsense: true }), Code.InvalidArgument, "WEBAU-sEr8c", "Errors.User.WebAuthN.ErrorOnParseCredential");
