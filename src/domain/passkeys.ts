@@ -454,10 +454,9 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     const { newCounter, userVerified } = result.authenticationInfo;
     return {
       userVerified,
-      events: [
-        { type: "user.human.passwordless.token.check.succeeded", payload: { webAuthNTokenId: token.id } },
-        { type: "user.human.passwordless.token.signcount.changed", payload: { webAuthNTokenId: token.id, signCount: newCounter } },
-      ] as NewEvent[],
+      // ZITADEL's session command writes only the new counter on the user (session.go, the
+      // v3 PasskeyCheckCommand's Events); the check itself is the session's webAuthN.checked.
+      events: [{ type: "user.human.passwordless.token.signcount.changed", payload: { webAuthNTokenId: token.id, signCount: newCounter } }] as NewEvent[],
       passkey: { ...token, signCount: newCounter, changedAt: at },
     };
   }

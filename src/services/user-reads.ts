@@ -163,7 +163,6 @@ const EVENT_TYPE_TEXTS: Readonly<Record<string, string>> = {
   "user.human.passwordless.token.added": "Passkey added",
   "user.human.passwordless.token.verified": "Passkey verified",
   "user.human.passwordless.token.removed": "Passkey removed",
-  "user.human.passwordless.token.check.succeeded": "Passkey check succeeded",
   "user.human.passwordless.token.signcount.changed": "Passkey signature counter changed",
   "user.username.changed": "Username changed",
   "user.locked": "User locked",
