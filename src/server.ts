@@ -38,6 +38,7 @@ import { createNotifier } from "./domain/notifications.js";
 import { createBcryptHasher } from "./domain/password.js";
 import { createSecretBox } from "./domain/secrets.js";
 import { createUserChangeCommands } from "./domain/user-changes.js";
+import { createPasskeyCommands } from "./domain/passkeys.js";
 import { createPasswordCommands } from "./domain/passwords.js";
 import { createSessionCommands } from "./domain/sessions.js";
 import { createVerificationCommands } from "./domain/verification.js";
@@ -248,8 +249,21 @@ export async function buildDeps(config: Config): Promise<Deps> {
   const lockout = createLockoutCommands({ store: createLockoutStore(store), defaultLockout });
   const passwords = createPasswordCommands({ store: sessionStore, hasher, hashRegistry, secretBox, newId, notifier, attempts: userAttempts });
   const pingOneExternal = createPingOneExternalPasswords({ store, userStore, secretBox, config });
+  // The relying party of passkeys: USERPORT_EXTERNAL_URL's host is its id, its origin the page's.
+  const external = new URL(config.externalUrl);
+  const passkeys = createPasskeyCommands({
+    store: sessionStore,
+    secretBox,
+    newId,
+    notifier,
+    rp: { id: external.hostname, origin: external.origin, name: "userport" },
+    externalUrl: config.externalUrl,
+    attempts: userAttempts,
+    now,
+  });
   const sessionCommands = createSessionCommands({
     store: sessionStore,
+    passkeys,
     externalPasswords: pingOneExternal.passwords,
     hasher,
     hashRegistry,
@@ -362,6 +376,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     lockout,
     verification,
     sessions: sessionCommands,
+    passkeys,
     machineSecrets,
   };
   const management = observeService(ManagementService, secureService(ManagementService, createManagementService(services), logUnexpected));
@@ -516,7 +531,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
-  await registerLoginPages(app, { verification, instanceId: instance.id, logUnexpected, limitSource });
+  await registerLoginPages(app, { verification, passkeys, instanceId: instance.id, logUnexpected, limitSource });
   await registerUploadRoute(app, {
     bulk,
     access,

@@ -21,7 +21,7 @@ import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { MigrationService } from "../gen/userport/migration/v1/migration_pb.js";
 import type { CallResult, TransportName } from "./helpers/clients.js";
 import { runImport } from "./helpers/import-stream.js";
-import { ADMIN, SESSIONS, V1 } from "./helpers/clients.js";
+import { ADMIN, SESSIONS, V1, V2 } from "./helpers/clients.js";
 import { expectOk } from "./helpers/expectations.js";
 import { PINGONE_ROUTES } from "../src/pingone/index.js";
 import { type ApiCaller, createApiCaller, GOOD_PASSWORD, uniqueName, useUserport, v1ImportBody } from "./helpers/fixtures.js";
@@ -41,6 +41,8 @@ interface Victim {
   sessionId: string;
   /** An import job of B's owner, with one imported record. */
   jobId: string;
+  /** A passkey registration of B's human, started by the administrator (NOT_READY). */
+  passkeyId: string;
 }
 
 const id = (b: Victim) => ({ id: b.humanId });
@@ -101,6 +103,11 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "ManagementService.GetDomainPolicy": () => ({}),
   "ManagementService.SetHumanInitialPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD }),
   "ManagementService.SetHumanPassword": (b) => ({ userId: b.humanId, password: GOOD_PASSWORD, noChangeRequired: true }),
+  // passkeys (management v1): B's human and its started registration.
+  "ManagementService.ListHumanPasswordless": user,
+  "ManagementService.AddPasswordlessRegistration": user,
+  "ManagementService.SendPasswordlessRegistration": user,
+  "ManagementService.RemoveHumanPasswordless": (b) => ({ userId: b.humanId, tokenId: b.passkeyId }),
   // lockout policy (management v1): B's own policy is there to read, change or remove.
   "ManagementService.GetLockoutPolicy": () => ({}),
   // The instance's policy: it names no organisation, and B's own policy is not it.
@@ -130,6 +137,22 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
   "UserService.DeleteUser": user,
   "UserService.PasswordReset": (b) => ({ userId: b.humanId, returnCode: {} }),
   "UserService.SetPassword": (b) => ({ userId: b.humanId, newPassword: { password: GOOD_PASSWORD } }),
+  // passkeys (user v2): without a registration code, the caller needs the permission on B.
+  // (A wrong code is refused too, but ZITADEL records that failure on the user, so B would change.)
+  "UserService.RegisterPasskey": user,
+  "UserService.VerifyPasskeyRegistration": (b) => ({
+    userId: b.humanId,
+    passkeyId: b.passkeyId,
+    passkeyName: "stolen",
+    publicKeyCredential: { id: "AAAA", rawId: "AAAA", type: "public-key", response: { clientDataJSON: "e30", attestationObject: "oA" } },
+  }),
+  "UserService.CreatePasskeyRegistrationLink": (b): JsonObject[] => [
+    { userId: b.humanId, returnCode: {} },
+    { userId: b.humanId, sendLink: {} },
+    { userId: b.humanId },
+  ],
+  "UserService.ListPasskeys": user,
+  "UserService.RemovePasskey": (b) => ({ userId: b.humanId, passkeyId: b.passkeyId }),
   // B's human is INITIAL (imported without a password), so these stop at COMMAND-uz0Uu before
   // the permission check, as in ZITADEL; test/verification.test.ts checks their permissions.
   "UserService.SetEmail": (b) => ({ userId: b.humanId, email: `${uniqueName("stolen")}@example.com`, returnCode: {} }),
@@ -178,6 +201,8 @@ const CASES: Record<string, (b: Victim) => JsonObject | JsonObject[]> = {
     { sessionId: b.sessionId, metadata: { planted: "YQ==" } },
     { sessionId: b.sessionId, checks: { password: { password: GOOD_PASSWORD } } },
     { sessionId: b.sessionId, lifetime: "60s" },
+    { sessionId: b.sessionId, challenges: { webAuthN: { domain: "localhost", userVerificationRequirement: "USER_VERIFICATION_REQUIREMENT_REQUIRED" } } },
+    { sessionId: b.sessionId, checks: { webAuthN: { credentialAssertionData: { id: "AAAA", type: "public-key", response: {} } } } },
   ],
   "SessionService.GetSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
   "SessionService.DeleteSession": (b): JsonObject[] => [{ sessionId: b.sessionId }, { sessionId: b.sessionId, sessionToken: "not-the-token" }],
@@ -235,6 +260,8 @@ describe("cross-organisation denial", () => {
         policies: await db.selectFrom("domain_policies").selectAll().where("org_id", "=", b.org.orgId).execute(),
         lockoutPolicies: await db.selectFrom("lockout_policies").selectAll().where("org_id", "in", [b.org.orgId, ""]).execute(),
         importJobs: await db.selectFrom("import_jobs").selectAll().where("org_id", "=", b.org.orgId).orderBy("id").execute(),
+        passkeys: await db.selectFrom("passkeys").selectAll().where("user_id", "in", ids).orderBy("id").execute(),
+        codes: await db.selectFrom("codes").select(["id", "user_id", "kind", "used_at"]).where("user_id", "in", ids).orderBy("id").execute(),
         importResults: await db.selectFrom("import_job_records").selectAll().where("job_id", "=", b.jobId).orderBy("key").execute(),
         claims: await db.selectFrom("unique_constraints").selectAll().where("owner_id", "in", ids).orderBy("kind").orderBy("value").execute(),
         orgUsers: (await db.selectFrom("users").select("id").where("org_id", "=", b.org.orgId).execute()).length,
@@ -277,6 +304,19 @@ describe("cross-organisation denial", () => {
           userAgent: { fingerprintId: "victim-agent" },
         }),
       );
+      const passkey = expectOk(await admin.call(V2.registerPasskey, { userId: String(human.userId) }));
+      // Made READY here (the ceremony needs a browser, test/passkeys.test.ts), so that a read
+      // that reached B would show it.
+      await up.server.db
+        .updateTable("passkeys")
+        .set({
+          state: "READY",
+          name: "victim key",
+          credential_id: Buffer.from(uniqueName("victim-credential")).toString("base64url"),
+          public_key: "pQECAyYgASFYIA",
+        })
+        .where("id", "=", String(passkey.passkeyId))
+        .execute();
       const jobResponse = await fetch(`${up.server.url}/migration/v1/jobs`, {
         method: "POST",
         headers: { authorization: `Bearer ${org.token}`, "content-type": "application/json" },
@@ -306,6 +346,7 @@ describe("cross-organisation denial", () => {
         tokenId: String(token.tokenId),
         idpId: String(idp.id),
         sessionId: String(session.sessionId),
+        passkeyId: String(passkey.passkeyId),
       };
     });
 
@@ -324,7 +365,7 @@ describe("cross-organisation denial", () => {
         return;
       }
       const seen = JSON.stringify(result.json);
-      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId, b.sessionId, b.jobId]) {
+      for (const secret of [b.org.orgId, b.humanId, b.machineId, b.humanName, b.tokenId, b.domain, b.idpId, b.sessionId, b.jobId, b.passkeyId]) {
         expect(seen, `${name} succeeded and showed ${secret} of B`).not.toContain(secret);
       }
     }

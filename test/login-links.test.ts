@@ -3,8 +3,8 @@
  * mail (ZITADEL's login path `/ui/login/mail/verification`, internal/api/ui/login/router.go and
  * mail_verify_handler.go, checked with the v1 command's ids from
  * internal/command/user_human_email.go VerifyHumanEmail), and the passwordless registration link
- * of ImportHumanUser (`/ui/login/login/passwordless/init`), which leads to a page saying what to
- * do until passkeys are served. And the init step checks the code before it hashes a password
+ * of ImportHumanUser (`/ui/login/login/passwordless/init`), which leads to the passkey
+ * registration page (the ceremony itself is test/passkeys.test.ts, in a browser). And the init step checks the code before it hashes a password
  * (internal/command/user_human_init.go HumanVerifyInitCode verifies first), so a wrong code costs
  * no bcrypt hash.
  */
@@ -117,7 +117,7 @@ describe("the email verification link of the verification mail", () => {
 });
 
 describe("the passwordless registration link of ImportHumanUser", () => {
-  it("leads to a page (200, HTML) that says passkeys are not available yet and what to do instead, without the code", async () => {
+  it("leads to the passkey registration page (200, HTML, its scripts from userport itself), without the code in the page", async () => {
     const created = expectOk(
       await up.caller("rest").call(V1.importHumanUser, v1ImportBody({ password: GOOD_PASSWORD, requestPasswordlessRegistration: true })),
     );
@@ -132,9 +132,26 @@ describe("the passwordless registration link of ImportHumanUser", () => {
     expect(page.headers.get("cache-control")).toBe("no-store");
     expect(page.headers.get("referrer-policy")).toBe("no-referrer");
     const html = await page.text();
-    expect(html).toContain("Registering a passkey is not available on this server yet");
-    expect(html).toContain("Sign in with your password instead, or contact your administrator");
+    expect(html).toContain('<button id="register"');
+    expect(html).toContain('data-state="ready"');
     expect(html).not.toContain(code);
+    // No third-party requests: every script the page loads is userport's own.
+    const sources = [...html.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(sources.length).toBe(2);
+    for (const source of sources) {
+      expect(source.startsWith("/ui/login/assets/")).toBe(true);
+      const script = await fetch(`${up.server.url}${source}`);
+      expect(script.status).toBe(200);
+      expect(script.headers.get("content-type")).toMatch(/^text\/javascript/);
+    }
+
+    // A wrong code shows why the link cannot be used, and spends nothing.
+    link.searchParams.set("code", "WRONGWRONG12");
+    const wrong = await fetch(onServer(link));
+    expect(wrong.status).toBe(400);
+    const refused = await wrong.text();
+    expect(refused).toContain('data-state="invalid"');
+    expect(refused).not.toContain("<button");
   });
 });
 

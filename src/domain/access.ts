@@ -12,7 +12,8 @@ export interface Principal {
   orgRoles: ReadonlyMap<string, readonly string[]>;
 }
 
-const USER_MANAGEMENT = ["user.read", "user.write", "user.delete", "user.global.read"];
+/** user.credential.write and user.passkey.write: passkey registration links (cmd/defaults.yaml). */
+const USER_MANAGEMENT = ["user.read", "user.write", "user.delete", "user.global.read", "user.credential.write", "user.passkey.write"];
 const USER_READ = ["user.read", "user.global.read"];
 const ORG_MANAGEMENT = ["org.read", "org.write", "org.member.read", "org.member.write", "org.member.delete", "policy.read", "policy.write", "policy.delete"];
 const IAM_POLICY = ["iam.policy.read", "iam.policy.write", "iam.policy.delete"];
@@ -33,7 +34,18 @@ export const ROLE_PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
   IAM_ORG_MANAGER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, "org.create"],
   IAM_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "org.member.read", "policy.read"],
   IAM_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "iam.policy.read", "session.read"],
-  IAM_LOGIN_CLIENT: ["user.read", "user.write", "user.global.read", "org.read", "org.create", "policy.read", "iam.policy.read", ...SESSIONS],
+  IAM_LOGIN_CLIENT: [
+    "user.read",
+    "user.write",
+    "user.global.read",
+    "user.credential.write",
+    "user.passkey.write",
+    "org.read",
+    "org.create",
+    "policy.read",
+    "iam.policy.read",
+    ...SESSIONS,
+  ],
   ORG_OWNER: [...USER_MANAGEMENT, ...ORG_MANAGEMENT, ...IDP_MANAGEMENT, ...ORG_SESSIONS],
   ORG_USER_MANAGER: [...USER_MANAGEMENT, "org.read", "policy.read", ...ORG_SESSIONS],
   ORG_OWNER_VIEWER: [...USER_READ, "org.read", "org.member.read", "org.idp.read", "policy.read", "session.read"],

@@ -18,6 +18,8 @@ export interface UrlTemplateData {
   DisplayName: string;
   PreferredLanguage: string;
   PasswordSet?: string;
+  /** Passkey registration links only. */
+  CodeID?: string;
 }
 
 const ACTION = /\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}/gs;
@@ -53,8 +55,9 @@ export function renderUrlTemplate(template: string, data: UrlTemplateData): stri
 }
 
 /** Checks a template before a code is made for it, with placeholder values. */
-export function checkUrlTemplate(template: string): void {
+export function checkUrlTemplate(template: string, extra: Partial<UrlTemplateData> = {}): void {
   renderUrlTemplate(template, {
+    ...extra,
     UserID: "u",
     Code: "c",
     OrgID: "o",
@@ -74,6 +77,7 @@ const DEFAULT_LINKS: Record<Exclude<NotificationKind, "phone_verification">, str
   init: "/ui/login/user/init?userID={{.UserID}}&loginname={{.LoginName}}&code={{.Code}}&orgID={{.OrgID}}&passwordset={{.PasswordSet}}",
   email_verification: "/ui/login/mail/verification?userID={{.UserID}}&code={{.Code}}&orgID={{.OrgID}}",
   password_reset: "/ui/login/password/init?userID={{.UserID}}&code={{.Code}}&orgID={{.OrgID}}",
+  passwordless_registration: "/ui/login/login/passwordless/init?userID={{.UserID}}&orgID={{.OrgID}}&codeID={{.CodeID}}&code={{.Code}}",
 };
 
 type Language = "en" | "de";
@@ -122,6 +126,14 @@ const TEXTS: Record<Language, Record<NotificationKind, Texts>> = {
       code: "Code",
       expiry: "The code is valid for 1 hour. If you did not ask for this, ignore this mail.",
     },
+    passwordless_registration: {
+      subject: "Add Passkey",
+      greeting: (name) => `Hello ${name},`,
+      body: "Use the link below to register a passkey (a fingerprint, face recognition, a security key or your device's screen lock) for signing in.",
+      action: "Add passkey",
+      code: "Code",
+      expiry: "The link is valid for 1 hour and can be used once.",
+    },
   },
   de: {
     init: {
@@ -156,6 +168,14 @@ const TEXTS: Record<Language, Record<NotificationKind, Texts>> = {
       code: "Code",
       expiry: "Der Code ist 1 Stunde gültig. Falls Sie das nicht angefordert haben, ignorieren Sie diese Mail.",
     },
+    passwordless_registration: {
+      subject: "Passkey hinzufügen",
+      greeting: (name) => `Hallo ${name},`,
+      body: "Mit dem Link unten registrieren Sie einen Passkey (Fingerabdruck, Gesichtserkennung, Sicherheitsschlüssel oder die Bildschirmsperre Ihres Geräts) für die Anmeldung.",
+      action: "Passkey hinzufügen",
+      code: "Code",
+      expiry: "Der Link ist 1 Stunde gültig und einmal verwendbar.",
+    },
   },
 };
 
@@ -172,6 +192,8 @@ export interface NotificationInput {
   /** The request's link template; ZITADEL's login UI link when absent. */
   urlTemplate?: string;
   at: number;
+  /** The code's id, for passkey registration links. */
+  codeId?: string;
 }
 
 export interface NotifierDeps {
@@ -205,6 +227,7 @@ export function createNotifier(deps: NotifierDeps) {
         DisplayName: human.profile.displayName,
         PreferredLanguage: human.profile.preferredLanguage,
         PasswordSet: String(human.passwordSet),
+        ...(input.codeId !== undefined ? { CodeID: input.codeId } : {}),
       };
       link =
         input.urlTemplate !== undefined

@@ -175,7 +175,7 @@ export interface UserUpdate {
 }
 
 /** What a notification tells the user; each has its own template. */
-export type NotificationKind = "init" | "email_verification" | "phone_verification" | "password_reset";
+export type NotificationKind = "init" | "email_verification" | "phone_verification" | "password_reset" | "passwordless_registration";
 
 /**
  * A message for the outbox, rendered by the domain (src/domain/notifications.ts). The body holds
@@ -326,10 +326,47 @@ export interface CredentialChange {
   };
   /** A one-time code used up by this change (e.g. a password reset code). */
   usedCodeId?: string;
-  /** Password reset codes to store (sealed by the domain). */
-  newCode?: { id: string; kind: "password"; sealedCode: string; expiresAt: number; returned: boolean; urlTemplate?: string };
+  /** Passkeys the change adds or updates (by id), and ids of passkeys it removes. */
+  passkeys?: { put?: Passkey[]; remove?: string[] };
+  /** Password reset and passkey registration codes to store (sealed by the domain). */
+  newCode?: { id: string; kind: "password" | "passwordless"; sealedCode: string; expiresAt: number; returned: boolean; urlTemplate?: string };
   /** Messages the change causes (a reset mail), enqueued in the same transaction. */
   outbox?: OutboxMessage[];
+}
+
+/** A session's open WebAuthN challenge (ZITADEL's session.webAuthN.challenged). */
+export interface WebAuthNChallenge {
+  /** base64url, as the client data echoes it. */
+  challenge: string;
+  rpId: string;
+  userVerification: "required" | "preferred" | "discouraged";
+}
+
+/**
+ * A passkey (ZITADEL's passwordless WebAuthN token). NOT_READY between RegisterPasskey and
+ * VerifyPasskeyRegistration, holding the registration's challenge; READY with the credential.
+ */
+export interface Passkey {
+  id: string;
+  userId: string;
+  state: "NOT_READY" | "READY";
+  name: string;
+  /** The registration challenge (base64url). */
+  challenge: string;
+  rpId: string;
+  userVerification: string;
+  /** "platform", "cross-platform" or "" for either. */
+  authenticatorAttachment: string;
+  /** base64url; set once READY. */
+  credentialId: string | undefined;
+  /** The COSE public key, base64url; set once READY. */
+  publicKey: string | undefined;
+  signCount: number;
+  transports: string[];
+  aaguid: string;
+  attestationType: string;
+  createdAt: number;
+  changedAt: number;
 }
 
 /** A session as stored. Times are epoch ms; undefined when a factor was not checked. */
@@ -342,6 +379,10 @@ export interface SessionRecord {
   userCheckedAt: number | undefined;
   passwordCheckedAt: number | undefined;
   totpCheckedAt: number | undefined;
+  /** The open WebAuthN challenge (CreateSession/SetSession `challenges.webAuthN`), until a check answers it. */
+  webAuthNChallenge?: WebAuthNChallenge | undefined;
+  webAuthNCheckedAt?: number | undefined;
+  webAuthNUserVerified?: boolean | undefined;
   tokenDigest: string;
   userAgent: SessionUserAgent;
   /** Values base64-encoded. */
@@ -395,6 +436,14 @@ export interface SessionStore {
     page: { offset: number; limit: number; asc: boolean },
     visible: { creator: string; userId: string; orgIds: string[] | "all" },
   ): Promise<{ total: number; sessions: SessionRecord[] }>;
+  /** The user's passkeys, ready or not, oldest first. */
+  passkeys(instanceId: string, userId: string): Promise<Passkey[]>;
+  /** A code of the user by its id, used or not. */
+  codeById(
+    instanceId: string,
+    userId: string,
+    codeId: string,
+  ): Promise<{ id: string; kind: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
   /** The user's newest code of `kind` (a newer one replaces older ones), used or not. */
   latestCode(instanceId: string, userId: string, kind: string): Promise<{ id: string; sealedCode: string; expiresAt: number; used: boolean } | undefined>;
 }

@@ -15,17 +15,26 @@ import type {
   SessionStore,
   SessionUserAgent,
   UserCredentials,
+  WebAuthNChallenge,
   AttemptLimiter,
 } from "./ports.js";
 import type { NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { ExternalPasswords } from "./external-passwords.js";
+import type { JsonObject, PasskeyCommands, UserVerification } from "./passkeys.js";
 
 /** The checks of a CreateSession or SetSession request. */
 export interface SessionChecks {
   user?: { userId: string } | { loginName: string };
   password?: string;
   totp?: string;
+  /** A WebAuthN assertion (the browser's PublicKeyCredential as JSON) answering the open challenge. */
+  webAuthN?: JsonObject;
+}
+
+/** The challenges a CreateSession or SetSession request asks for. */
+export interface SessionChallenges {
+  webAuthN?: { domain: string; userVerification: UserVerification };
 }
 
 export interface CreateSessionInput {
@@ -35,6 +44,7 @@ export interface CreateSessionInput {
   metadata: Record<string, string>;
   userAgent: SessionUserAgent;
   lifetimeMs: number | undefined;
+  challenges?: SessionChallenges;
 }
 
 export interface SetSessionInput {
@@ -43,9 +53,12 @@ export interface SetSessionInput {
   checks: SessionChecks;
   metadata: Record<string, string>;
   lifetimeMs: number | undefined;
+  challenges?: SessionChallenges;
 }
 
 export interface SessionCommandsDeps {
+  /** WebAuthN challenges and assertion checks (src/domain/passkeys.ts). */
+  passkeys?: Pick<PasskeyCommands, "challenge" | "checkAssertion">;
   store: SessionStore;
   /** The configured hasher: a verified password stored any other way is rehashed with it. */
   hasher: PasswordHasher & { readonly cost: number };
@@ -69,6 +82,14 @@ export function isCurrentHash(encoded: string, cost: number): boolean {
   // older or buggy variants and get replaced.
   const match = /^\$2[aby]\$(\d\d)\$/.exec(encoded);
   return match !== null && Number(match[1]) === cost;
+}
+
+/** What the checks of one request verified, and the challenge it opened. */
+interface Checked {
+  password: boolean;
+  totp: boolean;
+  webAuthN?: { userVerified: boolean };
+  challenge?: WebAuthNChallenge;
 }
 
 /**
@@ -252,10 +273,11 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     creator: string,
     checks: SessionChecks,
     existingUserId: string | undefined,
+    webAuthN: { open: WebAuthNChallenge | undefined; requested: SessionChallenges["webAuthN"] },
     buildSession: (
       creds: UserCredentials | undefined,
       at: number,
-      checked: { password: boolean; totp: boolean },
+      checked: Checked,
     ) => {
       session: SessionRecord;
       fromSequence: number;
@@ -292,7 +314,27 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         events.push(...result.events);
         Object.assign(set, result.set);
       }
-      const session = buildSession(creds, at, { password: checks.password !== undefined, totp: checks.totp !== undefined });
+      const passkeys: NonNullable<CredentialChange["passkeys"]> = {};
+      let webAuthNChecked: { userVerified: boolean } | undefined;
+      if (checks.webAuthN !== undefined) {
+        if (!webAuthN.open) throw failedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge");
+        if (!creds) throw failedPrecondition("COMMAND-eeR2e", "Errors.User.UserIDMissing");
+        const result = await requirePasskeys().checkAssertion(creds, webAuthN.open, checks.webAuthN, at);
+        events.push(...result.events);
+        passkeys.put = [result.passkey];
+        webAuthNChecked = { userVerified: result.userVerified };
+      }
+      let challenge: Awaited<ReturnType<PasskeyCommands["challenge"]>> | undefined;
+      if (webAuthN.requested) {
+        if (!creds) throw failedPrecondition("COMMAND-eeR2e", "Errors.User.UserIDMissing");
+        challenge = await requirePasskeys().challenge(creds, webAuthN.requested);
+      }
+      const session = buildSession(creds, at, {
+        password: checks.password !== undefined,
+        totp: checks.totp !== undefined,
+        ...(webAuthNChecked ? { webAuthN: webAuthNChecked } : {}),
+        ...(challenge ? { challenge: challenge.open } : {}),
+      });
       try {
         await deps.store.write({
           ...(creds && events.length > 0
@@ -305,6 +347,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
                   at,
                   creator,
                   set,
+                  ...(passkeys.put ? { passkeys } : {}),
                 },
               }
             : {}),
@@ -314,15 +357,29 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;
       }
-      return { session: session.session, token: session.token, user: creds?.user };
+      return {
+        session: session.session,
+        token: session.token,
+        user: creds?.user,
+        challenges: challenge ? { webAuthN: challenge.requestOptions } : {},
+      };
     }
   }
 
-  function checkEvents(creds: UserCredentials | undefined, at: number, checked: { password: boolean; totp: boolean }, newUser: boolean) {
+  function requirePasskeys() {
+    if (!deps.passkeys) throw new DomainError("Unimplemented", "SESSION-WEBAU", "WebAuthN is not available");
+    return deps.passkeys;
+  }
+
+  function checkEvents(creds: UserCredentials | undefined, at: number, checked: Checked, newUser: boolean) {
     const events: NewEvent[] = [];
     if (creds && newUser) events.push({ type: "session.user.checked", payload: { userId: creds.user.id, userResourceOwner: creds.user.orgId, checkedAt: at } });
     if (checked.password) events.push({ type: "session.password.checked", payload: { checkedAt: at } });
     if (checked.totp) events.push({ type: "session.totp.checked", payload: { checkedAt: at } });
+    if (checked.webAuthN) events.push({ type: "session.webAuthN.checked", payload: { checkedAt: at, userVerified: checked.webAuthN.userVerified } });
+    if (checked.challenge) {
+      events.push({ type: "session.webAuthN.challenged", payload: { rpId: checked.challenge.rpId, userVerification: checked.challenge.userVerification } });
+    }
     return events;
   }
 
@@ -331,33 +388,43 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     // ZITADEL requires session.write on the instance to create sessions.
     requireCommandPermission(principal, "session.write", "");
     const sessionId = deps.newId();
-    return runChecks(principal.instanceId, principal.userId, input.checks, undefined, (creds, at, checked) => {
-      const token = generateToken();
-      const events: NewEvent[] = [{ type: "session.added", payload: { userAgent: input.userAgent } }, ...checkEvents(creds, at, checked, true)];
-      if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
-      if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
-      events.push({ type: "session.token.set", payload: {} });
-      const metadata = Object.fromEntries(Object.entries(input.metadata).filter(([, value]) => value !== ""));
-      const session: SessionRecord = {
-        instanceId: principal.instanceId,
-        id: sessionId,
-        creator: principal.userId,
-        userId: creds?.user.id ?? "",
-        userOrgId: creds?.user.orgId ?? "",
-        userCheckedAt: creds ? at : undefined,
-        passwordCheckedAt: checked.password ? at : undefined,
-        totpCheckedAt: checked.totp ? at : undefined,
-        tokenDigest: tokenDigest(token),
-        userAgent: input.userAgent,
-        metadata,
-        expiresAt: input.lifetimeMs === undefined ? undefined : at + input.lifetimeMs,
-        terminated: false,
-        createdAt: at,
-        changedAt: at,
-        sequence: events.length,
-      };
-      return { session, fromSequence: 0, events, token };
-    });
+    return runChecks(
+      principal.instanceId,
+      principal.userId,
+      input.checks,
+      undefined,
+      { open: undefined, requested: input.challenges?.webAuthN },
+      (creds, at, checked) => {
+        const token = generateToken();
+        const events: NewEvent[] = [{ type: "session.added", payload: { userAgent: input.userAgent } }, ...checkEvents(creds, at, checked, true)];
+        if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+        if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+        events.push({ type: "session.token.set", payload: {} });
+        const metadata = Object.fromEntries(Object.entries(input.metadata).filter(([, value]) => value !== ""));
+        const session: SessionRecord = {
+          instanceId: principal.instanceId,
+          id: sessionId,
+          creator: principal.userId,
+          userId: creds?.user.id ?? "",
+          userOrgId: creds?.user.orgId ?? "",
+          userCheckedAt: creds ? at : undefined,
+          passwordCheckedAt: checked.password ? at : undefined,
+          totpCheckedAt: checked.totp ? at : undefined,
+          webAuthNChallenge: checked.challenge,
+          webAuthNCheckedAt: checked.webAuthN ? at : undefined,
+          webAuthNUserVerified: checked.webAuthN?.userVerified,
+          tokenDigest: tokenDigest(token),
+          userAgent: input.userAgent,
+          metadata,
+          expiresAt: input.lifetimeMs === undefined ? undefined : at + input.lifetimeMs,
+          terminated: false,
+          createdAt: at,
+          changedAt: at,
+          sequence: events.length,
+        };
+        return { session, fromSequence: 0, events, token };
+      },
+    );
   }
 
   async function setSession(input: SetSessionInput) {
@@ -375,32 +442,44 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         delete checks.user;
       }
       try {
-        return await runChecks(principal.instanceId, principal.userId, checks, current.userId === "" ? undefined : current.userId, (creds, at, checked) => {
-          const token = generateToken();
-          const events = checkEvents(creds, at, checked, current.userId === "");
-          const metadata = { ...current.metadata };
-          for (const [key, value] of Object.entries(input.metadata)) {
-            if (value === "") delete metadata[key];
-            else metadata[key] = value;
-          }
-          if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
-          if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
-          events.push({ type: "session.token.set", payload: {} });
-          const session: SessionRecord = {
-            ...current,
-            userId: creds?.user.id ?? current.userId,
-            userOrgId: creds?.user.orgId ?? current.userOrgId,
-            userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
-            passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
-            totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
-            tokenDigest: tokenDigest(token),
-            metadata,
-            expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
-            changedAt: at,
-            sequence: current.sequence + events.length,
-          };
-          return { session, fromSequence: current.sequence, events, token };
-        });
+        const webAuthN = { open: current.webAuthNChallenge, requested: input.challenges?.webAuthN };
+        return await runChecks(
+          principal.instanceId,
+          principal.userId,
+          checks,
+          current.userId === "" ? undefined : current.userId,
+          webAuthN,
+          (creds, at, checked) => {
+            const token = generateToken();
+            const events = checkEvents(creds, at, checked, current.userId === "");
+            const metadata = { ...current.metadata };
+            for (const [key, value] of Object.entries(input.metadata)) {
+              if (value === "") delete metadata[key];
+              else metadata[key] = value;
+            }
+            if (Object.keys(input.metadata).length > 0) events.push({ type: "session.metadata.set", payload: { keys: Object.keys(input.metadata) } });
+            if (input.lifetimeMs !== undefined) events.push({ type: "session.lifetime.set", payload: { lifetimeMs: input.lifetimeMs } });
+            events.push({ type: "session.token.set", payload: {} });
+            const session: SessionRecord = {
+              ...current,
+              userId: creds?.user.id ?? current.userId,
+              userOrgId: creds?.user.orgId ?? current.userOrgId,
+              userCheckedAt: current.userId === "" && creds ? at : current.userCheckedAt,
+              passwordCheckedAt: checked.password ? at : current.passwordCheckedAt,
+              totpCheckedAt: checked.totp ? at : current.totpCheckedAt,
+              // A check answers the open challenge (ZITADEL's reduceWebAuthNChecked clears it); a new one replaces it.
+              webAuthNChallenge: checked.challenge ?? (checked.webAuthN ? undefined : current.webAuthNChallenge),
+              webAuthNCheckedAt: checked.webAuthN ? at : current.webAuthNCheckedAt,
+              webAuthNUserVerified: checked.webAuthN ? checked.webAuthN.userVerified : current.webAuthNUserVerified,
+              tokenDigest: tokenDigest(token),
+              metadata,
+              expiresAt: input.lifetimeMs === undefined ? current.expiresAt : at + input.lifetimeMs,
+              changedAt: at,
+              sequence: current.sequence + events.length,
+            };
+            return { session, fromSequence: current.sequence, events, token };
+          },
+        );
       } catch (err) {
         // Another change of the same session committed in between: start again from its new state.
         if (await retryAfterConflict(err, attempt, "session_sequence")) continue;

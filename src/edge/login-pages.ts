@@ -3,17 +3,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { DetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
 import { escapeHtml } from "../domain/html.js";
 import type { User } from "../domain/ports.js";
+import type { PasskeyCommands } from "../domain/passkeys.js";
 import type { VerificationCommands } from "../domain/verification.js";
 import { changeDetailsV2 } from "../services/convert.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { registerPasskeyPage } from "./passkey-page.js";
 import type { SourceLimit } from "./rate-limits.js";
 
 /** The path ZITADEL's init mails link to (its login UI's "initialise user" step). */
 export const INIT_PATH = "/ui/login/user/init";
 /** Where ZITADEL's email verification mails link to (its login's EndpointMailVerification). */
 export const MAIL_VERIFICATION_PATH = "/ui/login/mail/verification";
-/** Where ZITADEL's passwordless registration links lead (its login's EndpointPasswordlessRegistration). */
-export const PASSWORDLESS_INIT_PATH = "/ui/login/login/passwordless/init";
+export { PASSWORDLESS_INIT_PATH } from "../domain/passkeys.js";
 
 /**
  * Links carry one-time codes: the pages are not cached, and the code does not travel on in a
@@ -90,15 +91,15 @@ function codeAction(
  *   mail; `POST` (the form, or JSON `{userID, code, orgID}`) verifies the email. ZITADEL's login
  *   verifies already on the GET (internal/api/ui/login/mail_verify_handler.go); here a GET changes
  *   nothing, so a mail scanner that follows the link does not spend the code.
- * - `GET /ui/login/login/passwordless/init?userID=…&orgID=…&codeID=…&code=…` (the link of
- *   ImportHumanUser's `passwordlessRegistration`): passkey registration is not served yet, so the
- *   page says what to do instead. The code is not put into the page.
+ * - `/ui/login/login/passwordless/init?userID=…&orgID=…&codeID=…&code=…` (the link of
+ *   ImportHumanUser's `passwordlessRegistration` and of the passkey registration RPCs): the
+ *   passkey registration page, src/edge/passkey-page.ts.
  */
 export async function registerLoginPages(
   app: FastifyInstance,
-  deps: { verification: VerificationCommands; instanceId: string; logUnexpected: ErrorLogger; limitSource: SourceLimit },
+  deps: { verification: VerificationCommands; passkeys: PasskeyCommands; instanceId: string; logUnexpected: ErrorLogger; limitSource: SourceLimit },
 ): Promise<void> {
-  const { verification, instanceId, logUnexpected, limitSource } = deps;
+  const { verification, passkeys, instanceId, logUnexpected, limitSource } = deps;
   await app.register(async (scope) => {
     // Browsers post forms url-encoded; only this scope parses them.
     scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
@@ -156,15 +157,6 @@ export async function registerLoginPages(
           ),
       ),
     );
-
-    scope.get(PASSWORDLESS_INIT_PATH, async (_request, reply) =>
-      page(
-        reply,
-        200,
-        "Passkey registration",
-        "<p>Registering a passkey is not available on this server yet, so this link cannot be used.</p>" +
-          "<p>Sign in with your password instead, or contact your administrator to set up your account.</p>",
-      ),
-    );
   });
+  await registerPasskeyPage(app, { passkeys, instanceId, logUnexpected, limitSource });
 }

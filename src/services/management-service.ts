@@ -1,3 +1,4 @@
+import { createPasskeyHandlersV1 } from "./passkey-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -112,6 +113,7 @@ export function createManagementService(deps: ServiceDeps): ServiceImpl<typeof M
     ...createPasswordHandlersV1(deps),
     ...createLockoutHandlersV1(deps),
     ...createMachineSecretHandlers(deps),
+    ...createPasskeyHandlersV1(deps),
     deactivateUser: stateChange("deactivate"),
     reactivateUser: stateChange("reactivate"),
     lockUser: stateChange("lock"),

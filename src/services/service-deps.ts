@@ -2,6 +2,7 @@ import type { IdpCommands } from "../domain/idps.js";
 import type { LockoutCommands } from "../domain/lockout.js";
 import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import type { OrgCommands } from "../domain/orgs.js";
+import type { PasskeyCommands } from "../domain/passkeys.js";
 import type { PasswordCommands } from "../domain/passwords.js";
 import type { PersonalAccessTokenCommands } from "../domain/personal-access-tokens.js";
 import type { SessionCommands } from "../domain/sessions.js";
@@ -33,6 +34,8 @@ export interface ServiceDeps {
   lockout: LockoutCommands;
   verification: VerificationCommands;
   sessions: SessionCommands;
+  /** Passkeys: registration codes and links, registration, list and removal. */
+  passkeys: PasskeyCommands;
   /** Client secrets of machine users (PingOne's token endpoint). */
   machineSecrets: MachineSecretCommands;
 }

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Duration, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceDeps } from "./service-deps.js";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -17,7 +17,7 @@ import {
 } from "../../gen/zitadel/session/v2/session_service_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/ports.js";
-import type { SessionChecks } from "../domain/sessions.js";
+import type { SessionChallenges, SessionChecks } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "../edge/access.js";
@@ -38,9 +38,9 @@ function readChecks(checks: Checks | undefined): SessionChecks {
   else if (search?.case === "loginName") result.user = { loginName: search.value };
   if (checks.password) result.password = checks.password.password;
   if (checks.totp) result.totp = checks.totp.code;
+  if (checks.webAuthN) result.webAuthN = checks.webAuthN.credentialAssertionData ?? {};
   const unsupported = (
     [
-      ["web_auth_n", checks.webAuthN],
       ["idp_intent", checks.idpIntent],
       ["otp_sms", checks.otpSms],
       ["otp_email", checks.otpEmail],
@@ -53,10 +53,21 @@ function readChecks(checks: Checks | undefined): SessionChecks {
   return result;
 }
 
-function refuseChallenges(challenges: RequestChallenges | undefined): void {
-  if (challenges && (challenges.webAuthN || challenges.otpSms || challenges.otpEmail)) {
-    throw new DomainError("Unimplemented", "", "session challenges (WebAuthN, OTP by SMS or email) are not supported yet");
+/** The challenges a request asks for; OTP by SMS or email is refused, not ignored. */
+function readChallenges(challenges: RequestChallenges | undefined): SessionChallenges {
+  if (challenges && (challenges.otpSms || challenges.otpEmail)) {
+    throw new DomainError("Unimplemented", "", "session challenges (OTP by SMS or email) are not supported yet");
   }
+  const webAuthN = challenges?.webAuthN;
+  if (!webAuthN) return {};
+  // PGV's rules (defined_only, not_in: [0]) were checked before the handler ran.
+  const userVerification = ({ 1: "required", 2: "preferred", 3: "discouraged" } as const)[webAuthN.userVerificationRequirement as 1 | 2 | 3];
+  return { webAuthN: { domain: webAuthN.domain, userVerification } };
+}
+
+/** The response's challenges: the request options of a WebAuthN challenge, as ZITADEL answers them. */
+function challengesOf(challenges: { webAuthN?: JsonObject }) {
+  return challenges.webAuthN ? { challenges: { webAuthN: { publicKeyCredentialRequestOptions: challenges.webAuthN } } } : {};
 }
 
 /** The lifetime in milliseconds; PGV's rule (greater than 0s) was checked before. */
@@ -119,6 +130,9 @@ function sessionToPb(session: SessionRecord, user: User | undefined): Session {
         : {}),
       ...(session.passwordCheckedAt !== undefined ? { password: at(session.passwordCheckedAt) } : {}),
       ...(session.totpCheckedAt !== undefined ? { totp: at(session.totpCheckedAt) } : {}),
+      ...(session.webAuthNCheckedAt !== undefined
+        ? { webAuthN: { verifiedAt: timestampFromMs(session.webAuthNCheckedAt), userVerified: session.webAuthNUserVerified ?? false } }
+        : {}),
     },
     metadata: Object.fromEntries(Object.entries(session.metadata).map(([key, value]) => [key, Buffer.from(value, "base64")])),
     // No user agent given, none returned: ZITADEL's userAgentToPb (internal/api/grpc/session/v2)
@@ -144,29 +158,40 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
     async createSession(req, ctx) {
       const checks = readChecks(req.checks);
       const lifetimeMs = readLifetime(req.lifetime);
-      refuseChallenges(req.challenges);
-      const { session, token } = await sessions.createSession({
+      const challenges = readChallenges(req.challenges);
+      const created = await sessions.createSession({
         principal: principalOf(ctx),
         checks,
         metadata: readMetadata(req.metadata),
         userAgent: readUserAgent(req.userAgent),
         lifetimeMs,
+        challenges,
       });
-      return create(CreateSessionResponseSchema, { details: sessionDetails(session), sessionId: session.id, sessionToken: token });
+      return create(CreateSessionResponseSchema, {
+        details: sessionDetails(created.session),
+        sessionId: created.session.id,
+        sessionToken: created.token,
+        ...challengesOf(created.challenges),
+      });
     },
 
     async setSession(req, ctx) {
       const checks = readChecks(req.checks);
       const lifetimeMs = readLifetime(req.lifetime);
-      refuseChallenges(req.challenges);
-      const { session, token } = await sessions.setSession({
+      const challenges = readChallenges(req.challenges);
+      const changed = await sessions.setSession({
         principal: principalOf(ctx),
         sessionId: req.sessionId,
         checks,
         metadata: readMetadata(req.metadata),
         lifetimeMs,
+        challenges,
       });
-      return create(SetSessionResponseSchema, { details: sessionDetails(session), sessionToken: token });
+      return create(SetSessionResponseSchema, {
+        details: sessionDetails(changed.session),
+        sessionToken: changed.token,
+        ...challengesOf(changed.challenges),
+      });
     },
 
     async getSession(req, ctx) {

@@ -31,6 +31,7 @@ import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "../edge/access.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
+import { createPasskeyHandlersV2 } from "./passkey-handlers.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
 import { listDetailsV2, listOffset, userFilters, userSortField } from "./user-reads.js";
 
@@ -107,6 +108,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
 
   return {
     ...createPasswordHandlersV2(deps),
+    ...createPasskeyHandlersV2(deps),
     async setEmail(req, ctx) {
       const how = delivery(req.verification);
       return create(SetEmailResponseSchema, codeResponse(await verification.setEmail(contactTarget(ctx, true), req.userId, req.email, how)));

@@ -461,6 +461,41 @@ export const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex("import_job_records_outcome_idx").on("import_job_records").columns(["instance_id", "job_id", "outcome", "idx"]).execute();
     },
   },
+  "0015_passkeys": {
+    // Passkeys (ZITADEL's passwordless WebAuthN tokens, src/domain/passkeys.ts): a registration
+    // started by RegisterPasskey is NOT_READY with its challenge until VerifyPasskeyRegistration
+    // stores the credential (id, COSE public key, sign counter, transports, AAGUID) and makes it
+    // READY. A session keeps its open WebAuthN challenge and the factor once checked.
+    async up(db: Kysely<unknown>) {
+      // New text columns take the binary collation on PostgreSQL, as 0009 gave the others.
+      const text = dialect === "postgres" ? sql`text COLLATE "C"` : sql`text`;
+      await db.schema
+        .createTable("passkeys")
+        .addColumn("instance_id", text, (c) => c.notNull())
+        .addColumn("user_id", text, (c) => c.notNull())
+        .addColumn("id", text, (c) => c.notNull())
+        .addColumn("state", text, (c) => c.notNull())
+        .addColumn("name", text, (c) => c.notNull())
+        .addColumn("challenge", text, (c) => c.notNull())
+        .addColumn("rp_id", text, (c) => c.notNull())
+        .addColumn("user_verification", text, (c) => c.notNull())
+        .addColumn("authenticator_attachment", text, (c) => c.notNull())
+        .addColumn("credential_id", text)
+        .addColumn("public_key", text)
+        .addColumn("sign_count", "bigint", (c) => c.notNull())
+        .addColumn("transports", text, (c) => c.notNull())
+        .addColumn("aaguid", text, (c) => c.notNull())
+        .addColumn("attestation_type", text, (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("changed_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("passkeys_pk", ["instance_id", "user_id", "id"])
+        .execute();
+      await db.schema.createIndex("passkeys_credential_idx").on("passkeys").columns(["instance_id", "credential_id"]).unique().execute();
+      await db.schema.alterTable("sessions").addColumn("webauthn_challenge", text).execute();
+      await db.schema.alterTable("sessions").addColumn("webauthn_checked_at", "bigint").execute();
+      await db.schema.alterTable("sessions").addColumn("webauthn_user_verified", "integer").execute();
+    },
+  },
 });
 
 async function addUserSearch(db: Kysely<unknown>): Promise<void> {

@@ -24,6 +24,7 @@ export interface Database {
   directory_objects: DirectoryObjectTable;
   import_jobs: ImportJobTable;
   import_job_records: ImportJobRecordTable;
+  passkeys: PasskeyTable;
 }
 
 /** An object of PingOne's API without a ZITADEL table (src/domain/directory-objects.ts). */
@@ -282,6 +283,10 @@ export interface SessionTable {
   user_checked_at: number | null;
   password_checked_at: number | null;
   totp_checked_at: number | null;
+  /** The open WebAuthN challenge as JSON (challenge, rpId, userVerification), null when none is open. */
+  webauthn_challenge: string | null;
+  webauthn_checked_at: number | null;
+  webauthn_user_verified: number | null;
   /** SHA-256 of the current session token. */
   token_digest: string;
   /** The user agent as JSON (`{fingerprintId?, ip?, description?, header?}`). */
@@ -354,4 +359,29 @@ export interface UserMetadataTable {
   changed_at: number;
   /** The user's sequence after the entry was last set. */
   sequence: number;
+}
+
+/**
+ * A passkey (ZITADEL's passwordless WebAuthN token). NOT_READY holds the registration's challenge
+ * until the credential is verified; READY holds the credential: its id and COSE public key
+ * (base64url), the authenticator's signature counter, transports (JSON) and AAGUID.
+ */
+export interface PasskeyTable {
+  instance_id: string;
+  user_id: string;
+  id: string;
+  state: string;
+  name: string;
+  challenge: string;
+  rp_id: string;
+  user_verification: string;
+  authenticator_attachment: string;
+  credential_id: string | null;
+  public_key: string | null;
+  sign_count: number;
+  transports: string;
+  aaguid: string;
+  attestation_type: string;
+  created_at: number;
+  changed_at: number;
 }

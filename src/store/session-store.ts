@@ -1,11 +1,11 @@
 import type { Selectable, SelectQueryBuilder } from "kysely";
-import type { CredentialChange, SessionFilter, SessionRecord, SessionStore, SessionWrite, UserCredentials } from "../domain/ports.js";
+import type { CredentialChange, Passkey, SessionFilter, SessionRecord, SessionStore, SessionWrite, UserCredentials } from "../domain/ports.js";
 import { projectedSequence } from "../domain/user-details.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
 import { param, prepare, statement, type WriteStatement } from "./prepared.js";
-import type { Database, SessionTable, UserTable } from "./schema.js";
+import type { Database, PasskeyTable, SessionTable, UserTable } from "./schema.js";
 import { toUser } from "./user-store.js";
 
 /** The SQL implementation of the session commands' store. */
@@ -86,6 +86,25 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
             used_at: null,
           }),
         ),
+      );
+    }
+    for (const passkey of change.passkeys?.put ?? []) {
+      const row = passkeyRow(change.instanceId, passkey);
+      const { instance_id, user_id, id, created_at, ...changed } = row;
+      statements.push(
+        statement(
+          db
+            .insertInto("passkeys")
+            .values(row)
+            .onConflict((oc) => oc.columns(["instance_id", "user_id", "id"]).doUpdateSet(changed)),
+          // Two users cannot hold the same credential.
+          "passkey_credential",
+        ),
+      );
+    }
+    for (const id of change.passkeys?.remove ?? []) {
+      statements.push(
+        statement(db.deleteFrom("passkeys").where("instance_id", "=", change.instanceId).where("user_id", "=", change.userId).where("id", "=", id)),
       );
     }
     statements.push(...outboxStatements(db, change.outbox));
@@ -181,6 +200,29 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       return { total: Number(total.n), sessions: rows.map(toSession) };
     },
 
+    async passkeys(instanceId, userId) {
+      const rows = await db
+        .selectFrom("passkeys")
+        .selectAll()
+        .where("instance_id", "=", instanceId)
+        .where("user_id", "=", userId)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+      return rows.map(toPasskey);
+    },
+
+    async codeById(instanceId, userId, codeId) {
+      const row = await db
+        .selectFrom("codes")
+        .select(["id", "kind", "sealed_code", "expires_at", "used_at"])
+        .where("instance_id", "=", instanceId)
+        .where("user_id", "=", userId)
+        .where("id", "=", codeId)
+        .executeTakeFirst();
+      return row && { id: row.id, kind: row.kind, sealedCode: row.sealed_code, expiresAt: Number(row.expires_at), used: row.used_at !== null };
+    },
+
     async latestCode(instanceId, userId, kind) {
       const row = await db
         .selectFrom("codes")
@@ -241,6 +283,10 @@ function toSession(row: Selectable<SessionTable>): SessionRecord {
     userCheckedAt: optionalMs(row.user_checked_at),
     passwordCheckedAt: optionalMs(row.password_checked_at),
     totpCheckedAt: optionalMs(row.totp_checked_at),
+    webAuthNChallenge: row.webauthn_challenge === null || row.webauthn_challenge === undefined ? undefined : JSON.parse(row.webauthn_challenge),
+    webAuthNCheckedAt: optionalMs(row.webauthn_checked_at ?? null),
+    webAuthNUserVerified:
+      row.webauthn_user_verified === null || row.webauthn_user_verified === undefined ? undefined : Number(row.webauthn_user_verified) === 1,
     tokenDigest: row.token_digest,
     userAgent: JSON.parse(row.user_agent),
     metadata: JSON.parse(row.metadata),
@@ -262,6 +308,9 @@ function toRow(session: SessionRecord): SessionTable {
     user_checked_at: session.userCheckedAt ?? null,
     password_checked_at: session.passwordCheckedAt ?? null,
     totp_checked_at: session.totpCheckedAt ?? null,
+    webauthn_challenge: session.webAuthNChallenge ? JSON.stringify(session.webAuthNChallenge) : null,
+    webauthn_checked_at: session.webAuthNCheckedAt ?? null,
+    webauthn_user_verified: session.webAuthNUserVerified === undefined ? null : session.webAuthNUserVerified ? 1 : 0,
     token_digest: session.tokenDigest,
     user_agent: JSON.stringify(session.userAgent),
     metadata: JSON.stringify(session.metadata),
@@ -270,5 +319,48 @@ function toRow(session: SessionRecord): SessionTable {
     created_at: session.createdAt,
     changed_at: session.changedAt,
     sequence: session.sequence,
+  };
+}
+
+function passkeyRow(instanceId: string, passkey: Passkey): PasskeyTable {
+  return {
+    instance_id: instanceId,
+    user_id: passkey.userId,
+    id: passkey.id,
+    state: passkey.state,
+    name: passkey.name,
+    challenge: passkey.challenge,
+    rp_id: passkey.rpId,
+    user_verification: passkey.userVerification,
+    authenticator_attachment: passkey.authenticatorAttachment,
+    credential_id: passkey.credentialId ?? null,
+    public_key: passkey.publicKey ?? null,
+    sign_count: passkey.signCount,
+    transports: JSON.stringify(passkey.transports),
+    aaguid: passkey.aaguid,
+    attestation_type: passkey.attestationType,
+    created_at: passkey.createdAt,
+    changed_at: passkey.changedAt,
+  };
+}
+
+function toPasskey(row: Selectable<PasskeyTable>): Passkey {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    state: row.state === "READY" ? "READY" : "NOT_READY",
+    name: row.name,
+    challenge: row.challenge,
+    rpId: row.rp_id,
+    userVerification: row.user_verification,
+    authenticatorAttachment: row.authenticator_attachment,
+    credentialId: row.credential_id ?? undefined,
+    publicKey: row.public_key ?? undefined,
+    signCount: Number(row.sign_count),
+    transports: JSON.parse(row.transports),
+    aaguid: row.aaguid,
+    attestationType: row.attestation_type,
+    createdAt: Number(row.created_at),
+    changedAt: Number(row.changed_at),
   };
 }

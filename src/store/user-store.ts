@@ -83,7 +83,7 @@ const METADATA_COLUMNS = ["instance_id", "user_id", "key", "value", "created_at"
   keyof UserMetadataTable
 >;
 
-type UserOwnedTable = "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members" | "user_idp_links" | "user_metadata";
+type UserOwnedTable = "users" | "unique_constraints" | "codes" | "personal_access_tokens" | "members" | "user_idp_links" | "user_metadata" | "passkeys";
 
 /** The prepared inserts of a user's rows, shared by single creates and bulk imports (bulk-store.ts). */
 export function createUserInserts(db: Kysely<Database>) {
@@ -138,7 +138,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
         .where("instance_id", "=", param<string>("instance_id"))
         .where("id", "=", param<string>("id")),
     ),
-    // Removing a user releases its username and links at once, and ends its codes, tokens and roles.
+    // Removing a user releases its username, links and passkeys at once, and ends its codes, tokens and roles.
     remove: [
       byUser("users"),
       byUser("unique_constraints"),
@@ -147,6 +147,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       byUser("members"),
       byUser("user_idp_links"),
       byUser("user_metadata"),
+      byUser("passkeys"),
     ],
   };
   const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(

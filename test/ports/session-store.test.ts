@@ -3,10 +3,11 @@
  * it (src/domain/sessions.ts, passwords.ts): credentials of a user, login names resolved as
  * ZITADEL resolves them, a credential change and a session write committed together or not at
  * all (each guarded by its aggregate's sequence), sessions by id and listed by filter and
- * visibility, and the newest code of a kind.
+ * visibility, the newest code of a kind and a code by id, and the user's passkeys (added,
+ * updated and removed with a credential change; a credential id belongs to one passkey).
  */
 import { describe, expect, it } from "vitest";
-import type { SessionRecord } from "../../src/domain/ports.js";
+import type { Passkey, SessionRecord } from "../../src/domain/ports.js";
 import { usernameClaim } from "../../src/domain/users.js";
 import { createOrgStore } from "../../src/store/org-store.js";
 import { createSessionStore } from "../../src/store/session-store.js";
@@ -215,6 +216,114 @@ describe.each(storesUnderTest)("SessionStore on %s", (kind) => {
       await orgs.createOrg({ org, domain, owner: { userId: ids("owner"), roles: ["ORG_OWNER"] }, events: [{ type: "org.added", payload: {} }], creator: "c" });
       const user = await human(instanceId, org.id);
       expect(await sessions().userIdByLoginName(instanceId, `${user.username}@${domain.domain}`)).toBeUndefined();
+    });
+  });
+
+  describe("passkeys", () => {
+    const passkey = (userId: string, overrides: Partial<Passkey> = {}): Passkey => ({
+      id: ids("passkey"),
+      userId,
+      state: "NOT_READY",
+      name: "",
+      challenge: "Y2hhbGxlbmdl",
+      rpId: "localhost",
+      userVerification: "required",
+      authenticatorAttachment: "",
+      credentialId: undefined,
+      publicKey: undefined,
+      signCount: 0,
+      transports: [],
+      aaguid: "",
+      attestationType: "",
+      createdAt: T0,
+      changedAt: T0,
+      ...overrides,
+    });
+    const change = (user: { instanceId: string; id: string }, expectedSequence: number, passkeys: { put?: Passkey[]; remove?: string[] }) => ({
+      credentials: {
+        instanceId: user.instanceId,
+        userId: user.id,
+        expectedSequence,
+        events: [{ type: "user.human.passwordless.token.added", payload: {} }],
+        at: T0 + expectedSequence,
+        creator: "admin",
+        set: {},
+        passkeys,
+      },
+    });
+
+    it("adds a passkey, makes it READY by its id, lists them oldest first, removes one", async () => {
+      const user = await human();
+      const started = passkey(user.id);
+      const second = passkey(user.id, { createdAt: T0 + 5, changedAt: T0 + 5 });
+      await sessions().write(change(user, 1, { put: [started, second] }));
+      expect(await sessions().passkeys(user.instanceId, user.id)).toEqual([started, second]);
+      const ready: Passkey = {
+        ...started,
+        state: "READY",
+        name: "Laptop",
+        credentialId: ids("cred"),
+        publicKey: "pQECAyYgASFYIA",
+        signCount: 7,
+        transports: ["internal", "hybrid"],
+        aaguid: "00000000-0000-0000-0000-000000000000",
+        attestationType: "none",
+        changedAt: T0 + 10,
+      };
+      await sessions().write(change(user, 2, { put: [ready] }));
+      expect(await sessions().passkeys(user.instanceId, user.id)).toEqual([ready, second]);
+      await sessions().write(change(user, 3, { remove: [second.id] }));
+      expect(await sessions().passkeys(user.instanceId, user.id)).toEqual([ready]);
+      expect(await sessions().passkeys(user.instanceId, ids("nobody"))).toEqual([]);
+    });
+
+    it("refuses a credential id another passkey holds with UniqueViolation('passkey_credential'), writing nothing", async () => {
+      const instanceId = ids("inst");
+      const alice = await human(instanceId);
+      const bob = await human(instanceId);
+      const credentialId = ids("cred");
+      await sessions().write(change(alice, 1, { put: [passkey(alice.id, { state: "READY", credentialId, publicKey: "AA" })] }));
+      const failure = await rejection(sessions().write(change(bob, 1, { put: [passkey(bob.id, { state: "READY", credentialId, publicKey: "AA" })] })));
+      expect(failure).toMatchObject({ name: "UniqueViolation", kind: "passkey_credential" });
+      expect(await sessions().passkeys(instanceId, bob.id)).toEqual([]);
+      expect(await users().lastSequence(instanceId, bob.id)).toBe(1);
+    });
+
+    it("finds a code by its id, used or not; none of another user", async () => {
+      const user = await human();
+      await sessions().write({
+        credentials: {
+          ...change(user, 1, {}).credentials,
+          newCode: { id: "pl-1", kind: "passwordless", sealedCode: "sealed", expiresAt: T0 + 3_600_000, returned: true },
+        },
+      });
+      expect(await sessions().codeById(user.instanceId, user.id, "pl-1")).toEqual({
+        id: "pl-1",
+        kind: "passwordless",
+        sealedCode: "sealed",
+        expiresAt: T0 + 3_600_000,
+        used: false,
+      });
+      await sessions().write({ credentials: { ...change(user, 2, {}).credentials, usedCodeId: "pl-1" } });
+      expect(await sessions().codeById(user.instanceId, user.id, "pl-1")).toMatchObject({ used: true });
+      expect(await sessions().codeById(user.instanceId, ids("other"), "pl-1")).toBeUndefined();
+    });
+
+    it("keeps a session's open WebAuthN challenge and its checked factor", async () => {
+      const user = await human();
+      const challenged = session(user.instanceId, {
+        userId: user.id,
+        userOrgId: user.orgId,
+        userCheckedAt: T0,
+        webAuthNChallenge: { challenge: "c2Vzc2lvbg", rpId: "localhost", userVerification: "preferred" },
+      });
+      await sessions().write({ session: { session: challenged, fromSequence: 0, events: added } });
+      expect(await sessions().session(user.instanceId, challenged.id)).toMatchObject({ webAuthNChallenge: challenged.webAuthNChallenge });
+      const checked = { ...challenged, webAuthNChallenge: undefined, webAuthNCheckedAt: T0 + 50, webAuthNUserVerified: false, sequence: 2 };
+      await sessions().write({ session: { session: checked, fromSequence: 1, events: [{ type: "session.webAuthN.checked", payload: {} }] } });
+      const read = await sessions().session(user.instanceId, challenged.id);
+      expect(read).toMatchObject({ webAuthNCheckedAt: T0 + 50, webAuthNUserVerified: false });
+      expect(read?.webAuthNChallenge).toBeUndefined();
     });
   });
 

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user.proto.
  */
 export const file_zitadel_user_v2_user: GenFile = /*@__PURE__*/
-  fileDesc("Chp6aXRhZGVsL3VzZXIvdjIvdXNlci5wcm90bxIPeml0YWRlbC51c2VyLnYyIrICCg9TZXRIdW1hblByb2ZpbGUSHgoKZ2l2ZW5fbmFtZRgBIAEoCUIK+kIHcgUQARjIARIfCgtmYW1pbHlfbmFtZRgCIAEoCUIK+kIHcgUQARjIARIgCgluaWNrX25hbWUYAyABKAlCCPpCBXIDGMgBSACIAQESIwoMZGlzcGxheV9uYW1lGAQgASgJQgj6QgVyAxjIAUgBiAEBEigKEnByZWZlcnJlZF9sYW5ndWFnZRgFIAEoCUIH+kIEcgIYCkgCiAEBEiwKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52Mi5HZW5kZXJIA4gBAUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIo4CCgxIdW1hblByb2ZpbGUSEgoKZ2l2ZW5fbmFtZRgBIAEoCRITCgtmYW1pbHlfbmFtZRgCIAEoCRIWCgluaWNrX25hbWUYAyABKAlIAIgBARIZCgxkaXNwbGF5X25hbWUYBCABKAlIAYgBARIfChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAlIAogBARIsCgZnZW5kZXIYBiABKA4yFy56aXRhZGVsLnVzZXIudjIuR2VuZGVySAOIAQESEgoKYXZhdGFyX3VybBgHIAEoCUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIkcKEFNldE1ldGFkYXRhRW50cnkSFwoDa2V5GAEgASgJQgr6QgdyBRABGMgBEhoKBXZhbHVlGAIgASgMQgv6Qgh6BhABGKDCHiKiAwoJSHVtYW5Vc2VyEg8KB3VzZXJfaWQYASABKAkSKQoFc3RhdGUYAiABKA4yGi56aXRhZGVsLnVzZXIudjIuVXNlclN0YXRlEhAKCHVzZXJuYW1lGAMgASgJEhMKC2xvZ2luX25hbWVzGAQgAygJEhwKFHByZWZlcnJlZF9sb2dpbl9uYW1lGAUgASgJEi4KB3Byb2ZpbGUYBiABKAsyHS56aXRhZGVsLnVzZXIudjIuSHVtYW5Qcm9maWxlEioKBWVtYWlsGAcgASgLMhsueml0YWRlbC51c2VyLnYyLkh1bWFuRW1haWwSKgoFcGhvbmUYCCABKAsyGy56aXRhZGVsLnVzZXIudjIuSHVtYW5QaG9uZRIgChhwYXNzd29yZF9jaGFuZ2VfcmVxdWlyZWQYCSABKAgSNAoQcGFzc3dvcmRfY2hhbmdlZBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbWZhX2luaXRfc2tpcHBlZBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimgIKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAggASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIpCgVzdGF0ZRgCIAEoDjIaLnppdGFkZWwudXNlci52Mi5Vc2VyU3RhdGUSEAoIdXNlcm5hbWUYAyABKAkSEwoLbG9naW5fbmFtZXMYBCADKAkSHAoUcHJlZmVycmVkX2xvZ2luX25hbWUYBSABKAkSKwoFaHVtYW4YBiABKAsyGi56aXRhZGVsLnVzZXIudjIuSHVtYW5Vc2VySAASLwoHbWFjaGluZRgHIAEoCzIcLnppdGFkZWwudXNlci52Mi5NYWNoaW5lVXNlckgAQgYKBHR5cGUigQEKC01hY2hpbmVVc2VyEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKaGFzX3NlY3JldBgDIAEoCBI7ChFhY2Nlc3NfdG9rZW5fdHlwZRgEIAEoDjIgLnppdGFkZWwudXNlci52Mi5BY2Nlc3NUb2tlblR5cGUqWAoGR2VuZGVyEhYKEkdFTkRFUl9VTlNQRUNJRklFRBAAEhEKDUdFTkRFUl9GRU1BTEUQARIPCgtHRU5ERVJfTUFMRRACEhIKDkdFTkRFUl9ESVZFUlNFEAMqSgoPQWNjZXNzVG9rZW5UeXBlEhwKGEFDQ0VTU19UT0tFTl9UWVBFX0JFQVJFUhAAEhkKFUFDQ0VTU19UT0tFTl9UWVBFX0pXVBABKp4BCglVc2VyU3RhdGUSGgoWVVNFUl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVVTRVJfU1RBVEVfQUNUSVZFEAESFwoTVVNFUl9TVEFURV9JTkFDVElWRRACEhYKElVTRVJfU1RBVEVfREVMRVRFRBADEhUKEVVTRVJfU1RBVEVfTE9DS0VEEAQSFgoSVVNFUl9TVEFURV9JTklUSUFMEAViBnByb3RvMw", [file_google_protobuf_timestamp, file_validate_validate, file_zitadel_object_v2_object, file_zitadel_user_v2_email, file_zitadel_user_v2_phone]);
+  fileDesc("Chp6aXRhZGVsL3VzZXIvdjIvdXNlci5wcm90bxIPeml0YWRlbC51c2VyLnYyIrICCg9TZXRIdW1hblByb2ZpbGUSHgoKZ2l2ZW5fbmFtZRgBIAEoCUIK+kIHcgUQARjIARIfCgtmYW1pbHlfbmFtZRgCIAEoCUIK+kIHcgUQARjIARIgCgluaWNrX25hbWUYAyABKAlCCPpCBXIDGMgBSACIAQESIwoMZGlzcGxheV9uYW1lGAQgASgJQgj6QgVyAxjIAUgBiAEBEigKEnByZWZlcnJlZF9sYW5ndWFnZRgFIAEoCUIH+kIEcgIYCkgCiAEBEiwKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52Mi5HZW5kZXJIA4gBAUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIo4CCgxIdW1hblByb2ZpbGUSEgoKZ2l2ZW5fbmFtZRgBIAEoCRITCgtmYW1pbHlfbmFtZRgCIAEoCRIWCgluaWNrX25hbWUYAyABKAlIAIgBARIZCgxkaXNwbGF5X25hbWUYBCABKAlIAYgBARIfChJwcmVmZXJyZWRfbGFuZ3VhZ2UYBSABKAlIAogBARIsCgZnZW5kZXIYBiABKA4yFy56aXRhZGVsLnVzZXIudjIuR2VuZGVySAOIAQESEgoKYXZhdGFyX3VybBgHIAEoCUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIkcKEFNldE1ldGFkYXRhRW50cnkSFwoDa2V5GAEgASgJQgr6QgdyBRABGMgBEhoKBXZhbHVlGAIgASgMQgv6Qgh6BhABGKDCHiKiAwoJSHVtYW5Vc2VyEg8KB3VzZXJfaWQYASABKAkSKQoFc3RhdGUYAiABKA4yGi56aXRhZGVsLnVzZXIudjIuVXNlclN0YXRlEhAKCHVzZXJuYW1lGAMgASgJEhMKC2xvZ2luX25hbWVzGAQgAygJEhwKFHByZWZlcnJlZF9sb2dpbl9uYW1lGAUgASgJEi4KB3Byb2ZpbGUYBiABKAsyHS56aXRhZGVsLnVzZXIudjIuSHVtYW5Qcm9maWxlEioKBWVtYWlsGAcgASgLMhsueml0YWRlbC51c2VyLnYyLkh1bWFuRW1haWwSKgoFcGhvbmUYCCABKAsyGy56aXRhZGVsLnVzZXIudjIuSHVtYW5QaG9uZRIgChhwYXNzd29yZF9jaGFuZ2VfcmVxdWlyZWQYCSABKAgSNAoQcGFzc3dvcmRfY2hhbmdlZBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbWZhX2luaXRfc2tpcHBlZBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimgIKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRIrCgdkZXRhaWxzGAggASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIpCgVzdGF0ZRgCIAEoDjIaLnppdGFkZWwudXNlci52Mi5Vc2VyU3RhdGUSEAoIdXNlcm5hbWUYAyABKAkSEwoLbG9naW5fbmFtZXMYBCADKAkSHAoUcHJlZmVycmVkX2xvZ2luX25hbWUYBSABKAkSKwoFaHVtYW4YBiABKAsyGi56aXRhZGVsLnVzZXIudjIuSHVtYW5Vc2VySAASLwoHbWFjaGluZRgHIAEoCzIcLnppdGFkZWwudXNlci52Mi5NYWNoaW5lVXNlckgAQgYKBHR5cGUigQEKC01hY2hpbmVVc2VyEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKaGFzX3NlY3JldBgDIAEoCBI7ChFhY2Nlc3NfdG9rZW5fdHlwZRgEIAEoDjIgLnppdGFkZWwudXNlci52Mi5BY2Nlc3NUb2tlblR5cGUiVAoHUGFzc2tleRIKCgJpZBgBIAEoCRIvCgVzdGF0ZRgCIAEoDjIgLnppdGFkZWwudXNlci52Mi5BdXRoRmFjdG9yU3RhdGUSDAoEbmFtZRgDIAEoCSpYCgZHZW5kZXISFgoSR0VOREVSX1VOU1BFQ0lGSUVEEAASEQoNR0VOREVSX0ZFTUFMRRABEg8KC0dFTkRFUl9NQUxFEAISEgoOR0VOREVSX0RJVkVSU0UQAypKCg9BY2Nlc3NUb2tlblR5cGUSHAoYQUNDRVNTX1RPS0VOX1RZUEVfQkVBUkVSEAASGQoVQUNDRVNTX1RPS0VOX1RZUEVfSldUEAEqngEKCVVzZXJTdGF0ZRIaChZVU0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRVVNFUl9TVEFURV9BQ1RJVkUQARIXChNVU0VSX1NUQVRFX0lOQUNUSVZFEAISFgoSVVNFUl9TVEFURV9ERUxFVEVEEAMSFQoRVVNFUl9TVEFURV9MT0NLRUQQBBIWChJVU0VSX1NUQVRFX0lOSVRJQUwQBSqRAQoPQXV0aEZhY3RvclN0YXRlEiEKHUFVVEhfRkFDVE9SX1NUQVRFX1VOU1BFQ0lGSUVEEAASHwobQVVUSF9GQUNUT1JfU1RBVEVfTk9UX1JFQURZEAESGwoXQVVUSF9GQUNUT1JfU1RBVEVfUkVBRFkQAhIdChlBVVRIX0ZBQ1RPUl9TVEFURV9SRU1PVkVEEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_validate_validate, file_zitadel_object_v2_object, file_zitadel_user_v2_email, file_zitadel_user_v2_phone]);
 
 /**
  * Profile to set on a human user.
@@ -383,6 +383,41 @@ export const MachineUserSchema: GenMessage<MachineUser> = /*@__PURE__*/
   messageDesc(file_zitadel_user_v2_user, 5);
 
 /**
+ * A registered passkey of a user.
+ *
+ * @generated from message zitadel.user.v2.Passkey
+ */
+export type Passkey = Message<"zitadel.user.v2.Passkey"> & {
+  /**
+   * ID of the passkey.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * State of the passkey.
+   *
+   * @generated from field: zitadel.user.v2.AuthFactorState state = 2;
+   */
+  state: AuthFactorState;
+
+  /**
+   * Name the user gave the passkey.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message zitadel.user.v2.Passkey.
+ * Use `create(PasskeySchema)` to create a new message.
+ */
+export const PasskeySchema: GenMessage<Passkey> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user, 6);
+
+/**
  * Gender of a human user.
  *
  * @generated from enum zitadel.user.v2.Gender
@@ -480,4 +515,37 @@ export enum UserState {
  */
 export const UserStateSchema: GenEnum<UserState> = /*@__PURE__*/
   enumDesc(file_zitadel_user_v2_user, 2);
+
+/**
+ * State of an authentication factor.
+ *
+ * @generated from enum zitadel.user.v2.AuthFactorState
+ */
+export enum AuthFactorState {
+  /**
+   * @generated from enum value: AUTH_FACTOR_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: AUTH_FACTOR_STATE_NOT_READY = 1;
+   */
+  NOT_READY = 1,
+
+  /**
+   * @generated from enum value: AUTH_FACTOR_STATE_READY = 2;
+   */
+  READY = 2,
+
+  /**
+   * @generated from enum value: AUTH_FACTOR_STATE_REMOVED = 3;
+   */
+  REMOVED = 3,
+}
+
+/**
+ * Describes the enum zitadel.user.v2.AuthFactorState.
+ */
+export const AuthFactorStateSchema: GenEnum<AuthFactorState> = /*@__PURE__*/
+  enumDesc(file_zitadel_user_v2_user, 3);
 
