@@ -135,6 +135,7 @@ export interface Deps {
   passwords: ReturnType<typeof createPasswordCommands>;
   pingOneExternal: ReturnType<typeof createPingOneExternalPasswords>;
   sessionCommands: ReturnType<typeof createSessionCommands>;
+  passkeys: ReturnType<typeof createPasskeyCommands>;
   states: ReturnType<typeof createUserStateCommands>;
   queries: ReturnType<typeof createUserQueries>;
   changes: ReturnType<typeof createUserChangeCommands>;
@@ -319,6 +320,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
     passwords,
     pingOneExternal,
     sessionCommands,
+    passkeys,
     states,
     queries,
     changes,
@@ -337,7 +339,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
  */
 export async function buildApp(deps: Deps): Promise<BuiltApp> {
   const { config, tls, store, instance, readiness, lifecycle, metrics, callerAccess, userStore, limitSource } = deps;
-  const { users, idps, lockout, passwords, sessionCommands, states, queries, changes, orgs, machineSecrets } = deps;
+  const { users, idps, lockout, passwords, sessionCommands, passkeys, states, queries, changes, orgs, machineSecrets } = deps;
   const { verification, personalAccessTokens, bulk, importData } = deps;
   const app = Fastify({
     logger: loggerOptions(config.logLevel),
