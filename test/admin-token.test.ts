@@ -114,7 +114,8 @@ describe("userport token", () => {
     // The next start finds the token file again.
     const third = await start(dataDir, port);
     expect(third.output()).toContain(`an administrator token is in ${tokenFile}`);
-  });
+    // Three server starts and three CLI runs, each a Node process loading the sources through tsx.
+  }, 120_000);
 
   it("refuses a data directory without a store, creating nothing", async () => {
     const parent = mkdtempSync(join(tmpdir(), "userport-token-"));
