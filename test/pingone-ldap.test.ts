@@ -398,6 +398,54 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
     });
   });
 
+  describe("kept connections (src/ldap/directory.ts)", () => {
+    /** slapd's counts (cn=Monitor) from `before` to now, less what reading them costs (1 connection, 3 searches). */
+    async function since(before: { binds: number; searches: number; connections: number }) {
+      const now = await slapd.operations();
+      return { binds: now.binds - before.binds, searches: now.searches - before.searches - 3, connections: now.connections - before.connections - 1 };
+    }
+
+    it("the gateway binds once per kept connection, not per check: ten sequential checks (one a wrong password) are one gateway bind, ten searches and ten user binds over two connections", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      const before = await slapd.operations();
+      for (let i = 0; i < 10; i++) {
+        const response = await p1.post(user.path, { password: i === 4 ? "Crypt-Ldap-2?" : "Crypt-Ldap-2!" }, CHECK);
+        expect(response.status, `check ${i}: ${response.raw}`).toBe(i === 4 ? 400 : 200);
+      }
+      // One bind as the gateway on the search connection, then one user bind per check on the bind connection.
+      expect(await since(before)).toEqual({ binds: 11, searches: 10, connections: 2 });
+      // CreateSession uses the same kept connections.
+      const again = await slapd.operations();
+      expectOk(await signIn(user.id, "Crypt-Ldap-2!"));
+      expect(await since(again)).toEqual({ binds: 1, searches: 1, connections: 0 });
+    });
+
+    it("connections the directory closed (a restart) are not used again unbound: the next check opens new ones and binds as the gateway first", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      await slapd.stop();
+      await slapd.run();
+      const before = await slapd.operations();
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      // The search would fail unbound (entries are readable by bound users only): the gateway bound again.
+      expect(await since(before)).toEqual({ binds: 2, searches: 1, connections: 2 });
+      expect((await p1.post(user.path, { password: "wrong" }, CHECK)).status).toBe(400);
+    });
+
+    it("a changed gateway (PUT) gets new connections with its new settings: the old bindPassword is not used again", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      const { id: _id, userTypes, ...rest } = gateway.body as Record<string, unknown>;
+      const changed = await p1.put(`${gateways}/${gateway.id}`, { ...rest, userTypes, bindPassword: "not-the-service-password" });
+      expect(changed.status, changed.raw).toBe(200);
+      const refused = expectError(await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK), 400, "REQUEST_FAILED");
+      expect(String(refused.message)).toMatch(/refused the gateway's bindDN and bindPassword/);
+    });
+  });
+
   describe("connection security", () => {
     it("TLS and StartTLS with the directory's self-signed certificate: refused while certificates are validated, used when validateTlsCertificates is false", async () => {
       const tlsValidated = await createGateway({ connectionSecurity: "TLS", serversHostAndPort: [slapd.tlsHostAndPort] });

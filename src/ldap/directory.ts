@@ -6,20 +6,29 @@ import { failedPrecondition, isDomainError, unavailable } from "../domain/errors
 /**
  * The LDAP side of external passwords (src/domain/external-passwords.ts), over `ldapts`.
  *
- * A check takes a pooled connection to the gateway's first server that answers (servers tried in
- * the order of serversHostAndPort; TLS from the first byte for connectionSecurity TLS, an
- * upgrade by the StartTLS extended operation for StartTLS; certificates validated unless
- * validateTlsCertificates is false), binds as the gateway's bindDN, searches the user type's
+ * Each server of a gateway (as it is configured now) has two small pools of kept connections:
+ * search connections, bound once as the gateway's bindDN and then used for nothing but searches,
+ * and bind connections, used for nothing but the users' binds. A check searches the user type's
  * searchBaseDn for the user's correlation attributes one at a time (each an equality filter
  * built as a structure, never by pasting text, so a value such as `*)(uid=*` matches only
- * itself), and binds as the one entry found with the offered password. Everything is
- * asynchronous and bounded by one deadline for the whole check: a directory that is down or
- * hangs fails closed with an Unavailable error, and its connection is dropped.
+ * itself) over a search connection, then binds as the one entry found with the offered password
+ * over a bind connection: two round trips, and the gateway's credentials cross the wire once per
+ * connection rather than once per check. A user's bind really goes to the directory every time
+ * (nothing about passwords is cached).
+ *
+ * Servers are tried in the order of serversHostAndPort; TLS from the first byte for
+ * connectionSecurity TLS, an upgrade by the StartTLS extended operation for StartTLS;
+ * certificates validated unless validateTlsCertificates is false. ldapts reconnects a closed
+ * connection by itself, unbound and in the clear, so a kept connection is used again only while
+ * it is still the one that was prepared (bound as the gateway for a search connection, connected
+ * for a bind connection); otherwise it is dropped for a new one. Everything is asynchronous and
+ * bounded by one deadline for the whole check: a directory that is down or hangs fails closed
+ * with an Unavailable error, and its connection is dropped.
  */
 export interface LdapDirectoryOptions {
   /** The most one check may take, over every server tried. */
   timeoutMs: number;
-  /** Connections kept per server of a gateway; checks beyond it wait for one. */
+  /** Search connections, and as many bind connections, kept per server of a gateway; checks beyond it wait for one. */
   poolSize?: number;
 }
 
@@ -108,12 +117,19 @@ function reasonOf(err: unknown): string {
   return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
+interface ServerPools {
+  /** Connections bound as the gateway's bindDN, for searches only. */
+  searches: ServerPool;
+  /** Connections for the users' binds only. */
+  binds: ServerPool;
+}
+
 export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDirectory & { close(): Promise<void> } {
   const poolSize = options.poolSize ?? 8;
   /** Pools by gateway version (LdapConnection.key) and server; a changed gateway gets new ones. */
-  const pools = new Map<string, Map<string, ServerPool>>();
+  const pools = new Map<string, Map<string, ServerPools>>();
 
-  function poolFor(connection: LdapConnection, server: string): ServerPool {
+  function poolsFor(connection: LdapConnection, server: string): ServerPools {
     let byServer = pools.get(connection.key);
     if (!byServer) {
       // Older versions of the same gateway are closed once it changes.
@@ -121,28 +137,29 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       for (const [key, stale] of pools) {
         if (key.startsWith(gateway)) {
           pools.delete(key);
-          for (const pool of stale.values()) void pool.close();
+          for (const { searches, binds } of stale.values()) {
+            void searches.close();
+            void binds.close();
+          }
         }
       }
       byServer = new Map();
       pools.set(connection.key, byServer);
     }
-    let pool = byServer.get(server);
-    if (!pool) {
+    let found = byServer.get(server);
+    if (!found) {
       const tls = { rejectUnauthorized: connection.validateTlsCertificates };
-      pool = new ServerPool(
-        () =>
-          new Client({
-            url: `${connection.security === "TLS" ? "ldaps" : "ldap"}://${authority(server)}`,
-            timeout: options.timeoutMs,
-            connectTimeout: options.timeoutMs,
-            ...(connection.security === "TLS" ? { tlsOptions: tls } : {}),
-          }),
-        poolSize,
-      );
-      byServer.set(server, pool);
+      const create = () =>
+        new Client({
+          url: `${connection.security === "TLS" ? "ldaps" : "ldap"}://${authority(server)}`,
+          timeout: options.timeoutMs,
+          connectTimeout: options.timeoutMs,
+          ...(connection.security === "TLS" ? { tlsOptions: tls } : {}),
+        });
+      found = { searches: new ServerPool(create, poolSize), binds: new ServerPool(create, poolSize) };
+      byServer.set(server, found);
     }
-    return pool;
+    return found;
   }
 
   /** Races `work` against the deadline. */
@@ -160,24 +177,50 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
     }
   }
 
-  /** One check on one connection; throws a DomainError for a decided failure, anything else for a broken connection. */
-  async function checkOn(
-    client: Client,
-    fresh: boolean,
-    connection: LdapConnection,
-    lookup: { baseDn: string; correlation: Array<[string, string]> },
-    password: string,
+  /**
+   * Runs `work` on a kept connection of `pool` (or a new one, prepared first). A kept connection
+   * that no longer is as prepared is dropped unused; one that breaks under `work` is dropped and
+   * the work tried once more on a new connection. Throws a DomainError for a decided failure,
+   * anything else when the server could not be used.
+   */
+  async function withConnection<T>(
+    pool: ServerPool,
+    usable: (client: Client) => boolean,
+    prepare: (client: Client) => Promise<void>,
+    work: (client: Client) => Promise<T>,
     deadline: number,
-  ): Promise<"match" | "mismatch"> {
-    if (fresh && connection.security === "StartTLS") {
+  ): Promise<T> {
+    for (let attempt = 0; ; ) {
+      const pooled = await pool.acquire(deadline);
+      if (pooled.reused && !usable(pooled.client)) {
+        // Closed (or reconnected behind our back) while idle: not an attempt.
+        pool.release(pooled.client, false);
+        continue;
+      }
+      attempt++;
+      try {
+        if (!pooled.reused) await prepare(pooled.client);
+      } catch (err) {
+        pool.release(pooled.client, false);
+        throw err;
+      }
+      try {
+        const result = await work(pooled.client);
+        pool.release(pooled.client, true);
+        return result;
+      } catch (err) {
+        const decided = isDomainError(err);
+        pool.release(pooled.client, decided);
+        if (decided || !pooled.reused || err instanceof DeadlineExceeded || attempt >= 2) throw err;
+      }
+    }
+  }
+
+  /** A new search connection: upgraded by StartTLS when configured, then bound as the gateway. */
+  async function prepareSearch(client: Client, connection: LdapConnection, deadline: number) {
+    if (connection.security === "StartTLS") {
       await before(deadline, client.startTLS({ rejectUnauthorized: connection.validateTlsCertificates }));
     }
-    // ldapts reconnects a closed connection by itself, in the clear: a StartTLS connection that
-    // dropped must not carry a bind again.
-    const secured = () => {
-      if (connection.security === "StartTLS" && !client.isConnected) throw new Error("the StartTLS connection was closed");
-    };
-    secured();
     try {
       await before(deadline, client.bind(connection.bindDn, connection.bindPassword));
     } catch (err) {
@@ -187,11 +230,16 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-bind", `The directory refused the gateway's bind: ${err.message}`);
       throw err;
     }
-    let dn: string | undefined;
+  }
+
+  /** The DN of the one entry under the base with the user's correlation attributes, over a search connection. */
+  async function findEntry(client: Client, lookup: { baseDn: string; correlation: Array<[string, string]> }, deadline: number): Promise<string> {
     for (const [attribute, value] of lookup.correlation) {
       const byDn = attribute.toLowerCase() === "dn";
       let entries: Array<{ dn: string }>;
-      secured();
+      // Still bound as the gateway (checked right before the request is written: a connection
+      // closes only between event-loop turns, and ldapts would reopen it unbound).
+      if (!client.isBound) throw new Error("the search connection was closed");
       try {
         ({ searchEntries: entries } = await before(
           deadline,
@@ -215,15 +263,15 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       if (entries.length > 1) {
         throw failedPrecondition("PINGONE-ldap-ambiguous", `Several directory entries have the user's ${attribute}; the correlation attributes must name one`);
       }
-      if (entries.length === 1) {
-        dn = entries[0]!.dn;
-        break;
-      }
+      if (entries.length === 1) return entries[0]!.dn;
     }
-    if (dn === undefined) {
-      throw failedPrecondition("PINGONE-ldap-no-entry", `No directory entry under ${lookup.baseDn} matches the user's correlation attributes`);
-    }
-    secured();
+    throw failedPrecondition("PINGONE-ldap-no-entry", `No directory entry under ${lookup.baseDn} matches the user's correlation attributes`);
+  }
+
+  /** Binds as `dn` with the password over a bind connection. */
+  async function bindAs(client: Client, connection: LdapConnection, dn: string, password: string, deadline: number): Promise<"match" | "mismatch"> {
+    // A StartTLS connection that dropped must not carry a password: ldapts would reopen it in the clear.
+    if (!client.isConnected && connection.security === "StartTLS") throw new Error("the StartTLS connection was closed");
     try {
       await before(deadline, client.bind(dn, password));
       return "match";
@@ -239,38 +287,36 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       const deadline = Date.now() + options.timeoutMs;
       const failures: Failure[] = [];
       if (connection.servers.length === 0) throw failedPrecondition("PINGONE-ldap-servers", "The gateway lists no serversHostAndPort");
+      const startTls = async (client: Client) => {
+        if (connection.security === "StartTLS") {
+          await before(deadline, client.startTLS({ rejectUnauthorized: connection.validateTlsCertificates }));
+        }
+      };
       for (const server of connection.servers) {
         if (Date.now() >= deadline) {
           failures.push({ kind: "unreachable", server, reason: "not tried: no time left" });
           continue;
         }
-        const pool = poolFor(connection, server);
-        // An idle connection the server has since closed is retried once on a fresh one.
-        for (let attempt = 0; attempt < 2; attempt++) {
-          let pooled: Pooled;
-          try {
-            pooled = await pool.acquire(deadline);
-          } catch (err) {
-            failures.push({ kind: "unreachable", server, reason: reasonOf(err) });
-            break;
-          }
-          if (pooled.reused && connection.security === "StartTLS" && !pooled.client.isConnected) {
-            pool.release(pooled.client, false);
-            continue;
-          }
-          try {
-            const outcome = await checkOn(pooled.client, !pooled.reused, connection, lookup, password, deadline);
-            pool.release(pooled.client, true);
-            return outcome;
-          } catch (err) {
-            const decided = isDomainError(err);
-            pool.release(pooled.client, decided);
-            if (decided) throw err;
-            if (pooled.reused && !(err instanceof DeadlineExceeded)) continue;
-            const reason = reasonOf(err);
-            failures.push({ kind: TLS_ERROR.test(reason) ? "tls" : "unreachable", server, reason });
-            break;
-          }
+        const { searches, binds } = poolsFor(connection, server);
+        try {
+          const dn = await withConnection(
+            searches,
+            (client) => client.isBound,
+            (client) => prepareSearch(client, connection, deadline),
+            (client) => findEntry(client, lookup, deadline),
+            deadline,
+          );
+          return await withConnection(
+            binds,
+            (client) => client.isConnected,
+            startTls,
+            (client) => bindAs(client, connection, dn, password, deadline),
+            deadline,
+          );
+        } catch (err) {
+          if (isDomainError(err)) throw err;
+          const reason = reasonOf(err);
+          failures.push({ kind: TLS_ERROR.test(reason) ? "tls" : "unreachable", server, reason });
         }
       }
       const summary = failures.map((failure) => `${failure.server}: ${failure.reason}`).join("; ");
@@ -282,7 +328,7 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
     async close() {
       const all = [...pools.values()].flatMap((byServer) => [...byServer.values()]);
       pools.clear();
-      await Promise.all(all.map((pool) => pool.close()));
+      await Promise.all(all.flatMap(({ searches, binds }) => [searches.close(), binds.close()]));
     },
   };
 }
