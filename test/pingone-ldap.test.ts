@@ -5,8 +5,9 @@
  * PingOne's password endpoint and of ZITADEL's v2 CreateSession both go to the directory for a user
  * whose password is EXTERNAL; passwordAuthority PING_ONE captures it at the first success.
  */
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: PingOne's ${identifier} and ${ldapAttributes.…} placeholders are data here
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SESSIONS } from "./helpers/clients.js";
 import { expectCode, expectOk } from "./helpers/expectations.js";
 import { createApiCaller, uniqueName, useUserport } from "./helpers/fixtures.js";
@@ -24,6 +25,9 @@ const PEOPLE_LDAP = [
   { uid: "ann", password: "Ann-Ldap-5!", mail: "shared@example.com" },
   { uid: "bob", password: "Bob-Ldap-6!", mail: "shared@example.com" },
   { uid: "other", password: "Other-Ldap-7!", ou: `ou=others,${SUFFIX}` },
+  { uid: "jit1", password: "Jit-Ldap-1!", mail: "jit1@example.com", givenName: "Jay", sn: "Eyeti", employeeNumber: "7001" },
+  { uid: "jit2", password: "Jit-Ldap-2!", mail: "jit2@example.com", sn: "Second" },
+  { uid: "jit3", password: "Jit-Ldap-3!", mail: "jit3@example.com", sn: "Third" },
 ];
 
 describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real slapd)", () => {
@@ -395,6 +399,136 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
       // An entry outside the user type's searchBaseDn is not found.
       const outside = await importExternal(gateway, gateway.staying, { uid: "other" });
       expectError(await p1.post(outside.path, { password: "Other-Ldap-7!" }, CHECK), 400, "REQUEST_FAILED");
+    });
+  });
+
+  describe("newUserLookup: just-in-time migration of users the directory knows", () => {
+    const lookupType = (authority: "PING_ONE" | "LDAP", populationId: string, extra: Record<string, unknown> = {}) => ({
+      name: `JIT ${authority}`,
+      passwordAuthority: authority,
+      searchBaseDn: PEOPLE,
+      orderedCorrelationAttributes: ["uid"],
+      newUserLookup: {
+        ldapFilterPattern: "(|(uid=${identifier})(mail=${identifier}))",
+        population: { id: populationId },
+        attributeMappings: [
+          { name: "username", value: "${ldapAttributes.uid}" },
+          { name: "email", value: "${ldapAttributes.mail}" },
+          { name: "name.given", value: "${ldapAttributes.givenName}" },
+          { name: "name.family", value: "${ldapAttributes.sn}" },
+          { name: "title", value: "Employee ${ldapAttributes.employeeNumber}" },
+        ],
+        ...extra,
+      },
+    });
+    const byLoginName = (loginName: string, password: string) =>
+      up.caller("grpc-js").call(SESSIONS.createSession, { checks: { user: { loginName }, password: { password } } });
+    async function findByUsername(username: string) {
+      const listed = await p1.get(`${users}?filter=${encodeURIComponent(`username eq "${username}"`)}`);
+      expect(listed.status, listed.raw).toBe(200);
+      return (listed.body!._embedded as { users: Array<Record<string, unknown>> }).users;
+    }
+    // Gateways with a newUserLookup are all consulted for an unknown login name: each test removes its own.
+    const lookups: string[] = [];
+    afterEach(async () => {
+      for (const id of lookups.splice(0)) expect((await p1.delete(`${gateways}/${id}`)).status).toBe(204);
+    });
+    async function lookupGateway(userType: Record<string, unknown>) {
+      const gateway = await createGateway({}, [userType]);
+      lookups.push(gateway.id);
+      return gateway;
+    }
+    async function newPopulation() {
+      const created = await p1.post(`/v1/environments/${env}/populations`, { name: uniqueName("jit-pop") });
+      expect(created.status, created.raw).toBe(201);
+      return String(created.body!.id);
+    }
+
+    it("CreateSession by an unknown login name that the filter finds: a wrong password (or an injected filter value) creates nothing; the right one creates the user in the population with the mapped attributes, captures the password and signs it in", async () => {
+      const population = await newPopulation();
+      const gateway = await lookupGateway(lookupType("PING_ONE", population));
+      // A wrong password: as for any unknown login name, and nobody created.
+      expectCode(await byLoginName("jit1@example.com", "Jit-Ldap-1?"), Code.NotFound);
+      // Filter values are escaped: `jit*` and `*)(uid=jit1` find no entry, so jit1's password signs nobody in.
+      for (const injected of ["jit*", "*)(uid=jit1", "*"]) expectCode(await byLoginName(injected, "Jit-Ldap-1!"), Code.NotFound);
+      expect(await findByUsername("jit1")).toEqual([]);
+
+      // Signed in by its mail (the filter's second alternative): created with the mapped attributes.
+      const session = expectOk(await byLoginName("jit1@example.com", "Jit-Ldap-1!"));
+      expect(session.sessionId).toBeTruthy();
+      const [created] = await findByUsername("jit1");
+      expect(created).toMatchObject({
+        username: "jit1",
+        email: "jit1@example.com",
+        name: { given: "Jay", family: "Eyeti" },
+        title: "Employee 7001",
+        population: { id: population },
+      });
+      const userId = String(created!.id);
+      // Linked to the gateway by the user type's correlation attribute, and captured (PING_ONE).
+      expect(await storedHash(userId)).toMatch(/^\$2b\$04\$/);
+      const state = await p1.get(`${users}/${userId}/password`);
+      expect(state.body).toMatchObject({ status: "OK" });
+      expect(await up.eventTypes(userId)).toEqual(
+        expect.arrayContaining(["user.human.added", "user.human.password.external.captured", "user.human.password.check.succeeded"]),
+      );
+      const creator = await up.server.db
+        .selectFrom("events")
+        .select("creator")
+        .where("aggregate_id", "=", userId)
+        .orderBy("sequence")
+        .executeTakeFirstOrThrow();
+      expect(creator.creator).toBe(gateway.id);
+      // Later sign-ins are the known user's, through both APIs, the directory no longer needed.
+      await slapd.stop();
+      try {
+        expectOk(await byLoginName("jit1", "Jit-Ldap-1!"));
+        expect((await p1.post(`${users}/${userId}/password`, { password: "Jit-Ldap-1!" }, CHECK)).status).toBe(200);
+      } finally {
+        await slapd.run();
+      }
+      expect(await findByUsername("jit1")).toHaveLength(1);
+    });
+
+    it("passwordAuthority LDAP: the created user's password stays in the directory (EXTERNAL), checked there by PingOne's check; attributes the entry lacks are left out", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      expectOk(await byLoginName("jit2", "Jit-Ldap-2!"));
+      const [created] = await findByUsername("jit2");
+      expect(created).toMatchObject({ username: "jit2", name: { family: "Second" }, population: { id: population } });
+      expect(created!.title).toBeUndefined();
+      expect((created!.name as Record<string, unknown>).given).toBeUndefined();
+      const userId = String(created!.id);
+      expect(await storedHash(userId)).toBeNull();
+      const path = `${users}/${userId}/password`;
+      expect((await p1.get(path)).body).toMatchObject({ status: "EXTERNAL", gateway: { correlationAttributes: { uid: "jit2" } } });
+      expect((await p1.post(path, { password: "Jit-Ldap-2!" }, CHECK)).status).toBe(200);
+      expectError(await p1.post(path, { password: "Jit-Ldap-2?" }, CHECK), 400, "INVALID_DATA");
+    });
+
+    it("two first sign-ins at once create one user and both sign in", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      const [first, second] = await Promise.all([byLoginName("jit3", "Jit-Ldap-3!"), byLoginName("jit3@example.com", "Jit-Ldap-3!")]);
+      expectOk(first);
+      expectOk(second);
+      expect(await findByUsername("jit3")).toHaveLength(1);
+    });
+
+    it("refuses a newUserLookup it cannot use with INVALID_DATA naming the attribute: no ${identifier}, not a filter, no username mapping, an unknown population", async () => {
+      const population = await newPopulation();
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ ldapFilterPattern: "(uid=jdoe)" }, "userTypes[0].newUserLookup.ldapFilterPattern"],
+        [{ ldapFilterPattern: "(uid=${identifier}" }, "userTypes[0].newUserLookup.ldapFilterPattern"],
+        [{ attributeMappings: [{ name: "email", value: "${ldapAttributes.mail}" }] }, "userTypes[0].newUserLookup.attributeMappings"],
+        [{ population: { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19" } }, "userTypes[0].newUserLookup.population.id"],
+      ];
+      for (const [extra, target] of cases) {
+        const before = (await p1.get(gateways)).body!.count;
+        const refused = expectError(await p1.post(gateways, gatewayBody({}, [lookupType("LDAP", population, extra)])), 400, "INVALID_DATA");
+        expect((refused.details as Array<{ target: string }>)[0]!.target, JSON.stringify(extra)).toBe(target);
+        expect((await p1.get(gateways)).body!.count).toBe(before);
+      }
     });
   });
 

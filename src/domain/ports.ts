@@ -644,4 +644,15 @@ export interface PasswordDirectory {
     lookup: { baseDn: string; correlation: Array<[attribute: string, value: string]> },
     password: string,
   ): Promise<"match" | "mismatch">;
+  /**
+   * Just-in-time migration (a user type's newUserLookup): searches `baseDn` with the filter
+   * `pattern` in which every `${identifier}` stands for `identifier` (escaped as a filter value,
+   * RFC 4515), and binds as the first entry found with the password. "none" when nothing
+   * matches; on a match, the entry's DN and the first value of each of `attributes` it has.
+   */
+  lookup(
+    connection: LdapConnection,
+    search: { baseDn: string; pattern: string; identifier: string; attributes: string[] },
+    password: string,
+  ): Promise<{ outcome: "none" } | { outcome: "mismatch" } | { outcome: "match"; dn: string; attributes: Record<string, string> }>;
 }

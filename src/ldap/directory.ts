@@ -1,5 +1,5 @@
 import type { PasswordDirectory } from "../domain/ports.js";
-import { Client, EqualityFilter, InvalidCredentialsError, NoSuchObjectError, PresenceFilter, ResultCodeError } from "ldapts";
+import { Client, EqualityFilter, Filter, FilterParser, InvalidCredentialsError, NoSuchObjectError, PresenceFilter, ResultCodeError } from "ldapts";
 import type { LdapConnection } from "../domain/external-passwords.js";
 import { failedPrecondition, isDomainError, unavailable } from "../domain/errors.js";
 
@@ -97,6 +97,20 @@ class ServerPool {
     const clients = this.idle.splice(0);
     this.open -= clients.length;
     await Promise.all(clients.map((client) => client.unbind().catch(() => undefined)));
+  }
+}
+
+/** Where a newUserLookup.ldapFilterPattern takes the identifier typed at sign-in (PingOne's own placeholder). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: PingOne's placeholder, not a template
+const IDENTIFIER = "${identifier}";
+
+/** Whether a newUserLookup.ldapFilterPattern is an LDAP filter (RFC 4515) once `${identifier}` is filled in. */
+export function isFilterPattern(pattern: string): boolean {
+  try {
+    FilterParser.parseString(pattern.split(IDENTIFIER).join("x"));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -282,48 +296,107 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
     }
   }
 
-  return {
-    async verify(connection, lookup, password) {
-      const deadline = Date.now() + options.timeoutMs;
-      const failures: Failure[] = [];
-      if (connection.servers.length === 0) throw failedPrecondition("PINGONE-ldap-servers", "The gateway lists no serversHostAndPort");
-      const startTls = async (client: Client) => {
+  /**
+   * Runs `work` against the gateway's servers in order until one answers: a DomainError (a
+   * decided failure) ends it at once, a server that cannot be used passes to the next. Fails
+   * closed when none answers in time.
+   */
+  async function onServers<T>(connection: LdapConnection, work: (pools: ServerPools, deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + options.timeoutMs;
+    const failures: Failure[] = [];
+    if (connection.servers.length === 0) throw failedPrecondition("PINGONE-ldap-servers", "The gateway lists no serversHostAndPort");
+    for (const server of connection.servers) {
+      if (Date.now() >= deadline) {
+        failures.push({ kind: "unreachable", server, reason: "not tried: no time left" });
+        continue;
+      }
+      try {
+        return await work(poolsFor(connection, server), deadline);
+      } catch (err) {
+        if (isDomainError(err)) throw err;
+        const reason = reasonOf(err);
+        failures.push({ kind: TLS_ERROR.test(reason) ? "tls" : "unreachable", server, reason });
+      }
+    }
+    const summary = failures.map((failure) => `${failure.server}: ${failure.reason}`).join("; ");
+    if (failures.every((failure) => failure.kind === "tls")) {
+      throw failedPrecondition("PINGONE-ldap-tls", `The gateway's directory refused TLS (${summary})`);
+    }
+    throw unavailable("PINGONE-ldap-unavailable", `The gateway's LDAP directory could not be reached within ${options.timeoutMs} ms (${summary})`);
+  }
+
+  const searching =
+    (connection: LdapConnection, searches: ServerPool, deadline: number) =>
+    <T>(work: (client: Client) => Promise<T>) =>
+      withConnection(
+        searches,
+        (client) => client.isBound,
+        (client) => prepareSearch(client, connection, deadline),
+        work,
+        deadline,
+      );
+  const binding = (connection: LdapConnection, binds: ServerPool, password: string, deadline: number) => (dn: string) =>
+    withConnection(
+      binds,
+      (client) => client.isConnected,
+      async (client) => {
         if (connection.security === "StartTLS") {
           await before(deadline, client.startTLS({ rejectUnauthorized: connection.validateTlsCertificates }));
         }
-      };
-      for (const server of connection.servers) {
-        if (Date.now() >= deadline) {
-          failures.push({ kind: "unreachable", server, reason: "not tried: no time left" });
-          continue;
-        }
-        const { searches, binds } = poolsFor(connection, server);
-        try {
-          const dn = await withConnection(
-            searches,
-            (client) => client.isBound,
-            (client) => prepareSearch(client, connection, deadline),
-            (client) => findEntry(client, lookup, deadline),
-            deadline,
-          );
-          return await withConnection(
-            binds,
-            (client) => client.isConnected,
-            startTls,
-            (client) => bindAs(client, connection, dn, password, deadline),
-            deadline,
-          );
-        } catch (err) {
-          if (isDomainError(err)) throw err;
-          const reason = reasonOf(err);
-          failures.push({ kind: TLS_ERROR.test(reason) ? "tls" : "unreachable", server, reason });
-        }
+      },
+      (client) => bindAs(client, connection, dn, password, deadline),
+      deadline,
+    );
+
+  return {
+    verify(connection, lookup, password) {
+      return onServers(connection, async ({ searches, binds }, deadline) => {
+        const dn = await searching(connection, searches, deadline)((client) => findEntry(client, lookup, deadline));
+        return binding(connection, binds, password, deadline)(dn);
+      });
+    },
+    lookup(connection, search, password) {
+      let filter: Filter;
+      try {
+        // The pattern is the administrator's; the identifier is what someone typed, escaped.
+        filter = FilterParser.parseString(search.pattern.split(IDENTIFIER).join(Filter.escape(search.identifier)));
+      } catch {
+        throw failedPrecondition("PINGONE-ldap-filter", "The user type's newUserLookup.ldapFilterPattern is not an LDAP filter");
       }
-      const summary = failures.map((failure) => `${failure.server}: ${failure.reason}`).join("; ");
-      if (failures.every((failure) => failure.kind === "tls")) {
-        throw failedPrecondition("PINGONE-ldap-tls", `The gateway's directory refused TLS (${summary})`);
-      }
-      throw unavailable("PINGONE-ldap-unavailable", `The gateway's LDAP directory could not be reached within ${options.timeoutMs} ms (${summary})`);
+      return onServers(connection, async ({ searches, binds }, deadline) => {
+        const entries = await searching(
+          connection,
+          searches,
+          deadline,
+        )(async (client) => {
+          if (!client.isBound) throw new Error("the search connection was closed");
+          try {
+            const { searchEntries } = await before(
+              deadline,
+              client.search(search.baseDn, { scope: "sub", filter, attributes: search.attributes.length > 0 ? search.attributes : ["1.1"], sizeLimit: 1 }),
+            );
+            return searchEntries;
+          } catch (err) {
+            if (err instanceof NoSuchObjectError) {
+              throw failedPrecondition("PINGONE-ldap-base", `The user type's searchBaseDn ${search.baseDn} does not exist in the directory`);
+            }
+            if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-search", `The directory refused the new user lookup: ${err.message}`);
+            throw err;
+          }
+        });
+        // Several matches: the first is the one (PingOne provisions only the first).
+        const entry = entries[0];
+        if (!entry) return { outcome: "none" as const };
+        if ((await binding(connection, binds, password, deadline)(entry.dn)) === "mismatch") return { outcome: "mismatch" as const };
+        const attributes: Record<string, string> = {};
+        for (const wanted of search.attributes) {
+          const name = Object.keys(entry).find((key) => key !== "dn" && key.toLowerCase() === wanted.toLowerCase());
+          const value = name === undefined ? undefined : entry[name];
+          const first = Array.isArray(value) ? value[0] : value;
+          if (typeof first === "string" && first !== "") attributes[wanted] = first;
+        }
+        return { outcome: "match" as const, dn: entry.dn, attributes };
+      });
     },
     async close() {
       const all = [...pools.values()].flatMap((byServer) => [...byServer.values()]);
