@@ -33,8 +33,9 @@ export function passwordStatus(user: User, external: ExternalPasswordLink | unde
   return "OK";
 }
 
-async function stateResource(call: Call, user: User) {
-  const external = user.human?.passwordSet ? undefined : await call.deps.externalPasswords.link(user);
+/** `known`: the user's external link as just read (a password check never changes it). */
+async function stateResource(call: Call, user: User, known?: { link: ExternalPasswordLink | undefined }) {
+  const external = user.human?.passwordSet ? undefined : known ? known.link : await call.deps.externalPasswords.link(user);
   return {
     _links: { self: call.link("users", user.id, "password"), user: call.link("users", user.id) },
     environment: { id: call.envId },
@@ -128,7 +129,8 @@ export function registerPasswordRoutes(handle: Handle) {
       if (user.state === "LOCKED") {
         throw invalidData("password", "The user's password is locked", "ACCOUNT_NOT_USABLE", { status: "PASSWORD_LOCKED_OUT" });
       }
-      if (!user.human?.passwordSet && !(await call.deps.externalPasswords.link(user))) {
+      const external = { link: user.human?.passwordSet ? undefined : await call.deps.externalPasswords.link(user) };
+      if (!user.human?.passwordSet && !external.link) {
         throw invalidData("password", "The user has no password", "NO_PASSWORD");
       }
       try {
@@ -146,7 +148,7 @@ export function registerPasswordRoutes(handle: Handle) {
         }
         throw err;
       }
-      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id), external) };
     }
     if (media === MEDIA.recover) {
       const body = call.json();

@@ -84,7 +84,7 @@ export async function registerPingOneFacade(
   });
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
-    authenticate: (headers) => parts.callerAccess.authenticate(headers.get("authorization")),
+    authenticate: (authorization) => parts.callerAccess.authenticate(authorization),
     users: parts.users,
     states: parts.states,
     changes: parts.changes,
