@@ -27,6 +27,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import bcrypt from "bcrypt";
+import Fastify from "fastify";
 import { Client, EqualityFilter } from "ldapts";
 import { loadConfig } from "../src/config.js";
 import { startServer } from "../src/server.js";
@@ -179,6 +180,55 @@ async function rawChecks(slapd: Slapd, uids: string[]): Promise<number> {
   return perSecond;
 }
 
+/**
+ * The fairest baseline for a check through userport: the same HTTP client, concurrency and
+ * request (a JSON POST with the password), answered by a bare fastify route that does what a
+ * check needs of the directory with ldapts and nothing else (no authentication, no store, no
+ * event): search for the uid over a connection bound once as the gateway's account, bind as the
+ * entry found over a second connection, 200 on success. Connections are kept in a pool of
+ * `concurrency` pairs, as userport's are.
+ */
+async function startHttpRawChecks(slapd: Slapd) {
+  const url = `ldap://${slapd.hostAndPort}`;
+  const idle = await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      const search = new Client({ url, timeout: 5000 });
+      await search.bind(SERVICE_DN, SERVICE_PASSWORD);
+      return { search, bind: new Client({ url, timeout: 5000 }) };
+    }),
+  );
+  const waiting: Array<(pair: (typeof idle)[number]) => void> = [];
+  const app = Fastify({ logger: false });
+  app.post("/raw/:uid", async (request, reply) => {
+    const pair = idle.pop() ?? (await new Promise<(typeof idle)[number]>((resolve) => waiting.push(resolve)));
+    try {
+      const { uid } = request.params as { uid: string };
+      const { password } = request.body as { password: string };
+      const { searchEntries } = await pair.search.search(PEOPLE, {
+        scope: "sub",
+        filter: new EqualityFilter({ attribute: "uid", value: uid }),
+        attributes: ["1.1"],
+        sizeLimit: 2,
+      });
+      if (searchEntries.length !== 1) return reply.code(400).send({ message: "no entry" });
+      await pair.bind.bind(searchEntries[0]!.dn, password);
+      return { status: "OK" };
+    } finally {
+      const next = waiting.shift();
+      if (next) next(pair);
+      else idle.push(pair);
+    }
+  });
+  const address = await app.listen({ port: 0, host: "127.0.0.1" });
+  return {
+    url: address,
+    close: async () => {
+      await app.close();
+      await Promise.all(idle.flatMap(({ search, bind }) => [search.unbind(), bind.unbind()]));
+    },
+  };
+}
+
 async function main() {
   if (!slapdAvailable()) throw new Error("slapd is not installed (apt-get install -y slapd ldap-utils)");
   console.log(
@@ -196,6 +246,9 @@ async function main() {
     dataDir,
     passwordVerifiers: ["ssha"],
     logLevel: "silent",
+    // Every check comes from this one address and each user is checked many times: the limits would measure themselves.
+    rateLimitPerSource: 0,
+    rateLimitPerUser: 0,
   });
   try {
     const token = (await import("node:fs")).readFileSync(server.adminTokenFile, "utf8").trim();
@@ -295,14 +348,44 @@ async function main() {
       contentType: "application/vnd.pingidentity.password.check+json",
       requests: Array.from({ length: n }, (_, i) => ({ path: `/v1/environments/${env}/users/${ids[i % ids.length]}/password`, body: { password: PASSWORD } })),
     });
+    if (selected.has("floor")) {
+      // What any PingOne password check costs before its verification: the same request for
+      // users without a password (400 NO_PASSWORD after authentication and the user's reads).
+      const bare: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        bare.push(
+          String(
+            (await post(`/v1/environments/${env}/users`, { username: name("bare"), population: { id: pop } }, "application/vnd.pingidentity.user.import+json"))
+              .id,
+          ),
+        );
+      }
+      await measure("no-password", { ...checks(bare), expectStatus: 400 });
+    }
     if (selected.has("external")) {
-      const raw1 = await rawChecks(slapd, uids);
-      const bind1 = await rawBinds(slapd, uids);
-      const external = await measure("external-check", checks(staying));
-      const raw2 = await rawChecks(slapd, uids);
-      const bind2 = await rawBinds(slapd, uids);
-      ratios.push(`external-check / raw-check       ${(external / ((raw1 + raw2) / 2)).toFixed(2)}`);
-      ratios.push(`external-check / raw-bind        ${(external / ((bind1 + bind2) / 2)).toFixed(2)}`);
+      const httpRaw = await startHttpRawChecks(slapd);
+      try {
+        const rawHttpChecks = () =>
+          measure("http-raw-check", {
+            url: httpRaw.url,
+            token: "",
+            concurrency,
+            expectStatus: 200,
+            requests: Array.from({ length: n }, (_, i) => ({ path: `/raw/${uids[i % uids.length]}`, body: { password: PASSWORD } })),
+          });
+        const raw1 = await rawChecks(slapd, uids);
+        const bind1 = await rawBinds(slapd, uids);
+        const http1 = await rawHttpChecks();
+        const external = await measure("external-check", checks(staying));
+        const http2 = await rawHttpChecks();
+        const raw2 = await rawChecks(slapd, uids);
+        const bind2 = await rawBinds(slapd, uids);
+        ratios.push(`external-check / http-raw-check  ${(external / ((http1 + http2) / 2)).toFixed(2)}`);
+        ratios.push(`external-check / raw-check       ${(external / ((raw1 + raw2) / 2)).toFixed(2)}`);
+        ratios.push(`external-check / raw-bind        ${(external / ((bind1 + bind2) / 2)).toFixed(2)}`);
+      } finally {
+        await httpRaw.close();
+      }
     }
     if (!selected.has("captured")) {
       console.log(`\n${ratios.join("\n")}`);

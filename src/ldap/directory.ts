@@ -139,7 +139,7 @@ interface ServerPools {
 }
 
 export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDirectory & { close(): Promise<void> } {
-  const poolSize = options.poolSize ?? 8;
+  const poolSize = options.poolSize ?? 16;
   /** Pools by gateway version (LdapConnection.key) and server; a changed gateway gets new ones. */
   const pools = new Map<string, Map<string, ServerPools>>();
 
