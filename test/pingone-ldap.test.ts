@@ -402,6 +402,76 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
     });
   });
 
+  describe("Set Gateway (PUT …/password, password.setGateway+json) on an existing user", () => {
+    const SET_GATEWAY = "application/vnd.pingidentity.password.setGateway+json";
+
+    it("to an LDAP-authority user type: the stored password is deleted, status EXTERNAL, and sign-ins go to the directory", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(
+        users,
+        { username: uniqueName("relink"), population: { id: up.defaultOrgId }, password: { value: "Old-Stored-Passw0rd!", forceChange: false } },
+        MEDIA.import,
+      );
+      expect(created.status, created.raw).toBe(201);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      expect(await storedHash(userId)).not.toBeNull();
+      const linked = await p1.put(path, { id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { uid: "crypto" } }, SET_GATEWAY);
+      expect(linked.status, linked.raw).toBe(200);
+      expect(linked.body).toMatchObject({
+        status: "EXTERNAL",
+        gateway: { id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { uid: "crypto" } },
+      });
+      expect(await storedHash(userId)).toBeNull();
+      expect(await up.eventTypes(userId)).toContain("user.human.password.external.linked");
+      expectError(await p1.post(path, { password: "Old-Stored-Passw0rd!" }, CHECK), 400, "INVALID_DATA");
+      expect((await p1.post(path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      expectOk(await signIn(userId, "Crypt-Ldap-2!"));
+      expect(await storedHash(userId)).toBeNull();
+    });
+
+    it("to a PING_ONE user type for a user without a password (the docs' nested form): captured at the next sign-in", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(users, { username: uniqueName("relink"), population: { id: up.defaultOrgId } }, MEDIA.json);
+      expect(created.status, created.raw).toBe(201);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      expect((await p1.get(path)).body).toMatchObject({ status: "NO_PASSWORD" });
+      const nested = { password: { external: { gateway: { id: gateway.id, userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } } } } };
+      const linked = await p1.put(path, nested, SET_GATEWAY);
+      expect(linked.status, linked.raw).toBe(200);
+      expect(linked.body).toMatchObject({ status: "EXTERNAL" });
+      expectOk(await signIn(userId, "Jdoe-Ldap-1!"));
+      expect(await storedHash(userId)).toMatch(/^\$2b\$04\$/);
+      expect((await p1.get(path)).body).toMatchObject({ status: "OK" });
+    });
+
+    it("refuses an unknown gateway, an unknown user type and missing correlation attributes with INVALID_DATA, writing nothing", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(users, { username: uniqueName("relink"), population: { id: up.defaultOrgId } }, MEDIA.json);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      const before = await up.eventTypes(userId);
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [
+          { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19", userType: { id: gateway.staying }, correlationAttributes: { uid: "jdoe" } },
+          "password.external.gateway.id",
+        ],
+        [
+          { id: gateway.id, userType: { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19" }, correlationAttributes: { uid: "jdoe" } },
+          "password.external.gateway.userType.id",
+        ],
+        [{ id: gateway.id, userType: { id: gateway.staying } }, "password.external.gateway.correlationAttributes"],
+      ];
+      for (const [body, target] of cases) {
+        const refused = expectError(await p1.put(path, body, SET_GATEWAY), 400, "INVALID_DATA");
+        expect((refused.details as Array<{ target: string }>)[0]!.target).toBe(target);
+      }
+      expect(await up.eventTypes(userId)).toEqual(before);
+      expect((await p1.get(path)).body).toMatchObject({ status: "NO_PASSWORD" });
+    });
+  });
+
   describe("newUserLookup: just-in-time migration of users the directory knows", () => {
     const lookupType = (authority: "PING_ONE" | "LDAP", populationId: string, extra: Record<string, unknown> = {}) => ({
       name: `JIT ${authority}`,

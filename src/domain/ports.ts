@@ -149,8 +149,8 @@ export interface UserUpdate {
     phone?: string;
     phoneVerified?: boolean;
     state?: UserState;
-    /** A new password hash; its change time is the update's `at`. */
-    passwordHash?: string;
+    /** A new password hash; its change time is the update's `at`. Null removes the password (PingOne's Set Gateway to an LDAP authority). */
+    passwordHash?: string | null;
     passwordChangeRequired?: boolean;
     /** A new profile (names, display name, language, gender), already normalised. */
     profile?: HumanProfile;

@@ -210,7 +210,7 @@ function checkAttribute(key: string, value: unknown): void {
   }
 }
 
-const metadataEntry = (key: string, value: unknown): MetadataEntry => ({
+export const metadataEntry = (key: string, value: unknown): MetadataEntry => ({
   key: METADATA_PREFIX + key,
   value: encoder.encode(JSON.stringify(value)),
 });
@@ -347,7 +347,7 @@ function readPassword(body: Record<string, unknown>): {
  * LDAP gateway, one of its user types, and correlation attributes (LDAP attribute → value) of
  * which at least one is among the user type's orderedCorrelationAttributes (or is "dn").
  */
-async function readExternalLink(call: Call, external: Record<string, unknown>, body: Record<string, unknown>): Promise<ExternalPasswordLink> {
+export async function readExternalLink(call: Call, external: Record<string, unknown>, body: Record<string, unknown>): Promise<ExternalPasswordLink> {
   const target = "password.external.gateway";
   const password = body.password as Record<string, unknown>;
   if (password.value !== undefined && password.value !== null) {

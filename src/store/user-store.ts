@@ -351,7 +351,7 @@ export function userUpdateStatements(
   if (update.set?.state !== undefined) columns.state = update.set.state;
   if (update.set?.passwordHash !== undefined) {
     columns.password_hash = update.set.passwordHash;
-    columns.password_changed_at = at;
+    columns.password_changed_at = update.set.passwordHash === null ? null : at;
   }
   if (update.set?.passwordChangeRequired !== undefined) {
     columns.password_change_required = update.set.passwordChangeRequired ? 1 : 0;
