@@ -1,24 +1,30 @@
 /**
  * PingOne facade against its baselines, each measured in the same run on the same machine:
  *
- *   npx tsx bench/pingone.ts                      # BENCH_OPS=400 BENCH_CONCURRENCY=16
- *   npx tsx bench/pingone.ts --ops 800 --concurrency 32 --cost 10
+ *   npx tsx bench/pingone.ts                      # BENCH_OPS=400 BENCH_CONCURRENCY=16, every phase
+ *   npx tsx bench/pingone.ts --ops 1000 --phases import,floor,external
+ *   BENCH_PROFILE=/tmp/prof npx tsx bench/pingone.ts --phases external   # a CPU profile of the server per phase
  *
- * Phases (each comparison right after its baseline, since the machine is shared):
- *   zitadel-import   baseline: POST /management/v1/users/human/_import with hashedPassword {SSHA512}
- *   pingone-import   POST /v1/environments/{env}/users (user.import+json) with password.value {SSHA512}
+ * Phases (--phases, comma-separated: import, floor, external, captured; each comparison right
+ * after its baseline, since the machine is shared):
+ *   import    zitadel-import   baseline: POST /management/v1/users/human/_import with hashedPassword {SSHA512}
+ *             pingone-import   POST /v1/environments/{env}/users (user.import+json) with password.value {SSHA512}
  *                                                                               -> ratio to zitadel-import
- *   raw-bind         baseline: ldapts binds as the directory's users against the same slapd, one
- *                    persistent connection per client lane (the cheapest LDAP check there is)
- *   external-check   PingOne password checks of users whose password is EXTERNAL with
- *                    passwordAuthority LDAP (bind as gateway, search, bind as the user, each time)
- *                                                                               -> ratio to raw-bind
- *   native-check     baseline: PingOne password checks of users imported with bcrypt at the cost
- *   captured-check   the same for users of a passwordAuthority PING_ONE type after their first
- *                    sign-in captured the password (no LDAP)                    -> ratio to native-check
+ *   floor     no-password      PingOne password checks of users without a password (400): what the
+ *                              request costs before any verification
+ *   external  raw-check        ldapts: search by uid over a connection bound once as the gateway,
+ *                              bind as the entry over a second connection (what a check needs)
+ *             raw-bind         ldapts binds as the users, no search (the cheapest LDAP operation)
+ *             http-raw-check   raw-check behind a bare fastify route, through the same HTTP client
+ *             external-check   PingOne password checks of users whose password is EXTERNAL with
+ *                              passwordAuthority LDAP  -> ratios to http-raw-check, raw-check, raw-bind
+ *   captured  native-check     baseline: PingOne password checks of users imported with bcrypt at the cost
+ *             captured-check   the same for users of a passwordAuthority PING_ONE type after their first
+ *                              sign-in captured the password (no LDAP)   -> ratio to native-check
  *
  * slapd (Debian's, as in the tests: test/helpers/slapd.ts) must be installed. The server runs in
- * this process (startServer); the HTTP client in a worker thread (bench/request-worker.ts).
+ * this process (startServer, rate limits off); the HTTP client in a worker thread
+ * (bench/request-worker.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -45,7 +51,7 @@ const { values: flags } = parseArgs({
   },
 });
 /** Which comparisons to run: import, external, captured (all by default). */
-const selected = new Set((flags.phases ?? "import,external,captured").split(","));
+const selected = new Set((flags.phases ?? "import,floor,external,captured").split(","));
 const ops = Number(flags.ops ?? process.env.BENCH_OPS ?? 400);
 const concurrency = Number(flags.concurrency ?? process.env.BENCH_CONCURRENCY ?? 16);
 const cost = Number(flags.cost ?? process.env.USERPORT_BCRYPT_COST ?? 10);
