@@ -50,7 +50,7 @@ const { values: flags } = parseArgs({
     phases: { type: "string" },
   },
 });
-/** Which comparisons to run: import, external, captured (all by default). */
+/** Which comparisons to run: import, floor, external, captured (all by default). */
 const selected = new Set((flags.phases ?? "import,floor,external,captured").split(","));
 const ops = Number(flags.ops ?? process.env.BENCH_OPS ?? 400);
 const concurrency = Number(flags.concurrency ?? process.env.BENCH_CONCURRENCY ?? 16);

@@ -576,6 +576,19 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
       expectError(await p1.post(path, { password: "Jit-Ldap-2?" }, CHECK), 400, "INVALID_DATA");
     });
 
+    it("a directory that is down fails the lookup closed (UNAVAILABLE, nothing created), and an unknown name with the directory up is NOT_FOUND", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      expectCode(await byLoginName("nobody-in-ldap", "Whatever-1!"), Code.NotFound);
+      await slapd.stop();
+      try {
+        expectCode(await byLoginName("nobody-in-ldap", "Whatever-1!"), Code.Unavailable);
+      } finally {
+        await slapd.run();
+      }
+      expect(await findByUsername("nobody-in-ldap")).toEqual([]);
+    });
+
     it("two first sign-ins at once create one user and both sign in", async () => {
       const population = await newPopulation();
       await lookupGateway(lookupType("LDAP", population));
