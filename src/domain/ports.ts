@@ -631,9 +631,9 @@ export interface MachineSecretStore {
 }
 
 /**
- * The directory itself (src/ldap/directory.ts): binds with the gateway's account, finds the one
- * entry under `baseDn` whose attribute equals the value (the first attribute, in order, that
- * finds one), then binds as that entry with the password. "mismatch" is a wrong password; a
+ * The directory itself (src/ldap/directory.ts): over connections bound with the gateway's
+ * account, finds the one entry under `baseDn` whose attribute equals the value (the first
+ * attribute, in order, that finds one), then binds as that entry with the password. "mismatch" is a wrong password; a
  * directory that cannot be reached or is too slow throws an Unavailable DomainError, one whose
  * answers show a misconfiguration (the account refused, no entry, several entries, a TLS
  * certificate refused) a FailedPrecondition; neither is a wrong password.

@@ -16,7 +16,9 @@ const IDENTIFIER = "${identifier}";
  * directory object of kind "gateway" (src/domain/directory-objects.ts): its body is the JSON
  * below in PingOne's names, its `bindPassword` the sealed secret, never returned. User types get
  * server-assigned UUIDs when they come without one (Terraform sends none on create and sends them
- * back on update). Only type LDAP is served (no Kerberos). Reading needs `iam.policy.read`,
+ * back on update). A user type's `newUserLookup` (just-in-time migration, see
+ * src/domain/external-passwords.ts) is checked here: a filter with `${identifier}`, an existing
+ * population, a mapping for `username`. Only type LDAP is served (no Kerberos). Reading needs `iam.policy.read`,
  * changing `iam.policy.write` (instance roles), as the user schema.
  */
 const SECURITY = ["None", "TLS", "StartTLS"];
