@@ -13,6 +13,7 @@ import { expectCode, expectOk } from "./helpers/expectations.js";
 import { createApiCaller, uniqueName, useUserport } from "./helpers/fixtures.js";
 import { EXTERNAL_URL, MEDIA, PingOneClient, type PingOneResponse, UUID } from "./helpers/pingone.js";
 import { freePort } from "./helpers/process.js";
+import { createLdapDirectory } from "../src/ldap/directory.js";
 import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd, slapdAvailable } from "./helpers/slapd.js";
 
 const CHECK = "application/vnd.pingidentity.password.check+json";
@@ -616,10 +617,10 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
   });
 
   describe("kept connections (src/ldap/directory.ts)", () => {
-    /** slapd's counts (cn=Monitor) from `before` to now, less what reading them costs (1 connection, 3 searches). */
+    /** slapd's counts (cn=Monitor) from `before` to now, less what reading them costs (1 connection, 4 searches). */
     async function since(before: { binds: number; searches: number; connections: number }) {
       const now = await slapd.operations();
-      return { binds: now.binds - before.binds, searches: now.searches - before.searches - 3, connections: now.connections - before.connections - 1 };
+      return { binds: now.binds - before.binds, searches: now.searches - before.searches - 4, connections: now.connections - before.connections - 1 };
     }
 
     it("the gateway binds once per kept connection, not per check: ten sequential checks (one a wrong password) are one gateway bind, ten searches and ten user binds over two connections", async () => {
@@ -649,6 +650,36 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
       // The search would fail unbound (entries are readable by bound users only): the gateway bound again.
       expect(await since(before)).toEqual({ binds: 2, searches: 1, connections: 2 });
       expect((await p1.post(user.path, { password: "wrong" }, CHECK)).status).toBe(400);
+    });
+
+    it("kept connections unused for idleMs are closed, and the next check opens new ones (src/ldap/directory.ts on a directory of its own)", async () => {
+      const own = await Slapd.start([{ uid: "idler", password: "Idler-Ldap-1!" }]);
+      const directory = createLdapDirectory({ timeoutMs: 2000, idleMs: 200 });
+      try {
+        const connection = {
+          key: "test/idle/1",
+          servers: [own.hostAndPort],
+          security: "None" as const,
+          validateTlsCertificates: true,
+          bindDn: SERVICE_DN,
+          bindPassword: SERVICE_PASSWORD,
+        };
+        const lookup = { baseDn: PEOPLE, correlation: [["uid", "idler"]] as Array<[string, string]> };
+        const baseline = (await own.operations()).open;
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1!")).toBe("match");
+        expect((await own.operations()).open).toBe(baseline + 2);
+        let open = baseline + 2;
+        for (let waited = 0; waited < 50 && open > baseline; waited++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          open = (await own.operations()).open;
+        }
+        expect(open).toBe(baseline);
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1?")).toBe("mismatch");
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1!")).toBe("match");
+      } finally {
+        await directory.close();
+        await own.dispose();
+      }
     });
 
     it("a changed gateway (PUT) gets new connections with its new settings: the old bindPassword is not used again", async () => {

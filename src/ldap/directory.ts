@@ -30,6 +30,11 @@ export interface LdapDirectoryOptions {
   timeoutMs: number;
   /** Search connections, and as many bind connections, kept per server of a gateway; checks beyond it wait for one. */
   poolSize?: number;
+  /**
+   * A kept connection unused this long is closed (checked every `idleMs`), so that the pools of
+   * gateways no longer used (changed, deleted) and of quiet directories do not hold connections.
+   */
+  idleMs?: number;
 }
 
 type Failure = { kind: "unreachable" | "tls"; server: string; reason: string };
@@ -44,7 +49,8 @@ interface Pooled {
 
 /** The connections to one server of one gateway (as it is configured now). */
 class ServerPool {
-  private readonly idle: Client[] = [];
+  /** Idle connections, the longest idle first (acquire takes the last). */
+  private readonly idle: Array<{ client: Client; since: number }> = [];
   private open = 0;
   private readonly waiters: Array<(client: Client | undefined) => void> = [];
 
@@ -53,9 +59,14 @@ class ServerPool {
     private readonly size: number,
   ) {}
 
+  /** Whether the pool holds no connection at all (none idle, none in use). */
+  get empty(): boolean {
+    return this.open === 0;
+  }
+
   async acquire(deadline: number): Promise<Pooled> {
     const idle = this.idle.pop();
-    if (idle) return { client: idle, reused: true };
+    if (idle) return { client: idle.client, reused: true };
     if (this.open < this.size) {
       this.open++;
       return { client: this.create(), reused: false };
@@ -90,11 +101,20 @@ class ServerPool {
     }
     const waiter = this.waiters.shift();
     if (waiter) waiter(client);
-    else this.idle.push(client);
+    else this.idle.push({ client, since: Date.now() });
+  }
+
+  /** Closes the connections idle since before `cutoff`. */
+  sweep(cutoff: number) {
+    while (this.idle.length > 0 && this.idle[0]!.since < cutoff) {
+      const { client } = this.idle.shift()!;
+      this.open--;
+      void client.unbind().catch(() => undefined);
+    }
   }
 
   async close() {
-    const clients = this.idle.splice(0);
+    const clients = this.idle.splice(0).map(({ client }) => client);
     this.open -= clients.length;
     await Promise.all(clients.map((client) => client.unbind().catch(() => undefined)));
   }
@@ -142,6 +162,19 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
   const poolSize = options.poolSize ?? 16;
   /** Pools by gateway version (LdapConnection.key) and server; a changed gateway gets new ones. */
   const pools = new Map<string, Map<string, ServerPools>>();
+  const idleMs = options.idleMs ?? 60_000;
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - idleMs;
+    for (const [key, byServer] of pools) {
+      for (const [server, { searches, binds }] of byServer) {
+        searches.sweep(cutoff);
+        binds.sweep(cutoff);
+        if (searches.empty && binds.empty) byServer.delete(server);
+      }
+      if (byServer.size === 0) pools.delete(key);
+    }
+  }, idleMs);
+  sweeper.unref();
 
   function poolsFor(connection: LdapConnection, server: string): ServerPools {
     let byServer = pools.get(connection.key);
@@ -399,6 +432,7 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       });
     },
     async close() {
+      clearInterval(sweeper);
       const all = [...pools.values()].flatMap((byServer) => [...byServer.values()]);
       pools.clear();
       await Promise.all(all.flatMap(({ searches, binds }) => [searches.close(), binds.close()]));

@@ -188,11 +188,11 @@ export class Slapd {
   }
 
   /**
-   * slapd's counts since it started (cn=Monitor): binds and searches completed, and connections
-   * accepted. Read over a connection of its own, which itself counts as one connection and one
-   * search.
+   * slapd's counts since it started (cn=Monitor): binds and searches completed, connections
+   * accepted, and connections open now. Read over a connection of its own, which itself counts as
+   * one connection and three searches (and is open while they are read).
    */
-  async operations(): Promise<{ binds: number; searches: number; connections: number }> {
+  async operations(): Promise<{ binds: number; searches: number; connections: number; open: number }> {
     const client = new Client({ url: `ldap://${this.hostAndPort}`, timeout: 5000 });
     try {
       const count = async (dn: string, attribute: string) => {
@@ -203,6 +203,8 @@ export class Slapd {
         binds: await count("cn=Bind,cn=Operations,cn=Monitor", "monitorOpCompleted"),
         searches: await count("cn=Search,cn=Operations,cn=Monitor", "monitorOpCompleted"),
         connections: await count("cn=Total,cn=Connections,cn=Monitor", "monitorCounter"),
+        // Connections open now, this one included.
+        open: await count("cn=Current,cn=Connections,cn=Monitor", "monitorCounter"),
       };
     } finally {
       await client.unbind();
