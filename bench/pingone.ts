@@ -1,33 +1,40 @@
 /**
  * PingOne facade against its baselines, each measured in the same run on the same machine:
  *
- *   npx tsx bench/pingone.ts                      # BENCH_OPS=400 BENCH_CONCURRENCY=16
- *   npx tsx bench/pingone.ts --ops 800 --concurrency 32 --cost 10
+ *   npx tsx bench/pingone.ts                      # BENCH_OPS=400 BENCH_CONCURRENCY=16, every phase
+ *   npx tsx bench/pingone.ts --ops 1000 --phases import,floor,external
+ *   BENCH_PROFILE=/tmp/prof npx tsx bench/pingone.ts --phases external   # a CPU profile of the server per phase
  *
- * Phases (each comparison right after its baseline, since the machine is shared):
- *   zitadel-import   baseline: POST /management/v1/users/human/_import with hashedPassword {SSHA512}
- *   pingone-import   POST /v1/environments/{env}/users (user.import+json) with password.value {SSHA512}
+ * Phases (--phases, comma-separated: import, floor, external, captured; each comparison right
+ * after its baseline, since the machine is shared):
+ *   import    zitadel-import   baseline: POST /management/v1/users/human/_import with hashedPassword {SSHA512}
+ *             pingone-import   POST /v1/environments/{env}/users (user.import+json) with password.value {SSHA512}
  *                                                                               -> ratio to zitadel-import
- *   raw-bind         baseline: ldapts binds as the directory's users against the same slapd, one
- *                    persistent connection per client lane (the cheapest LDAP check there is)
- *   external-check   PingOne password checks of users whose password is EXTERNAL with
- *                    passwordAuthority LDAP (bind as gateway, search, bind as the user, each time)
- *                                                                               -> ratio to raw-bind
- *   native-check     baseline: PingOne password checks of users imported with bcrypt at the cost
- *   captured-check   the same for users of a passwordAuthority PING_ONE type after their first
- *                    sign-in captured the password (no LDAP)                    -> ratio to native-check
+ *   floor     no-password      PingOne password checks of users without a password (400): what the
+ *                              request costs before any verification
+ *   external  raw-check        ldapts: search by uid over a connection bound once as the gateway,
+ *                              bind as the entry over a second connection (what a check needs)
+ *             raw-bind         ldapts binds as the users, no search (the cheapest LDAP operation)
+ *             http-raw-check   raw-check behind a bare fastify route, through the same HTTP client
+ *             external-check   PingOne password checks of users whose password is EXTERNAL with
+ *                              passwordAuthority LDAP  -> ratios to http-raw-check, raw-check, raw-bind
+ *   captured  native-check     baseline: PingOne password checks of users imported with bcrypt at the cost
+ *             captured-check   the same for users of a passwordAuthority PING_ONE type after their first
+ *                              sign-in captured the password (no LDAP)   -> ratio to native-check
  *
  * slapd (Debian's, as in the tests: test/helpers/slapd.ts) must be installed. The server runs in
- * this process (startServer); the HTTP client in a worker thread (bench/request-worker.ts).
+ * this process (startServer, rate limits off); the HTTP client in a worker thread
+ * (bench/request-worker.ts).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import bcrypt from "bcrypt";
-import { Client } from "ldapts";
+import Fastify from "fastify";
+import { Client, EqualityFilter } from "ldapts";
 import { loadConfig } from "../src/config.js";
 import { startServer } from "../src/server.js";
 import { ssha512 } from "../test/helpers/pingone.js";
@@ -35,8 +42,16 @@ import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from "../
 import type { Batch, BatchResult } from "./request-worker.js";
 
 const { values: flags } = parseArgs({
-  options: { ops: { type: "string" }, concurrency: { type: "string" }, cost: { type: "string" }, users: { type: "string" } },
+  options: {
+    ops: { type: "string" },
+    concurrency: { type: "string" },
+    cost: { type: "string" },
+    users: { type: "string" },
+    phases: { type: "string" },
+  },
 });
+/** Which comparisons to run: import, floor, external, captured (all by default). */
+const selected = new Set((flags.phases ?? "import,floor,external,captured").split(","));
 const ops = Number(flags.ops ?? process.env.BENCH_OPS ?? 400);
 const concurrency = Number(flags.concurrency ?? process.env.BENCH_CONCURRENCY ?? 16);
 const cost = Number(flags.cost ?? process.env.USERPORT_BCRYPT_COST ?? 10);
@@ -63,15 +78,43 @@ interface Phase {
 }
 const phases: Phase[] = [];
 
+/**
+ * With BENCH_PROFILE=<dir>, a V8 CPU profile of this thread (the server) over each measured phase,
+ * written as <dir>/<phase>.cpuprofile (read it with bench/profile-summary.ts).
+ */
+async function profile(): Promise<(name: string) => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return async () => undefined;
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return async (name) => {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 async function measure(name: string, batch: Batch): Promise<number> {
   const warm = Math.min(50, batch.requests.length);
   // A short warm-up of the same kind, not counted.
   await remote({ ...batch, requests: batch.requests.slice(0, warm) });
+  const loop = performance.eventLoopUtilization();
+  const stopProfile = await profile();
   const result = await remote({ ...batch, requests: batch.requests.slice(warm) });
+  await stopProfile(name);
+  // The server's event loop (this thread; the HTTP client is in a worker): busy time per request.
+  const busy = performance.eventLoopUtilization(loop).active / Math.max(1, result.ok);
   if (result.failed > 0) throw new Error(`${name}: ${result.failed} failed: ${result.failureSamples.join("; ")}`);
   const perSecond = (result.ok * 1000) / result.wallMs;
   phases.push({ name, perSecond });
-  console.log(`${name.padEnd(16)} ${perSecond.toFixed(0).padStart(7)} /s  (${result.ok} ops, ${concurrency} in flight)`);
+  const sorted = [...result.latenciesMs].sort((a, b) => a - b);
+  const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0;
+  console.log(
+    `${name.padEnd(16)} ${perSecond.toFixed(0).padStart(7)} /s  (${result.ok} ops, ${concurrency} in flight; server loop ${busy.toFixed(2)} ms/op, p50 ${p50.toFixed(1)} ms)`,
+  );
   return perSecond;
 }
 
@@ -99,6 +142,99 @@ async function rawBinds(slapd: Slapd, uids: string[]): Promise<number> {
   return perSecond;
 }
 
+/**
+ * What one external-password check needs of the directory, done as cheaply as ldapts allows: a
+ * search for the user's entry by its uid over a connection bound once as the gateway's service
+ * account (one per lane, kept), then a bind as that entry with the password over a second kept
+ * connection per lane.
+ */
+async function rawChecks(slapd: Slapd, uids: string[]): Promise<number> {
+  const url = `ldap://${slapd.hostAndPort}`;
+  const lanes = await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      const search = new Client({ url, timeout: 5000 });
+      await search.bind(SERVICE_DN, SERVICE_PASSWORD);
+      return { search, bind: new Client({ url, timeout: 5000 }) };
+    }),
+  );
+  const run = async (count: number) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      lanes.map(async ({ search, bind }) => {
+        while (next < count) {
+          const uid = uids[next++ % uids.length]!;
+          const { searchEntries } = await search.search(PEOPLE, {
+            scope: "sub",
+            filter: new EqualityFilter({ attribute: "uid", value: uid }),
+            attributes: ["1.1"],
+            sizeLimit: 2,
+          });
+          if (searchEntries.length !== 1) throw new Error(`uid=${uid}: ${searchEntries.length} entries`);
+          await bind.bind(searchEntries[0]!.dn, PASSWORD);
+        }
+      }),
+    );
+    return performance.now() - started;
+  };
+  await run(Math.min(50, ops));
+  const wallMs = await run(ops);
+  await Promise.all(lanes.flatMap(({ search, bind }) => [search.unbind(), bind.unbind()]));
+  const perSecond = (ops * 1000) / wallMs;
+  phases.push({ name: "raw-check", perSecond });
+  console.log(`${"raw-check".padEnd(16)} ${perSecond.toFixed(0).padStart(7)} /s  (${ops} ops, ${concurrency} lanes of 2 connections)`);
+  return perSecond;
+}
+
+/**
+ * The fairest baseline for a check through userport: the same HTTP client, concurrency and
+ * request (a JSON POST with the password), answered by a bare fastify route that does what a
+ * check needs of the directory with ldapts and nothing else (no authentication, no store, no
+ * event): search for the uid over a connection bound once as the gateway's account, bind as the
+ * entry found over a second connection, 200 on success. Connections are kept in a pool of
+ * `concurrency` pairs, as userport's are.
+ */
+async function startHttpRawChecks(slapd: Slapd) {
+  const url = `ldap://${slapd.hostAndPort}`;
+  const idle = await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      const search = new Client({ url, timeout: 5000 });
+      await search.bind(SERVICE_DN, SERVICE_PASSWORD);
+      return { search, bind: new Client({ url, timeout: 5000 }) };
+    }),
+  );
+  const waiting: Array<(pair: (typeof idle)[number]) => void> = [];
+  const app = Fastify({ logger: false });
+  app.post("/raw/:uid", async (request, reply) => {
+    const pair = idle.pop() ?? (await new Promise<(typeof idle)[number]>((resolve) => waiting.push(resolve)));
+    try {
+      const { uid } = request.params as { uid: string };
+      const { password } = request.body as { password: string };
+      const { searchEntries } = await pair.search.search(PEOPLE, {
+        scope: "sub",
+        filter: new EqualityFilter({ attribute: "uid", value: uid }),
+        attributes: ["1.1"],
+        sizeLimit: 2,
+      });
+      if (searchEntries.length !== 1) return reply.code(400).send({ message: "no entry" });
+      await pair.bind.bind(searchEntries[0]!.dn, password);
+      return { status: "OK" };
+    } finally {
+      const next = waiting.shift();
+      if (next) next(pair);
+      else idle.push(pair);
+    }
+  });
+  const address = await app.listen({ port: 0, host: "127.0.0.1" });
+  return {
+    url: address,
+    close: async () => {
+      await app.close();
+      await Promise.all(idle.flatMap(({ search, bind }) => [search.unbind(), bind.unbind()]));
+    },
+  };
+}
+
 async function main() {
   if (!slapdAvailable()) throw new Error("slapd is not installed (apt-get install -y slapd ldap-utils)");
   console.log(
@@ -116,6 +252,9 @@ async function main() {
     dataDir,
     passwordVerifiers: ["ssha"],
     logLevel: "silent",
+    // Every check comes from this one address and each user is checked many times: the limits would measure themselves.
+    rateLimitPerSource: 0,
+    rateLimitPerUser: 0,
   });
   try {
     const token = (await import("node:fs")).readFileSync(server.adminTokenFile, "utf8").trim();
@@ -155,23 +294,29 @@ async function main() {
           },
         })),
       });
-    const z1 = await zitadelImport();
-    const p = await measure("pingone-import", {
-      ...base,
-      expectStatus: 201,
-      contentType: "application/vnd.pingidentity.user.import+json",
-      requests: Array.from({ length: n }, (_, i) => ({
-        path: `/v1/environments/${env}/users`,
-        body: {
-          username: name("p"),
-          email: "b@example.com",
-          name: { given: "B", family: "Ench" },
-          population: { id: pop },
-          password: { value: hashes[i % 64], forceChange: false },
-        },
-      })),
-    });
-    const z2 = await zitadelImport();
+    const pingoneImport = () =>
+      measure("pingone-import", {
+        ...base,
+        expectStatus: 201,
+        contentType: "application/vnd.pingidentity.user.import+json",
+        requests: Array.from({ length: n }, (_, i) => ({
+          path: `/v1/environments/${env}/users`,
+          body: {
+            username: name("p"),
+            email: "b@example.com",
+            name: { given: "B", family: "Ench" },
+            population: { id: pop },
+            password: { value: hashes[i % 64], forceChange: false },
+          },
+        })),
+      });
+    const ratios: string[] = [];
+    if (selected.has("import")) {
+      const z1 = await zitadelImport();
+      const p = await pingoneImport();
+      const z2 = await zitadelImport();
+      ratios.push(`pingone-import / zitadel-import  ${(p / ((z1 + z2) / 2)).toFixed(2)}`);
+    }
 
     // External passwords.
     const gateway = await post(`/v1/environments/${env}/gateways`, {
@@ -209,9 +354,49 @@ async function main() {
       contentType: "application/vnd.pingidentity.password.check+json",
       requests: Array.from({ length: n }, (_, i) => ({ path: `/v1/environments/${env}/users/${ids[i % ids.length]}/password`, body: { password: PASSWORD } })),
     });
-    const raw1 = await rawBinds(slapd, uids);
-    const external = await measure("external-check", checks(staying));
-    const raw2 = await rawBinds(slapd, uids);
+    if (selected.has("floor")) {
+      // What any PingOne password check costs before its verification: the same request for
+      // users without a password (400 NO_PASSWORD after authentication and the user's reads).
+      const bare: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        bare.push(
+          String(
+            (await post(`/v1/environments/${env}/users`, { username: name("bare"), population: { id: pop } }, "application/vnd.pingidentity.user.import+json"))
+              .id,
+          ),
+        );
+      }
+      await measure("no-password", { ...checks(bare), expectStatus: 400 });
+    }
+    if (selected.has("external")) {
+      const httpRaw = await startHttpRawChecks(slapd);
+      try {
+        const rawHttpChecks = () =>
+          measure("http-raw-check", {
+            url: httpRaw.url,
+            token: "",
+            concurrency,
+            expectStatus: 200,
+            requests: Array.from({ length: n }, (_, i) => ({ path: `/raw/${uids[i % uids.length]}`, body: { password: PASSWORD } })),
+          });
+        const raw1 = await rawChecks(slapd, uids);
+        const bind1 = await rawBinds(slapd, uids);
+        const http1 = await rawHttpChecks();
+        const external = await measure("external-check", checks(staying));
+        const http2 = await rawHttpChecks();
+        const raw2 = await rawChecks(slapd, uids);
+        const bind2 = await rawBinds(slapd, uids);
+        ratios.push(`external-check / http-raw-check  ${(external / ((http1 + http2) / 2)).toFixed(2)}`);
+        ratios.push(`external-check / raw-check       ${(external / ((raw1 + raw2) / 2)).toFixed(2)}`);
+        ratios.push(`external-check / raw-bind        ${(external / ((bind1 + bind2) / 2)).toFixed(2)}`);
+      } finally {
+        await httpRaw.close();
+      }
+    }
+    if (!selected.has("captured")) {
+      console.log(`\n${ratios.join("\n")}`);
+      return;
+    }
 
     // Captured versus native.
     const captured: string[] = [];
@@ -244,10 +429,8 @@ async function main() {
       slapd.resume();
     }
 
-    console.log("");
-    console.log(`pingone-import / zitadel-import  ${(p / ((z1 + z2) / 2)).toFixed(2)}`);
-    console.log(`external-check / raw-bind        ${(external / ((raw1 + raw2) / 2)).toFixed(2)}`);
-    console.log(`captured-check / native-check    ${(capturedRate / ((native1 + native2) / 2)).toFixed(2)}`);
+    ratios.push(`captured-check / native-check    ${(capturedRate / ((native1 + native2) / 2)).toFixed(2)}`);
+    console.log(`\n${ratios.join("\n")}`);
   } finally {
     await server.close();
     await slapd.dispose();

@@ -5,13 +5,15 @@
  * PingOne's password endpoint and of ZITADEL's v2 CreateSession both go to the directory for a user
  * whose password is EXTERNAL; passwordAuthority PING_ONE captures it at the first success.
  */
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: PingOne's ${identifier} and ${ldapAttributes.…} placeholders are data here
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SESSIONS } from "./helpers/clients.js";
 import { expectCode, expectOk } from "./helpers/expectations.js";
 import { createApiCaller, uniqueName, useUserport } from "./helpers/fixtures.js";
 import { EXTERNAL_URL, MEDIA, PingOneClient, type PingOneResponse, UUID } from "./helpers/pingone.js";
 import { freePort } from "./helpers/process.js";
+import { createLdapDirectory } from "../src/ldap/directory.js";
 import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd, slapdAvailable } from "./helpers/slapd.js";
 
 const CHECK = "application/vnd.pingidentity.password.check+json";
@@ -24,6 +26,9 @@ const PEOPLE_LDAP = [
   { uid: "ann", password: "Ann-Ldap-5!", mail: "shared@example.com" },
   { uid: "bob", password: "Bob-Ldap-6!", mail: "shared@example.com" },
   { uid: "other", password: "Other-Ldap-7!", ou: `ou=others,${SUFFIX}` },
+  { uid: "jit1", password: "Jit-Ldap-1!", mail: "jit1@example.com", givenName: "Jay", sn: "Eyeti", employeeNumber: "7001" },
+  { uid: "jit2", password: "Jit-Ldap-2!", mail: "jit2@example.com", sn: "Second" },
+  { uid: "jit3", password: "Jit-Ldap-3!", mail: "jit3@example.com", sn: "Third" },
 ];
 
 describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real slapd)", () => {
@@ -395,6 +400,297 @@ describe.skipIf(!slapdAvailable())("LDAP gateways and external passwords (real s
       // An entry outside the user type's searchBaseDn is not found.
       const outside = await importExternal(gateway, gateway.staying, { uid: "other" });
       expectError(await p1.post(outside.path, { password: "Other-Ldap-7!" }, CHECK), 400, "REQUEST_FAILED");
+    });
+  });
+
+  describe("Set Gateway (PUT …/password, password.setGateway+json) on an existing user", () => {
+    const SET_GATEWAY = "application/vnd.pingidentity.password.setGateway+json";
+
+    it("to an LDAP-authority user type: the stored password is deleted, status EXTERNAL, and sign-ins go to the directory", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(
+        users,
+        { username: uniqueName("relink"), population: { id: up.defaultOrgId }, password: { value: "Old-Stored-Passw0rd!", forceChange: false } },
+        MEDIA.import,
+      );
+      expect(created.status, created.raw).toBe(201);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      expect(await storedHash(userId)).not.toBeNull();
+      const linked = await p1.put(path, { id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { uid: "crypto" } }, SET_GATEWAY);
+      expect(linked.status, linked.raw).toBe(200);
+      expect(linked.body).toMatchObject({
+        status: "EXTERNAL",
+        gateway: { id: gateway.id, userType: { id: gateway.staying }, correlationAttributes: { uid: "crypto" } },
+      });
+      expect(await storedHash(userId)).toBeNull();
+      expect(await up.eventTypes(userId)).toContain("user.human.password.external.linked");
+      expectError(await p1.post(path, { password: "Old-Stored-Passw0rd!" }, CHECK), 400, "INVALID_DATA");
+      expect((await p1.post(path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      expectOk(await signIn(userId, "Crypt-Ldap-2!"));
+      expect(await storedHash(userId)).toBeNull();
+    });
+
+    it("to a PING_ONE user type for a user without a password (the docs' nested form): captured at the next sign-in", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(users, { username: uniqueName("relink"), population: { id: up.defaultOrgId } }, MEDIA.json);
+      expect(created.status, created.raw).toBe(201);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      expect((await p1.get(path)).body).toMatchObject({ status: "NO_PASSWORD" });
+      const nested = { password: { external: { gateway: { id: gateway.id, userType: { id: gateway.migrating }, correlationAttributes: { uid: "jdoe" } } } } };
+      const linked = await p1.put(path, nested, SET_GATEWAY);
+      expect(linked.status, linked.raw).toBe(200);
+      expect(linked.body).toMatchObject({ status: "EXTERNAL" });
+      expectOk(await signIn(userId, "Jdoe-Ldap-1!"));
+      expect(await storedHash(userId)).toMatch(/^\$2b\$04\$/);
+      expect((await p1.get(path)).body).toMatchObject({ status: "OK" });
+    });
+
+    it("refuses an unknown gateway, an unknown user type and missing correlation attributes with INVALID_DATA, writing nothing", async () => {
+      const gateway = await createGateway();
+      const created = await p1.post(users, { username: uniqueName("relink"), population: { id: up.defaultOrgId } }, MEDIA.json);
+      const userId = String(created.body!.id);
+      const path = `${users}/${userId}/password`;
+      const before = await up.eventTypes(userId);
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [
+          { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19", userType: { id: gateway.staying }, correlationAttributes: { uid: "jdoe" } },
+          "password.external.gateway.id",
+        ],
+        [
+          { id: gateway.id, userType: { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19" }, correlationAttributes: { uid: "jdoe" } },
+          "password.external.gateway.userType.id",
+        ],
+        [{ id: gateway.id, userType: { id: gateway.staying } }, "password.external.gateway.correlationAttributes"],
+      ];
+      for (const [body, target] of cases) {
+        const refused = expectError(await p1.put(path, body, SET_GATEWAY), 400, "INVALID_DATA");
+        expect((refused.details as Array<{ target: string }>)[0]!.target).toBe(target);
+      }
+      expect(await up.eventTypes(userId)).toEqual(before);
+      expect((await p1.get(path)).body).toMatchObject({ status: "NO_PASSWORD" });
+    });
+  });
+
+  describe("newUserLookup: just-in-time migration of users the directory knows", () => {
+    const lookupType = (authority: "PING_ONE" | "LDAP", populationId: string, extra: Record<string, unknown> = {}) => ({
+      name: `JIT ${authority}`,
+      passwordAuthority: authority,
+      searchBaseDn: PEOPLE,
+      orderedCorrelationAttributes: ["uid"],
+      newUserLookup: {
+        ldapFilterPattern: "(|(uid=${identifier})(mail=${identifier}))",
+        population: { id: populationId },
+        attributeMappings: [
+          { name: "username", value: "${ldapAttributes.uid}" },
+          { name: "email", value: "${ldapAttributes.mail}" },
+          { name: "name.given", value: "${ldapAttributes.givenName}" },
+          { name: "name.family", value: "${ldapAttributes.sn}" },
+          { name: "title", value: "Employee ${ldapAttributes.employeeNumber}" },
+        ],
+        ...extra,
+      },
+    });
+    const byLoginName = (loginName: string, password: string) =>
+      up.caller("grpc-js").call(SESSIONS.createSession, { checks: { user: { loginName }, password: { password } } });
+    async function findByUsername(username: string) {
+      const listed = await p1.get(`${users}?filter=${encodeURIComponent(`username eq "${username}"`)}`);
+      expect(listed.status, listed.raw).toBe(200);
+      return (listed.body!._embedded as { users: Array<Record<string, unknown>> }).users;
+    }
+    // Gateways with a newUserLookup are all consulted for an unknown login name: each test removes its own.
+    const lookups: string[] = [];
+    afterEach(async () => {
+      for (const id of lookups.splice(0)) expect((await p1.delete(`${gateways}/${id}`)).status).toBe(204);
+    });
+    async function lookupGateway(userType: Record<string, unknown>) {
+      const gateway = await createGateway({}, [userType]);
+      lookups.push(gateway.id);
+      return gateway;
+    }
+    async function newPopulation() {
+      const created = await p1.post(`/v1/environments/${env}/populations`, { name: uniqueName("jit-pop") });
+      expect(created.status, created.raw).toBe(201);
+      return String(created.body!.id);
+    }
+
+    it("CreateSession by an unknown login name that the filter finds: a wrong password (or an injected filter value) creates nothing; the right one creates the user in the population with the mapped attributes, captures the password and signs it in", async () => {
+      const population = await newPopulation();
+      const gateway = await lookupGateway(lookupType("PING_ONE", population));
+      // A wrong password: as for any unknown login name, and nobody created.
+      expectCode(await byLoginName("jit1@example.com", "Jit-Ldap-1?"), Code.NotFound);
+      // Filter values are escaped: `jit*` and `*)(uid=jit1` find no entry, so jit1's password signs nobody in.
+      for (const injected of ["jit*", "*)(uid=jit1", "*"]) expectCode(await byLoginName(injected, "Jit-Ldap-1!"), Code.NotFound);
+      expect(await findByUsername("jit1")).toEqual([]);
+
+      // Signed in by its mail (the filter's second alternative): created with the mapped attributes.
+      const session = expectOk(await byLoginName("jit1@example.com", "Jit-Ldap-1!"));
+      expect(session.sessionId).toBeTruthy();
+      const [created] = await findByUsername("jit1");
+      expect(created).toMatchObject({
+        username: "jit1",
+        email: "jit1@example.com",
+        name: { given: "Jay", family: "Eyeti" },
+        title: "Employee 7001",
+        population: { id: population },
+      });
+      const userId = String(created!.id);
+      // Linked to the gateway by the user type's correlation attribute, and captured (PING_ONE).
+      expect(await storedHash(userId)).toMatch(/^\$2b\$04\$/);
+      const state = await p1.get(`${users}/${userId}/password`);
+      expect(state.body).toMatchObject({ status: "OK" });
+      expect(await up.eventTypes(userId)).toEqual(
+        expect.arrayContaining(["user.human.added", "user.human.password.external.captured", "user.human.password.check.succeeded"]),
+      );
+      const creator = await up.server.db
+        .selectFrom("events")
+        .select("creator")
+        .where("aggregate_id", "=", userId)
+        .orderBy("sequence")
+        .executeTakeFirstOrThrow();
+      expect(creator.creator).toBe(gateway.id);
+      // Later sign-ins are the known user's, through both APIs, the directory no longer needed.
+      await slapd.stop();
+      try {
+        expectOk(await byLoginName("jit1", "Jit-Ldap-1!"));
+        expect((await p1.post(`${users}/${userId}/password`, { password: "Jit-Ldap-1!" }, CHECK)).status).toBe(200);
+      } finally {
+        await slapd.run();
+      }
+      expect(await findByUsername("jit1")).toHaveLength(1);
+    });
+
+    it("passwordAuthority LDAP: the created user's password stays in the directory (EXTERNAL), checked there by PingOne's check; attributes the entry lacks are left out", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      expectOk(await byLoginName("jit2", "Jit-Ldap-2!"));
+      const [created] = await findByUsername("jit2");
+      expect(created).toMatchObject({ username: "jit2", name: { family: "Second" }, population: { id: population } });
+      expect(created!.title).toBeUndefined();
+      expect((created!.name as Record<string, unknown>).given).toBeUndefined();
+      const userId = String(created!.id);
+      expect(await storedHash(userId)).toBeNull();
+      const path = `${users}/${userId}/password`;
+      expect((await p1.get(path)).body).toMatchObject({ status: "EXTERNAL", gateway: { correlationAttributes: { uid: "jit2" } } });
+      expect((await p1.post(path, { password: "Jit-Ldap-2!" }, CHECK)).status).toBe(200);
+      expectError(await p1.post(path, { password: "Jit-Ldap-2?" }, CHECK), 400, "INVALID_DATA");
+    });
+
+    it("a directory that is down fails the lookup closed (UNAVAILABLE, nothing created), and an unknown name with the directory up is NOT_FOUND", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      expectCode(await byLoginName("nobody-in-ldap", "Whatever-1!"), Code.NotFound);
+      await slapd.stop();
+      try {
+        expectCode(await byLoginName("nobody-in-ldap", "Whatever-1!"), Code.Unavailable);
+      } finally {
+        await slapd.run();
+      }
+      expect(await findByUsername("nobody-in-ldap")).toEqual([]);
+    });
+
+    it("two first sign-ins at once create one user and both sign in", async () => {
+      const population = await newPopulation();
+      await lookupGateway(lookupType("LDAP", population));
+      const [first, second] = await Promise.all([byLoginName("jit3", "Jit-Ldap-3!"), byLoginName("jit3@example.com", "Jit-Ldap-3!")]);
+      expectOk(first);
+      expectOk(second);
+      expect(await findByUsername("jit3")).toHaveLength(1);
+    });
+
+    it("refuses a newUserLookup it cannot use with INVALID_DATA naming the attribute: no ${identifier}, not a filter, no username mapping, an unknown population", async () => {
+      const population = await newPopulation();
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ ldapFilterPattern: "(uid=jdoe)" }, "userTypes[0].newUserLookup.ldapFilterPattern"],
+        [{ ldapFilterPattern: "(uid=${identifier}" }, "userTypes[0].newUserLookup.ldapFilterPattern"],
+        [{ attributeMappings: [{ name: "email", value: "${ldapAttributes.mail}" }] }, "userTypes[0].newUserLookup.attributeMappings"],
+        [{ population: { id: "6f1f3a4e-0c5b-4d2e-9a51-3f0e8b7c2d19" } }, "userTypes[0].newUserLookup.population.id"],
+      ];
+      for (const [extra, target] of cases) {
+        const before = (await p1.get(gateways)).body!.count;
+        const refused = expectError(await p1.post(gateways, gatewayBody({}, [lookupType("LDAP", population, extra)])), 400, "INVALID_DATA");
+        expect((refused.details as Array<{ target: string }>)[0]!.target, JSON.stringify(extra)).toBe(target);
+        expect((await p1.get(gateways)).body!.count).toBe(before);
+      }
+    });
+  });
+
+  describe("kept connections (src/ldap/directory.ts)", () => {
+    /** slapd's counts (cn=Monitor) from `before` to now, less what reading them costs (1 connection, 4 searches). */
+    async function since(before: { binds: number; searches: number; connections: number }) {
+      const now = await slapd.operations();
+      return { binds: now.binds - before.binds, searches: now.searches - before.searches - 4, connections: now.connections - before.connections - 1 };
+    }
+
+    it("the gateway binds once per kept connection, not per check: ten sequential checks (one a wrong password) are one gateway bind, ten searches and ten user binds over two connections", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      const before = await slapd.operations();
+      for (let i = 0; i < 10; i++) {
+        const response = await p1.post(user.path, { password: i === 4 ? "Crypt-Ldap-2?" : "Crypt-Ldap-2!" }, CHECK);
+        expect(response.status, `check ${i}: ${response.raw}`).toBe(i === 4 ? 400 : 200);
+      }
+      // One bind as the gateway on the search connection, then one user bind per check on the bind connection.
+      expect(await since(before)).toEqual({ binds: 11, searches: 10, connections: 2 });
+      // CreateSession uses the same kept connections.
+      const again = await slapd.operations();
+      expectOk(await signIn(user.id, "Crypt-Ldap-2!"));
+      expect(await since(again)).toEqual({ binds: 1, searches: 1, connections: 0 });
+    });
+
+    it("connections the directory closed (a restart) are not used again unbound: the next check opens new ones and binds as the gateway first", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      await slapd.stop();
+      await slapd.run();
+      const before = await slapd.operations();
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      // The search would fail unbound (entries are readable by bound users only): the gateway bound again.
+      expect(await since(before)).toEqual({ binds: 2, searches: 1, connections: 2 });
+      expect((await p1.post(user.path, { password: "wrong" }, CHECK)).status).toBe(400);
+    });
+
+    it("kept connections unused for idleMs are closed, and the next check opens new ones (src/ldap/directory.ts on a directory of its own)", async () => {
+      const own = await Slapd.start([{ uid: "idler", password: "Idler-Ldap-1!" }]);
+      const directory = createLdapDirectory({ timeoutMs: 2000, idleMs: 200 });
+      try {
+        const connection = {
+          key: "test/idle/1",
+          servers: [own.hostAndPort],
+          security: "None" as const,
+          validateTlsCertificates: true,
+          bindDn: SERVICE_DN,
+          bindPassword: SERVICE_PASSWORD,
+        };
+        const lookup = { baseDn: PEOPLE, correlation: [["uid", "idler"]] as Array<[string, string]> };
+        const baseline = (await own.operations()).open;
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1!")).toBe("match");
+        expect((await own.operations()).open).toBe(baseline + 2);
+        let open = baseline + 2;
+        for (let waited = 0; waited < 50 && open > baseline; waited++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          open = (await own.operations()).open;
+        }
+        expect(open).toBe(baseline);
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1?")).toBe("mismatch");
+        expect(await directory.verify(connection, lookup, "Idler-Ldap-1!")).toBe("match");
+      } finally {
+        await directory.close();
+        await own.dispose();
+      }
+    });
+
+    it("a changed gateway (PUT) gets new connections with its new settings: the old bindPassword is not used again", async () => {
+      const gateway = await createGateway();
+      const user = await importExternal(gateway, gateway.staying, { uid: "crypto" });
+      expect((await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK)).status).toBe(200);
+      const { id: _id, userTypes, ...rest } = gateway.body as Record<string, unknown>;
+      const changed = await p1.put(`${gateways}/${gateway.id}`, { ...rest, userTypes, bindPassword: "not-the-service-password" });
+      expect(changed.status, changed.raw).toBe(200);
+      const refused = expectError(await p1.post(user.path, { password: "Crypt-Ldap-2!" }, CHECK), 400, "REQUEST_FAILED");
+      expect(String(refused.message)).toMatch(/refused the gateway's bindDN and bindPassword/);
     });
   });
 

@@ -149,8 +149,8 @@ export interface UserUpdate {
     phone?: string;
     phoneVerified?: boolean;
     state?: UserState;
-    /** A new password hash; its change time is the update's `at`. */
-    passwordHash?: string;
+    /** A new password hash; its change time is the update's `at`. Null removes the password (PingOne's Set Gateway to an LDAP authority). */
+    passwordHash?: string | null;
     passwordChangeRequired?: boolean;
     /** A new profile (names, display name, language, gender), already normalised. */
     profile?: HumanProfile;
@@ -680,9 +680,9 @@ export interface MachineSecretStore {
 }
 
 /**
- * The directory itself (src/ldap/directory.ts): binds with the gateway's account, finds the one
- * entry under `baseDn` whose attribute equals the value (the first attribute, in order, that
- * finds one), then binds as that entry with the password. "mismatch" is a wrong password; a
+ * The directory itself (src/ldap/directory.ts): over connections bound with the gateway's
+ * account, finds the one entry under `baseDn` whose attribute equals the value (the first
+ * attribute, in order, that finds one), then binds as that entry with the password. "mismatch" is a wrong password; a
  * directory that cannot be reached or is too slow throws an Unavailable DomainError, one whose
  * answers show a misconfiguration (the account refused, no entry, several entries, a TLS
  * certificate refused) a FailedPrecondition; neither is a wrong password.
@@ -693,4 +693,15 @@ export interface PasswordDirectory {
     lookup: { baseDn: string; correlation: Array<[attribute: string, value: string]> },
     password: string,
   ): Promise<"match" | "mismatch">;
+  /**
+   * Just-in-time migration (a user type's newUserLookup): searches `baseDn` with the filter
+   * `pattern` in which every `${identifier}` stands for `identifier` (escaped as a filter value,
+   * RFC 4515), and binds as the first entry found with the password. "none" when nothing
+   * matches; on a match, the entry's DN and the first value of each of `attributes` it has.
+   */
+  lookup(
+    connection: LdapConnection,
+    search: { baseDn: string; pattern: string; identifier: string; attributes: string[] },
+    password: string,
+  ): Promise<{ outcome: "none" } | { outcome: "mismatch" } | { outcome: "match"; dn: string; attributes: Record<string, string> }>;
 }

@@ -70,7 +70,7 @@ export interface SessionCommandsDeps {
   /** Bounds the password checks per user (src/domain/attempts.ts); none means unbounded. */
   attempts?: AttemptLimiter;
   /** Where a user without a stored password may have one: an LDAP gateway (src/domain/external-passwords.ts). */
-  externalPasswords?: Pick<ExternalPasswords, "verify">;
+  externalPasswords?: Pick<ExternalPasswords, "verify"> & Partial<Pick<ExternalPasswords, "provision">>;
   now?: () => number;
 }
 
@@ -124,7 +124,12 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   };
 
   async function findUser(instanceId: string, check: NonNullable<SessionChecks["user"]>, password: string | undefined) {
-    const userId = "userId" in check ? check.userId : await deps.store.userIdByLoginName(instanceId, check.loginName);
+    let userId = "userId" in check ? check.userId : await deps.store.userIdByLoginName(instanceId, check.loginName);
+    if (userId === undefined && "loginName" in check && password !== undefined) {
+      // Just-in-time migration: a gateway's newUserLookup may find the login name in its directory
+      // and create the user once the password binds there (src/domain/external-passwords.ts).
+      userId = await deps.externalPasswords?.provision?.(instanceId, check.loginName, password);
+    }
     const found = userId === undefined ? undefined : await deps.store.credentials(instanceId, userId);
     if (!found) {
       if (password !== undefined) await spendVerification(password);

@@ -20,7 +20,7 @@ export interface PingOneDeps {
   /** Base of the absolute URLs in `_links` (USERPORT_EXTERNAL_URL), without a trailing slash. */
   externalUrl: string;
   /** The caller behind `Authorization: Bearer <personal access token>`, as on ZITADEL's APIs. */
-  authenticate(headers: Headers): Promise<Principal>;
+  authenticate(authorization: string | undefined): Promise<Principal>;
   users: UserCommands;
   states: UserStateCommands;
   changes: UserChangeCommands;
@@ -53,7 +53,16 @@ export function nameUuid(namespace: string, name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export const environmentId = (instanceId: string) => nameUuid("userport.environment", instanceId);
+const environmentIds = new Map<string, string>();
+/** The environment's UUID (derived once per instance: every request compares it with the path's). */
+export function environmentId(instanceId: string): string {
+  let id = environmentIds.get(instanceId);
+  if (id === undefined) {
+    id = nameUuid("userport.environment", instanceId);
+    environmentIds.set(instanceId, id);
+  }
+  return id;
+}
 export const userSchemaId = (instanceId: string) => nameUuid("userport.schema.user", instanceId);
 
 /** The request as a handler sees it: the caller, the environment and helpers for the body. */

@@ -4,6 +4,10 @@ import type { Call } from "./context.js";
 import { invalidData, MESSAGES, PingOneError } from "./errors.js";
 import type { Handle } from "./index.js";
 import { UUID_PATTERN } from "./users.js";
+import { isFilterPattern } from "../ldap/directory.js";
+
+// biome-ignore lint/suspicious/noTemplateCurlyInString: PingOne's placeholder, not a template
+const IDENTIFIER = "${identifier}";
 
 /**
  * PingOne's LDAP gateways (Platform API "Gateways", "Create LDAP Gateway"; the Go SDK's
@@ -12,7 +16,9 @@ import { UUID_PATTERN } from "./users.js";
  * directory object of kind "gateway" (src/domain/directory-objects.ts): its body is the JSON
  * below in PingOne's names, its `bindPassword` the sealed secret, never returned. User types get
  * server-assigned UUIDs when they come without one (Terraform sends none on create and sends them
- * back on update). Only type LDAP is served (no Kerberos). Reading needs `iam.policy.read`,
+ * back on update). A user type's `newUserLookup` (just-in-time migration, see
+ * src/domain/external-passwords.ts) is checked here: a filter with `${identifier}`, an existing
+ * population, a mapping for `username`. Only type LDAP is served (no Kerberos). Reading needs `iam.policy.read`,
  * changing `iam.policy.write` (instance roles), as the user schema.
  */
 const SECURITY = ["None", "TLS", "StartTLS"];
@@ -61,9 +67,8 @@ function readUserType(value: unknown, index: number): Record<string, unknown> {
   let id = type.id;
   if (id !== undefined && id !== null && (typeof id !== "string" || !UUID_PATTERN.test(id))) throw invalidData(`${at}.id`, "id must be a UUID");
   if (typeof id !== "string") id = randomUUID();
-  if (type.newUserLookup !== undefined && type.newUserLookup !== null) {
-    throw invalidData(`${at}.newUserLookup`, "newUserLookup (just-in-time creation of users from the directory) is not supported", "INVALID_VALUE");
-  }
+  const newUserLookup =
+    type.newUserLookup === undefined || type.newUserLookup === null ? undefined : readNewUserLookup(type.newUserLookup, `${at}.newUserLookup`);
   return {
     id,
     name: text(type, "name", `${at}.name`),
@@ -72,7 +77,60 @@ function readUserType(value: unknown, index: number): Record<string, unknown> {
     orderedCorrelationAttributes: attributes,
     allowPasswordChanges: flag(type, "allowPasswordChanges", false, `${at}.allowPasswordChanges`),
     updateUserOnSuccessfulAuthentication: flag(type, "updateUserOnSuccessfulAuthentication", false, `${at}.updateUserOnSuccessfulAuthentication`),
+    ...(newUserLookup ? { newUserLookup } : {}),
   };
+}
+
+/** A PingOne attribute a mapping may name: `username`, `name.given`, a custom attribute, … */
+const MAPPED_ATTRIBUTE = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$/;
+
+/**
+ * A user type's `newUserLookup` (the Go SDK's GatewayTypeLDAPAllOfNewUserLookup; Terraform's
+ * `new_user_lookup` of pingone_gateway): `ldapFilterPattern` an LDAP filter with `${identifier}`,
+ * `population.id`, and `attributeMappings` of `{name, value}` with one for `username`.
+ */
+function readNewUserLookup(value: unknown, at: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidData(at, `${at} must be an object`);
+  const lookup = value as Record<string, unknown>;
+  const pattern = text(lookup, "ldapFilterPattern", `${at}.ldapFilterPattern`)!;
+  if (!pattern.includes(IDENTIFIER) || !isFilterPattern(pattern)) {
+    throw invalidData(
+      `${at}.ldapFilterPattern`,
+      `ldapFilterPattern must be an LDAP filter using ${IDENTIFIER}, such as (|(uid=${IDENTIFIER})(mail=${IDENTIFIER}))`,
+    );
+  }
+  const population = lookup.population as { id?: unknown } | undefined;
+  const populationId = population && typeof population === "object" ? population.id : undefined;
+  if (typeof populationId !== "string" || populationId === "") throw required(`${at}.population.id`);
+  const mappings = lookup.attributeMappings;
+  if (!Array.isArray(mappings) || mappings.length === 0) throw required(`${at}.attributeMappings`);
+  const attributeMappings = mappings.map((mapping, index) => {
+    const target = `${at}.attributeMappings[${index}]`;
+    if (typeof mapping !== "object" || mapping === null || Array.isArray(mapping)) throw invalidData(target, `${target} must be an object`);
+    const name = text(mapping as Record<string, unknown>, "name", `${target}.name`)!;
+    if (!MAPPED_ATTRIBUTE.test(name)) throw invalidData(`${target}.name`, `${name} is not a user attribute name`, "INVALID_VALUE");
+    return { name, value: text(mapping as Record<string, unknown>, "value", `${target}.value`)! };
+  });
+  if (!attributeMappings.some((mapping) => mapping.name === "username")) {
+    throw invalidData(`${at}.attributeMappings`, "One of the attributeMappings must be for username", "REQUIRED_VALUE");
+  }
+  if (new Set(attributeMappings.map((mapping) => mapping.name)).size !== attributeMappings.length) {
+    throw invalidData(`${at}.attributeMappings`, "Each attribute may be mapped once", "UNIQUENESS_VIOLATION");
+  }
+  return { ldapFilterPattern: pattern, population: { id: populationId }, attributeMappings };
+}
+
+/** The populations the user types' newUserLookup create users in must exist. */
+async function checkLookupPopulations(call: Call, body: Record<string, unknown>) {
+  const types = body.userTypes as Array<{ newUserLookup?: { population: { id: string } } }>;
+  for (const [index, type] of types.entries()) {
+    const id = type.newUserLookup?.population.id;
+    if (id !== undefined && !(await call.deps.populations.exists(call.instanceId, id))) {
+      throw invalidData(`userTypes[${index}].newUserLookup.population.id`, `The population ${id} does not exist in this environment`, "INVALID_VALUE", {
+        referencedValues: [id],
+      });
+    }
+  }
 }
 
 /** The gateway's stored body and its bind password (absent on a PUT that keeps the stored one). */
@@ -142,6 +200,7 @@ export function registerGatewayRoutes(handle: Handle) {
     const body = call.json();
     call.requireInstance("iam.policy.write");
     const input = readGateway(body, undefined);
+    await checkLookupPopulations(call, input.body);
     const created = await call.deps.gateways.create(call.instanceId, {
       id: randomUUID(),
       name: input.name,
@@ -162,6 +221,7 @@ export function registerGatewayRoutes(handle: Handle) {
     call.requireInstance("iam.policy.write");
     const previous = await call.deps.gateways.get(call.instanceId, params.gatewayId!);
     const input = readGateway(body, previous);
+    await checkLookupPopulations(call, input.body);
     const updated = await call.deps.gateways.replace(call.instanceId, {
       id: previous.id,
       name: input.name,

@@ -45,11 +45,8 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
           method,
           url,
           handler: async (request, reply) => {
-            const headers = new Headers();
-            for (const [name, value] of Object.entries(request.headers)) {
-              if (typeof value === "string") headers.set(name, value);
-            }
-            const principal = await deps.authenticate(headers).catch((err: unknown) => {
+            const authorization = request.headers.authorization;
+            const principal = await deps.authenticate(typeof authorization === "string" ? authorization : undefined).catch((err: unknown) => {
               throw toPingOneError(err, deps.logUnexpected);
             });
             const params = request.params as Record<string, string | undefined>;

@@ -1,10 +1,12 @@
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { type ExternalPasswordLink, externalLinkValue } from "../domain/external-passwords.js";
+import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes } from "../domain/external-passwords.js";
+import { metadataSetEvent } from "../domain/users.js";
 import type { User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
 import type { Call } from "./context.js";
 import { invalidData, MESSAGES, PingOneError, toPingOneError } from "./errors.js";
 import type { Handle } from "./index.js";
+import { metadataEntry, readExternalLink } from "./users.js";
 
 /**
  * PingOne's password operations on `/users/{userID}/password` (Platform API "User Passwords"),
@@ -15,6 +17,7 @@ import type { Handle } from "./index.js";
 const MEDIA = {
   set: "application/vnd.pingidentity.password.set+json",
   setValue: "application/vnd.pingidentity.password.setvalue+json",
+  setGateway: "application/vnd.pingidentity.password.setgateway+json",
   reset: "application/vnd.pingidentity.password.reset+json",
   check: "application/vnd.pingidentity.password.check+json",
   recover: "application/vnd.pingidentity.password.recover+json",
@@ -33,8 +36,9 @@ export function passwordStatus(user: User, external: ExternalPasswordLink | unde
   return "OK";
 }
 
-async function stateResource(call: Call, user: User) {
-  const external = user.human?.passwordSet ? undefined : await call.deps.externalPasswords.link(user);
+/** `known`: the user's external link as just read (a password check never changes it). */
+async function stateResource(call: Call, user: User, known?: { link: ExternalPasswordLink | undefined }) {
+  const external = user.human?.passwordSet ? undefined : known ? known.link : await call.deps.externalPasswords.link(user);
   return {
     _links: { self: call.link("users", user.id, "password"), user: call.link("users", user.id) },
     environment: { id: call.envId },
@@ -44,6 +48,37 @@ async function stateResource(call: Call, user: User) {
     ...(external ? externalLinkValue(external) : {}),
     ...(user.human?.passwordChangedAt !== undefined && user.human.passwordSet ? { lastChangedAt: new Date(user.human.passwordChangedAt).toISOString() } : {}),
   };
+}
+
+/**
+ * PingOne's "Update Password (Set Gateway)": links the user to a gateway's user type with its
+ * correlation attributes (the body is `{id, userType: {id}, correlationAttributes}`; the nested
+ * `password.external.gateway` form of the docs' request model is accepted too). With the user
+ * type's passwordAuthority LDAP the password stored here is deleted (the directory holds it from
+ * now on); with PING_ONE a stored password stays, and one is captured at the next sign-in only when
+ * there is none. Recorded as the link's metadata event and `user.human.password.external.linked`.
+ */
+async function setGateway(call: Call, user: User, body: Record<string, unknown>) {
+  const nested = (body.password as { external?: { gateway?: unknown } } | undefined)?.external?.gateway;
+  const gateway = body.id === undefined && nested !== undefined ? nested : body;
+  const link = await readExternalLink(call, { gateway }, { password: {} });
+  const found = await call.deps.gateways.find(call.instanceId, link.gatewayId);
+  const ldapAuthority = found !== undefined && gatewayUserTypes(found).find((type) => type.id === link.userTypeId)?.passwordAuthority === "LDAP";
+  const entry = metadataEntry("password.external", externalLinkValue(link));
+  const target: ChangeTarget = { instanceId: call.instanceId, orgId: undefined, creator: call.principal.userId, api: "v1" };
+  await call.deps.changes.update(target, { userId: user.id, notFound: { id: "PINGONE-user", kind: "NotFound" } }, (current) => {
+    const removePassword = ldapAuthority && current.human?.passwordSet === true;
+    return {
+      events: [
+        metadataSetEvent(entry),
+        { type: "user.human.password.external.linked", payload: { gatewayId: link.gatewayId, userTypeId: link.userTypeId, passwordRemoved: removePassword } },
+      ],
+      setMetadata: [entry],
+      ...(removePassword ? { set: { passwordHash: null } } : {}),
+    };
+  });
+  const updated = (await call.deps.userStore.getUser(call.instanceId, user.id))!;
+  return { status: 200, body: await stateResource(call, updated, { link }) };
 }
 
 export function registerPasswordRoutes(handle: Handle) {
@@ -75,9 +110,10 @@ export function registerPasswordRoutes(handle: Handle) {
   });
 
   handle("PUT", path, async (call, params) => {
-    const media = call.accept(MEDIA.set, MEDIA.setValue, MEDIA.reset);
+    const media = call.accept(MEDIA.set, MEDIA.setValue, MEDIA.reset, MEDIA.setGateway);
     const body = call.json();
     const user = await loadUser(call, params.userId!);
+    if (media === MEDIA.setGateway) return setGateway(call, user, body);
     if (media === MEDIA.reset) {
       const currentPassword = stringField(body, "currentPassword");
       const newPassword = stringField(body, "newPassword");
@@ -128,7 +164,8 @@ export function registerPasswordRoutes(handle: Handle) {
       if (user.state === "LOCKED") {
         throw invalidData("password", "The user's password is locked", "ACCOUNT_NOT_USABLE", { status: "PASSWORD_LOCKED_OUT" });
       }
-      if (!user.human?.passwordSet && !(await call.deps.externalPasswords.link(user))) {
+      const external = { link: user.human?.passwordSet ? undefined : await call.deps.externalPasswords.link(user) };
+      if (!user.human?.passwordSet && !external.link) {
         throw invalidData("password", "The user has no password", "NO_PASSWORD");
       }
       try {
@@ -146,7 +183,7 @@ export function registerPasswordRoutes(handle: Handle) {
         }
         throw err;
       }
-      return { status: 200, body: await stateResource(call, await reread(call, user.id)) };
+      return { status: 200, body: await stateResource(call, await reread(call, user.id), external) };
     }
     if (media === MEDIA.recover) {
       const body = call.json();

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { DirectoryObject } from "../domain/directory-objects.js";
-import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes } from "../domain/external-passwords.js";
+import { failedPrecondition } from "../domain/errors.js";
+import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes, type NewDirectoryUser } from "../domain/external-passwords.js";
 import type { HumanProfile } from "../domain/human.js";
 import type { MetadataEntry, User } from "../domain/ports.js";
 import type { ChangeTarget } from "../domain/user-states.js";
-import type { Call } from "./context.js";
+import type { Call, PingOneDeps } from "./context.js";
 import { invalidData, MESSAGES, PingOneError } from "./errors.js";
 import { parseUserFilter } from "./filter.js";
 import type { Handle } from "./index.js";
@@ -209,7 +210,7 @@ function checkAttribute(key: string, value: unknown): void {
   }
 }
 
-const metadataEntry = (key: string, value: unknown): MetadataEntry => ({
+export const metadataEntry = (key: string, value: unknown): MetadataEntry => ({
   key: METADATA_PREFIX + key,
   value: encoder.encode(JSON.stringify(value)),
 });
@@ -346,7 +347,7 @@ function readPassword(body: Record<string, unknown>): {
  * LDAP gateway, one of its user types, and correlation attributes (LDAP attribute → value) of
  * which at least one is among the user type's orderedCorrelationAttributes (or is "dn").
  */
-async function readExternalLink(call: Call, external: Record<string, unknown>, body: Record<string, unknown>): Promise<ExternalPasswordLink> {
+export async function readExternalLink(call: Call, external: Record<string, unknown>, body: Record<string, unknown>): Promise<ExternalPasswordLink> {
   const target = "password.external.gateway";
   const password = body.password as Record<string, unknown>;
   if (password.value !== undefined && password.value !== null) {
@@ -402,6 +403,52 @@ async function readExternalLink(call: Call, external: Record<string, unknown>, b
     );
   }
   return { gatewayId: found.id, userTypeId: chosen.id, correlationAttributes: values };
+}
+
+/**
+ * Creates the user a gateway's newUserLookup found in its directory (just-in-time migration,
+ * src/domain/external-passwords.ts): the attribute mappings' values become the PingOne user body
+ * (`name.given` → `{"name": {"given": …}}`), read as an import's body is (custom attributes only
+ * when defined in the schema), with the gateway link as its external password. The gateway is
+ * the creator of its events. A body the mappings make invalid is a FailedPrecondition naming the
+ * attribute, never a half-made user.
+ */
+export async function createDirectoryUser(deps: Pick<PingOneDeps, "users" | "attributes">, found: NewDirectoryUser): Promise<string> {
+  const body: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(found.attributes)) {
+    const path = name.split(".");
+    let at = body;
+    for (const part of path.slice(0, -1)) {
+      if (typeof at[part] !== "object" || at[part] === null) at[part] = {};
+      at = at[part] as Record<string, unknown>;
+    }
+    at[path[path.length - 1]!] = value;
+  }
+  let input: UserInput;
+  try {
+    input = readUserInput(body, await deps.attributes.list(found.instanceId));
+  } catch (err) {
+    if (!(err instanceof PingOneError)) throw err;
+    const detail = err.details[0];
+    throw failedPrecondition(
+      "PINGONE-new-user",
+      `The directory entry does not make a valid user through the user type's attributeMappings${detail ? ` (${detail.target}: ${detail.message})` : ""}`,
+    );
+  }
+  const created = await deps.users.createHuman({
+    path: "pingone",
+    instanceId: found.instanceId,
+    orgId: found.populationId,
+    creator: found.gatewayId,
+    userId: randomUUID(),
+    username: input.username,
+    profile: input.profile,
+    email: { address: input.email, verification: { kind: "none" } },
+    passwordChangeRequired: false,
+    passwordlessRegistration: false,
+    metadata: [...input.metadata, metadataEntry("password.external", externalLinkValue(found.link))],
+  });
+  return created.user.id;
 }
 
 export function registerUserRoutes(handle: Handle) {

@@ -21,6 +21,8 @@ import { createLdapDirectory } from "../ldap/directory.js";
 import { createDirectoryStore } from "../store/directory-store.js";
 import { registerPingOne } from "./index.js";
 import { registerPingOneTokenEndpoint } from "./token.js";
+import { createDirectoryUser } from "./users.js";
+import { createSessionStore } from "../store/session-store.js";
 import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import type { PersonalAccessTokenCommands } from "../domain/personal-access-tokens.js";
 
@@ -36,6 +38,7 @@ export function createPingOneExternalPasswords(parts: { store: Db; userStore: Us
     metadata: parts.userStore,
     secretBox: parts.secretBox,
     directory,
+    userIdByLoginName: createSessionStore(parts.store).userIdByLoginName,
   });
   return { passwords, close: () => directory.close() };
 }
@@ -69,6 +72,9 @@ export async function registerPingOneFacade(
   const now = parts.config.now ?? Date.now;
   const directory = createDirectoryStore(parts.store);
   app.addHook("onClose", () => parts.external.close());
+  const attributes = createDirectoryObjects(directory, "schema_attribute", now);
+  // Users found by a gateway's newUserLookup are made as PingOne's import makes them.
+  parts.external.passwords.onNewUser((found) => createDirectoryUser({ users: parts.users, attributes }, found));
   await registerPingOneTokenEndpoint(app, {
     instanceId: parts.instanceId,
     machineSecrets: parts.machineSecrets,
@@ -78,7 +84,7 @@ export async function registerPingOneFacade(
   });
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
-    authenticate: (headers) => parts.callerAccess.authenticate(headers.get("authorization")),
+    authenticate: (authorization) => parts.callerAccess.authenticate(authorization),
     users: parts.users,
     states: parts.states,
     changes: parts.changes,
@@ -92,7 +98,7 @@ export async function registerPingOneFacade(
       onRemoved: parts.callerAccess.forgetOrg,
       now,
     }),
-    attributes: createDirectoryObjects(directory, "schema_attribute", now),
+    attributes,
     gateways: createDirectoryObjects(directory, "gateway", now),
     secretBox: parts.secretBox,
     externalPasswords: parts.external.passwords,

@@ -3,11 +3,20 @@ import { type Selectable, sql } from "kysely";
 import type { DirectoryObject, DirectoryObjectKind, OrgSummary } from "../domain/directory-objects.js";
 import { foldCase } from "../domain/user-queries.js";
 import type { Db } from "./db.js";
-import { statement, type WriteStatement } from "./prepared.js";
+import { param, prepare, statement, type WriteStatement } from "./prepared.js";
 import type { DirectoryObjectTable } from "./schema.js";
 
 /** The SQL implementation of the directory objects and populations (src/domain/directory-objects.ts). */
-export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
+export function createDirectoryStore({ db, read, writes }: Db): DirectoryStore {
+  // Read on every external-password check.
+  const selectObject = prepare<{ instance_id: string; kind: string; id: string }>(
+    db
+      .selectFrom("directory_objects")
+      .selectAll()
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("kind", "=", param<DirectoryObjectKind>("kind"))
+      .where("id", "=", param<string>("id")),
+  );
   const orgEvent = (instanceId: string, orgId: string, sequence: number, type: string, payload: unknown, creator: string, at: number) =>
     statement(
       db.insertInto("events").values({
@@ -53,13 +62,7 @@ export function createDirectoryStore({ db, writes }: Db): DirectoryStore {
 
   return {
     async getObject(instanceId, kind, id) {
-      const row = await db
-        .selectFrom("directory_objects")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("kind", "=", kind)
-        .where("id", "=", id)
-        .executeTakeFirst();
+      const [row] = await read<Selectable<DirectoryObjectTable>>(selectObject.bind({ instance_id: instanceId, kind, id }));
       return row && toObject(row);
     },
     async listObjects(instanceId, kind) {

@@ -153,6 +153,14 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
   const selectUser: Prepared<{ instance_id: string; id: string }> = prepare(
     db.selectFrom("users").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
   );
+  const selectMetadata = prepare<{ instance_id: string; user_id: string }>(
+    db
+      .selectFrom("user_metadata")
+      .selectAll()
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("user_id", "=", param<string>("user_id"))
+      .orderBy("key"),
+  );
   const lastSequence = prepare<{ instance_id: string; aggregate_type: string; aggregate_id: string }>(
     db
       .selectFrom("events")
@@ -223,13 +231,7 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       return rows.map((row) => ({ idpId: row.idp_id, externalUserId: row.external_user_id, displayName: row.display_name }));
     },
     async listMetadata(instanceId, userId) {
-      const rows = await db
-        .selectFrom("user_metadata")
-        .selectAll()
-        .where("instance_id", "=", instanceId)
-        .where("user_id", "=", userId)
-        .orderBy("key")
-        .execute();
+      const rows = await read<Selectable<UserMetadataTable>>(selectMetadata.bind({ instance_id: instanceId, user_id: userId }));
       return rows.map((row) => ({
         key: row.key,
         value: new Uint8Array(Buffer.from(row.value, "base64")),
@@ -350,7 +352,7 @@ export function userUpdateStatements(
   if (update.set?.state !== undefined) columns.state = update.set.state;
   if (update.set?.passwordHash !== undefined) {
     columns.password_hash = update.set.passwordHash;
-    columns.password_changed_at = at;
+    columns.password_changed_at = update.set.passwordHash === null ? null : at;
   }
   if (update.set?.passwordChangeRequired !== undefined) {
     columns.password_change_required = update.set.passwordChangeRequired ? 1 : 0;

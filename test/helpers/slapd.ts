@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "ldapts";
 import { freePort } from "./process.js";
 
 export const SLAPD = "/usr/sbin/slapd";
@@ -123,6 +124,9 @@ export class Slapd {
         // Passwords only for binding; entries readable by bound users (the gateway's account).
         "access to attrs=userPassword by anonymous auth by * none",
         "access to * by users read by * none",
+        // Operation and connection counts (cn=Monitor), readable by anyone: see operations().
+        "database monitor",
+        "access to * by * read",
         "",
       ].join("\n"),
     );
@@ -181,6 +185,30 @@ export class Slapd {
     child.kill("SIGTERM");
     await exited;
     this.child = undefined;
+  }
+
+  /**
+   * slapd's counts since it started (cn=Monitor): binds and searches completed, connections
+   * accepted, and connections open now. Read over a connection of its own, which itself counts as
+   * one connection and three searches (and is open while they are read).
+   */
+  async operations(): Promise<{ binds: number; searches: number; connections: number; open: number }> {
+    const client = new Client({ url: `ldap://${this.hostAndPort}`, timeout: 5000 });
+    try {
+      const count = async (dn: string, attribute: string) => {
+        const { searchEntries } = await client.search(dn, { scope: "base", attributes: [attribute] });
+        return Number(searchEntries[0]?.[attribute]);
+      };
+      return {
+        binds: await count("cn=Bind,cn=Operations,cn=Monitor", "monitorOpCompleted"),
+        searches: await count("cn=Search,cn=Operations,cn=Monitor", "monitorOpCompleted"),
+        connections: await count("cn=Total,cn=Connections,cn=Monitor", "monitorCounter"),
+        // Connections open now, this one included.
+        open: await count("cn=Current,cn=Connections,cn=Monitor", "monitorCounter"),
+      };
+    } finally {
+      await client.unbind();
+    }
   }
 
   /** Freezes slapd (SIGSTOP): connections are accepted by the kernel but nothing answers, as a hung directory. */

@@ -323,6 +323,25 @@ describe.each(storesUnderTest)("UserStore on %s", (kind) => {
       });
     });
 
+    it("removes the password when the update sets its hash to null (PingOne's Set Gateway to an LDAP authority)", async () => {
+      const at = scope();
+      const creation = newHuman(at, { passwordHash: "$2a$10$secret-hash-value" });
+      await users().createUser(creation);
+      await users().updateUser({
+        ...at,
+        userId: creation.user.id,
+        expectedSequence: 1,
+        events: [{ type: "user.human.password.external.linked", payload: {} }],
+        at: T0 + 5000,
+        creator: "admin",
+        set: { passwordHash: null },
+      });
+      const stored = await users().getUser(at.instanceId, creation.user.id);
+      expect(stored?.human?.passwordSet).toBe(false);
+      expect(stored?.human?.passwordChangedAt).toBeUndefined();
+      expect((await createSessionStore(store()).credentials(at.instanceId, creation.user.id))?.passwordHash).toBeUndefined();
+    });
+
     it("fails on a taken claim with its kind and writes nothing of the update", async () => {
       const at = scope();
       const holder = newHuman(at);
