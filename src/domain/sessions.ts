@@ -1,8 +1,9 @@
+import { AuthErrors, PasswordErrors, SessionErrors, UserErrors } from "./error-catalogue.js";
 import { randomBytes } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
 import { hasPermission, type Principal, requireCommandPermission } from "./access.js";
 import { takeUserAttempt } from "./attempts.js";
-import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
+import { CredentialsCheckFailed } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import type { PasswordHasher } from "./password.js";
@@ -84,8 +85,8 @@ export function isSessionExpired(session: { expiresAt: number | undefined }, at:
  * ended by DeleteSession or past its expiration takes no further checks, metadata or lifetime.
  */
 function checkNotInvalidated(session: SessionRecord, at: number): void {
-  if (session.terminated) throw failedPrecondition("COMMAND-Hewfq", "Errors.Session.Terminated");
-  if (isSessionExpired(session, at)) throw failedPrecondition("COMMAND-Hkl3d", "Errors.Session.Expired");
+  if (session.terminated) throw SessionErrors.terminated();
+  if (isSessionExpired(session, at)) throw SessionErrors.expired();
 }
 
 /**
@@ -107,11 +108,11 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     const found = userId === undefined ? undefined : await deps.store.credentials(instanceId, userId);
     if (!found) {
       if (password !== undefined) await spendVerification(password);
-      throw notFound("QUERY-Dfbg2", "User could not be found");
+      throw UserErrors.notFound();
     }
     // ZITADEL's session API accepts active and initial users only (State.IsEnabled).
     if (found.user.state === "INACTIVE" || found.user.state === "LOCKED") {
-      throw failedPrecondition("SESSION-Gj4ko", "User is not active");
+      throw SessionErrors.userNotActive();
     }
     return found;
   }
@@ -124,7 +125,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     const { user } = creds;
     if (user.state === "INITIAL") {
       // ZITADEL's login sends an initial user through the init flow first; without it there is no sign-in.
-      throw failedPrecondition("COMMAND-M9dse", "User is not yet initialized");
+      throw UserErrors.notYetInitialized();
     }
     // Before any hashing: a user's budget of checks bounds the CPU spent on guesses at it.
     await takeUserAttempt(deps.attempts, user.instanceId, user.id);
@@ -134,7 +135,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       const external = await deps.externalPasswords?.verify(user, password);
       if (external === undefined) {
         await spendVerification(password);
-        throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");
+        throw SessionErrors.passwordNotSet();
       }
       matches = external.matches;
       if (external.matches) {
@@ -155,7 +156,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         matches = await deps.hashRegistry.verify(password, creds.passwordHash);
       } catch (err) {
         // A hash whose family was switched off after the import, or one that no longer parses.
-        throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+        throw PasswordErrors.notVerifiable(err);
       }
     }
     if (matches && creds.passwordHash !== undefined) {
@@ -182,7 +183,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       }
       return { events, set, failedAttempts };
     });
-    throw new CredentialsCheckFailed("COMMAND-3M0fs", "Password is invalid", failedAttempts);
+    throw new CredentialsCheckFailed(PasswordErrors.invalid, failedAttempts);
   }
 
   /**
@@ -207,7 +208,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       } catch (err) {
         if (!(await retryAfterConflict(err, attempt))) throw err;
         const reread = await deps.store.credentials(user.instanceId, user.id);
-        if (!reread) throw notFound("QUERY-Dfbg2", "User could not be found");
+        if (!reread) throw UserErrors.notFound();
         current = reread;
       }
     }
@@ -219,7 +220,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
    * lockout policy's max OTP attempts (ZITADEL's checkTOTP); a success resets the count.
    */
   async function checkTotp(creds: UserCredentials, code: string, creator: string, at: number) {
-    if (creds.sealedTotpSecret === undefined) throw failedPrecondition("COMMAND-3Mif9s", "OTP is not ready");
+    if (creds.sealedTotpSecret === undefined) throw SessionErrors.totpNotReady();
     const totp = new TOTP({ secret: Secret.fromBase32(deps.secretBox.open(creds.sealedTotpSecret)), digits: 6, period: 30, algorithm: "SHA1" });
     if (totp.validate({ token: code, timestamp: at, window: 1 }) === null) {
       const policy = await deps.lockoutPolicy(creds.user.instanceId, creds.user.orgId);
@@ -234,7 +235,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         return { events, set, failedAttempts: otpFailedAttempts };
       });
       // ZITADEL answers a wrong code with this error alone, without a CredentialsCheckError.
-      throw invalidArgument("EVENT-8isk2", "Invalid code");
+      throw SessionErrors.totpInvalid();
     }
     return {
       events: [{ type: "user.human.mfa.otp.check.succeeded", payload: {} }] as NewEvent[],
@@ -264,7 +265,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     },
   ) {
     if ((checks.password !== undefined || checks.totp !== undefined) && !checks.user && existingUserId === undefined) {
-      throw failedPrecondition("COMMAND-Sfw3f", "User ID missing");
+      throw SessionErrors.userIdMissing();
     }
     let verified: { hash: string; result: Awaited<ReturnType<typeof checkPassword>> } | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -272,9 +273,9 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       if (checks.user) creds = await findUser(instanceId, checks.user, checks.password);
       else if (existingUserId !== undefined) {
         creds = await deps.store.credentials(instanceId, existingUserId);
-        if (!creds) throw notFound("QUERY-Dfbg2", "User could not be found");
+        if (!creds) throw UserErrors.notFound();
         if (creds.user.state === "INACTIVE" || creds.user.state === "LOCKED") {
-          throw failedPrecondition("SESSION-Gj4ko", "User is not active");
+          throw SessionErrors.userNotActive();
         }
       }
       const at = now();
@@ -365,13 +366,13 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     requireCommandPermission(principal, "session.write", "");
     for (let attempt = 1; ; attempt++) {
       const current = await deps.store.session(principal.instanceId, input.sessionId);
-      if (!current) throw notFound("QUERY-SFeaa", "Session does not exist");
+      if (!current) throw SessionErrors.notFound();
       checkNotInvalidated(current, now());
       const checks = { ...input.checks };
       if (checks.user && current.userId !== "") {
         // The user of a session is checked once; naming the same user again is allowed.
         const requested = "userId" in checks.user ? checks.user.userId : await deps.store.userIdByLoginName(principal.instanceId, checks.user.loginName);
-        if (requested !== current.userId) throw invalidArgument("", "user change not possible");
+        if (requested !== current.userId) throw SessionErrors.userChangeNotPossible();
         delete checks.user;
       }
       try {
@@ -425,9 +426,9 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   /** The caller proves the session's token, or may access the session without it (see mayAccess). */
   function authorize(principal: Principal, session: SessionRecord, token: string | undefined, permission: "session.read" | "session.delete") {
     if (token !== undefined) {
-      if (tokenDigest(token) !== session.tokenDigest) throw permissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid");
+      if (tokenDigest(token) !== session.tokenDigest) throw SessionErrors.tokenInvalid();
     } else if (!mayAccess(principal, session, permission)) {
-      throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+      throw AuthErrors.permissionDenied();
     }
   }
 
@@ -439,7 +440,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
    */
   async function getSession(principal: Principal, sessionId: string, token: string | undefined) {
     const session = await deps.store.session(principal.instanceId, sessionId);
-    if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
+    if (!session || session.terminated) throw SessionErrors.notFound();
     authorize(principal, session, token, "session.read");
     return session;
   }
@@ -452,7 +453,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   async function deleteSession(principal: Principal, sessionId: string, token: string | undefined) {
     for (let attempt = 1; ; attempt++) {
       const session = await deps.store.session(principal.instanceId, sessionId);
-      if (!session) throw notFound("QUERY-SFeaa", "Session does not exist");
+      if (!session) throw SessionErrors.notFound();
       authorize(principal, session, token, "session.delete");
       const at = now();
       if (session.terminated || isSessionExpired(session, at)) return session;

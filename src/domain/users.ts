@@ -1,4 +1,5 @@
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { CLAIMS, claimError } from "./claims.js";
+import { UserCreationErrors, UserErrors } from "./error-catalogue.js";
 import { type CreatePath, type HumanProfile, normalizeEmail, normalizePhone, normalizeProfile, normalizeUsername } from "./human.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
@@ -6,7 +7,7 @@ import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher, validateEncodedHash } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, type NewUser, UniqueViolation, type User, type UserStore } from "./ports.js";
+import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, User, UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -21,7 +22,6 @@ export function usernameClaim(username: string, orgId: string, orgScoped: boolea
 }
 
 /** True for the kinds of {@link usernameClaim}. */
-export const isUsernameClaim = (kind: string) => kind === "username" || kind === "org_username";
 
 /**
  * Checks a username against the organisation's domain policy and returns its claim. Without
@@ -31,7 +31,7 @@ export const isUsernameClaim = (kind: string) => kind === "username" || kind ===
 export async function claimUsername(store: Pick<UserStore, "usernameRules">, instanceId: string, orgId: string, username: string) {
   const rules = await store.usernameRules(instanceId, orgId, username);
   if (!rules.orgScoped && rules.domainOwner !== undefined && rules.domainOwner !== orgId) {
-    throw invalidArgument("COMMAND-SFd21", "Domain is already reserved and cannot be used");
+    throw UserCreationErrors.domainReserved();
   }
   return usernameClaim(username, orgId, rules.orgScoped);
 }
@@ -152,8 +152,8 @@ export function metadataSetEvent(entry: MetadataEntry): NewEvent {
 function normalizeCreationMetadata(entries: readonly MetadataEntry[]): { entries: MetadataEntry[]; rows: MetadataEntry[] } {
   const normalized = entries.map((entry) => {
     const key = entry.key.trim();
-    if (key === "") throw invalidArgument("USER-Drght", "Errors.User.Metadata.KeyEmpty");
-    if (entry.value.length === 0) throw invalidArgument("USER-Dbgth", "Errors.User.Metadata.ValueEmpty");
+    if (key === "") throw UserCreationErrors.metadataKeyEmpty();
+    if (entry.value.length === 0) throw UserCreationErrors.metadataValueEmpty();
     return { key, value: entry.value };
   });
   return { entries: normalized, rows: [...new Map(normalized.map((entry) => [entry.key, entry])).values()] };
@@ -315,7 +315,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     // ZITADEL checks only the length; a secret that is not base32 could never produce a code, so
     // it is refused here instead of failing every sign-in later.
     if (input.totpSecret !== undefined && !/^[A-Z2-7]+=*$/i.test(input.totpSecret.replace(/\s/g, ""))) {
-      throw invalidArgument("UP-TOTP1", "TOTP secret is not valid base32");
+      throw UserCreationErrors.totpSecretInvalid();
     }
     const sealedTotpSecret = input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
     if (sealedTotpSecret !== undefined) {
@@ -366,15 +366,15 @@ export function createUserCommands(deps: UserCommandsDeps) {
    */
   async function checkNewUserLink(input: CreateHumanInput, link: IdpLink, lookups: CreationLookups): Promise<void> {
     if (link.idpId.trim() === "" || link.externalUserId.trim() === "") {
-      throw invalidArgument("COMMAND-6m9Kd", "External IDP invalid");
+      throw UserCreationErrors.linkInvalid();
     }
     const idp = await lookups.usableIdp(input.instanceId, input.orgId, link.idpId);
     if (!idp) {
-      throw failedPrecondition(input.path === "v2" ? "COMMAND-39nf2" : "COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
+      throw input.path === "v2" ? UserCreationErrors.linkIdpMissingV2() : UserCreationErrors.linkIdpMissingV1();
     }
     if (input.path !== "v2" && !idp.options.isCreationAllowed) {
-      // No English text in ZITADEL: clients see the raw key (issue #8208).
-      throw failedPrecondition("COMMAND-SJI3g", "Errors.ExternalIDP.CreationNotAllowed");
+      // No English text in ZITADEL: clients see the raw key (zitadel/zitadel#8208).
+      throw UserCreationErrors.linkCreationNotAllowed();
     }
   }
 
@@ -382,7 +382,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
   async function getUser(instanceId: string, orgId: string | undefined, userId: string): Promise<User> {
     const user = await deps.store.getUser(instanceId, userId);
     if (!user || (orgId !== undefined && user.orgId !== orgId)) {
-      throw notFound("QUERY-Dfbg2", "User could not be found");
+      throw UserErrors.notFound();
     }
     return user;
   }
@@ -404,9 +404,9 @@ export function createUserCommands(deps: UserCommandsDeps) {
     const given = input.username.trim();
     const username = given === "" && input.usernameFallbackToId ? userId : given;
     // ZITADEL's machine checks; the keys have no English text, so clients see them raw.
-    if (username === "") throw invalidArgument("COMMAND-bm9Ds", "Errors.User.Invalid");
+    if (username === "") throw UserCreationErrors.machineUsernameEmpty();
     const name = input.name.trim();
-    if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
+    if (name === "") throw UserCreationErrors.machineNameEmpty();
     const claim = await claimUsername(lookups, input.instanceId, input.orgId, username);
     const at = now();
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
@@ -461,20 +461,7 @@ export interface CreateMachineInput {
  * IdP link or user id; anything else is passed on unchanged.
  */
 export function creationError(err: unknown, type: User["type"] = "human"): unknown {
-  if (err instanceof UniqueViolation && err.kind === "idp_link") {
-    return alreadyExists("V3-DKcYh", "External IDP already taken");
-  }
-  if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
-    return alreadyExists("V3-DKcYh", "User already exists");
-  }
-  if (err instanceof UniqueViolation && err.kind === "user_id") {
-    // A taken id: AddHuman's and AddMachineCommand's checks (internal/command/user_v2_human.go,
-    // user_machine.go). The keys have no English text in ZITADEL, so clients see them raw.
-    return type === "machine"
-      ? failedPrecondition("COMMAND-k2una", "Errors.User.AlreadyExisting")
-      : failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
-  }
-  return err;
+  return claimError(err, CLAIMS.newUser(type));
 }
 
 /**

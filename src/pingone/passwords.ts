@@ -1,3 +1,4 @@
+import { PasswordErrors, PingOneErrors } from "../domain/error-catalogue.js";
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
 import { type ExternalPasswordLink, externalLinkValue } from "../domain/external-passwords.js";
 import type { User } from "../domain/ports.js";
@@ -93,7 +94,7 @@ export function registerPasswordRoutes(handle: Handle) {
           authorize: () => undefined,
         });
       } catch (err) {
-        if (isDomainError(err) && err.id === "COMMAND-3M0fs") {
+        if (isDomainError(err) && err.id === PasswordErrors.invalid.id) {
           throw invalidData("currentPassword", "The provided current password did not match provisioned password");
         }
         const failure = toPingOneError(err, call.deps.logUnexpected);
@@ -177,7 +178,7 @@ export function registerPasswordRoutes(handle: Handle) {
     if (bare(MEDIA.forceChange).includes(media)) {
       if (!user.human?.passwordSet) throw invalidData("password", "The user has no password", "NO_PASSWORD");
       // The stored password stays; the user must change it at the next sign-in.
-      const changed = await call.deps.changes.update(target(call), { userId: user.id, notFound: { id: "PINGONE-user", kind: "NotFound" } }, (current) =>
+      const changed = await call.deps.changes.update(target(call), { userId: user.id, notFound: PingOneErrors.userNotFound }, (current) =>
         current.human?.passwordChangeRequired
           ? { events: [] }
           : { events: [{ type: "user.human.password.change.required", payload: {} }], set: { passwordChangeRequired: true } },

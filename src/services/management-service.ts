@@ -1,3 +1,4 @@
+import { RequestErrors, UserCreationErrors } from "../domain/error-catalogue.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -25,7 +26,6 @@ import {
   ResendHumanInitializationResponseSchema,
   UpdateUserNameResponseSchema,
 } from "../../gen/zitadel/management_pb.js";
-import { invalidArgument, DomainError } from "../domain/errors.js";
 import { IDPOwnerType, IDPState, IDPType, type Provider, ProviderSchema, ProviderType } from "../../gen/zitadel/idp_pb.js";
 import { ObjectDetailsSchema } from "../../gen/zitadel/object_pb.js";
 import { type Metadata, MetadataSchema } from "../../gen/zitadel/metadata_pb.js";
@@ -80,10 +80,10 @@ export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanI
   const phone = phoneOf(req.phone);
   const hash = req.hashedPassword?.value ?? "";
   if (req.password !== "" && hash !== "") {
-    throw invalidArgument("", "invalid ImportHumanUserRequest: set either password or hashedPassword, not both");
+    throw RequestErrors.passwordAndHashBoth();
   }
   if (req.recoveryCodes.length > 0) {
-    throw new DomainError("Unimplemented", "", "recovery codes cannot be imported yet");
+    throw UserCreationErrors.recoveryCodesUnsupported();
   }
   return {
     path: "v1-import",
