@@ -14,6 +14,7 @@ import { createBulkImport } from "./domain/bulk-import.js";
 import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./services/admin-service.js";
+import { edgeRestError } from "./edge/errors.js";
 import { createAccess } from "./edge/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
@@ -101,9 +102,6 @@ export interface RunningServer {
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
-
-/** gRPC status for the HTTP statuses fastify itself answers with (bad JSON, too large, …). */
-const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8, 415: 3 };
 
 /** Opens the store, creates the instance on first start, and serves every protocol on one port. */
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -213,7 +211,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     frameworkErrors: (error, _request, reply) => {
       const status = error.statusCode ?? 400;
       const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the request URL is malformed";
-      void (reply as FastifyReply).code(status < 500 ? status : 400).send({ code: 3, message, details: [] });
+      void (reply as FastifyReply).code(status < 500 ? status : 400).send(edgeRestError(400, message));
     },
   });
   // With the request's logger when there is one: the line carries the request id.
@@ -372,7 +370,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const path = request.url.split("?")[0]!;
     const otherMethod = restRoutes.some((route) => route.matches.test(path));
     const status = otherMethod ? 405 : 404;
-    void reply.code(status).send({ code: CODE_OF_STATUS[status], message: otherMethod ? "Method Not Allowed" : "Not Found", details: [] });
+    void reply.code(status).send(edgeRestError(status, otherMethod ? "Method Not Allowed" : "Not Found"));
   });
 
   // Fastify's own failures (malformed JSON, body too large, unknown content type) in the REST
@@ -381,9 +379,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const status = error.statusCode ?? 500;
     if (status >= 500) {
       logUnexpected(error);
-      return reply.code(500).send({ code: 13, message: "Internal error", details: [] });
+      return reply.code(500).send(edgeRestError(500, ""));
     }
-    return reply.code(status).send({ code: CODE_OF_STATUS[status] ?? 3, message: error.message, details: [] });
+    return reply.code(status).send(edgeRestError(status, error.message));
   });
 
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
