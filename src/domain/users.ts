@@ -200,6 +200,99 @@ export function createUserCommands(deps: UserCommandsDeps) {
     }
   }
 
+  /** The password a new human starts with: a plaintext one checked and hashed, or an imported hash checked. */
+  async function initialPasswordHash(input: CreateHumanInput, lookups: CreationLookups): Promise<string | undefined> {
+    if (input.password && "plain" in input.password) {
+      checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
+      return lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain);
+    }
+    if (input.password) {
+      validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
+      return input.password.encodedHash;
+    }
+    return undefined;
+  }
+
+  /**
+   * The codes a new human starts with, appending their events to `events`: an init code or an
+   * email code, a phone code, a passwordless registration link; and whether it starts INITIAL.
+   */
+  function newHumanCodes(input: CreateHumanInput, made: { userId: string; at: number; hasPassword: boolean; linked: boolean }, events: NewEvent[]) {
+    const { path } = input;
+    const codes: NewCode[] = [];
+    // Codes to send; rendered into outbox messages once the user is complete.
+    const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
+    const result: Omit<CreatedHuman, "user"> = {};
+    const verification = input.email.verification;
+
+    // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
+    // to sign in yet starts INITIAL and is sent an init code instead of an email code.
+    const hasSignInMethod = made.hasPassword || (path === "v1-import" && input.passwordlessRegistration);
+    // IdP links suppress the init code: the user signs in at the provider.
+    const initial = (path === "v1-import" || path === "v1-add") && !made.linked && (verification.kind !== "verified" || !hasSignInMethod);
+    let emailVerified = verification.kind === "verified";
+    if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
+
+    if (emailVerified) events.push({ type: "user.human.email.verified", payload: {} });
+    if (initial) {
+      const init = newCode("init", made.at, false);
+      codes.push(init.stored);
+      events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
+      notifications.push({ kind: "init", code: init.code });
+    } else if (verification.kind === "send" || verification.kind === "return") {
+      const returned = verification.kind === "return";
+      const code = newCode("email", made.at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
+      codes.push(code.stored);
+      events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.emailCode = code.code;
+      else
+        notifications.push({
+          kind: "email_verification",
+          code: code.code,
+          ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}),
+        });
+    }
+
+    if (input.phone?.verification === "verified") {
+      events.push({ type: "user.human.phone.verified", payload: {} });
+    } else if (input.phone) {
+      const returned = input.phone.verification === "return";
+      const code = newCode("phone", made.at, returned);
+      codes.push(code.stored);
+      events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.phoneCode = code.code;
+      else notifications.push({ kind: "phone_verification", code: code.code });
+    }
+
+    if (path === "v1-import" && input.passwordlessRegistration) {
+      const code = newCode("passwordless", made.at, true);
+      codes.push(code.stored);
+      events.push({ type: "user.human.passwordless.initialization.code.added", payload: { codeId: code.stored.id } });
+      // ZITADEL appends the parameters unescaped, in this order; ids and codes are URL-safe.
+      const query = `userID=${made.userId}&orgID=${input.orgId}&codeID=${code.stored.id}&code=${code.code}`;
+      result.passwordless = {
+        link: `${deps.externalUrl}/ui/login/login/passwordless/init?${query}`,
+        expirySeconds: code.expirySeconds,
+      };
+    }
+
+    return { codes, notifications, result, initial, emailVerified };
+  }
+
+  /**
+   * An imported TOTP secret is active at once, as in ZITADEL: added and verified together (its
+   * events appended to `events`). It is stored sealed, since checking a code needs the secret
+   * itself. ZITADEL checks only the length; a secret that is not base32 could never produce a
+   * code, so it is refused here instead of failing every sign-in later.
+   */
+  function sealImportedTotp(totpSecret: string | undefined, events: NewEvent[]): string | undefined {
+    if (totpSecret === undefined) return undefined;
+    const secret = totpSecret.replace(/\s/g, "");
+    if (!/^[A-Z2-7]+=*$/i.test(secret)) throw UserCreationErrors.totpSecretInvalid();
+    events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
+    return deps.secretBox.seal(secret.toUpperCase());
+  }
+
   /**
    * Every rule of a human create, and everything it writes, without writing it: the one place
    * single creates (createHuman) and bulk imports (src/domain/bulk-import.ts) validate and build
@@ -222,14 +315,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     for (const link of links) await checkNewUserLink(input, link, lookups);
     const metadata = normalizeCreationMetadata(input.metadata ?? []);
 
-    let passwordHash: string | undefined;
-    if (input.password && "plain" in input.password) {
-      checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
-      passwordHash = await (lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain));
-    } else if (input.password) {
-      validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
-      passwordHash = input.password.encodedHash;
-    }
+    const passwordHash = await initialPasswordHash(input, lookups);
     const changeRequired = passwordChangeRequired(input, passwordHash !== undefined);
 
     const at = now();
@@ -253,74 +339,13 @@ export function createUserCommands(deps: UserCommandsDeps) {
       },
     ];
     events.push(...links.map(linkAddedEvent), ...metadata.entries.map(metadataSetEvent));
-    const codes: NewCode[] = [];
-    // Codes to send; rendered into outbox messages once the user is complete.
-    const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
-    const result: Omit<CreatedHuman, "user"> = {};
-    const verification = input.email.verification;
+    const { codes, notifications, result, initial, emailVerified } = newHumanCodes(
+      input,
+      { userId, at, hasPassword: passwordHash !== undefined, linked: links.length > 0 },
+      events,
+    );
 
-    // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
-    // to sign in yet starts INITIAL and is sent an init code instead of an email code.
-    const hasSignInMethod = passwordHash !== undefined || (path === "v1-import" && input.passwordlessRegistration);
-    // IdP links suppress the init code: the user signs in at the provider.
-    const initial = (path === "v1-import" || path === "v1-add") && links.length === 0 && (verification.kind !== "verified" || !hasSignInMethod);
-    let emailVerified = verification.kind === "verified";
-    if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
-
-    if (emailVerified) events.push({ type: "user.human.email.verified", payload: {} });
-    if (initial) {
-      const init = newCode("init", at, false);
-      codes.push(init.stored);
-      events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
-      notifications.push({ kind: "init", code: init.code });
-    } else if (verification.kind === "send" || verification.kind === "return") {
-      const returned = verification.kind === "return";
-      const code = newCode("email", at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
-      codes.push(code.stored);
-      events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
-      if (returned) result.emailCode = code.code;
-      else
-        notifications.push({
-          kind: "email_verification",
-          code: code.code,
-          ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}),
-        });
-    }
-
-    if (phone?.verification === "verified") {
-      events.push({ type: "user.human.phone.verified", payload: {} });
-    } else if (phone) {
-      const returned = phone.verification === "return";
-      const code = newCode("phone", at, returned);
-      codes.push(code.stored);
-      events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
-      if (returned) result.phoneCode = code.code;
-      else notifications.push({ kind: "phone_verification", code: code.code });
-    }
-
-    if (path === "v1-import" && input.passwordlessRegistration) {
-      const code = newCode("passwordless", at, true);
-      codes.push(code.stored);
-      events.push({ type: "user.human.passwordless.initialization.code.added", payload: { codeId: code.stored.id } });
-      // ZITADEL appends the parameters unescaped, in this order; ids and codes are URL-safe.
-      const query = `userID=${userId}&orgID=${input.orgId}&codeID=${code.stored.id}&code=${code.code}`;
-      result.passwordless = {
-        link: `${deps.externalUrl}/ui/login/login/passwordless/init?${query}`,
-        expirySeconds: code.expirySeconds,
-      };
-    }
-
-    // An imported TOTP secret is active at once, as in ZITADEL: added and verified together. It
-    // is stored sealed, since checking a code needs the secret itself.
-    // ZITADEL checks only the length; a secret that is not base32 could never produce a code, so
-    // it is refused here instead of failing every sign-in later.
-    if (input.totpSecret !== undefined && !/^[A-Z2-7]+=*$/i.test(input.totpSecret.replace(/\s/g, ""))) {
-      throw UserCreationErrors.totpSecretInvalid();
-    }
-    const sealedTotpSecret = input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
-    if (sealedTotpSecret !== undefined) {
-      events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
-    }
+    const sealedTotpSecret = sealImportedTotp(input.totpSecret, events);
 
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
     const previous = input.userId === undefined ? 0 : await lookups.lastSequence(input.instanceId, userId);

@@ -6,7 +6,7 @@ import type { BulkRecord } from "../domain/bulk-import.js";
 import { isDomainError } from "../domain/errors.js";
 import type { ImportData, ImportDataOrgInput, ImportDataUser } from "../domain/import-data.js";
 import type { Access } from "../edge/access.js";
-import { importHumanInput } from "./management-service.js";
+import { importHumanInput } from "./user-handlers-v1.js";
 import { addMachineInput } from "./org-handlers.js";
 
 /** Go's time.ParseDuration syntax (ZITADEL parses ImportDataRequest.timeout with it). */
