@@ -32,7 +32,8 @@ export interface VerificationDeps {
   attempts?: AttemptLimiter;
 }
 
-type Channel = "email" | "phone";
+/** The contact channels a user verifies with a code. */
+export type Channel = "email" | "phone";
 
 /** How a new code is delivered: mailed (with an optional link template), returned, or not made. */
 export type CodeDelivery = { kind: "send"; urlTemplate?: string } | { kind: "return" } | { kind: "verified" };
@@ -317,14 +318,12 @@ export function createVerificationCommands(deps: VerificationDeps) {
   }
 
   return {
-    setEmail: (target: ChangeTarget, userId: string, email: string, delivery: CodeDelivery) => setContact("email", target, userId, email, delivery),
-    setPhone: (target: ChangeTarget, userId: string, phone: string, delivery: CodeDelivery) => setContact("phone", target, userId, phone, delivery),
-    resendEmailCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>
-      resendCode("email", target, userId, delivery),
-    resendPhoneCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>
-      resendCode("phone", target, userId, delivery),
-    verifyEmail: (target: ChangeTarget, userId: string, code: string) => verifyCode("email", target, userId, code),
-    verifyPhone: (target: ChangeTarget, userId: string, code: string) => verifyCode("phone", target, userId, code),
+    /** SetEmail / SetPhone: the new address or number, with a code to verify it unless it is verified. */
+    setContact,
+    /** ResendEmailCode / ResendPhoneCode. */
+    resendCode,
+    /** VerifyEmail / VerifyPhone. */
+    verifyCode,
     verifyInitCode,
     verifyEmailLink,
   };

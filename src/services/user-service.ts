@@ -24,7 +24,7 @@ import {
   VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { User } from "../domain/ports.js";
-import type { CodeDelivery } from "../domain/verification.js";
+import type { Channel, CodeDelivery } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
@@ -84,6 +84,20 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     };
   };
 
+  /** The email and phone RPCs, one handler per step for both channels (their requests and responses have the same shape). */
+  const contact = {
+    async set(channel: Channel, req: { userId: string; verification: Parameters<typeof delivery>[0] }, value: string, ctx: HandlerContext) {
+      return codeResponse(await verification.setContact(channel, contactTarget(ctx, true), req.userId, value, delivery(req.verification)));
+    },
+    async resend(channel: Channel, req: { userId: string; verification: Parameters<typeof delivery>[0] }, ctx: HandlerContext) {
+      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
+      return codeResponse(await verification.resendCode(channel, contactTarget(ctx, true), req.userId, how));
+    },
+    async verify(channel: Channel, req: { userId: string; verificationCode: string }, ctx: HandlerContext) {
+      return { details: changeDetailsV2(await verification.verifyCode(channel, contactTarget(ctx, false), req.userId, req.verificationCode)) };
+    },
+  };
+
   /**
    * The v2 state changes: on a user of any organisation, checked against the caller's permission
    * on the user's own organisation, as ZITADEL's command layer does.
@@ -107,30 +121,12 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
 
   return {
     ...createPasswordHandlersV2(deps),
-    async setEmail(req, ctx) {
-      const how = delivery(req.verification);
-      return create(SetEmailResponseSchema, codeResponse(await verification.setEmail(contactTarget(ctx, true), req.userId, req.email, how)));
-    },
-    async resendEmailCode(req, ctx) {
-      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
-      return create(ResendEmailCodeResponseSchema, codeResponse(await verification.resendEmailCode(contactTarget(ctx, true), req.userId, how)));
-    },
-    async verifyEmail(req, ctx) {
-      const user = await verification.verifyEmail(contactTarget(ctx, false), req.userId, req.verificationCode);
-      return create(VerifyEmailResponseSchema, { details: changeDetailsV2(user) });
-    },
-    async setPhone(req, ctx) {
-      const how = delivery(req.verification);
-      return create(SetPhoneResponseSchema, codeResponse(await verification.setPhone(contactTarget(ctx, true), req.userId, req.phone, how)));
-    },
-    async resendPhoneCode(req, ctx) {
-      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
-      return create(ResendPhoneCodeResponseSchema, codeResponse(await verification.resendPhoneCode(contactTarget(ctx, true), req.userId, how)));
-    },
-    async verifyPhone(req, ctx) {
-      const user = await verification.verifyPhone(contactTarget(ctx, false), req.userId, req.verificationCode);
-      return create(VerifyPhoneResponseSchema, { details: changeDetailsV2(user) });
-    },
+    setEmail: async (req, ctx) => create(SetEmailResponseSchema, await contact.set("email", req, req.email, ctx)),
+    resendEmailCode: async (req, ctx) => create(ResendEmailCodeResponseSchema, await contact.resend("email", req, ctx)),
+    verifyEmail: async (req, ctx) => create(VerifyEmailResponseSchema, await contact.verify("email", req, ctx)),
+    setPhone: async (req, ctx) => create(SetPhoneResponseSchema, await contact.set("phone", req, req.phone, ctx)),
+    resendPhoneCode: async (req, ctx) => create(ResendPhoneCodeResponseSchema, await contact.resend("phone", req, ctx)),
+    verifyPhone: async (req, ctx) => create(VerifyPhoneResponseSchema, await contact.verify("phone", req, ctx)),
 
     deactivateUser: stateChange("deactivate", "user.write"),
     reactivateUser: stateChange("reactivate", "user.write"),
