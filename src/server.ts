@@ -1,5 +1,5 @@
 import cors from "@fastify/cors";
-import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, cors as connectCors, createContextValues, createRouterTransport, type Transport } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -84,6 +84,11 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /**
+   * A Connect transport to this server's services without a socket: the same handlers,
+   * authorisation, validation and error rendering, for tests about the domain rather than the wire.
+   */
+  inProcessTransport(): Transport;
   /** What is served: every RPC path, and every REST route as fastify knows it ("/v2/users/:p0"). */
   routes: { rpc: string[]; rest: Array<{ method: string; url: string }> };
   /** The instance served, and whether this start created it (the first start) or found it. */
@@ -307,31 +312,35 @@ export async function startServer(config: Config): Promise<RunningServer> {
     });
   }
 
+  // The Connect services and their router options, served below and to in-process transports.
+  const rpcInterceptors = [calls.interceptor, nulCharactersInterceptor];
+  const rpcJsonOptions = { ignoreUnknownFields: true };
+  const connectRoutes = (router: ConnectRouter) => {
+    router.service(ManagementService, management);
+    router.service(UserService, userV2);
+    router.service(SessionService, sessionV2);
+    router.service(AdminService, admin);
+    router.service(MigrationService, migration);
+    const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
+    router.service(ServerReflectionV1, reflection.v1);
+    router.service(ServerReflectionV1alpha, reflection.v1alpha);
+    router.service(
+      Health,
+      createHealthService(
+        [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName, MigrationService.typeName],
+        readiness,
+      ),
+    );
+  };
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
   let rpcPaths: string[] = [];
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
     alignEnvelopeChunks(rpc);
     rpcPaths = registerRpcRoutes(rpc, {
-      interceptors: [calls.interceptor, nulCharactersInterceptor],
-      routes(router) {
-        router.service(ManagementService, management);
-        router.service(UserService, userV2);
-        router.service(SessionService, sessionV2);
-        router.service(AdminService, admin);
-        router.service(MigrationService, migration);
-        const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
-        router.service(ServerReflectionV1, reflection.v1);
-        router.service(ServerReflectionV1alpha, reflection.v1alpha);
-        router.service(
-          Health,
-          createHealthService(
-            [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName, MigrationService.typeName],
-            readiness,
-          ),
-        );
-      },
-      jsonOptions: { ignoreUnknownFields: true },
+      interceptors: rpcInterceptors,
+      routes: connectRoutes,
+      jsonOptions: rpcJsonOptions,
       contextValues: (request) => createContextValues().set(clientAddressKey, request.ip),
       readMaxBytes: config.bodyLimitBytes,
     });
@@ -460,6 +469,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
     routes: { rpc: rpcPaths, rest: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })) },
+    inProcessTransport: () => createRouterTransport(connectRoutes, { router: { interceptors: rpcInterceptors, jsonOptions: rpcJsonOptions } }),
     instanceId: instance.id,
     instanceCreated: instance.created,
     listenAddress,
