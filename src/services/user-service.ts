@@ -84,6 +84,15 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     };
   };
 
+  /** A v2 human create (AddHumanUser, CreateUser): the caller's id if it chose one; an empty username falls back (src/domain/users.ts). */
+  const createHumanV2 = (target: Awaited<ReturnType<typeof access.target>>, req: { userId?: string; username?: string }, human: ReturnType<typeof humanOf>) =>
+    users.createHuman({ path: "v2", ...target, ...(req.userId !== undefined ? { userId: req.userId } : {}), username: req.username ?? "", ...human });
+  /** The email and phone codes a create returns (those the request asked to have returned). */
+  const returnedCodes = (created: { emailCode?: string; phoneCode?: string }) => ({
+    ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
+    ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
+  });
+
   /** The email and phone RPCs, one handler per step for both channels (their requests and responses have the same shape). */
   const contact = {
     async set(channel: Channel, req: { userId: string; verification: Parameters<typeof delivery>[0] }, value: string, ctx: HandlerContext) {
@@ -138,20 +147,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       // The method's user.write on the organisation its `organization` names was checked before
       // the PGV rules, as in ZITADEL (the method option names that field); access.target answers it.
       const target = await access.target(ctx);
-      const human = humanOf(req);
-      const created = await users.createHuman({
-        path: "v2",
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.username ?? "",
-        ...human,
-      });
-      return create(AddHumanUserResponseSchema, {
-        userId: created.user.id,
-        details: detailsV2(created.user),
-        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
-        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
-      });
+      const created = await createHumanV2(target, req, humanOf(req));
+      return create(AddHumanUserResponseSchema, { userId: created.user.id, details: detailsV2(created.user), ...returnedCodes(created) });
     },
 
     /**
@@ -169,20 +166,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
         const user = await users.createMachine({ ...target, ...machineOf(req, type.value) });
         return create(CreateUserResponseSchema, { id: user.id, creationDate: timestampFromMs(user.createdAt) });
       }
-      const human = humanOf(type.value);
-      const created = await users.createHuman({
-        path: "v2",
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.username ?? "",
-        ...human,
-      });
-      return create(CreateUserResponseSchema, {
-        id: created.user.id,
-        creationDate: timestampFromMs(created.user.createdAt),
-        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
-        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
-      });
+      const created = await createHumanV2(target, req, humanOf(type.value));
+      return create(CreateUserResponseSchema, { id: created.user.id, creationDate: timestampFromMs(created.user.createdAt), ...returnedCodes(created) });
     },
 
     async addIDPLink(req, ctx) {
