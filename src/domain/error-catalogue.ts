@@ -287,7 +287,7 @@ export const PolicyErrors = {
   instanceLockoutPolicyNotChanged: precondition("INSTANCE-0psjF", "Errors.IAM.LockoutPolicy.NotChanged"),
 } as const;
 
-/** Identity providers (internal/command/org_idp_oidc_config.go; internal/query/idp.go). */
+/** Identity providers (internal/command/org_idp.go, the generic OIDC provider; reading one, internal/query). */
 export const IdpErrors = {
   nameEmpty: invalid("ORG-Sgtj5", "Errors.Invalid.Argument"),
   issuerEmpty: invalid("ORG-Hz6zj", "Errors.Invalid.Argument"),
