@@ -2,9 +2,7 @@ import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createIdGenerator } from "./domain/ids.js";
 import { createPersonalAccessTokenCommands } from "./domain/personal-access-tokens.js";
 import { generateToken, tokenDigest } from "./domain/secrets.js";
-import { findInstance } from "./store/access-store.js";
-import type { Db } from "./store/db.js";
-import { createOrgStore } from "./store/org-store.js";
+import type { AdministratorStore, PersonalAccessTokenStore } from "./domain/ports.js";
 
 export interface IssuedToken {
   userId: string;
@@ -28,25 +26,20 @@ export const ADMIN_USERNAME = "userport-admin";
  * The token is written to a pending file first (so an unwritable destination fails before the
  * store is changed) and renamed into place after the commit.
  */
-export async function issueAdminToken(store: Db, file: string, options: { revokeOthers: boolean }): Promise<IssuedToken> {
-  const instance = await findInstance(store.db);
-  if (!instance) throw new Error("the store holds no instance yet: run `userport serve` once, it creates the instance and its token");
+export async function issueAdminToken(
+  stores: { administrators: AdministratorStore; tokens: PersonalAccessTokenStore },
+  file: string,
+  options: { revokeOthers: boolean },
+): Promise<IssuedToken> {
+  const instanceId = await stores.administrators.instanceId();
+  if (instanceId === undefined) throw new Error("the store holds no instance yet: run `userport serve` once, it creates the instance and its token");
   // The first start's administrator; failing that, any active machine user holding IAM_OWNER.
-  const candidates = await store.db
-    .selectFrom("members as m")
-    .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "m.instance_id").onRef("u.id", "=", "m.user_id"))
-    .select(["u.id", "u.username", "u.org_id", "u.state", "m.roles"])
-    .where("m.instance_id", "=", instance.id)
-    .where("m.org_id", "=", "")
-    .where("u.type", "=", "machine")
-    .orderBy("u.created_at")
-    .execute();
-  const owners = candidates.filter((row) => row.roles.split(" ").includes("IAM_OWNER") && row.state === "ACTIVE");
+  const owners = await stores.administrators.activeInstanceOwners(instanceId);
   const admin = owners.find((row) => row.username === ADMIN_USERNAME) ?? owners[0];
   if (!admin) throw new Error("the instance has no active service user holding IAM_OWNER to issue a token to");
 
-  const tokens = createPersonalAccessTokenCommands({ store: createOrgStore(store), newId: createIdGenerator(), onCallerChanged: () => undefined });
-  const target = { instanceId: instance.id, orgId: admin.org_id, creator: "userport token" };
+  const tokens = createPersonalAccessTokenCommands({ store: stores.tokens, newId: createIdGenerator(), onCallerChanged: () => undefined });
+  const target = { instanceId, orgId: admin.orgId, creator: "userport token" };
   const pending = `${file}.pending`;
   writeFileSync(pending, "", { mode: 0o600 });
   let issued: { tokenId: string; token: string };
@@ -64,7 +57,7 @@ export async function issueAdminToken(store: Db, file: string, options: { revoke
 
   let revoked = 0;
   if (options.revokeOthers) {
-    for (const token of await tokens.list(instance.id, admin.id)) {
+    for (const token of await tokens.list(instanceId, admin.id)) {
       if (token.id === issued.tokenId) continue;
       await tokens.remove(target, admin.id, token.id);
       revoked++;

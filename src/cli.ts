@@ -7,6 +7,8 @@ import { type Config, loadConfig, SettingError, settingsHelp } from "./config.js
 import { startServer } from "./server.js";
 import { describeStoreError } from "./edge/preflight.js";
 import { adminTokenPath, loadMasterKey, masterKeyDigest } from "./setup.js";
+import { createAdministratorStore } from "./store/access-store.js";
+import { createOrgStore } from "./store/org-store.js";
 import { backupSqlite, inspectBackup, restoreSqlite, sqliteFile } from "./store/backup.js";
 import { openSqlite } from "./store/db.js";
 import { openPostgres } from "./store/postgres.js";
@@ -174,7 +176,9 @@ async function token(args: string[]): Promise<void> {
     throw describeStoreError(config, err) ?? err;
   }
   try {
-    const issued = await issueAdminToken(store, file, { revokeOthers: values["revoke-others"] ?? false });
+    const issued = await issueAdminToken({ administrators: createAdministratorStore(store), tokens: createOrgStore(store) }, file, {
+      revokeOthers: values["revoke-others"] ?? false,
+    });
     say(`issued a new token of ${issued.userName} (${issued.userId}, IAM_OWNER) into ${issued.file} (mode 0600)`);
     if (values["revoke-others"]) say(`revoked ${issued.revoked} other token(s) of ${issued.userName}`);
   } finally {

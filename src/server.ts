@@ -1,5 +1,5 @@
 import cors from "@fastify/cors";
-import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, cors as connectCors, createContextValues, createRouterTransport, type Transport } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -14,6 +14,7 @@ import { createBulkImport } from "./domain/bulk-import.js";
 import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./services/admin-service.js";
+import { edgeRestError } from "./edge/errors.js";
 import { createAccess } from "./edge/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
@@ -84,6 +85,11 @@ export interface RunningServer {
   url: string;
   port: number;
   adminTokenFile: string;
+  /**
+   * A Connect transport to this server's services without a socket: the same handlers,
+   * authorisation, validation and error rendering, for tests about the domain rather than the wire.
+   */
+  inProcessTransport(): Transport;
   /** What is served: every RPC path, and every REST route as fastify knows it ("/v2/users/:p0"). */
   routes: { rpc: string[]; rest: Array<{ method: string; url: string }> };
   /** The instance served, and whether this start created it (the first start) or found it. */
@@ -102,9 +108,6 @@ export interface RunningServer {
   /** Stops accepting, finishes in-flight requests, commits pending writes, closes the store. */
   close(): Promise<void>;
 }
-
-/** gRPC status for the HTTP statuses fastify itself answers with (bad JSON, too large, …). */
-const CODE_OF_STATUS: Record<number, number> = { 400: 3, 404: 5, 405: 12, 413: 8, 415: 3 };
 
 /**
  * Everything the app is wired from: the store, the instance, and the domain's commands and
@@ -155,6 +158,8 @@ export interface BuiltApp {
   httpRoutes: Array<{ method: string; url: string }>;
   /** Resolves once no RPC's work is running. */
   settled(): Promise<void>;
+  /** A transport calling the services in process, through the same interceptors (for tests). */
+  inProcessTransport(): Transport;
 }
 
 /**
@@ -357,7 +362,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     frameworkErrors: (error, _request, reply) => {
       const status = error.statusCode ?? 400;
       const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the request URL is malformed";
-      void (reply as FastifyReply).code(status < 500 ? status : 400).send({ code: 3, message, details: [] });
+      void (reply as FastifyReply).code(status < 500 ? status : 400).send(edgeRestError(400, message));
     },
   });
   // With the request's logger when there is one: the line carries the request id.
@@ -431,31 +436,35 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     });
   }
 
+  // The Connect services and their router options, served below and to in-process transports.
+  const rpcInterceptors = [calls.interceptor, nulCharactersInterceptor];
+  const rpcJsonOptions = { ignoreUnknownFields: true };
+  const connectRoutes = (router: ConnectRouter) => {
+    router.service(ManagementService, management);
+    router.service(UserService, userV2);
+    router.service(SessionService, sessionV2);
+    router.service(AdminService, admin);
+    router.service(MigrationService, migration);
+    const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
+    router.service(ServerReflectionV1, reflection.v1);
+    router.service(ServerReflectionV1alpha, reflection.v1alpha);
+    router.service(
+      Health,
+      createHealthService(
+        [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName, MigrationService.typeName],
+        readiness,
+      ),
+    );
+  };
   // In a scope of its own, so that the grpc-message hook runs for Connect's routes only.
   let rpcPaths: string[] = [];
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
     alignEnvelopeChunks(rpc);
     rpcPaths = registerRpcRoutes(rpc, {
-      interceptors: [calls.interceptor, nulCharactersInterceptor],
-      routes(router) {
-        router.service(ManagementService, management);
-        router.service(UserService, userV2);
-        router.service(SessionService, sessionV2);
-        router.service(AdminService, admin);
-        router.service(MigrationService, migration);
-        const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
-        router.service(ServerReflectionV1, reflection.v1);
-        router.service(ServerReflectionV1alpha, reflection.v1alpha);
-        router.service(
-          Health,
-          createHealthService(
-            [ManagementService.typeName, UserService.typeName, SessionService.typeName, AdminService.typeName, MigrationService.typeName],
-            readiness,
-          ),
-        );
-      },
-      jsonOptions: { ignoreUnknownFields: true },
+      interceptors: rpcInterceptors,
+      routes: connectRoutes,
+      jsonOptions: rpcJsonOptions,
       contextValues: (request) => createContextValues().set(clientAddressKey, request.ip),
       readMaxBytes: config.bodyLimitBytes,
     });
@@ -494,7 +503,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     const path = request.url.split("?")[0]!;
     const otherMethod = restRoutes.some((route) => route.matches.test(path));
     const status = otherMethod ? 405 : 404;
-    void reply.code(status).send({ code: CODE_OF_STATUS[status], message: otherMethod ? "Method Not Allowed" : "Not Found", details: [] });
+    void reply.code(status).send(edgeRestError(status, otherMethod ? "Method Not Allowed" : "Not Found"));
   });
 
   // Fastify's own failures (malformed JSON, body too large, unknown content type) in the REST
@@ -503,9 +512,9 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     const status = error.statusCode ?? 500;
     if (status >= 500) {
       logUnexpected(error);
-      return reply.code(500).send({ code: 13, message: "Internal error", details: [] });
+      return reply.code(500).send(edgeRestError(500, ""));
     }
-    return reply.code(status).send({ code: CODE_OF_STATUS[status] ?? 3, message: error.message, details: [] });
+    return reply.code(status).send(edgeRestError(status, error.message));
   });
 
   // PingOne's Platform API under /v1/environments (src/pingone), over the same domain and store.
@@ -547,6 +556,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     restRoutes: restRoutes.map((route) => ({ method: route.httpMethod, url: route.url })),
     httpRoutes: routes,
     settled: () => calls.settled(),
+    inProcessTransport: () => createRouterTransport(connectRoutes, { router: { interceptors: rpcInterceptors, jsonOptions: rpcJsonOptions } }),
   };
 }
 
@@ -606,6 +616,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port,
     adminTokenFile: adminTokenPath(config.dataDir),
     routes: { rpc: built.rpcPaths, rest: built.restRoutes },
+    inProcessTransport: built.inProcessTransport,
     instanceId: instance.id,
     instanceCreated: instance.created,
     listenAddress,

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { IdGenerator } from "./domain/ids.js";
-import { UniqueViolation } from "./domain/ports.js";
+import { losesClaim, lostClaim } from "./domain/claims.js";
 import { generateToken, tokenDigest } from "./domain/secrets.js";
 import { createFirstInstance, findInstance, type Instance } from "./store/access-store.js";
 import type { Db } from "./store/db.js";
@@ -43,7 +43,7 @@ export async function ensureFirstInstance(store: Db, dataDir: string, newId: IdG
       now: Date.now(),
     });
   } catch (err) {
-    if (!(err instanceof UniqueViolation && err.kind === "first_instance")) throw err;
+    if (!losesClaim(err, "first_instance")) throw err;
     rmSync(pendingFile);
     return { ...(await findInstance(store.db))!, created: false };
   }
@@ -111,7 +111,7 @@ export async function checkMasterKey({ db, writes }: Db, key: Buffer): Promise<v
       await writes.run([{ ...claim, uniqueKind: "master_key" }]);
       return;
     } catch (err) {
-      if (!(err instanceof UniqueViolation)) throw err;
+      if (lostClaim(err) === undefined) throw err;
       existing = await stored();
     }
   }

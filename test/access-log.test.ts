@@ -90,6 +90,9 @@ describe("access log", () => {
     });
     expect(broken.status).toBe(500);
     expect(broken.headers.get("x-request-id")).toBe("broken-request-7");
+    // … and over gRPC: the error line carries the id the server gave the call.
+    const brokenGrpc = await callers.get("grpc-js")!.call(V1.importHumanUser, JSON.parse(body("needs-a-code-grpc", false)));
+    expect("error" in brokenGrpc && brokenGrpc.error.code).toBe(13);
     await alterStore(dataDir, databaseUrl, "ALTER TABLE codes_elsewhere RENAME TO codes");
 
     served.child.kill("SIGTERM");
@@ -129,6 +132,9 @@ describe("access log", () => {
     expect(brokenLines.map((line) => line.msg)).toEqual(["request failed unexpectedly", "request"]);
     expect(brokenLines[0]!.level).toBe(50);
     expect(brokenLines[1]).toMatchObject({ code: "INTERNAL", status: 500 });
+    const brokenGrpcLine = requests.find((line) => line.protocol === "grpc" && line.code === "INTERNAL");
+    expect(brokenGrpcLine!.reqId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(log.filter((line) => line.reqId === brokenGrpcLine!.reqId).map((line) => line.msg)).toEqual(["request failed unexpectedly", "request"]);
 
     // Never a secret: not the token, not the password, not the query string.
     const output = served.output();

@@ -98,7 +98,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect(human(user).email!.isEmailVerified).toBeUndefined();
     });
 
-    it("starts INITIAL and drops isEmailVerified when there is neither password nor passwordless (issue #8422)", async () => {
+    it("starts INITIAL and drops isEmailVerified when there is neither password nor passwordless (zitadel/zitadel#8422)", async () => {
       const res = expectOk(await importUser(v1ImportBody()));
       expect((res.details as JsonObject).sequence).toBe("2");
       expect(await up.eventTypes(res.userId as string)).toEqual(["user.human.added", "user.human.initialization.code.added"]);
@@ -266,7 +266,7 @@ describe.each(TRANSPORTS)("ManagementService over %s", (transport) => {
       expect(human(await getV2(relaxed.userId as string)).passwordChangeRequired).toBeUndefined();
     });
 
-    it("drops passwordChangeRequired for an imported hash, as ZITADEL does (issue #1672)", async () => {
+    it("drops passwordChangeRequired for an imported hash, as ZITADEL does (zitadel/zitadel#1672)", async () => {
       const res = expectOk(await importUser(v1ImportBody({ hashedPassword: { value: HASH }, passwordChangeRequired: true })));
       expect(human(await getV2(res.userId as string)).passwordChangeRequired).toBeUndefined();
     });

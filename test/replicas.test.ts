@@ -209,8 +209,19 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     );
     expect(created.map((c) => c.status)).toEqual(users.map(() => 200));
     for (const userName of users) await mailbox.waitFor(`${userName}@example.com`);
-    // Both dispatchers poll every 50 ms: a message claimed twice would arrive twice by now.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Not a pause for some poll cycles (the replicas are processes of their own, with their own
+    // clocks) but the outbox's own record: a message is marked sent only under the claim that sent
+    // it (src/store/outbox-store.ts markSent), so once no message is unsent, every send is done.
+    const db = new pg.Client({ connectionString: await testDatabaseUrl(sharedDir) });
+    await db.connect();
+    try {
+      const unsent = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL")).rows[0]!.n;
+      await expect.poll(unsent, { timeout: 10_000, interval: 20 }).toBe(0);
+      const sent = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NOT NULL");
+      expect(sent.rows[0]!.n).toBeGreaterThanOrEqual(users.length);
+    } finally {
+      await db.end();
+    }
     for (const userName of users) expect(mailbox.to(`${userName}@example.com`), userName).toHaveLength(1);
   });
 });

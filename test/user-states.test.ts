@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CallOptions, type CallResult, TRANSPORTS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
+import { type CallOptions, type CallResult, IN_PROCESS, type UnaryMethod, V1, V2 } from "./helpers/clients.js";
 import { expectCode, expectOk, expectPgvError, expectZitadelError, pgvLength } from "./helpers/expectations.js";
 import { bcryptHash, RFC3339, uniqueName, USER_ID, seedScopedCaller, useUserport, v1ImportBody, v2AddBody } from "./helpers/fixtures.js";
 
@@ -97,7 +97,11 @@ function unknownId(): string {
     .padStart(17, "0")}`;
 }
 
-describe.each(TRANSPORTS)("user state changes over %s", (transport) => {
+// The state machine is the domain's: its rules run once in process (the server's own handlers,
+// authorisation and validation, through Connect's router transport) and once over REST, whose
+// routes for these RPCs are their own; every transport's rendering of errors is
+// test/users-wire.test.ts's and test/malformed-messages.test.ts's.
+describe.each([IN_PROCESS, "rest"] as const)("user state changes over %s", (transport) => {
   const t = () => up.caller(transport);
 
   const idOf = (api: Api, userId: string): JsonObject => (api === "v1" ? { id: userId } : { userId });

@@ -127,7 +127,7 @@ describe.each(TRANSPORTS)("UserService v2 over %s", (transport) => {
       expect((await human(userId)).userId).toBe(userId);
     });
 
-    it("rejects a taken user_id with FailedPrecondition COMMAND-7yiox1isql (HTTP 400; PR #11175's AlreadyExists UNCONFIRMED)", async () => {
+    it("rejects a taken user_id with FailedPrecondition COMMAND-7yiox1isql (HTTP 400; zitadel/zitadel#11175's AlreadyExists UNCONFIRMED)", async () => {
       const userId = uniqueName("taken-id");
       expectOk(await addUser(v2AddBody({ userId })));
       expectZitadelError(await addUser(v2AddBody({ userId })), Code.FailedPrecondition, "COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");

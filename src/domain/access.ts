@@ -1,4 +1,4 @@
-import { permissionDenied, unauthenticated } from "./errors.js";
+import { AuthErrors } from "./error-catalogue.js";
 
 /** Who is calling: the owner of a valid token, with their role assignments. */
 export interface Principal {
@@ -76,7 +76,7 @@ export function hasInstancePermission(principal: Principal, permission: string):
 
 export function requirePermission(principal: Principal, permission: string, orgId: string): void {
   if (!hasPermission(principal, permission, orgId)) {
-    throw permissionDenied("AUTH-5mWD2", "No matching permissions found");
+    throw AuthErrors.noMatchingPermission();
   }
 }
 
@@ -87,7 +87,7 @@ export function requirePermission(principal: Principal, permission: string, orgI
  * clients see "Errors.PermissionDenied".
  */
 export function requireCommandPermission(principal: Principal, permission: string, orgId: string): void {
-  if (!hasPermission(principal, permission, orgId)) throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
+  if (!hasPermission(principal, permission, orgId)) throw AuthErrors.permissionDenied();
 }
 
 /**
@@ -120,9 +120,9 @@ export interface SessionCredential {
  *   personal access tokens.
  */
 export function principalOfSession(session: SessionCredential | undefined, now: number): Principal {
-  if (!session || session.terminated) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
-  if (session.expiresAt !== undefined && session.expiresAt < now) throw permissionDenied("AUTHZ-EGDo3", "session expired");
-  if (!session.authenticated) throw permissionDenied("AUTHZ-Kl3p0", "authentication required");
-  if (!session.principal) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+  if (!session || session.terminated) throw AuthErrors.tokenInvalid();
+  if (session.expiresAt !== undefined && session.expiresAt < now) throw AuthErrors.sessionExpired();
+  if (!session.authenticated) throw AuthErrors.sessionNotAuthenticated();
+  if (!session.principal) throw AuthErrors.tokenInvalid();
   return session.principal;
 }

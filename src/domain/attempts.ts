@@ -1,5 +1,5 @@
+import { RateLimitErrors } from "./error-catalogue.js";
 import type { AttemptLimiter } from "./ports.js";
-import { DomainError } from "./errors.js";
 
 /** No limit: for commands built without one (tools, benchmarks). */
 export const UNLIMITED_ATTEMPTS: AttemptLimiter = { take: async () => true };
@@ -12,6 +12,6 @@ export const UNLIMITED_ATTEMPTS: AttemptLimiter = { take: async () => true };
 export async function takeUserAttempt(limiter: AttemptLimiter | undefined, instanceId: string, userId: string): Promise<void> {
   if (!limiter) return;
   if (!(await limiter.take(`${instanceId}/${userId}`))) {
-    throw new DomainError("ResourceExhausted", "UP-RATE2", "Too many attempts for this user, try again later");
+    throw RateLimitErrors.tooManyAttempts();
   }
 }

@@ -1,6 +1,6 @@
+import { AuthErrors } from "./error-catalogue.js";
 import type { CredentialStore } from "./ports.js";
 import { type Principal, principalOfSession, requirePermission } from "./access.js";
-import { permissionDenied, unauthenticated } from "./errors.js";
 import { tokenDigest } from "./secrets.js";
 
 /** Where a command acts and on whose behalf: what every domain command is given. */
@@ -53,11 +53,11 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
   async function orgOf(principal: Principal, requested: RequestedOrg): Promise<string> {
     // v2's organization.org_domain names an organisation by one of its verified domains.
     const byDomain = requested.orgDomain ? await credentials.orgOfVerifiedDomain(principal.instanceId, requested.orgDomain.trim().toLowerCase()) : undefined;
-    if (requested.orgDomain && !byDomain) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+    if (requested.orgDomain && !byDomain) throw AuthErrors.orgNotFound();
     const orgId = byDomain ?? (requested.orgId || requested.contextOrgId || principal.orgId);
     const key = `${principal.instanceId}/${orgId}`;
     if (!existingOrgs.has(key)) {
-      if (!(await credentials.orgExists(principal.instanceId, orgId))) throw permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+      if (!(await credentials.orgExists(principal.instanceId, orgId))) throw AuthErrors.orgNotFound();
       // Replicas cannot clear each other's memory of organisations (a removed one): with several, look each up.
       if (callerCacheMs > 0) existingOrgs.add(key);
     }
@@ -66,9 +66,9 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
 
   return {
     async authenticate(authorization) {
-      if (!authorization) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+      if (!authorization) throw AuthErrors.headerMissing();
       const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
-      if (token === undefined) throw unauthenticated("AUTH-Ws8Fe", "invalid or expired token");
+      if (token === undefined) throw AuthErrors.tokenInvalid();
       const at = now();
       const cached = callers.get(token);
       if (cached && cached.until > at) return cached.principal;

@@ -1,3 +1,5 @@
+import { CLAIMS, isUsernameClaim, losesClaim, lostClaim, takenClaimError } from "./claims.js";
+import { BulkErrors } from "./error-catalogue.js";
 /**
  * The bulk import engine: records in batches, each validated and built by the same function as
  * a single create (`prepareHuman` / `prepareMachine` in users.ts), committed many per
@@ -9,13 +11,13 @@
  * conflicts with stored users included, and writes nothing.
  */
 import type { BulkStore, BulkUnit, ConflictPolicy, ImportJob, OutcomeCounts, RecordError, RecordResult } from "./ports.js";
-import { DomainError, failedPrecondition, isDomainError, notFound } from "./errors.js";
+import { DomainError, isDomainError } from "./errors.js";
 import type { HumanProfile } from "./human.js";
 import type { IdGenerator } from "./ids.js";
 import type { IdpCommands } from "./idps.js";
 import { metadataSetEvent } from "./users.js";
-import { type NewEvent, type NewUser, UniqueViolation, type User, type UserStore, type UserUpdate } from "./ports.js";
-import { type CreateHumanInput, type CreateMachineInput, type CreationLookups, creationError, isUsernameClaim, type UserCommands } from "./users.js";
+import type { NewEvent, NewUser, User, UserStore, UserUpdate } from "./ports.js";
+import { type CreateHumanInput, type CreateMachineInput, type CreationLookups, creationError, type UserCommands } from "./users.js";
 
 /** Limits of the bulk API (documented in the README's "Bulk migration"). */
 export const BULK_LIMITS = {
@@ -103,7 +105,7 @@ export interface BulkImportDeps {
 const emptyCounts = (): OutcomeCounts => ({ created: 0, updated: 0, skipped: 0, failed: 0 });
 const claimKey = (claim: { kind: string; value: string }) => `${claim.kind} ${claim.value}`;
 
-const jobNotFound = () => notFound("UP-BULK1", "Import job not found");
+const jobNotFound = () => BulkErrors.jobNotFound();
 
 /** The error of a record as stored and answered: kind, id and message, never a value. */
 function recordError(err: DomainError): RecordError {
@@ -157,11 +159,7 @@ export function createBulkImport(deps: BulkImportDeps) {
 
   async function createJob(target: BulkTarget, options: { onConflict: ConflictPolicy; expectedRecords?: number }, state: ImportJob["state"] = "OPEN") {
     if ((await deps.store.countActiveJobs(target.instanceId, target.orgId)) >= BULK_LIMITS.activeJobsPerOrg) {
-      throw new DomainError(
-        "ResourceExhausted",
-        "UP-BULK4",
-        `An organisation has at most ${BULK_LIMITS.activeJobsPerOrg} import jobs that are neither completed nor cancelled`,
-      );
+      throw BulkErrors.tooManyActiveJobs(BULK_LIMITS.activeJobsPerOrg);
     }
     const at = now();
     const job: ImportJob = {
@@ -222,7 +220,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       };
       return { ...base, job: undefined, onConflict: options.onConflict, next: 0, dryJob: job } as SessionState;
     }
-    if (options.dryRun) throw failedPrecondition("UP-BULK10", "A dry run cannot resume a job");
+    if (options.dryRun) throw BulkErrors.dryRunResumed();
     let job: ImportJob;
     let next: number;
     if (options.jobId === undefined) {
@@ -256,8 +254,8 @@ export function createBulkImport(deps: BulkImportDeps) {
   /** A job the caller may append to: its own, not cancelled, and not in use by another stream here. */
   async function attachable(target: BulkTarget, jobId: string): Promise<ImportJob> {
     const job = await ownJob(target, jobId);
-    if (job.state === "CANCELLED") throw failedPrecondition("UP-BULK2", "Import job is cancelled");
-    if (running.has(job.id)) throw failedPrecondition("UP-BULK3", "Import job is already running");
+    if (job.state === "CANCELLED") throw BulkErrors.jobCancelled();
+    if (running.has(job.id)) throw BulkErrors.jobRunning();
     return job;
   }
 
@@ -284,7 +282,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       const current = await deps.store.getJob(state.target.instanceId, state.job.id);
       state.cancelled = current?.state === "CANCELLED";
     }
-    if (state.cancelled) throw failedPrecondition("UP-BULK2", "Import job is cancelled");
+    if (state.cancelled) throw BulkErrors.jobCancelled();
   }
 
   const keyOf = (record: BulkRecord): string => {
@@ -437,10 +435,11 @@ export function createBulkImport(deps: BulkImportDeps) {
       const outcomes = await batch.outcomes;
       units.forEach(({ i, unit }, n) => {
         const outcome = outcomes[n];
+        const claim = lostClaim(outcome);
         if (outcome === undefined) results[i] = unit.result;
-        else if (outcome instanceof UniqueViolation && isUsernameClaim(outcome.kind) && state.onConflict !== "fail") {
-          conflicts.push({ i, unit, kind: outcome.kind });
-        } else if (outcome instanceof UniqueViolation && outcome.kind === "bulk_record") {
+        else if (claim !== undefined && isUsernameClaim(claim) && state.onConflict !== "fail") {
+          conflicts.push({ i, unit, kind: claim });
+        } else if (losesClaim(outcome, "bulk_record")) {
           // Another stream of this job, or an earlier batch still committing, had the key: its result stands.
           results[i] = { ...unit.result, replayed: true };
         } else {
@@ -449,7 +448,7 @@ export function createBulkImport(deps: BulkImportDeps) {
           results[i] = fail(i, err);
         }
       });
-      if (units.some((_, n) => outcomes[n] instanceof UniqueViolation && (outcomes[n] as UniqueViolation).kind === "bulk_record")) {
+      if (units.some((_, n) => losesClaim(outcomes[n], "bulk_record"))) {
         const stored = await deps.store.findResults(
           target.instanceId,
           jobId!,
@@ -514,7 +513,7 @@ export function createBulkImport(deps: BulkImportDeps) {
         continue;
       }
       if (taken || idTaken) {
-        results[i] = fail(i, creationError(new UniqueViolation(taken?.kind ?? "user_id")) as DomainError);
+        results[i] = fail(i, takenClaimError(taken?.kind ?? "user_id", CLAIMS.newUser("human")));
         continue;
       }
       for (const claim of change.uniques) state.dryClaims.add(claimKey(claim));
@@ -544,7 +543,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       const owner = owners.get(key) ?? (state.dryClaims.has(key) ? "" : undefined);
       if (owner === undefined) {
         // Removed meanwhile: the record is not imported; sending it again imports it.
-        results[i] = fail(i, creationError(new UniqueViolation(claimOf(unit).kind)) as DomainError);
+        results[i] = fail(i, takenClaimError(claimOf(unit).kind, CLAIMS.newUser("human")));
       } else if (state.onConflict === "skip") {
         results[i] = { ...unit.result, outcome: "skipped", userId: state.dryRun && !owners.has(key) ? "" : owner };
       } else {
@@ -554,7 +553,7 @@ export function createBulkImport(deps: BulkImportDeps) {
           // Updating a user created earlier in the same dry run.
           results[i] = { ...unit.result, outcome: "updated", userId: "" };
         } else if (!existing || update instanceof DomainError || update === undefined) {
-          results[i] = fail(i, update instanceof DomainError ? update : (creationError(new UniqueViolation(claimOf(unit).kind)) as DomainError));
+          results[i] = fail(i, update instanceof DomainError ? update : takenClaimError(claimOf(unit).kind, CLAIMS.newUser("human")));
         } else if (state.dryRun) {
           results[i] = { ...unit.result, outcome: "updated", userId: existing.id };
         } else {
@@ -573,8 +572,8 @@ export function createBulkImport(deps: BulkImportDeps) {
     updates.forEach(({ i, unit }, n) => {
       const outcome = outcomes[n];
       if (outcome === undefined) results[i] = unit.result;
-      else if (outcome instanceof UniqueViolation && outcome.kind === "sequence") {
-        results[i] = fail(i, new DomainError("FailedPrecondition", "UP-BULK11", "The user was changed concurrently; send the record again"));
+      else if (losesClaim(outcome, "sequence")) {
+        results[i] = fail(i, BulkErrors.changedConcurrently());
       } else {
         const err = creationError(outcome);
         if (!isDomainError(err)) throw err;
@@ -590,7 +589,7 @@ export function createBulkImport(deps: BulkImportDeps) {
    */
   function planUpdate(state: SessionState, existing: User, change: NewUser): UserUpdate | DomainError {
     if (existing.orgId !== state.target.orgId || existing.type !== change.user.type) {
-      return creationError(new UniqueViolation("username")) as DomainError;
+      return takenClaimError("username", CLAIMS.username);
     }
     const at = now();
     const events: NewEvent[] = [];

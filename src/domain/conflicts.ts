@@ -1,4 +1,4 @@
-import { UniqueViolation } from "./ports.js";
+import { losesClaim } from "./claims.js";
 
 /**
  * How often a change is planned and written again when another change of the same object
@@ -13,7 +13,7 @@ const MAX_ATTEMPTS = 30;
  * contenders spread out instead of colliding again.
  */
 export async function retryAfterConflict(err: unknown, attempt: number, kind = "sequence"): Promise<boolean> {
-  if (!(err instanceof UniqueViolation && err.kind === kind) || attempt >= MAX_ATTEMPTS) return false;
+  if (!losesClaim(err, kind) || attempt >= MAX_ATTEMPTS) return false;
   await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
   return true;
 }

@@ -1,6 +1,7 @@
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { CLAIMS, claimError, losesClaim } from "./claims.js";
+import { type CatalogueError, PingOneErrors } from "./error-catalogue.js";
 import type { Org } from "./orgs.js";
-import { type DirectoryStore, UniqueViolation } from "./ports.js";
+import type { DirectoryStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -76,7 +77,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
 
   async function get(instanceId: string, orgId: string): Promise<Population> {
     const summary = await deps.store.getOrgSummary(instanceId, orgId);
-    if (!summary) throw notFound("PINGONE-population", "Population not found");
+    if (!summary) throw PingOneErrors.populationNotFound();
     return assemble(instanceId, summary, await defaultOrgId(instanceId));
   }
 
@@ -98,8 +99,8 @@ export function createPopulationCommands(deps: PopulationDeps) {
 
   function checkName(name: string): string {
     const trimmed = name.trim();
-    if (trimmed === "") throw invalidArgument("PINGONE-name", "name is required");
-    if (trimmed.length > 256) throw invalidArgument("PINGONE-name", "name must be at most 256 characters");
+    if (trimmed === "") throw PingOneErrors.nameRequired();
+    if (trimmed.length > 256) throw PingOneErrors.nameTooLong();
     return trimmed;
   }
 
@@ -129,8 +130,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
           event: { type: "org.changed", payload: { name } },
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "org_name") throw alreadyExists("V3-DKcYh", "Organisation's name already taken");
-        throw err;
+        throw claimError(err, CLAIMS.orgName);
       }
     }
     await writeAttributes(target.instanceId, orgId, input, at);
@@ -143,10 +143,10 @@ export function createPopulationCommands(deps: PopulationDeps) {
   async function remove(target: { instanceId: string; creator: string }, orgId: string): Promise<void> {
     const population = await get(target.instanceId, orgId);
     const all = await deps.store.listOrgs(target.instanceId);
-    if (all.length <= 1) throw failedPrecondition("PINGONE-last-population", "An environment must contain at least one population");
-    if (population.isDefault) throw failedPrecondition("PINGONE-default-population", "The default population cannot be deleted");
+    if (all.length <= 1) throw PingOneErrors.lastPopulation();
+    if (population.isDefault) throw PingOneErrors.defaultPopulation();
     if (population.userCount > 0) {
-      throw failedPrecondition("PINGONE-population-users", `The population still has ${population.userCount} user(s)`);
+      throw PingOneErrors.populationHasUsers(population.userCount);
     }
     const org = await deps.getOrg(target.instanceId, orgId);
     await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator });
@@ -169,9 +169,15 @@ export type PopulationCommands = ReturnType<typeof createPopulationCommands>;
  * schema refuses attribute names differing only in case). Ids are given by the caller's
  * adapter (UUIDs for PingOne's clients).
  */
+const MISSING: Record<DirectoryObjectKind, CatalogueError> = {
+  population: PingOneErrors.populationObjectNotFound,
+  schema_attribute: PingOneErrors.schemaAttributeNotFound,
+  gateway: PingOneErrors.gatewayNotFound,
+};
+
 export function createDirectoryObjects(store: DirectoryStore, kind: DirectoryObjectKind, now: () => number = Date.now) {
-  const missing = () => notFound(`PINGONE-${kind}`, `${kind.replace("_", " ")} not found`);
-  const taken = (name: string) => alreadyExists("PINGONE-name-taken", `A ${kind.replace("_", " ")} named "${name}" already exists`);
+  const missing = MISSING[kind];
+  const taken = (name: string) => PingOneErrors.nameTaken(kind.replace("_", " "), name);
 
   async function get(instanceId: string, id: string): Promise<DirectoryObject> {
     const object = await store.getObject(instanceId, kind, id);
@@ -201,7 +207,7 @@ export function createDirectoryObjects(store: DirectoryStore, kind: DirectoryObj
     try {
       await store.putObject(instanceId, object, previous);
     } catch (err) {
-      if (err instanceof UniqueViolation && err.kind === `${kind}_name`) throw taken(input.name);
+      if (losesClaim(err, `${kind}_name`)) throw taken(input.name);
       throw err;
     }
     return object;

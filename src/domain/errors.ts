@@ -2,8 +2,9 @@
  * The failures the domain reports, in ZITADEL's vocabulary.
  *
  * Each error carries the gRPC-style kind, ZITADEL's stable error id (e.g. `USER-JDk4t`) and an
- * English message. The API layer turns them into wire errors in one place (src/edge/errors.ts);
- * the domain never knows about Connect or HTTP.
+ * English message, all defined once in src/domain/error-catalogue.ts. The protocol edge turns them
+ * into wire errors in one place per shape (src/edge/errors.ts for gRPC, Connect and REST,
+ * src/pingone/errors.ts for PingOne's API); the domain never knows about Connect or HTTP.
  */
 export type ErrorKind =
   | "InvalidArgument"
@@ -40,14 +41,11 @@ export function isDomainError(err: unknown): err is DomainError {
   return err instanceof Error && err.name === "DomainError" && "kind" in err && "id" in err;
 }
 
+/**
+ * A request-shape failure worded by the proto validator (src/edge/validation.ts), which has no id.
+ * Every other failure is an entry of src/domain/error-catalogue.ts.
+ */
 export const invalidArgument = (id: string, message: string) => new DomainError("InvalidArgument", id, message);
-export const notFound = (id: string, message: string) => new DomainError("NotFound", id, message);
-export const alreadyExists = (id: string, message: string) => new DomainError("AlreadyExists", id, message);
-export const failedPrecondition = (id: string, message: string) => new DomainError("FailedPrecondition", id, message);
-export const permissionDenied = (id: string, message: string) => new DomainError("PermissionDenied", id, message);
-export const unauthenticated = (id: string, message: string) => new DomainError("Unauthenticated", id, message);
-/** A system the request depends on (an LDAP directory) did not answer in time: nothing was decided. */
-export const unavailable = (id: string, message: string) => new DomainError("Unavailable", id, message);
 
 /**
  * A failed credential check (a wrong password): ZITADEL reports these with a
@@ -55,11 +53,11 @@ export const unavailable = (id: string, message: string) => new DomainError("Una
  */
 export class CredentialsCheckFailed extends DomainError {
   constructor(
-    id: string,
-    message: string,
+    check: { (): DomainError; readonly id: string },
     readonly failedAttempts: number,
   ) {
-    super("InvalidArgument", id, message);
+    const { kind, id, message } = check();
+    super(kind, id, message);
   }
 }
 

@@ -1,6 +1,7 @@
+import { PingOneErrors } from "./error-catalogue.js";
 import type { PasswordDirectory } from "./ports.js";
 import type { DirectoryObject } from "./directory-objects.js";
-import { failedPrecondition, isDomainError } from "./errors.js";
+import { isDomainError } from "./errors.js";
 import type { SecretBox } from "./secrets.js";
 import type { User, UserStore, DirectoryStore } from "./ports.js";
 
@@ -205,17 +206,17 @@ export function createExternalPasswords(deps: ExternalPasswordsDeps) {
     const found = await link(user);
     if (!found) return undefined;
     const gateway = await deps.gateways.getObject(user.instanceId, "gateway", found.gatewayId);
-    if (!gateway) throw failedPrecondition("PINGONE-gateway-missing", `The user's password gateway ${found.gatewayId} no longer exists`);
-    if (gateway.body.enabled === false) throw failedPrecondition("PINGONE-gateway-disabled", `The user's password gateway ${found.gatewayId} is disabled`);
+    if (!gateway) throw PingOneErrors.gatewayMissing(found.gatewayId);
+    if (gateway.body.enabled === false) throw PingOneErrors.gatewayDisabled(found.gatewayId);
     const userType = gatewayUserTypes(gateway).find((type) => type.id === found.userTypeId);
-    if (!userType) throw failedPrecondition("PINGONE-user-type-missing", `The gateway ${gateway.id} has no user type ${found.userTypeId}`);
+    if (!userType) throw PingOneErrors.userTypeMissing(gateway.id, found.userTypeId);
     // The user's correlation values, in the user type's order ("dn" names the entry itself).
     const order = [...userType.orderedCorrelationAttributes, "dn"];
     const correlation = order
       .filter((attribute, index) => order.indexOf(attribute) === index && found.correlationAttributes[attribute] !== undefined)
       .map((attribute): [string, string] => [attribute, found.correlationAttributes[attribute]!]);
     if (correlation.length === 0) {
-      throw failedPrecondition("PINGONE-correlation", "The user has no value for any of its user type's correlation attributes");
+      throw PingOneErrors.noCorrelationValue();
     }
     // An empty password would be an unauthenticated bind, which LDAP servers accept as anonymous.
     if (password === "") return { matches: false };

@@ -1,5 +1,5 @@
+import { type CatalogueError, PingOneErrors, UserCreationErrors } from "./error-catalogue.js";
 import { parsePhoneNumberWithError } from "libphonenumber-js";
-import { invalidArgument } from "./errors.js";
 
 /** Gender as ZITADEL numbers it in both API versions; unknown numbers read as unspecified. */
 const Gender = { unspecified: 0, female: 1, male: 2, diverse: 3 } as const;
@@ -24,17 +24,21 @@ export type CreatePath = "v1-import" | "v1-add" | "v2" | "pingone";
  * V2-zzad3 carries the key `Errors.Invalid.Argument`, which ZITADEL has no English text for, so
  * its clients see the raw key (ZITADEL's internal/static/i18n/en.yaml has none).
  */
-const PROFILE_ERROR_IDS: Record<CreatePath, { username: string; usernameText: string; given: string; family: string }> = {
-  "v1-import": { username: "COMMAND-00p2b", usernameText: "Username is empty", given: "PROFILE-RF5z2", family: "PROFILE-DSUkN" },
-  "v1-add": { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
-  v2: { username: "V2-zzad3", usernameText: "Errors.Invalid.Argument", given: "USER-UCej2", family: "USER-4hB7d" },
+const PROFILE_ERRORS: Record<CreatePath, { username: CatalogueError; given?: CatalogueError; family?: CatalogueError }> = {
+  "v1-import": {
+    username: UserCreationErrors.importUsernameEmpty,
+    given: UserCreationErrors.importGivenNameEmpty,
+    family: UserCreationErrors.importFamilyNameEmpty,
+  },
+  "v1-add": { username: UserCreationErrors.usernameEmpty, given: UserCreationErrors.givenNameEmpty, family: UserCreationErrors.familyNameEmpty },
+  v2: { username: UserCreationErrors.usernameEmpty, given: UserCreationErrors.givenNameEmpty, family: UserCreationErrors.familyNameEmpty },
   // PingOne's Users API (src/pingone): names are optional there, the username is required.
-  pingone: { username: "PINGONE-username", usernameText: "username is required", given: "", family: "" },
+  pingone: { username: PingOneErrors.usernameRequired },
 };
 
 export function normalizeUsername(username: string, path: CreatePath): string {
   const trimmed = username.trim();
-  if (trimmed === "") throw invalidArgument(PROFILE_ERROR_IDS[path].username, PROFILE_ERROR_IDS[path].usernameText);
+  if (trimmed === "") throw PROFILE_ERRORS[path].username();
   return trimmed;
 }
 
@@ -44,13 +48,13 @@ export function normalizeUsername(username: string, path: CreatePath): string {
  * required here, so the default is always "<given> <family>".
  */
 export function normalizeProfile(profile: HumanProfile, path: CreatePath, fallbackName = ""): HumanProfile {
-  const ids = PROFILE_ERROR_IDS[path];
+  const errors = PROFILE_ERRORS[path];
   const givenName = profile.givenName.trim();
   const familyName = profile.familyName.trim();
   // PingOne's users may have no name: the display name then falls back as ZITADEL's
   // AddHuman does (the names, else the email or username given as `fallbackName`).
-  if (path !== "pingone" && givenName === "") throw invalidArgument(ids.given, "Given name in profile is empty");
-  if (path !== "pingone" && familyName === "") throw invalidArgument(ids.family, "Family name in profile is empty");
+  if (errors.given && givenName === "") throw errors.given();
+  if (errors.family && familyName === "") throw errors.family();
   const displayName = profile.displayName.trim() || `${givenName} ${familyName}`.trim() || fallbackName;
   return {
     givenName,
@@ -101,18 +105,18 @@ const ADDR_SPEC = new RegExp(`^${DOT_ATOM}@(?:${DOT_ATOM}|\\[[\\x21-\\x5a\\x5e-\
  */
 export function normalizeEmail(email: string): string {
   const trimmed = email.trim();
-  if (trimmed === "") throw invalidArgument("EMAIL-spblu", "Email is empty");
-  if (!ADDR_SPEC.test(trimmed)) throw invalidArgument("EMAIL-599BI", "Email is invalid");
+  if (trimmed === "") throw UserCreationErrors.emailEmpty();
+  if (!ADDR_SPEC.test(trimmed)) throw UserCreationErrors.emailInvalid();
   return trimmed;
 }
 
 /** Parses a phone number (default region CH, as ZITADEL) and returns it in E.164. */
 export function normalizePhone(phone: string): string {
   const trimmed = phone.trim();
-  if (trimmed === "") throw invalidArgument("PHONE-Zt0NV", "Phone is empty");
+  if (trimmed === "") throw UserCreationErrors.phoneEmpty();
   try {
     return parsePhoneNumberWithError(trimmed, "CH").number;
   } catch {
-    throw invalidArgument("PHONE-so0wa", "Phone is invalid");
+    throw UserCreationErrors.phoneInvalid();
   }
 }

@@ -1,4 +1,4 @@
-import { invalidArgument, notFound } from "./errors.js";
+import { IdpErrors } from "./error-catalogue.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
 import type { IdpStore, NewEvent } from "./ports.js";
@@ -74,10 +74,10 @@ export function createIdpCommands(deps: IdpDeps) {
     const clientId = input.clientId.trim();
     const clientSecret = input.clientSecret.trim();
     // ZITADEL has no English text for this key, so its clients see the raw key.
-    if (name === "") throw invalidArgument("ORG-Sgtj5", "Errors.Invalid.Argument");
-    if (issuer === "") throw invalidArgument("ORG-Hz6zj", "Errors.Invalid.Argument");
-    if (clientId === "") throw invalidArgument("ORG-fb5jm", "Errors.Invalid.Argument");
-    if (clientSecret === "") throw invalidArgument("ORG-Sfdf4", "Errors.Invalid.Argument");
+    if (name === "") throw IdpErrors.nameEmpty();
+    if (issuer === "") throw IdpErrors.issuerEmpty();
+    if (clientId === "") throw IdpErrors.clientIdEmpty();
+    if (clientSecret === "") throw IdpErrors.clientSecretEmpty();
     const sealed = deps.secretBox.seal(clientSecret);
     const id = deps.newId();
     for (let attempt = 1; ; attempt++) {
@@ -124,7 +124,7 @@ export function createIdpCommands(deps: IdpDeps) {
   /** GetProviderByID: providers of other organisations are not found. */
   async function getProvider(instanceId: string, orgId: string, id: string): Promise<Idp> {
     const idp = await usableIdp(instanceId, orgId, id);
-    if (!idp) throw notFound("QUERY-SAFrt", "Identity Provider Configuration doesn't exist");
+    if (!idp) throw IdpErrors.notFound();
     return idp;
   }
 

@@ -1,3 +1,4 @@
+import { CLAIMS, takenClaimError } from "./claims.js";
 /**
  * ZITADEL's admin ImportData (internal/api/grpc/admin/import.go): organisations with their
  * domain policy, domains, users, metadata, IdP links and members, each part imported on its own.
@@ -13,9 +14,7 @@ import type { BulkImport, BulkRecord } from "./bulk-import.js";
 import { BULK_LIMITS } from "./bulk-import.js";
 import { type DomainError, isDomainError } from "./errors.js";
 import type { DomainPolicy, OrgCommands } from "./orgs.js";
-import { UniqueViolation } from "./ports.js";
 import type { UserChangeCommands } from "./user-changes.js";
-import { creationError } from "./users.js";
 
 /** A part whose request-shape rules failed: it is reported with this error and not imported. */
 type Checked<T> = T | { invalid: DomainError };
@@ -126,7 +125,7 @@ export function createImportData(deps: ImportDataDeps) {
             const user = batch[i]!;
             if (result.replayed) {
               // The same id twice in the data: the second is refused as a taken id, as in ZITADEL.
-              const err = creationError(new UniqueViolation("user_id"), type === "machine_user" ? "machine" : "human") as DomainError;
+              const err = takenClaimError("user_id", CLAIMS.newUser(type === "machine_user" ? "machine" : "human"));
               errors.push({ type, id: user.userId, message: importErrorMessage(err) });
             } else if (result.outcome === "created") {
               ids.push(result.userId);

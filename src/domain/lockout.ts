@@ -1,5 +1,5 @@
+import { PolicyErrors } from "./error-catalogue.js";
 import { retryAfterConflict } from "./conflicts.js";
-import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
 import type { LockoutPolicy, LockoutStore } from "./ports.js";
 import type { NewEvent } from "./ports.js";
 
@@ -92,11 +92,11 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
     /** ZITADEL's AddLockoutPolicy, ChangeLockoutPolicy and RemoveLockoutPolicy of an organisation. */
     setOrgPolicy(target: { instanceId: string; orgId: string; creator: string }, mode: "add" | "change" | "remove", policy: LockoutPolicy | undefined) {
       return change(target, (existing) => {
-        if (mode === "add" && existing) throw alreadyExists("ORG-0olDf", "Errors.ORG.LockoutPolicy.AlreadyExists");
-        if (mode === "change" && !existing) throw notFound("ORG-ADfs1", "Errors.Org.LockoutPolicy.NotFound");
-        if (mode === "remove" && !existing) throw notFound("ORG-D4zuz", "Errors.Org.LockoutPolicy.NotFound");
+        if (mode === "add" && existing) throw PolicyErrors.lockoutPolicyExists();
+        if (mode === "change" && !existing) throw PolicyErrors.lockoutPolicyNotFoundOnChange();
+        if (mode === "remove" && !existing) throw PolicyErrors.lockoutPolicyNotFoundOnRemove();
         if (mode === "change" && samePolicy(existing!, policy!)) {
-          throw failedPrecondition("ORG-0JFSr", "Errors.Org.LockoutPolicy.NotChanged");
+          throw PolicyErrors.lockoutPolicyNotChanged();
         }
         if (mode === "remove") return { event: { type: "org.policy.lockout.removed", payload: {} }, policy: undefined };
         return {
@@ -113,7 +113,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
     setInstancePolicy(target: { instanceId: string; creator: string }, policy: LockoutPolicy) {
       return change({ ...target, orgId: "" }, (existing) => {
         if (samePolicy(existing ?? deps.defaultLockout, policy)) {
-          throw failedPrecondition("INSTANCE-0psjF", "Errors.IAM.LockoutPolicy.NotChanged");
+          throw PolicyErrors.instanceLockoutPolicyNotChanged();
         }
         return {
           event: { type: "instance.policy.lockout.changed", payload: payloadOf(policy) },

@@ -1,6 +1,6 @@
+import { type CatalogueError, MachineErrors } from "./error-catalogue.js";
 import type { MachineSecretStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
-import { failedPrecondition } from "./errors.js";
 import { generateToken, tokenDigest } from "./secrets.js";
 import type { User, UserStore } from "./ports.js";
 
@@ -23,15 +23,15 @@ export function createMachineSecretCommands(deps: MachineSecretDeps) {
   const now = deps.now ?? Date.now;
 
   /** The machine user in the organisation; ZITADEL's machine write model finds nothing else. */
-  async function machine(instanceId: string, orgId: string, userId: string, errorId: string): Promise<User> {
+  async function machine(instanceId: string, orgId: string, userId: string, userNotFound: CatalogueError): Promise<User> {
     const user = await deps.users.getUser(instanceId, userId);
-    if (!user || user.orgId !== orgId || user.type !== "machine") throw failedPrecondition(errorId, "Errors.User.NotExisting");
+    if (!user || user.orgId !== orgId || user.type !== "machine") throw userNotFound();
     return user;
   }
 
   async function generate(target: { instanceId: string; orgId: string; creator: string }, userId: string) {
     for (let attempt = 1; ; attempt++) {
-      const user = await machine(target.instanceId, target.orgId, userId, "COMMAND-x8910n");
+      const user = await machine(target.instanceId, target.orgId, userId, MachineErrors.secretUserNotFound);
       const clientSecret = generateToken();
       const at = now();
       try {
@@ -55,8 +55,8 @@ export function createMachineSecretCommands(deps: MachineSecretDeps) {
 
   async function remove(target: { instanceId: string; orgId: string; creator: string }, userId: string): Promise<User> {
     for (let attempt = 1; ; attempt++) {
-      const user = await machine(target.instanceId, target.orgId, userId, "COMMAND-x7s802");
-      if (!(await deps.secrets.hasSecret(target.instanceId, userId))) throw failedPrecondition("COMMAND-coi82n", "Errors.User.Machine.Secret.NotExisting");
+      const user = await machine(target.instanceId, target.orgId, userId, MachineErrors.secretRemoveUserNotFound);
+      if (!(await deps.secrets.hasSecret(target.instanceId, userId))) throw MachineErrors.secretNotExisting();
       const at = now();
       try {
         await deps.users.updateUser({

@@ -1,5 +1,5 @@
+import { VerificationErrors } from "./error-catalogue.js";
 import { escapeHtml } from "./html.js";
-import { invalidArgument } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
 import type { SecretBox } from "./secrets.js";
 import type { NotificationKind, OutboxMessage, User } from "./ports.js";
@@ -37,20 +37,20 @@ export function renderUrlTemplate(template: string, data: UrlTemplateData): stri
   let executionError = false;
   const literal = (text: string) => {
     // An opening delimiter outside an action is an unclosed action: Go fails to parse it.
-    if (text.includes("{{")) throw invalidUrlTemplate("DOMAIN-oGh5e");
+    if (text.includes("{{")) throw VerificationErrors.urlTemplateUnparsable();
     out += text;
   };
   for (const match of template.matchAll(ACTION)) {
     literal(template.slice(last, match.index));
     last = match.index + match[0].length;
     const field = FIELD.exec(match[2] ?? "");
-    if (!field) throw invalidUrlTemplate("DOMAIN-oGh5e");
+    if (!field) throw VerificationErrors.urlTemplateUnparsable();
     const value = (data as unknown as Record<string, string | undefined>)[field[1]!];
     if (value === undefined) executionError = true;
     else out += value;
   }
   literal(template.slice(last));
-  if (executionError) throw invalidUrlTemplate("DOMAIN-ieYa7");
+  if (executionError) throw VerificationErrors.urlTemplateUnknownField();
   return out;
 }
 
@@ -66,10 +66,6 @@ export function checkUrlTemplate(template: string, extra: Partial<UrlTemplateDat
     PreferredLanguage: "en",
     PasswordSet: "false",
   });
-}
-
-function invalidUrlTemplate(id: string) {
-  return invalidArgument(id, "URL Template is invalid");
 }
 
 /** The login UI paths ZITADEL's own mails link to, used when the request gave no template. */

@@ -1,7 +1,8 @@
+import { CLAIMS, claimError } from "./claims.js";
+import { AuthErrors, OrgErrors, PolicyErrors } from "./error-catalogue.js";
 import { ORG_ROLES } from "./access.js";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
 import type { IdGenerator } from "./ids.js";
-import { type NewEvent, type OrgStore, UniqueViolation, type User } from "./ports.js";
+import type { NewEvent, OrgStore, User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** An organisation as the domain reads it. */
@@ -96,7 +97,7 @@ export function generatedOrgDomain(name: string, instanceDomain: string): string
   label = Array.from(label).slice(0, 63).join("");
   label = label.replace(/^-/, "").replace(/-$/, "");
   // The key has no English text in ZITADEL, so clients see it raw.
-  if (label === "") throw invalidArgument("ORG-RrfXY", "Errors.Org.Domain.EmptyString");
+  if (label === "") throw OrgErrors.domainLabelEmpty();
   return `${label}.${instanceDomain}`.toLowerCase();
 }
 
@@ -106,7 +107,7 @@ export function invalidOrgRoles(roles: readonly string[]): string[] {
 }
 
 /** Access checks the context organisation first; this only answers a race with its removal. */
-const OrgNotFound = () => permissionDenied("AUTH-Bs7Ds", "Organisation doesn't exist");
+const OrgNotFound = () => AuthErrors.orgNotFound();
 
 export interface OrgCommandsDeps {
   store: OrgStore;
@@ -131,7 +132,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
   /** One of the organisation's domains (verified or not), or ZITADEL's NotFound. */
   async function domainOf(instanceId: string, orgId: string, domainName: string): Promise<OrgDomain> {
     const domain = (await deps.store.listDomains(instanceId, orgId)).find((d) => d.domain === domainName);
-    if (!domain) throw notFound("ORG-GDfA3", "Domain doesn't exist on organization");
+    if (!domain) throw OrgErrors.domainNotFound();
     return domain;
   }
 
@@ -171,7 +172,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     async addOrg(target: { instanceId: string; creator: string }, requestedName: string, id?: string): Promise<Org> {
       const name = requestedName.trim();
       // The key has no English text in ZITADEL, so clients see it raw.
-      if (name === "") throw invalidArgument("ORG-mruNY", "Errors.Invalid.Argument");
+      if (name === "") throw OrgErrors.nameEmpty();
       const domainName = generatedOrgDomain(name, deps.instanceDomain);
       const at = now();
       const org: Org = {
@@ -205,9 +206,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       try {
         await deps.store.createOrg({ org, domain, owner: { userId: target.creator, roles: ["ORG_OWNER"] }, events, creator: target.creator });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "org_name") throw alreadyExists("V3-DKcYh", "Organisation's name already taken");
-        if (err instanceof UniqueViolation && err.kind === "org_domain") throw alreadyExists("V3-DKcYh", "Domain already exists");
-        throw err;
+        throw claimError(err, CLAIMS.newOrg);
       }
       deps.onCallerChanged();
       return org;
@@ -220,12 +219,12 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      */
     async addDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
-      if (domainName === "") throw invalidArgument("ORG-r3h4J", "Errors.Invalid.Argument");
+      if (domainName === "") throw OrgErrors.addDomainEmpty();
       try {
         return await change(target.instanceId, target.orgId, target.creator, async () => {
           const existing = await deps.store.listDomains(target.instanceId, target.orgId);
           // Untranslated in ZITADEL: clients see the key (as in the wild: "Errors.Already.Exists (V2-e1wse)").
-          if (existing.some((d) => d.domain === domainName)) throw alreadyExists("V2-e1wse", "Errors.Already.Exists");
+          if (existing.some((d) => d.domain === domainName)) throw OrgErrors.domainAlreadyOnOrg();
           const policy = (await deps.store.customDomainPolicy(target.instanceId, target.orgId)) ?? DEFAULT_DOMAIN_POLICY;
           const verified = !policy.validateOrgDomains;
           const at = now();
@@ -242,9 +241,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
           };
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && err.kind === "org_domain") throw alreadyExists("V3-DKcYh", "Domain already exists");
-        if (err instanceof UniqueViolation && err.kind === "org_domain_row") throw alreadyExists("V2-e1wse", "Errors.Already.Exists");
-        throw err;
+        throw claimError(err, CLAIMS.orgDomain);
       }
     },
 
@@ -253,10 +250,10 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     /** ZITADEL's SetPrimaryOrgDomain: only a verified domain of the organisation. */
     async setPrimaryDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
-      if (domainName === "") throw invalidArgument("ORG-SsDG2", "Invalid domain");
+      if (domainName === "") throw OrgErrors.primaryDomainInvalid();
       return change(target.instanceId, target.orgId, target.creator, async () => {
         const domain = await domainOf(target.instanceId, target.orgId, domainName);
-        if (!domain.verified) throw failedPrecondition("ORG-Ggd32", "Domain is not verified");
+        if (!domain.verified) throw OrgErrors.domainNotVerified();
         return {
           events: [{ type: "org.domain.primary.set", payload: { domain: domainName } }],
           writes: [{ kind: "setPrimaryDomain", domain: domainName }],
@@ -271,10 +268,10 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      */
     async removeDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
-      if (domainName === "") throw invalidArgument("ORG-SJsK3", "Invalid domain");
+      if (domainName === "") throw OrgErrors.removeDomainInvalid();
       return change(target.instanceId, target.orgId, target.creator, async () => {
         const domain = await domainOf(target.instanceId, target.orgId, domainName);
-        if (domain.primary) throw failedPrecondition("ORG-Sjdi3", "Primary domain must not be deleted");
+        if (domain.primary) throw OrgErrors.primaryDomainRemoved();
         return {
           events: [{ type: "org.domain.removed", payload: { domain: domainName } }],
           writes: [{ kind: "removeDomain", domain: domainName, verified: domain.verified }],
@@ -296,15 +293,15 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       roles: string[],
     ): Promise<Org> {
       // As ZITADEL's AddOrgMember.IsValid; neither key has English text there, so clients see it raw.
-      if (roles.length === 0) throw invalidArgument("ORG-4Mlfs", "Errors.Invalid.Argument");
-      if (invalidOrgRoles(roles).length > 0) throw invalidArgument("Org-4N8es", "Errors.Org.MemberInvalid");
+      if (roles.length === 0) throw OrgErrors.memberRolesEmpty();
+      if (invalidOrgRoles(roles).length > 0) throw OrgErrors.memberRolesInvalid();
       const org = await change(target.instanceId, target.orgId, target.creator, async () => {
         const user = await deps.store.getUser(target.instanceId, userId);
         if (!user || (user.orgId !== target.orgId && !target.mayUseForeignUsers)) {
-          throw failedPrecondition("ORG-GoXOn", "User could not be found");
+          throw OrgErrors.memberUserNotFound();
         }
         const members = await deps.store.listMembers(target.instanceId, target.orgId);
-        if (members.some((m) => m.userId === userId)) throw alreadyExists("ORG-poWwe", "Member already exists");
+        if (members.some((m) => m.userId === userId)) throw OrgErrors.memberExists();
         return {
           events: [{ type: "org.member.added", payload: { userId, roles } }],
           writes: [{ kind: "addMember", userId, roles: [...new Set(roles)] }],
@@ -321,13 +318,13 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      */
     async changeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string, requested: string[]): Promise<Org> {
       // Neither key has English text in ZITADEL (only Errors.Instance.MemberInvalid has), so clients see it raw.
-      if (requested.length === 0) throw invalidArgument("Org-LiaZi", "Errors.Org.MemberInvalid");
-      if (invalidOrgRoles(requested).length > 0) throw invalidArgument("IAM-m9fG8", "Errors.Org.MemberInvalid");
+      if (requested.length === 0) throw OrgErrors.changedRolesEmpty();
+      if (invalidOrgRoles(requested).length > 0) throw OrgErrors.changedRolesInvalid();
       const roles = [...new Set(requested)];
       let changed = false;
       const org = await change(target.instanceId, target.orgId, target.creator, async () => {
         const member = (await deps.store.listMembers(target.instanceId, target.orgId)).find((m) => m.userId === userId);
-        if (!member) throw notFound("Org-D8JxR", "Errors.NotFound");
+        if (!member) throw OrgErrors.memberNotFound();
         changed = !sameRoles(member.roles, roles);
         if (!changed) return { events: [], writes: [] };
         return {
@@ -376,11 +373,11 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       try {
         return await change(target.instanceId, target.orgId, target.creator, async (org) => {
           const existing = await deps.store.customDomainPolicy(target.instanceId, target.orgId);
-          if (mode === "add" && existing) throw alreadyExists("ORG-1M8ds", "Errors.Org.DomainPolicy.AlreadyExists");
-          if (mode === "change" && !existing) throw notFound("ORG-2N9sd", "Errors.Org.DomainPolicy.NotFound");
-          if (mode === "remove" && !existing) throw notFound("ORG-Dvsh3", "Errors.Org.DomainPolicy.NotFound");
+          if (mode === "add" && existing) throw PolicyErrors.domainPolicyExists();
+          if (mode === "change" && !existing) throw PolicyErrors.domainPolicyNotFoundOnChange();
+          if (mode === "remove" && !existing) throw PolicyErrors.domainPolicyNotFoundOnRemove();
           if (mode === "change" && existing && samePolicy(existing, policy!)) {
-            throw failedPrecondition("ORG-3M9ds", "Errors.Org.LabelPolicy.NotChanged");
+            throw PolicyErrors.domainPolicyNotChanged();
           }
           const effective = (policy ?? DEFAULT_DOMAIN_POLICY).userLoginMustBeDomain;
           const type = mode === "add" ? "org.policy.domain.added" : mode === "change" ? "org.policy.domain.changed" : "org.policy.domain.removed";
@@ -390,10 +387,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
           };
         });
       } catch (err) {
-        if (err instanceof UniqueViolation && (err.kind === "username" || err.kind === "org_username")) {
-          throw alreadyExists("V3-DKcYh", "User already exists");
-        }
-        throw err;
+        throw claimError(err, CLAIMS.username);
       }
     },
   };

@@ -3,7 +3,7 @@ import type { AuthenticationResponseJSON, AuthenticatorTransportFuture, Registra
 import { type Principal, requireCommandPermission } from "./access.js";
 import { takeUserAttempt } from "./attempts.js";
 import { retryAfterConflict } from "./conflicts.js";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { PasskeyErrors } from "./error-catalogue.js";
 import type { IdGenerator } from "./ids.js";
 import type { Notifier } from "./notifications.js";
 import { checkUrlTemplate } from "./notifications.js";
@@ -104,7 +104,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   async function humanOf(instanceId: string, userId: string, orgId?: string): Promise<UserCredentials> {
     const creds = await deps.store.credentials(instanceId, userId);
     if (creds?.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
-      throw notFound("COMMAND-Mv9sd", "User could not be found");
+      throw PasskeyErrors.userNotFound();
     }
     return creds;
   }
@@ -130,7 +130,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       } catch (err) {
         if (await retryAfterConflict(err, i)) continue;
         if (err instanceof UniqueViolation && err.kind === "passkey_credential") {
-          throw alreadyExists("COMMAND-Gm0sd", "Errors.User.WebAuthN.AlreadyExists");
+          throw PasskeyErrors.alreadyExists();
         }
         throw err;
       }
@@ -151,7 +151,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const current = await humanOf(creds.user.instanceId, creds.user.id);
       await writeChange(current, creator, now(), [{ type: "user.human.passwordless.initialization.check.failed", payload: { codeId } }]);
     });
-    throw invalidArgument("COMMAND-Eeb2a", "Errors.User.Code.Invalid");
+    throw PasskeyErrors.codeInvalid();
   }
 
   /**
@@ -243,7 +243,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const at = now();
       if (input.code) await checkCode(creds, input.code.id, input.code.code, creator, at);
       else if (input.principal) authorize(input.principal, creds.user, "user.write");
-      else throw invalidArgument("COMMAND-Eeb2a", "Errors.User.Code.Invalid");
+      else throw PasskeyErrors.codeInvalid();
       const { user } = creds;
       const rpId = input.domain || deps.rp.id;
       const existing = (await deps.store.passkeys(user.instanceId, user.id)).filter((p) => p.state === "READY" && p.credentialId);
@@ -314,13 +314,13 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const at = now();
       if (input.code) await checkCode(creds, input.code.id, input.code.code, creator, at);
       else if (input.principal) authorize(input.principal, creds.user, "user.write");
-      else throw invalidArgument("COMMAND-Eeb2a", "Errors.User.Code.Invalid");
+      else throw PasskeyErrors.codeInvalid();
       const { user } = creds;
       const token = (await deps.store.passkeys(user.instanceId, user.id)).find((p) => p.id === input.passkeyId && p.state === "NOT_READY");
-      if (!token) throw notFound("WEBAU-5M9so", "Errors.User.WebAuthN.NotFound");
+      if (!token) throw PasskeyErrors.tokenNotFound();
       const response = input.credential as unknown as RegistrationResponseJSON;
       if (typeof response?.response !== "object" || response.response === null || typeof response.id !== "string") {
-        throw invalidArgument("WEBAU-sEr8c", "Errors.User.WebAuthN.ErrorOnParseCredential");
+        throw PasskeyErrors.credentialUnparsable();
       }
       const { verifyRegistrationResponse } = await webauthn();
       let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
@@ -334,9 +334,9 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
         });
       } catch {
         // The library's reason stays out of the answer, as ZITADEL logs it only at debug level.
-        throw invalidArgument("WEBAU-3Vb9s", "Errors.User.WebAuthN.CreateCredentialFailed");
+        throw PasskeyErrors.createCredentialFailed();
       }
-      if (!verified.verified) throw invalidArgument("WEBAU-3Vb9s", "Errors.User.WebAuthN.CreateCredentialFailed");
+      if (!verified.verified) throw PasskeyErrors.createCredentialFailed();
       const info = verified.registrationInfo;
       const ready: Passkey = {
         ...token,
@@ -385,7 +385,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       const creds = await humanOf(input.principal.instanceId, input.userId, input.orgId);
       if (input.checkPermission) authorize(input.principal, creds.user, "user.write");
       const found = (await deps.store.passkeys(creds.user.instanceId, creds.user.id)).find((p) => p.id === input.passkeyId);
-      if (!found) throw notFound("COMMAND-DAfb2", "Errors.User.WebAuthN.NotFound");
+      if (!found) throw PasskeyErrors.removeNotFound();
       const at = now();
       const events: NewEvent[] = [{ type: "user.human.passwordless.token.removed", payload: { webAuthNTokenId: found.id } }];
       await writeChange(creds, input.principal.userId, at, events, { passkeys: { remove: [found.id] } });
@@ -399,9 +399,9 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * userport has no U2F registration, so it offers the passkeys in every case.
    */
   async function challenge(creds: UserCredentials, request: { domain: string; userVerification: UserVerification }) {
-    if (creds.user.state !== "ACTIVE") throw failedPrecondition("COMMAND-Df4b3", "Errors.User.NotFound");
+    if (creds.user.state !== "ACTIVE") throw PasskeyErrors.userNotActive();
     const ready = (await deps.store.passkeys(creds.user.instanceId, creds.user.id)).filter((p) => p.state === "READY" && p.credentialId);
-    if (ready.length === 0) throw failedPrecondition("WEBAU-4G8sw", "Errors.User.WebAuthN.BeginLoginFailed");
+    if (ready.length === 0) throw PasskeyErrors.beginLoginFailed();
     const options = await (await webauthn()).generateAuthenticationOptions({
       rpID: request.domain,
       allowCredentials: ready.map((p) => ({ id: p.credentialId!, transports: p.transports as AuthenticatorTransportFuture[] })),
@@ -421,15 +421,15 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * assertion is not counted towards the lockout policy and writes no event.
    */
   async function checkAssertion(creds: UserCredentials, open: WebAuthNChallenge | undefined, assertion: JsonObject, at: number) {
-    if (!open) throw failedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge");
+    if (!open) throw PasskeyErrors.noChallenge();
     await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     const response = assertion as unknown as AuthenticationResponseJSON;
     if (typeof response?.response !== "object" || response.response === null || typeof response.id !== "string") {
-      throw invalidArgument("WEBAU-ADgv4", "Errors.User.WebAuthN.ValidateLoginFailed");
+      throw PasskeyErrors.assertionUnparsable();
     }
     const passkeys = await deps.store.passkeys(creds.user.instanceId, creds.user.id);
     const token = passkeys.find((p) => p.state === "READY" && p.credentialId === response.id);
-    if (!token?.publicKey) throw failedPrecondition("COMMAND-Aej7i", "Errors.User.WebAuthN.NotFound");
+    if (!token?.publicKey) throw PasskeyErrors.assertionOfAnotherUser();
     const { verifyAuthenticationResponse } = await webauthn();
     let result: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
@@ -447,10 +447,10 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
         requireUserVerification: open.userVerification === "required",
       });
     } catch (err) {
-      if (err instanceof Error && /counter value/i.test(err.message)) throw invalidArgument("WEBAU-4M90s", "Errors.User.WebAuthN.CloneWarning");
-      throw invalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed");
+      if (err instanceof Error && /counter value/i.test(err.message)) throw PasskeyErrors.cloneWarning();
+      throw PasskeyErrors.validateLoginFailed();
     }
-    if (!result.verified) throw invalidArgument("WEBAU-3M9si", "Errors.User.WebAuthN.ValidateLoginFailed");
+    if (!result.verified) throw PasskeyErrors.validateLoginFailed();
     const { newCounter, userVerified } = result.authenticationInfo;
     return {
       userVerified,

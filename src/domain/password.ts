@@ -1,5 +1,5 @@
+import { PasswordErrors } from "./error-catalogue.js";
 import bcrypt from "bcrypt";
-import { invalidArgument } from "./errors.js";
 import { createHashRegistry, type HashRegistry } from "./hashes/index.js";
 
 /** The password complexity policy; userport's default is ZITADEL's instance default. */
@@ -26,11 +26,11 @@ export const DEFAULT_COMPLEXITY_POLICY: PasswordComplexityPolicy = {
  * non-ASCII letters count as symbols. Hashed passwords are never checked: we cannot see them.
  */
 export function checkPasswordComplexity(password: string, policy = DEFAULT_COMPLEXITY_POLICY): void {
-  if (Buffer.byteLength(password) < policy.minLength) throw invalidArgument("COMMA-HuJf6", "Password is too short");
-  if (policy.hasLowercase && !/[a-z]/.test(password)) throw invalidArgument("COMMA-co3Xw", "Password must contain lower case");
-  if (policy.hasUppercase && !/[A-Z]/.test(password)) throw invalidArgument("COMMA-VoaRj", "Password must contain upper case");
-  if (policy.hasNumber && !/[0-9]/.test(password)) throw invalidArgument("COMMA-ZBv4H", "Password must contain number");
-  if (policy.hasSymbol && !/[^A-Za-z0-9]/.test(password)) throw invalidArgument("COMMA-ZDLwA", "Password must contain symbol");
+  if (Buffer.byteLength(password) < policy.minLength) throw PasswordErrors.tooShort();
+  if (policy.hasLowercase && !/[a-z]/.test(password)) throw PasswordErrors.lowerCaseMissing();
+  if (policy.hasUppercase && !/[A-Z]/.test(password)) throw PasswordErrors.upperCaseMissing();
+  if (policy.hasNumber && !/[0-9]/.test(password)) throw PasswordErrors.numberMissing();
+  if (policy.hasSymbol && !/[^A-Za-z0-9]/.test(password)) throw PasswordErrors.symbolMissing();
 }
 
 /** bcrypt reads only the first 72 bytes; longer passwords would silently match their prefix. */
@@ -46,7 +46,7 @@ export function createBcryptHasher(cost: number): PasswordHasher & { readonly co
     cost,
     async hash(password) {
       if (Buffer.byteLength(password) > BCRYPT_MAX_PASSWORD_BYTES) {
-        throw invalidArgument("UP-PW72", "Password is too long: at most 72 bytes");
+        throw PasswordErrors.tooLongForBcrypt();
       }
       return bcrypt.hash(password, cost);
     },

@@ -1,6 +1,6 @@
+import { type CatalogueError, PasswordErrors } from "./error-catalogue.js";
 import { timingSafeEqual } from "node:crypto";
 import { takeUserAttempt } from "./attempts.js";
-import { DomainError, failedPrecondition, invalidArgument } from "./errors.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
 import { checkUrlTemplate, type Notifier } from "./notifications.js";
@@ -62,10 +62,10 @@ function sameCode(a: string, b: string): boolean {
 export function createPasswordCommands(deps: PasswordCommandsDeps) {
   const now = deps.now ?? Date.now;
 
-  async function humanOf(instanceId: string, orgId: string | undefined, userId: string, notFoundId: string) {
+  async function humanOf(instanceId: string, orgId: string | undefined, userId: string, userNotFound: CatalogueError) {
     const creds = await deps.store.credentials(instanceId, userId);
     if (creds?.user.type !== "human" || (orgId !== undefined && creds.user.orgId !== orgId)) {
-      throw failedPrecondition(notFoundId, "User could not be found");
+      throw userNotFound();
     }
     return creds;
   }
@@ -85,21 +85,21 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
   async function verify(creds: UserCredentials, verification: NonNullable<PasswordVerification>, at: number) {
     await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     if ("currentPassword" in verification) {
-      if (creds.passwordHash === undefined) throw failedPrecondition("COMMAND-Fds3s", "User has not set a password");
+      if (creds.passwordHash === undefined) throw PasswordErrors.notSet();
       let matches: boolean;
       try {
         matches = await deps.hashRegistry.verify(verification.currentPassword, creds.passwordHash);
       } catch (err) {
-        throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
+        throw PasswordErrors.notVerifiable(err);
       }
-      if (!matches) throw invalidArgument("COMMAND-3M0fs", "Password is invalid");
+      if (!matches) throw PasswordErrors.invalid();
       return undefined;
     }
     // The newest code replaces older ones; a used one is gone, an expired one says so.
     const code = await deps.store.latestCode(creds.user.instanceId, creds.user.id, "password");
-    if (!code || code.used) throw failedPrecondition("COMMAND-2M9fs", "Code not found");
-    if (code.expiresAt <= at) throw failedPrecondition("CODE-QvUQ4P", "Code is expired");
-    if (!sameCode(deps.secretBox.open(code.sealedCode), verification.code)) throw invalidArgument("CODE-woT0xc", "Code is invalid");
+    if (!code || code.used) throw PasswordErrors.codeNotFound();
+    if (code.expiresAt <= at) throw PasswordErrors.codeExpired();
+    if (!sameCode(deps.secretBox.open(code.sealedCode), verification.code)) throw PasswordErrors.codeInvalid();
     return code.id;
   }
 
@@ -109,7 +109,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
     // Hashed once: a retry after a concurrent change reuses it.
     let hash: string | undefined;
     return retrying(async () => {
-      const creds = await humanOf(input.instanceId, input.orgId, input.userId, "COMMAND-3M0fs");
+      const creds = await humanOf(input.instanceId, input.orgId, input.userId, PasswordErrors.changeUserNotFound);
       const at = now();
       if (!input.verification) input.authorize(creds.user);
       const usedCodeId = input.verification ? await verify(creds, input.verification, at) : undefined;
@@ -142,9 +142,9 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
   async function requestReset(input: PasswordResetInput): Promise<{ user: User; code?: string }> {
     if (input.medium.kind === "send" && input.medium.urlTemplate !== undefined) checkUrlTemplate(input.medium.urlTemplate);
     return retrying(async () => {
-      const creds = await humanOf(input.instanceId, undefined, input.userId, "COMMAND-Hj9ds");
+      const creds = await humanOf(input.instanceId, undefined, input.userId, PasswordErrors.setUserNotFound);
       input.authorize(creds.user);
-      if (creds.user.state === "INITIAL") throw failedPrecondition("COMMAND-2M9sd", "User is not yet initialized");
+      if (creds.user.state === "INITIAL") throw PasswordErrors.notYetInitialized();
       const at = now();
       const generator = CODE_GENERATORS.password;
       const code = generateCode(generator);

@@ -1,4 +1,4 @@
-import { failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { MachineErrors } from "./error-catalogue.js";
 import type { IdGenerator } from "./ids.js";
 import type { PersonalAccessTokenStore, User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
@@ -41,11 +41,11 @@ export function createPersonalAccessTokenCommands(deps: {
       const at = now();
       const expiry = expiresAt ?? TOKEN_NEVER_EXPIRES;
       // The key has no English text here for sure, so clients see it raw.
-      if (expiry < at) throw invalidArgument("DOMAIN-dv3t5", "Errors.AuthNKey.ExpireBeforeNow");
+      if (expiry < at) throw MachineErrors.tokenExpiresBeforeNow();
       for (let attempt = 1; ; attempt++) {
         const user = await deps.store.getUser(target.instanceId, userId);
-        if (!user || user.orgId !== target.orgId) throw failedPrecondition("COMMAND-Dggw2", "User could not be found");
-        if (user.type !== "machine") throw failedPrecondition("COMMAND-Df2f1", "Errors.User.WrongType");
+        if (!user || user.orgId !== target.orgId) throw MachineErrors.tokenUserNotFound();
+        if (user.type !== "machine") throw MachineErrors.tokenUserNotMachine();
         const tokenId = deps.newId();
         const { token, digest } = mint();
         try {
@@ -71,7 +71,7 @@ export function createPersonalAccessTokenCommands(deps: {
       for (let attempt = 1; ; attempt++) {
         const user = await deps.store.getUser(target.instanceId, userId);
         const tokens = user && user.orgId === target.orgId ? await deps.store.listTokens(target.instanceId, userId) : [];
-        if (!tokens.some((t) => t.id === tokenId)) throw notFound("COMMAND-4m77G", "Errors.User.PAT.NotFound");
+        if (!tokens.some((t) => t.id === tokenId)) throw MachineErrors.tokenNotFound();
         const at = now();
         try {
           await deps.store.changeTokens({

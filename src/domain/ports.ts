@@ -502,6 +502,14 @@ export interface PersonalAccessTokenStore {
   }): Promise<void>;
 }
 
+/** The instance's administrators, to whom `userport token` issues a token (src/admin-token.ts); src/store/access-store.ts implements it. */
+export interface AdministratorStore {
+  /** The id of the instance the store holds (the first one created), if there is one yet. */
+  instanceId(): Promise<string | undefined>;
+  /** The active service users holding IAM_OWNER on the instance, the oldest first. */
+  activeInstanceOwners(instanceId: string): Promise<Array<{ id: string; username: string; orgId: string }>>;
+}
+
 /** Where callers' credentials are looked up: implemented by the store (src/store/access-store.ts). */
 export interface CredentialStore {
   /** The caller behind a personal access token's digest, if the token exists, is unexpired and its user is active. */

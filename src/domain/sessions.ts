@@ -1,31 +1,17 @@
-import { randomBytes } from "node:crypto";
-import { Secret, TOTP } from "otpauth";
-import { hasPermission, type Principal, requireCommandPermission } from "./access.js";
-import { takeUserAttempt } from "./attempts.js";
-import { CredentialsCheckFailed, DomainError, failedPrecondition, invalidArgument, notFound, permissionDenied } from "./errors.js";
-import type { HashRegistry } from "./hashes/index.js";
+import { createCredentialChecks, type CredentialCheckDeps, type UserCheck } from "./credential-checks.js";
+import { authorizeSessionAccess, visibleSessions } from "./session-access.js";
+import { PasskeyErrors, SessionErrors, UserErrors } from "./error-catalogue.js";
+import { type Principal, requireCommandPermission } from "./access.js";
 import type { IdGenerator } from "./ids.js";
-import type { PasswordHasher } from "./password.js";
-import { generateToken, type SecretBox, tokenDigest } from "./secrets.js";
-import type {
-  CredentialChange,
-  LockoutPolicy,
-  SessionFilter,
-  SessionRecord,
-  SessionStore,
-  SessionUserAgent,
-  UserCredentials,
-  WebAuthNChallenge,
-  AttemptLimiter,
-} from "./ports.js";
+import { generateToken, tokenDigest } from "./secrets.js";
+import type { CredentialChange, SessionFilter, SessionRecord, SessionUserAgent, UserCredentials, WebAuthNChallenge } from "./ports.js";
 import type { NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
-import type { ExternalPasswords } from "./external-passwords.js";
 import type { JsonObject, PasskeyCommands, UserVerification } from "./passkeys.js";
 
 /** The checks of a CreateSession or SetSession request. */
 export interface SessionChecks {
-  user?: { userId: string } | { loginName: string };
+  user?: UserCheck;
   password?: string;
   totp?: string;
   /** A WebAuthN assertion (the browser's PublicKeyCredential as JSON) answering the open challenge. */
@@ -56,32 +42,10 @@ export interface SetSessionInput {
   challenges?: SessionChallenges;
 }
 
-export interface SessionCommandsDeps {
+export interface SessionCommandsDeps extends CredentialCheckDeps {
+  newId: IdGenerator;
   /** WebAuthN challenges and assertion checks (src/domain/passkeys.ts). */
   passkeys?: Pick<PasskeyCommands, "challenge" | "checkAssertion">;
-  store: SessionStore;
-  /** The configured hasher: a verified password stored any other way is rehashed with it. */
-  hasher: PasswordHasher & { readonly cost: number };
-  hashRegistry: HashRegistry;
-  secretBox: SecretBox;
-  newId: IdGenerator;
-  /** The lockout policy in force for a user of the organisation (src/domain/lockout.ts decides). */
-  lockoutPolicy(instanceId: string, orgId: string): Promise<LockoutPolicy>;
-  /** Bounds the password checks per user (src/domain/attempts.ts); none means unbounded. */
-  attempts?: AttemptLimiter;
-  /** Where a user without a stored password may have one: an LDAP gateway (src/domain/external-passwords.ts). */
-  externalPasswords?: Pick<ExternalPasswords, "verify"> & Partial<Pick<ExternalPasswords, "provision">>;
-  now?: () => number;
-}
-
-const BCRYPT_MAX_BYTES = 72;
-
-/** Whether a stored hash is what the configured hasher would make now: bcrypt at its cost. */
-export function isCurrentHash(encoded: string, cost: number): boolean {
-  // $2a$, $2b$ and $2y$ are the same algorithm for what the binding makes; $2$ and $2x$ are
-  // older or buggy variants and get replaced.
-  const match = /^\$2[aby]\$(\d\d)\$/.exec(encoded);
-  return match !== null && Number(match[1]) === cost;
 }
 
 /** What the checks of one request verified, and the challenge it opened. */
@@ -105,8 +69,8 @@ export function isSessionExpired(session: { expiresAt: number | undefined }, at:
  * ended by DeleteSession or past its expiration takes no further checks, metadata or lifetime.
  */
 function checkNotInvalidated(session: SessionRecord, at: number): void {
-  if (session.terminated) throw failedPrecondition("COMMAND-Hewfq", "Errors.Session.Terminated");
-  if (isSessionExpired(session, at)) throw failedPrecondition("COMMAND-Hkl3d", "Errors.Session.Expired");
+  if (session.terminated) throw SessionErrors.terminated();
+  if (isSessionExpired(session, at)) throw SessionErrors.expired();
 }
 
 /**
@@ -115,159 +79,7 @@ function checkNotInvalidated(session: SessionRecord, at: number): void {
  */
 export function createSessionCommands(deps: SessionCommandsDeps) {
   const now = deps.now ?? Date.now;
-  // A hash of the configured cost to verify against when there is no user, so that an unknown
-  // login name costs as much time as a wrong password does.
-  let dummyHash: Promise<string> | undefined;
-  const spendVerification = async (password: string) => {
-    dummyHash ??= deps.hasher.hash(randomBytes(16).toString("base64url"));
-    await deps.hashRegistry.verify(password, await dummyHash);
-  };
-
-  async function findUser(instanceId: string, check: NonNullable<SessionChecks["user"]>, password: string | undefined) {
-    let userId = "userId" in check ? check.userId : await deps.store.userIdByLoginName(instanceId, check.loginName);
-    if (userId === undefined && "loginName" in check && password !== undefined) {
-      // Just-in-time migration: a gateway's newUserLookup may find the login name in its directory
-      // and create the user once the password binds there (src/domain/external-passwords.ts).
-      userId = await deps.externalPasswords?.provision?.(instanceId, check.loginName, password);
-    }
-    const found = userId === undefined ? undefined : await deps.store.credentials(instanceId, userId);
-    if (!found) {
-      if (password !== undefined) await spendVerification(password);
-      throw notFound("QUERY-Dfbg2", "User could not be found");
-    }
-    // ZITADEL's session API accepts active and initial users only (State.IsEnabled).
-    if (found.user.state === "INACTIVE" || found.user.state === "LOCKED") {
-      throw failedPrecondition("SESSION-Gj4ko", "User is not active");
-    }
-    return found;
-  }
-
-  /**
-   * Verifies `password` for the user. Resolves with the events and user changes of a success;
-   * throws after writing the failure (and a lock, when the lockout policy says so).
-   */
-  async function checkPassword(creds: UserCredentials, password: string, creator: string, at: number) {
-    const { user } = creds;
-    if (user.state === "INITIAL") {
-      // ZITADEL's login sends an initial user through the init flow first; without it there is no sign-in.
-      throw failedPrecondition("COMMAND-M9dse", "User is not yet initialized");
-    }
-    // Before any hashing: a user's budget of checks bounds the CPU spent on guesses at it.
-    await takeUserAttempt(deps.attempts, user.instanceId, user.id);
-    let matches: boolean;
-    if (creds.passwordHash === undefined) {
-      // The external authority decides (a directory that cannot is an error, not a wrong password).
-      const external = await deps.externalPasswords?.verify(user, password);
-      if (external === undefined) {
-        await spendVerification(password);
-        throw failedPrecondition("COMMAND-WEf3t", "User has not set a password");
-      }
-      matches = external.matches;
-      if (external.matches) {
-        const events: NewEvent[] = [];
-        const set: CredentialChange["set"] = { failedAttempts: 0 };
-        // passwordAuthority PING_ONE: the password is taken over at its first success (as bcrypt
-        // would truncate a longer one, such a password stays external).
-        if (external.capture && Buffer.byteLength(password) <= BCRYPT_MAX_BYTES) {
-          set.passwordHash = await deps.hasher.hash(password);
-          set.passwordChangedAt = at;
-          events.push({ type: "user.human.password.external.captured", payload: { gatewayId: external.gatewayId, userTypeId: external.userTypeId } });
-        }
-        events.push({ type: "user.human.password.check.succeeded", payload: {} });
-        return { events, set };
-      }
-    } else {
-      try {
-        matches = await deps.hashRegistry.verify(password, creds.passwordHash);
-      } catch (err) {
-        // A hash whose family was switched off after the import, or one that no longer parses.
-        throw new DomainError("Internal", "COMMAND-CahN2", "Password could not be verified", { cause: err });
-      }
-    }
-    if (matches && creds.passwordHash !== undefined) {
-      const events: NewEvent[] = [];
-      const set: CredentialChange["set"] = { failedAttempts: 0 };
-      // bcrypt reads 72 bytes at most: a longer password that another algorithm verified keeps
-      // its hash, since any bcrypt hash of it would also accept every password sharing its prefix.
-      if (!isCurrentHash(creds.passwordHash, deps.hasher.cost) && Buffer.byteLength(password) <= BCRYPT_MAX_BYTES) {
-        set.passwordHash = await deps.hasher.hash(password);
-        events.push({ type: "user.human.password.hash.updated", payload: {} });
-      }
-      events.push({ type: "user.human.password.check.succeeded", payload: {} });
-      return { events, set };
-    }
-    const policy = await deps.lockoutPolicy(user.instanceId, user.orgId);
-    const failedAttempts = await writeFailure(creds, creator, at, (current) => {
-      const failedAttempts = current.failedAttempts + 1;
-      const events: NewEvent[] = [{ type: "user.human.password.check.failed", payload: {} }];
-      const set: CredentialChange["set"] = { failedAttempts };
-      // The lock goes with the failure that reaches the limit, in the same transaction.
-      if (policy.maxPasswordAttempts > 0 && failedAttempts >= policy.maxPasswordAttempts && current.user.state !== "LOCKED") {
-        events.push({ type: "user.locked", payload: {} });
-        set.state = "LOCKED";
-      }
-      return { events, set, failedAttempts };
-    });
-    throw new CredentialsCheckFailed("COMMAND-3M0fs", "Password is invalid", failedAttempts);
-  }
-
-  /**
-   * Records a failed check on the user; when another change of the user committed since it was
-   * read, the failure is counted again on the user as it is now.
-   */
-  async function writeFailure(
-    creds: UserCredentials,
-    creator: string,
-    at: number,
-    build: (current: UserCredentials) => { events: NewEvent[]; set: CredentialChange["set"]; failedAttempts: number },
-  ): Promise<number> {
-    let current = creds;
-    for (let attempt = 1; ; attempt++) {
-      const { events, set, failedAttempts } = build(current);
-      const { user } = current;
-      try {
-        await deps.store.write({
-          credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set },
-        });
-        return failedAttempts;
-      } catch (err) {
-        if (!(await retryAfterConflict(err, attempt))) throw err;
-        const reread = await deps.store.credentials(user.instanceId, user.id);
-        if (!reread) throw notFound("QUERY-Dfbg2", "User could not be found");
-        current = reread;
-      }
-    }
-  }
-
-  /**
-   * Checks a TOTP code against the user's active secret (RFC 6238: SHA-1, 30 s, 6 digits, ±1 step).
-   * A failure is counted apart from the password's and locks the user when the count reaches the
-   * lockout policy's max OTP attempts (ZITADEL's checkTOTP); a success resets the count.
-   */
-  async function checkTotp(creds: UserCredentials, code: string, creator: string, at: number) {
-    if (creds.sealedTotpSecret === undefined) throw failedPrecondition("COMMAND-3Mif9s", "OTP is not ready");
-    const totp = new TOTP({ secret: Secret.fromBase32(deps.secretBox.open(creds.sealedTotpSecret)), digits: 6, period: 30, algorithm: "SHA1" });
-    if (totp.validate({ token: code, timestamp: at, window: 1 }) === null) {
-      const policy = await deps.lockoutPolicy(creds.user.instanceId, creds.user.orgId);
-      await writeFailure(creds, creator, at, (current) => {
-        const otpFailedAttempts = current.otpFailedAttempts + 1;
-        const events: NewEvent[] = [{ type: "user.human.mfa.otp.check.failed", payload: {} }];
-        const set: CredentialChange["set"] = { otpFailedAttempts };
-        if (policy.maxOtpAttempts > 0 && otpFailedAttempts >= policy.maxOtpAttempts && current.user.state !== "LOCKED") {
-          events.push({ type: "user.locked", payload: {} });
-          set.state = "LOCKED";
-        }
-        return { events, set, failedAttempts: otpFailedAttempts };
-      });
-      // ZITADEL answers a wrong code with this error alone, without a CredentialsCheckError.
-      throw invalidArgument("EVENT-8isk2", "Invalid code");
-    }
-    return {
-      events: [{ type: "user.human.mfa.otp.check.succeeded", payload: {} }] as NewEvent[],
-      set: { otpFailedAttempts: 0 } as CredentialChange["set"],
-    };
-  }
-
+  const { findUser, checkPassword, checkTotp, checkUserPassword } = createCredentialChecks(deps);
   /**
    * Runs the checks for `userId` (or the user the checks name) and writes them with the session
    * change in one transaction. Retries when the user changed between the read and the write; a
@@ -291,7 +103,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     },
   ) {
     if ((checks.password !== undefined || checks.totp !== undefined) && !checks.user && existingUserId === undefined) {
-      throw failedPrecondition("COMMAND-Sfw3f", "User ID missing");
+      throw SessionErrors.userIdMissing();
     }
     let verified: { hash: string; result: Awaited<ReturnType<typeof checkPassword>> } | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -299,9 +111,9 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       if (checks.user) creds = await findUser(instanceId, checks.user, checks.password);
       else if (existingUserId !== undefined) {
         creds = await deps.store.credentials(instanceId, existingUserId);
-        if (!creds) throw notFound("QUERY-Dfbg2", "User could not be found");
+        if (!creds) throw UserErrors.notFound();
         if (creds.user.state === "INACTIVE" || creds.user.state === "LOCKED") {
-          throw failedPrecondition("SESSION-Gj4ko", "User is not active");
+          throw SessionErrors.userNotActive();
         }
       }
       const at = now();
@@ -322,8 +134,8 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       const passkeys: NonNullable<CredentialChange["passkeys"]> = {};
       let webAuthNChecked: { userVerified: boolean } | undefined;
       if (checks.webAuthN !== undefined) {
-        if (!webAuthN.open) throw failedPrecondition("COMMAND-Ioqu5", "Errors.Session.WebAuthN.NoChallenge");
-        if (!creds) throw failedPrecondition("COMMAND-eeR2e", "Errors.User.UserIDMissing");
+        if (!webAuthN.open) throw PasskeyErrors.noChallenge();
+        if (!creds) throw PasskeyErrors.sessionUserMissing();
         const result = await requirePasskeys().checkAssertion(creds, webAuthN.open, checks.webAuthN, at);
         events.push(...result.events);
         passkeys.put = [result.passkey];
@@ -331,7 +143,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       }
       let challenge: Awaited<ReturnType<PasskeyCommands["challenge"]>> | undefined;
       if (webAuthN.requested) {
-        if (!creds) throw failedPrecondition("COMMAND-eeR2e", "Errors.User.UserIDMissing");
+        if (!creds) throw PasskeyErrors.sessionUserMissing();
         challenge = await requirePasskeys().challenge(creds, webAuthN.requested);
       }
       const session = buildSession(creds, at, {
@@ -372,7 +184,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   }
 
   function requirePasskeys() {
-    if (!deps.passkeys) throw new DomainError("Unimplemented", "SESSION-WEBAU", "WebAuthN is not available");
+    if (!deps.passkeys) throw PasskeyErrors.unavailable();
     return deps.passkeys;
   }
 
@@ -437,13 +249,13 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     requireCommandPermission(principal, "session.write", "");
     for (let attempt = 1; ; attempt++) {
       const current = await deps.store.session(principal.instanceId, input.sessionId);
-      if (!current) throw notFound("QUERY-SFeaa", "Session does not exist");
+      if (!current) throw SessionErrors.notFound();
       checkNotInvalidated(current, now());
       const checks = { ...input.checks };
       if (checks.user && current.userId !== "") {
         // The user of a session is checked once; naming the same user again is allowed.
         const requested = "userId" in checks.user ? checks.user.userId : await deps.store.userIdByLoginName(principal.instanceId, checks.user.loginName);
-        if (requested !== current.userId) throw invalidArgument("", "user change not possible");
+        if (requested !== current.userId) throw SessionErrors.userChangeNotPossible();
         delete checks.user;
       }
       try {
@@ -494,28 +306,6 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   }
 
   /**
-   * Whether the caller may read or delete a session without its token: the session is its own, or
-   * it holds the permission on the user's organisation (or the instance); for reading, also when
-   * it created the session. (ZITADEL's checkSessionTerminationPermission leaves the creator out.)
-   */
-  function mayAccess(principal: Principal, session: SessionRecord, permission: "session.read" | "session.delete"): boolean {
-    return (
-      (permission === "session.read" && session.creator === principal.userId) ||
-      (session.userId !== "" && session.userId === principal.userId) ||
-      hasPermission(principal, permission, session.userOrgId)
-    );
-  }
-
-  /** The caller proves the session's token, or may access the session without it (see mayAccess). */
-  function authorize(principal: Principal, session: SessionRecord, token: string | undefined, permission: "session.read" | "session.delete") {
-    if (token !== undefined) {
-      if (tokenDigest(token) !== session.tokenDigest) throw permissionDenied("COMMAND-sGr42", "Errors.Session.Token.Invalid");
-    } else if (!mayAccess(principal, session, permission)) {
-      throw permissionDenied("AUTHZ-HKJD33", "Errors.PermissionDenied");
-    }
-  }
-
-  /**
    * A session as GetSession shows it. A terminated one is gone (ZITADEL's projection drops it);
    * an expired one is still shown, with its expiration date in the past, as ZITADEL's
    * SessionByID (internal/query/session.go) shows it: it can no longer be changed (SetSession,
@@ -523,8 +313,8 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
    */
   async function getSession(principal: Principal, sessionId: string, token: string | undefined) {
     const session = await deps.store.session(principal.instanceId, sessionId);
-    if (!session || session.terminated) throw notFound("QUERY-SFeaa", "Session does not exist");
-    authorize(principal, session, token, "session.read");
+    if (!session || session.terminated) throw SessionErrors.notFound();
+    authorizeSessionAccess(principal, session, token, "session.read");
     return session;
   }
 
@@ -536,8 +326,8 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   async function deleteSession(principal: Principal, sessionId: string, token: string | undefined) {
     for (let attempt = 1; ; attempt++) {
       const session = await deps.store.session(principal.instanceId, sessionId);
-      if (!session) throw notFound("QUERY-SFeaa", "Session does not exist");
-      authorize(principal, session, token, "session.delete");
+      if (!session) throw SessionErrors.notFound();
+      authorizeSessionAccess(principal, session, token, "session.delete");
       const at = now();
       if (session.terminated || isSessionExpired(session, at)) return session;
       const next = { ...session, terminated: true, changedAt: at, sequence: session.sequence + 1 };
@@ -552,32 +342,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   }
 
   async function listSessions(principal: Principal, filter: SessionFilter, page: { offset: number; limit: number; asc: boolean }) {
-    // Visible: created by the caller, the caller's own, or of organisations it may read sessions in.
-    const all = hasPermission(principal, "session.read", "");
-    const orgIds = all ? ("all" as const) : [...principal.orgRoles.keys()].filter((orgId) => hasPermission(principal, "session.read", orgId));
-    return deps.store.listSessions(principal.instanceId, filter, page, { creator: principal.userId, userId: principal.userId, orgIds });
-  }
-
-  /**
-   * A password check without a session (PingOne's password check, src/pingone): the same
-   * verification, rehash, failure count and lockout as CreateSession's, written on the user.
-   * Resolves with the user's credentials as they were read; throws as checkPassword does.
-   */
-  async function checkUserPassword(instanceId: string, userId: string, password: string, creator: string): Promise<UserCredentials> {
-    for (let attempt = 1; ; attempt++) {
-      const creds = await findUser(instanceId, { userId }, password);
-      const at = now();
-      const { events, set } = await checkPassword(creds, password, creator, at);
-      try {
-        await deps.store.write({
-          credentials: { instanceId, userId, expectedSequence: creds.user.sequence, events, at, creator, set },
-        });
-      } catch (err) {
-        if (await retryAfterConflict(err, attempt)) continue;
-        throw err;
-      }
-      return creds;
-    }
+    return deps.store.listSessions(principal.instanceId, filter, page, visibleSessions(principal));
   }
 
   return { createSession, setSession, getSession, deleteSession, listSessions, checkUserPassword };

@@ -1,13 +1,14 @@
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { CLAIMS, claimError } from "./claims.js";
+import { type CatalogueError, UserChangeErrors, UserCreationErrors } from "./error-catalogue.js";
 import { normalizeEmail } from "./human.js";
 import type { IdGenerator } from "./ids.js";
 import type { Idp, IdpCommands } from "./idps.js";
 import type { Notifier } from "./notifications.js";
 import type { SecretBox } from "./secrets.js";
-import { type IdpLink, type MetadataEntry, type NewEvent, type StoredMetadata, UniqueViolation, type User, type UserStore, type UserUpdate } from "./ports.js";
+import type { IdpLink, MetadataEntry, NewEvent, StoredMetadata, User, UserStore, UserUpdate } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { ChangeTarget } from "./user-states.js";
-import { claimUsername, isUsernameClaim, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";
+import { claimUsername, linkAddedEvent, linkClaim, makeCode, metadataSetEvent } from "./users.js";
 
 export interface UserChangeDeps {
   store: UserStore;
@@ -28,7 +29,8 @@ type Plan = Omit<UserUpdate, "instanceId" | "userId" | "expectedSequence" | "at"
 /** A user's id, "not found" as the command reports it (ZITADEL's ids differ per command). */
 interface Lookup {
   userId: string;
-  notFound: { id: string; kind: "NotFound" | "FailedPrecondition"; text?: string };
+  /** The error for a user that does not exist (or not in the target organisation). */
+  notFound: CatalogueError;
 }
 
 /**
@@ -42,8 +44,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
   async function load(target: ChangeTarget, lookup: Lookup): Promise<User> {
     const user = await deps.store.getUser(target.instanceId, lookup.userId);
     if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) {
-      const { id, kind, text = "User could not be found" } = lookup.notFound;
-      throw kind === "NotFound" ? notFound(id, text) : failedPrecondition(id, text);
+      throw lookup.notFound();
     }
     return user;
   }
@@ -87,13 +88,13 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
    */
   async function changeUsername(target: ChangeTarget, userId: string, requested: string): Promise<User> {
     const username = requested.trim();
-    if (username === "") throw invalidArgument("COMMAND-2N9fs", "ID missing");
+    if (username === "") throw UserChangeErrors.usernameMissing();
     try {
       return await update(
         target,
-        { userId, notFound: { id: "COMMAND-5N9ds", kind: "NotFound" } },
+        { userId, notFound: UserChangeErrors.usernameUserNotFound },
         async (user) => {
-          if (user.username === username) throw failedPrecondition("COMMAND-6m9gs", "Username not changed");
+          if (user.username === username) throw UserChangeErrors.usernameNotChanged();
           return {
             events: [{ type: "user.username.changed", payload: { userName: username } }],
             set: { username },
@@ -105,8 +106,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
         (user) => ({ ...user, username }),
       );
     } catch (err) {
-      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
-      throw err;
+      throw claimError(err, CLAIMS.username);
     }
   }
 
@@ -119,9 +119,9 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
     const email = requestedEmail.trim() === "" ? undefined : normalizeEmail(requestedEmail);
     return update(
       target,
-      { userId, notFound: { id: "COMMAND-2M9df", kind: "NotFound" } },
+      { userId, notFound: UserChangeErrors.initUserNotFound },
       (user, at) => {
-        if (user.state !== "INITIAL" || !user.human) throw failedPrecondition("COMMAND-2M9sd", "User is already initialized");
+        if (user.state !== "INITIAL" || !user.human) throw UserChangeErrors.alreadyInitialized();
         const events: NewEvent[] = [];
         const changesEmail = email !== undefined && email !== user.human.email.address;
         if (changesEmail) events.push({ type: "user.human.email.changed", payload: { email } });
@@ -147,15 +147,14 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
    */
   async function addIdpLink(target: ChangeTarget, userId: string, link: IdpLink): Promise<User> {
     try {
-      return await update(target, { userId, notFound: { id: "COMMAND-vzktar7b7f", kind: "FailedPrecondition" } }, async (user) => {
+      return await update(target, { userId, notFound: UserChangeErrors.linkUserNotFound }, async (user) => {
         if (!(await deps.idps.usableIdp(target.instanceId, user.orgId, link.idpId))) {
-          throw failedPrecondition("COMMAND-39nf2", "Identity Provider Configuration doesn't exist");
+          throw UserCreationErrors.linkIdpMissingV2();
         }
         return { events: [linkAddedEvent(link)], claim: [linkClaim(link.idpId, link.externalUserId)], addLinks: [link] };
       });
     } catch (err) {
-      if (err instanceof UniqueViolation && err.kind === "idp_link") throw alreadyExists("V3-DKcYh", "External IDP already taken");
-      throw err;
+      throw claimError(err, CLAIMS.idpLink);
     }
   }
 
@@ -164,14 +163,14 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
    * An unknown user, and a link the user does not have, are both "External IDP not found".
    */
   async function removeIdpLink(target: ChangeTarget, userId: string, idpId: string, externalUserId: string): Promise<User> {
-    const missing = () => notFound("COMMAND-1M9xR", "External IDP not found");
+    const missing = () => UserChangeErrors.linkNotFound();
     const user = await deps.store.getUser(target.instanceId, userId);
     if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) throw missing();
     // ZITADEL looks the link up before it checks the permission.
     const hasLink = async () =>
       (await deps.store.listIdpLinks(target.instanceId, userId)).some((link) => link.idpId === idpId && link.externalUserId === externalUserId);
     if (!(await hasLink())) throw missing();
-    return update(target, { userId, notFound: { id: "COMMAND-1M9xR", kind: "NotFound" } }, async () => {
+    return update(target, { userId, notFound: UserChangeErrors.linkNotFound }, async () => {
       if (!(await hasLink())) throw missing();
       return {
         events: [{ type: "user.human.externalidp.removed", payload: { idpConfigId: idpId, userId: externalUserId } }],
@@ -192,7 +191,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
   }
 
   /** ZITADEL's checkUserExists: the metadata commands' "not found" is a failed precondition. */
-  const metadataUser = (userId: string): Lookup => ({ userId, notFound: { id: "COMMAND-uXHNj", kind: "FailedPrecondition" } });
+  const metadataUser = (userId: string): Lookup => ({ userId, notFound: UserChangeErrors.metadataUserNotFound });
 
   /**
    * SetUserMetadata / BulkSetUserMetadata: each entry replaces the one with its key; an entry
@@ -200,9 +199,9 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
    * changes nothing answers with the user's details as they were.
    */
   async function setMetadata(target: ChangeTarget, userId: string, entries: MetadataEntry[], bulk: boolean): Promise<User> {
-    if (bulk && entries.length === 0) throw failedPrecondition("META-9mm2d", "Metadata list is empty");
+    if (bulk && entries.length === 0) throw UserChangeErrors.metadataListEmpty();
     for (const entry of entries) {
-      if (entry.key === "" || entry.value.length === 0) throw invalidArgument("META-2m00f", "Metadata is invalid");
+      if (entry.key === "" || entry.value.length === 0) throw UserChangeErrors.metadataInvalid();
     }
     return update(target, metadataUser(userId), async (user) => {
       const current = new Map((await deps.store.listMetadata(target.instanceId, user.id)).map((entry) => [entry.key, entry.value]));
@@ -218,14 +217,14 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
 
   /** RemoveUserMetadata / BulkRemoveUserMetadata: every key must exist. */
   async function removeMetadata(target: ChangeTarget, userId: string, keys: string[], bulk: boolean): Promise<User> {
-    if (bulk && keys.length === 0) throw failedPrecondition("META-9mm2d", "Metadata list is empty");
-    if (!bulk && keys.some((key) => key === "")) throw invalidArgument("META-2n0fs", "Metadata is invalid");
+    if (bulk && keys.length === 0) throw UserChangeErrors.metadataListEmpty();
+    if (!bulk && keys.some((key) => key === "")) throw UserChangeErrors.metadataKeyInvalid();
     return update(target, metadataUser(userId), async (user) => {
       const current = new Set((await deps.store.listMetadata(target.instanceId, user.id)).map((entry) => entry.key));
       for (const key of keys) {
-        if (bulk && key === "") throw invalidArgument("COMMAND-m29ds", "Metadata is invalid");
+        if (bulk && key === "") throw UserChangeErrors.metadataBulkKeyInvalid();
         if (!current.has(key)) {
-          throw bulk ? notFound("META-2nnds", "One or more keys do not exist") : notFound("META-ncnw3", "Metadata not found");
+          throw bulk ? UserChangeErrors.metadataKeysMissing() : UserChangeErrors.metadataMissing();
         }
       }
       const unique = [...new Set(keys)];
@@ -245,7 +244,7 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
 
   async function getMetadata(target: { instanceId: string; orgId: string | undefined }, userId: string, key: string): Promise<StoredMetadata> {
     const entry = (await listMetadata(target, userId)).find((candidate) => candidate.key === key);
-    if (!entry) throw notFound("QUERY-Rgh32", "Metadata not found");
+    if (!entry) throw UserChangeErrors.metadataNotFound();
     return entry;
   }
 

@@ -1,9 +1,10 @@
-import { alreadyExists } from "./errors.js";
+import { CLAIMS, claimError } from "./claims.js";
+import { PingOneErrors } from "./error-catalogue.js";
 import { type HumanProfile, normalizeEmail, normalizeProfile, normalizeUsername } from "./human.js";
-import { type MetadataEntry, type NewEvent, UniqueViolation, type User, type UserStore } from "./ports.js";
+import type { MetadataEntry, NewEvent, User, UserStore } from "./ports.js";
 import type { UserChangeCommands } from "./user-changes.js";
 import type { ChangeTarget } from "./user-states.js";
-import { claimUsername, isUsernameClaim, metadataSetEvent } from "./users.js";
+import { claimUsername, metadataSetEvent } from "./users.js";
 
 /** A human's attributes as a whole: what PingOne's PUT and PATCH user write. */
 export interface HumanReplacement {
@@ -35,7 +36,7 @@ export function createUserProfileCommands(deps: { store: UserStore; changes: Pic
     try {
       return await deps.changes.update(
         target,
-        { userId, notFound: { id: "PINGONE-user", kind: "NotFound" } },
+        { userId, notFound: PingOneErrors.userNotFound },
         async (user) => {
           const events: NewEvent[] = [];
           const set: NonNullable<Parameters<UserStore["updateUser"]>[0]["set"]> = {};
@@ -96,8 +97,7 @@ export function createUserProfileCommands(deps: { store: UserStore; changes: Pic
             : user,
       );
     } catch (err) {
-      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
-      throw err;
+      throw claimError(err, CLAIMS.username);
     }
   }
 
@@ -106,7 +106,7 @@ export function createUserProfileCommands(deps: { store: UserStore; changes: Pic
     try {
       return await deps.changes.update(
         target,
-        { userId, notFound: { id: "PINGONE-user", kind: "NotFound" } },
+        { userId, notFound: PingOneErrors.userNotFound },
         async (user) => {
           if (user.orgId === orgId) return { events: [] };
           return {
@@ -119,8 +119,7 @@ export function createUserProfileCommands(deps: { store: UserStore; changes: Pic
         (user) => ({ ...user, orgId }),
       );
     } catch (err) {
-      if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) throw alreadyExists("V3-DKcYh", "User already exists");
-      throw err;
+      throw claimError(err, CLAIMS.username);
     }
   }
 

@@ -1,5 +1,5 @@
+import { QueryErrors } from "./error-catalogue.js";
 import { hasPermission, type Principal, ROLE_PERMISSIONS } from "./access.js";
-import { invalidArgument } from "./errors.js";
 import type { User, UserReadStore, UserState } from "./ports.js";
 
 /**
@@ -95,7 +95,7 @@ export const MAX_NESTING = 20;
 
 /** The limit to apply: the default for 0, QUERY-4M0fs above the maximum. */
 export function queryLimit(requested: number, defaultLimit: number): number {
-  if (requested > MAX_QUERY_LIMIT) throw invalidArgument("QUERY-4M0fs", "Limit exceeded");
+  if (requested > MAX_QUERY_LIMIT) throw QueryErrors.limitExceeded();
   return requested === 0 ? defaultLimit : requested;
 }
 

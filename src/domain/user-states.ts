@@ -1,4 +1,4 @@
-import { failedPrecondition, notFound } from "./errors.js";
+import { type CatalogueError, UserStateErrors } from "./error-catalogue.js";
 import type { User, UserState, UserStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
@@ -21,13 +21,13 @@ type Transition = "deactivate" | "reactivate" | "lock" | "unlock" | "remove";
 /** Which API asks: ZITADEL's v2 commands report the same failures with ids of their own. */
 export type StateApi = "v1" | "v2";
 
-type Ids = Record<StateApi, string>;
+type Ids = Record<StateApi, CatalogueError>;
 
 interface Rule {
   /** ZITADEL's ids for "user not found" on this command. */
   notFound: Ids;
   /** Why the user's current state forbids the change, with ZITADEL's ids; undefined allows it. */
-  refuse(state: UserState): { ids: Ids; message: string } | undefined;
+  refuse(state: UserState): Ids | undefined;
   to: UserState | "removed";
   event: string;
   /** Whether the change forgets the failed password and TOTP checks, so the lockout counts from 0 again. */
@@ -38,39 +38,35 @@ interface Rule {
  * ZITADEL's user state machine, with the ids of its management (v1) commands (ZITADEL's
  * internal/command/user.go) and of its v2 commands (internal/command/user_v2.go).
  */
+const E = UserStateErrors;
+
 const RULES: Record<Transition, Rule> = {
   deactivate: {
-    notFound: { v1: "COMMAND-3M9ds", v2: "COMMAND-5gp2p62iin" },
+    notFound: { v1: E.deactivateNotFoundV1, v2: E.deactivateNotFoundV2 },
     refuse: (state) =>
       state === "INITIAL"
-        ? {
-            ids: { v1: "COMMAND-ke0fw", v2: "COMMAND-gvx4kct9r2" },
-            message: "User with state initial can only be deleted not deactivated",
-          }
+        ? { v1: E.deactivateInitialV1, v2: E.deactivateInitialV2 }
         : state === "INACTIVE"
-          ? { ids: { v1: "COMMAND-5M0sf", v2: "COMMAND-5gunjw0cd7" }, message: "User already inactive" }
+          ? { v1: E.alreadyInactiveV1, v2: E.alreadyInactiveV2 }
           : undefined,
     to: "INACTIVE",
     event: "user.deactivated",
   },
   reactivate: {
-    notFound: { v1: "COMMAND-4M0sd", v2: "COMMAND-9hy5kzbuk6" },
-    refuse: (state) => (state !== "INACTIVE" ? { ids: { v1: "COMMAND-6M0sf", v2: "COMMAND-s5qqcz97hf" }, message: "User is not inactive" } : undefined),
+    notFound: { v1: E.reactivateNotFoundV1, v2: E.reactivateNotFoundV2 },
+    refuse: (state) => (state !== "INACTIVE" ? { v1: E.notInactiveV1, v2: E.notInactiveV2 } : undefined),
     to: "ACTIVE",
     event: "user.reactivated",
   },
   lock: {
-    notFound: { v1: "COMMAND-5M9fs", v2: "COMMAND-450yxuqrh1" },
-    refuse: (state) =>
-      state !== "ACTIVE" && state !== "INITIAL"
-        ? { ids: { v1: "COMMAND-3NN8v", v2: "COMMAND-lgws8wtsqf" }, message: "User is not active or initial" }
-        : undefined,
+    notFound: { v1: E.lockNotFoundV1, v2: E.lockNotFoundV2 },
+    refuse: (state) => (state !== "ACTIVE" && state !== "INITIAL" ? { v1: E.notActiveOrInitialV1, v2: E.notActiveOrInitialV2 } : undefined),
     to: "LOCKED",
     event: "user.locked",
   },
   unlock: {
-    notFound: { v1: "COMMAND-M0dos", v2: "COMMAND-x377t913pw" },
-    refuse: (state) => (state !== "LOCKED" ? { ids: { v1: "COMMAND-4M0ds", v2: "COMMAND-olb9vb0oca" }, message: "User is not locked" } : undefined),
+    notFound: { v1: E.unlockNotFoundV1, v2: E.unlockNotFoundV2 },
+    refuse: (state) => (state !== "LOCKED" ? { v1: E.notLockedV1, v2: E.notLockedV2 } : undefined),
     to: "ACTIVE",
     event: "user.unlocked",
     // As ZITADEL: its password and TOTP write models set PasswordCheckFailedCount and
@@ -78,7 +74,7 @@ const RULES: Record<Transition, Rule> = {
     resetsFailedAttempts: true,
   },
   remove: {
-    notFound: { v1: "COMMAND-m9od", v2: "COMMAND-bd4ir1mblj" },
+    notFound: { v1: E.removeNotFoundV1, v2: E.removeNotFoundV2 },
     refuse: () => undefined,
     to: "removed",
     event: "user.removed",
@@ -106,10 +102,10 @@ export function createUserStateCommands(deps: UserStateDeps) {
     for (let attempt = 1; ; attempt++) {
       const user = await deps.store.getUser(target.instanceId, userId);
       if (!user || (target.orgId !== undefined && user.orgId !== target.orgId)) {
-        throw notFound(rule.notFound[target.api], "User could not be found");
+        throw rule.notFound[target.api]();
       }
       const refusal = rule.refuse(user.state);
-      if (refusal) throw failedPrecondition(refusal.ids[target.api], refusal.message);
+      if (refusal) throw refusal[target.api]();
       target.authorize?.(user);
       const at = now();
       try {

@@ -1,4 +1,5 @@
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { CLAIMS, claimError } from "./claims.js";
+import { UserCreationErrors, UserErrors } from "./error-catalogue.js";
 import { type CreatePath, type HumanProfile, normalizeEmail, normalizePhone, normalizeProfile, normalizeUsername } from "./human.js";
 import type { HashRegistry } from "./hashes/index.js";
 import type { IdGenerator } from "./ids.js";
@@ -6,7 +7,7 @@ import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher, validateEncodedHash } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import { type IdpLink, type MetadataEntry, type NewCode, type NewEvent, type NewUser, UniqueViolation, type User, type UserStore } from "./ports.js";
+import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, User, UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -21,7 +22,6 @@ export function usernameClaim(username: string, orgId: string, orgScoped: boolea
 }
 
 /** True for the kinds of {@link usernameClaim}. */
-export const isUsernameClaim = (kind: string) => kind === "username" || kind === "org_username";
 
 /**
  * Checks a username against the organisation's domain policy and returns its claim. Without
@@ -31,7 +31,7 @@ export const isUsernameClaim = (kind: string) => kind === "username" || kind ===
 export async function claimUsername(store: Pick<UserStore, "usernameRules">, instanceId: string, orgId: string, username: string) {
   const rules = await store.usernameRules(instanceId, orgId, username);
   if (!rules.orgScoped && rules.domainOwner !== undefined && rules.domainOwner !== orgId) {
-    throw invalidArgument("COMMAND-SFd21", "Domain is already reserved and cannot be used");
+    throw UserCreationErrors.domainReserved();
   }
   return usernameClaim(username, orgId, rules.orgScoped);
 }
@@ -152,8 +152,8 @@ export function metadataSetEvent(entry: MetadataEntry): NewEvent {
 function normalizeCreationMetadata(entries: readonly MetadataEntry[]): { entries: MetadataEntry[]; rows: MetadataEntry[] } {
   const normalized = entries.map((entry) => {
     const key = entry.key.trim();
-    if (key === "") throw invalidArgument("USER-Drght", "Errors.User.Metadata.KeyEmpty");
-    if (entry.value.length === 0) throw invalidArgument("USER-Dbgth", "Errors.User.Metadata.ValueEmpty");
+    if (key === "") throw UserCreationErrors.metadataKeyEmpty();
+    if (entry.value.length === 0) throw UserCreationErrors.metadataValueEmpty();
     return { key, value: entry.value };
   });
   return { entries: normalized, rows: [...new Map(normalized.map((entry) => [entry.key, entry])).values()] };
@@ -200,6 +200,99 @@ export function createUserCommands(deps: UserCommandsDeps) {
     }
   }
 
+  /** The password a new human starts with: a plaintext one checked and hashed, or an imported hash checked. */
+  async function initialPasswordHash(input: CreateHumanInput, lookups: CreationLookups): Promise<string | undefined> {
+    if (input.password && "plain" in input.password) {
+      checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
+      return lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain);
+    }
+    if (input.password) {
+      validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
+      return input.password.encodedHash;
+    }
+    return undefined;
+  }
+
+  /**
+   * The codes a new human starts with, appending their events to `events`: an init code or an
+   * email code, a phone code, a passwordless registration link; and whether it starts INITIAL.
+   */
+  function newHumanCodes(input: CreateHumanInput, made: { userId: string; at: number; hasPassword: boolean; linked: boolean }, events: NewEvent[]) {
+    const { path } = input;
+    const codes: NewCode[] = [];
+    // Codes to send; rendered into outbox messages once the user is complete.
+    const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
+    const result: Omit<CreatedHuman, "user"> = {};
+    const verification = input.email.verification;
+
+    // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
+    // to sign in yet starts INITIAL and is sent an init code instead of an email code.
+    const hasSignInMethod = made.hasPassword || (path === "v1-import" && input.passwordlessRegistration);
+    // IdP links suppress the init code: the user signs in at the provider.
+    const initial = (path === "v1-import" || path === "v1-add") && !made.linked && (verification.kind !== "verified" || !hasSignInMethod);
+    let emailVerified = verification.kind === "verified";
+    if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
+
+    if (emailVerified) events.push({ type: "user.human.email.verified", payload: {} });
+    if (initial) {
+      const init = newCode("init", made.at, false);
+      codes.push(init.stored);
+      events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
+      notifications.push({ kind: "init", code: init.code });
+    } else if (verification.kind === "send" || verification.kind === "return") {
+      const returned = verification.kind === "return";
+      const code = newCode("email", made.at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
+      codes.push(code.stored);
+      events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.emailCode = code.code;
+      else
+        notifications.push({
+          kind: "email_verification",
+          code: code.code,
+          ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}),
+        });
+    }
+
+    if (input.phone?.verification === "verified") {
+      events.push({ type: "user.human.phone.verified", payload: {} });
+    } else if (input.phone) {
+      const returned = input.phone.verification === "return";
+      const code = newCode("phone", made.at, returned);
+      codes.push(code.stored);
+      events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
+      if (returned) result.phoneCode = code.code;
+      else notifications.push({ kind: "phone_verification", code: code.code });
+    }
+
+    if (path === "v1-import" && input.passwordlessRegistration) {
+      const code = newCode("passwordless", made.at, true);
+      codes.push(code.stored);
+      events.push({ type: "user.human.passwordless.initialization.code.added", payload: { codeId: code.stored.id } });
+      // ZITADEL appends the parameters unescaped, in this order; ids and codes are URL-safe.
+      const query = `userID=${made.userId}&orgID=${input.orgId}&codeID=${code.stored.id}&code=${code.code}`;
+      result.passwordless = {
+        link: `${deps.externalUrl}/ui/login/login/passwordless/init?${query}`,
+        expirySeconds: code.expirySeconds,
+      };
+    }
+
+    return { codes, notifications, result, initial, emailVerified };
+  }
+
+  /**
+   * An imported TOTP secret is active at once, as in ZITADEL: added and verified together (its
+   * events appended to `events`). It is stored sealed, since checking a code needs the secret
+   * itself. ZITADEL checks only the length; a secret that is not base32 could never produce a
+   * code, so it is refused here instead of failing every sign-in later.
+   */
+  function sealImportedTotp(totpSecret: string | undefined, events: NewEvent[]): string | undefined {
+    if (totpSecret === undefined) return undefined;
+    const secret = totpSecret.replace(/\s/g, "");
+    if (!/^[A-Z2-7]+=*$/i.test(secret)) throw UserCreationErrors.totpSecretInvalid();
+    events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
+    return deps.secretBox.seal(secret.toUpperCase());
+  }
+
   /**
    * Every rule of a human create, and everything it writes, without writing it: the one place
    * single creates (createHuman) and bulk imports (src/domain/bulk-import.ts) validate and build
@@ -222,14 +315,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     for (const link of links) await checkNewUserLink(input, link, lookups);
     const metadata = normalizeCreationMetadata(input.metadata ?? []);
 
-    let passwordHash: string | undefined;
-    if (input.password && "plain" in input.password) {
-      checkPasswordComplexity(input.password.plain, DEFAULT_COMPLEXITY_POLICY);
-      passwordHash = await (lookups.hashPassword ? lookups.hashPassword(input.password.plain) : deps.hasher.hash(input.password.plain));
-    } else if (input.password) {
-      validateEncodedHash(input.password.encodedHash, deps.hashRegistry);
-      passwordHash = input.password.encodedHash;
-    }
+    const passwordHash = await initialPasswordHash(input, lookups);
     const changeRequired = passwordChangeRequired(input, passwordHash !== undefined);
 
     const at = now();
@@ -253,74 +339,13 @@ export function createUserCommands(deps: UserCommandsDeps) {
       },
     ];
     events.push(...links.map(linkAddedEvent), ...metadata.entries.map(metadataSetEvent));
-    const codes: NewCode[] = [];
-    // Codes to send; rendered into outbox messages once the user is complete.
-    const notifications: Array<Omit<NotificationInput, "user" | "at">> = [];
-    const result: Omit<CreatedHuman, "user"> = {};
-    const verification = input.email.verification;
+    const { codes, notifications, result, initial, emailVerified } = newHumanCodes(
+      input,
+      { userId, at, hasPassword: passwordHash !== undefined, linked: links.length > 0 },
+      events,
+    );
 
-    // ZITADEL's v1 rule: without an IdP link, a user whose email is unverified or who has no way
-    // to sign in yet starts INITIAL and is sent an init code instead of an email code.
-    const hasSignInMethod = passwordHash !== undefined || (path === "v1-import" && input.passwordlessRegistration);
-    // IdP links suppress the init code: the user signs in at the provider.
-    const initial = (path === "v1-import" || path === "v1-add") && links.length === 0 && (verification.kind !== "verified" || !hasSignInMethod);
-    let emailVerified = verification.kind === "verified";
-    if (path === "v1-import" && initial) emailVerified = false; // import writes only the init code
-
-    if (emailVerified) events.push({ type: "user.human.email.verified", payload: {} });
-    if (initial) {
-      const init = newCode("init", at, false);
-      codes.push(init.stored);
-      events.push({ type: "user.human.initialization.code.added", payload: { codeId: init.stored.id } });
-      notifications.push({ kind: "init", code: init.code });
-    } else if (verification.kind === "send" || verification.kind === "return") {
-      const returned = verification.kind === "return";
-      const code = newCode("email", at, returned, verification.kind === "send" ? verification.urlTemplate : undefined);
-      codes.push(code.stored);
-      events.push({ type: "user.human.email.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
-      if (returned) result.emailCode = code.code;
-      else
-        notifications.push({
-          kind: "email_verification",
-          code: code.code,
-          ...(code.stored.urlTemplate !== undefined ? { urlTemplate: code.stored.urlTemplate } : {}),
-        });
-    }
-
-    if (phone?.verification === "verified") {
-      events.push({ type: "user.human.phone.verified", payload: {} });
-    } else if (phone) {
-      const returned = phone.verification === "return";
-      const code = newCode("phone", at, returned);
-      codes.push(code.stored);
-      events.push({ type: "user.human.phone.code.added", payload: { codeId: code.stored.id, codeReturned: returned } });
-      if (returned) result.phoneCode = code.code;
-      else notifications.push({ kind: "phone_verification", code: code.code });
-    }
-
-    if (path === "v1-import" && input.passwordlessRegistration) {
-      const code = newCode("passwordless", at, true);
-      codes.push(code.stored);
-      events.push({ type: "user.human.passwordless.initialization.code.added", payload: { codeId: code.stored.id } });
-      // ZITADEL appends the parameters unescaped, in this order; ids and codes are URL-safe.
-      const query = `userID=${userId}&orgID=${input.orgId}&codeID=${code.stored.id}&code=${code.code}`;
-      result.passwordless = {
-        link: `${deps.externalUrl}/ui/login/login/passwordless/init?${query}`,
-        expirySeconds: code.expirySeconds,
-      };
-    }
-
-    // An imported TOTP secret is active at once, as in ZITADEL: added and verified together. It
-    // is stored sealed, since checking a code needs the secret itself.
-    // ZITADEL checks only the length; a secret that is not base32 could never produce a code, so
-    // it is refused here instead of failing every sign-in later.
-    if (input.totpSecret !== undefined && !/^[A-Z2-7]+=*$/i.test(input.totpSecret.replace(/\s/g, ""))) {
-      throw invalidArgument("UP-TOTP1", "TOTP secret is not valid base32");
-    }
-    const sealedTotpSecret = input.totpSecret === undefined ? undefined : deps.secretBox.seal(input.totpSecret.replace(/\s/g, "").toUpperCase());
-    if (sealedTotpSecret !== undefined) {
-      events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
-    }
+    const sealedTotpSecret = sealImportedTotp(input.totpSecret, events);
 
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
     const previous = input.userId === undefined ? 0 : await lookups.lastSequence(input.instanceId, userId);
@@ -366,15 +391,15 @@ export function createUserCommands(deps: UserCommandsDeps) {
    */
   async function checkNewUserLink(input: CreateHumanInput, link: IdpLink, lookups: CreationLookups): Promise<void> {
     if (link.idpId.trim() === "" || link.externalUserId.trim() === "") {
-      throw invalidArgument("COMMAND-6m9Kd", "External IDP invalid");
+      throw UserCreationErrors.linkInvalid();
     }
     const idp = await lookups.usableIdp(input.instanceId, input.orgId, link.idpId);
     if (!idp) {
-      throw failedPrecondition(input.path === "v2" ? "COMMAND-39nf2" : "COMMAND-39nfs", "Identity Provider Configuration doesn't exist");
+      throw input.path === "v2" ? UserCreationErrors.linkIdpMissingV2() : UserCreationErrors.linkIdpMissingV1();
     }
     if (input.path !== "v2" && !idp.options.isCreationAllowed) {
-      // No English text in ZITADEL: clients see the raw key (issue #8208).
-      throw failedPrecondition("COMMAND-SJI3g", "Errors.ExternalIDP.CreationNotAllowed");
+      // No English text in ZITADEL: clients see the raw key (zitadel/zitadel#8208).
+      throw UserCreationErrors.linkCreationNotAllowed();
     }
   }
 
@@ -382,7 +407,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
   async function getUser(instanceId: string, orgId: string | undefined, userId: string): Promise<User> {
     const user = await deps.store.getUser(instanceId, userId);
     if (!user || (orgId !== undefined && user.orgId !== orgId)) {
-      throw notFound("QUERY-Dfbg2", "User could not be found");
+      throw UserErrors.notFound();
     }
     return user;
   }
@@ -404,9 +429,9 @@ export function createUserCommands(deps: UserCommandsDeps) {
     const given = input.username.trim();
     const username = given === "" && input.usernameFallbackToId ? userId : given;
     // ZITADEL's machine checks; the keys have no English text, so clients see them raw.
-    if (username === "") throw invalidArgument("COMMAND-bm9Ds", "Errors.User.Invalid");
+    if (username === "") throw UserCreationErrors.machineUsernameEmpty();
     const name = input.name.trim();
-    if (name === "") throw invalidArgument("COMMAND-bs9Ds", "Errors.User.Invalid");
+    if (name === "") throw UserCreationErrors.machineNameEmpty();
     const claim = await claimUsername(lookups, input.instanceId, input.orgId, username);
     const at = now();
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
@@ -461,20 +486,7 @@ export interface CreateMachineInput {
  * IdP link or user id; anything else is passed on unchanged.
  */
 export function creationError(err: unknown, type: User["type"] = "human"): unknown {
-  if (err instanceof UniqueViolation && err.kind === "idp_link") {
-    return alreadyExists("V3-DKcYh", "External IDP already taken");
-  }
-  if (err instanceof UniqueViolation && isUsernameClaim(err.kind)) {
-    return alreadyExists("V3-DKcYh", "User already exists");
-  }
-  if (err instanceof UniqueViolation && err.kind === "user_id") {
-    // A taken id: AddHuman's and AddMachineCommand's checks (internal/command/user_v2_human.go,
-    // user_machine.go). The keys have no English text in ZITADEL, so clients see them raw.
-    return type === "machine"
-      ? failedPrecondition("COMMAND-k2una", "Errors.User.AlreadyExisting")
-      : failedPrecondition("COMMAND-7yiox1isql", "Errors.User.AlreadyExisting");
-  }
-  return err;
+  return claimError(err, CLAIMS.newUser(type));
 }
 
 /**

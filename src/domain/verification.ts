@@ -1,6 +1,6 @@
+import { VerificationErrors } from "./error-catalogue.js";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { takeUserAttempt } from "./attempts.js";
-import { failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { normalizeEmail, normalizePhone } from "./human.js";
 import type { IdGenerator } from "./ids.js";
 import { checkUrlTemplate, type Notifier } from "./notifications.js";
@@ -32,18 +32,19 @@ export interface VerificationDeps {
   attempts?: AttemptLimiter;
 }
 
-type Channel = "email" | "phone";
+/** The contact channels a user verifies with a code. */
+export type Channel = "email" | "phone";
 
 /** How a new code is delivered: mailed (with an optional link template), returned, or not made. */
 export type CodeDelivery = { kind: "send"; urlTemplate?: string } | { kind: "return" } | { kind: "verified" };
 
-/** ZITADEL's ids and texts per channel. */
+/** ZITADEL's errors and event types per channel. */
 const CHANNEL = {
   email: {
     codeKind: "email",
-    notFound: "Email not found",
-    resendEmpty: "EMAIL-5w5ilin4yt",
-    notChanged: "Email not changed",
+    notFound: VerificationErrors.emailNotFound,
+    noCodeToResend: VerificationErrors.emailNoCodeToResend,
+    notChanged: VerificationErrors.emailNotChanged,
     changed: "user.human.email.changed",
     codeAdded: "user.human.email.code.added",
     verified: "user.human.email.verified",
@@ -52,9 +53,9 @@ const CHANNEL = {
   },
   phone: {
     codeKind: "phone",
-    notFound: "Phone not found",
-    resendEmpty: "PHONE-5xrra88eq8",
-    notChanged: "Phone not changed",
+    notFound: VerificationErrors.phoneNotFound,
+    noCodeToResend: VerificationErrors.phoneNoCodeToResend,
+    notChanged: VerificationErrors.phoneNotChanged,
     changed: "user.human.phone.changed",
     codeAdded: "user.human.phone.code.added",
     verified: "user.human.phone.verified",
@@ -85,15 +86,15 @@ export function createVerificationCommands(deps: VerificationDeps) {
     return {
       ...target,
       authorize(user) {
-        if (!user.human) throw notFound("COMMAND-ieJ2e", CHANNEL[channel].notFound);
-        if (user.state === "INITIAL") throw failedPrecondition("COMMAND-uz0Uu", "User is not yet initialized");
+        if (!user.human) throw CHANNEL[channel].notFound();
+        if (user.state === "INITIAL") throw VerificationErrors.notYetInitialized();
         target.authorize?.(user);
       },
     };
   }
   const lookup = (userId: string, channel: Channel) => ({
     userId,
-    notFound: { id: "COMMAND-ieJ2e", kind: "NotFound" as const, text: CHANNEL[channel].notFound },
+    notFound: CHANNEL[channel].notFound,
   });
 
   /** A new code for the channel, with its event and, when it is to be sent, its message. */
@@ -131,7 +132,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
       const human = current.human!;
       const normalized = channel === "email" ? normalizeEmail(value) : normalizePhone(value);
       const previous = channel === "email" ? human.email.address : human.phone.number;
-      if (normalized === previous) throw failedPrecondition("COMMAND-Uch5e", CHANNEL[channel].notChanged);
+      if (normalized === previous) throw CHANNEL[channel].notChanged();
       const changed: User = {
         ...current,
         human:
@@ -169,7 +170,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
     let returnedCode: string | undefined;
     const user = await deps.changes.update(v2Target(target, channel), lookup(userId, channel), async (current, at) => {
       const pending = await deps.store.findCode(current.instanceId, current.id, spec.codeKind);
-      if (!pending || pending.usedAt !== undefined) throw failedPrecondition(spec.resendEmpty, "Code is empty");
+      if (!pending || pending.usedAt !== undefined) throw spec.noCodeToResend();
       const made = newCode(channel, delivery, at, current);
       if (made.returned) returnedCode = made.code.code;
       return { events: [made.event], replaceCodes: [spec.codeKind], codes: [made.code.stored], outbox: made.outbox };
@@ -182,7 +183,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
    * proof, so callers pass no `authorize`); a wrong, used or expired code records a failed verification and is `COMMAND-eis9R`.
    */
   async function verifyCode(channel: Channel, target: ChangeTarget, userId: string, code: string): Promise<User> {
-    if (code === "") throw invalidArgument("COMMAND-Fia4a", "Code is empty");
+    if (code === "") throw VerificationErrors.codeEmpty();
     await takeUserAttempt(deps.attempts, target.instanceId, userId);
     const spec = CHANNEL[channel];
     let failed = false;
@@ -199,7 +200,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
         useCode: stored!.id,
       };
     });
-    if (failed) throw invalidArgument("COMMAND-eis9R", "Code is invalid");
+    if (failed) throw VerificationErrors.codeInvalid();
     return user;
   }
 
@@ -216,8 +217,8 @@ export function createVerificationCommands(deps: VerificationDeps) {
    * bcrypt hash per request.
    */
   async function verifyInitCode(target: ChangeTarget, input: { userId: string; orgId?: string; code: string; password?: string }): Promise<User> {
-    if (input.userId === "") throw invalidArgument("COMMAND-mkM9f", "User ID missing");
-    if (input.code === "") throw invalidArgument("COMMAND-44G8s", "Code is empty");
+    if (input.userId === "") throw VerificationErrors.initUserIdMissing();
+    if (input.code === "") throw VerificationErrors.initCodeEmpty();
     const password = input.password !== undefined && input.password !== "" ? input.password : undefined;
     // The complexity check costs nothing; the hash waits for the code.
     if (password !== undefined) checkPasswordComplexity(password, DEFAULT_COMPLEXITY_POLICY);
@@ -230,16 +231,16 @@ export function createVerificationCommands(deps: VerificationDeps) {
         ...target,
         authorize(user) {
           if (input.orgId !== undefined && input.orgId !== "" && user.orgId !== input.orgId) {
-            throw notFound("COMMAND-mmn5f", "Code not found");
+            throw VerificationErrors.initCodeNotFound();
           }
         },
       },
-      { userId: input.userId, notFound: { id: "COMMAND-mmn5f", kind: "NotFound", text: "Code not found" } },
+      { userId: input.userId, notFound: VerificationErrors.initCodeNotFound },
       async (current, at) => {
         failed = false;
         const stored = await deps.store.findCode(current.instanceId, current.id, "init");
         if (current.state !== "INITIAL" || !current.human || !stored || stored.usedAt !== undefined) {
-          throw notFound("COMMAND-mmn5f", "Code not found");
+          throw VerificationErrors.initCodeNotFound();
         }
         if (!codeMatches(stored, input.code, at)) {
           failed = true;
@@ -272,7 +273,7 @@ export function createVerificationCommands(deps: VerificationDeps) {
               },
             },
     );
-    if (failed) throw invalidArgument("COMMAND-11v6G", "Code is invalid");
+    if (failed) throw VerificationErrors.initCodeInvalid();
     return user;
   }
 
@@ -285,8 +286,8 @@ export function createVerificationCommands(deps: VerificationDeps) {
    * `user.human.email.verification.failed` recorded.
    */
   async function verifyEmailLink(target: ChangeTarget, input: { userId: string; orgId?: string; code: string }): Promise<User> {
-    if (input.userId === "") throw invalidArgument("COMMAND-4M0ds", "User ID missing");
-    if (input.code === "") throw invalidArgument("COMMAND-çm0ds", "Code is empty");
+    if (input.userId === "") throw VerificationErrors.loginUserIdMissing();
+    if (input.code === "") throw VerificationErrors.loginCodeEmpty();
     await takeUserAttempt(deps.attempts, target.instanceId, input.userId);
     const spec = CHANNEL.email;
     let failed = false;
@@ -295,15 +296,15 @@ export function createVerificationCommands(deps: VerificationDeps) {
         ...target,
         authorize(user) {
           if (input.orgId !== undefined && input.orgId !== "" && user.orgId !== input.orgId) {
-            throw notFound("COMMAND-3n8ud", "Code not found");
+            throw VerificationErrors.loginCodeNotFound();
           }
         },
       },
-      { userId: input.userId, notFound: { id: "COMMAND-3n8ud", kind: "NotFound", text: "Code not found" } },
+      { userId: input.userId, notFound: VerificationErrors.loginCodeNotFound },
       async (current, at) => {
         failed = false;
         const stored = await deps.store.findCode(current.instanceId, current.id, spec.codeKind);
-        if (!current.human || !stored || stored.usedAt !== undefined) throw notFound("COMMAND-3n8ud", "Code not found");
+        if (!current.human || !stored || stored.usedAt !== undefined) throw VerificationErrors.loginCodeNotFound();
         if (!codeMatches(stored, input.code, at)) {
           failed = true;
           return { events: [{ type: spec.failed, payload: {} }] };
@@ -312,19 +313,17 @@ export function createVerificationCommands(deps: VerificationDeps) {
       },
       (after) => (failed || !after.human ? after : { ...after, human: { ...after.human, email: { ...after.human.email, verified: true } } }),
     );
-    if (failed) throw invalidArgument("COMMAND-Gdsgs", "Code is invalid");
+    if (failed) throw VerificationErrors.loginCodeInvalid();
     return user;
   }
 
   return {
-    setEmail: (target: ChangeTarget, userId: string, email: string, delivery: CodeDelivery) => setContact("email", target, userId, email, delivery),
-    setPhone: (target: ChangeTarget, userId: string, phone: string, delivery: CodeDelivery) => setContact("phone", target, userId, phone, delivery),
-    resendEmailCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>
-      resendCode("email", target, userId, delivery),
-    resendPhoneCode: (target: ChangeTarget, userId: string, delivery: Exclude<CodeDelivery, { kind: "verified" }>) =>
-      resendCode("phone", target, userId, delivery),
-    verifyEmail: (target: ChangeTarget, userId: string, code: string) => verifyCode("email", target, userId, code),
-    verifyPhone: (target: ChangeTarget, userId: string, code: string) => verifyCode("phone", target, userId, code),
+    /** SetEmail / SetPhone: the new address or number, with a code to verify it unless it is verified. */
+    setContact,
+    /** ResendEmailCode / ResendPhoneCode. */
+    resendCode,
+    /** VerifyEmail / VerifyPhone. */
+    verifyCode,
     verifyInitCode,
     verifyEmailLink,
   };

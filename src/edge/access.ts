@@ -1,10 +1,10 @@
+import { AuthErrors } from "../domain/error-catalogue.js";
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
 import type { Principal } from "../domain/access.js";
 import type { CallerAccess, Target } from "../domain/authentication.js";
-import { unauthenticated } from "../domain/errors.js";
 import { type ErrorLogger, toConnectError } from "./errors.js";
 import { compileValidator, validateMessage } from "./validation.js";
 
@@ -90,7 +90,7 @@ export function createAccess(callerAccess: CallerAccess) {
       const checked = ctx.values.get(checkedTargetKey);
       if (checked) return checked;
       const principal = ctx.values.get(principalKey);
-      if (!principal) throw unauthenticated("AUTH-7fs1e", "auth header missing");
+      if (!principal) throw AuthErrors.headerMissing();
       const permission = requiredPermission(ctx.method);
       return callerAccess.target(
         principal,

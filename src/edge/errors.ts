@@ -2,7 +2,8 @@ import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { RequestEnded, UniqueViolation } from "../domain/ports.js";
+import { isConcurrentChange } from "../domain/claims.js";
+import { RequestEnded } from "../domain/ports.js";
 
 /** The gRPC code of each of the domain's error kinds. */
 export const CODE_OF_KIND: Record<ErrorKind, Code> = {
@@ -43,7 +44,7 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
   }
   // Every attempt at a change lost to a concurrent change of the same object (src/domain/conflicts.ts):
   // nothing was written, and the client may simply try again.
-  if (err instanceof UniqueViolation && err.kind.endsWith("sequence")) {
+  if (isConcurrentChange(err)) {
     return new ConnectError("The object was changed concurrently; try again", Code.Aborted);
   }
   // The caller's deadline passed or it went away before the command's write (src/store/request-scope.ts):
@@ -75,6 +76,25 @@ const HTTP_STATUS: Record<Code, number> = {
 
 export function httpStatusOf(code: Code): number {
   return HTTP_STATUS[code] ?? 500;
+}
+
+/** grpc-gateway's code for each status the edge answers itself (routing, Fastify's body parsing). */
+const CODE_OF_STATUS: Record<number, Code> = {
+  400: Code.InvalidArgument,
+  404: Code.NotFound,
+  405: Code.Unimplemented,
+  413: Code.ResourceExhausted,
+  415: Code.InvalidArgument,
+};
+
+/**
+ * The REST body for a failure the edge decides before any service runs (an unknown route, a
+ * body Fastify could not read): grpc-gateway's shape without details. `code` defaults to the
+ * status's code; a 5xx is the bare internal error, whatever its cause.
+ */
+export function edgeRestError(status: number, message: string, code: Code = CODE_OF_STATUS[status] ?? Code.InvalidArgument) {
+  if (status >= 500) return restErrorBody(new ConnectError("Internal error", Code.Internal));
+  return restErrorBody(new ConnectError(message, code));
 }
 
 /** The grpc-gateway error body: `{code, message, details:[{"@type": …, …}]}`. */

@@ -1,3 +1,4 @@
+import { BulkErrors } from "../domain/error-catalogue.js";
 import type { Readable } from "node:stream";
 import { toJson } from "@bufbuild/protobuf";
 import { createContextValues, type HandlerContext } from "@connectrpc/connect";
@@ -5,7 +6,6 @@ import type { FastifyInstance } from "fastify";
 import { ImportJobSchema, MigrationService } from "../../gen/userport/migration/v1/migration_pb.js";
 import type { Principal } from "../domain/access.js";
 import { BULK_LIMITS, type BulkImport, type BulkRecord } from "../domain/bulk-import.js";
-import { invalidArgument } from "../domain/errors.js";
 import { type Access, principalKey } from "./access.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { jobToPb, recordFromJsonLine } from "../services/migration-service.js";
@@ -48,7 +48,7 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
         } as unknown as HandlerContext;
         const target = await deps.access.target(ctx);
         if (!request.headers["content-type"]?.startsWith(NDJSON)) {
-          throw invalidArgument("UP-BULK14", `Records are uploaded as ${NDJSON}`);
+          throw BulkErrors.notNdjson(NDJSON);
         }
         const job = await deps.bulk.attachable(target, request.params.jobId);
         const session = await deps.bulk.open(target, { dryRun: false, onConflict: job.onConflict, jobId: job.id });
@@ -100,7 +100,7 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
 
 /** The lines of a byte stream, read as they arrive; a line over the record limit ends it. */
 async function* lines(body: Readable): AsyncGenerator<string> {
-  const tooLong = () => invalidArgument("UP-BULK6", `A record is at most ${BULK_LIMITS.bytesPerRecord} bytes`);
+  const tooLong = () => BulkErrors.recordTooLong(BULK_LIMITS.bytesPerRecord);
   let rest = "";
   const decoder = new TextDecoder("utf-8");
   for await (const chunk of body) {

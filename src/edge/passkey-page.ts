@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { PasskeyErrors } from "../domain/error-catalogue.js";
 import { escapeHtml } from "../domain/html.js";
 import { type JsonObject, PASSWORDLESS_INIT_PATH, type PasskeyCommands } from "../domain/passkeys.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
@@ -45,8 +46,8 @@ const PAGE_SCRIPT = `(() => {
   }
   const explain = (body) => {
     const id = body && body.details && body.details[0] && body.details[0].id;
-    if (id === "COMMAND-Eeb2a") return ["invalid", "This link is no longer valid: it has expired or was already used. Ask your administrator for a new one."];
-    if (id === "WEBAU-3Vb9s" || id === "WEBAU-sEr8c") return ["failed", "The passkey could not be verified. Please try again."];
+    if (id === ${JSON.stringify(PasskeyErrors.codeInvalid.id)}) return ["invalid", "This link is no longer valid: it has expired or was already used. Ask your administrator for a new one."];
+    if (id === ${JSON.stringify(PasskeyErrors.createCredentialFailed.id)} || id === ${JSON.stringify(PasskeyErrors.credentialUnparsable.id)}) return ["failed", "The passkey could not be verified. Please try again."];
     return ["failed", "The passkey could not be registered" + (body && body.message ? ": " + body.message : ".")];
   };
   const post = async (url, body) => {

@@ -1,9 +1,9 @@
+import { RateLimitErrors } from "../domain/error-catalogue.js";
 import type { AttemptLimiter } from "../domain/ports.js";
 import type { DescService } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { UNLIMITED_ATTEMPTS } from "../domain/attempts.js";
-import { DomainError } from "../domain/errors.js";
 
 /**
  * Rate limits of the routes that do expensive work for callers who may not be who they claim:
@@ -47,7 +47,7 @@ export type SourceLimit = (address: string) => Promise<void>;
 export function sourceLimit(limiter: AttemptLimiter): SourceLimit {
   return async (address) => {
     if (!(await limiter.take(address))) {
-      throw new DomainError("ResourceExhausted", "UP-RATE1", "Too many requests from this client, try again later");
+      throw RateLimitErrors.tooManyRequests();
     }
   };
 }

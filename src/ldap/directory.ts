@@ -1,7 +1,8 @@
+import { LdapErrors } from "../domain/error-catalogue.js";
 import type { PasswordDirectory } from "../domain/ports.js";
 import { Client, EqualityFilter, Filter, FilterParser, InvalidCredentialsError, NoSuchObjectError, PresenceFilter, ResultCodeError } from "ldapts";
 import type { LdapConnection } from "../domain/external-passwords.js";
-import { failedPrecondition, isDomainError, unavailable } from "../domain/errors.js";
+import { isDomainError } from "../domain/errors.js";
 
 /**
  * The LDAP side of external passwords (src/domain/external-passwords.ts), over `ldapts`.
@@ -272,9 +273,9 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       await before(deadline, client.bind(connection.bindDn, connection.bindPassword));
     } catch (err) {
       if (err instanceof InvalidCredentialsError) {
-        throw failedPrecondition("PINGONE-ldap-bind", "The directory refused the gateway's bindDN and bindPassword");
+        throw LdapErrors.gatewayBindRefused();
       }
-      if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-bind", `The directory refused the gateway's bind: ${err.message}`);
+      if (err instanceof ResultCodeError) throw LdapErrors.gatewayBindFailed(err.message);
       throw err;
     }
   }
@@ -300,19 +301,18 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       } catch (err) {
         if (err instanceof NoSuchObjectError) {
           if (byDn) continue;
-          throw failedPrecondition("PINGONE-ldap-base", `The user type's searchBaseDn ${lookup.baseDn} does not exist in the directory`);
+          throw LdapErrors.baseMissing(lookup.baseDn);
         }
-        if (err instanceof ResultCodeError)
-          throw failedPrecondition("PINGONE-ldap-search", `The directory refused the search for ${attribute}: ${err.message}`);
+        if (err instanceof ResultCodeError) throw LdapErrors.searchRefused(attribute, err.message);
         if (byDn && err instanceof Error && !(err instanceof DeadlineExceeded) && !("code" in err)) continue; // not a DN at all
         throw err;
       }
       if (entries.length > 1) {
-        throw failedPrecondition("PINGONE-ldap-ambiguous", `Several directory entries have the user's ${attribute}; the correlation attributes must name one`);
+        throw LdapErrors.ambiguous(attribute);
       }
       if (entries.length === 1) return entries[0]!.dn;
     }
-    throw failedPrecondition("PINGONE-ldap-no-entry", `No directory entry under ${lookup.baseDn} matches the user's correlation attributes`);
+    throw LdapErrors.noEntry(lookup.baseDn);
   }
 
   /** Binds as `dn` with the password over a bind connection. */
@@ -324,7 +324,7 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
       return "match";
     } catch (err) {
       if (err instanceof InvalidCredentialsError) return "mismatch";
-      if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-user-bind", `The directory refused the user's bind: ${err.message}`);
+      if (err instanceof ResultCodeError) throw LdapErrors.userBindRefused(err.message);
       throw err;
     }
   }
@@ -337,7 +337,7 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
   async function onServers<T>(connection: LdapConnection, work: (pools: ServerPools, deadline: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + options.timeoutMs;
     const failures: Failure[] = [];
-    if (connection.servers.length === 0) throw failedPrecondition("PINGONE-ldap-servers", "The gateway lists no serversHostAndPort");
+    if (connection.servers.length === 0) throw LdapErrors.noServers();
     for (const server of connection.servers) {
       if (Date.now() >= deadline) {
         failures.push({ kind: "unreachable", server, reason: "not tried: no time left" });
@@ -353,9 +353,9 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
     }
     const summary = failures.map((failure) => `${failure.server}: ${failure.reason}`).join("; ");
     if (failures.every((failure) => failure.kind === "tls")) {
-      throw failedPrecondition("PINGONE-ldap-tls", `The gateway's directory refused TLS (${summary})`);
+      throw LdapErrors.tlsRefused(summary);
     }
-    throw unavailable("PINGONE-ldap-unavailable", `The gateway's LDAP directory could not be reached within ${options.timeoutMs} ms (${summary})`);
+    throw LdapErrors.unreachable(options.timeoutMs, summary);
   }
 
   const searching =
@@ -394,7 +394,7 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
         // The pattern is the administrator's; the identifier is what someone typed, escaped.
         filter = FilterParser.parseString(search.pattern.split(IDENTIFIER).join(Filter.escape(search.identifier)));
       } catch {
-        throw failedPrecondition("PINGONE-ldap-filter", "The user type's newUserLookup.ldapFilterPattern is not an LDAP filter");
+        throw LdapErrors.lookupFilterInvalid();
       }
       return onServers(connection, async ({ searches, binds }, deadline) => {
         const entries = await searching(
@@ -411,9 +411,9 @@ export function createLdapDirectory(options: LdapDirectoryOptions): PasswordDire
             return searchEntries;
           } catch (err) {
             if (err instanceof NoSuchObjectError) {
-              throw failedPrecondition("PINGONE-ldap-base", `The user type's searchBaseDn ${search.baseDn} does not exist in the directory`);
+              throw LdapErrors.baseMissing(search.baseDn);
             }
-            if (err instanceof ResultCodeError) throw failedPrecondition("PINGONE-ldap-search", `The directory refused the new user lookup: ${err.message}`);
+            if (err instanceof ResultCodeError) throw LdapErrors.lookupRefused(err.message);
             throw err;
           }
         });

@@ -1,6 +1,7 @@
+import { HashErrors, PasswordErrors, PingOneErrors, UserCreationErrors } from "../domain/error-catalogue.js";
 import { randomUUID } from "node:crypto";
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
-import { UniqueViolation } from "../domain/ports.js";
+import { isConcurrentChange } from "../domain/claims.js";
 
 /**
  * Errors in the shape of PingOne's Platform API (developer.pingidentity.com/pingone-api/platform/
@@ -63,25 +64,25 @@ export const unsupportedMediaType = () => new PingOneError(415, "INVALID_REQUEST
 
 /** Which request attribute a domain failure is about, from the ZITADEL ids the domain uses. */
 const TARGET_OF_ID: Record<string, string> = {
-  "EMAIL-spblu": "email",
-  "EMAIL-599BI": "email",
-  "PINGONE-username": "username",
-  "V3-DKcYh": "username",
-  "COMMAND-SFd21": "username",
-  "USER-JDk4t": "password",
-  "CRYPT-r8Qm2": "password",
-  "CRYPT-5uV9n": "password",
-  "PINGONE-name": "name",
+  [UserCreationErrors.emailEmpty.id]: "email",
+  [UserCreationErrors.emailInvalid.id]: "email",
+  [PingOneErrors.usernameRequired.id]: "username",
+  [UserCreationErrors.userTaken.id]: "username",
+  [UserCreationErrors.domainReserved.id]: "username",
+  [HashErrors.encodingNotSupported.id]: "password",
+  [HashErrors.malformed.id]: "password",
+  [HashErrors.costOutOfRange.id]: "password",
+  [PingOneErrors.nameRequired.id]: "name",
 };
 
 /** PingOne's password-policy rule names for the complexity checks (src/domain/password.ts). */
 const POLICY_RULE_OF_ID: Record<string, string> = {
-  "COMMA-HuJf6": "length",
-  "COMMA-co3Xw": "minCharacters",
-  "COMMA-VoaRj": "minCharacters",
-  "COMMA-ZBv4H": "minCharacters",
-  "COMMA-ZDLwA": "minCharacters",
-  "UP-PW72": "length",
+  [PasswordErrors.tooShort.id]: "length",
+  [PasswordErrors.lowerCaseMissing.id]: "minCharacters",
+  [PasswordErrors.upperCaseMissing.id]: "minCharacters",
+  [PasswordErrors.numberMissing.id]: "minCharacters",
+  [PasswordErrors.symbolMissing.id]: "minCharacters",
+  [PasswordErrors.tooLongForBcrypt.id]: "length",
 };
 
 /**
@@ -110,7 +111,7 @@ export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => vo
       case "AlreadyExists":
         return invalidData(
           target ?? "name",
-          err.id === "V3-DKcYh" && target === "username" ? "A resource with the specified name already exists." : err.message,
+          err.id === UserCreationErrors.userTaken.id && target === "username" ? "A resource with the specified name already exists." : err.message,
           "UNIQUENESS_VIOLATION",
         );
       case "NotFound":
@@ -143,7 +144,7 @@ export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => vo
         break;
     }
   }
-  if (err instanceof UniqueViolation && err.kind.endsWith("sequence")) {
+  if (isConcurrentChange(err)) {
     // Every attempt lost to concurrent changes of the same object: nothing was written.
     return new PingOneError(409, "REQUEST_FAILED", "The resource was changed concurrently; try again.");
   }

@@ -1,3 +1,4 @@
+import { PasswordErrors, PingOneErrors } from "../domain/error-catalogue.js";
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
 import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes } from "../domain/external-passwords.js";
 import { metadataSetEvent } from "../domain/users.js";
@@ -66,7 +67,7 @@ async function setGateway(call: Call, user: User, body: Record<string, unknown>)
   const ldapAuthority = found !== undefined && gatewayUserTypes(found).find((type) => type.id === link.userTypeId)?.passwordAuthority === "LDAP";
   const entry = metadataEntry("password.external", externalLinkValue(link));
   const target: ChangeTarget = { instanceId: call.instanceId, orgId: undefined, creator: call.principal.userId, api: "v1" };
-  await call.deps.changes.update(target, { userId: user.id, notFound: { id: "PINGONE-user", kind: "NotFound" } }, (current) => {
+  await call.deps.changes.update(target, { userId: user.id, notFound: PingOneErrors.userNotFound }, (current) => {
     const removePassword = ldapAuthority && current.human?.passwordSet === true;
     return {
       events: [
@@ -129,7 +130,7 @@ export function registerPasswordRoutes(handle: Handle) {
           authorize: () => undefined,
         });
       } catch (err) {
-        if (isDomainError(err) && err.id === "COMMAND-3M0fs") {
+        if (isDomainError(err) && err.id === PasswordErrors.invalid.id) {
           throw invalidData("currentPassword", "The provided current password did not match provisioned password");
         }
         const failure = toPingOneError(err, call.deps.logUnexpected);
@@ -214,7 +215,7 @@ export function registerPasswordRoutes(handle: Handle) {
     if (bare(MEDIA.forceChange).includes(media)) {
       if (!user.human?.passwordSet) throw invalidData("password", "The user has no password", "NO_PASSWORD");
       // The stored password stays; the user must change it at the next sign-in.
-      const changed = await call.deps.changes.update(target(call), { userId: user.id, notFound: { id: "PINGONE-user", kind: "NotFound" } }, (current) =>
+      const changed = await call.deps.changes.update(target(call), { userId: user.id, notFound: PingOneErrors.userNotFound }, (current) =>
         current.human?.passwordChangeRequired
           ? { events: [] }
           : { events: [{ type: "user.human.password.change.required", payload: {} }], set: { passwordChangeRequired: true } },

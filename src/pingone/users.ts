@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DirectoryObject } from "../domain/directory-objects.js";
-import { failedPrecondition } from "../domain/errors.js";
+import { PingOneErrors } from "../domain/error-catalogue.js";
 import { type ExternalPasswordLink, externalLinkValue, gatewayUserTypes, type NewDirectoryUser } from "../domain/external-passwords.js";
 import type { HumanProfile } from "../domain/human.js";
 import type { MetadataEntry, User } from "../domain/ports.js";
@@ -430,10 +430,7 @@ export async function createDirectoryUser(deps: Pick<PingOneDeps, "users" | "att
   } catch (err) {
     if (!(err instanceof PingOneError)) throw err;
     const detail = err.details[0];
-    throw failedPrecondition(
-      "PINGONE-new-user",
-      `The directory entry does not make a valid user through the user type's attributeMappings${detail ? ` (${detail.target}: ${detail.message})` : ""}`,
-    );
+    throw PingOneErrors.newUserInvalid(detail ? ` (${detail.target}: ${detail.message})` : "");
   }
   const created = await deps.users.createHuman({
     path: "pingone",

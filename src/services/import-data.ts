@@ -1,11 +1,12 @@
+import { ImportDataErrors, RequestErrors } from "../domain/error-catalogue.js";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { type DataOrg, type ImportDataRequest, type ImportDataResponse, ImportDataResponseSchema } from "../../gen/zitadel/admin_pb.js";
 import type { BulkRecord } from "../domain/bulk-import.js";
-import { DomainError, invalidArgument, isDomainError } from "../domain/errors.js";
+import { isDomainError } from "../domain/errors.js";
 import type { ImportData, ImportDataOrgInput, ImportDataUser } from "../domain/import-data.js";
 import type { Access } from "../edge/access.js";
-import { importHumanInput } from "./management-service.js";
+import { importHumanInput } from "./user-handlers-v1.js";
 import { addMachineInput } from "./org-handlers.js";
 
 /** Go's time.ParseDuration syntax (ZITADEL parses ImportDataRequest.timeout with it). */
@@ -75,7 +76,7 @@ function orgInput(org: DataOrg): ImportDataOrgInput {
     domains: org.domains.map((domain) => ({ name: domain.domainName, verified: domain.isVerified, primary: domain.isPrimary })),
     humans: org.humanUsers.map((data) =>
       userRecord(data.userId, () => {
-        if (!data.user) throw invalidArgument("", "invalid DataHumanUser.User: value is required");
+        if (!data.user) throw RequestErrors.importHumanUserMissing();
         const human = importHumanInput(data.user);
         // ZITADEL's ImportData imports otp_code as a verified TOTP authenticator (ImportHumanTOTP).
         const totp = data.user.otpCode === "" ? {} : { totpSecret: data.user.otpCode };
@@ -84,7 +85,7 @@ function orgInput(org: DataOrg): ImportDataOrgInput {
     ),
     machines: org.machineUsers.map((data) =>
       userRecord(data.userId, () => {
-        if (!data.user) throw invalidArgument("", "invalid DataMachineUser.User: value is required");
+        if (!data.user) throw RequestErrors.importMachineUserMissing();
         const machine = addMachineInput(data.user);
         // The data's user_id is the id, unless the request names one itself.
         return { key: data.userId, machine: { ...(data.userId !== "" ? { userId: data.userId } : {}), ...machine } };
@@ -115,16 +116,16 @@ export function createImportDataHandler(deps: { access: Access; importData: Impo
     async importData(req: ImportDataRequest, ctx: HandlerContext): Promise<ImportDataResponse> {
       const target = await deps.access.target(ctx);
       const data = req.data;
-      if (data.case === undefined) throw invalidArgument("UP-IMPORT5", "ImportDataRequest carries no data: send the organisations in dataOrgs");
+      if (data.case === undefined) throw ImportDataErrors.noData();
       if (data.case === "dataOrgsv1") {
-        throw new DomainError("Unimplemented", "UP-IMPORT3", "The v1 import format (dataOrgsv1) is not served: send the organisations in dataOrgs");
+        throw ImportDataErrors.v1FormatUnsupported();
       }
       if (data.case !== "dataOrgs") {
         // The server never reads files: the data comes with the request.
-        throw new DomainError("Unimplemented", "UP-IMPORT1", `userport reads no files (${data.case}): send the organisations in dataOrgs`);
+        throw ImportDataErrors.filesUnsupported(data.case);
       }
       if (req.timeout !== "" && !GO_DURATION.test(req.timeout)) {
-        throw invalidArgument("UP-IMPORT4", 'invalid ImportDataRequest.Timeout: not a duration such as "10m"');
+        throw ImportDataErrors.timeoutInvalid();
       }
       const result = await deps.importData.importData(target, data.value.orgs.map(orgInput));
       return create(ImportDataResponseSchema, {

@@ -1,3 +1,4 @@
+import { BulkErrors, RequestErrors } from "../domain/error-catalogue.js";
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -25,7 +26,7 @@ import {
 import type { ConflictPolicy as DomainConflictPolicy, ImportOutcome as DomainOutcome, RecordResult } from "../domain/ports.js";
 import { BULK_LIMITS, type BulkImport, type BulkRecord, type BulkTarget, type ImportJobView, type ImportSession } from "../domain/bulk-import.js";
 import { CODE_OF_KIND } from "../edge/errors.js";
-import { type DomainError, invalidArgument, isDomainError, permissionDenied } from "../domain/errors.js";
+import { type DomainError, isDomainError } from "../domain/errors.js";
 import type { Access } from "../edge/access.js";
 import { humanOf, machineOf } from "./user-service.js";
 import { validateMessage } from "../edge/validation.js";
@@ -59,7 +60,7 @@ const STATE_PB: Record<ImportJobView["state"], ImportJobState> = {
 
 export function policyOf(policy: ConflictPolicy): DomainConflictPolicy {
   const found = POLICY[policy];
-  if (found === undefined) throw invalidArgument("", "invalid ImportOptions.OnConflict: value must be one of the defined enum values");
+  if (found === undefined) throw RequestErrors.onConflictUnknown();
   return found;
 }
 
@@ -114,7 +115,7 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
       const req = user.value;
       const org = req.organization?.org;
       if ((org?.case === "orgId" && org.value !== target.orgId) || org?.case === "orgDomain") {
-        throw permissionDenied("UP-BULK7", "A record's organization must be empty or the job's organization id");
+        throw BulkErrors.foreignOrg();
       }
       const human = humanOf(req);
       return {
@@ -125,13 +126,12 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
     if (user.case === "machine") {
       const req = user.value;
       if (req.organizationId !== "" && req.organizationId !== target.orgId) {
-        throw permissionDenied("UP-BULK7", "A record's organization must be empty or the job's organization id");
+        throw BulkErrors.foreignOrg();
       }
-      if (req.userType.case !== "machine")
-        throw invalidArgument("UP-BULK9", "ImportRecord.Machine must carry a machine user; humans go into ImportRecord.Human");
+      if (req.userType.case !== "machine") throw BulkErrors.humanInMachineRecord();
       return { key, machine: machineOf(req, req.userType.value) };
     }
-    throw invalidArgument("UP-BULK9", "ImportRecord has neither a human nor a machine user");
+    throw BulkErrors.emptyRecord();
   } catch (err) {
     if (!isDomainError(err)) throw err;
     return { key, invalid: err };
@@ -142,17 +142,17 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
 const PIPELINE = 2;
 
 function tooManyRecords(count: number): DomainError {
-  return invalidArgument("UP-BULK5", `A message carries at most ${BULK_LIMITS.recordsPerMessage} records, not ${count}`);
+  return BulkErrors.tooManyRecords(BULK_LIMITS.recordsPerMessage, count);
 }
 
 /** What a client's malformed or oversized stream message becomes: INVALID_ARGUMENT, no parser internals. */
 function streamReadError(err: unknown): unknown {
   if (!(err instanceof ConnectError)) return err;
   if (err.code === Code.ResourceExhausted) {
-    return invalidArgument("UP-BULK6", "A stream message is larger than the server accepts (USERPORT_BODY_LIMIT)");
+    return BulkErrors.messageTooLarge();
   }
   if (err.code === Code.InvalidArgument || err.code === Code.Internal || err.code === Code.Unknown) {
-    return invalidArgument("UP-BULK12", "A stream message is not a valid userport.migration.v1.ImportUsersRequest");
+    return BulkErrors.messageUndecodable();
   }
   return err;
 }
@@ -174,7 +174,7 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
       };
       const first = await read();
       if (first.done) return;
-      if (first.value.payload.case !== "options") throw invalidArgument("UP-BULK8", "The first message of ImportUsers must carry the options");
+      if (first.value.payload.case !== "options") throw BulkErrors.optionsMissing();
       const options = first.value.payload.value;
       const target = await targetOf(ctx, options.organizationId);
       validateMessage(ImportOptionsSchema, options);
@@ -235,7 +235,7 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
           const payload = next.value.payload;
           if (payload.case !== "records" || payload.value.records.length > BULK_LIMITS.recordsPerMessage) {
             while (pending.length > 0) yield await answer();
-            if (payload.case !== "records") throw invalidArgument("UP-BULK8", "Only the first message of ImportUsers carries options");
+            if (payload.case !== "records") throw BulkErrors.optionsRepeated();
             throw tooManyRecords(payload.value.records.length);
           }
           const records = payload.value.records;
@@ -282,9 +282,9 @@ export function createMigrationService(deps: { bulk: BulkImport; access: Access 
     async listImportJobResults(req, ctx) {
       const target = await access.target(ctx);
       if (!(req.outcome in OUTCOME_OF)) {
-        throw invalidArgument("", "invalid ListImportJobResultsRequest.Outcome: value must be one of the defined enum values");
+        throw RequestErrors.outcomeUnknown();
       }
-      if (req.limit > 1000) throw invalidArgument("", "invalid ListImportJobResultsRequest.Limit: value must be less than or equal to 1000");
+      if (req.limit > 1000) throw RequestErrors.resultsLimitTooHigh();
       const page = await bulk.listResults(target, req.jobId, OUTCOME_OF[req.outcome], Number(req.offset), req.limit === 0 ? 100 : req.limit);
       return create(ListImportJobResultsResponseSchema, { totalResult: BigInt(page.total), result: page.results.map(resultToPb) });
     },
@@ -302,7 +302,7 @@ export function recordFromJsonLine(line: string, target: BulkTarget): BulkRecord
   try {
     json = JSON.parse(line) as JsonValue;
   } catch {
-    return { key: "", invalid: invalidArgument("UP-BULK13", "The line is not JSON") };
+    return { key: "", invalid: BulkErrors.lineNotJson() };
   }
   const key = json !== null && typeof json === "object" && !Array.isArray(json) && typeof json.key === "string" ? json.key : "";
   let record: ImportRecord;
@@ -311,7 +311,7 @@ export function recordFromJsonLine(line: string, target: BulkTarget): BulkRecord
   } catch (err) {
     // protobuf-es may quote the value, which could be a password: only the field name goes back.
     const field = /field ([\w.]+)/.exec(String((err as Error).message))?.[1];
-    return { key, invalid: invalidArgument("UP-BULK13", field ? `invalid value for field ${field}` : "The line is not a userport.migration.v1.ImportRecord") };
+    return { key, invalid: BulkErrors.lineInvalid(field) };
   }
   return toBulkRecord(record, target);
 }

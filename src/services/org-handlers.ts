@@ -208,6 +208,25 @@ export function createOrgHandlers({
   personalAccessTokens: tokens,
 }: ServiceDeps): Pick<ServiceImpl<typeof ManagementService>, OrgMethods> {
   const principalOf = (ctx: HandlerContext) => ctx.values.get(principalKey)!;
+
+  /**
+   * ListOrgDomains and ListOrgMembers: the context organisation's domains or members, filtered
+   * by the request's queries (read after the authorisation, as ZITADEL reads them) and paged.
+   */
+  async function listOfOrg<T, P>(
+    ctx: HandlerContext,
+    query: { offset: bigint; limit: number; asc: boolean } | undefined,
+    filter: () => (item: T) => boolean,
+    list: (instanceId: string, orgId: string) => Promise<T[]>,
+    toPb: (item: T, org: Org) => P,
+  ) {
+    const target = await access.target(ctx);
+    const matches = filter();
+    const org = await orgs.getOrg(target.instanceId, target.orgId);
+    const { total, items } = page((await list(target.instanceId, target.orgId)).filter(matches), query);
+    return { details: listDetailsV1(total, Date.now()), result: items.map((item) => toPb(item, org)) };
+  }
+
   return {
     async addMachineUser(req, ctx) {
       const target = await access.target(ctx);
@@ -283,15 +302,7 @@ export function createOrgHandlers({
     },
 
     async listOrgDomains(req, ctx) {
-      const target = await access.target(ctx);
-      const matches = domainFilter(req.queries);
-      const org = await orgs.getOrg(target.instanceId, target.orgId);
-      const domains = (await orgs.listDomains(target.instanceId, target.orgId)).filter(matches);
-      const { total, items } = page(domains, req.query);
-      return create(ListOrgDomainsResponseSchema, {
-        details: listDetailsV1(total, Date.now()),
-        result: items.map((domain) => domainToPb(domain, org)),
-      });
+      return create(ListOrgDomainsResponseSchema, await listOfOrg(ctx, req.query, () => domainFilter(req.queries), orgs.listDomains, domainToPb));
     },
 
     async setPrimaryOrgDomain(req, ctx) {
@@ -305,15 +316,7 @@ export function createOrgHandlers({
     },
 
     async listOrgMembers(req, ctx) {
-      const target = await access.target(ctx);
-      const matches = memberFilter(req.queries);
-      const org = await orgs.getOrg(target.instanceId, target.orgId);
-      const members = (await orgs.listMembers(target.instanceId, target.orgId)).filter(matches);
-      const { total, items } = page(members, req.query);
-      return create(ListOrgMembersResponseSchema, {
-        details: listDetailsV1(total, Date.now()),
-        result: items.map((member) => memberToPb(member, org)),
-      });
+      return create(ListOrgMembersResponseSchema, await listOfOrg(ctx, req.query, () => memberFilter(req.queries), orgs.listMembers, memberToPb));
     },
 
     async addOrgMember(req, ctx) {

@@ -1,3 +1,4 @@
+import { QueryErrors, SessionErrors } from "../domain/error-catalogue.js";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Duration, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceDeps } from "./service-deps.js";
@@ -15,7 +16,6 @@ import {
   type SessionService,
   SetSessionResponseSchema,
 } from "../../gen/zitadel/session/v2/session_service_pb.js";
-import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { SessionFilter, SessionRecord, SessionUserAgent, TimeComparison } from "../domain/ports.js";
 import type { SessionChallenges, SessionChecks } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
@@ -48,7 +48,7 @@ function readChecks(checks: Checks | undefined): SessionChecks {
     ] as const
   ).filter(([, value]) => value !== undefined);
   if (unsupported.length > 0) {
-    throw new DomainError("Unimplemented", "", `session checks not supported yet: ${unsupported.map(([name]) => name).join(", ")}`);
+    throw SessionErrors.checksUnsupported(unsupported.map(([name]) => name).join(", "));
   }
   return result;
 }
@@ -56,7 +56,7 @@ function readChecks(checks: Checks | undefined): SessionChecks {
 /** The challenges a request asks for; OTP by SMS or email is refused, not ignored. */
 function readChallenges(challenges: RequestChallenges | undefined): SessionChallenges {
   if (challenges && (challenges.otpSms || challenges.otpEmail)) {
-    throw new DomainError("Unimplemented", "", "session challenges (OTP by SMS or email) are not supported yet");
+    throw SessionErrors.challengesUnsupported();
   }
   const webAuthN = challenges?.webAuthN;
   if (!webAuthN) return {};
@@ -225,7 +225,7 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
           case "creatorQuery":
             // ZITADEL's sessionQueryToQuery (internal/api/grpc/session/v2/query.go): an unset id
             // means the caller, an empty one is refused.
-            if (q.value.id === "") throw invalidArgument("GRPC-x8n24uh", "List.Query.Invalid");
+            if (q.value.id === "") throw QueryErrors.sessionIdQueryEmpty();
             filter.creator = q.value.id ?? principal.userId;
             break;
           case "creationDateQuery":
@@ -238,7 +238,7 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
             if (!q.value.fingerprintId) {
               // ZITADEL takes the caller's own user agent when unset; a token here carries none
               // (as a personal access or session token carries none in ZITADEL), and an empty id is refused.
-              throw invalidArgument("GRPC-x8n23uh", "List.Query.Invalid");
+              throw QueryErrors.sessionQueryInvalid();
             }
             filter.fingerprintId = q.value.fingerprintId;
             break;

@@ -1,3 +1,4 @@
+import { QueryErrors } from "../domain/error-catalogue.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Change, ChangeSchema } from "../../gen/zitadel/change_pb.js";
@@ -5,7 +6,6 @@ import { type ListDetails as ListDetailsV1, ListDetailsSchema as ListDetailsV1Sc
 import { type ListDetails as ListDetailsV2, ListDetailsSchema as ListDetailsV2Schema } from "../../gen/zitadel/object/v2/object_pb.js";
 import type { SearchQuery as SearchQueryV2 } from "../../gen/zitadel/user/v2/query_pb.js";
 import type { SearchQuery as SearchQueryV1 } from "../../gen/zitadel/user_pb.js";
-import { DomainError, invalidArgument } from "../domain/errors.js";
 import type { UserState } from "../domain/ports.js";
 import { MAX_NESTING, TEXT_METHODS, type TextField, type UserChange, type UserFilter, type UserSortField } from "../domain/user-queries.js";
 /**
@@ -65,12 +65,12 @@ const STATES: Record<Version, Record<number, UserState>> = {
 const TYPES: Record<number, "human" | "machine"> = { 1: "human", 2: "machine" };
 
 function toFilter(query: AnySearchQuery | undefined, version: Version, level: number): UserFilter {
-  if (level > MAX_NESTING) throw invalidArgument("USER-zsQ97", "Too many query nesting levels (Max 20)");
+  if (level > MAX_NESTING) throw QueryErrors.tooDeeplyNested();
   const q = query?.query;
   if (!q || q.case === undefined) {
     // A NotQuery without a query: PGV lets it through, ZITADEL's conversion does not. The key
     // has no English text, so clients see it raw.
-    throw new DomainError("InvalidArgument", "GRPC-vR9nC", "List.Query.Invalid");
+    throw QueryErrors.userQueryInvalid();
   }
   const text = TEXT_QUERIES[q.case];
   if (text) {
@@ -95,7 +95,7 @@ function toFilter(query: AnySearchQuery | undefined, version: Version, level: nu
     case "notQuery":
       return { kind: "not", filter: toFilter(q.value.query, version, level + 1) };
     default:
-      throw new DomainError("InvalidArgument", "GRPC-vR9nC", "List.Query.Invalid");
+      throw QueryErrors.userQueryInvalid();
   }
 }
 

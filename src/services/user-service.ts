@@ -24,7 +24,7 @@ import {
   VerifyPhoneResponseSchema,
 } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { User } from "../domain/ports.js";
-import type { CodeDelivery } from "../domain/verification.js";
+import type { Channel, CodeDelivery } from "../domain/verification.js";
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
@@ -85,6 +85,29 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
     };
   };
 
+  /** A v2 human create (AddHumanUser, CreateUser): the caller's id if it chose one; an empty username falls back (src/domain/users.ts). */
+  const createHumanV2 = (target: Awaited<ReturnType<typeof access.target>>, req: { userId?: string; username?: string }, human: ReturnType<typeof humanOf>) =>
+    users.createHuman({ path: "v2", ...target, ...(req.userId !== undefined ? { userId: req.userId } : {}), username: req.username ?? "", ...human });
+  /** The email and phone codes a create returns (those the request asked to have returned). */
+  const returnedCodes = (created: { emailCode?: string; phoneCode?: string }) => ({
+    ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
+    ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
+  });
+
+  /** The email and phone RPCs, one handler per step for both channels (their requests and responses have the same shape). */
+  const contact = {
+    async set(channel: Channel, req: { userId: string; verification: Parameters<typeof delivery>[0] }, value: string, ctx: HandlerContext) {
+      return codeResponse(await verification.setContact(channel, contactTarget(ctx, true), req.userId, value, delivery(req.verification)));
+    },
+    async resend(channel: Channel, req: { userId: string; verification: Parameters<typeof delivery>[0] }, ctx: HandlerContext) {
+      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
+      return codeResponse(await verification.resendCode(channel, contactTarget(ctx, true), req.userId, how));
+    },
+    async verify(channel: Channel, req: { userId: string; verificationCode: string }, ctx: HandlerContext) {
+      return { details: changeDetailsV2(await verification.verifyCode(channel, contactTarget(ctx, false), req.userId, req.verificationCode)) };
+    },
+  };
+
   /**
    * The v2 state changes: on a user of any organisation, checked against the caller's permission
    * on the user's own organisation, as ZITADEL's command layer does.
@@ -109,30 +132,12 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
   return {
     ...createPasswordHandlersV2(deps),
     ...createPasskeyHandlersV2(deps),
-    async setEmail(req, ctx) {
-      const how = delivery(req.verification);
-      return create(SetEmailResponseSchema, codeResponse(await verification.setEmail(contactTarget(ctx, true), req.userId, req.email, how)));
-    },
-    async resendEmailCode(req, ctx) {
-      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
-      return create(ResendEmailCodeResponseSchema, codeResponse(await verification.resendEmailCode(contactTarget(ctx, true), req.userId, how)));
-    },
-    async verifyEmail(req, ctx) {
-      const user = await verification.verifyEmail(contactTarget(ctx, false), req.userId, req.verificationCode);
-      return create(VerifyEmailResponseSchema, { details: changeDetailsV2(user) });
-    },
-    async setPhone(req, ctx) {
-      const how = delivery(req.verification);
-      return create(SetPhoneResponseSchema, codeResponse(await verification.setPhone(contactTarget(ctx, true), req.userId, req.phone, how)));
-    },
-    async resendPhoneCode(req, ctx) {
-      const how = delivery(req.verification) as Exclude<CodeDelivery, { kind: "verified" }>;
-      return create(ResendPhoneCodeResponseSchema, codeResponse(await verification.resendPhoneCode(contactTarget(ctx, true), req.userId, how)));
-    },
-    async verifyPhone(req, ctx) {
-      const user = await verification.verifyPhone(contactTarget(ctx, false), req.userId, req.verificationCode);
-      return create(VerifyPhoneResponseSchema, { details: changeDetailsV2(user) });
-    },
+    setEmail: async (req, ctx) => create(SetEmailResponseSchema, await contact.set("email", req, req.email, ctx)),
+    resendEmailCode: async (req, ctx) => create(ResendEmailCodeResponseSchema, await contact.resend("email", req, ctx)),
+    verifyEmail: async (req, ctx) => create(VerifyEmailResponseSchema, await contact.verify("email", req, ctx)),
+    setPhone: async (req, ctx) => create(SetPhoneResponseSchema, await contact.set("phone", req, req.phone, ctx)),
+    resendPhoneCode: async (req, ctx) => create(ResendPhoneCodeResponseSchema, await contact.resend("phone", req, ctx)),
+    verifyPhone: async (req, ctx) => create(VerifyPhoneResponseSchema, await contact.verify("phone", req, ctx)),
 
     deactivateUser: stateChange("deactivate", "user.write"),
     reactivateUser: stateChange("reactivate", "user.write"),
@@ -144,20 +149,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       // The method's user.write on the organisation its `organization` names was checked before
       // the PGV rules, as in ZITADEL (the method option names that field); access.target answers it.
       const target = await access.target(ctx);
-      const human = humanOf(req);
-      const created = await users.createHuman({
-        path: "v2",
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.username ?? "",
-        ...human,
-      });
-      return create(AddHumanUserResponseSchema, {
-        userId: created.user.id,
-        details: detailsV2(created.user),
-        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
-        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
-      });
+      const created = await createHumanV2(target, req, humanOf(req));
+      return create(AddHumanUserResponseSchema, { userId: created.user.id, details: detailsV2(created.user), ...returnedCodes(created) });
     },
 
     /**
@@ -175,20 +168,8 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
         const user = await users.createMachine({ ...target, ...machineOf(req, type.value) });
         return create(CreateUserResponseSchema, { id: user.id, creationDate: timestampFromMs(user.createdAt) });
       }
-      const human = humanOf(type.value);
-      const created = await users.createHuman({
-        path: "v2",
-        ...target,
-        ...(req.userId !== undefined ? { userId: req.userId } : {}),
-        username: req.username ?? "",
-        ...human,
-      });
-      return create(CreateUserResponseSchema, {
-        id: created.user.id,
-        creationDate: timestampFromMs(created.user.createdAt),
-        ...(created.emailCode !== undefined ? { emailCode: created.emailCode } : {}),
-        ...(created.phoneCode !== undefined ? { phoneCode: created.phoneCode } : {}),
-      });
+      const created = await createHumanV2(target, req, humanOf(type.value));
+      return create(CreateUserResponseSchema, { id: created.user.id, creationDate: timestampFromMs(created.user.createdAt), ...returnedCodes(created) });
     },
 
     async addIDPLink(req, ctx) {

@@ -1,4 +1,4 @@
-import type { CredentialStore } from "../domain/ports.js";
+import type { AdministratorStore, CredentialStore } from "../domain/ports.js";
 import type { Kysely } from "kysely";
 import type { Principal, SessionCredential } from "../domain/access.js";
 
@@ -135,6 +135,27 @@ export interface Instance {
 export async function findInstance(db: Kysely<Database>): Promise<Instance | undefined> {
   const row = await db.selectFrom("instances").select(["id", "default_org_id"]).orderBy("created_at").executeTakeFirst();
   return row && { id: row.id, defaultOrgId: row.default_org_id };
+}
+
+/** The instance and its owners, for `userport token` (src/admin-token.ts). */
+export function createAdministratorStore(store: Db): AdministratorStore {
+  return {
+    instanceId: async () => (await findInstance(store.db))?.id,
+    async activeInstanceOwners(instanceId) {
+      const members = await store.db
+        .selectFrom("members as m")
+        .innerJoin("users as u", (join) => join.onRef("u.instance_id", "=", "m.instance_id").onRef("u.id", "=", "m.user_id"))
+        .select(["u.id", "u.username", "u.org_id", "u.state", "m.roles"])
+        .where("m.instance_id", "=", instanceId)
+        .where("m.org_id", "=", "")
+        .where("u.type", "=", "machine")
+        .orderBy("u.created_at")
+        .execute();
+      return members
+        .filter((row) => row.roles.split(" ").includes("IAM_OWNER") && row.state === "ACTIVE")
+        .map((row) => ({ id: row.id, username: row.username, orgId: row.org_id }));
+    },
+  };
 }
 
 export interface FirstInstance {

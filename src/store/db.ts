@@ -1,4 +1,5 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
@@ -6,6 +7,9 @@ import { CommitQueue } from "./commit-queue.js";
 import { migrateToLatest } from "./migrations.js";
 import type { WriteStatement } from "./prepared.js";
 import type { Database } from "./schema.js";
+
+/** The connection settings, shared with the writer thread (a CommonJS module both load). */
+const { applyConnectionPragmas } = createRequire(import.meta.url)("./sqlite-pragmas.cjs") as { applyConnectionPragmas(db: SQLite.Database): void };
 
 /** Group commit: runs each caller's statements atomically, many callers per durable commit. */
 export interface WriteQueue {
@@ -49,16 +53,15 @@ export interface Db {
  * Opens (creating if needed) the embedded SQLite store in `dataDir` and migrates it.
  *
  * WAL with synchronous=FULL: a commit is on disk before it returns, so a response sent after a
- * commit never describes data a crash could lose.
+ * commit never describes data a crash could lose (src/store/sqlite-pragmas.cjs, shared with the
+ * writer thread).
  */
 export async function openSqlite(dataDir: string): Promise<Db> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "userport.sqlite");
   restrictToOwner(file);
   const sqlite = new SQLite(file);
-  sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma("synchronous = FULL");
-  sqlite.pragma("busy_timeout = 5000");
+  applyConnectionPragmas(sqlite);
   const cached = withStatementCache(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
   await migrateToLatest(db as Kysely<unknown>, "sqlite");

@@ -12,14 +12,10 @@
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driverPath);
 
+const { applyWriterPragmas } = require("./sqlite-pragmas.cjs");
+
 const db = new Database(workerData.file);
-db.pragma("journal_mode = WAL");
-db.pragma("synchronous = FULL");
-db.pragma("busy_timeout = 5000");
-// Index pages of the users and events tables stay in memory across batches (64 MiB), and the WAL
-// is folded back into the database less often: each checkpoint is an extra synchronous write.
-db.pragma("cache_size = -65536");
-db.pragma("wal_autocheckpoint = 10000");
+applyWriterPragmas(db);
 
 /** Prepared statements by the id the main thread gave their SQL, with their multi-row form. */
 const statements = new Map();

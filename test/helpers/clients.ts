@@ -39,7 +39,12 @@ import { SessionService } from "../../gen/zitadel/session/v2/session_service_pb.
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 
 export const TRANSPORTS = ["grpc-js", "connect-grpc", "connect-json-h1", "connect-binary-h2", "grpc-web", "rest"] as const;
-export type TransportName = (typeof TRANSPORTS)[number];
+/**
+ * The server's own handlers called without a socket (Connect's router transport): for tests about
+ * the domain rather than the wire, which then run once instead of once per transport.
+ */
+export const IN_PROCESS = "in-process";
+export type TransportName = (typeof TRANSPORTS)[number] | typeof IN_PROCESS;
 
 /** The RPCs under test, by a short name. */
 export const V1 = ManagementService.method;
@@ -405,8 +410,9 @@ export async function parseRestResponse(response: Response): Promise<CallResult>
 }
 
 /** Creates a caller of each transport for one server. */
-export function createCallers(url: string, token: string): Map<TransportName, Caller> {
+export function createCallers(url: string, token: string, inProcess?: Transport): Map<TransportName, Caller> {
   const callers: Caller[] = [
+    ...(inProcess ? [connectCaller(IN_PROCESS, inProcess, token)] : []),
     grpcJsCaller(url, token),
     connectCaller("connect-grpc", createGrpcTransport({ baseUrl: url }), token),
     connectCaller("connect-json-h1", createConnectTransport({ baseUrl: url, httpVersion: "1.1" }), token),

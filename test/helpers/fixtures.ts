@@ -27,7 +27,7 @@ export function useUserport(overrides: Partial<Config> = {}): Userport {
   let defaultOrgId = "";
   beforeAll(async () => {
     server = await startTestServer(overrides);
-    callers = createCallers(server.url, server.token);
+    callers = createCallers(server.url, server.token, server.inProcessTransport());
     defaultOrgId = (await server.db.selectFrom("instances").select("default_org_id").executeTakeFirstOrThrow()).default_org_id;
   });
   afterAll(async () => {

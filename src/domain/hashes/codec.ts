@@ -1,11 +1,11 @@
+import { HashErrors } from "../error-catalogue.js";
 import { timingSafeEqual } from "node:crypto";
-import { invalidArgument } from "../errors.js";
 
 /** Anything that does not parse: ZITADEL's ValidateEncodedHash answers CRYPT-r8Qm2. */
-export const malformed = (detail: string) => invalidArgument("CRYPT-r8Qm2", `Password hash is malformed: ${detail}`);
+export const malformed = (detail: string) => HashErrors.malformed(detail);
 
 /** A cost parameter outside the configured bounds: CRYPT-5uV9n. */
-export const outOfBounds = (detail: string) => invalidArgument("CRYPT-5uV9n", `Password hash cost is out of range: ${detail}`);
+export const outOfBounds = (detail: string) => HashErrors.costOutOfRange(detail);
 
 /** Throws CRYPT-5uV9n unless min <= value <= max. */
 export function checkBounds(what: string, value: number, min: number, max: number): void {

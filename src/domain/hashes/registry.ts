@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errors.js";
+import { HashErrors } from "../error-catalogue.js";
 import { argon2Family } from "./argon2.js";
 import { aspnetFamily } from "./aspnet.js";
 import { bcryptFamily } from "./bcrypt.js";
@@ -101,9 +101,9 @@ export function createHashRegistry(options: HashRegistryOptions = {}): HashRegis
 
   function parse(encoded: string): Checker {
     const name = identify(encoded);
-    if (name === undefined) throw invalidArgument("USER-JDk4t", "Password hash encoding not supported");
+    if (name === undefined) throw HashErrors.encodingNotSupported();
     if (!enabled.has(name)) {
-      throw invalidArgument("USER-JDk4t", `Password hash encoding not supported: ${name} hashes are not enabled`);
+      throw HashErrors.familyNotEnabled(name);
     }
     return FAMILIES[name].parse(encoded, limits);
   }
