@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { ADMIN_USERNAME, issueAdminToken } from "./admin-token.js";
 import { type Config, loadConfig, SettingError, settingsHelp } from "./config.js";
 import { startServer } from "./server.js";
@@ -98,7 +99,21 @@ async function main(argv: string[]): Promise<void> {
   throw new SettingError(`unknown command "${command}": \`userport --help\` lists the commands`);
 }
 
+/**
+ * V8 lets the old generation grow to up to four times the live heap between major collections.
+ * A bulk import promotes each batch's working set (a thousand records decoded, validated and
+ * built while the batch before commits), so with a live heap near 40 MB the server's resident
+ * set climbed by some 150 MB of garbage; growing by at most twice the live heap keeps it bounded
+ * for the price of more (short: the live heap is small) major collections. An operator's own
+ * `--heap-growing-percent` (NODE_OPTIONS) wins. See BENCHMARKS.md, "Bulk import".
+ */
+function boundHeapGrowth(): void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((arg) => /heap[-_]growing[-_]percent/.test(arg));
+  if (!given) setFlagsFromString("--heap-growing-percent=100");
+}
+
 async function serve(config: Config): Promise<void> {
+  boundHeapGrowth();
   const server = await startServer(config);
   const bind = config.host === "0.0.0.0" || config.host === "::" ? "every interface" : "this address only";
   const reach = config.host === "0.0.0.0" || config.host === "::" ? server.url.replace(/\/\/[^:/]+|\/\/\[[^\]]+\]/, "//localhost") : server.url;
