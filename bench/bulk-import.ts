@@ -30,6 +30,7 @@ import { openImportStream } from "./import-stream.js";
 import { migrateToLatest } from "../src/store/migrations.js";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "../test/helpers/database.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
+import { ensureBuilt } from "./built.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -124,12 +125,16 @@ async function stream(
 }
 
 async function startServer(dataDir: string, databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<Served> {
-  return serveProcess(await freePort(), {
-    ...env,
-    USERPORT_DATA_DIR: dataDir,
-    ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
-    USERPORT_LOG_LEVEL: "warn",
-  });
+  return serveProcess(
+    await freePort(),
+    {
+      ...env,
+      USERPORT_DATA_DIR: dataDir,
+      ...(databaseUrl ? { USERPORT_DATABASE_URL: databaseUrl } : {}),
+      USERPORT_LOG_LEVEL: "warn",
+    },
+    { built: true },
+  );
 }
 
 async function stop(served: Served) {
@@ -247,6 +252,7 @@ if (flags.url) {
   process.exit(0);
 }
 
+ensureBuilt();
 const phases: Phase[] = [];
 const sqliteDir = mkdtempSync(join(tmpdir(), "userport-bulk-"));
 try {

@@ -2,8 +2,9 @@
  * `userport import` against the engine's own streaming client, in the same run: N pre-hashed
  * users streamed by a bare grpc-js ImportUsers client (as bench/bulk-import.ts does: 1000 records
  * per message, 4 in flight) into a fresh `userport serve`, then the same number of users as a
- * native NDJSON file imported by the command (`node --import tsx src/cli.ts import … --format
- * native`, a child process) into another fresh server. Prints both rates, their ratio (target
+ * native NDJSON file imported by the command (`node dist/src/cli.js import … --format native`,
+ * the built bin as `npx userport` runs it, a child process) into another fresh server; both
+ * servers run the built bin too. Prints both rates, their ratio (target
  * ≥ 0.9: the command must not be the bottleneck) and the command's peak RSS (VmHWM, sampled
  * while it runs; target < 200 MB).
  *
@@ -25,6 +26,7 @@ import {
 } from "../gen/userport/migration/v1/migration_pb.js";
 import { openImportStream } from "./import-stream.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
+import { ensureBuilt } from "./built.js";
 
 const { values: flags } = parseArgs({ options: { users: { type: "string" } }, strict: true });
 const USERS = Number(flags.users ?? 1_000_000);
@@ -48,7 +50,7 @@ function peakRssMb(pid: number): number {
 }
 
 async function server(dataDir: string): Promise<{ served: Served; token: string }> {
-  const served = await serveProcess(await freePort(), { USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" });
+  const served = await serveProcess(await freePort(), { USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" }, { built: true });
   return { served, token: readFileSync(join(dataDir, "admin.pat"), "utf8").trim() };
 }
 
@@ -117,7 +119,7 @@ async function writeNative(file: string, prefix: string): Promise<void> {
 
 async function cliImport(url: string, dataDir: string, file: string): Promise<{ seconds: number; created: number; peakRssMb: number; code: number | null }> {
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "import", file, "--format", "native", "--url", url, "--data-dir", dataDir], {
+  const child = spawn(process.execPath, ["dist/src/cli.js", "import", file, "--format", "native", "--url", url, "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let stdout = "";
@@ -131,6 +133,7 @@ async function cliImport(url: string, dataDir: string, file: string): Promise<{ 
   return { seconds, created, peakRssMb: peak, code };
 }
 
+ensureBuilt();
 const work = mkdtempSync(join(tmpdir(), "userport-bench-cli-"));
 try {
   const engineDir = join(work, "engine");
