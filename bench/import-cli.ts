@@ -28,7 +28,9 @@ import { openImportStream } from "./import-stream.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
 import { ensureBuilt } from "./built.js";
 
-const { values: flags } = parseArgs({ options: { users: { type: "string" } }, strict: true });
+// --cli-first: the command's phase before the engine's, so that two runs in opposite orders
+// show what a load that moves during the run does to the ratio.
+const { values: flags } = parseArgs({ options: { users: { type: "string" }, "cli-first": { type: "boolean" } }, strict: true });
 const USERS = Number(flags.users ?? 1_000_000);
 const BATCH = 1000;
 const WINDOW = 4;
@@ -136,26 +138,40 @@ async function cliImport(url: string, dataDir: string, file: string): Promise<{ 
 ensureBuilt();
 const work = mkdtempSync(join(tmpdir(), "userport-bench-cli-"));
 try {
-  const engineDir = join(work, "engine");
-  const engine = await server(engineDir);
-  const e = await engineStream(engine.served.url, engine.token, `eng-${Date.now().toString(36)}-`);
-  await stop(engine.served);
-
+  const enginePhase = async () => {
+    const engineDir = join(work, "engine");
+    const engine = await server(engineDir);
+    const run = await engineStream(engine.served.url, engine.token, `eng-${Date.now().toString(36)}-`);
+    await stop(engine.served);
+    return run;
+  };
   const file = join(work, "users.ndjson");
   await writeNative(file, `cli-${Date.now().toString(36)}-`);
-  const cliDir = join(work, "cli");
-  const target = await server(cliDir);
-  const c = await cliImport(target.served.url, cliDir, file);
-  await stop(target.served);
+  const cliPhase = async () => {
+    const cliDir = join(work, "cli");
+    const target = await server(cliDir);
+    const run = await cliImport(target.served.url, cliDir, file);
+    await stop(target.served);
+    return run;
+  };
+  const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  console.log(`load average at the start: ${load()}`);
+  const c = flags["cli-first"] ? await cliPhase() : undefined;
+  const e = await enginePhase();
+  console.log(`load average after the engine phase: ${load()}`);
+  const cli = c ?? (await cliPhase());
 
   const engineRate = e.created / e.seconds;
-  const cliRate = c.created / c.seconds;
+  const cliRate = cli.created / cli.seconds;
   console.log(`users: ${USERS.toLocaleString("en")}`);
   console.log(`engine stream (grpc-js, records in memory): ${e.seconds.toFixed(1)} s, ${Math.round(engineRate)} users/s, created ${e.created}`);
-  console.log(`userport import (native NDJSON file):       ${c.seconds.toFixed(1)} s, ${Math.round(cliRate)} users/s, created ${c.created}, exit ${c.code}`);
+  console.log(
+    `userport import (native NDJSON file):       ${cli.seconds.toFixed(1)} s, ${Math.round(cliRate)} users/s, created ${cli.created}, exit ${cli.code}`,
+  );
   console.log(`ratio userport import / engine stream: ${(cliRate / engineRate).toFixed(2)} (target >= 0.9)`);
-  console.log(`peak RSS of userport import: ${Math.round(c.peakRssMb)} MB (target < 200 MB)`);
-  if (e.created !== USERS || c.created !== USERS || c.code !== 0) process.exitCode = 1;
+  console.log(`peak RSS of userport import: ${Math.round(cli.peakRssMb)} MB (target < 200 MB)`);
+  console.log(`load average at the end: ${load()}`);
+  if (e.created !== USERS || cli.created !== USERS || cli.code !== 0) process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
