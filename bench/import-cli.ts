@@ -2,8 +2,9 @@
  * `userport import` against the engine's own streaming client, in the same run: N pre-hashed
  * users streamed by a bare grpc-js ImportUsers client (as bench/bulk-import.ts does: 1000 records
  * per message, 4 in flight) into a fresh `userport serve`, then the same number of users as a
- * native NDJSON file imported by the command (`node --import tsx src/cli.ts import … --format
- * native`, a child process) into another fresh server. Prints both rates, their ratio (target
+ * native NDJSON file imported by the command (`node dist/src/cli.js import … --format native`,
+ * the built bin as `npx userport` runs it, a child process) into another fresh server; both
+ * servers run the built bin too. Prints both rates, their ratio (target
  * ≥ 0.9: the command must not be the bottleneck) and the command's peak RSS (VmHWM, sampled
  * while it runs; target < 200 MB).
  *
@@ -25,8 +26,11 @@ import {
 } from "../gen/userport/migration/v1/migration_pb.js";
 import { openImportStream } from "./import-stream.js";
 import { freePort, type Served, serveProcess } from "../test/helpers/process.js";
+import { ensureBuilt } from "./built.js";
 
-const { values: flags } = parseArgs({ options: { users: { type: "string" } }, strict: true });
+// --cli-first: the command's phase before the engine's, so that two runs in opposite orders
+// show what a load that moves during the run does to the ratio.
+const { values: flags } = parseArgs({ options: { users: { type: "string" }, "cli-first": { type: "boolean" } }, strict: true });
 const USERS = Number(flags.users ?? 1_000_000);
 const BATCH = 1000;
 const WINDOW = 4;
@@ -48,7 +52,7 @@ function peakRssMb(pid: number): number {
 }
 
 async function server(dataDir: string): Promise<{ served: Served; token: string }> {
-  const served = await serveProcess(await freePort(), { USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" });
+  const served = await serveProcess(await freePort(), { USERPORT_DATA_DIR: dataDir, USERPORT_LOG_LEVEL: "warn" }, { built: true });
   return { served, token: readFileSync(join(dataDir, "admin.pat"), "utf8").trim() };
 }
 
@@ -117,7 +121,7 @@ async function writeNative(file: string, prefix: string): Promise<void> {
 
 async function cliImport(url: string, dataDir: string, file: string): Promise<{ seconds: number; created: number; peakRssMb: number; code: number | null }> {
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "import", file, "--format", "native", "--url", url, "--data-dir", dataDir], {
+  const child = spawn(process.execPath, ["dist/src/cli.js", "import", file, "--format", "native", "--url", url, "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let stdout = "";
@@ -131,28 +135,43 @@ async function cliImport(url: string, dataDir: string, file: string): Promise<{ 
   return { seconds, created, peakRssMb: peak, code };
 }
 
+ensureBuilt();
 const work = mkdtempSync(join(tmpdir(), "userport-bench-cli-"));
 try {
-  const engineDir = join(work, "engine");
-  const engine = await server(engineDir);
-  const e = await engineStream(engine.served.url, engine.token, `eng-${Date.now().toString(36)}-`);
-  await stop(engine.served);
-
+  const enginePhase = async () => {
+    const engineDir = join(work, "engine");
+    const engine = await server(engineDir);
+    const run = await engineStream(engine.served.url, engine.token, `eng-${Date.now().toString(36)}-`);
+    await stop(engine.served);
+    return run;
+  };
   const file = join(work, "users.ndjson");
   await writeNative(file, `cli-${Date.now().toString(36)}-`);
-  const cliDir = join(work, "cli");
-  const target = await server(cliDir);
-  const c = await cliImport(target.served.url, cliDir, file);
-  await stop(target.served);
+  const cliPhase = async () => {
+    const cliDir = join(work, "cli");
+    const target = await server(cliDir);
+    const run = await cliImport(target.served.url, cliDir, file);
+    await stop(target.served);
+    return run;
+  };
+  const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  console.log(`load average at the start: ${load()}`);
+  const c = flags["cli-first"] ? await cliPhase() : undefined;
+  const e = await enginePhase();
+  console.log(`load average after the engine phase: ${load()}`);
+  const cli = c ?? (await cliPhase());
 
   const engineRate = e.created / e.seconds;
-  const cliRate = c.created / c.seconds;
+  const cliRate = cli.created / cli.seconds;
   console.log(`users: ${USERS.toLocaleString("en")}`);
   console.log(`engine stream (grpc-js, records in memory): ${e.seconds.toFixed(1)} s, ${Math.round(engineRate)} users/s, created ${e.created}`);
-  console.log(`userport import (native NDJSON file):       ${c.seconds.toFixed(1)} s, ${Math.round(cliRate)} users/s, created ${c.created}, exit ${c.code}`);
+  console.log(
+    `userport import (native NDJSON file):       ${cli.seconds.toFixed(1)} s, ${Math.round(cliRate)} users/s, created ${cli.created}, exit ${cli.code}`,
+  );
   console.log(`ratio userport import / engine stream: ${(cliRate / engineRate).toFixed(2)} (target >= 0.9)`);
-  console.log(`peak RSS of userport import: ${Math.round(c.peakRssMb)} MB (target < 200 MB)`);
-  if (e.created !== USERS || c.created !== USERS || c.code !== 0) process.exitCode = 1;
+  console.log(`peak RSS of userport import: ${Math.round(cli.peakRssMb)} MB (target < 200 MB)`);
+  console.log(`load average at the end: ${load()}`);
+  if (e.created !== USERS || cli.created !== USERS || cli.code !== 0) process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

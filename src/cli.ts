@@ -2,16 +2,13 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ADMIN_USERNAME, issueAdminToken } from "./admin-token.js";
+import { setFlagsFromString } from "node:v8";
+import { ADMIN_USERNAME } from "./admin-token.js";
 import { type Config, loadConfig, SettingError, settingsHelp } from "./config.js";
-import { startServer } from "./server.js";
 import { describeStoreError } from "./edge/preflight.js";
 import { adminTokenPath, loadMasterKey, masterKeyDigest } from "./setup.js";
-import { createAdministratorStore } from "./store/access-store.js";
-import { createOrgStore } from "./store/org-store.js";
 import { backupSqlite, inspectBackup, restoreSqlite, sqliteFile } from "./store/backup.js";
-import { openSqlite } from "./store/db.js";
-import { openPostgres } from "./store/postgres.js";
+import type { Db } from "./store/db.js";
 
 const HELP = `Usage: userport <command> [options]
 
@@ -73,6 +70,7 @@ const EXIT_SETTING = 2;
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if (command === "import") {
+    boundHeapGrowth();
     const { importCommand } = await import("./cli/import/command.js");
     // Exit now: an HTTP/2 session to the server may still be open (stdout and stderr are synchronous on pipes, files and terminals).
     process.exit(await importCommand(args));
@@ -100,7 +98,25 @@ async function main(argv: string[]): Promise<void> {
   throw new SettingError(`unknown command "${command}": \`userport --help\` lists the commands`);
 }
 
+/**
+ * V8 lets the old generation grow to up to four times the live heap between major collections.
+ * A bulk import promotes each batch's working set (a thousand records decoded, validated and
+ * built while the batch before commits; on the client's side, read, parsed and encoded), so with
+ * a live heap near 40 MB the server's resident set climbed by some 150 MB of garbage; growing by
+ * at most twice the live heap keeps it bounded for the price of more (short: the live heap is
+ * small) major collections. An operator's own `--heap-growing-percent` (NODE_OPTIONS) wins. See
+ * BENCHMARKS.md, "Bulk import" and "`userport import`".
+ */
+function boundHeapGrowth(): void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((arg) => /heap[-_]growing[-_]percent/.test(arg));
+  if (!given) setFlagsFromString("--heap-growing-percent=100");
+}
+
 async function serve(config: Config): Promise<void> {
+  boundHeapGrowth();
+  // The server's modules load only for the commands that need them: \`userport import\`, a client,
+  // starts in half the time and memory without them.
+  const { startServer } = await import("./server.js");
   const server = await startServer(config);
   const bind = config.host === "0.0.0.0" || config.host === "::" ? "every interface" : "this address only";
   const reach = config.host === "0.0.0.0" || config.host === "::" ? server.url.replace(/\/\/[^:/]+|\/\/\[[^\]]+\]/, "//localhost") : server.url;
@@ -169,13 +185,18 @@ async function token(args: string[]): Promise<void> {
       `${config.settingNames.dataDir} "${resolve(config.dataDir)}" holds no userport store: give the data directory the server uses (or --database-url), or run \`userport serve\` once`,
     );
   }
-  let store: Awaited<ReturnType<typeof openSqlite>>;
+  let store: Db;
   try {
-    store = config.databaseUrl ? await openPostgres(config.databaseUrl, 2) : await openSqlite(config.dataDir);
+    store = config.databaseUrl
+      ? await (await import("./store/postgres.js")).openPostgres(config.databaseUrl, 2)
+      : await (await import("./store/db.js")).openSqlite(config.dataDir);
   } catch (err) {
     throw describeStoreError(config, err) ?? err;
   }
   try {
+    const { issueAdminToken } = await import("./admin-token.js");
+    const { createAdministratorStore } = await import("./store/access-store.js");
+    const { createOrgStore } = await import("./store/org-store.js");
     const issued = await issueAdminToken({ administrators: createAdministratorStore(store), tokens: createOrgStore(store) }, file, {
       revokeOthers: values["revoke-others"] ?? false,
     });

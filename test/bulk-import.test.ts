@@ -245,6 +245,26 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     expect(rows.length).toBe(names.length);
   });
 
+  it("two batches of one stream claiming the same username and user id: the earlier record wins, whatever the store", async () => {
+    // The second batch is prepared and handed to the store while the first (larger, so slower to
+    // write) still runs its inserts: on PostgreSQL each goes on a connection of its own, and the
+    // later batch must not take a username or id before the earlier one.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const username = uniqueName("order");
+      const userId = `${Date.now()}${attempt}7`;
+      const first = Array.from({ length: 400 }, (_, i) => ({ key: `a${i}`, human: human() }));
+      first.push({ key: "a-last", human: human({ username, userId }) });
+      const second = [
+        { key: "b-name", human: human({ username }) },
+        { key: "b-id", human: human({ userId }) },
+      ];
+      const run = await runImport(up.server.url, up.server.token, transport, {}, [first, second]);
+      expect(run.error).toBeUndefined();
+      expect(run.results.at(-3)).toMatchObject({ key: "a-last", outcome: "IMPORT_OUTCOME_CREATED", userId });
+      expect(outcomes(run.results.slice(-2))).toEqual(["FAILED", "FAILED"]);
+    }
+  });
+
   it("a stream whose first message is not the options ends with INVALID_ARGUMENT", async () => {
     const call = openImport(up.server.url, up.server.token, transport);
     call.send({ records: { records: [{ human: human() }] } });

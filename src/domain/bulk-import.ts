@@ -320,7 +320,8 @@ export function createBulkImport(deps: BulkImportDeps) {
   interface PreparedBatch {
     results: Array<RecordResult | undefined>;
     keys: string[];
-    units: Array<{ i: number; unit: BulkUnit }>;
+    /** The writes handed over; `type` is the user's type when `unit` no longer carries the change. */
+    units: Array<{ i: number; unit: BulkUnit; type?: User["type"] }>;
     outcomes: Promise<unknown[]> | undefined;
     conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>;
     duplicates: Array<[number, number]>;
@@ -397,7 +398,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       error: recordError(err),
     });
 
-    const units: Array<{ i: number; unit: BulkUnit }> = [];
+    const units: PreparedBatch["units"] = [];
     todo.forEach((i, n) => {
       const change = prepared[n]!;
       if (change instanceof DomainError) results[i] = fail(i, change);
@@ -422,6 +423,15 @@ export function createBulkImport(deps: BulkImportDeps) {
         units.map(({ unit }) => unit),
         finished,
       );
+      // Under `fail` a conflict needs no more than the user's type: the rest of each change is
+      // let go now, not kept (and promoted to the old generation) while the batch commits.
+      if (state.onConflict === "fail") {
+        for (const entry of units) {
+          const type = entry.unit.creation?.user.type;
+          entry.unit = { result: entry.unit.result };
+          if (type !== undefined) entry.type = type;
+        }
+      }
     }
     return { results, keys, units, outcomes, conflicts, duplicates, carried, fail, end: state.next };
   }
@@ -433,7 +443,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     const { results, units, conflicts, duplicates, fail } = batch;
     if (batch.outcomes) {
       const outcomes = await batch.outcomes;
-      units.forEach(({ i, unit }, n) => {
+      units.forEach(({ i, unit, type }, n) => {
         const outcome = outcomes[n];
         const claim = lostClaim(outcome);
         if (outcome === undefined) results[i] = unit.result;
@@ -443,7 +453,7 @@ export function createBulkImport(deps: BulkImportDeps) {
           // Another stream of this job, or an earlier batch still committing, had the key: its result stands.
           results[i] = { ...unit.result, replayed: true };
         } else {
-          const err = creationError(outcome, unit.creation?.user.type);
+          const err = creationError(outcome, unit.creation?.user.type ?? type);
           if (!isDomainError(err)) throw err;
           results[i] = fail(i, err);
         }

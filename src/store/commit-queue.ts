@@ -5,7 +5,10 @@ import type { WriteStatement } from "./prepared.js";
 
 /** A caller's units of work (one for `run`, many for `runUnits`), settled together. */
 interface Pending {
-  units: ReadonlyArray<readonly WriteStatement[]>;
+  /** The units as the writer reads them: JSON of `[[sqlId, parameters, uniqueKind]…]` each, comma-joined. */
+  json: string;
+  /** How many units. */
+  count: number;
   /** Each unit's outcome: undefined (committed) or its error. */
   settle: (outcomes: unknown[]) => void;
   /** The whole transaction failed: nothing of it committed. */
@@ -38,11 +41,13 @@ export class CommitQueue {
    * Batches handed to the writer and not yet settled. Two at most: one committing and one queued
    * behind it, so the writer never waits for the main thread, while the next batch still grows.
    */
-  readonly #inFlight: Array<{ id: number; items: Array<Omit<Pending, "units"> & { count: number }> }> = [];
+  readonly #inFlight: Array<{ id: number; items: Array<Omit<Pending, "json">> }> = [];
   #nextId = 1;
   #idle: Array<() => void> = [];
   /** Ids of the SQL texts the writer has prepared: each text crosses the thread boundary once. */
   readonly #sqlIds = new Map<string, number>();
+  /** SQL texts given an id since the last batch went to the writer: they travel with the next one. */
+  #newSql: Array<[number, string]> = [];
   /** When each batch in flight was handed to the writer. */
   readonly #sentAt = new Map<number, number>();
   onBatch?: (size: number, seconds: number, failed: boolean) => void;
@@ -67,7 +72,12 @@ export class CommitQueue {
   /** Runs the statements atomically; resolves once they are durably committed. */
   run(statements: readonly WriteStatement[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ units: [statements], settle: ([outcome]) => (outcome === undefined ? resolve() : reject(outcome)), fail: reject });
+      this.#pending.push({
+        json: this.#encode([statements]),
+        count: 1,
+        settle: ([outcome]) => (outcome === undefined ? resolve() : reject(outcome)),
+        fail: reject,
+      });
       if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
@@ -79,7 +89,7 @@ export class CommitQueue {
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
     return new Promise<unknown[]>((resolve, reject) => {
-      this.#pending.push({ units, settle: resolve, fail: reject });
+      this.#pending.push({ json: this.#encode(units), count: units.length, settle: resolve, fail: reject });
       if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
@@ -98,30 +108,38 @@ export class CommitQueue {
     await exited;
   }
 
+  /**
+   * The units as JSON text, made when they are queued: a batch waiting for the writer holds one
+   * string, not thousands of statement objects that would outlive young-generation collections
+   * (a bulk import's batch waits while the one before commits). Each SQL text crosses the thread
+   * boundary once, then only its id; parameters are strings, numbers and nulls only. One JSON
+   * string clones across threads faster than the structured clone of many small arrays.
+   */
+  #encode(units: ReadonlyArray<readonly WriteStatement[]>): string {
+    const encoded = units.map((statements) =>
+      statements.map((statement) => {
+        let sqlId = this.#sqlIds.get(statement.sql);
+        if (sqlId === undefined) {
+          sqlId = this.#sqlIds.size;
+          this.#sqlIds.set(statement.sql, sqlId);
+          this.#newSql.push([sqlId, statement.sql]);
+        }
+        return [sqlId, statement.parameters, statement.uniqueKind ?? null];
+      }),
+    );
+    return JSON.stringify(encoded).slice(1, -1);
+  }
+
   #send(): void {
     const items = this.#pending;
     this.#pending = [];
-    // Only the callbacks and unit counts wait for the answer: the statements can be collected.
-    const batch = { id: this.#nextId++, items: items.map(({ units, settle, fail }) => ({ count: units.length, settle, fail })) };
+    const batch = { id: this.#nextId++, items: items.map(({ count, settle, fail }) => ({ count, settle, fail })) };
     this.#inFlight.push(batch);
     this.#sentAt.set(batch.id, performance.now());
-    const sql: Array<[number, string]> = [];
-    const units = items.flatMap((item) =>
-      item.units.map((statements) =>
-        statements.map((statement) => {
-          let sqlId = this.#sqlIds.get(statement.sql);
-          if (sqlId === undefined) {
-            sqlId = this.#sqlIds.size;
-            this.#sqlIds.set(statement.sql, sqlId);
-            sql.push([sqlId, statement.sql]);
-          }
-          return [sqlId, statement.parameters, statement.uniqueKind ?? null];
-        }),
-      ),
-    );
-    // One JSON string clones across threads faster than the structured clone of many small
-    // arrays; parameters are strings, numbers and nulls only.
-    this.#worker.postMessage(JSON.stringify({ id: batch.id, sql, units }));
+    const sql = this.#newSql;
+    this.#newSql = [];
+    const units = items.map((item) => item.json).filter((json) => json !== "");
+    this.#worker.postMessage(`{"id":${batch.id},"sql":${JSON.stringify(sql)},"units":[${units.join(",")}]}`);
   }
 
   #settle(result: BatchResult): void {

@@ -159,6 +159,13 @@ class PgCommitQueue implements WriteQueue {
   #pending: Pending[] = [];
   #inFlight = 0;
   #idle: Array<() => void> = [];
+  /**
+   * Settles once the latest batch ran all of its statements (it may still be committing). The
+   * next batch runs its statements only then: it takes its rows' locks after the batch before it,
+   * so of two commands claiming the same value (two batches of one import stream, say) the
+   * earlier one wins, as on SQLite's single writer; only the commits overlap.
+   */
+  #lastRan: Promise<void> = Promise.resolve();
   onBatch?: (size: number, seconds: number, failed: boolean) => void;
 
   private readonly multiRows = new MultiRowInserts();
@@ -215,8 +222,12 @@ class PgCommitQueue implements WriteQueue {
     this.#pending = [];
     this.#inFlight++;
     const started = performance.now();
+    const after = this.#lastRan;
+    let ran!: () => void;
+    this.#lastRan = new Promise<void>((resolve) => (ran = resolve));
     try {
-      const outcomes = await this.#commitWithRetries(items);
+      await after;
+      const outcomes = await this.#commitWithRetries(items, ran);
       this.onBatch?.(items.length, (performance.now() - started) / 1000, false);
       items.forEach((item, i) => {
         if (outcomes[i] === null) item.resolve();
@@ -227,19 +238,21 @@ class PgCommitQueue implements WriteQueue {
       this.onBatch?.(items.length, (performance.now() - started) / 1000, true);
       for (const item of items) item.reject(err);
     } finally {
+      ran();
       this.#inFlight--;
       if (this.#pending.length > 0) void this.#next();
       else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 
-  async #commitWithRetries(items: Pending[]): Promise<Array<Error | null>> {
+  /** `ran` is called once the statements that commit have run, before the COMMIT. */
+  async #commitWithRetries(items: Pending[], ran: () => void): Promise<Array<Error | null>> {
     // Optimistically without savepoints first, a round trip less per command; only a batch in
     // which a command failed runs again with a savepoint per command, so that the others commit.
     let savepoints = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcomes = await this.#commit(items, savepoints);
+        const outcomes = await this.#commit(items, savepoints, ran);
         if (outcomes) return outcomes;
         savepoints = true;
       } catch (err) {
@@ -255,7 +268,7 @@ class PgCommitQueue implements WriteQueue {
    * without savepoints (nothing committed). Throws for what fails the whole batch; a deadlock or
    * serialization failure is the batch's, not a command's, even when a command met it.
    */
-  async #commit(items: Pending[], savepoints: boolean): Promise<Array<Error | null> | undefined> {
+  async #commit(items: Pending[], savepoints: boolean, ran: () => void): Promise<Array<Error | null> | undefined> {
     const client = await this.pool.connect();
     let broken: unknown;
     try {
@@ -269,6 +282,7 @@ class PgCommitQueue implements WriteQueue {
           // A lone command's failure is its outcome; in a batch, the others deserve a savepoint run.
           return items.length === 1 ? [err as Error] : undefined;
         }
+        ran();
         await client.query("COMMIT");
         return items.map(() => null);
       }
@@ -287,6 +301,7 @@ class PgCommitQueue implements WriteQueue {
           outcomes.push(err as Error);
         }
       }
+      ran();
       await client.query("COMMIT");
       return outcomes;
     } catch (err) {

@@ -22,8 +22,10 @@ export interface Served {
  * Runs `userport serve` in a process of its own, as an operator would, configured by `env`
  * (USERPORT_* variables) on top of this process's environment; resolves once /healthz answers.
  */
-export async function serveProcess(port: number, env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"], {
+export async function serveProcess(port: number, env: Record<string, string>, options: { built?: boolean } = {}): Promise<Served> {
+  // `built`: the compiled bin (dist/, `npm run build`), as operators run it, instead of tsx.
+  const cli = options.built ? ["dist/src/cli.js"] : ["--import", "tsx", "src/cli.ts"];
+  const child = spawn(process.execPath, [...cli, "serve", "--port", String(port), "--host", "127.0.0.1"], {
     // Rate limits off unless a test sets them (see test/helpers/server.ts).
     env: { ...process.env, USERPORT_RATE_LIMIT_PER_SOURCE: "0", USERPORT_RATE_LIMIT_PER_USER: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -505,7 +505,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       const record = item.record;
       let bytes = 512;
       if (item.machine) {
-        batch.push(fromJson(ImportRecordSchema, { key: item.key, machine: record }));
+        batch.push(item.message ?? fromJson(ImportRecordSchema, { key: item.key, machine: record }));
       } else {
         const hash = (record.hashedPassword as JsonObject | undefined)?.hash;
         if (typeof hash === "string") {
@@ -513,7 +513,7 @@ async function run(argv: string[], io: Io): Promise<number> {
           families.set(family, (families.get(family) ?? 0) + 1);
         } else if (record.password !== undefined) plaintext++;
         for (const m of (record.metadata as Array<{ value: string }> | undefined) ?? []) bytes += m.value.length;
-        batch.push(fromJson(ImportRecordSchema, { key: item.key, human: record }));
+        batch.push(item.message ?? fromJson(ImportRecordSchema, { key: item.key, human: record }));
       }
       batchEntries.push({ line: item.line, key: item.key });
       batchBytes += bytes;

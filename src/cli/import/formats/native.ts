@@ -33,16 +33,18 @@ export async function* convertNative(input: Readable, options: ConvertOptions = 
     try {
       if (value.key !== undefined && typeof value.key !== "string") throw new RecordError("key is not a string");
       if (!human && !machine) throw new RecordError('not an ImportRecord: it needs "human" (AddHumanUserRequest) or "machine" (CreateUserRequest)');
+      // The organisation goes in before the parse, so that the message carries it too.
+      if (options.orgId && human && human.organization === undefined) human.organization = { orgId: options.orgId };
+      if (options.orgId && !human && machine && machine.organizationId === undefined) machine.organizationId = options.orgId;
       const message = fromJson(ImportRecordSchema, value);
+      message.key = key ?? `line ${line}`;
       if (message.user.case === "human") {
         if (message.user.value.passwordType.case === "hashedPassword") checkHash(message.user.value.passwordType.value.hash);
-        if (options.orgId && human!.organization === undefined) human!.organization = { orgId: options.orgId };
-        yield { line, key: key ?? `line ${line}`, record: human! };
+        yield { line, key: message.key, record: human!, message };
       } else if (message.user.case === "machine") {
         if (message.user.value.userType.case !== "machine")
           throw new RecordError('"machine" must hold a CreateUserRequest with "machine" (humans go into "human")');
-        if (options.orgId && machine!.organizationId === undefined) machine!.organizationId = options.orgId;
-        yield { line, key: key ?? `line ${line}`, record: machine!, machine: true };
+        yield { line, key: message.key, record: machine!, machine: true, message };
       } else throw new RecordError('not an ImportRecord: it needs "human" or "machine"');
     } catch (err) {
       const text = err instanceof RecordError ? err.message : `not a valid ImportRecord: ${describe(err)}`;

@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Readable } from "node:stream";
+import type { ImportRecord } from "../../../../gen/userport/migration/v1/migration_pb.js";
 import type { FirebaseHashParameters } from "../../../domain/hashes/firebase.js";
 
 /**
@@ -14,6 +15,11 @@ export interface ConvertedUser {
   key: string;
   record: JsonObject;
   machine?: true;
+  /**
+   * The record already parsed into the bulk API's message (its key aside), when the converter
+   * had to parse it anyway to check it (native): sent as is instead of being parsed again.
+   */
+  message?: ImportRecord;
 }
 
 /** A user (or a line) that could not be converted: it fails alone, the rest goes on. */
