@@ -371,8 +371,6 @@ function enumCheck(rules: EnumRules, defined: Set<number>, err: (reason: string)
   };
 }
 
-const utf8 = new TextEncoder();
-
 /** Go's %q for a string, as PGV's `lit` prints prefixes and the like. */
 const goQuote = (s: string) => JSON.stringify(s);
 
@@ -406,7 +404,7 @@ function stringCheck(rules: StringRules, err: (reason: string) => string): Value
   const hasMaxBytes = set(f.maxBytes);
   const minBytes = Number(rules.minBytes);
   const maxBytes = Number(rules.maxBytes);
-  const bytes = (v: string) => utf8.encode(v).length;
+  const bytes = (v: string) => Buffer.byteLength(v, "utf8");
   if (set(f.lenBytes) || (hasMinBytes && hasMaxBytes && minBytes === maxBytes)) {
     const len = set(f.lenBytes) ? Number(rules.lenBytes) : minBytes;
     checks.push((v) => (bytes(v) !== len ? err(`value length must be ${len} bytes`) : undefined));
@@ -640,17 +638,17 @@ export function emailError(value: string): string | undefined {
     if (err instanceof MailError) return err.message;
     throw err;
   }
-  if (utf8.encode(address).length > 254) return "email addresses cannot exceed 254 characters";
+  if (Buffer.byteLength(address, "utf8") > 254) return "email addresses cannot exceed 254 characters";
   const at = address.indexOf("@");
-  if (utf8.encode(address.slice(0, at)).length > 64) return "email address local phrase cannot exceed 64 characters";
+  if (Buffer.byteLength(address.slice(0, at), "utf8") > 64) return "email address local phrase cannot exceed 64 characters";
   return hostnameError(address.slice(at + 1));
 }
 
 function hostnameError(host: string): string | undefined {
   const s = (host.endsWith(".") ? host.slice(0, -1) : host).toLowerCase();
-  if (utf8.encode(host).length > 253) return "hostname cannot exceed 253 characters";
+  if (Buffer.byteLength(host, "utf8") > 253) return "hostname cannot exceed 253 characters";
   for (const part of s.split(".")) {
-    const length = utf8.encode(part).length;
+    const length = Buffer.byteLength(part, "utf8");
     if (length === 0 || length > 63) return "hostname part must be non-empty and cannot exceed 63 characters";
     if (part.startsWith("-")) return "hostname parts cannot begin with hyphens";
     if (part.endsWith("-")) return "hostname parts cannot end with hyphens";
