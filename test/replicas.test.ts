@@ -200,6 +200,40 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     for (const replica of replicas) expect(replica.child.exitCode).toBeNull();
   });
 
+  it("keeps serving when the database ends a connection in the middle of a write", async () => {
+    const url = (await testDatabaseUrl(sharedDir))!;
+    const locker = new pg.Client({ connectionString: url });
+    const admin = new pg.Client({ connectionString: url });
+    await locker.connect();
+    await admin.connect();
+    const replica = replicas[0]!;
+    try {
+      // The lock holds the replica's write on a checked-out connection until that connection is ended.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+      const blocked = call(replica.url, token, "POST", "/management/v1/users/human/_import", importBody(`mid-write-${Date.now()}`));
+      let ended = 0;
+      for (let attempt = 0; attempt < 100 && ended === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const { rows } = await admin.query(
+          "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+        );
+        ended = rows.length;
+      }
+      expect(ended, "a write of the replica waited on the lock").toBeGreaterThan(0);
+      const answered = await blocked;
+      // The write failed with its connection (or was retried on a new one): never a dead process.
+      if (answered.status !== 200) expect(answered.body).toEqual({ code: 13, message: "Internal error", details: [] });
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      await locker.end();
+      await admin.end();
+    }
+    expect(replica.child.exitCode, replica.output()).toBeNull();
+    const after = await call(replica.url, token, "POST", "/management/v1/users/human/_import", importBody(`after-mid-write-${Date.now()}`));
+    expect(after.status).toBe(200);
+  });
+
   it("delivers each outbox message once, though both replicas dispatch", async () => {
     const users = Array.from({ length: 12 }, (_, i) => `mail-${i}-${randomBytes(3).toString("hex")}`);
     const created = await Promise.all(

@@ -29,6 +29,10 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   // An idle connection that breaks (the server restarts) must not crash the process; the pool
   // drops it and the next query opens a new one.
   pool.on("error", () => {});
+  // The pool listens for errors only on idle connections: one that breaks while checked out
+  // (a commit or read in flight when the server ends the backend) would emit an 'error' nobody
+  // hears and end the process. Its queries fail on their own; the pool drops it on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     const lock = await pool.connect();
