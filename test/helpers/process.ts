@@ -35,12 +35,16 @@ export async function serveProcess(port: number, env: Record<string, string>, op
   child.stderr!.on("data", (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
+  // Started: /healthz answers and the start lines are written. The server listens before
+  // `serve` says where its token is, so /healthz alone can win the race against that line.
+  const announced = () => /userport: (created|reusing) the instance/.test(output);
   for (let attempt = 0; attempt < 300; attempt++) {
     if (
-      await fetch(`${url}/healthz`).then(
+      announced() &&
+      (await fetch(`${url}/healthz`).then(
         (r) => r.ok,
         () => false,
-      )
+      ))
     )
       return { child, url, output: () => output, exited };
     if (child.exitCode !== null) break;
