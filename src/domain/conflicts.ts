@@ -17,3 +17,15 @@ export async function retryAfterConflict(err: unknown, attempt: number, kind = "
   await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
   return true;
 }
+
+/** Runs `attempt` (a read, then a write) again while it loses to another change of the same object. */
+export async function retryingConflicts<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (await retryAfterConflict(err, i)) continue;
+      throw err;
+    }
+  }
+}

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { type Principal, requireCommandPermission } from "./access.js";
 import { takeUserAttempt } from "./attempts.js";
-import { retryAfterConflict } from "./conflicts.js";
+import { retryingConflicts } from "./conflicts.js";
 import { PasskeyErrors } from "./error-catalogue.js";
 import type { IdGenerator } from "./ids.js";
 import type { Notifier } from "./notifications.js";
@@ -122,18 +122,16 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     });
   }
 
-  /** Runs `attempt` again when another change of the user committed between its read and write. */
+  /**
+   * Runs `attempt` again when another change of the user committed between its read and write; a
+   * credential id another passkey already has is ZITADEL's AlreadyExists.
+   */
   async function retrying<T>(attempt: () => Promise<T>): Promise<T> {
-    for (let i = 1; ; i++) {
-      try {
-        return await attempt();
-      } catch (err) {
-        if (await retryAfterConflict(err, i)) continue;
-        if (err instanceof UniqueViolation && err.kind === "passkey_credential") {
-          throw PasskeyErrors.alreadyExists();
-        }
-        throw err;
-      }
+    try {
+      return await retryingConflicts(attempt);
+    } catch (err) {
+      if (err instanceof UniqueViolation && err.kind === "passkey_credential") throw PasskeyErrors.alreadyExists();
+      throw err;
     }
   }
 
@@ -141,6 +139,22 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * Checks a registration code (ZITADEL's verifyUserPasskeyCode): a wrong, used, expired or
    * unknown one is `COMMAND-Eeb2a` and writes `user.human.passwordless.initialization.check.failed`.
    */
+  /**
+   * The user a registration step is for: with a code, anyone holding it (the code is checked);
+   * without one, the user itself or a caller with user.write on its organisation.
+   */
+  async function registrant(
+    input: { principal: Principal | undefined; instanceId: string; userId: string; code?: { id: string; code: string } },
+    creator: string,
+    at: number,
+  ): Promise<UserCredentials> {
+    const creds = await humanOf(input.instanceId, input.userId);
+    if (input.code) await checkCode(creds, input.code.id, input.code.code, creator, at);
+    else if (input.principal) authorize(input.principal, creds.user, "user.write");
+    else throw PasskeyErrors.codeInvalid();
+    return creds;
+  }
+
   async function checkCode(creds: UserCredentials, codeId: string, code: string, creator: string, at: number): Promise<void> {
     await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     const stored = await deps.store.codeById(creds.user.instanceId, creds.user.id, codeId);
@@ -239,11 +253,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   }) {
     const creator = input.principal?.userId ?? input.userId;
     return retrying(async () => {
-      const creds = await humanOf(input.instanceId, input.userId);
       const at = now();
-      if (input.code) await checkCode(creds, input.code.id, input.code.code, creator, at);
-      else if (input.principal) authorize(input.principal, creds.user, "user.write");
-      else throw PasskeyErrors.codeInvalid();
+      const creds = await registrant(input, creator, at);
       const { user } = creds;
       const rpId = input.domain || deps.rp.id;
       const existing = (await deps.store.passkeys(user.instanceId, user.id)).filter((p) => p.state === "READY" && p.credentialId);
@@ -310,11 +321,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   }) {
     const creator = input.principal?.userId ?? input.userId;
     return retrying(async () => {
-      const creds = await humanOf(input.instanceId, input.userId);
       const at = now();
-      if (input.code) await checkCode(creds, input.code.id, input.code.code, creator, at);
-      else if (input.principal) authorize(input.principal, creds.user, "user.write");
-      else throw PasskeyErrors.codeInvalid();
+      const creds = await registrant(input, creator, at);
       const { user } = creds;
       const token = (await deps.store.passkeys(user.instanceId, user.id)).find((p) => p.id === input.passkeyId && p.state === "NOT_READY");
       if (!token) throw PasskeyErrors.tokenNotFound();

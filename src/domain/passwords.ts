@@ -8,7 +8,7 @@ import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
 import type { CredentialChange, SessionStore, UserCredentials, AttemptLimiter } from "./ports.js";
 import type { User } from "./ports.js";
-import { retryAfterConflict } from "./conflicts.js";
+import { retryingConflicts } from "./conflicts.js";
 
 /** What proves a password change may happen; none means the caller's permission must. */
 export type PasswordVerification = { currentPassword: string } | { code: string } | undefined;
@@ -70,18 +70,6 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
     return creds;
   }
 
-  /** Runs `attempt` again when another change of the user committed between its read and write. */
-  async function retrying<T>(attempt: () => Promise<T>): Promise<T> {
-    for (let i = 1; ; i++) {
-      try {
-        return await attempt();
-      } catch (err) {
-        if (await retryAfterConflict(err, i)) continue;
-        throw err;
-      }
-    }
-  }
-
   async function verify(creds: UserCredentials, verification: NonNullable<PasswordVerification>, at: number) {
     await takeUserAttempt(deps.attempts, creds.user.instanceId, creds.user.id);
     if ("currentPassword" in verification) {
@@ -108,7 +96,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
     checkPasswordComplexity(input.password, DEFAULT_COMPLEXITY_POLICY);
     // Hashed once: a retry after a concurrent change reuses it.
     let hash: string | undefined;
-    return retrying(async () => {
+    return retryingConflicts(async () => {
       const creds = await humanOf(input.instanceId, input.orgId, input.userId, PasswordErrors.changeUserNotFound);
       const at = now();
       if (!input.verification) input.authorize(creds.user);
@@ -141,7 +129,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
    */
   async function requestReset(input: PasswordResetInput): Promise<{ user: User; code?: string }> {
     if (input.medium.kind === "send" && input.medium.urlTemplate !== undefined) checkUrlTemplate(input.medium.urlTemplate);
-    return retrying(async () => {
+    return retryingConflicts(async () => {
       const creds = await humanOf(input.instanceId, undefined, input.userId, PasswordErrors.setUserNotFound);
       input.authorize(creds.user);
       if (creds.user.state === "INITIAL") throw PasswordErrors.notYetInitialized();
