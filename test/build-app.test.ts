@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
 import { buildApp, buildDeps } from "../src/server.js";
-import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
+import { dropTestDatabase } from "./helpers/database.js";
+import { testConfig } from "./helpers/server.js";
 
 describe("buildApp", () => {
   const cleanup: Array<() => unknown> = [];
@@ -22,17 +22,7 @@ describe("buildApp", () => {
       await dropTestDatabase(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     });
-    const deps = await buildDeps({
-      ...loadConfig([], {}),
-      port: 0,
-      host: "127.0.0.1",
-      dataDir,
-      databaseUrl: await testDatabaseUrl(dataDir),
-      bcryptCost: 4,
-      logLevel: "silent",
-      rateLimitPerSource: 0,
-      rateLimitPerUser: 0,
-    });
+    const deps = await buildDeps(await testConfig(dataDir));
     cleanup.push(() => deps.store.close());
     const { app, rpcPaths, restRoutes } = await buildApp(deps);
     cleanup.push(() => app.close());

@@ -13,14 +13,9 @@ export interface TestServer extends RunningServer {
   dispose(): Promise<void>;
 }
 
-/**
- * Starts a real userport on a free port with its own data directory and store: SQLite, or a
- * fresh PostgreSQL database when USERPORT_TEST_DATABASE_URL is set. bcrypt runs at cost 4 so
- * tests stay quick; everything else is as `userport serve` runs it.
- */
-export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
-  const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "userport-test-"));
-  const config: Config = {
+/** The settings of a test server on `dataDir`: a free port, its own store, bcrypt at cost 4, quiet. */
+export async function testConfig(dataDir: string): Promise<Config> {
+  return {
     ...loadConfig([], {}),
     port: 0,
     host: "127.0.0.1",
@@ -32,9 +27,17 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     // chance. test/rate-limits.test.ts turns them on with limits of its own.
     rateLimitPerSource: 0,
     rateLimitPerUser: 0,
-    ...overrides,
   };
-  const server = await startServer(config);
+}
+
+/**
+ * Starts a real userport on a free port with its own data directory and store: SQLite, or a
+ * fresh PostgreSQL database when USERPORT_TEST_DATABASE_URL is set. bcrypt runs at cost 4 so
+ * tests stay quick; everything else is as `userport serve` runs it.
+ */
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "userport-test-"));
+  const server = await startServer({ ...(await testConfig(dataDir)), ...overrides });
   return {
     ...server,
     token: readFileSync(server.adminTokenFile, "utf8").trim(),
