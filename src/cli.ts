@@ -202,6 +202,8 @@ async function token(args: string[]): Promise<void> {
     });
     say(`issued a new token of ${issued.userName} (${issued.userId}, IAM_OWNER) into ${issued.file} (mode 0600)`);
     if (values["revoke-others"]) say(`revoked ${issued.revoked} other token(s) of ${issued.userName}`);
+    // Serving replicas on PostgreSQL forget the revoked tokens' caller at once.
+    if (issued.revoked > 0) await store.notices?.send({ forget: "callers" });
   } finally {
     await store.close();
   }

@@ -43,6 +43,8 @@ export interface Config {
    */
   rateLimitPerSource: number;
   rateLimitPerUser: number;
+  /** How long a caller behind a personal access token is remembered (src/domain/authentication.ts); 0: read on every request. */
+  callerCacheMs: number;
   rateLimitWindowSeconds: number;
   /** How long a shutdown may take before the process ends anyway. */
   shutdownGraceMs: number;
@@ -119,6 +121,13 @@ export const SETTINGS: readonly Setting[] = [
   },
   { key: "rateLimitPerUser", env: "USERPORT_RATE_LIMIT_PER_USER", value: "<n>", default: "10", help: "password and code checks per user per window (0: off)" },
   { key: "rateLimitWindowSeconds", env: "USERPORT_RATE_LIMIT_WINDOW_SECONDS", value: "<s>", default: "1", help: "the window the rate limits count in" },
+  {
+    key: "callerCacheMs",
+    env: "USERPORT_CALLER_CACHE_MS",
+    value: "<ms>",
+    default: "1000",
+    help: "how long a token's caller is remembered (0: read it on every request)",
+  },
   { key: "logLevel", env: "USERPORT_LOG_LEVEL", value: "<level>", default: "info", help: "fatal, error, warn, info, debug, trace or silent" },
   {
     key: "shutdownGraceMs",
@@ -276,6 +285,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     shutdownGraceMs: int("shutdownGraceMs", 30_000, 1),
     rateLimitPerSource: int("rateLimitPerSource", 50),
     rateLimitPerUser: int("rateLimitPerUser", 10),
+    callerCacheMs: int("callerCacheMs", 1000),
     rateLimitWindowSeconds: int("rateLimitWindowSeconds", 1, 1),
     settingNames: names,
   };

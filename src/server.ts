@@ -176,7 +176,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
   let store: Db;
   try {
     store = refusingWritesOfEndedRequests(
-      config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize) : await openSqlite(config.dataDir),
+      config.databaseUrl ? await openPostgres(config.databaseUrl, config.databasePoolSize, { listen: true }) : await openSqlite(config.dataDir),
     );
   } catch (err) {
     throw describeStoreError(config, err) ?? err;
@@ -282,8 +282,9 @@ export async function buildDeps(config: Config): Promise<Deps> {
   const callerAccess = createCallerAccess({
     credentials: createCredentialStore(store),
     now,
-    // Replicas on PostgreSQL cannot clear each other's memory: there every request reads the caller.
-    callerCacheMs: store.dialect === "sqlite" ? 1000 : 0,
+    callerCacheMs: config.callerCacheMs,
+    // Replicas on PostgreSQL tell each other what to forget.
+    replicas: store.notices,
   });
   const forgetCallers = callerAccess.forgetCallers;
   const states = createUserStateCommands({ store: userStore, onCallerChanged: forgetCallers });

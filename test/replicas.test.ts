@@ -25,6 +25,8 @@ async function startReplica(databaseUrl: string, masterKey: string, smtpUrl: str
     USERPORT_OUTBOX_POLL_MS: "50",
     USERPORT_BCRYPT_COST: "4",
     USERPORT_LOG_LEVEL: "warn",
+    // Far longer than any test: a replica that forgets a caller here does so because it was told to.
+    USERPORT_CALLER_CACHE_MS: "600000",
   });
   // A replica that did not start leaves no directory behind.
   started.catch(() => rmSync(dirname(dataDir), { recursive: true, force: true }));
@@ -232,6 +234,84 @@ describe.runIf(testPostgresUrl)("two replicas on one PostgreSQL", () => {
     expect(replica.child.exitCode, replica.output()).toBeNull();
     const after = await call(replica.url, token, "POST", "/management/v1/users/human/_import", importBody(`after-mid-write-${Date.now()}`));
     expect(after.status).toBe(200);
+  });
+
+  /** The replicas' listening connections (src/store/replica-notices.ts), by backend pid. */
+  async function listeners(admin: pg.Client): Promise<number[]> {
+    const { rows } = await admin.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'userport replica notices'",
+    );
+    return rows.map((row) => row.pid);
+  }
+
+  /** The listening connections once both replicas listen on connections other than `ended` (a replica listens again a second after it lost one). */
+  async function bothListening(admin: pg.Client, ended: number[] = []): Promise<number[]> {
+    let pids: number[] = [];
+    for (let attempt = 0; attempt < 100; attempt++) {
+      pids = (await listeners(admin)).filter((pid) => !ended.includes(pid));
+      if (pids.length === 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return pids;
+  }
+
+  /**
+   * A service user with ORG_OWNER and a token, made through replica 0; its token is then used on
+   * replica 1 (which remembers its caller), removed through replica 0, and must be refused by
+   * replica 1 without waiting out the ten minutes it may remember callers for.
+   */
+  async function removedTokenRefusedOnTheOtherReplica(tag: string) {
+    const [first, second] = [replicas[0]!.url, replicas[1]!.url];
+    const machine = await call(first, token, "POST", "/management/v1/users/machine", { userName: `robot-${tag}`, name: "Robot" });
+    expect(machine.status, JSON.stringify(machine.body)).toBe(200);
+    const userId = machine.body.userId as string;
+    expect((await call(first, token, "POST", "/management/v1/orgs/me/members", { userId, roles: ["ORG_OWNER"] })).status).toBe(200);
+    const pat = await call(first, token, "POST", `/management/v1/users/${userId}/pats`, {});
+    expect(pat.status, JSON.stringify(pat.body)).toBe(200);
+    const robotToken = pat.body.token as string;
+    const readSelf = (url: string) => call(url, robotToken, "GET", `/management/v1/users/${userId}`, undefined);
+    expect((await readSelf(second)).status, "the token works on the other replica, which now remembers its caller").toBe(200);
+
+    expect((await call(first, token, "DELETE", `/management/v1/users/${userId}/pats/${pat.body.tokenId as string}`, {})).status).toBe(200);
+    expect((await readSelf(first)).status, "the replica that removed it refuses it at once").toBe(401);
+    let refused: Awaited<ReturnType<typeof readSelf>> | undefined;
+    // The notice takes milliseconds; ten seconds bound the wait, far below the ten minutes of memory.
+    for (let attempt = 0; attempt < 200 && refused === undefined; attempt++) {
+      const answer = await readSelf(second);
+      if (answer.status === 401) refused = answer;
+      else {
+        expect(answer.status).toBe(200);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    expect(refused?.body, "the other replica refuses the removed token once the notice arrived").toMatchObject({ code: 16 });
+  }
+
+  it("refuses a token removed through one replica on the other as soon as the notice arrives, though replicas remember callers for minutes", async () => {
+    const admin = new pg.Client({ connectionString: await testDatabaseUrl(sharedDir) });
+    await admin.connect();
+    try {
+      // (An earlier test ended every connection of the replicas: they may be about to listen again.)
+      expect(await bothListening(admin), "each replica keeps one connection listening").toHaveLength(2);
+    } finally {
+      await admin.end();
+    }
+    await removedTokenRefusedOnTheOtherReplica(randomBytes(4).toString("hex"));
+  });
+
+  it("listens again when the database ends a replica's listening connection, and hears notices as before", async () => {
+    const admin = new pg.Client({ connectionString: await testDatabaseUrl(sharedDir) });
+    await admin.connect();
+    try {
+      const before = await bothListening(admin);
+      expect(before).toHaveLength(2);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [before]);
+      expect(await bothListening(admin, before), "both replicas listen again, on new connections").toHaveLength(2);
+    } finally {
+      await admin.end();
+    }
+    await removedTokenRefusedOnTheOtherReplica(randomBytes(4).toString("hex"));
+    for (const replica of replicas) expect(replica.child.exitCode).toBeNull();
   });
 
   it("delivers each outbox message once, though both replicas dispatch", async () => {

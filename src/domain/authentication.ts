@@ -1,5 +1,5 @@
 import { AuthErrors } from "./error-catalogue.js";
-import type { CredentialStore } from "./ports.js";
+import type { CredentialStore, ReplicaNotice, ReplicaNotices } from "./ports.js";
 import { type Principal, principalOfSession, requirePermission } from "./access.js";
 import { tokenDigest } from "./secrets.js";
 
@@ -39,16 +39,40 @@ const CALLER_CACHE_SIZE = 10_000;
  * Authentication and the organisation check of every call, whatever the protocol.
  *
  * Callers by personal access token are remembered for at most `callerCacheMs` and never past the
- * token's expiry: hashing the token and joining three tables on every request is a tenth of an
- * import's cost. Every change that can affect a caller clears them through {@link forgetCallers}.
- * Replicas cannot clear each other's memory, so with several (PostgreSQL) `callerCacheMs` is 0,
- * and organisations known to exist are then not remembered either.
+ * token's expiry, and organisations once seen to exist: hashing the token and joining three tables
+ * on every request is a tenth of an import's cost on SQLite, and on PostgreSQL these reads were
+ * two of an import's three round trips before its write. Every change that can affect a caller
+ * clears them through {@link CallerAccess.forgetCallers}. With `replicas` (several processes on
+ * one PostgreSQL database), that change is also announced to every other replica, which forgets
+ * as soon as the notice arrives (milliseconds; a caller refused on the replica that made the
+ * change may pass once more on another meanwhile), and a replica that may have missed notices (its
+ * listening connection is down) remembers nothing until it listens again.
+ * A lookup that was under way while its replica forgot is not remembered: it may have read the
+ * state from before the change.
  * Session tokens are read anew on every request, so a session that ends stops working at once.
  */
-export function createCallerAccess(deps: { credentials: CredentialStore; now: () => number; callerCacheMs: number }): CallerAccess {
-  const { credentials, now, callerCacheMs } = deps;
+export function createCallerAccess(deps: { credentials: CredentialStore; now: () => number; callerCacheMs: number; replicas?: ReplicaNotices }): CallerAccess {
+  const { credentials, now, callerCacheMs, replicas } = deps;
   const callers = new Map<string, { principal: Principal; until: number }>();
   const existingOrgs = new Set<string>();
+  // Counts the times this replica forgot: a lookup remembers its answer only if none happened while it ran.
+  let forgotten = 0;
+  const remembering = () => callerCacheMs > 0 && (replicas === undefined || replicas.listening());
+  const forget = (notice: ReplicaNotice) => {
+    forgotten++;
+    if (notice.forget === "org") existingOrgs.delete(`${notice.instanceId}/${notice.orgId}`);
+    else {
+      callers.clear();
+      if (notice.forget === "everything") existingOrgs.clear();
+    }
+  };
+  replicas?.onNotice(forget);
+  const announce = (notice: ReplicaNotice) => {
+    forget(notice);
+    // A notice that cannot be sent (the database just went away) leaves the other replicas
+    // remembering for at most callerCacheMs; the change itself is already committed.
+    void replicas?.send(notice).catch(() => {});
+  };
 
   async function orgOf(principal: Principal, requested: RequestedOrg): Promise<string> {
     // v2's organization.org_domain names an organisation by one of its verified domains.
@@ -57,9 +81,9 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
     const orgId = byDomain ?? (requested.orgId || requested.contextOrgId || principal.orgId);
     const key = `${principal.instanceId}/${orgId}`;
     if (!existingOrgs.has(key)) {
+      const before = forgotten;
       if (!(await credentials.orgExists(principal.instanceId, orgId))) throw AuthErrors.orgNotFound();
-      // Replicas cannot clear each other's memory of organisations (a removed one): with several, look each up.
-      if (callerCacheMs > 0) existingOrgs.add(key);
+      if (remembering() && forgotten === before) existingOrgs.add(key);
     }
     return orgId;
   }
@@ -73,9 +97,10 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
       const cached = callers.get(token);
       if (cached && cached.until > at) return cached.principal;
       const digest = tokenDigest(token);
+      const before = forgotten;
       const found = await credentials.tokenOwner(digest, at);
       if (!found) return principalOfSession(await credentials.sessionCredential(digest), at);
-      if (callerCacheMs > 0) {
+      if (remembering() && forgotten === before) {
         if (callers.size >= CALLER_CACHE_SIZE) callers.delete(callers.keys().next().value!);
         callers.set(token, { principal: found.principal, until: Math.min(at + callerCacheMs, found.tokenExpiresAt) });
       }
@@ -86,7 +111,7 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
       requirePermission(principal, permission, orgId);
       return { instanceId: principal.instanceId, orgId, creator: principal.userId };
     },
-    forgetCallers: () => callers.clear(),
-    forgetOrg: (instanceId, orgId) => existingOrgs.delete(`${instanceId}/${orgId}`),
+    forgetCallers: () => announce({ forget: "callers" }),
+    forgetOrg: (instanceId, orgId) => announce({ forget: "org", instanceId, orgId }),
   };
 }

@@ -522,6 +522,29 @@ export interface CredentialStore {
   orgOfVerifiedDomain(instanceId: string, domain: string): Promise<string | undefined>;
 }
 
+/** What a replica tells the others (and hears from them) about what they may remember. */
+export type ReplicaNotice =
+  /** Callers may have changed (a token removed, a user deactivated, a role taken away): forget every remembered caller. */
+  | { forget: "callers" }
+  /** The organisation was removed: forget that it exists. */
+  | { forget: "org"; instanceId: string; orgId: string }
+  /** Notices may have been missed (the listening connection was lost): forget everything remembered. */
+  | { forget: "everything" };
+
+/**
+ * How replicas sharing one store keep what they remember of callers and organisations in step:
+ * each change that can affect a caller is announced to every replica. src/store/replica-notices.ts
+ * implements it on PostgreSQL (LISTEN/NOTIFY); the embedded SQLite store has no replicas.
+ */
+export interface ReplicaNotices {
+  /** Whether this replica hears every notice now (its listening connection is up): only then may it remember. */
+  listening(): boolean;
+  /** Announces `notice` to every replica, this one included; resolves once the store took it. */
+  send(notice: ReplicaNotice): Promise<void>;
+  /** Calls `heard` with each notice, and with `{ forget: "everything" }` whenever notices may have been missed. */
+  onNotice(heard: (notice: ReplicaNotice) => void): void;
+}
+
 /**
  * Bounds how often one user's credentials (a password, a one-time code) may be checked within a
  * time window, so that neither a guesser nor a flood of requests spread over many sources makes

@@ -5,6 +5,7 @@ import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
 import { CommitQueue } from "./commit-queue.js";
 import { migrateToLatest } from "./migrations.js";
+import type { ReplicaNotices } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 import type { Database } from "./schema.js";
 
@@ -47,6 +48,8 @@ export interface Db {
   close(): Promise<void>;
   /** Connections to the database: open, idle, and requests waiting for one (for metrics). */
   connections(): { open: number; idle: number; waiting: number };
+  /** How replicas on one PostgreSQL database tell each other what to forget; the embedded SQLite store has none. */
+  notices?: ReplicaNotices;
 }
 
 /**

@@ -4,6 +4,7 @@ import { UniqueViolation } from "../domain/ports.js";
 import type { Db, WriteQueue } from "./db.js";
 import { migrateToLatest } from "./migrations.js";
 import type { WriteStatement } from "./prepared.js";
+import { openReplicaNotices } from "./replica-notices.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -23,8 +24,9 @@ const MIGRATION_LOCK = 4_242_001;
 /**
  * Opens the PostgreSQL store at `url` and migrates it. Several replicas may start together: the
  * first to take the advisory lock migrates, the others find the schema current once they get it.
+ * A serving replica (`listen`) also listens for the others' notices (src/store/replica-notices.ts).
  */
-export async function openPostgres(url: string, poolSize: number): Promise<Db> {
+export async function openPostgres(url: string, poolSize: number, options: { listen: boolean } = { listen: false }): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
   // An idle connection that breaks (the server restarts) must not crash the process; the pool
   // drops it and the next query opens a new one.
@@ -49,12 +51,15 @@ export async function openPostgres(url: string, poolSize: number): Promise<Db> {
   }
   const names = new StatementNames();
   const writes = new PgCommitQueue(pool, names);
+  const notices = await openReplicaNotices(url, pool, options);
   return {
     dialect: "postgres",
+    notices,
     db,
     read: async <Row>(query: CompiledQuery) => (await pool.query<Row & pg.QueryResultRow>(names.config(query.sql, query.parameters))).rows as Row[],
     writes,
     async close() {
+      await notices.close();
       await writes.close();
       await db.destroy();
     },
