@@ -173,14 +173,24 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
   const orgScoped = prepare<{ instance_id: string; id: string }>(
     db.selectFrom("orgs").select("user_login_must_be_domain").where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
   );
-  // A verified domain is claimed instance-wide by its organisation: one primary-key lookup.
-  const domainOwner = prepare<{ instance_id: string; kind: string; value: string }>(
-    db
-      .selectFrom("unique_constraints")
-      .select("owner_id")
-      .where("instance_id", "=", param<string>("instance_id"))
-      .where("kind", "=", param<string>("kind"))
-      .where("value", "=", param<string>("value")),
+  // With a domain in the username, the organisation's flag and the owner of that domain (a
+  // verified domain is claimed instance-wide by its organisation) in one round trip.
+  const orgScopedAndDomainOwner = prepare<{ instance_id: string; id: string; kind: string; value: string }>(
+    db.selectNoFrom((eb) => [
+      eb
+        .selectFrom("orgs")
+        .select("user_login_must_be_domain")
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("id", "=", param<string>("id"))
+        .as("user_login_must_be_domain"),
+      eb
+        .selectFrom("unique_constraints")
+        .select("owner_id")
+        .where("instance_id", "=", param<string>("instance_id"))
+        .where("kind", "=", param<string>("kind"))
+        .where("value", "=", param<string>("value"))
+        .as("owner_id"),
+    ]),
   );
   return {
     createUser: (creation) => writes.run([...userCreationStatements(insert, creation), ...outboxStatements(db, creation.outbox)]),
@@ -249,13 +259,14 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
       return rows[0] && (await withLoginNames(instanceId, [toUser(rows[0])]))[0];
     },
     async usernameRules(instanceId, orgId, username) {
-      const flag = await read<{ user_login_must_be_domain: number }>(orgScoped.bind({ instance_id: instanceId, id: orgId }));
       const at = username.lastIndexOf("@");
-      const owner =
+      const [row] =
         at < 0
-          ? []
-          : await read<{ owner_id: string }>(domainOwner.bind({ instance_id: instanceId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }));
-      return { orgScoped: Number(flag[0]?.user_login_must_be_domain ?? 0) === 1, domainOwner: owner[0]?.owner_id };
+          ? await read<{ user_login_must_be_domain: number; owner_id?: undefined }>(orgScoped.bind({ instance_id: instanceId, id: orgId }))
+          : await read<{ user_login_must_be_domain: number | null; owner_id: string | null }>(
+              orgScopedAndDomainOwner.bind({ instance_id: instanceId, id: orgId, kind: "org_domain", value: username.slice(at + 1).toLowerCase() }),
+            );
+      return { orgScoped: Number(row?.user_login_must_be_domain ?? 0) === 1, domainOwner: row?.owner_id ?? undefined };
     },
     async findCode(instanceId, userId, kind) {
       const row = await db
