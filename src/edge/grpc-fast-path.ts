@@ -79,6 +79,8 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
   const input = serialization.getI(true);
   const output = serialization.getO(true);
   const method: DescMethod = spec.method;
+  /** The response compression negotiated, by `grpc-accept-encoding` value. */
+  const negotiated = new Map<string | null, Compression | null>();
 
   return {
     readMaxBytes: opt.readMaxBytes,
@@ -101,17 +103,19 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
 
     async answer(message, call) {
       const context = call.context(method);
-      const compression = compressionNegotiate(
-        opt.acceptCompression,
-        context.requestHeader.get(grpc.headerEncoding),
-        context.requestHeader.get(grpc.headerAcceptEncoding),
-        grpc.headerAcceptEncoding,
-      );
-      if (compression.response) context.responseHeader.set(grpc.headerEncoding, compression.response.name);
+      // Only identity requests come here: the response's compression depends on the accepted ones alone.
+      const accepted = context.requestHeader.get(grpc.headerAcceptEncoding);
+      let compression = negotiated.get(accepted);
+      if (compression === undefined) {
+        compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
+        if (negotiated.size >= 64) negotiated.clear();
+        negotiated.set(accepted, compression);
+      }
+      if (compression) context.responseHeader.set(grpc.headerEncoding, compression.name);
       let body: Uint8Array | undefined;
       try {
         const result = await invokeUnaryImplementation(spec, context, message as never, opt.interceptors);
-        const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression.response, opt.compressMinBytes);
+        const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression, opt.compressMinBytes);
         body = new Uint8Array(5 + envelope.data.byteLength);
         body[0] = envelope.flags;
         new DataView(body.buffer).setUint32(1, envelope.data.byteLength);

@@ -228,11 +228,21 @@ function readingOn(stream: http2.ServerHttp2Stream, chunks: Buffer[]): AsyncIter
   };
 }
 
-/** The URL received, as Connect's node adapter builds it. */
+/** The origin of the last authority seen: a client sends the same one on every call. */
+let lastOrigin = { scheme: "", authority: "", origin: "" };
+
+/**
+ * The URL received, as Connect's node adapter builds it (`new URL(path, scheme://authority)`).
+ * The path is a method's, which URL parsing leaves as it is; the origin is parsed once per
+ * authority.
+ */
 function urlOf(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, path: string): string {
-  const encrypted = (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  const authority = headers[":authority"] ?? headers.host;
-  return new URL(path, `${encrypted ? "https" : "http"}://${authority}`).toString();
+  const scheme = (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true ? "https" : "http";
+  const authority = headers[":authority"] ?? headers.host ?? "";
+  if (lastOrigin.scheme !== scheme || lastOrigin.authority !== authority) {
+    lastOrigin = { scheme, authority, origin: new URL(`${scheme}://${authority}`).origin };
+  }
+  return lastOrigin.origin + path;
 }
 
 /** The gRPC code of a reset, as Connect's node adapter maps it (connectErrorFromH2ResetCode). */
