@@ -35,7 +35,9 @@ export interface StreamSlot {
  * negotiated, without TLS by sniffing the first bytes for the HTTP/2 client preface (gRPC and
  * Connect over h2c send it; browsers, curl and gRPC-Web over HTTP/1.1 do not). Closing the
  * returned server stops accepting, lets in-flight requests finish, then closes idle HTTP/1.1
- * connections and HTTP/2 sessions.
+ * connections and HTTP/2 sessions. Each HTTP/2 stream is offered to `streams.take` first
+ * (unary gRPC served without fastify, src/edge/grpc-stream.ts); the rest reach fastify through
+ * node's compatibility layer as before.
  */
 export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = {}) {
   // Typed as fastify's default HTTP/1 factory: fastify handles HTTP/2 compat requests alike.
@@ -63,7 +65,8 @@ export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = 
         if (replay) replays.set(stream, replay);
         compat(stream, headers, flags, raw);
       };
-      if (!streams.take?.(stream, headers, handOver)) compat(stream, headers, flags, raw);
+      // While closing, fastify answers new requests itself (503, its return503OnClosing).
+      if (closing || !streams.take?.(stream, headers, handOver)) compat(stream, headers, flags, raw);
     });
     const sessions = new Set<http2.Http2Session>();
     h2.on("stream", resetWhenAnswered);
