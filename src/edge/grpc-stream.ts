@@ -83,6 +83,7 @@ function serve(
   handOver: Parameters<StreamTaker>[2],
   options: GrpcStreamsOptions,
 ): void {
+  const arrived = Date.now();
   const chunks: Buffer[] = [];
   let size = 0;
   // The read must not outlive the caller's deadline: Connect's handler then answers
@@ -99,7 +100,8 @@ function serve(
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     const message = fast.decode(body);
     if (message === undefined) handOver(replayed(chunks));
-    else void answer(stream, headers, path, fast, message, timeoutMs, options);
+    // The deadline counts from the request's arrival, as in Connect's handler (its context is made before the read).
+    else void answer(stream, headers, path, fast, message, timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - arrived), options);
   };
   const onClose = () => {
     detach();
