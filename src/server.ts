@@ -52,7 +52,8 @@ import { loggerOptions } from "./edge/log-redaction.js";
 import { registerRpcRoutes } from "./edge/rpc-routes.js";
 import { type Dispatcher, smtpSender, startDispatcher } from "./notify/dispatcher.js";
 import { alignEnvelopeChunks } from "./edge/envelope-chunks.js";
-import { onePortServerFactory, type TlsFiles } from "./edge/one-port.js";
+import { onePortServerFactory, type StreamSlot, type TlsFiles } from "./edge/one-port.js";
+import { createGrpcStreams } from "./edge/grpc-stream.js";
 import { createDataDir, describeStoreError, preflight } from "./edge/preflight.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
 import { type Db, openSqlite } from "./store/db.js";
@@ -347,6 +348,8 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
   const { config, tls, store, instance, readiness, lifecycle, metrics, callerAccess, userStore, limitSource } = deps;
   const { users, idps, lockout, passwords, sessionCommands, passkeys, states, queries, changes, orgs, machineSecrets } = deps;
   const { verification, personalAccessTokens, bulk, importData } = deps;
+  // Unary gRPC calls are served off the HTTP/2 stream once the routes are known (src/edge/grpc-stream.ts).
+  const streams: StreamSlot = {};
   const app = Fastify({
     logger: loggerOptions(config.logLevel),
     genReqId: requestId,
@@ -354,7 +357,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     logController: new LogController({
       disableRequestLogging: config.logLevel !== "debug" && config.logLevel !== "trace",
     }),
-    serverFactory: onePortServerFactory(tls),
+    serverFactory: onePortServerFactory(tls, streams),
     bodyLimit: config.bodyLimitBytes,
     // A path parameter holds an id of up to 200 runes; percent-encoded, a rune takes up to 12 bytes.
     routerOptions: { maxParamLength: 2400 },
@@ -425,7 +428,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
   });
   // Registered first, so that every request (CORS preflights and 404s too) gets an id and a line.
   const restRpcs = new Map<string, string>();
-  registerAccessLog(app, { restRpcs, onResponse: metrics.request });
+  const streamCallLog = registerAccessLog(app, { restRpcs, onResponse: metrics.request });
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -462,12 +465,21 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
   await app.register(async (rpc) => {
     registerGrpcMessageEncoding(rpc);
     alignEnvelopeChunks(rpc);
-    rpcPaths = registerRpcRoutes(rpc, {
+    const served = registerRpcRoutes(rpc, {
       interceptors: rpcInterceptors,
       routes: connectRoutes,
       jsonOptions: rpcJsonOptions,
       contextValues: (request) => createContextValues().set(clientAddressKey, request.ip),
       readMaxBytes: config.bodyLimitBytes,
+    });
+    rpcPaths = served.paths;
+    // CORS (when configured) only looks at requests with an Origin, which the stream path leaves to fastify.
+    streams.take = createGrpcStreams({
+      fastPaths: served.fastPaths,
+      log: streamCallLog,
+      contextValues: (address) => createContextValues().set(clientAddressKey, address ?? ""),
+      // At debug, fastify writes request lines of its own: every request goes through it.
+      enabled: () => app.log.level !== "debug" && app.log.level !== "trace",
     });
   });
 

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { performance } from "node:perf_hooks";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -26,7 +27,11 @@ const CLIENT_ID = /^[\w.:@/+=-]{1,128}$/;
 
 /** fastify's `genReqId`: the client's `x-request-id`, or a new UUID. */
 export function requestId(req: IncomingMessage): string {
-  const given = req.headers["x-request-id"];
+  return requestIdOf(req.headers);
+}
+
+function requestIdOf(headers: IncomingHttpHeaders): string {
+  const given = headers["x-request-id"];
   return typeof given === "string" && CLIENT_ID.test(given) ? given : randomUUID();
 }
 
@@ -55,7 +60,7 @@ export interface AccessLogOptions {
  * protocol), the outcome (gRPC code and HTTP status), how long it took and who called, and never
  * a secret: no query string (it can hold a session token), no headers, no bodies.
  */
-export function registerAccessLog(app: FastifyInstance, options: AccessLogOptions): void {
+export function registerAccessLog(app: FastifyInstance, options: AccessLogOptions): StreamCallLog {
   app.addHook("onRequest", (request, reply, done) => {
     // The Connect handlers see the id too (it is part of the request's headers).
     request.raw.headers["x-request-id"] = request.id;
@@ -97,6 +102,79 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
     else request.log.info(line, "request");
     done();
   });
+  return {
+    start(headers, path) {
+      const id = requestIdOf(headers);
+      // As the onRequest hook does: the implementation sees the id in the request's headers.
+      headers["x-request-id"] = id;
+      const record = new StreamRecord(app.log, id);
+      const started = performance.now();
+      return {
+        id,
+        run: (work) => current.run(record, work),
+        finish(grpcCode, cancelled) {
+          const ms = performance.now() - started;
+          const rpc = record.rpc ?? path.slice(1);
+          const code = cancelled ? "CANCELLED" : (record.code ?? codeName(Number(grpcCode ?? 0)));
+          options.onResponse(rpc, "grpc", code, ms / 1000);
+          if ((LEVELS[app.log.level] ?? 0) > LEVELS.info!) return;
+          const line = {
+            method: "POST",
+            path,
+            rpc,
+            protocol: "grpc",
+            status: 200,
+            code,
+            durationMs: Math.round(ms * 100) / 100,
+            ...(record.caller ? { caller: record.caller } : {}),
+          };
+          record.log.info(line, "request");
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The access log of gRPC calls served straight off the HTTP/2 stream, without fastify
+ * (src/edge/grpc-stream.ts): the same request id (the client's `x-request-id`, or a new one,
+ * seen by the implementation in the request's headers), the same record for `observeService`
+ * and `requestLog()`, and the same line and metrics as the hooks above give a gRPC call
+ * (method POST, the path, the RPC, protocol "grpc", HTTP status 200, the gRPC code, the duration
+ * from the request's arrival to the stream's close, the caller).
+ */
+export interface StreamCallLog {
+  /** Starts the record of one call: `headers` get its id in `x-request-id`. */
+  start(headers: IncomingHttpHeaders, path: string): StreamCall;
+}
+
+export interface StreamCall {
+  /** The request id, to return in `x-request-id`. */
+  readonly id: string;
+  /** Runs `work` in the call's context (its record, its log lines' `reqId`). */
+  run<T>(work: () => T): T;
+  /**
+   * Writes the line and counts the call: the outcome the service recorded, else `grpcCode` (the
+   * status sent; absent: OK); CANCELLED when the client went away before it was answered.
+   */
+  finish(grpcCode: string | undefined, cancelled: boolean): void;
+}
+
+/** A call's record whose logger (a pino child with the `reqId`) is only made when a line is written. */
+class StreamRecord implements RequestRecord {
+  rpc?: string;
+  code?: string;
+  caller?: string;
+  #log: FastifyBaseLogger | undefined;
+  constructor(
+    private readonly root: FastifyBaseLogger,
+    private readonly id: string,
+  ) {}
+  get log(): FastifyBaseLogger {
+    // As fastify makes a request's logger (its default childLoggerFactory, requestIdLogLabel "reqId").
+    this.#log ??= this.root.child({ reqId: this.id });
+    return this.#log;
+  }
 }
 
 /**

@@ -1,19 +1,20 @@
+import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import {
   type Compression,
   compressionNegotiate,
   createMethodSerializationLookup,
   envelopeCompress,
   invokeUnaryImplementation,
-  type UniversalServerRequest,
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import * as grpc from "@connectrpc/connect/protocol-grpc";
 
 /**
  * A leaner hosting of Connect's own unary gRPC handler, for the one case that dominates gRPC
- * traffic: a unary call over HTTP/2 with one uncompressed binary message.
+ * traffic: a unary call over HTTP/2 with one uncompressed binary message. It is served straight
+ * off the HTTP/2 stream by src/edge/grpc-stream.ts; this module is the Connect half of it.
  *
  * Why it exists: Connect's universal gRPC handler runs every call, unary ones included, through
  * its streaming machinery (a pipe of async-generator transforms that split, decompress and parse
@@ -24,37 +25,31 @@ import * as grpc from "@connectrpc/connect/protocol-grpc";
  * same user. It is not configurable.
  *
  * What it keeps identical: the implementation and its interceptors run through Connect's own
- * `invokeUnaryImplementation` with a context from Connect's own `createHandlerContext` (deadline
- * from `grpc-timeout`, cancellation when the client resets the stream, request headers, response
- * headers and trailers); the message is parsed and serialized by Connect's own serialization
- * lookup; errors become trailers through Connect's own `setTrailerStatus`; compression is
- * negotiated and applied with Connect's own functions, so `grpc-encoding` and compressed
- * responses are what Connect would send. The response goes out through the same Node response
- * object (so the `grpc-message` re-encoding of src/edge/grpc-message.ts, the access log and the
- * metrics see it as before).
+ * `invokeUnaryImplementation`, with a handler context holding what Connect's `createHandlerContext`
+ * would (deadline from `grpc-timeout`, cancellation when the client resets the stream, request
+ * headers, response headers and trailers, the context values); the message is parsed and
+ * serialized by Connect's own serialization lookup; errors become trailers through Connect's own
+ * `setTrailerStatus`; compression is negotiated and applied with Connect's own functions, so
+ * `grpc-encoding` and compressed responses are what Connect would send.
  *
- * What it leaves to Connect: everything else. The body is read first; a request that is not
- * exactly one complete, uncompressed envelope within the size limit, whose message does not
- * parse, whose timeout header does not parse, whose compression is not identity, that does not
- * end before its deadline, or whose client goes away while it is read, is handed to Connect's
- * handler with the bytes read so far replayed in front of the rest of the body, and Connect
- * answers it exactly as before (src/edge/undecodable.ts included).
+ * What it leaves to Connect: everything else. A request that is not exactly one complete,
+ * uncompressed envelope within the size limit, whose message does not parse, whose timeout header
+ * does not parse, whose compression is not identity, or that does not end before its deadline, is
+ * handed to Connect's handler (with the bytes read so far replayed in front of the rest of the
+ * body), and Connect answers it exactly as before (src/edge/undecodable.ts included).
  */
 export interface GrpcFastPath {
-  /** Whether `headers` describe a call this path may take (binary gRPC, identity encoding, HTTP/2). */
-  applies(httpVersion: string, headers: Record<string, string | string[] | undefined>): boolean;
+  /** The largest message Connect's handler would read. */
+  readonly readMaxBytes: number;
   /**
-   * Reads the request. Resolves with a function that answers the call, or with the body to hand
-   * to Connect's handler instead (the bytes read, then the rest).
+   * The call's `grpc-timeout` in milliseconds (undefined: none), or null when the header does
+   * not parse: Connect's handler answers that.
    */
-  read(request: UniversalServerRequest, body: AsyncIterator<Uint8Array>): Promise<Decoded | { fallback: AsyncIterable<Uint8Array> }>;
-}
-
-export interface Decoded {
-  /** Runs the implementation and returns what to write: status, headers, body, trailers. */
-  answer(): Promise<FastResponse>;
-  /** To call once the response was written (or failed to be): ends the call's context. */
-  done(reason?: unknown): void;
+  timeout(header: string | undefined): number | undefined | null;
+  /** The message of a body of exactly one uncompressed envelope, or undefined: Connect's handler answers it. */
+  decode(body: Uint8Array): unknown;
+  /** Runs the implementation on a decoded message and returns what to write: headers, body, trailers. */
+  answer(message: unknown, call: FastCall): Promise<FastResponse>;
 }
 
 export type NodeHeaders = Record<string, string | string[]>;
@@ -84,123 +79,158 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
   const input = serialization.getI(true);
   const output = serialization.getO(true);
   const method: DescMethod = spec.method;
+  /** The response compression negotiated, by `grpc-accept-encoding` value. */
+  const negotiated = new Map<string | null, Compression | null>();
 
   return {
-    applies(httpVersion, headers) {
-      if (httpVersion !== "2.0") return false;
-      const contentType = headers["content-type"];
-      if (contentType !== grpc.contentTypeProto && contentType !== "application/grpc") return false;
-      const encoding = headers[grpc.headerEncoding];
-      return encoding === undefined || encoding === "identity";
+    readMaxBytes: opt.readMaxBytes,
+
+    timeout(header) {
+      const timeout = grpc.parseTimeout(header ?? null, opt.maxTimeoutMs);
+      return timeout.error ? null : timeout.timeoutMs;
     },
 
-    async read(request, body) {
-      const timeout = grpc.parseTimeout(request.header.get(grpc.headerTimeout), opt.maxTimeoutMs);
-      const chunks: Uint8Array[] = [];
-      let pending: Promise<IteratorResult<Uint8Array>> | undefined;
-      const fallback = () => ({ fallback: replay(chunks, pending, body) });
-      if (timeout.error) return fallback();
-      // The read must not outlive the caller's deadline or the caller: Connect's handler then
-      // answers (DEADLINE_EXCEEDED, CANCELLED) as it always did.
-      let timer: NodeJS.Timeout | undefined;
-      const interrupted = new Promise<"interrupted">((resolve) => {
-        // Beyond setTimeout's range (grpc-timeout allows 99999999H) the read has no deadline of its own.
-        if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => resolve("interrupted"), timeout.timeoutMs);
-        if (request.signal.aborted) resolve("interrupted");
-        else request.signal.addEventListener("abort", () => resolve("interrupted"), { once: true });
-      });
-      let size = 0;
-      try {
-        for (;;) {
-          pending = body.next();
-          // A body that fails to read (the stream was reset) is Connect's to answer, as before.
-          const next = await Promise.race([pending.catch(() => "interrupted" as const), interrupted]);
-          if (next === "interrupted") return fallback();
-          pending = undefined;
-          if (next.done) break;
-          chunks.push(next.value);
-          size += next.value.byteLength;
-          // More than one envelope at the size limit: Connect says which limit it broke.
-          if (size > opt.readMaxBytes + 5) return fallback();
-        }
-      } finally {
-        clearTimeout(timer);
-      }
-      const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, size);
-      if (bytes.byteLength < 5 || bytes[0] !== 0) return fallback();
+    decode(bytes) {
+      if (bytes.byteLength < 5 || bytes[0] !== 0) return undefined;
       const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
-      if (length !== bytes.byteLength - 5 || length > opt.readMaxBytes) return fallback();
-      let message: ReturnType<typeof input.parse>;
+      if (length !== bytes.byteLength - 5 || length > opt.readMaxBytes) return undefined;
       try {
-        message = input.parse(bytes.subarray(5));
+        return input.parse(bytes.subarray(5));
       } catch {
-        return fallback();
+        return undefined;
       }
-      const context = createHandlerContext({
-        service: method.parent,
-        method,
-        requestMethod: request.method,
-        protocolName: "grpc",
-        timeoutMs: timeout.timeoutMs,
-        shutdownSignal: opt.shutdownSignal,
-        requestSignal: request.signal,
-        requestHeader: request.header,
-        url: request.url,
-        responseHeader: { [grpc.headerContentType]: grpc.contentTypeProto },
-        responseTrailer: { [grpc.headerGrpcStatus]: grpc.grpcStatusOk },
-        contextValues: request.contextValues,
-      });
-      const compression = compressionNegotiate(
-        opt.acceptCompression,
-        request.header.get(grpc.headerEncoding),
-        request.header.get(grpc.headerAcceptEncoding),
-        grpc.headerAcceptEncoding,
-      );
-      if (compression.response) context.responseHeader.set(grpc.headerEncoding, compression.response.name);
-      return {
-        async answer() {
-          let body: Uint8Array | undefined;
-          try {
-            const result = await invokeUnaryImplementation(spec, context, message, opt.interceptors);
-            const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression.response, opt.compressMinBytes);
-            body = new Uint8Array(5 + envelope.data.byteLength);
-            body[0] = envelope.flags;
-            new DataView(body.buffer).setUint32(1, envelope.data.byteLength);
-            body.set(envelope.data, 5);
-          } catch (err) {
-            context.abort(err);
-            const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-            grpc.setTrailerStatus(context.responseTrailer, error);
-          }
-          return { header: toNodeHeaders(context.responseHeader), body, trailer: toNodeHeaders(context.responseTrailer) };
-        },
-        done(reason) {
-          context.abort(reason);
-        },
-      };
+    },
+
+    async answer(message, call) {
+      const context = call.context(method);
+      // Only identity requests come here: the response's compression depends on the accepted ones alone.
+      const accepted = context.requestHeader.get(grpc.headerAcceptEncoding);
+      let compression = negotiated.get(accepted);
+      if (compression === undefined) {
+        compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
+        if (negotiated.size >= 64) negotiated.clear();
+        negotiated.set(accepted, compression);
+      }
+      if (compression) context.responseHeader.set(grpc.headerEncoding, compression.name);
+      let body: Uint8Array | undefined;
+      try {
+        const result = await invokeUnaryImplementation(spec, context, message as never, opt.interceptors);
+        const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression, opt.compressMinBytes);
+        body = new Uint8Array(5 + envelope.data.byteLength);
+        body[0] = envelope.flags;
+        new DataView(body.buffer).setUint32(1, envelope.data.byteLength);
+        body.set(envelope.data, 5);
+      } catch (err) {
+        const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+        call.abort(error);
+        grpc.setTrailerStatus(context.responseTrailer, error);
+      }
+      return { header: call.responseHeader(), body, trailer: call.responseTrailer() };
     },
   };
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
+export interface FastCallInit {
+  requestMethod: string;
+  /** The request's headers as node:http2 gives them (pseudo-headers are left out of the context's). */
+  requestHeaders: IncomingHttpHeaders;
+  /** The URL received, as Connect's node adapter builds it (only made when asked for). */
+  url(): string;
+  timeoutMs: number | undefined;
+  values: ContextValues;
 }
 
-/** The chunks read, then the read still under way, then the rest of the body. */
-async function* replay(chunks: Uint8Array[], pending: Promise<IteratorResult<Uint8Array>> | undefined, body: AsyncIterator<Uint8Array>) {
-  yield* chunks;
-  let next = pending ?? body.next();
-  for (;;) {
-    const result = await next;
-    if (result.done) return;
-    yield result.value;
-    next = body.next();
+/** The reason the signal of a call that ended normally carries (Connect aborts it then too). */
+const CALL_ENDED = new ConnectError("the call ended", Code.Canceled);
+
+/**
+ * The handler context of one call, built more cheaply than Connect's `createHandlerContext`, which
+ * makes three AbortControllers linked by listeners (deadline, request, context), three Headers
+ * objects, and a DOMException when the call ends (an abort without a reason): a sizeable share of
+ * a trivial call in the profiles (BENCHMARKS.md). Here one AbortController is aborted by the
+ * deadline, by the client going away ({@link FastCall.abort}) or when the call ends
+ * ({@link FastCall.done}), always with a ConnectError reason as Connect's would carry
+ * (DEADLINE_EXCEEDED "the operation timed out", the reset's code); the response headers and
+ * trailers are made only when something sets them.
+ */
+export class FastCall {
+  readonly #init: FastCallInit;
+  readonly #controller = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #deadline: number | undefined;
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+
+  constructor(init: FastCallInit) {
+    this.#init = init;
+    const { timeoutMs } = init;
+    if (timeoutMs !== undefined) {
+      this.#deadline = Date.now() + timeoutMs;
+      const expire = () => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+      if (timeoutMs <= 0) expire();
+      // Beyond setTimeout's range (grpc-timeout allows 99999999H) the call has no timer, as in Connect.
+      else if (timeoutMs <= MAX_TIMER_MS) this.#timer = setTimeout(expire, timeoutMs);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The Connect handler context of the call, for `method`. */
+  context(method: DescMethod): HandlerContext {
+    const call = this;
+    const init = this.#init;
+    const requestHeader = new Headers();
+    for (const name in init.requestHeaders) {
+      if (name.charCodeAt(0) === 58 /* ":" */) continue;
+      const value = init.requestHeaders[name];
+      if (typeof value === "string") requestHeader.append(name, value);
+      else if (value !== undefined) for (const each of value) requestHeader.append(name, each);
+    }
+    const deadline = this.#deadline;
+    return {
+      service: method.parent,
+      method,
+      requestMethod: init.requestMethod,
+      protocolName: "grpc",
+      get url() {
+        return init.url();
+      },
+      signal: this.#controller.signal,
+      timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
+      requestHeader,
+      get responseHeader() {
+        call.#responseHeader ??= new Headers({ [grpc.headerContentType]: grpc.contentTypeProto });
+        return call.#responseHeader;
+      },
+      get responseTrailer() {
+        call.#responseTrailer ??= new Headers({ [grpc.headerGrpcStatus]: grpc.grpcStatusOk });
+        return call.#responseTrailer;
+      },
+      values: init.values,
+    };
+  }
+
+  /** The response headers as Node writes them (repeated ones as a list). */
+  responseHeader(): NodeHeaders {
+    return this.#responseHeader ? toNodeHeaders(this.#responseHeader) : { "content-type": grpc.contentTypeProto };
+  }
+
+  /** The response trailers as Node writes them. */
+  responseTrailer(): NodeHeaders {
+    return this.#responseTrailer ? toNodeHeaders(this.#responseTrailer) : { "grpc-status": grpc.grpcStatusOk };
+  }
+
+  /** Aborts the call's signal (the first reason wins), e.g. when the client reset the stream. */
+  abort(reason: ConnectError): void {
+    clearTimeout(this.#timer);
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+  }
+
+  /** Ends the call: its deadline timer stops and its signal aborts, as Connect's does once a call completes. */
+  done(): void {
+    this.abort(CALL_ENDED);
   }
 }
 

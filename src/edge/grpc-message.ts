@@ -14,7 +14,8 @@ function encodeGrpcMessage(message: string): string {
   );
 }
 
-function reencode(headers: Record<string, unknown> | undefined): void {
+/** Re-encodes the `grpc-message` in `headers` (a response's headers or trailers) in place. */
+export function reencode(headers: Record<string, unknown> | undefined): void {
   const value = headers?.["grpc-message"];
   if (typeof value !== "string") return;
   try {

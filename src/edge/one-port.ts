@@ -12,15 +12,34 @@ export interface TlsFiles {
 }
 
 /**
+ * Takes an HTTP/2 stream before node's compatibility layer makes a request and a response of it
+ * (src/edge/grpc-stream.ts). Returns false to leave the stream to fastify; after returning true,
+ * it may still hand the stream over with `handOver`, once, with the request's body (`replay`:
+ * the bytes it already read, then the rest) if it started reading it; fastify then serves it as
+ * if it had been its from the start.
+ */
+export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, handOver: (replay?: Replay) => void) => boolean;
+
+/** The body of a request whose stream was read before it was handed over. */
+export type Replay = AsyncIterable<Uint8Array>;
+
+/** Where the composition root puts the stream taker once the routes it serves are known. */
+export interface StreamSlot {
+  take?: StreamTaker;
+}
+
+/**
  * A fastify `serverFactory` that serves HTTP/1.1 and HTTP/2 on one port.
  *
  * Each connection is handed to an HTTP/1.1 or an HTTP/2 server: with TLS by what ALPN
  * negotiated, without TLS by sniffing the first bytes for the HTTP/2 client preface (gRPC and
  * Connect over h2c send it; browsers, curl and gRPC-Web over HTTP/1.1 do not). Closing the
  * returned server stops accepting, lets in-flight requests finish, then closes idle HTTP/1.1
- * connections and HTTP/2 sessions.
+ * connections and HTTP/2 sessions. Each HTTP/2 stream is offered to `streams.take` first
+ * (unary gRPC served without fastify, src/edge/grpc-stream.ts); the rest reach fastify through
+ * node's compatibility layer as before.
  */
-export function onePortServerFactory(tlsFiles?: TlsFiles) {
+export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = {}) {
   // Typed as fastify's default HTTP/1 factory: fastify handles HTTP/2 compat requests alike.
   return (handler: http.RequestListener): http.Server => {
     let closing = false;
@@ -30,7 +49,25 @@ export function onePortServerFactory(tlsFiles?: TlsFiles) {
     });
     // h1 never listens itself; "listening" starts the connection tracking closeIdleConnections needs.
     h1.emit("listening");
-    const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    const replays = new WeakMap<http2.ServerHttp2Stream, Replay>();
+    const h2 = http2.createServer((req, res) => {
+      const replay = replays.get(req.stream);
+      if (replay) replayBody(req, replay);
+      (handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void)(req, res);
+    });
+    // node's compatibility layer makes its request and response in a 'stream' listener of its
+    // own (added with the 'request' listener): taken out here, so that the stream taker sees each
+    // stream first and the compatibility layer only the streams it leaves.
+    const compat = h2.listeners("stream")[0] as (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void;
+    h2.removeListener("stream", compat);
+    h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => {
+      const handOver = (replay?: Replay) => {
+        if (replay) replays.set(stream, replay);
+        compat(stream, headers, flags, raw);
+      };
+      // While closing, fastify answers new requests itself (503, its return503OnClosing).
+      if (closing || !streams.take?.(stream, headers, handOver)) compat(stream, headers, flags, raw);
+    });
     const sessions = new Set<http2.Http2Session>();
     h2.on("stream", resetWhenAnswered);
     h2.on("session", (session) => {
@@ -82,6 +119,15 @@ function resetWhenAnswered(stream: http2.ServerHttp2Stream): void {
     };
     setImmediate(check);
   });
+}
+
+/**
+ * A request whose stream was read before the compatibility layer saw it: its body is the replay.
+ * Whoever reads the request's body (src/edge/envelope-chunks.ts, src/edge/rpc-routes.ts) reads it
+ * by async iteration.
+ */
+function replayBody(req: http2.Http2ServerRequest, replay: Replay): void {
+  Object.defineProperty(req, Symbol.asyncIterator, { configurable: true, value: () => replay[Symbol.asyncIterator]() });
 }
 
 /** Reads just enough of the first bytes to tell HTTP/2 from HTTP/1.1, then hands the socket over. */

@@ -15,7 +15,7 @@ import * as grpc from "@connectrpc/connect/protocol-grpc";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { decodedKey } from "./calls.js";
-import { createGrpcFastPath, type Decoded, type GrpcFastPath } from "./grpc-fast-path.js";
+import { createGrpcFastPath, type GrpcFastPath } from "./grpc-fast-path.js";
 import { correctUndecodable, errorResponse, undecodable } from "./undecodable.js";
 
 export interface RpcRoutesOptions extends ConnectRouterOptions {
@@ -28,10 +28,11 @@ export interface RpcRoutesOptions extends ConnectRouterOptions {
  * Serves the Connect router's RPCs (gRPC, gRPC-Web, Connect) as fastify routes. The same glue as
  * `fastifyConnectPlugin` of @connectrpc/connect-fastify, plus one step it has no hook for: a
  * request whose message did not decode is answered as the client's mistake
- * (src/edge/undecodable.ts). Unary gRPC calls take a leaner path to the same implementation where
- * they can (src/edge/grpc-fast-path.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check".
+ * (src/edge/undecodable.ts). Returns the paths served, e.g. "/grpc.health.v1.Health/Check", and the
+ * leaner path of each unary method (src/edge/grpc-fast-path.ts), which src/edge/grpc-stream.ts
+ * serves off the HTTP/2 stream before fastify sees the call; what it leaves comes here.
  */
-export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): string[] {
+export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOptions): { paths: string[]; fastPaths: Map<string, GrpcFastPath> } {
   const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
   const router = createConnectRouter(routerOptions);
   // The implementations as registered, for the gRPC fast path: it calls them as Connect's handler does.
@@ -63,23 +64,20 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
   for (const pattern of [grpc.contentTypeRegExp, grpcWeb.contentTypeRegExp, connect.contentTypeRegExp]) {
     app.addContentTypeParser(pattern, (_request, _payload, done) => done(null, undefined));
   }
+  const fastPaths = new Map<string, GrpcFastPath>();
   for (const handler of router.handlers) {
     const implementation = implementations.get(handler.requestPath);
-    const fast: GrpcFastPath | undefined = implementation && createGrpcFastPath(implementation, routerOptions);
+    const fast = implementation && createGrpcFastPath(implementation, routerOptions);
+    if (fast) fastPaths.set(handler.requestPath, fast);
     app.all(handler.requestPath, async (request, reply) => {
       const contextValues = options.contextValues?.(request) ?? createContextValues();
-      let universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
+      const universalRequest = universalRequestFromNodeRequest(request.raw, reply.raw, request.body as undefined, contextValues);
       // fastify keeps headers set on the reply (CORS) until reply.send, which is not used here.
       const copyReplyHeaders = () => {
         for (const [name, value] of Object.entries(reply.getHeaders())) {
           if (value !== undefined) reply.raw.setHeader(name, value);
         }
       };
-      if (fast?.applies(request.raw.httpVersion, request.headers)) {
-        const read = await fast.read(universalRequest, request.raw[Symbol.asyncIterator]());
-        if (!("fallback" in read)) return answerFast(read);
-        universalRequest = { ...universalRequest, body: read.fallback };
-      }
       let response: Awaited<ReturnType<typeof handler>>;
       try {
         response = await handler(universalRequest);
@@ -110,33 +108,7 @@ export function registerRpcRoutes(app: FastifyInstance, options: RpcRoutesOption
         if (ConnectError.from(err).code === Code.Aborted) return;
         request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
       }
-
-      async function answerFast(decoded: Decoded): Promise<void> {
-        const res = reply.raw;
-        try {
-          const { header, body, trailer } = await decoded.answer();
-          copyReplyHeaders();
-          res.writeHead(200, header);
-          if (body) res.write(body);
-          res.addTrailers(trailer);
-          await new Promise<void>((resolve, reject) => {
-            // A stream the client reset never finishes: its close ends the wait.
-            const onClose = () => (res.writableFinished ? resolve() : reject(new ConnectError("the client went away", Code.Aborted)));
-            res.once("close", onClose);
-            res.end(() => {
-              res.off("close", onClose);
-              resolve();
-            });
-          });
-        } catch (err) {
-          if (!res.writableEnded) res.destroy();
-          if (ConnectError.from(err).code === Code.Aborted) return;
-          request.log.error({ err, rpc: `${handler.service.typeName}/${handler.method.name}` }, "writing an RPC response failed");
-        } finally {
-          decoded.done();
-        }
-      }
     });
   }
-  return router.handlers.map((handler) => handler.requestPath);
+  return { paths: router.handlers.map((handler) => handler.requestPath), fastPaths };
 }
