@@ -58,7 +58,9 @@ export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = 
     // node's compatibility layer makes its request and response in a 'stream' listener of its
     // own (added with the 'request' listener): taken out here, so that the stream taker sees each
     // stream first and the compatibility layer only the streams it leaves.
-    const compat = h2.listeners("stream")[0] as (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void;
+    const [compat, ...others] = h2.listeners("stream") as Array<(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void>;
+    // Fail at start, not on the first request, should a Node version set its layer up otherwise.
+    if (compat === undefined || others.length > 0) throw new Error("node:http2's compatibility layer has not exactly one 'stream' listener");
     h2.removeListener("stream", compat);
     h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => {
       const handOver = (replay?: Replay) => {
