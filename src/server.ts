@@ -77,7 +77,7 @@ import { createMachineSecretCommands } from "./domain/machine-secrets.js";
 import { createMachineSecretStore } from "./store/machine-secret-store.js";
 import { observeService, registerAccessLog, requestId, requestLog } from "./edge/access-log.js";
 import { createMetrics } from "./edge/metrics.js";
-import { storeAnswers } from "./store/probe.js";
+import { createStoreProbe } from "./store/probe.js";
 import type { SessionStore } from "./domain/ports.js";
 
 export interface RunningServer {
@@ -228,13 +228,14 @@ export async function buildDeps(config: Config): Promise<Deps> {
   // Probes asked for while one is under way share its answer: a Health/Check per call (load
   // balancers, gRPC clients' health checking) costs one store read per moment, not one per call.
   let probing: Promise<boolean> | undefined;
+  const storeAnswers = createStoreProbe(store);
   const readiness = {
     async ready() {
       if (lifecycle.shuttingDown) {
         lifecycle.lastReady = false;
         return false;
       }
-      probing ??= storeAnswers(store, 2000).finally(() => {
+      probing ??= storeAnswers(2000).finally(() => {
         probing = undefined;
       });
       const answers = await probing;

@@ -1,28 +1,29 @@
+import { sql } from "kysely";
 import type { Db } from "./db.js";
+import { prepare } from "./prepared.js";
 
 /**
- * Whether the store answers a read of the instance table within `timeoutMs`: the readiness probe.
- * A table of the schema, not `SELECT 1`, so that a store without its schema is not ready either.
+ * The readiness probe: whether the store answers a read of the instance table within
+ * `timeoutMs`. A table of the schema, not `SELECT 1`, so that a store without its schema is not
+ * ready either. The read is prepared once: a gRPC Health/Check runs one per call.
  */
-export async function storeAnswers({ db }: Db, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([
-      db
-        .selectFrom("instances")
-        .select("id")
-        .limit(1)
-        .execute()
-        .then(
+export function createStoreProbe(store: Db): (timeoutMs: number) => Promise<boolean> {
+  const read = prepare<Record<string, never>>(store.db.selectFrom("instances").select("id").limit(sql.lit(1))).bind({});
+  return async (timeoutMs) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        store.read(read).then(
           () => true,
           () => false,
         ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
