@@ -555,7 +555,8 @@ export function createBulkImport(deps: BulkImportDeps) {
         results[i] = fail(i, takenClaimError(taken?.kind ?? "user_id", CLAIMS.newUser("human")));
         continue;
       }
-      for (const claim of plan.uniques) state.dryClaims.add(claim.kind, claim.value);
+      // A username is often the record's key too: the run then keeps one string for both.
+      for (const claim of plan.uniques) state.dryClaims.add(claim.kind, claim.value === result.key ? result.key : claim.value);
       if (chosenId !== undefined) state.dryClaims.add("user_id", chosenId);
       // Nothing is stored, so there is no user id to name.
       results[i] = result;
