@@ -763,11 +763,13 @@ class DryRunKeys {
     return typeof found === "number" ? { index: found, key, outcome: "created", userId: "" } : found;
   }
 
-  /** Remembers a record's result, unless it was answered from an earlier one. */
+  /**
+   * Remembers a record's result, unless it was answered from an earlier one. A record that was
+   * not is the first of its key in the run, or follows a failure of it (a batch's keys are
+   * answered from the batch itself, or from earlier batches still under way): its result is kept.
+   */
   add(key: string, result: RecordResult): void {
     if (result.replayed) return;
-    const found = this.#results.get(key);
-    if (found !== undefined && (typeof found === "number" || found.outcome !== "failed")) return;
     const plain = result.outcome === "created" && result.userId === "" && result.key === key && result.error === undefined;
     this.#results.set(key, plain ? result.index : result);
   }
