@@ -17,7 +17,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import bcrypt from "bcrypt";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
@@ -107,7 +108,7 @@ function cpuPerUser(pid: number, before: Map<number, number>, after: Map<number,
   return { main: main / users, busiest: busiest / users, rest: rest / users, client: (client.user + client.system) / users };
 }
 
-function record(prefix: string, i: number, plain = false): ImportRecord {
+function record(prefix: string, i: string, plain = false): ImportRecord {
   return create(ImportRecordSchema, {
     key: `${prefix}${i}`,
     user: {
@@ -120,6 +121,36 @@ function record(prefix: string, i: number, plain = false): ImportRecord {
       },
     },
   });
+}
+
+/** Digits of a record's number: every record of a run encodes to the same length. */
+const DIGITS = 7;
+
+/**
+ * Encodes the records message of users [from, to) as protobuf-es encodes it, from one template
+ * record whose number is a placeholder: the client's CPU per user (it shares the cores with the
+ * server) drops from about 20 µs (create() and toBinary() of each record) to about 1 µs.
+ */
+function batchEncoder(prefix: string, plain: boolean) {
+  const mark = "#".repeat(DIGITS);
+  const template = toBinary(ImportRecordSchema, record(prefix, mark, plain));
+  const markBytes = new TextEncoder().encode(mark);
+  const offsets: number[] = [];
+  for (let at = 0; at <= template.length - DIGITS; at++) {
+    if (markBytes.every((byte, d) => template[at + d] === byte)) offsets.push(at);
+  }
+  if (offsets.length === 0) throw new Error("the template record has no placeholder");
+  return (from: number, to: number): Uint8Array => {
+    // ImportUsersRequest.records (2) is an ImportRecordBatch, whose records (1) repeat.
+    const writer = new BinaryWriter().tag(2, WireType.LengthDelimited).fork();
+    for (let i = from; i < to; i++) {
+      const bytes = template.slice();
+      const digits = String(i).padStart(DIGITS, "0");
+      for (const at of offsets) for (let d = 0; d < DIGITS; d++) bytes[at + d] = digits.charCodeAt(d);
+      writer.tag(1, WireType.LengthDelimited).bytes(bytes);
+    }
+    return writer.join().finish();
+  };
 }
 
 /** VmHWM: the peak resident set of a process, in MB. */
@@ -136,6 +167,8 @@ async function stream(
   users = USERS,
   plain = false,
 ): Promise<{ seconds: number; created: number }> {
+  if (users >= 10 ** DIGITS) throw new Error(`at most ${10 ** DIGITS - 1} users`);
+  const encode = batchEncoder(prefix, plain);
   const { client, call } = openImportStream(url, token);
   const started = performance.now();
   call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(users) } } }));
@@ -145,10 +178,9 @@ async function stream(
   let bad = 0;
   const sendMore = () => {
     while (sent < users && sent - answered < WINDOW * BATCH) {
-      const records: ImportRecord[] = [];
-      for (let i = sent; i < Math.min(sent + BATCH, users); i++) records.push(record(prefix, i, plain));
-      sent += records.length;
-      call.write(create(ImportUsersRequestSchema, { payload: { case: "records", value: { records } } }));
+      const end = Math.min(sent + BATCH, users);
+      call.write(encode(sent, end));
+      sent = end;
     }
     if (sent >= users) call.end();
   };
