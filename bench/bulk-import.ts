@@ -13,11 +13,12 @@
  * Every acknowledged record must be CREATED and the store must hold exactly N users of the run's
  * prefix; otherwise the run exits with code 1.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import bcrypt from "bcrypt";
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
@@ -44,6 +45,11 @@ const { values: flags } = parseArgs({
     // Only the stream, against a server already running (for profiling it): --url and its data dir.
     url: { type: "string" },
     "data-dir": { type: "string" },
+    // With --url: stream a dry run.
+    "dry-run": { type: "boolean" },
+    // The phases to run, comma-separated (default all): sqlite,raw,dry-run,plaintext,postgres.
+    // `raw` needs `sqlite` (it copies that phase's rows); postgres runs when the URL is set.
+    phases: { type: "string" },
   },
   strict: true,
 });
@@ -52,6 +58,7 @@ const BATCH = Number(flags.batch ?? 1000);
 /** Batches the client keeps sent and unanswered; the server reads no faster than it commits anyway. */
 const WINDOW = Number(flags.window ?? 4);
 const PLAIN_USERS = Number(flags.plain ?? 0);
+const PHASES = new Set((flags.phases ?? "sqlite,raw,dry-run,plaintext,postgres").split(",").map((name) => name.trim()));
 const PASSWORD = "Secr3t-Passw0rd!";
 const HASH = bcrypt.hashSync(PASSWORD, 10);
 
@@ -62,9 +69,46 @@ interface Phase {
   peakRssMb: number;
   /** The server's resident set once it answered /healthz, before the stream. */
   idleRssMb?: number;
+  /** CPU time per user, µs, during the stream: the server's threads and this (client) process. */
+  cpu?: ThreadCpu;
 }
 
-function record(prefix: string, i: number, plain = false): ImportRecord {
+interface ThreadCpu {
+  main: number;
+  /** The server thread other than the main one that used the most CPU (the writer, in a real import). */
+  busiest: number;
+  /** Every other server thread (V8's helpers, libuv's pool, …). */
+  rest: number;
+  client: number;
+}
+
+/** CPU time (µs) of each thread of a process, by thread id, from /proc (utime + stime). */
+function threadCpu(pid: number): Map<number, number> {
+  const ticks = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // Fields 14 and 15 of stat (utime, stime), counted from the state (field 3) here.
+      ticks.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ticks;
+}
+const CLOCK_TICKS = 100;
+
+function cpuPerUser(pid: number, before: Map<number, number>, after: Map<number, number>, client: NodeJS.CpuUsage, users: number): ThreadCpu {
+  const used = [...after].map(([tid, us]) => [tid, us - (before.get(tid) ?? 0)] as const);
+  const main = used.find(([tid]) => tid === pid)?.[1] ?? 0;
+  const others = used.filter(([tid]) => tid !== pid).map(([, us]) => us);
+  const busiest = Math.max(0, ...others);
+  const rest = others.reduce((sum, us) => sum + us, 0) - busiest;
+  return { main: main / users, busiest: busiest / users, rest: rest / users, client: (client.user + client.system) / users };
+}
+
+function record(prefix: string, i: string, plain = false): ImportRecord {
   return create(ImportRecordSchema, {
     key: `${prefix}${i}`,
     user: {
@@ -77,6 +121,36 @@ function record(prefix: string, i: number, plain = false): ImportRecord {
       },
     },
   });
+}
+
+/** Digits of a record's number: every record of a run encodes to the same length. */
+const DIGITS = 7;
+
+/**
+ * Encodes the records message of users [from, to) as protobuf-es encodes it, from one template
+ * record whose number is a placeholder: the client's CPU per user (it shares the cores with the
+ * server) drops from about 20 µs (create() and toBinary() of each record) to about 1 µs.
+ */
+function batchEncoder(prefix: string, plain: boolean) {
+  const mark = "#".repeat(DIGITS);
+  const template = toBinary(ImportRecordSchema, record(prefix, mark, plain));
+  const markBytes = new TextEncoder().encode(mark);
+  const offsets: number[] = [];
+  for (let at = 0; at <= template.length - DIGITS; at++) {
+    if (markBytes.every((byte, d) => template[at + d] === byte)) offsets.push(at);
+  }
+  if (offsets.length === 0) throw new Error("the template record has no placeholder");
+  return (from: number, to: number): Uint8Array => {
+    // ImportUsersRequest.records (2) is an ImportRecordBatch, whose records (1) repeat.
+    const writer = new BinaryWriter().tag(2, WireType.LengthDelimited).fork();
+    for (let i = from; i < to; i++) {
+      const bytes = template.slice();
+      const digits = String(i).padStart(DIGITS, "0");
+      for (const at of offsets) for (let d = 0; d < DIGITS; d++) bytes[at + d] = digits.charCodeAt(d);
+      writer.tag(1, WireType.LengthDelimited).bytes(bytes);
+    }
+    return writer.join().finish();
+  };
 }
 
 /** VmHWM: the peak resident set of a process, in MB. */
@@ -93,6 +167,8 @@ async function stream(
   users = USERS,
   plain = false,
 ): Promise<{ seconds: number; created: number }> {
+  if (users >= 10 ** DIGITS) throw new Error(`at most ${10 ** DIGITS - 1} users`);
+  const encode = batchEncoder(prefix, plain);
   const { client, call } = openImportStream(url, token);
   const started = performance.now();
   call.write(create(ImportUsersRequestSchema, { payload: { case: "options", value: { dryRun, expectedRecords: BigInt(users) } } }));
@@ -102,10 +178,9 @@ async function stream(
   let bad = 0;
   const sendMore = () => {
     while (sent < users && sent - answered < WINDOW * BATCH) {
-      const records: ImportRecord[] = [];
-      for (let i = sent; i < Math.min(sent + BATCH, users); i++) records.push(record(prefix, i, plain));
-      sent += records.length;
-      call.write(create(ImportUsersRequestSchema, { payload: { case: "records", value: { records } } }));
+      const end = Math.min(sent + BATCH, users);
+      call.write(encode(sent, end));
+      sent = end;
     }
     if (sent >= users) call.end();
   };
@@ -149,14 +224,18 @@ async function importPhase(name: string, databaseUrl: string | undefined, dataDi
   const idle = peakRssMb(served.child.pid!, "VmRSS");
   const token = readFileSync(join(dataDir, "admin.pat"), "utf8").trim();
   const prefix = `${name}-${Date.now().toString(36)}-`;
+  const pid = served.child.pid!;
+  const before = threadCpu(pid);
+  const clientBefore = process.cpuUsage();
   const run = await stream(served.url, token, prefix, dryRun, users, plain);
-  const peak = peakRssMb(served.child.pid!);
+  const cpu = cpuPerUser(pid, before, threadCpu(pid), process.cpuUsage(clientBefore), users);
+  const peak = peakRssMb(pid);
   await stop(served);
   if (run.created !== users) {
     console.error(`${name}: ${run.created} of ${users} created`);
     process.exitCode = 1;
   }
-  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak, idleRssMb: idle };
+  return { name, seconds: run.seconds, created: run.created, peakRssMb: peak, idleRssMb: idle, cpu };
 }
 
 /**
@@ -249,7 +328,7 @@ async function rawBcryptPhase(users: number): Promise<Phase> {
 
 if (flags.url) {
   const token = readFileSync(join(flags["data-dir"]!, "admin.pat"), "utf8").trim();
-  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, false, PLAIN_USERS || USERS, PLAIN_USERS > 0);
+  const run = await stream(flags.url, token, `profile-${Date.now().toString(36)}-`, flags["dry-run"] ?? false, PLAIN_USERS || USERS, PLAIN_USERS > 0);
   console.log(`${run.created} created in ${run.seconds.toFixed(1)} s: ${Math.round(run.created / run.seconds)} users/s`);
   process.exit(0);
 }
@@ -258,12 +337,14 @@ ensureBuilt();
 const phases: Phase[] = [];
 const sqliteDir = mkdtempSync(join(tmpdir(), "userport-bulk-"));
 try {
-  phases.push(await importPhase("sqlite", undefined, sqliteDir));
-  phases.push(await rawPhase(join(sqliteDir, "userport.sqlite")));
-  const dryDir = mkdtempSync(join(tmpdir(), "userport-dry-"));
-  phases.push(await importPhase("dry-run", undefined, dryDir, true));
-  rmSync(dryDir, { recursive: true, force: true });
-  if (PLAIN_USERS > 0) {
+  if (PHASES.has("sqlite")) phases.push(await importPhase("sqlite", undefined, sqliteDir));
+  if (PHASES.has("sqlite") && PHASES.has("raw")) phases.push(await rawPhase(join(sqliteDir, "userport.sqlite")));
+  if (PHASES.has("dry-run")) {
+    const dryDir = mkdtempSync(join(tmpdir(), "userport-dry-"));
+    phases.push(await importPhase("dry-run", undefined, dryDir, true));
+    rmSync(dryDir, { recursive: true, force: true });
+  }
+  if (PLAIN_USERS > 0 && PHASES.has("plaintext")) {
     // The limit is measured right before and right after the import, and their mean taken: on a
     // shared machine the load moves between phases of 20–30 s.
     const before = await rawBcryptPhase(PLAIN_USERS);
@@ -274,7 +355,7 @@ try {
     console.log(`raw bcrypt before / after the plaintext import: ${before.seconds.toFixed(1)} s / ${after.seconds.toFixed(1)} s`);
     phases.push({ ...before, seconds: (before.seconds + after.seconds) / 2 });
   }
-  if (testPostgresUrl) {
+  if (testPostgresUrl && PHASES.has("postgres")) {
     const pgDir = mkdtempSync(join(tmpdir(), "userport-bulk-pg-"));
     try {
       phases.push(await importPhase("postgres", await testDatabaseUrl(pgDir), pgDir));
@@ -296,7 +377,18 @@ for (const phase of phases) {
       (phase.peakRssMb ? `   peak server RSS ${Math.round(phase.peakRssMb)} MB (idle ${Math.round(phase.idleRssMb ?? 0)} MB)` : ""),
   );
 }
-console.log(`\nstream / raw insert (SQLite): ${(rate(by("sqlite")) / rate(by("raw better-sqlite3"))).toFixed(2)}`);
-console.log(`dry run / real import:        ${(rate(by("dry-run")) / rate(by("sqlite"))).toFixed(2)}`);
+console.log("\nCPU per user, µs: server main thread / its busiest other thread / its other threads / bench client");
+for (const phase of phases) {
+  if (!phase.cpu) continue;
+  const { main, busiest, rest, client } = phase.cpu;
+  console.log(`${phase.name.padEnd(20)} ${[main, busiest, rest, client].map((us) => us.toFixed(1).padStart(6)).join(" / ")}`);
+}
+console.log(
+  `load average at the end: ${loadavg()
+    .map((load) => load.toFixed(1))
+    .join(" ")}`,
+);
+if (by("raw better-sqlite3")) console.log(`\nstream / raw insert (SQLite): ${(rate(by("sqlite")) / rate(by("raw better-sqlite3"))).toFixed(2)}`);
+if (by("sqlite") && by("dry-run")) console.log(`dry run / real import:        ${(rate(by("dry-run")) / rate(by("sqlite"))).toFixed(2)}`);
 if (by("postgres")) console.log(`PostgreSQL / SQLite:          ${(rate(by("postgres")) / rate(by("sqlite"))).toFixed(2)}`);
 if (by("plaintext")) console.log(`plaintext / raw bcrypt:       ${(rate(by("plaintext")) / rate(by("raw bcrypt (all cores)"))).toFixed(2)}`);

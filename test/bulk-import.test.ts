@@ -164,6 +164,57 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     expect(outcomes(real.results)).toEqual(["CREATED", "FAILED", "CREATED", "FAILED", "FAILED", "CREATED", "FAILED", "FAILED"]);
   });
 
+  it("dry run: a key that failed, then was imported, is answered with its import when sent again, as in the real import", async () => {
+    // The real import replaces a key's stored failure with its next result (BulkUnit.replacesFailure,
+    // BulkStore.finishBatch), so the key sent a third time replays that result.
+    const fixed = human();
+    const batches = [[{ key: "k", human: human({ email: { email: "bad@", isVerified: true } }) }], [{ key: "k", human: fixed }], [{ key: "k", human: fixed }]];
+    const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true }, batches);
+    expect(dry.error).toBeUndefined();
+    const real = await runImport(up.server.url, up.server.token, transport, {}, batches);
+    expect(outcomes(real.results)).toEqual(["FAILED", "CREATED", "CREATED"]);
+    expect(real.results[2]).toMatchObject({ replayed: true, index: "1" });
+    const comparable = (results: JsonObject[]) => results.map(({ userId: _u, ...rest }) => rest);
+    expect(comparable(dry.results)).toEqual(comparable(real.results));
+  });
+
+  it("dry run under skip and update: the same results as the real import, stored users and users of the run included", async () => {
+    const stored = uniqueName("stored");
+    expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, human({ username: stored })));
+    const machine = uniqueName("machine");
+    expectOk(await up.caller("connect-json-h1").call(V2.createUser, { organizationId: up.defaultOrgId, username: machine, machine: { name: "M" } }));
+    for (const policy of ["CONFLICT_POLICY_SKIP", "CONFLICT_POLICY_UPDATE"]) {
+      const twice = uniqueName("twice");
+      const batches = [
+        [
+          { key: "a", human: human({ username: stored, profile: { givenName: "Changed", familyName: "User" } }) },
+          { key: "b", human: human({ username: twice }) },
+          { key: "c", human: human({ username: twice }) },
+          // A stored user of the other type: skipped, but not the record's to change.
+          { key: "d", human: human({ username: machine }) },
+        ],
+        [
+          { key: "e", human: human({ username: twice, email: { email: "bad@", isVerified: true } }) },
+          { key: "f", human: human({ username: twice }) },
+        ],
+      ];
+      const before = await storeCounts();
+      const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true, onConflict: policy }, batches);
+      expect(dry.error).toBeUndefined();
+      expect(await storeCounts()).toEqual(before);
+      // The real import runs twice under its own names, so that its users of the run are new too.
+      const real = await runImport(up.server.url, up.server.token, transport, { onConflict: policy }, batches);
+      const comparable = (results: JsonObject[]) => results.map(({ userId: _u, ...rest }) => rest);
+      expect(comparable(dry.results)).toEqual(comparable(real.results));
+      const expected = policy === "CONFLICT_POLICY_SKIP" ? "SKIPPED" : "UPDATED";
+      // Skipping needs no owner of the record's type; updating does.
+      expect(outcomes(real.results)).toEqual([expected, "CREATED", expected, policy === "CONFLICT_POLICY_SKIP" ? "SKIPPED" : "FAILED", "FAILED", expected]);
+      // A stored user is named; one created earlier in a dry run has no id to name.
+      expect(dry.results[0]!.userId).toBe(real.results[0]!.userId);
+      expect(dry.results[2]!.userId ?? "").toBe("");
+    }
+  });
+
   it("dry run: a user id chosen twice, or already stored, fails as in the real import", async () => {
     const storedId = `${Date.now()}1`;
     expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, human({ userId: storedId })));

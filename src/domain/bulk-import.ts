@@ -68,7 +68,7 @@ interface SessionState extends ImportSession {
   counts: OutcomeCounts;
   /** Dry run: the results of keys seen, and the claims planned, in this run. */
   dryKeys: DryRunKeys;
-  dryClaims: Set<string>;
+  dryClaims: DryRunClaims;
   cancelled: boolean;
   /** Batches run their first phase (up to handing the writes over) one after another… */
   prepared: Promise<unknown>;
@@ -94,12 +94,21 @@ export interface ImportJobView extends ImportJob {
 }
 
 export interface BulkImportDeps {
-  users: Pick<UserCommands, "prepareHuman" | "prepareMachine">;
+  users: Pick<UserCommands, "checkHuman" | "prepareHuman" | "prepareMachine">;
   userStore: Pick<UserStore, "usernameRules" | "lastSequence" | "getUser" | "listMetadata">;
   idps: Pick<IdpCommands, "usableIdp">;
   store: BulkStore;
   newId: IdGenerator;
   now?: () => number;
+}
+
+/**
+ * A record's input with the import's target. Object.assign, not `{ ...input, ...target }`: V8
+ * copies a spread object and then adds the target's properties on a slow path, about 5 µs a
+ * record (measured on Node 20), more than the rest of a dry run's checks of it.
+ */
+function withTarget<T extends object>(input: T, target: BulkTarget): T & BulkTarget {
+  return Object.assign({}, input, { instanceId: target.instanceId, orgId: target.orgId, creator: target.creator });
 }
 
 const emptyCounts = (): OutcomeCounts => ({ created: 0, updated: 0, skipped: 0, failed: 0 });
@@ -192,7 +201,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       dryRun: options.dryRun,
       counts: emptyCounts(),
       dryKeys: new DryRunKeys(),
-      dryClaims: new Set<string>(),
+      dryClaims: new DryRunClaims(),
       cancelled: false,
       prepared: Promise.resolve(),
       finished: Promise.resolve(),
@@ -323,7 +332,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     /** The writes handed over; `type` is the user's type when `unit` no longer carries the change. */
     units: Array<{ i: number; unit: BulkUnit; type?: User["type"] }>;
     outcomes: Promise<unknown[]> | undefined;
-    conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>;
+    conflicts: Conflict[];
     duplicates: Array<[number, number]>;
     /** Records whose key an earlier batch, still under way when this one was prepared, had. */
     carried: Array<[number, { results: Array<RecordResult | undefined>; i: number }]>;
@@ -344,6 +353,8 @@ export function createBulkImport(deps: BulkImportDeps) {
     // in the batch is answered with the first one's.
     const earlier = state.dryRun ? state.dryKeys : await deps.store.findResults(target.instanceId, jobId!, [...new Set(keys.filter((key) => key !== ""))]);
     const firstOf = new Map<string, number>();
+    /** Records whose key has a stored failure, which their result replaces. */
+    const failedBefore = new Set<number>();
     const duplicates: Array<[number, number]> = [];
     const carried: Array<[number, { results: Array<RecordResult | undefined>; i: number }]> = [];
     const todo: number[] = [];
@@ -358,6 +369,7 @@ export function createBulkImport(deps: BulkImportDeps) {
         results[i] = { ...found, replayed: true };
         return;
       }
+      if (found) failedBefore.add(i);
       const first = key === "" ? undefined : firstOf.get(key);
       if (first !== undefined) {
         duplicates.push([i, first]);
@@ -378,12 +390,15 @@ export function createBulkImport(deps: BulkImportDeps) {
     }
     const lookups = batchLookups(state.dryRun);
     const prepared = await Promise.all(
-      todo.map(async (i) => {
+      todo.map(async (i): Promise<NewUser | DryRunPlan | DomainError> => {
         const record = records[i]!;
         try {
           if ("invalid" in record) throw record.invalid;
-          if ("human" in record) return (await deps.users.prepareHuman({ ...record.human, ...target }, lookups)).change;
-          return (await deps.users.prepareMachine({ ...record.machine, ...target }, lookups)).change;
+          // A dry run answers from the rules and the claims: it stops before building the rows
+          // and events a write would need.
+          if (state.dryRun) return await planRecord(record, target, lookups);
+          if ("human" in record) return (await deps.users.prepareHuman(withTarget(record.human, target), lookups)).change;
+          return (await deps.users.prepareMachine(withTarget(record.machine, target), lookups)).change;
         } catch (err) {
           if (isDomainError(err)) return err;
           throw err;
@@ -399,19 +414,21 @@ export function createBulkImport(deps: BulkImportDeps) {
     });
 
     const units: PreparedBatch["units"] = [];
+    const planned: DryRunUnit[] = [];
     todo.forEach((i, n) => {
       const change = prepared[n]!;
       if (change instanceof DomainError) results[i] = fail(i, change);
+      else if (!("user" in change)) planned.push({ i, result: { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: "" }, plan: change });
       else {
         const result: RecordResult = { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: change.user.id };
-        units.push({ i, unit: { result, creation: change, ...(earlier.get(keys[i]!)?.outcome === "failed" ? { replacesFailure: true } : {}) } });
+        units.push({ i, unit: { result, creation: change, ...(failedBefore.has(i) ? { replacesFailure: true } : {}) } });
       }
     });
 
-    const conflicts: Array<{ i: number; unit: BulkUnit; kind: string }> = [];
+    const conflicts: Conflict[] = [];
     let outcomes: Promise<unknown[]> | undefined;
     if (state.dryRun) {
-      await dryRunClaims(state, records, units, results, conflicts, fail);
+      await dryRunClaims(state, planned, results, conflicts, fail);
     } else {
       // The results of answered batches that wrote no user go with this transaction.
       const rest = state.unfinished.splice(0);
@@ -448,7 +465,8 @@ export function createBulkImport(deps: BulkImportDeps) {
         const claim = lostClaim(outcome);
         if (outcome === undefined) results[i] = unit.result;
         else if (claim !== undefined && isUsernameClaim(claim) && state.onConflict !== "fail") {
-          conflicts.push({ i, unit, kind: claim });
+          const creation = unit.creation!;
+          conflicts.push({ i, result: unit.result, claim: creation.uniques.find((c) => isUsernameClaim(c.kind))!, type: creation.user.type, creation });
         } else if (losesClaim(outcome, "bulk_record")) {
           // Another stream of this job, or an earlier batch still committing, had the key: its result stands.
           results[i] = { ...unit.result, replayed: true };
@@ -479,7 +497,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     const done = results as RecordResult[];
     for (const result of done) state.counts[result.outcome]++;
     if (state.dryRun) {
-      for (const result of done) if (result.key !== "" && !state.dryKeys.has(result.key)) state.dryKeys.set(result.key, result);
+      for (const result of done) if (result.key !== "") state.dryKeys.add(result.key, result);
     } else {
       // Failed and skipped records wrote no user: their results are stored with a later
       // transaction, together with the job's next index, so that a resumed job (which
@@ -491,85 +509,98 @@ export function createBulkImport(deps: BulkImportDeps) {
   }
 
   /**
+   * What a dry run needs of a valid record: every rule run (`checkHuman`, the same checks a
+   * create runs), then only its claims, its type and the id it chose; nothing is built.
+   */
+  async function planRecord(record: BulkRecord, target: BulkTarget, lookups: CreationLookups): Promise<DryRunPlan> {
+    if ("human" in record) {
+      const checked = await deps.users.checkHuman(withTarget(record.human, target), lookups);
+      return { type: "human", uniques: checked.uniques, chosenId: record.human.userId };
+    }
+    if ("machine" in record) {
+      // Machine users are few in an import, and their checks need the id (a username may fall back to it).
+      const { change } = await deps.users.prepareMachine(withTarget(record.machine, target), lookups);
+      return { type: "machine", uniques: change.uniques, chosenId: record.machine.userId };
+    }
+    throw record.invalid;
+  }
+
+  /**
    * A dry run's stand-in for the unique constraints: the claims of each record against those
    * stored and those of earlier records of the run.
    */
   async function dryRunClaims(
     state: SessionState,
-    records: readonly BulkRecord[],
-    units: Array<{ i: number; unit: BulkUnit }>,
+    units: readonly DryRunUnit[],
     results: Array<RecordResult | undefined>,
-    conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>,
+    conflicts: Conflict[],
     fail: (i: number, err: DomainError) => RecordResult,
   ): Promise<void> {
     const { instanceId } = state.target;
-    const claims = units.flatMap(({ unit }) => unit.creation!.uniques);
+    const claims = units.flatMap(({ plan }) => plan.uniques);
     const stored = await deps.store.claimOwners(instanceId, claims);
     // Only an id the record chose can be taken: a generated one is new. Remembering only those
     // keeps a dry run of a million records small.
-    const chosen = (i: number) => {
-      const record = records[i]!;
-      return "human" in record ? record.human.userId !== undefined : "machine" in record && record.machine.userId !== undefined;
-    };
-    const chosenIds = units.filter(({ i }) => chosen(i)).map(({ unit }) => unit.creation!.user.id);
+    const chosenIds = units.flatMap(({ plan }) => (plan.chosenId === undefined ? [] : [plan.chosenId]));
     const existingIds = chosenIds.length === 0 ? new Set<string>() : await deps.store.existingUserIds(instanceId, chosenIds);
-    for (const { i, unit } of units) {
-      const change = unit.creation!;
-      const idClaim = chosen(i) ? claimKey({ kind: "user_id", value: change.user.id }) : undefined;
-      const idTaken = idClaim !== undefined && (existingIds.has(change.user.id) || state.dryClaims.has(idClaim));
-      const taken = change.uniques.find((claim) => stored.has(claimKey(claim)) || state.dryClaims.has(claimKey(claim)));
+    for (const { i, result, plan } of units) {
+      const { chosenId } = plan;
+      const idTaken = chosenId !== undefined && (existingIds.has(chosenId) || state.dryClaims.has("user_id", chosenId));
+      const taken = plan.uniques.find((claim) => (stored.size > 0 && stored.has(claimKey(claim))) || state.dryClaims.has(claim.kind, claim.value));
       if (taken && isUsernameClaim(taken.kind) && state.onConflict !== "fail") {
-        conflicts.push({ i, unit, kind: taken.kind });
+        conflicts.push({ i, result, claim: taken, type: plan.type });
         continue;
       }
       if (taken || idTaken) {
         results[i] = fail(i, takenClaimError(taken?.kind ?? "user_id", CLAIMS.newUser("human")));
         continue;
       }
-      for (const claim of change.uniques) state.dryClaims.add(claimKey(claim));
-      if (idClaim !== undefined) state.dryClaims.add(idClaim);
+      // A username is often the record's key too: the run then keeps one string for both.
+      for (const claim of plan.uniques) state.dryClaims.add(claim.kind, claim.value === result.key ? result.key : claim.value);
+      if (chosenId !== undefined) state.dryClaims.add("user_id", chosenId);
       // Nothing is stored, so there is no user id to name.
-      results[i] = { ...unit.result, userId: "" };
+      results[i] = result;
     }
   }
 
   /** Records whose username is taken, under `skip` or `update`. */
   async function resolveConflicts(
     state: SessionState,
-    conflicts: Array<{ i: number; unit: BulkUnit; kind: string }>,
+    conflicts: readonly Conflict[],
     results: Array<RecordResult | undefined>,
     fail: (i: number, err: DomainError) => RecordResult,
   ): Promise<void> {
     const { instanceId } = state.target;
-    const claimOf = (unit: BulkUnit) => unit.creation!.uniques.find((claim) => isUsernameClaim(claim.kind))!;
     const owners = await deps.store.claimOwners(
       instanceId,
-      conflicts.map(({ unit }) => claimOf(unit)),
+      conflicts.map(({ claim }) => claim),
     );
     const updates: Array<{ i: number; unit: BulkUnit }> = [];
-    for (const { i, unit } of conflicts) {
-      const key = claimKey(claimOf(unit));
+    for (const { i, result, claim, type, creation } of conflicts) {
+      const key = claimKey(claim);
+      const isStored = owners.has(key);
       // A claim planned earlier in a dry run has no stored owner to name.
-      const owner = owners.get(key) ?? (state.dryClaims.has(key) ? "" : undefined);
+      const owner = owners.get(key) ?? (state.dryRun && state.dryClaims.has(claim.kind, claim.value) ? "" : undefined);
       if (owner === undefined) {
         // Removed meanwhile: the record is not imported; sending it again imports it.
-        results[i] = fail(i, takenClaimError(claimOf(unit).kind, CLAIMS.newUser("human")));
+        results[i] = fail(i, takenClaimError(claim.kind, CLAIMS.newUser("human")));
       } else if (state.onConflict === "skip") {
-        results[i] = { ...unit.result, outcome: "skipped", userId: state.dryRun && !owners.has(key) ? "" : owner };
+        results[i] = { ...result, outcome: "skipped", userId: state.dryRun && !isStored ? "" : owner };
+      } else if (state.dryRun && !isStored) {
+        // Updating a user created earlier in the same dry run.
+        results[i] = { ...result, outcome: "updated", userId: "" };
       } else {
-        const existing = owners.has(key) ? await deps.userStore.getUser(instanceId, owner) : undefined;
-        const update = existing && planUpdate(state, existing, unit.creation!);
-        if (state.dryRun && !owners.has(key)) {
-          // Updating a user created earlier in the same dry run.
-          results[i] = { ...unit.result, outcome: "updated", userId: "" };
-        } else if (!existing || update instanceof DomainError || update === undefined) {
-          results[i] = fail(i, update instanceof DomainError ? update : takenClaimError(claimOf(unit).kind, CLAIMS.newUser("human")));
+        const existing = isStored ? await deps.userStore.getUser(instanceId, owner) : undefined;
+        const foreign = existing && foreignUser(state, existing, type);
+        if (!existing || foreign) {
+          results[i] = fail(i, foreign ?? takenClaimError(claim.kind, CLAIMS.newUser("human")));
         } else if (state.dryRun) {
-          results[i] = { ...unit.result, outcome: "updated", userId: existing.id };
+          results[i] = { ...result, outcome: "updated", userId: existing.id };
         } else {
+          const update = planUpdate(state, existing, creation!);
           const metadata = await deps.userStore.listMetadata(instanceId, existing.id);
-          const changed = withMetadata(update, unit.creation!, metadata);
-          updates.push({ i, unit: { result: { ...unit.result, outcome: "updated", userId: existing.id }, update: changed } });
+          const changed = withMetadata(update, creation!, metadata);
+          updates.push({ i, unit: { result: { ...result, outcome: "updated", userId: existing.id }, update: changed } });
         }
       }
     }
@@ -592,15 +623,17 @@ export function createBulkImport(deps: BulkImportDeps) {
     });
   }
 
+  /** A user of another organisation, or of the other type, is not the record's to change. */
+  function foreignUser(state: SessionState, existing: User, type: User["type"]): DomainError | undefined {
+    if (existing.orgId !== state.target.orgId || existing.type !== type) return takenClaimError("username", CLAIMS.username);
+    return undefined;
+  }
+
   /**
-   * The update that makes a stored user of the job's organisation look like the record: each
-   * changed part with its event, as the single changes write them. A user of another
-   * organisation, or of the other type, is not the record's to change.
+   * The update that makes a stored user of the job's organisation (`foreignUser` says it is not
+   * foreign) look like the record: each changed part with its event, as the single changes write them.
    */
-  function planUpdate(state: SessionState, existing: User, change: NewUser): UserUpdate | DomainError {
-    if (existing.orgId !== state.target.orgId || existing.type !== change.user.type) {
-      return takenClaimError("username", CLAIMS.username);
-    }
+  function planUpdate(state: SessionState, existing: User, change: NewUser): UserUpdate {
     const at = now();
     const events: NewEvent[] = [];
     const set: NonNullable<UserUpdate["set"]> = {};
@@ -717,25 +750,68 @@ function sameProfile(a: HumanProfile, b: HumanProfile): boolean {
 }
 
 /**
- * A dry run's results by key, for a key sent again. Most results are "created" with no user id,
- * kept as their index alone: a dry run of a million records must not hold a million objects.
+ * A dry run's results by key, for a key sent again, kept as the store keeps a job's: the first
+ * result of a key, replaced when it was a failure (`BulkUnit.replacesFailure`). Most results are
+ * "created" with no user id, kept as their index alone: a dry run of a million records must not
+ * hold a million objects.
  */
 class DryRunKeys {
-  readonly #created = new Map<string, number>();
-  readonly #other = new Map<string, RecordResult>();
-
-  has(key: string): boolean {
-    return this.#created.has(key) || this.#other.has(key);
-  }
+  readonly #results = new Map<string, number | RecordResult>();
 
   get(key: string): RecordResult | undefined {
-    const index = this.#created.get(key);
-    return index === undefined ? this.#other.get(key) : { index, key, outcome: "created", userId: "" };
+    const found = this.#results.get(key);
+    return typeof found === "number" ? { index: found, key, outcome: "created", userId: "" } : found;
   }
 
-  set(key: string, result: RecordResult): void {
-    const plain = result.outcome === "created" && result.userId === "" && result.key === key && Object.keys(result).length === 4 && "index" in result;
-    if (plain) this.#created.set(key, result.index);
-    else this.#other.set(key, result);
+  /**
+   * Remembers a record's result, unless it was answered from an earlier one. A record that was
+   * not is the first of its key in the run, or follows a failure of it (a batch's keys are
+   * answered from the batch itself, or from earlier batches still under way): its result is kept.
+   */
+  add(key: string, result: RecordResult): void {
+    if (result.replayed) return;
+    const plain = result.outcome === "created" && result.userId === "" && result.key === key && result.error === undefined;
+    this.#results.set(key, plain ? result.index : result);
   }
+}
+
+/** The unique claims a dry run planned, by kind: values only, no `kind value` string per claim. */
+class DryRunClaims {
+  readonly #byKind = new Map<string, Set<string>>();
+
+  has(kind: string, value: string): boolean {
+    return this.#byKind.get(kind)?.has(value) ?? false;
+  }
+
+  add(kind: string, value: string): void {
+    let values = this.#byKind.get(kind);
+    if (!values) {
+      values = new Set();
+      this.#byKind.set(kind, values);
+    }
+    values.add(value);
+  }
+}
+
+/** What a dry run keeps of a valid record: its type, its unique claims and the id it chose. */
+interface DryRunPlan {
+  type: User["type"];
+  uniques: ReadonlyArray<{ kind: string; value: string }>;
+  chosenId: string | undefined;
+}
+
+interface DryRunUnit {
+  i: number;
+  /** The record's result if its claims are free. */
+  result: RecordResult;
+  plan: DryRunPlan;
+}
+
+/** A record whose username is taken, under `skip` or `update`; `creation` for a real import's update. */
+interface Conflict {
+  i: number;
+  result: RecordResult;
+  claim: { kind: string; value: string };
+  type: User["type"];
+  creation?: NewUser;
 }

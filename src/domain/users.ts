@@ -91,6 +91,22 @@ export interface CreationLookups {
   hashPassword?: (plain: string) => Promise<string>;
 }
 
+/** A human create that passed every rule (`checkHuman`), its values normalised, nothing built yet. */
+export interface CheckedHuman {
+  input: CreateHumanInput;
+  email: string;
+  username: string;
+  profile: HumanProfile;
+  phone: { number: string; verification: "verified" | "send" | "return" } | undefined;
+  links: IdpLink[];
+  metadata: { entries: MetadataEntry[]; rows: MetadataEntry[] };
+  passwordHash: string | undefined;
+  /** An imported TOTP secret, cleaned up, not sealed yet. */
+  totpSecret: string | undefined;
+  /** The unique claims the user takes: its username, then its links. */
+  uniques: Array<{ kind: string; value: string }>;
+}
+
 /** A validated create, ready to write: what the store writes and what the caller is answered. */
 export interface PreparedCreation<Result> {
   change: NewUser;
@@ -280,25 +296,24 @@ export function createUserCommands(deps: UserCommandsDeps) {
   }
 
   /**
-   * An imported TOTP secret is active at once, as in ZITADEL: added and verified together (its
-   * events appended to `events`). It is stored sealed, since checking a code needs the secret
-   * itself. ZITADEL checks only the length; a secret that is not base32 could never produce a
-   * code, so it is refused here instead of failing every sign-in later.
+   * An imported TOTP secret is active at once, as in ZITADEL: added and verified together. It is
+   * stored sealed, since checking a code needs the secret itself. ZITADEL checks only the length;
+   * a secret that is not base32 could never produce a code, so it is refused here instead of
+   * failing every sign-in later. Returns the secret as it is sealed.
    */
-  function sealImportedTotp(totpSecret: string | undefined, events: NewEvent[]): string | undefined {
+  function checkImportedTotp(totpSecret: string | undefined): string | undefined {
     if (totpSecret === undefined) return undefined;
     const secret = totpSecret.replace(/\s/g, "");
     if (!/^[A-Z2-7]+=*$/i.test(secret)) throw UserCreationErrors.totpSecretInvalid();
-    events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
-    return deps.secretBox.seal(secret.toUpperCase());
+    return secret.toUpperCase();
   }
 
   /**
-   * Every rule of a human create, and everything it writes, without writing it: the one place
-   * single creates (createHuman) and bulk imports (src/domain/bulk-import.ts) validate and build
-   * a user. Hashes a plaintext password.
+   * Every rule of a human create, without building what it writes: the one place single creates
+   * and bulk imports (src/domain/bulk-import.ts) validate a user; a bulk dry run stops here.
+   * Hashes a plaintext password (unless `lookups.hashPassword` says otherwise).
    */
-  async function prepareHuman(input: CreateHumanInput, lookups: CreationLookups = storeLookups): Promise<PreparedCreation<CreatedHuman>> {
+  async function checkHuman(input: CreateHumanInput, lookups: CreationLookups = storeLookups): Promise<CheckedHuman> {
     const { path } = input;
     // PingOne's users may have no email (its import examples leave it out).
     const email = path === "pingone" && input.email.address.trim() === "" ? "" : normalizeEmail(input.email.address);
@@ -316,6 +331,18 @@ export function createUserCommands(deps: UserCommandsDeps) {
     const metadata = normalizeCreationMetadata(input.metadata ?? []);
 
     const passwordHash = await initialPasswordHash(input, lookups);
+    const totpSecret = checkImportedTotp(input.totpSecret);
+    const uniques = [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))];
+    return { input, email, username, profile, phone, links, metadata, passwordHash, totpSecret, uniques };
+  }
+
+  /**
+   * Every rule of a human create, and everything it writes, without writing it: the one place
+   * single creates (createHuman) and bulk imports (src/domain/bulk-import.ts) validate and build
+   * a user. Hashes a plaintext password.
+   */
+  async function prepareHuman(input: CreateHumanInput, lookups: CreationLookups = storeLookups): Promise<PreparedCreation<CreatedHuman>> {
+    const { email, username, profile, phone, links, metadata, passwordHash, totpSecret, uniques } = await checkHuman(input, lookups);
     const changeRequired = passwordChangeRequired(input, passwordHash !== undefined);
 
     const at = now();
@@ -345,7 +372,10 @@ export function createUserCommands(deps: UserCommandsDeps) {
       events,
     );
 
-    const sealedTotpSecret = sealImportedTotp(input.totpSecret, events);
+    if (totpSecret !== undefined) {
+      events.push({ type: "user.human.mfa.otp.added", payload: {} }, { type: "user.human.mfa.otp.verified", payload: {} });
+    }
+    const sealedTotpSecret = totpSecret === undefined ? undefined : deps.secretBox.seal(totpSecret);
 
     // A removed user's id may be taken again; its events stay, so the new ones follow them.
     const previous = input.userId === undefined ? 0 : await lookups.lastSequence(input.instanceId, userId);
@@ -373,7 +403,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
       user,
       passwordHash,
       ...(sealedTotpSecret !== undefined ? { sealedTotpSecret } : {}),
-      uniques: [claim, ...links.map((link) => linkClaim(link.idpId, link.externalUserId))],
+      uniques,
       idpLinks: links,
       metadata: metadata.rows,
       events,
@@ -460,7 +490,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
     return { change, result: user };
   }
 
-  return { createHuman, createMachine, getUser, prepareHuman, prepareMachine };
+  return { createHuman, createMachine, getUser, checkHuman, prepareHuman, prepareMachine };
 }
 
 export type UserCommands = ReturnType<typeof createUserCommands>;

@@ -186,7 +186,11 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     async claimOwners(instanceId, claims) {
       const owners = new Map<string, string>();
       const byKind = new Map<string, string[]>();
-      for (const claim of claims) byKind.set(claim.kind, [...(byKind.get(claim.kind) ?? []), claim.value]);
+      for (const claim of claims) {
+        const values = byKind.get(claim.kind);
+        if (values) values.push(claim.value);
+        else byKind.set(claim.kind, [claim.value]);
+      }
       for (const [kind, values] of byKind) {
         for (const part of chunks([...new Set(values)])) {
           const query = db
