@@ -58,7 +58,9 @@ export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = 
     // node's compatibility layer makes its request and response in a 'stream' listener of its
     // own (added with the 'request' listener): taken out here, so that the stream taker sees each
     // stream first and the compatibility layer only the streams it leaves.
-    const [compat, ...others] = h2.listeners("stream") as Array<(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void>;
+    const [compat, ...others] = h2.listeners("stream") as Array<
+      (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void
+    >;
     // Fail at start, not on the first request, should a Node version set its layer up otherwise.
     if (compat === undefined || others.length > 0) throw new Error("node:http2's compatibility layer has not exactly one 'stream' listener");
     h2.removeListener("stream", compat);
@@ -77,9 +79,12 @@ export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = 
       session.once("close", () => sessions.delete(session));
     });
 
+    // Nagle's algorithm off, as http.createServer has it by default (its own listener is not used here).
     const server = tlsFiles
-      ? tls.createServer({ ...tlsFiles, ALPNProtocols: ["h2", "http/1.1"] }, (socket) => (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket))
-      : net.createServer((socket) => routeCleartext(socket, h1, h2));
+      ? tls.createServer({ ...tlsFiles, noDelay: true, ALPNProtocols: ["h2", "http/1.1"] }, (socket) =>
+          (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket),
+        )
+      : net.createServer({ noDelay: true }, (socket) => routeCleartext(socket, h1, h2));
     const close = server.close.bind(server);
     server.close = (callback?: (err?: Error) => void) => {
       closing = true;
