@@ -61,6 +61,28 @@ export interface AccessLogOptions {
  * a secret: no query string (it can hold a session token), no headers, no bodies.
  */
 export function registerAccessLog(app: FastifyInstance, options: AccessLogOptions): StreamCallLog {
+  /**
+   * Counts a request and writes its line, at info (probes at debug) when `level` lets it through.
+   * `log` is asked for only when the line is written: a call served off the stream makes its
+   * logger then.
+   */
+  const finish = (outcome: Outcome, level: string, log: () => FastifyBaseLogger, probe: boolean) => {
+    const { rpc, protocol, code, ms, caller } = outcome;
+    options.onResponse(rpc, protocol, code, ms / 1000);
+    if ((LEVELS[level] ?? 0) > (probe ? LEVELS.debug! : LEVELS.info!)) return;
+    const line = {
+      method: outcome.method,
+      path: outcome.path,
+      rpc,
+      protocol,
+      status: outcome.status,
+      code,
+      durationMs: Math.round(ms * 100) / 100,
+      ...(caller ? { caller } : {}),
+    };
+    if (probe) log().debug(line, "request");
+    else log().info(line, "request");
+  };
   app.addHook("onRequest", (request, reply, done) => {
     // The Connect handlers see the id too (it is part of the request's headers).
     request.raw.headers["x-request-id"] = request.id;
@@ -84,22 +106,8 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
     const protocol = restRpc ? "rest" : protocolOf(request);
     const rpc = record.rpc ?? restRpc ?? (protocol === "http" ? `${request.method} ${route ?? "unmatched"}` : path.slice(1));
     const code = record.code ?? codeOf(reply, protocol);
-    const seconds = reply.elapsedTime / 1000;
-    options.onResponse(rpc, protocol, code, seconds);
-    const probe = PROBES.has(path);
-    if ((LEVELS[request.log.level] ?? 0) > (probe ? LEVELS.debug! : LEVELS.info!)) return done();
-    const line = {
-      method: request.method,
-      path,
-      rpc,
-      protocol,
-      status: reply.statusCode,
-      code,
-      durationMs: Math.round(reply.elapsedTime * 100) / 100,
-      ...(record.caller ? { caller: record.caller } : {}),
-    };
-    if (probe) request.log.debug(line, "request");
-    else request.log.info(line, "request");
+    const outcome = { method: request.method, path, rpc, protocol, status: reply.statusCode, code, ms: reply.elapsedTime, caller: record.caller };
+    finish(outcome, request.log.level, () => request.log, PROBES.has(path));
     done();
   });
   return {
@@ -113,26 +121,30 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
         id,
         run: (work) => current.run(record, work),
         finish(grpcCode, cancelled) {
-          const ms = performance.now() - started;
-          const rpc = record.rpc ?? path.slice(1);
           const code = cancelled ? "CANCELLED" : (record.code ?? codeName(Number(grpcCode ?? 0)));
-          options.onResponse(rpc, "grpc", code, ms / 1000);
-          if ((LEVELS[app.log.level] ?? 0) > LEVELS.info!) return;
-          const line = {
-            method: "POST",
-            path,
-            rpc,
-            protocol: "grpc",
-            status: 200,
-            code,
-            durationMs: Math.round(ms * 100) / 100,
-            ...(record.caller ? { caller: record.caller } : {}),
-          };
-          record.log.info(line, "request");
+          const rpc = record.rpc ?? path.slice(1);
+          finish(
+            { method: "POST", path, rpc, protocol: "grpc", status: 200, code, ms: performance.now() - started, caller: record.caller },
+            app.log.level,
+            () => record.log,
+            false,
+          );
         },
       };
     },
   };
+}
+
+/** What the access log and the metrics say of a finished request. */
+interface Outcome {
+  method: string;
+  path: string;
+  rpc: string;
+  protocol: string;
+  status: number;
+  code: string;
+  ms: number;
+  caller: string | undefined;
 }
 
 /**

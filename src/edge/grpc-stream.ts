@@ -247,7 +247,7 @@ function urlOf(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   return lastOrigin.origin + path;
 }
 
-/** The gRPC code of a reset, as Connect's node adapter maps it (connectErrorFromH2ResetCode). */
+/** The gRPC code of a reset, as Connect's node adapter maps it (its connectErrorFromH2ResetCode is not exported). */
 const RESET_CODES: Record<number, Code> = {
   1: Code.Internal, // PROTOCOL_ERROR
   2: Code.Internal, // INTERNAL_ERROR
