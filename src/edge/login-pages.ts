@@ -7,7 +7,7 @@ import type { PasskeyCommands } from "../domain/passkeys.js";
 import type { VerificationCommands } from "../domain/verification.js";
 import { changeDetailsV2 } from "../services/convert.js";
 import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
-import { registerPasskeyPage } from "./passkey-page.js";
+import { codePageReply, registerPasskeyPage } from "./passkey-page.js";
 import type { SourceLimit } from "./rate-limits.js";
 
 /** The path ZITADEL's init mails link to (its login UI's "initialise user" step). */
@@ -16,20 +16,10 @@ export const INIT_PATH = "/ui/login/user/init";
 export const MAIL_VERIFICATION_PATH = "/ui/login/mail/verification";
 export { PASSWORDLESS_INIT_PATH } from "../domain/passkeys.js";
 
-/**
- * Links carry one-time codes: the pages are not cached, and the code does not travel on in a
- * Referer header to anything the page links to.
- */
 function page(reply: FastifyReply, status: number, title: string, body: string) {
-  return reply
-    .code(status)
-    .header("content-type", "text/html; charset=utf-8")
-    .header("cache-control", "no-store")
-    .header("referrer-policy", "no-referrer")
-    .send(
-      `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
-        `<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`,
-    );
+  return codePageReply(reply, status).send(
+    `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` + `<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`,
+  );
 }
 
 /** A form field; values from the link (the code among them) are put back into the form, never logged or stored here. */

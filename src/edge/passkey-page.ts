@@ -91,24 +91,27 @@ const PAGE_SCRIPT = `(() => {
 })();
 `;
 
-/** A page of the login flow; a link carries a one-time code, so nothing is cached or sent on as a referrer. */
+/**
+ * The reply of an HTML page reached by a link: links carry one-time codes, so the page is not
+ * cached, and the code does not travel on in a Referer header to anything the page links to.
+ */
+export function codePageReply(reply: FastifyReply, status: number): FastifyReply {
+  return reply.code(status).header("content-type", "text/html; charset=utf-8").header("cache-control", "no-store").header("referrer-policy", "no-referrer");
+}
+
+/** A page of the login flow, reached by a link that carries a one-time code. */
 function page(reply: FastifyReply, status: number, state: string, body: string, scripts = false) {
-  return reply
-    .code(status)
-    .header("content-type", "text/html; charset=utf-8")
-    .header("cache-control", "no-store")
-    .header("referrer-policy", "no-referrer")
-    .send(
-      '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
-        "<title>Passkey registration</title>" +
-        "<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}" +
-        "#message{padding:.75rem 1rem;border-radius:.4rem;background:#eef}" +
-        'main[data-state="done"] #message{background:#e6f6e6}main[data-state="invalid"] #message,main[data-state="expired"] #message,' +
-        'main[data-state="used"] #message,main[data-state="failed"] #message,main[data-state="unsupported"] #message{background:#fde8e8}' +
-        'main[data-state="cancelled"] #message{background:#fff4dd}button{font-size:1rem;padding:.5rem 1rem}</style>' +
-        (scripts ? `<script src="${WEBAUTHN_BROWSER_SCRIPT_PATH}"></script><script src="${PASSKEY_PAGE_SCRIPT_PATH}" defer></script>` : "") +
-        `</head><body><main data-state="${escapeHtml(state)}"><h1>Passkey registration</h1>${body}</main></body></html>`,
-    );
+  return codePageReply(reply, status).send(
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
+      "<title>Passkey registration</title>" +
+      "<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}" +
+      "#message{padding:.75rem 1rem;border-radius:.4rem;background:#eef}" +
+      'main[data-state="done"] #message{background:#e6f6e6}main[data-state="invalid"] #message,main[data-state="expired"] #message,' +
+      'main[data-state="used"] #message,main[data-state="failed"] #message,main[data-state="unsupported"] #message{background:#fde8e8}' +
+      'main[data-state="cancelled"] #message{background:#fff4dd}button{font-size:1rem;padding:.5rem 1rem}</style>' +
+      (scripts ? `<script src="${WEBAUTHN_BROWSER_SCRIPT_PATH}"></script><script src="${PASSKEY_PAGE_SCRIPT_PATH}" defer></script>` : "") +
+      `</head><body><main data-state="${escapeHtml(state)}"><h1>Passkey registration</h1>${body}</main></body></html>`,
+  );
 }
 
 const STATE_TEXTS = {
