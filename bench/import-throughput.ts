@@ -326,7 +326,7 @@ async function stopProfile(file: string): Promise<void> {
 // a process (its allocator, its garbage collector) with the servers under test.
 const worker = fork(new URL("./load-worker.ts", import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
 
-function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise }> {
+function runPhase(phase: PhaseName, spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise }> {
   return new Promise((resolve, reject) => {
     let windowStart: CpuSample | undefined;
     let windowEnd: CpuSample | undefined;
@@ -339,7 +339,7 @@ function runPhase(spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise 
     const t2 = setTimeout(() => {
       windowEnd = sampleCpu();
       if (profiling) {
-        const file = join(profileDir!, `${spec.target}.cpuprofile`);
+        const file = join(profileDir!, `${phase}.cpuprofile`);
         profiling = profiling.then(() => stopProfile(file)).catch((err: unknown) => console.error("profiling failed", err));
       }
     }, spec.warmupMs + spec.durationMs);
@@ -556,7 +556,7 @@ async function main(): Promise<number> {
     const spec = specOf(name);
     process.stdout.write(`running ${spec.name.trim()} … `);
     const tripsBefore = { ...pgTrips };
-    const outcome = await runPhase(spec);
+    const outcome = await runPhase(name, spec);
     results.set(name, outcome);
     if (PHASE_DEFS[name].server === "pg") {
       const imports = outcome.result.sent;
