@@ -78,6 +78,7 @@ import { createMachineSecretStore } from "./store/machine-secret-store.js";
 import { observeService, registerAccessLog, requestId, requestLog } from "./edge/access-log.js";
 import { createMetrics } from "./edge/metrics.js";
 import { createStoreProbe } from "./store/probe.js";
+import { importResultsEncoded } from "./edge/import-results.js";
 import type { SessionStore } from "./domain/ports.js";
 
 export interface RunningServer {
@@ -449,7 +450,8 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     router.service(UserService, userV2);
     router.service(SessionService, sessionV2);
     router.service(AdminService, admin);
-    router.service(MigrationService, migration);
+    // Its stream's results are encoded by hand for binary clients (src/edge/import-results.ts).
+    router.service(MigrationService, migration, { interceptors: [importResultsEncoded, ...rpcInterceptors] });
     const reflection = createReflectionServices([ManagementService, UserService, SessionService, AdminService, MigrationService, Health]);
     router.service(ServerReflectionV1, reflection.v1);
     router.service(ServerReflectionV1alpha, reflection.v1alpha);

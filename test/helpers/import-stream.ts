@@ -1,7 +1,8 @@
 /**
  * Clients of the bidirectional `userport.migration.v1.MigrationService/ImportUsers` stream over a
- * real socket: a raw `@grpc/grpc-js` client (gRPC over HTTP/2) and Connect's gRPC and Connect
- * (binary, HTTP/2) transports. Requests and responses are protojson, so one test fits all.
+ * real socket: a raw `@grpc/grpc-js` client (gRPC over HTTP/2), Connect's gRPC transport, and
+ * Connect's own protocol over HTTP/2 in binary and in JSON (the server encodes binary results by
+ * hand: src/edge/import-results.ts). Requests and responses are protojson here, so one test fits all.
  */
 import { fromBinary, fromJson, type JsonObject, toBinary, toJson } from "@bufbuild/protobuf";
 import { type Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -16,7 +17,7 @@ import {
 import { ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { decodeRpcStatus } from "./clients.js";
 
-export const STREAM_TRANSPORTS = ["grpc-js", "connect-grpc-h2", "connect-h2"] as const;
+export const STREAM_TRANSPORTS = ["grpc-js", "connect-grpc-h2", "connect-h2", "connect-json-h2"] as const;
 export type StreamTransport = (typeof STREAM_TRANSPORTS)[number];
 
 export interface StreamError {
@@ -95,7 +96,10 @@ export function openImport(url: string, token: string, transport: StreamTranspor
       },
     };
   }
-  const base = transport === "connect-grpc-h2" ? createGrpcTransport({ baseUrl: url }) : createConnectTransport({ baseUrl: url, httpVersion: "2" });
+  const base =
+    transport === "connect-grpc-h2"
+      ? createGrpcTransport({ baseUrl: url })
+      : createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: transport === "connect-h2" });
   const requests = new Queue<ImportUsersRequest>();
   const abort = new AbortController();
   const responses = createClient(MigrationService, base).importUsers(requests, { headers: all, signal: abort.signal })[Symbol.asyncIterator]();
