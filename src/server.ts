@@ -79,6 +79,8 @@ import { observeService, registerAccessLog, requestId, requestLog } from "./edge
 import { createMetrics } from "./edge/metrics.js";
 import { createStoreProbe } from "./store/probe.js";
 import { importResultsEncoded } from "./edge/import-results.js";
+// protobuf-es's field lookup made once per message type (reasons there).
+import "./edge/protobuf-field-lookup.js";
 import type { SessionStore } from "./domain/ports.js";
 
 export interface RunningServer {
