@@ -2,7 +2,8 @@
  * The bulk migration stream, `userport.migration.v1.MigrationService/ImportUsers`, over real
  * sockets with grpc-js and Connect (HTTP/2): per-record results in order after commit, the same
  * rows and events as a single v2 AddHumanUser, dry runs that write nothing, duplicates within a
- * stream and across concurrent streams, conflict policies, idempotent resume, and bad input.
+ * stream and across concurrent streams, conflict policies, idempotent resume, bad input, and
+ * flow control towards a client that stops reading.
  * Runs on SQLite, and on PostgreSQL when USERPORT_TEST_DATABASE_URL is set.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -489,5 +490,67 @@ describe("ImportUsers with a broken message (grpc-js)", () => {
     expect(outcomes(results)).toEqual(["CREATED"]);
     expect(error.code).toBe(Code.InvalidArgument);
     expect(decodeURIComponent(error.details)).toBe("A stream message is larger than the server accepts (USERPORT_BODY_LIMIT) (UP-BULK6)");
+  });
+});
+
+describe("ImportUsers flow control (raw gRPC over HTTP/2)", () => {
+  it("takes no more from a client that stops reading its results than a few messages and the HTTP/2 windows, and serves others meanwhile", async () => {
+    const http2 = await import("node:http2");
+    const { toBinary, fromJson } = await import("@bufbuild/protobuf");
+    const { ImportUsersRequestSchema } = await import("../gen/userport/migration/v1/migration_pb.js");
+    const frame = (json: JsonObject) => {
+      const bytes = toBinary(ImportUsersRequestSchema, fromJson(ImportUsersRequestSchema, json));
+      const framed = Buffer.alloc(5 + bytes.length);
+      framed.writeUInt32BE(bytes.length, 1);
+      framed.set(bytes, 5);
+      return framed;
+    };
+    const session = http2.connect(up.server.url);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/userport.migration.v1.MigrationService/ImportUsers",
+      "content-type": "application/grpc",
+      te: "trailers",
+      authorization: `Bearer ${up.server.token}`,
+    });
+    stream.write(frame({ options: { dryRun: true } }));
+    // A thousand records sent over and over (their keys answered from the first time after that).
+    const batch = frame({ records: { records: Array.from({ length: 1000 }, () => ({ human: human() })) } });
+    const offeredAtMost = 64 * 1024 * 1024;
+    let offered = 0;
+    let sent = 0;
+    const failures: unknown[] = [];
+    stream.on("error", (err) => failures.push(err));
+    // The client writes as its own stream lets it ('drain'); a write's callback runs once its
+    // bytes went out to the server, which HTTP/2 flow control allows only as far as the server
+    // read. Nothing reads the responses: the stream stays paused.
+    const pump = () => {
+      while (offered < offeredAtMost) {
+        offered += batch.length;
+        const written = stream.write(batch, (err) => {
+          if (err) failures.push(err);
+          else sent += batch.length;
+        });
+        if (!written) return;
+      }
+    };
+    stream.on("drain", pump);
+    pump();
+    let last = -1;
+    for (let waited = 0; waited < 15_000 && sent !== last; waited += 1000) {
+      last = sent;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    expect(failures).toEqual([]);
+    // Sending stopped, after more than one message and well before the 64 MiB the client had.
+    expect(sent).toBe(last);
+    expect(sent).toBeGreaterThan(batch.length);
+    expect(sent).toBeLessThan(8 * 1024 * 1024);
+    // The server is not stuck: other calls are answered while this stream waits.
+    const ready = await fetch(`${up.server.url}/healthz`);
+    expect(ready.status).toBe(200);
+    expectOk(await up.caller("grpc-js").call(V1.addOrg, { name: uniqueName("Meanwhile") }));
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    session.close();
   });
 });
