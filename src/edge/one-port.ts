@@ -29,17 +29,6 @@ export interface StreamSlot {
 }
 
 /**
- * A fastify `serverFactory` that serves HTTP/1.1 and HTTP/2 on one port.
- *
- * Each connection is handed to an HTTP/1.1 or an HTTP/2 server: with TLS by what ALPN
- * negotiated, without TLS by sniffing the first bytes for the HTTP/2 client preface (gRPC and
- * Connect over h2c send it; browsers, curl and gRPC-Web over HTTP/1.1 do not). Closing the
- * returned server stops accepting, lets in-flight requests finish, then closes idle HTTP/1.1
- * connections and HTTP/2 sessions. Each HTTP/2 stream is offered to `streams.take` first
- * (unary gRPC served without fastify, src/edge/grpc-stream.ts); the rest reach fastify through
- * node's compatibility layer as before.
- */
-/**
  * HTTP/2 flow-control windows: how much a client may send on one stream, and on the whole
  * connection, before the server has read it. HTTP/2's default, 64 KiB for both, let an
  * ImportUsers stream carry a quarter of a thousand-record message before the client had to wait
@@ -53,6 +42,17 @@ export interface StreamSlot {
 const STREAM_WINDOW_BYTES = 1024 * 1024;
 const SESSION_WINDOW_BYTES = 2 * 1024 * 1024;
 
+/**
+ * A fastify `serverFactory` that serves HTTP/1.1 and HTTP/2 on one port.
+ *
+ * Each connection is handed to an HTTP/1.1 or an HTTP/2 server: with TLS by what ALPN
+ * negotiated, without TLS by sniffing the first bytes for the HTTP/2 client preface (gRPC and
+ * Connect over h2c send it; browsers, curl and gRPC-Web over HTTP/1.1 do not). Closing the
+ * returned server stops accepting, lets in-flight requests finish, then closes idle HTTP/1.1
+ * connections and HTTP/2 sessions. Each HTTP/2 stream is offered to `streams.take` first
+ * (unary gRPC served without fastify, src/edge/grpc-stream.ts); the rest reach fastify through
+ * node's compatibility layer as before.
+ */
 export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = {}) {
   // Typed as fastify's default HTTP/1 factory: fastify handles HTTP/2 compat requests alike.
   return (handler: http.RequestListener): http.Server => {
