@@ -203,7 +203,35 @@ describe("PGV helpers", () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const pieces = ["a", "Z", "0", "9", ".", "-", "_", "+", "'", "{", "~", "@", " ", '"', "(", ")", "<", ">", "[", "]", ",", ";", ":", "\\", "é", "x".repeat(63), "y".repeat(64)];
+    const pieces = [
+      "a",
+      "Z",
+      "0",
+      "9",
+      ".",
+      "-",
+      "_",
+      "+",
+      "'",
+      "{",
+      "~",
+      "@",
+      " ",
+      '"',
+      "(",
+      ")",
+      "<",
+      ">",
+      "[",
+      "]",
+      ",",
+      ";",
+      ":",
+      "\\",
+      "é",
+      "x".repeat(63),
+      "y".repeat(64),
+    ];
     const part = (max: number) => Array.from({ length: 1 + random(max) }, () => pieces[random(pieces.length)]).join("");
     const plainPart = (max: number) => Array.from({ length: 1 + random(max) }, () => ["b", "7", "-", ".", "_"][random(5)]).join("");
     let plain = 0;
