@@ -162,6 +162,58 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
   });
 });
 
+describe.runIf(testPostgresUrl)("the PostgreSQL store's order of batches", () => {
+  let dir: string;
+  let store: Db;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "userport-order-"));
+    store = await openPostgres((await testDatabaseUrl(dir))!, 4);
+  });
+  afterEach(async () => {
+    await store.close();
+    await dropTestDatabase(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const claim = (value: string, owner: string) =>
+    store.db.insertInto("unique_constraints").values({ instance_id: "i", kind: "username", value, owner_id: owner }).compile();
+
+  it("runs units that waive the order while the batch before them is held up; units in order commit after it", async () => {
+    await store.writes.run([claim("held", "first")]);
+    // Another connection holds the row a batch is about to change: that batch waits for it.
+    const outside = new pg.Client({ connectionString: await testDatabaseUrl(dir) });
+    await outside.connect();
+    try {
+      await outside.query("BEGIN");
+      await outside.query("SELECT * FROM unique_constraints WHERE value = 'held' FOR UPDATE");
+      const change = store.db.updateTable("unique_constraints").set({ owner_id: "second" }).where("value", "=", "held").compile();
+      const held = store.writes.run([change]);
+      const waiting = async () =>
+        Number((await outside.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n);
+      for (let tries = 0; (await waiting()) === 0; tries++) {
+        expect(tries, "the first batch waits for the row").toBeLessThan(200);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      // Units that waive the order commit meanwhile; in order they would wait behind the held batch.
+      await expect(store.writes.runUnits([[claim("free", "third")]], { unordered: true })).resolves.toEqual([undefined]);
+      let orderedDone = false;
+      const ordered = store.writes.runUnits([[claim("later", "fourth")]]).then(() => {
+        orderedDone = true;
+      });
+      const committed = async (value: string) =>
+        Number((await outside.query("SELECT count(*) AS n FROM unique_constraints WHERE value = $1", [value])).rows[0].n);
+      expect(await committed("free")).toBe(1);
+      await outside.query("COMMIT");
+      await Promise.all([held, ordered]);
+      expect(orderedDone).toBe(true);
+      expect(await committed("later")).toBe(1);
+      expect(Number((await outside.query("SELECT count(*) AS n FROM unique_constraints WHERE owner_id = 'second'")).rows[0].n)).toBe(1);
+    } finally {
+      await outside.end();
+    }
+  });
+});
+
 describe("prepared queries", () => {
   it("bind values by name in the order the SQL needs them", async () => {
     const dir = mkdtempSync(join(tmpdir(), "userport-store-"));

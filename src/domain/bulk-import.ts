@@ -82,6 +82,10 @@ interface SessionState extends ImportSession {
   unfinishedNext: number;
   /** Keys of batches prepared and not yet finished: a key sent again meanwhile gets their result. */
   recent: Map<string, { results: Array<RecordResult | undefined>; i: number }>;
+  /** The claims of each batch handed to the store and not yet committed (see {@link claimsOf}). */
+  committing: Set<ReadonlySet<string>>;
+  /** Conflict updates handed to the store and not yet committed. */
+  updating: number;
 }
 
 /** A job with what a reader wants to know about its progress. */
@@ -208,6 +212,8 @@ export function createBulkImport(deps: BulkImportDeps) {
       unfinished: [],
       unfinishedNext: -1,
       recent: new Map(),
+      committing: new Set<ReadonlySet<string>>(),
+      updating: 0,
     };
     if (options.dryRun && options.jobId === undefined) {
       const at = now();
@@ -434,12 +440,22 @@ export function createBulkImport(deps: BulkImportDeps) {
       const rest = state.unfinished.splice(0);
       const finished = state.unfinishedNext < 0 ? undefined : { results: rest, nextIndex: state.unfinishedNext, at: now() };
       state.unfinishedNext = -1;
+      // The store keeps batches in order only where it matters: when this batch claims a value
+      // that a batch of this session still committing claims too (the earlier must win), or
+      // while conflict updates are under way. Otherwise PostgreSQL runs it alongside the batch
+      // before it.
+      const claims = claimsOf(units);
+      const unordered = state.updating === 0 && ![...state.committing].some((earlier) => overlaps(earlier, claims));
+      state.committing.add(claims);
       outcomes = deps.store.commitUnits(
         target.instanceId,
         jobId,
         units.map(({ unit }) => unit),
         finished,
+        { unordered },
       );
+      const committed = () => void state.committing.delete(claims);
+      outcomes.then(committed, committed);
       // Under `fail` a conflict needs no more than the user's type: the rest of each change is
       // let go now, not kept (and promoted to the old generation) while the batch commits.
       if (state.onConflict === "fail") {
@@ -605,11 +621,14 @@ export function createBulkImport(deps: BulkImportDeps) {
       }
     }
     if (updates.length === 0) return;
-    const outcomes = await deps.store.commitUnits(
-      instanceId,
-      state.job?.id,
-      updates.map(({ unit }) => unit),
-    );
+    state.updating++;
+    const outcomes = await deps.store
+      .commitUnits(
+        instanceId,
+        state.job?.id,
+        updates.map(({ unit }) => unit),
+      )
+      .finally(() => state.updating--);
     updates.forEach(({ i, unit }, n) => {
       const outcome = outcomes[n];
       if (outcome === undefined) results[i] = unit.result;
@@ -737,6 +756,24 @@ export function createBulkImport(deps: BulkImportDeps) {
 }
 
 export type BulkImport = ReturnType<typeof createBulkImport>;
+
+/** What the creations of a batch claim: their unique claims and their user ids. */
+function claimsOf(units: ReadonlyArray<{ unit: BulkUnit }>): ReadonlySet<string> {
+  const claims = new Set<string>();
+  for (const { unit } of units) {
+    const creation = unit.creation;
+    if (!creation) continue;
+    claims.add(`user_id ${creation.user.id}`);
+    for (const claim of creation.uniques) claims.add(claimKey(claim));
+  }
+  return claims;
+}
+
+function overlaps(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  for (const value of small) if (large.has(value)) return true;
+  return false;
+}
 
 function sameProfile(a: HumanProfile, b: HumanProfile): boolean {
   return (

@@ -681,6 +681,12 @@ export interface BulkStore {
     units: readonly BulkUnit[],
     /** What `finishBatch` would write for earlier batches, written in the same transaction instead. */
     finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
+    /**
+     * `unordered`: none of the units claims a value (username, user id, IdP link) that units
+     * committed earlier and not yet durable claim too, so the store need not run them after
+     * those (see `WriteQueue.runUnits`).
+     */
+    options?: { unordered?: boolean },
   ): Promise<unknown[]>;
   /**
    * Stores results that wrote no user (failed, skipped; a failed key's earlier failure is

@@ -154,10 +154,10 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
         .executeTakeFirst();
       return row?.last === null || row?.last === undefined ? -1 : Number(row.last);
     },
-    async commitUnits(instanceId, jobId, units, finished) {
+    async commitUnits(instanceId, jobId, units, finished, options) {
       const all = units.map((unit) => unitStatements(instanceId, jobId, unit));
       if (finished && jobId !== undefined) all.push(finishStatements(instanceId, jobId, finished.results, finished.nextIndex, finished.at));
-      const outcomes = await writes.runUnits(all);
+      const outcomes = await writes.runUnits(all, options);
       if (outcomes.length > units.length && outcomes[units.length] !== undefined) throw outcomes[units.length];
       return outcomes.slice(0, units.length);
     },

@@ -85,8 +85,9 @@ export class CommitQueue {
   /**
    * Runs the units in one transaction (all are queued together, so they travel in one batch),
    * each under its own savepoint; resolves with each unit's error, or undefined, once durable.
+   * The one writer runs every batch in order: there is no order to waive.
    */
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, _options?: { unordered?: boolean }): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
     return new Promise<unknown[]>((resolve, reject) => {
       this.#pending.push({ json: this.#encode(units), count: units.length, settle: resolve, fail: reject });

@@ -21,8 +21,14 @@ export interface WriteQueue {
    * are durably committed with each unit's outcome: undefined when it committed, else its error
    * (a `UniqueViolation` for a broken uniqueness rule); the others commit regardless. Rejects
    * when the transaction itself failed (nothing of it committed). Used by bulk imports.
+   *
+   * Batches run their statements in the order they were queued, so that of two writes claiming
+   * one value the earlier wins. `unordered` waives that for these units: the caller vouches that
+   * none of them claims a value that a write it queued earlier, and has not yet seen committed,
+   * claims too (PostgreSQL then runs them alongside the batch before; SQLite's one writer runs
+   * everything in order anyway).
    */
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]>;
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options?: { unordered?: boolean }): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
   /** Told after each batch commits (or fails): how many commands it held and how long it took. */

@@ -143,6 +143,8 @@ class MultiRowInserts {
 
 interface Pending {
   statements: readonly WriteStatement[];
+  /** Set when the caller waived the order of statements (`WriteQueue.runUnits`). */
+  unordered?: true;
   resolve: () => void;
   reject: (reason: unknown) => void;
 }
@@ -191,7 +193,7 @@ class PgCommitQueue implements WriteQueue {
     });
   }
 
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>): Promise<unknown[]> {
+  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options: { unordered?: boolean } = {}): Promise<unknown[]> {
     if (units.length === 0) return Promise.resolve([]);
     return new Promise<unknown[]>((resolve, reject) => {
       const outcomes: unknown[] = new Array(units.length).fill(undefined);
@@ -206,6 +208,7 @@ class PgCommitQueue implements WriteQueue {
       units.forEach((statements, n) => {
         this.#pending.push({
           statements,
+          ...(options.unordered ? { unordered: true as const } : {}),
           resolve: settled,
           reject: (err) => {
             if ((err as { batchFailed?: boolean } | undefined)?.batchFailed === true) whole ??= err;
@@ -233,9 +236,14 @@ class PgCommitQueue implements WriteQueue {
     const started = performance.now();
     const after = this.#lastRan;
     let ran!: () => void;
-    this.#lastRan = new Promise<void>((resolve) => (ran = resolve));
+    const running = new Promise<void>((resolve) => (ran = resolve));
+    // A batch whose every command waived the order runs its statements at once, alongside the
+    // batch before (a bulk import's batches claim disjoint values: PostgreSQL's backends then
+    // insert two batches at a time); a later batch that keeps the order still waits for both.
+    const inOrder = items.some((item) => !item.unordered);
+    this.#lastRan = inOrder ? running : Promise.all([after, running]).then(() => undefined);
     try {
-      await after;
+      if (inOrder) await after;
       const outcomes = await this.#commitWithRetries(items, ran);
       this.onBatch?.(items.length, (performance.now() - started) / 1000, false);
       items.forEach((item, i) => {

@@ -44,9 +44,9 @@ export function refusingWritesOfEndedRequests(store: Db): Db {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
         return writes.run(statements);
       },
-      runUnits(units) {
+      runUnits(units, options) {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
-        return writes.runUnits(units);
+        return writes.runUnits(units, options);
       },
       waiting: () => writes.waiting(),
       close: () => writes.close(),
