@@ -174,7 +174,8 @@ class PgCommitQueue implements WriteQueue {
    * Settles once the latest batch ran all of its statements (it may still be committing). The
    * next batch runs its statements only then: it takes its rows' locks after the batch before it,
    * so of two commands claiming the same value (two batches of one import stream, say) the
-   * earlier one wins, as on SQLite's single writer; only the commits overlap.
+   * earlier one wins, as on SQLite's single writer; only the commits overlap. A batch whose
+   * commands all waived that order (`runUnits`' `unordered`) runs its statements at once.
    */
   #lastRan: Promise<void> = Promise.resolve();
   onBatch?: (size: number, seconds: number, failed: boolean) => void;
