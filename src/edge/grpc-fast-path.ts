@@ -1,15 +1,25 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
 import {
   type Compression,
   compressionNegotiate,
   createMethodSerializationLookup,
   envelopeCompress,
-  invokeUnaryImplementation,
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import * as grpc from "@connectrpc/connect/protocol-grpc";
+import { type CallCancellation, cancellationKey } from "./calls.js";
 
 /**
  * A leaner hosting of Connect's own unary gRPC handler, for the one case that dominates gRPC
@@ -24,8 +34,8 @@ import * as grpc from "@connectrpc/connect/protocol-grpc";
  * for the call, and it is most of the difference between a gRPC import and a REST import of the
  * same user. It is not configurable.
  *
- * What it keeps identical: the implementation and its interceptors run through Connect's own
- * `invokeUnaryImplementation`, with a handler context holding what Connect's `createHandlerContext`
+ * What it keeps identical: the implementation and its interceptors run as in Connect's own
+ * `invokeUnaryImplementation` ({@link invokeUnary}), with a handler context holding what Connect's `createHandlerContext`
  * would (deadline from `grpc-timeout`, cancellation when the client resets the stream, request
  * headers, response headers and trailers, the context values); the message is parsed and
  * serialized by Connect's own serialization lookup; errors become trailers through Connect's own
@@ -104,7 +114,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
     async answer(message, call) {
       const context = call.context(method);
       // Only identity requests come here: the response's compression depends on the accepted ones alone.
-      const accepted = context.requestHeader.get(grpc.headerAcceptEncoding);
+      const accepted = call.requestHeaderValue(grpc.headerAcceptEncoding);
       let compression = negotiated.get(accepted);
       if (compression === undefined) {
         compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
@@ -114,7 +124,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
       if (compression) context.responseHeader.set(grpc.headerEncoding, compression.name);
       let body: Uint8Array | undefined;
       try {
-        const result = await invokeUnaryImplementation(spec, context, message as never, opt.interceptors);
+        const result = await invokeUnary(spec, context, message, opt.interceptors);
         const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression, opt.compressMinBytes);
         body = new Uint8Array(5 + envelope.data.byteLength);
         body[0] = envelope.flags;
@@ -128,6 +138,98 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
       return { header: call.responseHeader(), body, trailer: call.responseTrailer() };
     },
   };
+}
+
+/**
+ * Connect's `invokeUnaryImplementation` (@connectrpc/connect, protocol/invoke-implementation.js):
+ * the interceptors around the implementation, the request and response objects they see, the
+ * implementation's context, the output made a full message, and the response headers and
+ * trailers an interceptor replaced copied into the call's. The one difference: the request's and
+ * the context's `signal`, `url` and headers, and the response's headers and trailers, are read
+ * from the call when asked for, not copied when the objects are made. Connect's copies made a
+ * call's AbortController, its request Headers and both response Headers on every call, whether
+ * anything read them or not (a trivial Health/Check reads none): a tenth of such a call's server
+ * time in the profiles (BENCHMARKS.md, "Import throughput").
+ */
+async function invokeUnary(spec: MethodImplSpec & { kind: "unary" }, context: HandlerContext, input: unknown, interceptors: Interceptor[] | undefined) {
+  const { method } = spec;
+  let own: UnaryResponse | undefined;
+  const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const output = await spec.impl(req.message as never, implementationContext(context, req));
+    own = {
+      message: create(method.output as DescMessage, output as never),
+      stream: false,
+      method,
+      service: method.parent,
+      get header() {
+        return context.responseHeader;
+      },
+      get trailer() {
+        return context.responseTrailer;
+      },
+    } as UnaryResponse;
+    return own;
+  };
+  let next = anyFn as (req: UnaryRequest) => Promise<UnaryResponse>;
+  if (interceptors) for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as typeof next;
+  const req = {
+    stream: false,
+    message: input,
+    method,
+    requestMethod: context.requestMethod,
+    get url() {
+      return context.url;
+    },
+    get signal() {
+      return context.signal;
+    },
+    get header() {
+      return context.requestHeader;
+    },
+    service: method.parent,
+    contextValues: context.values,
+  } as UnaryRequest;
+  const res = await next(req);
+  // An interceptor that made a response of its own may have given it other headers: Connect copies them over the call's.
+  if (res !== own) {
+    copyHeaders(res.header, context.responseHeader);
+    copyHeaders(res.trailer, context.responseTrailer);
+  }
+  return res.message;
+}
+
+/** The implementation's context, as Connect's `mergeRequest` makes it from the call's and the (intercepted) request. */
+function implementationContext(context: HandlerContext, req: UnaryRequest): HandlerContext {
+  return {
+    service: req.service,
+    method: context.method,
+    requestMethod: context.requestMethod,
+    protocolName: context.protocolName,
+    timeoutMs: context.timeoutMs,
+    values: req.contextValues,
+    get url() {
+      return context.url;
+    },
+    get signal() {
+      return req.signal;
+    },
+    get requestHeader() {
+      return req.header;
+    },
+    get responseHeader() {
+      return context.responseHeader;
+    },
+    get responseTrailer() {
+      return context.responseTrailer;
+    },
+  };
+}
+
+/** Connect's `copyHeaders`: `to` becomes a copy of `from`. */
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  for (const [key, value] of from) to.set(key, value);
 }
 
 export interface FastCallInit {
@@ -147,22 +249,28 @@ const CALL_ENDED = new ConnectError("the call ended", Code.Canceled);
  * The handler context of one call, built more cheaply than Connect's `createHandlerContext`, which
  * makes three AbortControllers linked by listeners (deadline, request, context), three Headers
  * objects, and a DOMException when the call ends (an abort without a reason): a sizeable share of
- * a trivial call in the profiles (BENCHMARKS.md). Here one AbortController is aborted by the
- * deadline, by the client going away ({@link FastCall.abort}) or when the call ends
- * ({@link FastCall.done}), always with a ConnectError reason as Connect's would carry
- * (DEADLINE_EXCEEDED "the operation timed out", the reset's code); the response headers and
- * trailers are made only when something sets them.
+ * a trivial call in the profiles (BENCHMARKS.md). Here the call ends once, by the deadline, by the
+ * client going away ({@link FastCall.abort}) or when the call is done ({@link FastCall.done}),
+ * always with a ConnectError reason as Connect's would carry (DEADLINE_EXCEEDED "the operation
+ * timed out", the reset's code). Its AbortSignal, its request headers and its response headers and
+ * trailers are made only when something asks for them; src/edge/calls.ts, which every call runs
+ * through, follows the end through the call itself ({@link CallCancellation}, under
+ * {@link cancellationKey} in the context values), not through the signal.
  */
-export class FastCall {
+export class FastCall implements CallCancellation {
   readonly #init: FastCallInit;
-  readonly #controller = new AbortController();
+  #controller: AbortController | undefined;
+  #reason: ConnectError | undefined;
+  #listeners: (() => void)[] | undefined;
   #timer: NodeJS.Timeout | undefined;
   #deadline: number | undefined;
+  #requestHeader: Headers | undefined;
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
 
   constructor(init: FastCallInit) {
     this.#init = init;
+    init.values.set(cancellationKey, this);
     const { timeoutMs } = init;
     if (timeoutMs !== undefined) {
       this.#deadline = Date.now() + timeoutMs;
@@ -173,7 +281,32 @@ export class FastCall {
     }
   }
 
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
+  get reason(): ConnectError | undefined {
+    return this.#reason;
+  }
+
+  /** Called once when the call ends (as an AbortSignal's "abort" listener, never after it ended). */
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (this.#reason !== undefined) return;
+    this.#listeners ??= [];
+    this.#listeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const index = this.#listeners?.indexOf(listener) ?? -1;
+    if (index >= 0) this.#listeners!.splice(index, 1);
+  }
+
+  /** The call's AbortSignal, made when first asked for (aborted already when the call has ended). */
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
     return this.#controller.signal;
   }
 
@@ -181,13 +314,6 @@ export class FastCall {
   context(method: DescMethod): HandlerContext {
     const call = this;
     const init = this.#init;
-    const requestHeader = new Headers();
-    for (const name in init.requestHeaders) {
-      if (name.charCodeAt(0) === 58 /* ":" */) continue;
-      const value = init.requestHeaders[name];
-      if (typeof value === "string") requestHeader.append(name, value);
-      else if (value !== undefined) for (const each of value) requestHeader.append(name, each);
-    }
     const deadline = this.#deadline;
     return {
       service: method.parent,
@@ -197,9 +323,14 @@ export class FastCall {
       get url() {
         return init.url();
       },
-      signal: this.#controller.signal,
+      get signal() {
+        return call.signal;
+      },
       timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
-      requestHeader,
+      get requestHeader() {
+        call.#requestHeader ??= fromNodeHeaders(init.requestHeaders);
+        return call.#requestHeader;
+      },
       get responseHeader() {
         call.#responseHeader ??= new Headers({ [grpc.headerContentType]: grpc.contentTypeProto });
         return call.#responseHeader;
@@ -212,6 +343,14 @@ export class FastCall {
     };
   }
 
+  /** A request header's value as `Headers.get` gives it (repeated ones joined), without making the Headers. */
+  requestHeaderValue(name: string): string | null {
+    // Node's header names are lower case; Connect's constants are not (`Grpc-Accept-Encoding`).
+    const value = this.#init.requestHeaders[name.toLowerCase()];
+    if (value === undefined) return null;
+    return typeof value === "string" ? value : value.join(", ");
+  }
+
   /** The response headers as Node writes them (repeated ones as a list). */
   responseHeader(): NodeHeaders {
     return this.#responseHeader ? toNodeHeaders(this.#responseHeader) : { "content-type": grpc.contentTypeProto };
@@ -222,16 +361,33 @@ export class FastCall {
     return this.#responseTrailer ? toNodeHeaders(this.#responseTrailer) : { "grpc-status": grpc.grpcStatusOk };
   }
 
-  /** Aborts the call's signal (the first reason wins), e.g. when the client reset the stream. */
+  /** Ends the call (the first reason wins), e.g. when the client reset the stream. */
   abort(reason: ConnectError): void {
     clearTimeout(this.#timer);
-    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+    if (this.#reason !== undefined) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   }
 
   /** Ends the call: its deadline timer stops and its signal aborts, as Connect's does once a call completes. */
   done(): void {
     this.abort(CALL_ENDED);
   }
+}
+
+/** The request's headers as a Headers object, pseudo-headers left out. */
+function fromNodeHeaders(headers: IncomingHttpHeaders): Headers {
+  const header = new Headers();
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[name];
+    if (typeof value === "string") header.append(name, value);
+    else if (value !== undefined) for (const each of value) header.append(name, each);
+  }
+  return header;
 }
 
 /** Headers as Node writes them, as Connect's node adapter converts them (repeated ones as a list). */

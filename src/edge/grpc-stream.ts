@@ -146,7 +146,7 @@ async function answer(
   // A client that resets the stream while the implementation runs cancels the call, as
   // Connect's node adapter does (the reset's code as a ConnectError).
   const onClose = () => {
-    if (!call.signal.aborted) call.abort(resetError(stream.rstCode));
+    if (!call.aborted) call.abort(resetError(stream.rstCode));
     log.finish(sent, !responded);
   };
   stream.once("close", onClose);
