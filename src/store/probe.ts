@@ -9,6 +9,14 @@ import { prepare } from "./prepared.js";
  */
 export function createStoreProbe(store: Db): (timeoutMs: number) => Promise<boolean> {
   const read = prepare<Record<string, never>>(store.db.selectFrom("instances").select("id").limit(sql.lit(1))).bind({});
+  // SQLite reads on this thread: the read is over before any timer could fire, so it gets none.
+  if (store.dialect === "sqlite") {
+    return () =>
+      store.read(read).then(
+        () => true,
+        () => false,
+      );
+  }
   return async (timeoutMs) => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
