@@ -55,10 +55,17 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
-import { loadConfig, type Config } from "../src/config.js";
-import { startServer } from "../src/server.js";
+import type { Config } from "../src/config.js";
 import { dropTestDatabase, testDatabaseUrl } from "../test/helpers/database.js";
+import { ensureBuilt } from "./built.js";
 import type { PhaseResult, PhaseSpec, Target } from "./load-worker.js";
+
+// userport as operators run it: the compiled modules of dist/ (built first when the sources
+// changed), not the sources through tsx's loader, whose transform wraps every function the
+// server makes per call in a naming helper (esbuild's keepNames): a few per cent of a trivial call.
+ensureBuilt();
+const { loadConfig } = (await import(String("../dist/src/config.js"))) as typeof import("../src/config.js");
+const { startServer } = (await import(String("../dist/src/server.js"))) as typeof import("../src/server.js");
 
 const BAR = 0.3;
 const PHASES = [
@@ -324,7 +331,10 @@ async function stopProfile(file: string): Promise<void> {
 
 // A process of its own, as the issue's clients were: the clients share neither an event loop nor
 // a process (its allocator, its garbage collector) with the servers under test.
-const worker = fork(new URL("./load-worker.ts", import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+const worker = fork(new URL("./load-worker.ts", import.meta.url).pathname, [], {
+  execArgv: ["--import", "tsx", ...(process.env.BENCH_CLIENT_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`] : [])],
+  stdio: "inherit",
+});
 
 function runPhase(phase: PhaseName, spec: PhaseSpec): Promise<{ result: PhaseResult; noise: Noise }> {
   return new Promise((resolve, reject) => {
@@ -574,7 +584,8 @@ async function main(): Promise<number> {
   }
 
   // The clients go first: a server's close waits for the HTTP/2 sessions still open to it.
-  worker.kill();
+  // Disconnecting lets the client process exit on its own (writing its CPU profile, when asked for).
+  worker.disconnect();
   await userport.close();
   await userportPg?.close();
   for (const baseline of baselines.values()) await baseline.close();
