@@ -228,8 +228,10 @@ export async function buildDeps(config: Config): Promise<Deps> {
   });
   const outbox = createOutboxStore(store);
   const lifecycle = { shuttingDown: false, lastReady: true };
-  // Probes asked for while one is under way share its answer: a Health/Check per call (load
-  // balancers, gRPC clients' health checking) costs one store read per moment, not one per call.
+  // Probes asked for while one is under way, or in the same turn of the event loop after it
+  // answered, share its answer: a Health/Check per call (load balancers, gRPC clients' health
+  // checking) costs one store read per moment, not one per call. (SQLite answers at once, so
+  // without the turn the calls of one burst each read again.)
   let probing: Promise<boolean> | undefined;
   const storeAnswers = createStoreProbe(store);
   const readiness = {
@@ -239,7 +241,9 @@ export async function buildDeps(config: Config): Promise<Deps> {
         return false;
       }
       probing ??= storeAnswers(2000).finally(() => {
-        probing = undefined;
+        setImmediate(() => {
+          probing = undefined;
+        });
       });
       const answers = await probing;
       lifecycle.lastReady = !lifecycle.shuttingDown && answers;

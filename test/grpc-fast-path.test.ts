@@ -11,8 +11,11 @@ import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromJson, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AddHumanUserRequestSchema, ImportHumanUserRequestSchema } from "../gen/zitadel/management_pb.js";
+import { cancellationKey } from "../src/edge/calls.js";
+import { FastCall } from "../src/edge/grpc-fast-path.js";
 import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 import { GOOD_PASSWORD, useUserport, v1AddBody, v1ImportBody } from "./helpers/fixtures.js";
 import { freePort, serveProcess } from "./helpers/process.js";
@@ -170,5 +173,50 @@ describe("a client that resets the stream while its message is being read", () =
       await dropTestDatabase(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("a fast call's end", () => {
+  const init = () => ({ requestMethod: "POST", requestHeaders: {}, url: () => "http://localhost/x", timeoutMs: undefined, values: createContextValues() });
+  const reset = new ConnectError("the client went away", Code.Canceled);
+
+  it("tells each listener once, with the first reason, and offers itself to calls.ts", () => {
+    const values = init().values;
+    const call = new FastCall({ ...init(), values });
+    expect(values.get(cancellationKey)).toBe(call);
+    const heard: unknown[] = [];
+    const removed = () => heard.push("removed");
+    call.addEventListener("abort", () => heard.push(call.reason));
+    call.addEventListener("abort", removed);
+    call.removeEventListener("abort", removed);
+    expect(call.aborted).toBe(false);
+    call.abort(reset);
+    call.done();
+    expect(heard).toEqual([reset]);
+    expect(call.aborted).toBe(true);
+    expect(call.reason).toBe(reset);
+  });
+
+  it("makes an AbortSignal that follows it, aborted with the same reason even when asked for after the end", () => {
+    const early = new FastCall(init());
+    const signal = early.signal;
+    expect(signal.aborted).toBe(false);
+    early.abort(reset);
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(reset);
+
+    const late = new FastCall(init());
+    late.done();
+    expect(late.signal.aborted).toBe(true);
+    expect(late.signal.reason).toBeInstanceOf(ConnectError);
+    expect((late.signal.reason as ConnectError).code).toBe(Code.Canceled);
+  });
+
+  it("passes its deadline as DEADLINE_EXCEEDED to the listeners and the signal", async () => {
+    const call = new FastCall({ ...init(), timeoutMs: 20 });
+    const ended = new Promise<unknown>((resolve) => call.addEventListener("abort", () => resolve(call.reason)));
+    const reason = await ended;
+    expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
+    expect(call.signal.reason).toBe(reason);
   });
 });
