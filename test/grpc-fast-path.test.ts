@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fromJson, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AddHumanUserRequestSchema, ImportHumanUserRequestSchema } from "../gen/zitadel/management_pb.js";
 import { cancellationKey } from "../src/edge/calls.js";
 import { FastCall } from "../src/edge/grpc-fast-path.js";
@@ -210,6 +211,22 @@ describe("a fast call's end", () => {
     expect(late.signal.aborted).toBe(true);
     expect(late.signal.reason).toBeInstanceOf(ConnectError);
     expect((late.signal.reason as ConnectError).code).toBe(Code.Canceled);
+  });
+
+  it("keeps the negotiated grpc-encoding whether the response headers are made before or after it is set", () => {
+    const untouched = new FastCall(init());
+    untouched.setResponseEncoding("gzip");
+    expect(untouched.responseHeader()).toEqual({ "content-type": "application/grpc+proto", "grpc-encoding": "gzip" });
+
+    const before = new FastCall(init());
+    before.context(Health.method.check).responseHeader.append("x-a", "1");
+    before.setResponseEncoding("gzip");
+    const after = new FastCall(init());
+    after.setResponseEncoding("gzip");
+    after.context(Health.method.check).responseHeader.append("x-a", "1");
+    const expected = { "content-type": "application/grpc+proto", "grpc-encoding": "gzip", "x-a": "1" };
+    expect(before.responseHeader()).toEqual(expected);
+    expect(after.responseHeader()).toEqual(expected);
   });
 
   it("passes its deadline as DEADLINE_EXCEEDED to the listeners and the signal", async () => {

@@ -121,7 +121,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
         if (negotiated.size >= 64) negotiated.clear();
         negotiated.set(accepted, compression);
       }
-      if (compression) context.responseHeader.set(grpc.headerEncoding, compression.name);
+      if (compression) call.setResponseEncoding(compression.name);
       let body: Uint8Array | undefined;
       try {
         const result = await invokeUnary(spec, context, message, opt.interceptors);
@@ -266,6 +266,8 @@ export class FastCall implements CallCancellation {
   #deadline: number | undefined;
   #requestHeader: Headers | undefined;
   #responseHeader: Headers | undefined;
+  /** The response's `grpc-encoding` while no response Headers were made. */
+  #responseEncoding: string | undefined;
   #responseTrailer: Headers | undefined;
 
   constructor(init: FastCallInit) {
@@ -332,7 +334,7 @@ export class FastCall implements CallCancellation {
         return call.#requestHeader;
       },
       get responseHeader() {
-        call.#responseHeader ??= new Headers({ [grpc.headerContentType]: grpc.contentTypeProto });
+        call.#responseHeader ??= new Headers(call.#initialResponseHeader());
         return call.#responseHeader;
       },
       get responseTrailer() {
@@ -353,7 +355,19 @@ export class FastCall implements CallCancellation {
 
   /** The response headers as Node writes them (repeated ones as a list). */
   responseHeader(): NodeHeaders {
-    return this.#responseHeader ? toNodeHeaders(this.#responseHeader) : { "content-type": grpc.contentTypeProto };
+    return this.#responseHeader ? toNodeHeaders(this.#responseHeader) : this.#initialResponseHeader();
+  }
+
+  /** Sets the response's `grpc-encoding` (in the response Headers if they were made). */
+  setResponseEncoding(name: string): void {
+    if (this.#responseHeader) this.#responseHeader.set(grpc.headerEncoding, name);
+    else this.#responseEncoding = name;
+  }
+
+  /** The response headers before the implementation set any, in Node's form (lower case, as Headers gives them). */
+  #initialResponseHeader(): NodeHeaders {
+    const encoding = this.#responseEncoding;
+    return encoding === undefined ? { "content-type": grpc.contentTypeProto } : { "content-type": grpc.contentTypeProto, "grpc-encoding": encoding };
   }
 
   /** The response trailers as Node writes them. */
