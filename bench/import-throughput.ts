@@ -26,6 +26,8 @@
  * OS temp dir); BENCH_KEEP_DATA=1 / --keep-data keeps it. BENCH_CPU_PROFILE=<dir> writes a CPU
  * profile of the server thread per phase, covering exactly its measured window (summarise it with
  * bench/profile-summary.ts); profiling slows the servers, so such a run's figures are not results.
+ * BENCH_CLIENT_PROF=<dir> writes the client process's CPU profile (all phases) there. userport runs
+ * from dist/ (built first when the sources changed), as operators run it.
  * Exit code: 1 if any request failed or the store does
  * not match; 2 if BENCH_ENFORCE_BAR=1 and the REST/bare ratio is below the bar; 0 otherwise.
  */

@@ -183,6 +183,40 @@ describe("a gRPC call served off the stream", () => {
   });
 });
 
+describe("a burst of calls on one session, more than start in one turn of the event loop", () => {
+  it("answers every call; a call reset while it waited for its turn is logged as CANCELLED, never answered", async () => {
+    const answered = 20;
+    const reset = 10;
+    const ids = Array.from({ length: answered + reset }, (_, i) => `stream-burst-${i}`);
+    const responses: Promise<RawResponse>[] = [];
+    const resetStreams: http2.ClientHttp2Stream[] = [];
+    // All written in one tick, so that they reach the server together.
+    for (const [i, id] of ids.entries()) {
+      if (i < answered) {
+        responses.push(h2Request(session, { path: IMPORT, headers: grpcHeaders({ "x-request-id": id }), body: frame(importMessage()) }));
+        continue;
+      }
+      const stream = session.request({ ":method": "POST", ":path": IMPORT, ...grpcHeaders({ "x-request-id": id }) });
+      stream.on("error", () => undefined);
+      // A plain password (cost 12): were the call started before its reset arrived, it would still be hashing.
+      stream.end(frame(importMessage({ password: GOOD_PASSWORD })));
+      resetStreams.push(stream);
+    }
+    for (const stream of resetStreams) stream.close(http2.constants.NGHTTP2_CANCEL);
+
+    const done = await Promise.all(responses);
+    expect(done.map((response) => grpcStatus(response)?.code)).toEqual(Array(answered).fill(0));
+    for (const id of ids.slice(0, answered)) expect(await requestLine(id)).toMatchObject({ rpc: RPC, code: "OK" });
+    for (const id of ids.slice(answered)) expect(await requestLine(id)).toMatchObject({ rpc: RPC, code: "CANCELLED" });
+    // One line per call.
+    expect(logLines().filter((line) => line.msg === "request" && ids.includes(String(line.reqId)))).toHaveLength(ids.length);
+
+    const after = await h2Request(session, { path: IMPORT, headers: grpcHeaders(), body: frame(importMessage()) });
+    expect(grpcStatus(after)?.code).toBe(0);
+    expect(logLines().filter((line) => line.level >= 50)).toEqual([]);
+  });
+});
+
 describe("a request the stream path hands over after reading its body", () => {
   /** The answer Connect's handler gives the same bytes: `grpc-encoding: gzip` sends a request straight to fastify. */
   const viaConnect = (body: Buffer) =>
