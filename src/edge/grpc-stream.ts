@@ -85,8 +85,9 @@ export function createGrpcStreams(options: GrpcStreamsOptions): StreamTaker {
  * and the client answered with the next burst. Server and client took turns, each idle while the
  * other worked (server busy 0.6 of the time in the gRPC import phase of bench/import-throughput.ts).
  * Started a few per turn, the first calls' answers go out while later ones run, and the client's
- * next calls arrive while the server still works: 0.45-0.47 -> 0.64-0.72 of the REST import rate,
- * with 2 to 16 calls a turn alike (BENCHMARKS.md, "Import throughput").
+ * next calls arrive while the server still works. gRPC import / REST import, in alternating runs:
+ * 0.45-0.47 -> 0.64-0.72 at load 2-3, with 2 to 16 calls a turn alike; 0.53-0.55 -> 0.56-0.60 on
+ * a quiet machine (2,805-3,014 -> 3,129-3,157 calls/s; BENCHMARKS.md, "Import throughput").
  */
 const CALLS_PER_TURN = 8;
 
