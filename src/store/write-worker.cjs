@@ -1,8 +1,8 @@
 // The store's writer thread: runs group-committed write batches on its own SQLite connection,
 // so that executing statements and waiting for fsync never block the server's event loop.
 // Plain CommonJS because worker threads load it directly, under tsx, vitest and the build alike.
-// Messages in (batches as JSON text): {id, sql: [[sqlId, text]…], units: [[sqlId, parameters, uniqueKind]…][]} or
-// {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
+// Messages in: {id, sql: [[sqlId, text]…], units: [JSON text of [[sqlId, parameters, uniqueKind]…][], one per caller]}
+// or {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
 // where results[i] is null (committed), {uniqueKind} or {message, code} for units[i], or
 // {id, error} when the whole batch failed to commit.
 // Consecutive units made only of plain inserts (a bulk import's records) are written table by
@@ -132,8 +132,7 @@ const commitBatch = db.transaction((units) => {
   return results;
 });
 
-parentPort.on("message", (data) => {
-  const message = typeof data === "string" ? JSON.parse(data) : data;
+parentPort.on("message", (message) => {
   if (message.close) {
     db.close();
     parentPort.close();
@@ -141,7 +140,9 @@ parentPort.on("message", (data) => {
   }
   try {
     for (const [sqlId, text] of message.sql) register(sqlId, text);
-    parentPort.postMessage({ id: message.id, results: commitBatch(message.units) });
+    const units = [];
+    for (const json of message.units) for (const unit of JSON.parse(json)) units.push(unit);
+    parentPort.postMessage({ id: message.id, results: commitBatch(units) });
   } catch (err) {
     parentPort.postMessage({ id: message.id, error: { message: String(err.message), code: err.code } });
   }
