@@ -29,13 +29,20 @@ const results = [
   }),
   create(ImportResultSchema, { index: 302n, key: "empty error", outcome: ImportOutcome.FAILED, error: create(ImportErrorSchema, {}) }),
   create(ImportResultSchema, { index: 303n, outcome: ImportOutcome.UNSPECIFIED, replayed: true }),
+  // Negative int32s go out as ten-byte varints.
+  create(ImportResultSchema, { index: 304n, outcome: -1 as ImportOutcome, error: create(ImportErrorSchema, { code: -2147483648, id: "é" }) }),
   create(ImportResultSchema, { index: 18446744073709551615n, key: "x".repeat(300), outcome: 99 as ImportOutcome }),
 ];
 
 describe("ImportUsers results encoded by hand", () => {
   it.each([
     ["one result, progress", [results[1]!], create(ImportProgressSchema, { recordsDone: 1n, created: 1n })],
-    ["every kind of result, every count", results, create(ImportProgressSchema, { recordsDone: 9n, created: 2n, updated: 3n, skipped: 4n, failed: 5n })],
+    [
+      "every kind of result, every count",
+      results,
+      create(ImportProgressSchema, { recordsDone: 2n ** 63n, created: 2n ** 32n, updated: 3n, skipped: 4n, failed: 5n }),
+    ],
+    ["every kind of result, small counts", results, create(ImportProgressSchema, { recordsDone: 9n, created: 2n, updated: 3n, skipped: 4n, failed: 5n })],
     ["results without progress", results, undefined],
     ["progress of zeros", [results[0]!], create(ImportProgressSchema, {})],
   ])("writes the bytes protobuf-es writes: %s", (_name, list, progress) => {
