@@ -317,6 +317,37 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     }
   });
 
+  it("a batch larger than the engine's parts: every outcome and user id lands on its own record, whichever part fails", async () => {
+    // The engine prepares a batch and hands its writes to the store a hundred records at a time
+    // (src/domain/bulk-import.ts), and commits the parts as one.
+    const stored = uniqueName("stored");
+    expect((await runImport(up.server.url, up.server.token, transport, {}, [[{ key: "before", human: human({ username: stored }) }]])).error).toBeUndefined();
+    const twice = uniqueName("twice");
+    const records = Array.from({ length: 250 }, (_, i) => ({ key: `p${i}`, human: human() }));
+    records[10] = { key: "p10", human: human({ username: twice }) };
+    records[120] = { key: "p120", human: human({ profile: { givenName: "", familyName: "X" } }) }; // fails while prepared
+    records[150] = { key: "p150", human: human({ username: stored }) }; // a stored user's: fails at the commit
+    records[230] = { key: "p230", human: human({ username: twice }) }; // an earlier part's: fails at the commit
+    const run = await runImport(up.server.url, up.server.token, transport, {}, [records]);
+    expect(run.error).toBeUndefined();
+    expect(run.results.map((r) => r.key)).toEqual(records.map((r) => r.key));
+    expect(run.results.flatMap((r, i) => (r.outcome === "IMPORT_OUTCOME_FAILED" ? [i] : []))).toEqual([120, 150, 230]);
+    for (const i of [150, 230]) expect(run.results[i]!.error).toMatchObject({ code: Code.AlreadyExists, id: "V3-DKcYh" });
+    const created = run.results.flatMap((r, i) => (r.outcome === "IMPORT_OUTCOME_CREATED" ? [{ i, userId: String(r.userId) }] : []));
+    expect(created).toHaveLength(247);
+    const rows = await up.server.db
+      .selectFrom("users")
+      .select(["id", "username"])
+      .where(
+        "id",
+        "in",
+        created.map((c) => c.userId),
+      )
+      .execute();
+    const usernameOf = new Map(rows.map((row) => [row.id, row.username]));
+    for (const { i, userId } of created) expect(usernameOf.get(userId)).toBe(records[i]!.human.username);
+  });
+
   it("a stream whose first message is not the options ends with INVALID_ARGUMENT", async () => {
     const call = openImport(up.server.url, up.server.token, transport);
     call.send({ records: { records: [{ human: human() }] } });

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UniqueViolation } from "../src/domain/ports.js";
 import { type Db, openSqlite } from "../src/store/db.js";
 import { openPostgres } from "../src/store/postgres.js";
-import { param, prepare } from "../src/store/prepared.js";
+import { param, prepare, type WriteStatement } from "../src/store/prepared.js";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 
 /** How each store is opened, and how another connection (another process) counts claims in it. */
@@ -86,7 +86,15 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
 
   // Consecutive insert-only commands are written table by table in multi-row inserts
   // (write-worker.cjs, postgres.ts); a failing one must still fail alone, with its own rule.
-  it("runs many insert-only commands as one: each failing one alone, the others committed in command order", async () => {
+  it.each([
+    ["in one call", (units: WriteStatement[][]) => store.writes.runUnits(units)],
+    [
+      // As a bulk import hands a batch over a part at a time (src/domain/bulk-import.ts).
+      "staged in parts",
+      (units: WriteStatement[][]) =>
+        store.writes.runStaged([units.slice(0, 100), units.slice(100, 220), [], units.slice(220)].map((part) => store.writes.stageUnits(part))),
+    ],
+  ])("runs many insert-only commands as one (%s): each failing one alone, the others committed in command order", async (_how, runUnits) => {
     await store.writes.run([claim("stored", "first")]);
     const event = (owner: string, n: number) =>
       store.db
@@ -108,7 +116,8 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
       const value = n === 150 ? "u-7" : n === 200 ? "stored" : `u-${n}`;
       return [event(`owner-${n}`, 1), { ...claim(value, `owner-${n}`), uniqueKind: "username" }, event(`owner-${n}`, 2)];
     });
-    const outcomes = await store.writes.runUnits(units);
+    const outcomes = await runUnits(units);
+    expect(outcomes).toHaveLength(300);
     const failed = outcomes.flatMap((outcome, n) => (outcome === undefined ? [] : [n]));
     expect(failed).toEqual([150, 200]);
     expect(outcomes[150]).toBeInstanceOf(UniqueViolation);

@@ -10,7 +10,7 @@ import { BulkErrors } from "./error-catalogue.js";
  * continues at the index the store says. A dry run runs every rule, duplicates within the run and
  * conflicts with stored users included, and writes nothing.
  */
-import type { BulkStore, BulkUnit, ConflictPolicy, ImportJob, OutcomeCounts, RecordError, RecordResult } from "./ports.js";
+import type { BulkStore, BulkUnit, ConflictPolicy, ImportJob, OutcomeCounts, RecordError, RecordResult, StagedUnits } from "./ports.js";
 import { DomainError, isDomainError } from "./errors.js";
 import type { HumanProfile } from "./human.js";
 import type { IdGenerator } from "./ids.js";
@@ -28,6 +28,13 @@ export const BULK_LIMITS = {
   /** Jobs of an organisation that are neither completed nor cancelled. */
   activeJobsPerOrg: 10,
 } as const;
+
+/**
+ * Records of a batch prepared, and their writes handed to the store, together (see
+ * `prepareBatch`). Plaintext passwords of a part are hashed concurrently, enough to keep every
+ * hashing thread busy.
+ */
+const PREPARE_PART = 100;
 
 /** Where an import acts and on whose behalf. */
 export interface BulkTarget {
@@ -395,22 +402,20 @@ export function createBulkImport(deps: BulkImportDeps) {
       if (keys[i] === "") keys[i] = `@${indexOf.get(i)}`;
     }
     const lookups = batchLookups(state.dryRun);
-    const prepared = await Promise.all(
-      todo.map(async (i): Promise<NewUser | DryRunPlan | DomainError> => {
-        const record = records[i]!;
-        try {
-          if ("invalid" in record) throw record.invalid;
-          // A dry run answers from the rules and the claims: it stops before building the rows
-          // and events a write would need.
-          if (state.dryRun) return await planRecord(record, target, lookups);
-          if ("human" in record) return (await deps.users.prepareHuman(withTarget(record.human, target), lookups)).change;
-          return (await deps.users.prepareMachine(withTarget(record.machine, target), lookups)).change;
-        } catch (err) {
-          if (isDomainError(err)) return err;
-          throw err;
-        }
-      }),
-    );
+    const prepareRecord = async (i: number): Promise<NewUser | DryRunPlan | DomainError> => {
+      const record = records[i]!;
+      try {
+        if ("invalid" in record) throw record.invalid;
+        // A dry run answers from the rules and the claims: it stops before building the rows
+        // and events a write would need.
+        if (state.dryRun) return await planRecord(record, target, lookups);
+        if ("human" in record) return (await deps.users.prepareHuman(withTarget(record.human, target), lookups)).change;
+        return (await deps.users.prepareMachine(withTarget(record.machine, target), lookups)).change;
+      } catch (err) {
+        if (isDomainError(err)) return err;
+        throw err;
+      }
+    };
     const fail = (i: number, err: DomainError): RecordResult => ({
       index: indexOf.get(i)!,
       key: keys[i]!,
@@ -421,15 +426,47 @@ export function createBulkImport(deps: BulkImportDeps) {
 
     const units: PreparedBatch["units"] = [];
     const planned: DryRunUnit[] = [];
-    todo.forEach((i, n) => {
-      const change = prepared[n]!;
-      if (change instanceof DomainError) results[i] = fail(i, change);
-      else if (!("user" in change)) planned.push({ i, result: { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: "" }, plan: change });
-      else {
-        const result: RecordResult = { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: change.user.id };
-        units.push({ i, unit: { result, creation: change, ...(failedBefore.has(i) ? { replacesFailure: true } : {}) } });
+    const staged: StagedUnits[] = [];
+    const claims = new Set<string>();
+    // A real import prepares its records a part at a time and hands each part's writes to the
+    // store at once (for SQLite, encoded for its writer): a part's users, rows and events are let
+    // go before the next part is built. Built whole, a batch's objects were alive at every
+    // young-generation collection during its preparation and were copied and promoted; in parts,
+    // most die young (BENCHMARKS.md, "Bulk import").
+    const partSize = state.dryRun ? todo.length : PREPARE_PART;
+    for (let at = 0; at < todo.length; at += partSize) {
+      const part = todo.slice(at, at + partSize);
+      const prepared = await Promise.all(part.map(prepareRecord));
+      const written: PreparedBatch["units"] = [];
+      part.forEach((i, n) => {
+        const change = prepared[n]!;
+        if (change instanceof DomainError) results[i] = fail(i, change);
+        else if (!("user" in change)) planned.push({ i, result: { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: "" }, plan: change });
+        else {
+          const result: RecordResult = { index: indexOf.get(i)!, key: keys[i]!, outcome: "created", userId: change.user.id };
+          written.push({ i, unit: { result, creation: change, ...(failedBefore.has(i) ? { replacesFailure: true } : {}) } });
+        }
+      });
+      if (written.length === 0) continue;
+      for (const claim of claimsOf(written)) claims.add(claim);
+      staged.push(
+        deps.store.stageUnits(
+          target.instanceId,
+          jobId,
+          written.map(({ unit }) => unit),
+        ),
+      );
+      // Under `fail` a conflict needs no more than the user's type: the rest of each change is
+      // let go now, not kept (and promoted to the old generation) while the batch commits.
+      if (state.onConflict === "fail") {
+        for (const entry of written) {
+          const type = entry.unit.creation?.user.type;
+          entry.unit = { result: entry.unit.result };
+          if (type !== undefined) entry.type = type;
+        }
       }
-    });
+      units.push(...written);
+    }
 
     const conflicts: Conflict[] = [];
     let outcomes: Promise<unknown[]> | undefined;
@@ -444,27 +481,11 @@ export function createBulkImport(deps: BulkImportDeps) {
       // that a batch of this session still committing claims too (the earlier must win), or
       // while conflict updates are under way. Otherwise PostgreSQL runs it alongside the batch
       // before it.
-      const claims = claimsOf(units);
       const unordered = state.updating === 0 && ![...state.committing].some((earlier) => overlaps(earlier, claims));
       state.committing.add(claims);
-      outcomes = deps.store.commitUnits(
-        target.instanceId,
-        jobId,
-        units.map(({ unit }) => unit),
-        finished,
-        { unordered },
-      );
+      outcomes = deps.store.commitStaged(target.instanceId, jobId, staged, finished, { unordered });
       const committed = () => void state.committing.delete(claims);
       outcomes.then(committed, committed);
-      // Under `fail` a conflict needs no more than the user's type: the rest of each change is
-      // let go now, not kept (and promoted to the old generation) while the batch commits.
-      if (state.onConflict === "fail") {
-        for (const entry of units) {
-          const type = entry.unit.creation?.user.type;
-          entry.unit = { result: entry.unit.result };
-          if (type !== undefined) entry.type = type;
-        }
-      }
     }
     return { results, keys, units, outcomes, conflicts, duplicates, carried, fail, end: state.next };
   }

@@ -653,6 +653,15 @@ export interface BulkUnit {
   update?: UserUpdate;
 }
 
+/**
+ * Units of work already in the store's own form, to be committed later (`BulkStore.stageUnits`).
+ * Opaque: only the store that made them reads them.
+ */
+export interface StagedUnits {
+  /** How many units. */
+  readonly count: number;
+}
+
 /** Storage of import jobs and their results (src/store/bulk-store.ts). */
 export interface BulkStore {
   createJob(job: ImportJob): Promise<void>;
@@ -679,6 +688,20 @@ export interface BulkStore {
     instanceId: string,
     jobId: string | undefined,
     units: readonly BulkUnit[],
+    finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
+    options?: { unordered?: boolean },
+  ): Promise<unknown[]>;
+  /**
+   * The units turned into the store's own form now (for SQLite, the text its writer thread
+   * reads), so that a caller building a large batch a part at a time can let each part's
+   * objects go before the next: `commitStaged` commits them later.
+   */
+  stageUnits(instanceId: string, jobId: string | undefined, units: readonly BulkUnit[]): StagedUnits;
+  /** `commitUnits` of units staged in parts, in one transaction; the outcomes in the parts' order. */
+  commitStaged(
+    instanceId: string,
+    jobId: string | undefined,
+    staged: readonly StagedUnits[],
     /** What `finishBatch` would write for earlier batches, written in the same transaction instead. */
     finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
     /**

@@ -96,6 +96,18 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     ];
   }
 
+  const stageUnits: BulkStore["stageUnits"] = (instanceId, jobId, units) => writes.stageUnits(units.map((unit) => unitStatements(instanceId, jobId, unit)));
+
+  const commitStaged: BulkStore["commitStaged"] = async (instanceId, jobId, staged, finished, options) => {
+    const count = staged.reduce((units, part) => units + part.count, 0);
+    const parts = [...staged];
+    if (finished && jobId !== undefined)
+      parts.push(writes.stageUnits([finishStatements(instanceId, jobId, finished.results, finished.nextIndex, finished.at)]));
+    const outcomes = await writes.runStaged(parts, options);
+    if (outcomes.length > count && outcomes[count] !== undefined) throw outcomes[count];
+    return outcomes.slice(0, count);
+  };
+
   return {
     async createJob(job) {
       await writes.run([statement(db.insertInto("import_jobs").values(toRow(job)))]);
@@ -154,13 +166,9 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
         .executeTakeFirst();
       return row?.last === null || row?.last === undefined ? -1 : Number(row.last);
     },
-    async commitUnits(instanceId, jobId, units, finished, options) {
-      const all = units.map((unit) => unitStatements(instanceId, jobId, unit));
-      if (finished && jobId !== undefined) all.push(finishStatements(instanceId, jobId, finished.results, finished.nextIndex, finished.at));
-      const outcomes = await writes.runUnits(all, options);
-      if (outcomes.length > units.length && outcomes[units.length] !== undefined) throw outcomes[units.length];
-      return outcomes.slice(0, units.length);
-    },
+    commitUnits: (instanceId, jobId, units, finished, options) => commitStaged(instanceId, jobId, [stageUnits(instanceId, jobId, units)], finished, options),
+    stageUnits,
+    commitStaged,
     async finishBatch(instanceId, jobId, results, nextIndex, at) {
       await writes.run(finishStatements(instanceId, jobId, results, nextIndex, at));
     },

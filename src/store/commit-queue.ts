@@ -1,12 +1,17 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
-import { UniqueViolation } from "../domain/ports.js";
+import { type StagedUnits, UniqueViolation } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
+
+/** Units as the writer reads them: a JSON array of `[[sqlId, parameters, uniqueKind]…]`, one per unit. */
+interface Encoded extends StagedUnits {
+  json: string;
+}
 
 /** A caller's units of work (one for `run`, many for `runUnits`), settled together. */
 interface Pending {
-  /** The units as the writer reads them: a JSON array of `[[sqlId, parameters, uniqueKind]…]`, one per unit. */
-  json: string;
+  /** The units in parts, in order (see `Encoded`). */
+  json: string[];
   /** How many units. */
   count: number;
   /** Each unit's outcome: undefined (committed) or its error. */
@@ -80,7 +85,7 @@ export class CommitQueue {
   run(statements: readonly WriteStatement[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({
-        json: this.#encode([statements]),
+        json: [this.#encode([statements])],
         count: 1,
         settle: ([outcome]) => (outcome === undefined ? resolve() : reject(outcome)),
         fail: reject,
@@ -95,9 +100,26 @@ export class CommitQueue {
    * The one writer runs every batch in order: there is no order to waive.
    */
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>, _options?: { unordered?: boolean }): Promise<unknown[]> {
-    if (units.length === 0) return Promise.resolve([]);
+    return this.runStaged([this.stageUnits(units)]);
+  }
+
+  /** The units encoded for the writer now: their statement objects can go before the batch is whole. */
+  stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits {
+    const encoded: Encoded = { count: units.length, json: this.#encode(units) };
+    return encoded;
+  }
+
+  /** `runUnits` of units staged in parts (by `stageUnits`), in one transaction. */
+  runStaged(staged: readonly StagedUnits[], _options?: { unordered?: boolean }): Promise<unknown[]> {
+    const parts = (staged as readonly Encoded[]).filter((part) => part.count > 0);
+    if (parts.length === 0) return Promise.resolve([]);
     return new Promise<unknown[]>((resolve, reject) => {
-      this.#pending.push({ json: this.#encode(units), count: units.length, settle: resolve, fail: reject });
+      this.#pending.push({
+        json: parts.map((part) => part.json),
+        count: parts.reduce((count, part) => count + part.count, 0),
+        settle: resolve,
+        fail: reject,
+      });
       if (this.#inFlight.length < MAX_IN_FLIGHT) this.#send();
     });
   }
@@ -117,13 +139,13 @@ export class CommitQueue {
   }
 
   /**
-   * The units as JSON text, made when they are queued: a batch waiting for the writer holds one
-   * string, not thousands of statement objects that would outlive young-generation collections
-   * (a bulk import's batch waits while the one before commits). Each SQL text crosses the thread
-   * boundary once, then only its id; parameters are strings, numbers and nulls only. One JSON
-   * string clones across threads faster than the structured clone of many small arrays, and each
-   * caller's string goes to the writer as made: no copy to cut or join them (a bulk batch's string
-   * is a megabyte).
+   * The units as JSON text, made when they are queued or staged: a batch waiting for the writer
+   * holds strings, not thousands of statement objects that would outlive young-generation
+   * collections (a bulk import's batch waits while the one before commits, and is staged a part
+   * at a time as it is built). Each SQL text crosses the thread boundary once, then only its id;
+   * parameters are strings, numbers and nulls only. A JSON string clones across threads faster
+   * than the structured clone of many small arrays, and each string goes to the writer as made: no
+   * copy to cut or join them.
    */
   #encode(units: ReadonlyArray<readonly WriteStatement[]>): string {
     const encoded = units.map((statements) =>
@@ -148,7 +170,7 @@ export class CommitQueue {
     this.#sentAt.set(batch.id, performance.now());
     const sql = this.#newSql;
     this.#newSql = [];
-    this.#worker.postMessage({ id: batch.id, sql, units: items.map((item) => item.json) });
+    this.#worker.postMessage({ id: batch.id, sql, units: items.flatMap((item) => item.json) });
   }
 
   #settle(result: BatchResult): void {

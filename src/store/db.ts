@@ -5,7 +5,7 @@ import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
 import { CommitQueue } from "./commit-queue.js";
 import { migrateToLatest } from "./migrations.js";
-import type { ReplicaNotices } from "../domain/ports.js";
+import type { ReplicaNotices, StagedUnits } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 import type { Database } from "./schema.js";
 
@@ -29,6 +29,13 @@ export interface WriteQueue {
    * everything in order anyway).
    */
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options?: { unordered?: boolean }): Promise<unknown[]>;
+  /**
+   * The units in the form this queue sends to its writer, made now (SQLite's queue encodes them
+   * for its writer thread), so that the statement objects need not live until `runStaged`.
+   */
+  stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits;
+  /** `runUnits` of units staged in parts, in one transaction; the outcomes in the parts' order. */
+  runStaged(staged: readonly StagedUnits[], options?: { unordered?: boolean }): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
   /** Told after each batch commits (or fails): how many commands it held and how long it took. */

@@ -1,6 +1,6 @@
 import { type CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { UniqueViolation } from "../domain/ports.js";
+import { type StagedUnits, UniqueViolation } from "../domain/ports.js";
 import type { Db, WriteQueue } from "./db.js";
 import { migrateToLatest } from "./migrations.js";
 import type { WriteStatement } from "./prepared.js";
@@ -149,6 +149,11 @@ interface Pending {
   reject: (reason: unknown) => void;
 }
 
+/** Units staged for PostgreSQL (`stageUnits`): the statements as they are. */
+interface PgStaged extends StagedUnits {
+  units: ReadonlyArray<readonly WriteStatement[]>;
+}
+
 /** Batches committing at once, each on its own connection; later writes gather behind them. */
 const MAX_IN_FLIGHT = 2;
 /** A batch that lost a deadlock or a serialization conflict is run again, this often at most. */
@@ -192,6 +197,19 @@ class PgCommitQueue implements WriteQueue {
       this.#pending.push({ statements, resolve, reject });
       if (this.#inFlight < MAX_IN_FLIGHT) void this.#next();
     });
+  }
+
+  /** The statements themselves: they go to PostgreSQL as they are, in multi-row inserts made when the batch runs. */
+  stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits {
+    const staged: PgStaged = { count: units.length, units };
+    return staged;
+  }
+
+  runStaged(staged: readonly StagedUnits[], options: { unordered?: boolean } = {}): Promise<unknown[]> {
+    return this.runUnits(
+      (staged as readonly PgStaged[]).flatMap((part) => part.units),
+      options,
+    );
   }
 
   runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options: { unordered?: boolean } = {}): Promise<unknown[]> {

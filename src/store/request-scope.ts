@@ -48,6 +48,11 @@ export function refusingWritesOfEndedRequests(store: Db): Db {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
         return writes.runUnits(units, options);
       },
+      stageUnits: (units) => writes.stageUnits(units),
+      runStaged(staged, options) {
+        if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
+        return writes.runStaged(staged, options);
+      },
       waiting: () => writes.waiting(),
       close: () => writes.close(),
       // Observers of the commits (metrics) are set on the queue itself, which calls them.

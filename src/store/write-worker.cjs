@@ -1,7 +1,7 @@
 // The store's writer thread: runs group-committed write batches on its own SQLite connection,
 // so that executing statements and waiting for fsync never block the server's event loop.
 // Plain CommonJS because worker threads load it directly, under tsx, vitest and the build alike.
-// Messages in: {id, sql: [[sqlId, text]…], units: [JSON text of [[sqlId, parameters, uniqueKind]…][], one per caller]}
+// Messages in: {id, sql: [[sqlId, text]…], units: [JSON text of [[sqlId, parameters, uniqueKind]…][], the units in parts]}
 // or {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
 // where results[i] is null (committed), {uniqueKind} or {message, code} for units[i], or
 // {id, error} when the whole batch failed to commit.
