@@ -317,7 +317,7 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     }
   });
 
-  it("a batch larger than the engine's parts: every outcome and user id lands on its own record, whichever part fails", async () => {
+  it("a batch larger than the engine's parts: every outcome and user id lands on its own record, whichever part fails, dry run or not", async () => {
     // The engine prepares a batch and hands its writes to the store a hundred records at a time
     // (src/domain/bulk-import.ts), and commits the parts as one.
     const stored = uniqueName("stored");
@@ -328,10 +328,15 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     records[120] = { key: "p120", human: human({ profile: { givenName: "", familyName: "X" } }) }; // fails while prepared
     records[150] = { key: "p150", human: human({ username: stored }) }; // a stored user's: fails at the commit
     records[230] = { key: "p230", human: human({ username: twice }) }; // an earlier part's: fails at the commit
+    const failedAt = (results: JsonObject[]) => results.flatMap((r, i) => (r.outcome === "IMPORT_OUTCOME_FAILED" ? [i] : []));
+    // A dry run prepares in parts too, and finds the same failures.
+    const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true }, [records]);
+    expect(dry.error).toBeUndefined();
+    expect(failedAt(dry.results)).toEqual([120, 150, 230]);
     const run = await runImport(up.server.url, up.server.token, transport, {}, [records]);
     expect(run.error).toBeUndefined();
     expect(run.results.map((r) => r.key)).toEqual(records.map((r) => r.key));
-    expect(run.results.flatMap((r, i) => (r.outcome === "IMPORT_OUTCOME_FAILED" ? [i] : []))).toEqual([120, 150, 230]);
+    expect(failedAt(run.results)).toEqual([120, 150, 230]);
     for (const i of [150, 230]) expect(run.results[i]!.error).toMatchObject({ code: Code.AlreadyExists, id: "V3-DKcYh" });
     const created = run.results.flatMap((r, i) => (r.outcome === "IMPORT_OUTCOME_CREATED" ? [{ i, userId: String(r.userId) }] : []));
     expect(created).toHaveLength(247);

@@ -428,14 +428,13 @@ export function createBulkImport(deps: BulkImportDeps) {
     const planned: DryRunUnit[] = [];
     const staged: StagedUnits[] = [];
     const claims = new Set<string>();
-    // A real import prepares its records a part at a time and hands each part's writes to the
+    // Records are prepared a part at a time, and a real import hands each part's writes to the
     // store at once (for SQLite, encoded for its writer): a part's users, rows and events are let
     // go before the next part is built. Built whole, a batch's objects were alive at every
     // young-generation collection during its preparation and were copied and promoted; in parts,
-    // most die young (BENCHMARKS.md, "Bulk import").
-    const partSize = state.dryRun ? todo.length : PREPARE_PART;
-    for (let at = 0; at < todo.length; at += partSize) {
-      const part = todo.slice(at, at + partSize);
+    // most die young (BENCHMARKS.md, "Bulk import"). A dry run keeps only each record's plan.
+    for (let at = 0; at < todo.length; at += PREPARE_PART) {
+      const part = todo.slice(at, at + PREPARE_PART);
       const prepared = await Promise.all(part.map(prepareRecord));
       const written: PreparedBatch["units"] = [];
       part.forEach((i, n) => {
