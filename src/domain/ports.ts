@@ -688,7 +688,13 @@ export interface BulkStore {
     instanceId: string,
     jobId: string | undefined,
     units: readonly BulkUnit[],
+    /** What `finishBatch` would write for earlier batches, written in the same transaction instead. */
     finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
+    /**
+     * `unordered`: none of the units claims a value (username, user id, IdP link) that units
+     * committed earlier and not yet durable claim too, so the store need not run them after
+     * those (see `WriteQueue.runUnits`).
+     */
     options?: { unordered?: boolean },
   ): Promise<unknown[]>;
   /**
@@ -702,13 +708,7 @@ export interface BulkStore {
     instanceId: string,
     jobId: string | undefined,
     staged: readonly StagedUnits[],
-    /** What `finishBatch` would write for earlier batches, written in the same transaction instead. */
     finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
-    /**
-     * `unordered`: none of the units claims a value (username, user id, IdP link) that units
-     * committed earlier and not yet durable claim too, so the store need not run them after
-     * those (see `WriteQueue.runUnits`).
-     */
     options?: { unordered?: boolean },
   ): Promise<unknown[]>;
   /**
