@@ -164,6 +164,7 @@ export class Slapd {
     const child = spawn(SLAPD, ["-f", this.configFile, "-h", `ldap://127.0.0.1:${this.port}/ ldaps://127.0.0.1:${this.tlsPort}/`, "-d", "0"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
+    this.monitorReads = 0; // cn=Monitor counts from each start
     child.stdout!.on("data", (chunk) => (this.output += chunk));
     child.stderr!.on("data", (chunk) => (this.output += chunk));
     this.child = child;
@@ -189,23 +190,40 @@ export class Slapd {
 
   /**
    * slapd's counts since it started (cn=Monitor): binds and searches completed, connections
-   * accepted, and connections open now. Read over a connection of its own, which itself counts as
-   * one connection and three searches (and is open while they are read).
+   * accepted, and connections open now (the reading one included). Each read is a connection and
+   * four searches of its own; binds, searches and connections leave out every read's. slapd counts
+   * an operation only after it sent the result, so a read right after a client got its answer can
+   * miss that operation: this reads again until two reads agree.
    */
   async operations(): Promise<{ binds: number; searches: number; connections: number; open: number }> {
+    let last = await this.readMonitor();
+    for (let attempt = 0; attempt < 50; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const next = await this.readMonitor();
+      if (next.binds === last.binds && next.searches === last.searches && next.connections === last.connections && next.open === last.open) return next;
+      last = next;
+    }
+    throw new Error("slapd's counters (cn=Monitor) did not settle");
+  }
+
+  /** Reads of cn=Monitor since slapd started. */
+  private monitorReads = 0;
+
+  private async readMonitor(): Promise<{ binds: number; searches: number; connections: number; open: number }> {
+    const earlierReads = this.monitorReads++;
     const client = new Client({ url: `ldap://${this.hostAndPort}`, timeout: 5000 });
     try {
       const count = async (dn: string, attribute: string) => {
         const { searchEntries } = await client.search(dn, { scope: "base", attributes: [attribute] });
         return Number(searchEntries[0]?.[attribute]);
       };
-      return {
-        binds: await count("cn=Bind,cn=Operations,cn=Monitor", "monitorOpCompleted"),
-        searches: await count("cn=Search,cn=Operations,cn=Monitor", "monitorOpCompleted"),
-        connections: await count("cn=Total,cn=Connections,cn=Monitor", "monitorCounter"),
-        // Connections open now, this one included.
-        open: await count("cn=Current,cn=Connections,cn=Monitor", "monitorCounter"),
-      };
+      const binds = await count("cn=Bind,cn=Operations,cn=Monitor", "monitorOpCompleted");
+      // The earlier reads' four searches each, and this read's first.
+      const searches = (await count("cn=Search,cn=Operations,cn=Monitor", "monitorOpCompleted")) - (4 * earlierReads + 1);
+      // The earlier reads' connections, and this one.
+      const connections = (await count("cn=Total,cn=Connections,cn=Monitor", "monitorCounter")) - (earlierReads + 1);
+      const open = await count("cn=Current,cn=Connections,cn=Monitor", "monitorCounter");
+      return { binds, searches, connections, open };
     } finally {
       await client.unbind();
     }
