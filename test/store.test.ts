@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UniqueViolation } from "../src/domain/ports.js";
 import { type Db, openSqlite } from "../src/store/db.js";
 import { openPostgres } from "../src/store/postgres.js";
-import { param, prepare, type WriteStatement } from "../src/store/prepared.js";
+import { param, paramList, prepare, type WriteStatement } from "../src/store/prepared.js";
 import { dropTestDatabase, testDatabaseUrl, testPostgresUrl } from "./helpers/database.js";
 
 /** How each store is opened, and how another connection (another process) counts claims in it. */
@@ -212,6 +212,14 @@ describe("prepared queries", () => {
         store.db.selectFrom("unique_constraints").select("value").where("kind", "=", param<string>("kind")).where("owner_id", "=", param<string>("owner")),
       );
       expect(byOwner.bind({ owner: "o", kind: "k" }).parameters).toEqual(["k", "o"]);
+      const inList = prepare<{ kind: string; values: string[] }>(
+        store.db
+          .selectFrom("unique_constraints")
+          .select("value")
+          .where("value", "in", paramList<string>("values", 3))
+          .where("kind", "=", param<string>("kind")),
+      );
+      expect(inList.bind({ kind: "k", values: ["a", "b", "c"] }).parameters).toEqual(["a", "b", "c", "k"]);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import type { BulkStore, BulkUnit, ImportJob, ImportOutcome, OutcomeCounts, Reco
 import type { ErrorKind } from "../domain/errors.js";
 import type { Db } from "./db.js";
 import { outboxStatements } from "./outbox-store.js";
-import { param, prepare, statement, type WriteStatement } from "./prepared.js";
+import { param, paramList, prepare, statement, type WriteStatement } from "./prepared.js";
 import type { ImportJobRecordTable, ImportJobTable } from "./schema.js";
 import { createUserInserts, userCreationStatements, userUpdateStatements } from "./user-store.js";
 
@@ -12,9 +12,18 @@ const RECORD_COLUMNS = ["instance_id", "job_id", "key", "idx", "outcome", "user_
 /** Keys per IN list: below SQLite's and PostgreSQL's parameter limits. */
 const CHUNK = 500;
 
+/**
+ * The items in lists of CHUNK each, the last one padded with its own first item (which changes
+ * no `in (…)`): every list binds the one query prepared for CHUNK values. Built and compiled by
+ * Kysely per list, an `in` of 500 values cost about 0.3 ms, for every batch of a bulk import.
+ */
 function chunks<T>(items: readonly T[]): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  for (let i = 0; i < items.length; i += CHUNK) {
+    const part = items.slice(i, i + CHUNK);
+    while (part.length < CHUNK) part.push(part[0]!);
+    out.push(part);
+  }
   return out;
 }
 
@@ -53,6 +62,25 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
       .where("job_id", "=", param<string>("job_id"))
       .where("key", "=", param<string>("key"))
       .where("outcome", "=", sql<string>`'failed'`),
+  );
+  const selectResults = prepare<{ instance_id: string; job_id: string; keys: string[] }>(
+    db
+      .selectFrom("import_job_records")
+      .selectAll()
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("job_id", "=", param<string>("job_id"))
+      .where("key", "in", paramList<string>("keys", CHUNK)),
+  );
+  const selectClaimOwners = prepare<{ instance_id: string; kind: string; values: string[] }>(
+    db
+      .selectFrom("unique_constraints")
+      .select(["value", "owner_id"])
+      .where("instance_id", "=", param<string>("instance_id"))
+      .where("kind", "=", param<string>("kind"))
+      .where("value", "in", paramList<string>("values", CHUNK)),
+  );
+  const selectUserIds = prepare<{ instance_id: string; ids: string[] }>(
+    db.selectFrom("users").select("id").where("instance_id", "=", param<string>("instance_id")).where("id", "in", paramList<string>("ids", CHUNK)),
   );
   const selectJob = prepare<{ instance_id: string; id: string }>(
     db.selectFrom("import_jobs").selectAll().where("instance_id", "=", param<string>("instance_id")).where("id", "=", param<string>("id")),
@@ -146,13 +174,7 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     async findResults(instanceId, jobId, keys) {
       const found = new Map<string, RecordResult>();
       for (const part of chunks(keys)) {
-        const query = db
-          .selectFrom("import_job_records")
-          .selectAll()
-          .where("instance_id", "=", instanceId)
-          .where("job_id", "=", jobId)
-          .where("key", "in", part)
-          .compile();
+        const query = selectResults.bind({ instance_id: instanceId, job_id: jobId, keys: part });
         for (const row of await read<Selectable<ImportJobRecordTable>>(query)) found.set(row.key, toResult(row));
       }
       return found;
@@ -201,13 +223,7 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
       }
       for (const [kind, values] of byKind) {
         for (const part of chunks([...new Set(values)])) {
-          const query = db
-            .selectFrom("unique_constraints")
-            .select(["value", "owner_id"])
-            .where("instance_id", "=", instanceId)
-            .where("kind", "=", kind)
-            .where("value", "in", part)
-            .compile();
+          const query = selectClaimOwners.bind({ instance_id: instanceId, kind, values: part });
           for (const row of await read<{ value: string; owner_id: string }>(query)) owners.set(`${kind} ${row.value}`, row.owner_id);
         }
       }
@@ -216,7 +232,7 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     async existingUserIds(instanceId, ids) {
       const found = new Set<string>();
       for (const part of chunks([...new Set(ids)])) {
-        const query = db.selectFrom("users").select("id").where("instance_id", "=", instanceId).where("id", "in", part).compile();
+        const query = selectUserIds.bind({ instance_id: instanceId, ids: part });
         for (const row of await read<{ id: string }>(query)) found.add(row.id);
       }
       return found;

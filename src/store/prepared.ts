@@ -24,6 +24,16 @@ export function param<T>(name: string): T {
 }
 
 /**
+ * `count` placeholders for the items of the list value `name` (an `in (…)` list), bound to the
+ * list's items in order: the list must have `count` items.
+ */
+export function paramList<T>(name: string, count: number): T[] {
+  return Array.from({ length: count }, (_, i) => `${MARKER}${name}${LIST_ITEM}${i}` as T);
+}
+
+const LIST_ITEM = "#";
+
+/**
  * A query built and compiled by Kysely once, in the store's SQL dialect, then bound to values
  * by name on every use: the hot paths skip building and compiling a query per request.
  */
@@ -35,13 +45,15 @@ export interface Prepared<Values extends Record<string, unknown>> {
 
 export function prepare<Values extends Record<string, unknown>>(query: Compilable): Prepared<Values> {
   const compiled = query.compile();
-  const names = compiled.parameters.map((parameter) => {
+  // Each placeholder as the value's name and, for an item of a list (paramList), its position.
+  const names = compiled.parameters.map((parameter): [string, number] => {
     if (typeof parameter !== "string" || !parameter.startsWith(MARKER)) {
       throw new Error(`prepared query has a literal parameter instead of param(): ${compiled.sql}`);
     }
-    return parameter.slice(MARKER.length);
+    const [name, item] = parameter.slice(MARKER.length).split(LIST_ITEM);
+    return [name!, item === undefined ? -1 : Number(item)];
   });
-  const parametersOf = (values: Values) => names.map((name) => values[name]);
+  const parametersOf = (values: Values) => names.map(([name, item]) => (item < 0 ? values[name] : (values[name] as readonly unknown[])[item]));
   return {
     sql: compiled.sql,
     bind: (values) => CompiledQuery.raw(compiled.sql, parametersOf(values)),

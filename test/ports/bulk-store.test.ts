@@ -277,6 +277,9 @@ describe.each(storesUnderTest)("BulkStore on %s", (kind) => {
       const owners = await bulk().claimOwners(instanceId, [claim, { kind: claim.kind, value: "free-name" }, { kind: "idp_link", value: claim.value }]);
       expect(Object.fromEntries(owners)).toEqual({ [`${claim.kind} ${claim.value}`]: user.user.id });
       expect(await bulk().claimOwners(ids("inst"), [claim])).toEqual(new Map());
+      // Claims are read in lists of 500: the stored one in the second, after 600 free ones.
+      const free = Array.from({ length: 600 }, (_, i) => ({ kind: claim.kind, value: `free-${i}` }));
+      expect(Object.fromEntries(await bulk().claimOwners(instanceId, [...free, claim]))).toEqual({ [`${claim.kind} ${claim.value}`]: user.user.id });
       const many = [user.user.id, ...Array.from({ length: 700 }, () => ids("absent"))];
       expect([...(await bulk().existingUserIds(instanceId, many))]).toEqual([user.user.id]);
       expect((await bulk().existingUserIds(instanceId, [])).size).toBe(0);
