@@ -216,6 +216,42 @@ describe.each(STREAM_TRANSPORTS)("ImportUsers over %s", (transport) => {
     }
   });
 
+  it("dry run: a record whose IdP link the run took fails whole, and its username stays free for a later record, as in the real import", async () => {
+    const idpId = expectOk(
+      await up.caller("connect-json-h1").call(V1.addGenericOIDCProvider, {
+        name: uniqueName("idp"),
+        issuer: "https://accounts.example.com",
+        clientId: "client-1",
+        clientSecret: "client-secret",
+        scopes: ["openid"],
+        providerOptions: { isLinkingAllowed: true, isCreationAllowed: true, isAutoCreation: true },
+      }),
+    ).id as string;
+    const link = (userId: string) => ({ idpLinks: [{ idpId, userId, userName: userId }] });
+    const external = uniqueName("ext");
+    const freed = uniqueName("freed");
+    const batches = [
+      [
+        { key: "a", human: human(link(external)) },
+        // Its username is free but its link is the run's: it fails, and plans neither.
+        { key: "b", human: human({ username: freed, ...link(external) }) },
+      ],
+      [
+        { key: "c", human: human({ username: freed }) },
+        { key: "d", human: human(link(external)) },
+      ],
+    ];
+    const before = await storeCounts();
+    const dry = await runImport(up.server.url, up.server.token, transport, { dryRun: true }, batches);
+    expect(dry.error).toBeUndefined();
+    expect(await storeCounts()).toEqual(before);
+    expect(outcomes(dry.results)).toEqual(["CREATED", "FAILED", "CREATED", "FAILED"]);
+    // The real import in one batch (one transaction), so that its writes keep the records' order on either store.
+    const real = await runImport(up.server.url, up.server.token, transport, {}, [batches.flat()]);
+    const comparable = (results: JsonObject[]) => results.map(({ userId: _u, ...rest }) => rest);
+    expect(comparable(dry.results)).toEqual(comparable(real.results));
+  });
+
   it("dry run: a user id chosen twice, or already stored, fails as in the real import", async () => {
     const storedId = `${Date.now()}1`;
     expectOk(await up.caller("connect-json-h1").call(V2.addHumanUser, human({ userId: storedId })));
