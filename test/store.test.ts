@@ -87,14 +87,14 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
   // Consecutive insert-only commands are written table by table in multi-row inserts
   // (write-worker.cjs, postgres.ts); a failing one must still fail alone, with its own rule.
   it.each([
-    ["in one call", (units: WriteStatement[][]) => store.writes.runUnits(units)],
+    ["in one part", (units: WriteStatement[][]) => store.writes.runStaged([store.writes.stageUnits(units)])],
     [
       // As a bulk import hands a batch over a part at a time (src/domain/bulk-import.ts).
       "staged in parts",
       (units: WriteStatement[][]) =>
         store.writes.runStaged([units.slice(0, 100), units.slice(100, 220), [], units.slice(220)].map((part) => store.writes.stageUnits(part))),
     ],
-  ])("runs many insert-only commands as one (%s): each failing one alone, the others committed in command order", async (_how, runUnits) => {
+  ])("runs many insert-only commands as one (%s): each failing one alone, the others committed in command order", async (_how, runStaged) => {
     await store.writes.run([claim("stored", "first")]);
     const event = (owner: string, n: number) =>
       store.db
@@ -116,7 +116,7 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
       const value = n === 150 ? "u-7" : n === 200 ? "stored" : `u-${n}`;
       return [event(`owner-${n}`, 1), { ...claim(value, `owner-${n}`), uniqueKind: "username" }, event(`owner-${n}`, 2)];
     });
-    const outcomes = await runUnits(units);
+    const outcomes = await runStaged(units);
     expect(outcomes).toHaveLength(300);
     const failed = outcomes.flatMap((outcome, n) => (outcome === undefined ? [] : [n]));
     expect(failed).toEqual([150, 200]);
@@ -188,8 +188,8 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
       // Units that waive the order commit meanwhile; in order they would wait behind the held batch.
-      await expect(store.writes.runUnits([[claim("free", "third")]], { unordered: true })).resolves.toEqual([undefined]);
-      const ordered = store.writes.runUnits([[claim("later", "fourth")]]);
+      await expect(store.writes.runStaged([store.writes.stageUnits([[claim("free", "third")]])], { unordered: true })).resolves.toEqual([undefined]);
+      const ordered = store.writes.runStaged([store.writes.stageUnits([[claim("later", "fourth")]])]);
       const committed = async (value: string) =>
         Number((await outside.query("SELECT count(*) AS n FROM unique_constraints WHERE value = $1", [value])).rows[0].n);
       expect(await committed("free")).toBe(1);

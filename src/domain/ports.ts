@@ -693,7 +693,7 @@ export interface BulkStore {
     /**
      * `unordered`: none of the units claims a value (username, user id, IdP link) that units
      * committed earlier and not yet durable claim too, so the store need not run them after
-     * those (see `WriteQueue.runUnits`).
+     * those (see `WriteQueue.runStaged` in src/store/db.ts).
      */
     options?: { unordered?: boolean },
   ): Promise<unknown[]>;

@@ -8,7 +8,7 @@ interface Encoded extends StagedUnits {
   json: string;
 }
 
-/** A caller's units of work (one for `run`, many for `runUnits`), settled together. */
+/** A caller's units of work (one for `run`, many for `runStaged`), settled together. */
 interface Pending {
   /** The units in parts, in order (see `Encoded`). */
   json: string[];
@@ -94,22 +94,18 @@ export class CommitQueue {
     });
   }
 
-  /**
-   * Runs the units in one transaction (all are queued together, so they travel in one batch),
-   * each under its own savepoint; resolves with each unit's error, or undefined, once durable.
-   * The one writer runs every batch in order: there is no order to waive.
-   */
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, _options?: { unordered?: boolean }): Promise<unknown[]> {
-    return this.runStaged([this.stageUnits(units)]);
-  }
-
   /** The units encoded for the writer now: their statement objects can go before the batch is whole. */
   stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits {
     const encoded: Encoded = { count: units.length, json: this.#encode(units) };
     return encoded;
   }
 
-  /** `runUnits` of units staged in parts (by `stageUnits`), in one transaction. */
+  /**
+   * Runs the units staged in parts (by `stageUnits`) in one transaction (all are queued together,
+   * so they travel in one batch), each under its own savepoint; resolves with each unit's error,
+   * or undefined, once durable. The one writer runs every batch in order: there is no order to
+   * waive.
+   */
   runStaged(staged: readonly StagedUnits[], _options?: { unordered?: boolean }): Promise<unknown[]> {
     const parts = (staged as readonly Encoded[]).filter((part) => part.count > 0);
     if (parts.length === 0) return Promise.resolve([]);

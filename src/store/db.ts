@@ -17,10 +17,17 @@ export interface WriteQueue {
   /** Runs the statements atomically; resolves once they are durably committed. */
   run(statements: readonly WriteStatement[]): Promise<void>;
   /**
-   * Runs many units in one transaction, each under its own savepoint, and resolves once they
-   * are durably committed with each unit's outcome: undefined when it committed, else its error
-   * (a `UniqueViolation` for a broken uniqueness rule); the others commit regardless. Rejects
-   * when the transaction itself failed (nothing of it committed). Used by bulk imports.
+   * Units of work (each the statements of one command) in the form this queue sends to its
+   * writer, made now (SQLite's queue encodes them for its writer thread), so that the statement
+   * objects need not live until `runStaged`. A bulk import stages a batch a part at a time.
+   */
+  stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits;
+  /**
+   * Runs the staged units in one transaction, each under its own savepoint, and resolves once
+   * they are durably committed with each unit's outcome, in the parts' order: undefined when it
+   * committed, else its error (a `UniqueViolation` for a broken uniqueness rule); the others
+   * commit regardless. Rejects when the transaction itself failed (nothing of it committed).
+   * Used by bulk imports.
    *
    * Batches run their statements in the order they were queued, so that of two writes claiming
    * one value the earlier wins. `unordered` waives that for these units: the caller vouches that
@@ -28,13 +35,6 @@ export interface WriteQueue {
    * claims too (PostgreSQL then runs them alongside the batch before; SQLite's one writer runs
    * everything in order anyway).
    */
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options?: { unordered?: boolean }): Promise<unknown[]>;
-  /**
-   * The units in the form this queue sends to its writer, made now (SQLite's queue encodes them
-   * for its writer thread), so that the statement objects need not live until `runStaged`.
-   */
-  stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits;
-  /** `runUnits` of units staged in parts, in one transaction; the outcomes in the parts' order. */
   runStaged(staged: readonly StagedUnits[], options?: { unordered?: boolean }): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;

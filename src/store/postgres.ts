@@ -143,7 +143,7 @@ class MultiRowInserts {
 
 interface Pending {
   statements: readonly WriteStatement[];
-  /** Set when the caller waived the order of statements (`WriteQueue.runUnits`). */
+  /** Set when the caller waived the order of statements (`WriteQueue.runStaged`' `unordered`). */
   unordered?: true;
   resolve: () => void;
   reject: (reason: unknown) => void;
@@ -180,7 +180,7 @@ class PgCommitQueue implements WriteQueue {
    * next batch runs its statements only then: it takes its rows' locks after the batch before it,
    * so of two commands claiming the same value (two batches of one import stream, say) the
    * earlier one wins, as on SQLite's single writer; only the commits overlap. A batch whose
-   * commands all waived that order (`runUnits`' `unordered`) runs its statements at once.
+   * commands all waived that order (`runStaged`' `unordered`) runs its statements at once.
    */
   #lastRan: Promise<void> = Promise.resolve();
   onBatch?: (size: number, seconds: number, failed: boolean) => void;
@@ -206,13 +206,7 @@ class PgCommitQueue implements WriteQueue {
   }
 
   runStaged(staged: readonly StagedUnits[], options: { unordered?: boolean } = {}): Promise<unknown[]> {
-    return this.runUnits(
-      (staged as readonly PgStaged[]).flatMap((part) => part.units),
-      options,
-    );
-  }
-
-  runUnits(units: ReadonlyArray<readonly WriteStatement[]>, options: { unordered?: boolean } = {}): Promise<unknown[]> {
+    const units = (staged as readonly PgStaged[]).flatMap((part) => part.units);
     if (units.length === 0) return Promise.resolve([]);
     return new Promise<unknown[]>((resolve, reject) => {
       const outcomes: unknown[] = new Array(units.length).fill(undefined);

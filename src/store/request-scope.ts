@@ -44,10 +44,6 @@ export function refusingWritesOfEndedRequests(store: Db): Db {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
         return writes.run(statements);
       },
-      runUnits(units, options) {
-        if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
-        return writes.runUnits(units, options);
-      },
       stageUnits: (units) => writes.stageUnits(units),
       runStaged(staged, options) {
         if (requestState.getStore()?.ended) return Promise.reject(new RequestEnded());
