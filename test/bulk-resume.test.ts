@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
+import { PIPELINE } from "../src/services/migration-service.js";
 import { dropTestDatabase, testDatabaseUrl } from "./helpers/database.js";
 import { bcryptHash, GOOD_PASSWORD } from "./helpers/fixtures.js";
 import { openImport, runImport } from "./helpers/import-stream.js";
@@ -82,9 +83,13 @@ describe("bulk import across a crash", () => {
     cleanup.push(() => second.child.kill("SIGKILL"));
     const headers = { authorization: `Bearer ${token}` };
     const stored = (await (await fetch(`${second.url}/migration/v1/jobs/${job.id}`, { headers })).json()) as { job: JsonObject };
-    // The store, not the client, says where to go on: at least what was acknowledged.
+    // The store, not the client, says where to go on. The job row's index lags the results: it
+    // is written with a later batch's transaction, and the batch committing when the server died
+    // was prepared while the batches before it, up to the stream's PIPELINE, were still under way
+    // (one such run stored 750 with 1,250 acknowledged). A client starting there re-sends records
+    // the job already imported, which are answered from their stored results (checked below).
     const nextIndex = Number(stored.job.nextIndex ?? 0);
-    expect(nextIndex).toBeGreaterThanOrEqual(acknowledged.size - BATCH);
+    expect(nextIndex).toBeGreaterThanOrEqual(acknowledged.size - PIPELINE * BATCH);
 
     const resumed = await runImport(second.url, token, "grpc-js", { jobId: String(job.id) }, chunk(records.slice(nextIndex), BATCH));
     expect(resumed.error).toBeUndefined();

@@ -147,7 +147,7 @@ export function toBulkRecord(record: ImportRecord, target: BulkTarget): BulkReco
  * the next batch's preparation: 1,000,000 users into SQLite 21,965 -> 22,892 users/s, peak server
  * RSS 289 and 282 MB (bench/bulk-import.ts, one pair; two pairs of 300,000 users: +4-7 %).
  */
-const PIPELINE = 3;
+export const PIPELINE = 3;
 
 function tooManyRecords(count: number): DomainError {
   return BulkErrors.tooManyRecords(BULK_LIMITS.recordsPerMessage, count);
