@@ -334,7 +334,10 @@ describe("dry run, exit statuses and the summary", () => {
 });
 
 describe("stopping and resuming", () => {
-  const COUNT = 6000;
+  // Enough records that the import is still running when the test interrupts it (SIGINT, or
+  // kill -9 of the server) at the first progress line with created users: with 6,000, a fast
+  // machine once finished them all first.
+  const COUNT = 30_000;
 
   it("SIGINT stops after the batches in flight are answered and prints the --resume command, which finishes the job; the report holds every record once", async () => {
     const prefix = `int-${Date.now().toString(36)}-`;
@@ -356,7 +359,8 @@ describe("stopping and resuming", () => {
     ];
     const running = startCli(args);
     // Once the plain progress line shows created users, Ctrl-C.
-    await until("progress", () => /import: [1-9][\d,]*\/6,000 records \(\d+%\), [\d,]+\/s, created [1-9]/.test(running.output()), running.output);
+    const progress = new RegExp(`import: [1-9][\\d,]*/${COUNT.toLocaleString("en")} records \\(\\d+%\\), [\\d,]+/s, created [1-9]`);
+    await until("progress", () => progress.test(running.output()), running.output);
     running.child.kill("SIGINT");
     const first = await running.done;
     expect(first.code, first.stderr).toBe(2);
