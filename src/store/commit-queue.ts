@@ -3,15 +3,15 @@ import { Worker } from "node:worker_threads";
 import { type StagedUnits, UniqueViolation } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 
-/** Units as the writer reads them: a JSON array of `[[sqlId, parameters, uniqueKind]…]`, one per unit. */
+/** Units as the writer reads them: a JSON array of `[[sqlId, parameters, uniqueKind]…]`, one per unit, in UTF-8. */
 interface Encoded extends StagedUnits {
-  json: string;
+  json: Uint8Array<ArrayBuffer>;
 }
 
 /** A caller's units of work (one for `run`, many for `runStaged`), settled together. */
 interface Pending {
   /** The units in parts, in order (see `Encoded`). */
-  json: string[];
+  json: Array<Uint8Array<ArrayBuffer>>;
   /** How many units. */
   count: number;
   /** Each unit's outcome: undefined (committed) or its error. */
@@ -21,6 +21,7 @@ interface Pending {
 }
 
 const MAX_IN_FLIGHT = 2;
+const utf8 = new TextEncoder();
 
 /** What the writer thread reports for one unit of work. */
 type UnitResult = null | { uniqueKind: string } | { message: string; code?: string };
@@ -135,15 +136,20 @@ export class CommitQueue {
   }
 
   /**
-   * The units as JSON text, made when they are queued or staged: a batch waiting for the writer
-   * holds strings, not thousands of statement objects that would outlive young-generation
-   * collections (a bulk import's batch waits while the one before commits, and is staged a part
-   * at a time as it is built). Each SQL text crosses the thread boundary once, then only its id;
-   * parameters are strings, numbers and nulls only. A JSON string clones across threads faster
-   * than the structured clone of many small arrays, and each string goes to the writer as made: no
-   * copy to cut or join them.
+   * The units as JSON text in UTF-8 bytes, made when they are queued or staged: a batch waiting
+   * for the writer holds a few buffers, not thousands of statement objects that would outlive
+   * young-generation collections (a bulk import's batch waits while the one before commits, and
+   * is staged a part at a time as it is built). Each SQL text crosses the thread boundary once,
+   * then only its id; parameters are strings, numbers and nulls only. JSON crosses threads faster
+   * than the structured clone of many small arrays.
+   *
+   * Bytes, not the JSON string: the string (1.3 KB a bulk-imported user) lived on the V8 heap
+   * until its batch went to the writer, so young-generation collections copied it and then
+   * promoted it; its bytes live outside the heap and are handed over (transferred), not copied.
+   * 300,000-user bulk imports: 1,147 -> 776 MB copied and 1,004 -> 648 MB promoted by those
+   * collections, their pauses 3.7 -> 2.8 s (`--trace-gc-nvp`; BENCHMARKS.md, "Bulk import").
    */
-  #encode(units: ReadonlyArray<readonly WriteStatement[]>): string {
+  #encode(units: ReadonlyArray<readonly WriteStatement[]>): Uint8Array<ArrayBuffer> {
     const encoded = units.map((statements) =>
       statements.map((statement) => {
         let sqlId = this.#sqlIds.get(statement.sql);
@@ -155,14 +161,7 @@ export class CommitQueue {
         return [sqlId, statement.parameters, statement.uniqueKind ?? null];
       }),
     );
-    const json = JSON.stringify(encoded);
-    // V8 returns a long JSON text as a rope (a ConsString of 16 KB pieces), which postMessage
-    // flattens into a copy when the batch goes to the writer. Flattened now (charCodeAt makes V8
-    // do it), the pieces die young; as a rope they waited with the batch and were copied by every
-    // young-generation collection meanwhile. 300,000-user bulk imports, three alternating pairs:
-    // +1 to +6 % users/s, 2-4 µs less server CPU a user (BENCHMARKS.md, "Bulk import").
-    json.charCodeAt(0);
-    return json;
+    return utf8.encode(JSON.stringify(encoded));
   }
 
   #send(): void {
@@ -173,7 +172,12 @@ export class CommitQueue {
     this.#sentAt.set(batch.id, performance.now());
     const sql = this.#newSql;
     this.#newSql = [];
-    this.#worker.postMessage({ id: batch.id, sql, units: items.flatMap((item) => item.json) });
+    const units = items.flatMap((item) => item.json);
+    // Each encoding has its own ArrayBuffer (TextEncoder's), used by nothing else once sent.
+    this.#worker.postMessage(
+      { id: batch.id, sql, units },
+      units.map((unit) => unit.buffer),
+    );
   }
 
   #settle(result: BatchResult): void {

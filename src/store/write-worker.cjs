@@ -1,7 +1,7 @@
 // The store's writer thread: runs group-committed write batches on its own SQLite connection,
 // so that executing statements and waiting for fsync never block the server's event loop.
 // Plain CommonJS because worker threads load it directly, under tsx, vitest and the build alike.
-// Messages in: {id, sql: [[sqlId, text]…], units: [JSON text of [[sqlId, parameters, uniqueKind]…][], the units in parts]}
+// Messages in: {id, sql: [[sqlId, text]…], units: [UTF-8 JSON of [[sqlId, parameters, uniqueKind]…][], the units in parts]}
 // or {close: true}; each SQL text comes once, then only its id. Out, per batch: {id, results},
 // where results[i] is null (committed), {uniqueKind} or {message, code} for units[i], or
 // {id, error} when the whole batch failed to commit.
@@ -10,6 +10,7 @@
 // under a savepoint of its own, so each still gets its own outcome.
 "use strict";
 const { parentPort, workerData } = require("node:worker_threads");
+const utf8 = new TextDecoder();
 const Database = require(workerData.driverPath);
 
 const { applyWriterPragmas } = require("./sqlite-pragmas.cjs");
@@ -141,7 +142,7 @@ parentPort.on("message", (message) => {
   try {
     for (const [sqlId, text] of message.sql) register(sqlId, text);
     const units = [];
-    for (const json of message.units) for (const unit of JSON.parse(json)) units.push(unit);
+    for (const json of message.units) for (const unit of JSON.parse(utf8.decode(json))) units.push(unit);
     parentPort.postMessage({ id: message.id, results: commitBatch(units) });
   } catch (err) {
     parentPort.postMessage({ id: message.id, error: { message: String(err.message), code: err.code } });
