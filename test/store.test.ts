@@ -139,6 +139,18 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
     expect(events).toEqual(expected);
   });
 
+  // SQLite's writer gets its units as UTF-8 bytes (src/store/commit-queue.ts): every character
+  // must come back as written, beyond Latin-1 and outside the basic plane too.
+  it("stores text beyond ASCII exactly as written, alone and staged in parts", async () => {
+    const texts = ["Zoë Ångström", "Łódź 東京 Δ", "emoji 😀🧑‍💻", 'quote " and \\ backslash', "nul-free \u2028 line sep"];
+    await store.writes.run([claim(texts[0]!, "alone")]);
+    await store.writes.runStaged([
+      store.writes.stageUnits([[claim(texts[1]!, "part-1")], [claim(texts[2]!, "part-1")]]),
+      store.writes.stageUnits([[claim(texts[3]!, "part-2")], [claim(texts[4]!, "part-2")]]),
+    ]);
+    expect((await claims()).map((c) => c.value).sort()).toEqual([...texts].sort());
+  });
+
   it("rolls back a lone failing command entirely, and reports which rule it broke", async () => {
     await store.writes.run([claim("taken", "first")]);
     await expect(store.writes.run([claim("delta", "d"), { ...claim("taken", "d"), uniqueKind: "username" }])).rejects.toMatchObject({
