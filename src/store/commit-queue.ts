@@ -71,7 +71,7 @@ export class CommitQueue {
   constructor(file: string) {
     const driverPath = createRequire(import.meta.url).resolve("better-sqlite3");
     // The writer's young generation capped at 16 MB (V8's default lets it grow further): a bulk
-    // import's batches arrive as large JSON strings, and the garbage of parsing them cost some
+    // import's batches arrive as large JSON texts, and the garbage of parsing them cost some
     // 20 MB of the server's peak memory for no speed (300,000 users, 16 MB against V8's default:
     // 17,271 and 16,791 users/s, peak 276 and 294 MB; BENCHMARKS.md, "Bulk import").
     this.#worker = new Worker(new URL("./write-worker.cjs", import.meta.url), {
