@@ -654,8 +654,8 @@ export interface BulkUnit {
 }
 
 /**
- * Units of work already in the store's own form, to be committed later (`BulkStore.stageUnits`).
- * Opaque: only the store that made them reads them.
+ * Units of work already in the store's own form, to be committed later (`BulkStore.stageUnits`),
+ * once. Opaque: only the store that made them reads them.
  */
 export interface StagedUnits {
   /** How many units. */

@@ -20,6 +20,7 @@ export interface WriteQueue {
    * Units of work (each the statements of one command) in the form this queue sends to its
    * writer, made now (SQLite's queue encodes them for its writer thread), so that the statement
    * objects need not live until `runStaged`. A bulk import stages a batch a part at a time.
+   * Staged units go to one `runStaged` call: SQLite's queue hands their bytes over to its writer.
    */
   stageUnits(units: ReadonlyArray<readonly WriteStatement[]>): StagedUnits;
   /**
