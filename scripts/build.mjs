@@ -19,7 +19,7 @@ const STAMP = join(root, "dist", ".build-stamp.json");
 const PROTO_INPUTS = ["proto", "buf.gen.yaml", "buf.yaml"];
 const BUILD_INPUTS = ["src", "gen", "tsconfig.json", "tsconfig.build.json", "package.json", "scripts/build.mjs"];
 /** Files tsc does not emit that dist/ needs beside the compiled modules. */
-const COPIED = ["src/store/write-worker.cjs", "src/store/sqlite-pragmas.cjs", "src/domain/hashes/digest-worker.cjs"];
+const COPIED = ["src/store/write-worker.cjs", "src/store/checkpoint-worker.cjs", "src/store/sqlite-pragmas.cjs", "src/domain/hashes/digest-worker.cjs"];
 
 /** A digest of the files under `paths` (names and contents, in a stable order). */
 function digest(paths) {

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UniqueViolation } from "../src/domain/ports.js";
+import type { CommitQueue } from "../src/store/commit-queue.js";
 import { type Db, openSqlite } from "../src/store/db.js";
 import { openPostgres } from "../src/store/postgres.js";
 import { param, paramList, prepare, type WriteStatement } from "../src/store/prepared.js";
@@ -38,6 +39,39 @@ const STORES = {
     brokenStatement: { sql: "INSERT INTO no_such_table VALUES ($1)", error: /relation "no_such_table" does not exist/ },
   },
 };
+
+// SQLite's WAL is folded back into the database file by a checkpointer thread of its own
+// (src/store/commit-queue.ts), not by the writer after its commits.
+describe("the SQLite store's checkpointer", () => {
+  it("puts committed rows into the database file itself, long before the writer's own checkpoint would", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "userport-checkpoint-"));
+    const store = await openSqlite(dir);
+    try {
+      const writes = store.writes as CommitQueue;
+      const claim = (value: string) =>
+        store.db.insertInto("unique_constraints").values({ instance_id: "i", kind: "username", value, owner_id: value }).compile();
+      // A thousand units (CHECKPOINT_EVERY_UNITS) in ten commits: some hundred pages of WAL,
+      // where the writer's own checkpoint waits for 10,000.
+      for (let batch = 0; batch < 10; batch++) {
+        await writes.runStaged([writes.stageUnits(Array.from({ length: 100 }, (_, i) => [claim(`folded-${batch}-${i}`)]))]);
+      }
+      await writes.checkpointed();
+      // The database file alone, without its WAL, copied aside: it holds every row.
+      const copy = join(dir, "file-only.sqlite");
+      copyFileSync(join(dir, "userport.sqlite"), copy);
+      const fileOnly = new Database(copy);
+      try {
+        const { n } = fileOnly.prepare("SELECT count(*) AS n FROM unique_constraints WHERE value LIKE 'folded-%'").get() as { n: number };
+        expect(n).toBe(1000);
+      } finally {
+        fileOnly.close();
+      }
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 // SQLite always; PostgreSQL too on the suite's PostgreSQL pass.
 describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const))("the %s store's write path", (kind) => {

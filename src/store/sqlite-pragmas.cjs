@@ -18,8 +18,9 @@ function applyConnectionPragmas(db) {
  * The writer's connection besides: index pages of the users and events tables stay in memory
  * across batches (16 MiB: with 64 MiB the writer spent no less time on a bulk import, as the pages
  * a smaller cache drops stay in the OS's page cache, and the server's resident set was 60 MB
- * larger), and the WAL is folded back into the database less often (each checkpoint is an extra
- * synchronous write).
+ * larger); and the writer folds the WAL back into the database itself (a checkpoint, an extra
+ * synchronous write) only when it passes 10000 pages, as the checkpointer thread does that
+ * alongside it (CHECKPOINT_EVERY_UNITS in src/store/commit-queue.ts).
  */
 function applyWriterPragmas(db) {
   applyConnectionPragmas(db);
