@@ -15,10 +15,12 @@ import {
   type Compression,
   compressionNegotiate,
   createMethodSerializationLookup,
+  encodeEnvelope,
   envelopeCompress,
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import * as grpc from "@connectrpc/connect/protocol-grpc";
+import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import { type CallCancellation, cancellationKey } from "./calls.js";
 
 /**
@@ -60,6 +62,8 @@ export interface GrpcFastPath {
   decode(body: Uint8Array): unknown;
   /** Runs the implementation on a decoded message and returns what to write: headers, body, trailers. */
   answer(message: unknown, call: FastCall): Promise<FastResponse>;
+  /** As {@link answer}, for gRPC-Web (src/edge/rpc-routes.ts): the trailers follow the message in the body, in a frame of their own. */
+  answerWeb(message: unknown, call: FastCall): Promise<{ header: NodeHeaders; body: Uint8Array }>;
 }
 
 export type NodeHeaders = Record<string, string | string[]>;
@@ -84,6 +88,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOptions): GrpcFastPath | undefined {
   if (spec.kind !== "unary") return undefined;
+  const unary = spec;
   const opt = validateUniversalHandlerOptions(options);
   const serialization = createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt);
   const input = serialization.getI(true);
@@ -112,32 +117,46 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
     },
 
     async answer(message, call) {
-      const context = call.context(method);
-      // Only identity requests come here: the response's compression depends on the accepted ones alone.
-      const accepted = call.requestHeaderValue(grpc.headerAcceptEncoding);
-      let compression = negotiated.get(accepted);
-      if (compression === undefined) {
-        compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
-        if (negotiated.size >= 64) negotiated.clear();
-        negotiated.set(accepted, compression);
-      }
-      if (compression) call.setResponseEncoding(compression.name);
-      let body: Uint8Array | undefined;
-      try {
-        const result = await invokeUnary(spec, context, message, opt.interceptors);
-        const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression, opt.compressMinBytes);
-        body = new Uint8Array(5 + envelope.data.byteLength);
-        body[0] = envelope.flags;
-        new DataView(body.buffer).setUint32(1, envelope.data.byteLength);
-        body.set(envelope.data, 5);
-      } catch (err) {
-        const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-        call.abort(error);
-        grpc.setTrailerStatus(context.responseTrailer, error);
-      }
+      const { body } = await run(message, call);
       return { header: call.responseHeader(), body, trailer: call.responseTrailer() };
     },
+
+    async answerWeb(message, call) {
+      const { body, compression } = await run(message, call);
+      // Connect's gRPC-Web handler: the trailers as a frame of their own, compressed as a message would be.
+      const trailer = await envelopeCompress(
+        { flags: grpcWeb.trailerFlag, data: grpcWeb.trailerSerialize(fromNodeHeaders(call.responseTrailer())) },
+        compression,
+        opt.compressMinBytes,
+      );
+      const frame = encodeEnvelope(trailer.flags, trailer.data);
+      return { header: call.responseHeader(), body: body ? Buffer.concat([body, frame]) : frame };
+    },
   };
+
+  /** Runs the implementation: the response's one message frame (none after an error, whose status is in the trailers). */
+  async function run(message: unknown, call: FastCall): Promise<{ body: Uint8Array | undefined; compression: Compression | null }> {
+    const context = call.context(method);
+    // Only identity requests come here: the response's compression depends on the accepted ones alone.
+    const accepted = call.requestHeaderValue(grpc.headerAcceptEncoding);
+    let compression = negotiated.get(accepted);
+    if (compression === undefined) {
+      compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
+      if (negotiated.size >= 64) negotiated.clear();
+      negotiated.set(accepted, compression);
+    }
+    if (compression) call.setResponseEncoding(compression.name);
+    try {
+      const result = await invokeUnary(unary, context, message, opt.interceptors);
+      const envelope = await envelopeCompress({ flags: 0, data: output.serialize(result) }, compression, opt.compressMinBytes);
+      return { body: encodeEnvelope(envelope.flags, envelope.data), compression };
+    } catch (err) {
+      const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+      call.abort(error);
+      grpc.setTrailerStatus(context.responseTrailer, error);
+      return { body: undefined, compression };
+    }
+  }
 }
 
 /**
@@ -151,7 +170,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
  * anything read them or not (a trivial Health/Check reads none): a tenth of such a call's server
  * time in the profiles (BENCHMARKS.md, "Import throughput").
  */
-async function invokeUnary(spec: MethodImplSpec & { kind: "unary" }, context: HandlerContext, input: unknown, interceptors: Interceptor[] | undefined) {
+export async function invokeUnary(spec: MethodImplSpec & { kind: "unary" }, context: HandlerContext, input: unknown, interceptors: Interceptor[] | undefined) {
   const { method } = spec;
   let own: UnaryResponse | undefined;
   const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
@@ -233,6 +252,12 @@ function copyHeaders(from: Headers, to: Headers): void {
 }
 
 export interface FastCallInit {
+  /**
+   * A call over another protocol than gRPC over HTTP/2, and its response's content type: gRPC-Web
+   * (trailers `grpc-status: 0`, as gRPC), or the Connect protocol (src/edge/connect-fast-path.ts;
+   * no trailers until the implementation sets some). Absent: gRPC, `application/grpc+proto`.
+   */
+  protocol?: { name: "grpc-web" | "connect"; contentType: string };
   requestMethod: string;
   /** The request's headers as node:http2 gives them (pseudo-headers are left out of the context's). */
   requestHeaders: IncomingHttpHeaders;
@@ -321,7 +346,7 @@ export class FastCall implements CallCancellation {
       service: method.parent,
       method,
       requestMethod: init.requestMethod,
-      protocolName: "grpc",
+      protocolName: init.protocol?.name ?? "grpc",
       get url() {
         return init.url();
       },
@@ -338,7 +363,7 @@ export class FastCall implements CallCancellation {
         return call.#responseHeader;
       },
       get responseTrailer() {
-        call.#responseTrailer ??= new Headers({ [grpc.headerGrpcStatus]: grpc.grpcStatusOk });
+        call.#responseTrailer ??= new Headers(call.#initialResponseTrailer());
         return call.#responseTrailer;
       },
       values: init.values,
@@ -366,13 +391,19 @@ export class FastCall implements CallCancellation {
 
   /** The response headers before the implementation set any, in Node's form (lower case, as Headers gives them). */
   #initialResponseHeader(): NodeHeaders {
+    const type = this.#init.protocol?.contentType ?? grpc.contentTypeProto;
     const encoding = this.#responseEncoding;
-    return encoding === undefined ? { "content-type": grpc.contentTypeProto } : { "content-type": grpc.contentTypeProto, "grpc-encoding": encoding };
+    return encoding === undefined ? { "content-type": type } : { "content-type": type, "grpc-encoding": encoding };
+  }
+
+  /** The response trailers before the implementation set any: gRPC's status OK, nothing over Connect. */
+  #initialResponseTrailer(): NodeHeaders {
+    return this.#init.protocol?.name === "connect" ? {} : { "grpc-status": grpc.grpcStatusOk };
   }
 
   /** The response trailers as Node writes them. */
   responseTrailer(): NodeHeaders {
-    return this.#responseTrailer ? toNodeHeaders(this.#responseTrailer) : { "grpc-status": grpc.grpcStatusOk };
+    return this.#responseTrailer ? toNodeHeaders(this.#responseTrailer) : this.#initialResponseTrailer();
   }
 
   /** Ends the call (the first reason wins), e.g. when the client reset the stream. */
@@ -392,8 +423,8 @@ export class FastCall implements CallCancellation {
   }
 }
 
-/** The request's headers as a Headers object, pseudo-headers left out. */
-function fromNodeHeaders(headers: IncomingHttpHeaders): Headers {
+/** Node's headers as a Headers object, pseudo-headers left out. */
+function fromNodeHeaders(headers: IncomingHttpHeaders | NodeHeaders): Headers {
   const header = new Headers();
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ":" */) continue;
@@ -405,7 +436,7 @@ function fromNodeHeaders(headers: IncomingHttpHeaders): Headers {
 }
 
 /** Headers as Node writes them, as Connect's node adapter converts them (repeated ones as a list). */
-function toNodeHeaders(headers: Headers): NodeHeaders {
+export function toNodeHeaders(headers: Headers): NodeHeaders {
   const out: NodeHeaders = {};
   headers.forEach((value, key) => {
     const existing = out[key];

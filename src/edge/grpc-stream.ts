@@ -317,7 +317,7 @@ const RESET_CODES: Record<number, Code> = {
 };
 
 /** Why a call whose stream closed before it was answered was cancelled. */
-function resetError(rstCode: number | undefined): ConnectError {
+export function resetError(rstCode: number | undefined): ConnectError {
   const code = rstCode === undefined ? undefined : RESET_CODES[rstCode];
   if (code === undefined) return new ConnectError("the client went away", Code.Canceled);
   return new ConnectError(`http/2 stream closed with error code 0x${rstCode!.toString(16)}`, code);

@@ -111,7 +111,9 @@ export function errorResponse(requestHeader: Headers, error: ConnectError): Univ
   }
 }
 
-function protocolOf(contentType: string): Protocol {
+function protocolOf(given: string): Protocol {
+  // Media types are case-insensitive, and Connect matches them so.
+  const contentType = given.toLowerCase();
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType.startsWith("application/grpc")) return "grpc";
   if (contentType.startsWith("application/connect+")) return "connect-stream";
