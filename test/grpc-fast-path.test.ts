@@ -229,6 +229,21 @@ describe("a fast call's end", () => {
     expect(after.responseHeader()).toEqual(expected);
   });
 
+  it("over gRPC-Web and Connect: the protocol's name, its content type, and gRPC's OK trailer only for gRPC-Web", () => {
+    const web = new FastCall({ ...init(), protocol: { name: "grpc-web", contentType: "application/grpc-web+proto" } });
+    expect(web.context(Health.method.check).protocolName).toBe("grpc-web");
+    expect(web.responseHeader()).toEqual({ "content-type": "application/grpc-web+proto" });
+    expect(web.responseTrailer()).toEqual({ "grpc-status": "0" });
+
+    const connect = new FastCall({ ...init(), protocol: { name: "connect", contentType: "application/json" } });
+    const context = connect.context(Health.method.check);
+    expect(context.protocolName).toBe("connect");
+    expect(connect.responseTrailer()).toEqual({});
+    context.responseTrailer.set("x-b", "2");
+    expect(connect.responseHeader()).toEqual({ "content-type": "application/json" });
+    expect(connect.responseTrailer()).toEqual({ "x-b": "2" });
+  });
+
   it("passes its deadline as DEADLINE_EXCEEDED to the listeners and the signal", async () => {
     const call = new FastCall({ ...init(), timeoutMs: 20 });
     const ended = new Promise<unknown>((resolve) => call.addEventListener("abort", () => resolve(call.reason)));
