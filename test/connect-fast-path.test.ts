@@ -179,6 +179,18 @@ describe.each(transports)("over %s, the gRPC-Web fast path answers as Connect's 
     expect(comparable(fast)).toEqual(comparable(connect));
   });
 
+  it("a message over the size limit: Connect's RESOURCE_EXHAUSTED alike, the server goes on serving", async () => {
+    const big = () => {
+      const json = v1ImportBody();
+      return frame(importBody("proto", { ...json, profile: { ...(json.profile as object), nickName: "x".repeat(70 * 1024) } }));
+    };
+    const fast = await web(FAST, IMPORT, big(), auth());
+    const connect = await web(CONNECT, IMPORT, big(), auth());
+    expect(grpcWebStatus(fast)?.code).toBe(8);
+    expect(comparable(fast)).toEqual(comparable(connect));
+    expect(grpcWebStatus(await web(FAST, IMPORT, frame(importBody("proto")), auth()))?.code).toBe(0);
+  });
+
   it("a response over the compression threshold: a gzip message frame when accepted, alike", async () => {
     for (let i = 0; i < 8; i++) {
       expect(grpcWebStatus(await web(FAST, IMPORT, frame(importBody("proto")), auth()))?.code).toBe(0);
