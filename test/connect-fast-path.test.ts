@@ -57,6 +57,12 @@ function importBody(format: keyof typeof FORMATS, json: Record<string, unknown> 
   return Buffer.from(toBinary(ImportHumanUserRequestSchema, fromJson(ImportHumanUserRequestSchema, json as never)));
 }
 
+/** An import whose message is over the server's 64 KiB limit, as one gRPC-Web frame. */
+function bigMessage(): Buffer {
+  const json = v1ImportBody();
+  return frame(importBody("proto", { ...json, profile: { ...(json.profile as object), nickName: "x".repeat(70 * 1024) } }));
+}
+
 /** The same call on both paths, one after the other. */
 async function bothPaths(send: Send, format: keyof typeof FORMATS, path: string, body: () => Buffer, headers: Record<string, string>) {
   const [fastType, connectType] = FORMATS[format];
@@ -179,15 +185,9 @@ describe.each(transports)("over %s, the gRPC-Web fast path answers as Connect's 
     expect(comparable(fast)).toEqual(comparable(connect));
   });
 
-  it("a message over the size limit: Connect's RESOURCE_EXHAUSTED alike, the server goes on serving", async () => {
-    const big = () => {
-      const json = v1ImportBody();
-      return frame(importBody("proto", { ...json, profile: { ...(json.profile as object), nickName: "x".repeat(70 * 1024) } }));
-    };
-    const fast = await web(FAST, IMPORT, big(), auth());
-    const connect = await web(CONNECT, IMPORT, big(), auth());
-    expect(grpcWebStatus(fast)?.code).toBe(8);
-    expect(comparable(fast)).toEqual(comparable(connect));
+  it("a message over the size limit: Connect's RESOURCE_EXHAUSTED (the fast path hands it over), the server goes on serving", async () => {
+    const fast = await web(FAST, IMPORT, bigMessage(), auth());
+    expect(grpcWebStatus(fast)).toEqual({ code: 8, message: expect.stringMatching(/larger than configured readMaxBytes 65536/) });
     expect(grpcWebStatus(await web(FAST, IMPORT, frame(importBody("proto")), auth()))?.code).toBe(0);
   });
 
@@ -209,6 +209,18 @@ describe.each(transports)("over %s, the gRPC-Web fast path answers as Connect's 
     expect(users(fast)).toHaveLength(8);
     expect(users(fast)).toEqual(users(connect));
   });
+});
+
+// Over HTTP/1.1 only: over HTTP/2, Connect's own gRPC-Web handler answers this too but then waits
+// for the rest of the body, which the client, held by flow control, never sends, so the stream
+// never ends (the fast path's hand-over does not: see the test above).
+it("over HTTP/1.1, a gRPC-Web message over the size limit gets the same answer on both paths", async () => {
+  const send = (type: string) =>
+    h1Request(up.server.url, agent, { path: IMPORT, headers: { "content-type": type, "x-grpc-web": "1", ...auth() }, body: bigMessage() });
+  const fast = await send("application/grpc-web+proto");
+  const connect = await send("Application/Grpc-Web+Proto");
+  expect(grpcWebStatus(fast)?.code).toBe(8);
+  expect(comparable(fast)).toEqual(comparable(connect));
 });
 
 describe("a Connect call whose client goes away while the password is hashed", () => {
