@@ -101,9 +101,14 @@ describe.each(transports)("over %s, the Connect fast path answers as Connect's h
       expect(fast.status).toBe(200);
       expect(fast.headers["content-type"]).toBe(FORMATS[format][0]);
       expect(fast.headers["content-length"]).toBe(String(fast.body.byteLength));
-      const { body: _fastBody, ...fastRest } = comparable(fast);
-      const { body: _connectBody, ...connectRest } = comparable(connect);
-      expect(fastRest).toEqual(connectRest);
+      // Two users' answers differ in length (their ids, sequences and dates): the rest must not differ.
+      const withoutLength = (response: RawResponse) => {
+        const { body: _body, headers, ...rest } = comparable(response);
+        const { "content-length": _length, ...others } = headers;
+        return { ...rest, headers: others };
+      };
+      expect(withoutLength(fast)).toEqual(withoutLength(connect));
+      expect(connect.headers["content-length"]).toBe(String(connect.body.byteLength));
     });
   }
 
