@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Code, ConnectError, type MethodImplSpec } from "@connectrpc/connect";
-import { type Compression, compressionNegotiate, createMethodSerializationLookup, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { createMethodSerializationLookup, validateUniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import * as connect from "@connectrpc/connect/protocol-connect";
-import { type FastCall, type FastPathOptions, invokeUnary, type NodeHeaders } from "./grpc-fast-path.js";
+import { type FastCall, type FastPathOptions, invokeUnary, type NodeHeaders, responseCompressions } from "./grpc-fast-path.js";
 
 /**
  * A leaner hosting of Connect's own unary handler for the Connect protocol, for the requests that
@@ -62,8 +62,7 @@ export function createConnectFastPath(spec: MethodImplSpec, options: FastPathOpt
   // Refusing calls without `connect-protocol-version` is Connect's handler's to do.
   if (opt.requireConnectProtocolHeader) return undefined;
   const serialization = createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt);
-  /** The response compression negotiated, by `accept-encoding` value. */
-  const negotiated = new Map<string | null, Compression | null>();
+  const responseCompression = responseCompressions(opt.acceptCompression, connect.headerUnaryAcceptEncoding);
 
   return {
     readMaxBytes: opt.readMaxBytes,
@@ -90,13 +89,7 @@ export function createConnectFastPath(spec: MethodImplSpec, options: FastPathOpt
 
     async answer(message, call, binary) {
       const context = call.context(spec.method);
-      const accepted = call.requestHeaderValue(connect.headerUnaryAcceptEncoding);
-      let compression = negotiated.get(accepted);
-      if (compression === undefined) {
-        compression = compressionNegotiate(opt.acceptCompression, null, accepted, connect.headerUnaryAcceptEncoding).response;
-        if (negotiated.size >= 64) negotiated.clear();
-        negotiated.set(accepted, compression);
-      }
+      const compression = responseCompression(call.requestHeaderValue(connect.headerUnaryAcceptEncoding));
       let status = 200;
       let body: Uint8Array;
       try {

@@ -94,8 +94,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
   const input = serialization.getI(true);
   const output = serialization.getO(true);
   const method: DescMethod = spec.method;
-  /** The response compression negotiated, by `grpc-accept-encoding` value. */
-  const negotiated = new Map<string | null, Compression | null>();
+  const responseCompression = responseCompressions(opt.acceptCompression, grpc.headerAcceptEncoding);
 
   return {
     readMaxBytes: opt.readMaxBytes,
@@ -138,13 +137,7 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
   async function run(message: unknown, call: FastCall): Promise<{ body: Uint8Array | undefined; compression: Compression | null }> {
     const context = call.context(method);
     // Only identity requests come here: the response's compression depends on the accepted ones alone.
-    const accepted = call.requestHeaderValue(grpc.headerAcceptEncoding);
-    let compression = negotiated.get(accepted);
-    if (compression === undefined) {
-      compression = compressionNegotiate(opt.acceptCompression, null, accepted, grpc.headerAcceptEncoding).response;
-      if (negotiated.size >= 64) negotiated.clear();
-      negotiated.set(accepted, compression);
-    }
+    const compression = responseCompression(call.requestHeaderValue(grpc.headerAcceptEncoding));
     if (compression) call.setResponseEncoding(compression.name);
     try {
       const result = await invokeUnary(unary, context, message, opt.interceptors);
@@ -157,6 +150,24 @@ export function createGrpcFastPath(spec: MethodImplSpec, options: FastPathOption
       return { body: undefined, compression };
     }
   }
+}
+
+/**
+ * The response compression for a request without compression of its own, by the value of its
+ * accept-encoding header (`headerName`), as Connect's `compressionNegotiate` picks it: negotiated
+ * once per value, since a client sends the same one on every call.
+ */
+export function responseCompressions(available: Compression[], headerName: string): (accepted: string | null) => Compression | null {
+  const negotiated = new Map<string | null, Compression | null>();
+  return (accepted) => {
+    let compression = negotiated.get(accepted);
+    if (compression === undefined) {
+      compression = compressionNegotiate(available, null, accepted, headerName).response;
+      if (negotiated.size >= 64) negotiated.clear();
+      negotiated.set(accepted, compression);
+    }
+    return compression;
+  };
 }
 
 /**
