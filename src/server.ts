@@ -1,7 +1,7 @@
 import cors from "@fastify/cors";
-import { type ConnectRouter, cors as connectCors, createContextValues, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { type ConnectRouter, cors as connectCors, createContextValues, createRouterTransport, type HandlerContext, type Transport } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ManagementService } from "../gen/zitadel/management_pb.js";
 import { SessionService } from "../gen/zitadel/session/v2/session_service_pb.js";
@@ -14,7 +14,7 @@ import { createBulkImport } from "./domain/bulk-import.js";
 import { createImportData } from "./domain/import-data.js";
 import { createBulkStore } from "./store/bulk-store.js";
 import { createAdminService } from "./services/admin-service.js";
-import { edgeRestError } from "./edge/errors.js";
+import { edgeRestError, logUnexpected } from "./edge/errors.js";
 import { createAccess } from "./edge/access.js";
 import { createCallerAccess } from "./domain/authentication.js";
 import { createCredentialStore } from "./store/access-store.js";
@@ -75,7 +75,7 @@ import type { UserStore } from "./domain/ports.js";
 import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
 import { createMachineSecretCommands } from "./domain/machine-secrets.js";
 import { createMachineSecretStore } from "./store/machine-secret-store.js";
-import { observeService, registerAccessLog, requestId, requestLog } from "./edge/access-log.js";
+import { observeService, registerAccessLog, requestId, requestLogOf, requestRecord, requestRecordKey } from "./edge/access-log.js";
 import { createMetrics } from "./edge/metrics.js";
 import { createStoreProbe } from "./store/probe.js";
 import { importResultsEncoded } from "./edge/import-results.js";
@@ -378,7 +378,11 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     },
   });
   // With the request's logger when there is one: the line carries the request id.
-  const logUnexpected = (err: unknown) => (requestLog() ?? app.log).error({ err }, "request failed unexpectedly");
+  // Errors are logged with the request's logger when there is one: the line carries the request id.
+  const logOf = (ctx: HandlerContext) => requestLogOf(ctx) ?? app.log;
+  // What the context of every call fastify serves holds: the client's address (for the rate
+  // limits) and the request's record (for the access log and the error lines).
+  const callValues = (request: FastifyRequest) => createContextValues().set(clientAddressKey, request.ip).set(requestRecordKey, requestRecord(request));
   // Deadlines and cancellation, for the Connect protocols and REST alike.
   const calls = createCalls();
   const { access, secureService } = createAccess(callerAccess);
@@ -398,7 +402,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     passkeys,
     machineSecrets,
   };
-  const management = observeService(ManagementService, secureService(ManagementService, createManagementService(services), logUnexpected));
+  const management = observeService(ManagementService, secureService(ManagementService, createManagementService(services), logOf));
   const userV2 = observeService(
     UserService,
     secureService(
@@ -408,7 +412,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
         verifyPhone: () => true,
         setPassword: (req) => req.verification.case !== undefined,
       }),
-      logUnexpected,
+      logOf,
     ),
   );
   const checksCredentials = (req: { checks?: { password?: unknown; totp?: unknown } }) => req.checks?.password !== undefined || req.checks?.totp !== undefined;
@@ -424,11 +428,11 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
           setSession: checksCredentials,
         },
       ),
-      logUnexpected,
+      logOf,
     ),
   );
-  const admin = observeService(AdminService, secureService(AdminService, createAdminService(services, importData), logUnexpected));
-  const migration = observeService(MigrationService, secureService(MigrationService, createMigrationService({ bulk, access }), logUnexpected));
+  const admin = observeService(AdminService, secureService(AdminService, createAdminService(services, importData), logOf));
+  const migration = observeService(MigrationService, secureService(MigrationService, createMigrationService({ bulk, access }), logOf));
   // Every route served, for operators' tools and the test that compares them with the OpenAPI document.
   const routes: Array<{ method: string; url: string }> = [];
   app.addHook("onRoute", (route) => {
@@ -478,7 +482,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
       interceptors: rpcInterceptors,
       routes: connectRoutes,
       jsonOptions: rpcJsonOptions,
-      contextValues: (request) => createContextValues().set(clientAddressKey, request.ip),
+      contextValues: callValues,
       readMaxBytes: config.bodyLimitBytes,
     });
     rpcPaths = served.paths;
@@ -486,7 +490,10 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     streams.take = createGrpcStreams({
       fastPaths: served.fastPaths,
       log: streamCallLog,
-      contextValues: (address) => createContextValues().set(clientAddressKey, address ?? ""),
+      contextValues: (address, record) =>
+        createContextValues()
+          .set(clientAddressKey, address ?? "")
+          .set(requestRecordKey, record),
       // At debug, fastify writes request lines of its own: every request goes through it.
       enabled: () => app.log.level !== "debug" && app.log.level !== "trace",
     });
@@ -501,7 +508,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
       { service: AdminService, impl: admin, prefix: "/admin/v1" },
       { service: MigrationService, impl: migration, prefix: "/migration/v1" },
     ],
-    logUnexpected,
+    callValues,
     calls,
   );
 
@@ -530,10 +537,10 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
 
   // Fastify's own failures (malformed JSON, body too large, unknown content type) in the REST
   // error shape; anything unexpected is logged and answered without detail.
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status >= 500) {
-      logUnexpected(error);
+      logUnexpected(request.log, error);
       return reply.code(500).send(edgeRestError(500, ""));
     }
     return reply.code(status).send(edgeRestError(status, error.message));
@@ -553,7 +560,6 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     passwords,
     sessionCommands,
     lockout,
-    logUnexpected,
     newId: deps.newId,
     secretBox: deps.secretBox,
     external: deps.pingOneExternal,
@@ -564,12 +570,11 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
 
   // Last: awaiting a scope before the root error handler is set would leave the REST routes
   // registered so far with fastify's default error handler.
-  await registerLoginPages(app, { verification, passkeys, instanceId: instance.id, logUnexpected, limitSource });
+  await registerLoginPages(app, { verification, passkeys, instanceId: instance.id, limitSource });
   await registerUploadRoute(app, {
     bulk,
     access,
     authenticate: (headers) => callerAccess.authenticate(headers.get("authorization")),
-    logUnexpected,
   });
 
   return {

@@ -1,9 +1,8 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { principalKey } from "./access.js";
 
@@ -11,14 +10,21 @@ import { principalKey } from "./access.js";
  * What is known of one request, gathered while it runs: the RPC and its code are set by the
  * service wrapper (`observeService`), the protocol from the request.
  */
-interface RequestRecord {
+export interface RequestRecord {
   log: FastifyBaseLogger;
   rpc?: string;
   code?: string;
   caller?: string;
 }
 
-const current = new AsyncLocalStorage<RequestRecord>();
+/**
+ * The record of the request a call belongs to, in the call's context values: every protocol's
+ * edge puts it there (src/server.ts, src/edge/grpc-stream.ts), so that what runs the call finds
+ * it through its handler context. Not an AsyncLocalStorage: on Node 20 one of those makes every
+ * promise of the process pay for async hooks (BENCHMARKS.md, "Import throughput").
+ */
+export const requestRecordKey = createContextKey<RequestRecord | undefined>(undefined);
+
 const RECORD = Symbol("userport.request");
 type WithRecord = FastifyRequest & { [RECORD]?: RequestRecord };
 
@@ -35,9 +41,16 @@ function requestIdOf(headers: IncomingHttpHeaders): string {
   return typeof given === "string" && CLIENT_ID.test(given) ? given : randomUUID();
 }
 
-/** The logger of the request being handled (its lines carry its `reqId`), if any. */
-export function requestLog(): FastifyBaseLogger | undefined {
-  return current.getStore()?.log;
+/** The record of a request served by fastify, made when its call's context values are. */
+export function requestRecord(request: FastifyRequest): RequestRecord {
+  const withRecord = request as WithRecord;
+  withRecord[RECORD] ??= { log: request.log };
+  return withRecord[RECORD];
+}
+
+/** The logger of the request a call belongs to (its lines carry its `reqId`), if it has one. */
+export function requestLogOf(ctx: HandlerContext): FastifyBaseLogger | undefined {
+  return ctx.values.get(requestRecordKey)?.log;
 }
 
 /** pino's level numbers: a line is written when its level is at least the logger's. */
@@ -87,16 +100,7 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
     // The Connect handlers see the id too (it is part of the request's headers).
     request.raw.headers["x-request-id"] = request.id;
     void reply.header("x-request-id", request.id);
-    (request as WithRecord)[RECORD] = { log: request.log };
     done();
-  });
-  // The handler (and whatever it awaits) runs in the request's context, so that errors logged
-  // deep inside carry the request id. Bound here, after the body was read, as stream callbacks
-  // would lose a context entered earlier.
-  app.addHook("preHandler", (request, _reply, done) => {
-    const record = (request as WithRecord)[RECORD];
-    if (record) current.run(record, done);
-    else done();
   });
   app.addHook("onResponse", (request, reply, done) => {
     const record = (request as WithRecord)[RECORD] ?? { log: request.log };
@@ -119,7 +123,7 @@ export function registerAccessLog(app: FastifyInstance, options: AccessLogOption
       const started = performance.now();
       return {
         id,
-        run: (work) => current.run(record, work),
+        record,
         finish(grpcCode, cancelled) {
           const code = cancelled ? "CANCELLED" : (record.code ?? codeName(Number(grpcCode ?? 0)));
           const rpc = record.rpc ?? path.slice(1);
@@ -151,7 +155,7 @@ interface Outcome {
  * The access log of gRPC calls served straight off the HTTP/2 stream, without fastify
  * (src/edge/grpc-stream.ts): the same request id (the client's `x-request-id`, or a new one,
  * seen by the implementation in the request's headers), the same record for `observeService`
- * and `requestLog()`, and the same line and metrics as the hooks above give a gRPC call
+ * and `requestLogOf`, and the same line and metrics as the hooks above give a gRPC call
  * (method POST, the path, the RPC, protocol "grpc", HTTP status 200, the gRPC code, the duration
  * from the request's arrival to the stream's close, the caller).
  */
@@ -163,8 +167,8 @@ export interface StreamCallLog {
 export interface StreamCall {
   /** The request id, to return in `x-request-id`. */
   readonly id: string;
-  /** Runs `work` in the call's context (its record, its log lines' `reqId`). */
-  run<T>(work: () => T): T;
+  /** The call's record, for its context values under {@link requestRecordKey}. */
+  readonly record: RequestRecord;
   /**
    * Writes the line and counts the call: the outcome the service recorded, else `grpcCode` (the
    * status sent; absent: OK); CANCELLED when the client went away before it was answered.
@@ -200,7 +204,7 @@ export function observeService<T extends object>(service: DescService, impl: T):
     if (method.methodKind !== "unary" || typeof original !== "function") continue;
     const rpc = `${service.typeName}/${method.name}`;
     wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-      const record = current.getStore();
+      const record = ctx.values.get(requestRecordKey);
       if (record) record.rpc = rpc;
       try {
         const out = await (original as (req: unknown, ctx: HandlerContext) => Promise<unknown>).call(impl, req, ctx);

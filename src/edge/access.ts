@@ -5,7 +5,7 @@ import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/op
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
 import type { Principal } from "../domain/access.js";
 import type { CallerAccess, Target } from "../domain/authentication.js";
-import { type ErrorLogger, toConnectError } from "./errors.js";
+import { type ErrorLog, toConnectError } from "./errors.js";
 import { compileValidator, validateMessage } from "./validation.js";
 
 /** The authenticated caller of the current RPC, set by {@link secureService}. */
@@ -106,9 +106,10 @@ export function createAccess(callerAccess: CallerAccess) {
    * its organisation checked to exist and the permission checked on it (AUTH-5mWD2), as
    * `access.target` does, which then answers that organisation; the request is validated against
    * its protos' PGV rules (src/edge/validation.ts); then the handler runs. Whatever is thrown
-   * leaves as a ZITADEL-shaped ConnectError. Used for Connect and REST alike.
+   * leaves as a ZITADEL-shaped ConnectError, an unexpected error logged to `logOf(ctx)` (the
+   * request's logger). Used for Connect and REST alike.
    */
-  function secureService<S extends DescService>(service: S, impl: ServiceImpl<S>, logUnexpected: ErrorLogger) {
+  function secureService<S extends DescService>(service: S, impl: ServiceImpl<S>, logOf: (ctx: HandlerContext) => ErrorLog) {
     const secured: Record<string, unknown> = {};
     for (const method of service.methods) {
       const inner = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
@@ -120,7 +121,7 @@ export function createAccess(callerAccess: CallerAccess) {
             ctx.values.set(principalKey, await callerAccess.authenticate(ctx.requestHeader.get("authorization")));
             yield* inner.call(impl, req, ctx) as AsyncIterable<unknown>;
           } catch (err) {
-            throw toConnectError(err, logUnexpected);
+            throw toConnectError(err, logOf(ctx));
           }
         };
         continue;
@@ -137,7 +138,7 @@ export function createAccess(callerAccess: CallerAccess) {
           validateMessage(method.input, req as never);
           return await inner.call(impl, req, ctx);
         } catch (err) {
-          throw toConnectError(err, logUnexpected);
+          throw toConnectError(err, logOf(ctx));
         }
       };
     }

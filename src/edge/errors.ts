@@ -1,4 +1,5 @@
 import { create, type DescMessage, toJson } from "@bufbuild/protobuf";
+import type { FastifyBaseLogger } from "fastify";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CredentialsCheckErrorSchema, ErrorDetailSchema } from "../../gen/zitadel/message_pb.js";
 import { type ErrorKind, isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
@@ -19,7 +20,13 @@ export const CODE_OF_KIND: Record<ErrorKind, Code> = {
   Internal: Code.Internal,
 };
 
-export type ErrorLogger = (err: unknown) => void;
+/** Where an unexpected error is logged: the request's logger, so that the line carries its `reqId`. */
+export type ErrorLog = Pick<FastifyBaseLogger, "error">;
+
+/** Logs an error no client caused, with its cause; what the client sees says nothing of it. */
+export function logUnexpected(log: ErrorLog, err: unknown): void {
+  log.error({ err }, "request failed unexpectedly");
+}
 
 /**
  * Turns anything a service threw into the ConnectError a client sees, the way ZITADEL shows it:
@@ -29,7 +36,7 @@ export type ErrorLogger = (err: unknown) => void;
  * Unexpected errors are logged with their cause and answered with a bare internal error, so
  * no stack trace or driver message ever reaches a client.
  */
-export function toConnectError(err: unknown, logUnexpected: ErrorLogger): ConnectError {
+export function toConnectError(err: unknown, log: ErrorLog): ConnectError {
   if (err instanceof ConnectError) return err;
   if (isDomainError(err)) {
     if (err.id === "") return new ConnectError(err.message, CODE_OF_KIND[err.kind]);
@@ -50,7 +57,7 @@ export function toConnectError(err: unknown, logUnexpected: ErrorLogger): Connec
   // The caller's deadline passed or it went away before the command's write (src/store/request-scope.ts):
   // expected, not logged; the caller has been answered with the deadline or cancellation already.
   if (err instanceof RequestEnded) return new ConnectError(err.message, Code.Canceled);
-  logUnexpected(err);
+  logUnexpected(log, err);
   return new ConnectError("Internal error", Code.Internal);
 }
 

@@ -1,7 +1,7 @@
 import http2 from "node:http2";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import * as grpc from "@connectrpc/connect/protocol-grpc";
-import type { StreamCallLog } from "./access-log.js";
+import type { RequestRecord, StreamCallLog } from "./access-log.js";
 import { FastCall, type GrpcFastPath } from "./grpc-fast-path.js";
 import { reencode } from "./grpc-message.js";
 import type { StreamTaker } from "./one-port.js";
@@ -11,8 +11,8 @@ export interface GrpcStreamsOptions {
   fastPaths: ReadonlyMap<string, GrpcFastPath>;
   /** The access log and metrics of calls served here (src/edge/access-log.ts). */
   log: StreamCallLog;
-  /** The context values a call starts with, as the fastify route's (the client's address). */
-  contextValues(clientAddress: string | undefined): ContextValues;
+  /** The context values a call starts with, as the fastify route's (the client's address, the request's record). */
+  contextValues(clientAddress: string | undefined, record: RequestRecord): ContextValues;
   /** False while fastify must see every request itself (its own request lines at debug level). */
   enabled(): boolean;
 }
@@ -192,7 +192,7 @@ async function answer(
     requestHeaders: headers,
     url: () => urlOf(stream, headers, path),
     timeoutMs,
-    values: options.contextValues(stream.session?.socket?.remoteAddress),
+    values: options.contextValues(stream.session?.socket?.remoteAddress, log.record),
   });
   let responded = false;
   let sent: string | undefined;
@@ -204,7 +204,7 @@ async function answer(
   };
   stream.once("close", onClose);
   try {
-    const { header, body, trailer } = await log.run(() => fast.answer(message, call));
+    const { header, body, trailer } = await fast.answer(message, call);
     if (stream.closed || stream.destroyed) return;
     reencode(header);
     reencode(trailer);

@@ -6,7 +6,7 @@ import type { User } from "../domain/ports.js";
 import type { PasskeyCommands } from "../domain/passkeys.js";
 import type { VerificationCommands } from "../domain/verification.js";
 import { changeDetailsV2 } from "../services/convert.js";
-import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { codePageReply, registerPasskeyPage } from "./passkey-page.js";
 import type { SourceLimit } from "./rate-limits.js";
 
@@ -42,13 +42,7 @@ class FormError extends Error {}
  * limit first — no token guards these routes, the code is the credential — then `act`. Answers the
  * user's details as JSON, or `done` as a page; errors as ZITADEL's REST body or a page with its text.
  */
-function codeAction(
-  title: string,
-  done: { title: string; body: string },
-  limitSource: SourceLimit,
-  logUnexpected: ErrorLogger,
-  act: (text: (name: string) => string) => Promise<User>,
-) {
+function codeAction(title: string, done: { title: string; body: string }, limitSource: SourceLimit, act: (text: (name: string) => string) => Promise<User>) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const text = (name: string) => (typeof body[name] === "string" ? (body[name] as string) : "");
@@ -62,7 +56,7 @@ function codeAction(
       if (err instanceof FormError) {
         return json ? reply.code(400).send({ code: 3, message: err.message, details: [] }) : page(reply, 400, title, `<p>${escapeHtml(err.message)}</p>`);
       }
-      const error = toConnectError(err, logUnexpected);
+      const error = toConnectError(err, request.log);
       const status = httpStatusOf(error.code);
       if (json) return reply.code(status).send(restErrorBody(error));
       return page(reply, status, title, `<p>${escapeHtml(error.rawMessage)}</p>`);
@@ -87,9 +81,9 @@ function codeAction(
  */
 export async function registerLoginPages(
   app: FastifyInstance,
-  deps: { verification: VerificationCommands; passkeys: PasskeyCommands; instanceId: string; logUnexpected: ErrorLogger; limitSource: SourceLimit },
+  deps: { verification: VerificationCommands; passkeys: PasskeyCommands; instanceId: string; limitSource: SourceLimit },
 ): Promise<void> {
-  const { verification, passkeys, instanceId, logUnexpected, limitSource } = deps;
+  const { verification, passkeys, instanceId, limitSource } = deps;
   await app.register(async (scope) => {
     // Browsers post forms url-encoded; only this scope parses them.
     scope.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
@@ -108,7 +102,7 @@ export async function registerLoginPages(
 
     scope.post(
       INIT_PATH,
-      codeAction("Initialize User", { title: "Your user is initialized.", body: "" }, limitSource, logUnexpected, (text) => {
+      codeAction("Initialize User", { title: "Your user is initialized.", body: "" }, limitSource, (text) => {
         // ZITADEL's login checks the confirmation in the form before calling the command.
         if (text("passwordconfirm") !== "" && text("passwordconfirm") !== text("password")) throw new FormError("Passwords do not match");
         return verification.verifyInitCode(
@@ -135,18 +129,13 @@ export async function registerLoginPages(
 
     scope.post(
       MAIL_VERIFICATION_PATH,
-      codeAction(
-        "Verify email",
-        { title: "Email verified", body: "<p>Your email address is verified. You can close this page.</p>" },
-        limitSource,
-        logUnexpected,
-        (text) =>
-          verification.verifyEmailLink(
-            { instanceId, orgId: undefined, creator: text("userID"), api: "v1" },
-            { userId: text("userID"), code: text("code"), ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}) },
-          ),
+      codeAction("Verify email", { title: "Email verified", body: "<p>Your email address is verified. You can close this page.</p>" }, limitSource, (text) =>
+        verification.verifyEmailLink(
+          { instanceId, orgId: undefined, creator: text("userID"), api: "v1" },
+          { userId: text("userID"), code: text("code"), ...(text("orgID") !== "" ? { orgId: text("orgID") } : {}) },
+        ),
       ),
     );
   });
-  await registerPasskeyPage(app, { passkeys, instanceId, logUnexpected, limitSource });
+  await registerPasskeyPage(app, { passkeys, instanceId, limitSource });
 }

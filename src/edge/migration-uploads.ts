@@ -7,7 +7,7 @@ import { ImportJobSchema, MigrationService } from "../../gen/userport/migration/
 import type { Principal } from "../domain/access.js";
 import { BULK_LIMITS, type BulkImport, type BulkRecord } from "../domain/bulk-import.js";
 import { type Access, principalKey } from "./access.js";
-import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { jobToPb, recordFromJsonLine } from "../services/migration-service.js";
 
 export const NDJSON = "application/x-ndjson";
@@ -16,7 +16,6 @@ export interface UploadRouteDeps {
   bulk: BulkImport;
   access: Access;
   authenticate(headers: Headers): Promise<Principal>;
-  logUnexpected: ErrorLogger;
 }
 
 /**
@@ -90,7 +89,7 @@ export async function registerUploadRoute(app: FastifyInstance, deps: UploadRout
           .type("application/json")
           .send(JSON.stringify({ job: toJson(ImportJobSchema, jobToPb(view)) }));
       } catch (err) {
-        const error = toConnectError(err, deps.logUnexpected);
+        const error = toConnectError(err, request.log);
         // The rest of the body is not read: the connection closes after the answer.
         await reply.code(httpStatusOf(error.code)).type("application/json").header("connection", "close").send(restErrorBody(error));
       }

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PasskeyErrors } from "../domain/error-catalogue.js";
 import { escapeHtml } from "../domain/html.js";
 import { type JsonObject, PASSWORDLESS_INIT_PATH, type PasskeyCommands } from "../domain/passkeys.js";
-import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import type { SourceLimit } from "./rate-limits.js";
 
 /** The options the page's script asks for before the browser's ceremony. */
@@ -137,9 +137,9 @@ const STATE_TEXTS = {
  */
 export async function registerPasskeyPage(
   app: FastifyInstance,
-  deps: { passkeys: PasskeyCommands; instanceId: string; logUnexpected: ErrorLogger; limitSource: SourceLimit },
+  deps: { passkeys: PasskeyCommands; instanceId: string; limitSource: SourceLimit },
 ): Promise<void> {
-  const { passkeys, instanceId, logUnexpected, limitSource } = deps;
+  const { passkeys, instanceId, limitSource } = deps;
   const bundle = browserBundle();
 
   const script = (source: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
@@ -152,7 +152,7 @@ export async function registerPasskeyPage(
     try {
       await limitSource(request.ip);
     } catch (err) {
-      const error = toConnectError(err, logUnexpected);
+      const error = toConnectError(err, request.log);
       return page(reply, httpStatusOf(error.code), "failed", `<p id="message">${escapeHtml(error.rawMessage)}</p>`);
     }
     const state = await passkeys.registrationCodeState(instanceId, query.userID ?? "", query.codeID ?? "", query.code ?? "");
@@ -177,7 +177,7 @@ export async function registerPasskeyPage(
         await limitSource(request.ip);
         return reply.header("cache-control", "no-store").send(await act(body, text));
       } catch (err) {
-        const error = toConnectError(err, logUnexpected);
+        const error = toConnectError(err, request.log);
         return reply.code(httpStatusOf(error.code)).header("cache-control", "no-store").send(restErrorBody(error));
       }
     };

@@ -12,14 +12,13 @@ import {
   ScalarType,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
-import { type ErrorLogger, httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
-import { clientAddressKey } from "./rate-limits.js";
+import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { refuseNulCharacters } from "./nul-characters.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
@@ -62,13 +61,18 @@ interface RestRoute {
  * unknown fields ignored). The response is protojson with zero values omitted; errors are
  * grpc-gateway's `{code, message, details}` with its HTTP status.
  */
-export function registerRestRoutes(app: FastifyInstance, services: RestService[], logUnexpected: ErrorLogger, calls: CallRunner): RestRoute[] {
+export function registerRestRoutes(
+  app: FastifyInstance,
+  services: RestService[],
+  contextValues: (request: FastifyRequest) => ContextValues,
+  calls: CallRunner,
+): RestRoute[] {
   const routes = services.flatMap(deriveRoutes);
   for (const route of routes) {
     app.route({
       method: route.httpMethod,
       url: route.url,
-      handler: (request, reply) => handle(route, request, reply, logUnexpected, calls),
+      handler: (request, reply) => handle(route, request, reply, contextValues, calls),
     });
   }
   return routes;
@@ -132,7 +136,13 @@ function compileTemplate(template: string): { url: string; pathFields: string[][
   return { url, pathFields, matches: new RegExp(`^${pattern}$`) };
 }
 
-async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyReply, logUnexpected: ErrorLogger, calls: CallRunner) {
+async function handle(
+  route: RestRoute,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  contextValues: (request: FastifyRequest) => ContextValues,
+  calls: CallRunner,
+) {
   const call = callSignal(request, reply);
   try {
     const input = readRequest(route, request);
@@ -150,7 +160,7 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
       requestHeader,
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
-      values: createContextValues().set(clientAddressKey, request.ip),
+      values: contextValues(request),
       signal: call.signal,
       timeoutMs: call.timeoutMs,
     };
@@ -161,7 +171,7 @@ async function handle(route: RestRoute, request: FastifyRequest, reply: FastifyR
       .type("application/json")
       .send(JSON.stringify(toJson(route.method.output, output)));
   } catch (err) {
-    const error = toConnectError(err, logUnexpected);
+    const error = toConnectError(err, request.log);
     await reply.code(httpStatusOf(error.code)).type("application/json").send(restErrorBody(error));
   } finally {
     call.done();

@@ -41,7 +41,6 @@ export interface PingOneDeps {
   lockoutPolicy(instanceId: string, orgId: string): Promise<{ maxPasswordAttempts: number }>;
   /** When the instance was created (the environment's `createdAt`). */
   instanceCreatedAt(instanceId: string): Promise<number>;
-  logUnexpected(err: unknown): void;
 }
 
 /** A name-based (version 5) UUID: the environment's and the user schema's ids, derived from the instance id. */

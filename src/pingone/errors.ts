@@ -2,6 +2,7 @@ import { HashErrors, PasswordErrors, PingOneErrors, UserCreationErrors } from ".
 import { randomUUID } from "node:crypto";
 import { isCredentialsCheckFailed, isDomainError } from "../domain/errors.js";
 import { isConcurrentChange } from "../domain/claims.js";
+import { type ErrorLog, logUnexpected } from "../edge/errors.js";
 
 /**
  * Errors in the shape of PingOne's Platform API (developer.pingidentity.com/pingone-api/platform/
@@ -91,7 +92,7 @@ const POLICY_RULE_OF_ID: Record<string, string> = {
  * PingOne's 500, which only a real fault may produce, since PingOne's Go SDK retries 5xx and
  * UNEXPECTED_ERROR ten times (pingone-go-sdk-v2 management/client_ext.go).
  */
-export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => void): PingOneError {
+export function toPingOneError(err: unknown, log: ErrorLog): PingOneError {
   if (err instanceof PingOneError) return err;
   if (isDomainError(err)) {
     const target = TARGET_OF_ID[err.id];
@@ -148,6 +149,6 @@ export function toPingOneError(err: unknown, logUnexpected: (err: unknown) => vo
     // Every attempt lost to concurrent changes of the same object: nothing was written.
     return new PingOneError(409, "REQUEST_FAILED", "The resource was changed concurrently; try again.");
   }
-  logUnexpected(err);
+  logUnexpected(log, err);
   return new PingOneError(500, "UNEXPECTED_ERROR", MESSAGES.unexpected);
 }

@@ -47,7 +47,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
           handler: async (request, reply) => {
             const authorization = request.headers.authorization;
             const principal = await deps.authenticate(typeof authorization === "string" ? authorization : undefined).catch((err: unknown) => {
-              throw toPingOneError(err, deps.logUnexpected);
+              throw toPingOneError(err, request.log);
             });
             const params = request.params as Record<string, string | undefined>;
             // The environment is this instance: its UUID, or the instance's own id.
@@ -77,7 +77,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
         void reply.code(error.status).type("application/json").send(error.body());
       });
 
-      scope.setErrorHandler((error: FastifyError | PingOneError, _request, reply) => {
+      scope.setErrorHandler((error: FastifyError | PingOneError, request, reply) => {
         let failure: PingOneError;
         if (error instanceof PingOneError) failure = error;
         else if (error.statusCode === 413) {
@@ -88,7 +88,7 @@ export async function registerPingOne(app: FastifyInstance, deps: PingOneDeps): 
           failure = new PingOneError(400, "INVALID_REQUEST", MESSAGES.requestFailed, [
             { code: "INVALID_VALUE", target: "body", message: "The request could not be read" },
           ]);
-        } else failure = toPingOneError(error, deps.logUnexpected);
+        } else failure = toPingOneError(error, request.log);
         for (const [name, value] of Object.entries(failure.headers)) void reply.header(name, value);
         return reply.code(failure.status).type("application/json").send(failure.body());
       });

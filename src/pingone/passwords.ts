@@ -133,7 +133,7 @@ export function registerPasswordRoutes(handle: Handle) {
         if (isDomainError(err) && err.id === PasswordErrors.invalid.id) {
           throw invalidData("currentPassword", "The provided current password did not match provisioned password");
         }
-        const failure = toPingOneError(err, call.deps.logUnexpected);
+        const failure = toPingOneError(err, call.request.log);
         const detail = failure.details[0];
         if (detail?.target === "password" && detail.innerError?.unsatisfiedRequirements) {
           throw invalidData("newPassword", "New password did not satisfy password policy requirements", "INVALID_VALUE", detail.innerError);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import type { MachineSecretCommands } from "../domain/machine-secrets.js";
 import type { PersonalAccessTokenCommands } from "../domain/personal-access-tokens.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
+import { logUnexpected } from "../edge/errors.js";
 import { environmentId } from "./context.js";
 
 /** How long a token from the token endpoint lives: PingOne's worker tokens last an hour. */
@@ -12,7 +13,6 @@ export interface TokenEndpointDeps {
   machineSecrets: Pick<MachineSecretCommands, "authenticate">;
   personalAccessTokens: Pick<PersonalAccessTokenCommands, "add">;
   now: () => number;
-  logUnexpected(err: unknown): void;
 }
 
 /**
@@ -91,7 +91,7 @@ export async function registerPingOneTokenEndpoint(app: FastifyInstance, deps: T
           .type("application/json")
           .send({ access_token: issued.token, token_type: "Bearer", expires_in: TOKEN_LIFETIME_SECONDS });
       } catch (err) {
-        deps.logUnexpected(err);
+        logUnexpected(request.log, err);
         return fail(reply, 500, "server_error", "The token could not be issued");
       }
     });

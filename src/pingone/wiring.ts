@@ -59,7 +59,6 @@ export async function registerPingOneFacade(
     passwords: PasswordCommands;
     sessionCommands: SessionCommands;
     lockout: LockoutCommands;
-    logUnexpected: (err: unknown) => void;
     newId: IdGenerator;
     secretBox: SecretBox;
     external: ReturnType<typeof createPingOneExternalPasswords>;
@@ -80,7 +79,6 @@ export async function registerPingOneFacade(
     machineSecrets: parts.machineSecrets,
     personalAccessTokens: parts.personalAccessTokens,
     now,
-    logUnexpected: parts.logUnexpected,
   });
   await registerPingOne(app, {
     externalUrl: parts.config.externalUrl.replace(/\/+$/, ""),
@@ -109,6 +107,5 @@ export async function registerPingOneFacade(
     async instanceCreatedAt(instanceId) {
       return (await directory.instance(instanceId))?.createdAt ?? 0;
     },
-    logUnexpected: parts.logUnexpected,
   });
 }
