@@ -57,7 +57,7 @@ import { createGrpcStreams } from "./edge/grpc-stream.js";
 import { createDataDir, describeStoreError, preflight } from "./edge/preflight.js";
 import { adminTokenPath, checkMasterKey, ensureFirstInstance, prepareMasterKey } from "./setup.js";
 import { type Db, openSqlite } from "./store/db.js";
-import { outsideRequest, refusingWritesOfEndedRequests } from "./store/request-scope.js";
+import { refusingWritesOfEndedRequests } from "./store/request-scope.js";
 import { openPostgres } from "./store/postgres.js";
 import { createIdpStore } from "./store/idp-store.js";
 import type { Database } from "./store/schema.js";
@@ -198,7 +198,7 @@ export async function buildDeps(config: Config): Promise<Deps> {
   const now = config.now ?? Date.now;
   const outboxWake: Deps["outboxWake"] = {};
   // A committed change with messages wakes the dispatcher, so mails leave without waiting a poll.
-  const userStore = withWake(createUserStore(store), () => outsideRequest(() => outboxWake.wake?.()));
+  const userStore = withWake(createUserStore(store), () => outboxWake.wake?.());
   let passwordHashes = 0;
   const bcryptHasher = createBcryptHasher(config.bcryptCost);
   const hasher: typeof bcryptHasher = {
@@ -671,8 +671,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
 function withEventCount(store: SessionStore, count: (types: string[]) => void): SessionStore {
   return {
     ...store,
-    async write(change) {
-      await store.write(change);
+    async write(change, request) {
+      await store.write(change, request);
       if (change.credentials) count(change.credentials.events.map((event) => event.type));
     },
   };
@@ -682,16 +682,16 @@ function withEventCount(store: SessionStore, count: (types: string[]) => void): 
 function withWake(store: UserStore, wake: () => void): UserStore {
   return {
     ...store,
-    async createUser(change) {
-      await store.createUser(change);
+    async createUser(change, request) {
+      await store.createUser(change, request);
       if (change.outbox?.length) wake();
     },
-    async changeUser(change) {
-      await store.changeUser(change);
+    async changeUser(change, request) {
+      await store.changeUser(change, request);
       if (change.outbox?.length) wake();
     },
-    async updateUser(update) {
-      await store.updateUser(update);
+    async updateUser(update, request) {
+      await store.updateUser(update, request);
       if (update.outbox?.length) wake();
     },
   };

@@ -1,5 +1,5 @@
 import { AuthErrors } from "./error-catalogue.js";
-import type { CredentialStore, ReplicaNotice, ReplicaNotices } from "./ports.js";
+import type { CredentialStore, ReplicaNotice, ReplicaNotices, RequestState } from "./ports.js";
 import { type Principal, principalOfSession, requirePermission } from "./access.js";
 import { tokenDigest } from "./secrets.js";
 
@@ -9,7 +9,12 @@ export interface Target {
   orgId: string;
   /** The calling user's id, recorded as the creator of events. */
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
 }
+
+/** A target without an organisation: commands on the instance itself (a new organisation, the instance's policies). */
+export type InstanceTarget = Omit<Target, "orgId">;
 
 /** The organisation a call names: its own field (v2), else the `x-zitadel-orgid` context, else the caller's. */
 export interface RequestedOrg {
@@ -24,9 +29,10 @@ export interface CallerAccess {
   authenticate(authorization: string | null | undefined): Promise<Principal>;
   /**
    * The organisation a call acts on, checked to exist and checked against `permission`
-   * (ZITADEL's interceptor: AUTH-Bs7Ds for an unknown organisation, AUTH-5mWD2 without the permission).
+   * (ZITADEL's interceptor: AUTH-Bs7Ds for an unknown organisation, AUTH-5mWD2 without the permission),
+   * for the commands of `request`.
    */
-  target(principal: Principal, requested: RequestedOrg, permission: string): Promise<Target>;
+  target(principal: Principal, requested: RequestedOrg, permission: string, request: RequestState | undefined): Promise<Target>;
   /** Forgets remembered callers: called after every change that can affect one (a user's state, tokens, roles). */
   forgetCallers(): void;
   /** Forgets that an organisation exists: called when one is removed. */
@@ -106,10 +112,10 @@ export function createCallerAccess(deps: { credentials: CredentialStore; now: ()
       }
       return found.principal;
     },
-    async target(principal, requested, permission) {
+    async target(principal, requested, permission, request) {
       const orgId = await orgOf(principal, requested);
       requirePermission(principal, permission, orgId);
-      return { instanceId: principal.instanceId, orgId, creator: principal.userId };
+      return { instanceId: principal.instanceId, orgId, creator: principal.userId, request };
     },
     forgetCallers: () => announce({ forget: "callers" }),
     forgetOrg: (instanceId, orgId) => announce({ forget: "org", instanceId, orgId }),

@@ -15,6 +15,7 @@ import { DomainError, isDomainError } from "./errors.js";
 import type { HumanProfile } from "./human.js";
 import type { IdGenerator } from "./ids.js";
 import type { IdpCommands } from "./idps.js";
+import type { Target } from "./authentication.js";
 import { metadataSetEvent } from "./users.js";
 import type { NewEvent, NewUser, User, UserStore, UserUpdate } from "./ports.js";
 import { type CreateHumanInput, type CreateMachineInput, type CreationLookups, creationError, type UserCommands } from "./users.js";
@@ -36,17 +37,13 @@ export const BULK_LIMITS = {
  */
 const PREPARE_PART = 100;
 
-/** Where an import acts and on whose behalf. */
-export interface BulkTarget {
-  instanceId: string;
-  orgId: string;
-  creator: string;
-}
+/** Where an import acts, on whose behalf, and for which request (a stream's or an upload's is none). */
+export type BulkTarget = Target;
 
 /** One record as the API layer hands it over, after the request-shape (PGV) rules. */
 export type BulkRecord =
-  | { key: string; human: Omit<CreateHumanInput, "instanceId" | "orgId" | "creator"> }
-  | { key: string; machine: Omit<CreateMachineInput, "instanceId" | "orgId" | "creator"> }
+  | { key: string; human: Omit<CreateHumanInput, "instanceId" | "orgId" | "creator" | "request"> }
+  | { key: string; machine: Omit<CreateMachineInput, "instanceId" | "orgId" | "creator" | "request"> }
   /** A record that failed the request-shape rules: it fails alone, with this error. */
   | { key: string; invalid: DomainError };
 
@@ -119,7 +116,7 @@ export interface BulkImportDeps {
  * record (measured on Node 20), more than the rest of a dry run's checks of it.
  */
 function withTarget<T extends object>(input: T, target: BulkTarget): T & BulkTarget {
-  return Object.assign({}, input, { instanceId: target.instanceId, orgId: target.orgId, creator: target.creator });
+  return Object.assign({}, input, { instanceId: target.instanceId, orgId: target.orgId, creator: target.creator, request: target.request });
 }
 
 const emptyCounts = (): OutcomeCounts => ({ created: 0, updated: 0, skipped: 0, failed: 0 });
@@ -198,7 +195,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       runStartIndex: 0,
       changedAt: at,
     };
-    await deps.store.createJob(job);
+    await deps.store.createJob(job, target.request);
     return job;
   }
 
@@ -265,7 +262,7 @@ export function createBulkImport(deps: BulkImportDeps) {
         startedAt: job.startedAt ?? at,
         ...(options.expectedRecords ? { expectedRecords: options.expectedRecords } : {}),
       };
-      await deps.store.updateJob(target.instanceId, job.id, set, at);
+      await deps.store.updateJob(target.instanceId, job.id, set, at, target.request);
       job = { ...job, ...set, changedAt: at };
     }
     const session: SessionState = { ...base, job, onConflict: job.onConflict, next };
@@ -294,7 +291,13 @@ export function createBulkImport(deps: BulkImportDeps) {
     const current = await deps.store.getJob(state.target.instanceId, state.job.id);
     if (!current || current.state === "CANCELLED") return;
     const at = now();
-    await deps.store.updateJob(state.target.instanceId, state.job.id, completed ? { state: "COMPLETED", finishedAt: at } : { state: "OPEN" }, at);
+    await deps.store.updateJob(
+      state.target.instanceId,
+      state.job.id,
+      completed ? { state: "COMPLETED", finishedAt: at } : { state: "OPEN" },
+      at,
+      state.target.request,
+    );
   }
 
   /** Whether the job was cancelled (here, or by another replica) since the session started. */
@@ -336,7 +339,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     const rest = state.unfinished.splice(0);
     const next = state.unfinishedNext;
     state.unfinishedNext = -1;
-    await deps.store.finishBatch(state.target.instanceId, state.job.id, rest, next, now());
+    await deps.store.finishBatch(state.target.instanceId, state.job.id, rest, next, now(), state.target.request);
   }
 
   interface PreparedBatch {
@@ -482,7 +485,7 @@ export function createBulkImport(deps: BulkImportDeps) {
       // before it.
       const unordered = state.updating === 0 && ![...state.committing].some((earlier) => overlaps(earlier, claims));
       state.committing.add(claims);
-      outcomes = deps.store.commitStaged(target.instanceId, jobId, staged, finished, { unordered });
+      outcomes = deps.store.commitStaged(target.instanceId, jobId, staged, finished, { unordered, request: target.request });
       const committed = () => void state.committing.delete(claims);
       outcomes.then(committed, committed);
     }
@@ -647,6 +650,8 @@ export function createBulkImport(deps: BulkImportDeps) {
         instanceId,
         state.job?.id,
         updates.map(({ unit }) => unit),
+        undefined,
+        { request: state.target.request },
       )
       .finally(() => state.updating--);
     updates.forEach(({ i, unit }, n) => {
@@ -757,7 +762,7 @@ export function createBulkImport(deps: BulkImportDeps) {
     const job = await ownJob(target, jobId);
     if (job.state === "CANCELLED") return view(job);
     const at = now();
-    await deps.store.updateJob(job.instanceId, job.id, { state: "CANCELLED", finishedAt: at }, at);
+    await deps.store.updateJob(job.instanceId, job.id, { state: "CANCELLED", finishedAt: at }, at, target.request);
     const live = running.get(job.id);
     if (live) live.cancelled = true;
     return view({ ...job, state: "CANCELLED", finishedAt: at, changedAt: at });

@@ -3,6 +3,7 @@ import { type CatalogueError, PingOneErrors } from "./error-catalogue.js";
 import type { Org } from "./orgs.js";
 import type { DirectoryStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
+import type { InstanceTarget } from "./authentication.js";
 
 /**
  * Objects of PingOne's Platform API that ZITADEL has no model for: a population's description
@@ -49,7 +50,7 @@ export interface Population extends OrgSummary {
 export interface PopulationDeps {
   store: DirectoryStore;
   /** ZITADEL's AddOrg (src/domain/orgs.ts), so that a population is an organisation in every respect. */
-  addOrg(target: { instanceId: string; creator: string }, name: string, id: string): Promise<Org>;
+  addOrg(target: InstanceTarget, name: string, id: string): Promise<Org>;
   getOrg(instanceId: string, orgId: string): Promise<Org>;
   newUuid(): string;
   /** Called once an organisation is removed, so that nothing keeps treating it as existing. */
@@ -86,7 +87,8 @@ export function createPopulationCommands(deps: PopulationDeps) {
     return Promise.all((await deps.store.listOrgs(instanceId)).map((summary) => assemble(instanceId, summary, fallback)));
   }
 
-  async function writeAttributes(instanceId: string, orgId: string, input: PopulationInput, at: number) {
+  async function writeAttributes(target: InstanceTarget, orgId: string, input: PopulationInput, at: number) {
+    const { instanceId } = target;
     const previous = await deps.store.getObject(instanceId, "population", orgId);
     const body: Record<string, unknown> = { ...(input.extra ?? {}) };
     if (input.description !== undefined) body.description = input.description;
@@ -94,6 +96,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
       instanceId,
       { kind: "population", id: orgId, name: orgId, body, sealedSecret: undefined, createdAt: previous?.createdAt ?? at, changedAt: at },
       previous,
+      target.request,
     );
   }
 
@@ -104,43 +107,46 @@ export function createPopulationCommands(deps: PopulationDeps) {
     return trimmed;
   }
 
-  async function create(target: { instanceId: string; creator: string }, input: PopulationInput): Promise<Population> {
+  async function create(target: InstanceTarget, input: PopulationInput): Promise<Population> {
     const name = checkName(input.name);
     const org = await deps.addOrg(target, name, deps.newUuid());
     const at = now();
-    await writeAttributes(target.instanceId, org.id, input, at);
-    if (input.isDefault) await deps.store.setDefaultOrg(target.instanceId, org.id, at, target.creator);
+    await writeAttributes(target, org.id, input, at);
+    if (input.isDefault) await deps.store.setDefaultOrg(target.instanceId, org.id, at, target.creator, target.request);
     return get(target.instanceId, org.id);
   }
 
   /** PUT: the name, the description and the other attributes are replaced; `default: true` makes it the default. */
-  async function replace(target: { instanceId: string; creator: string }, orgId: string, input: PopulationInput): Promise<Population> {
+  async function replace(target: InstanceTarget, orgId: string, input: PopulationInput): Promise<Population> {
     const name = checkName(input.name);
     const org = await deps.getOrg(target.instanceId, orgId);
     const at = now();
     if (org.name !== name) {
       try {
-        await deps.store.renameOrg({
-          instanceId: target.instanceId,
-          orgId,
-          expectedSequence: org.sequence,
-          name,
-          at,
-          creator: target.creator,
-          event: { type: "org.changed", payload: { name } },
-        });
+        await deps.store.renameOrg(
+          {
+            instanceId: target.instanceId,
+            orgId,
+            expectedSequence: org.sequence,
+            name,
+            at,
+            creator: target.creator,
+            event: { type: "org.changed", payload: { name } },
+          },
+          target.request,
+        );
       } catch (err) {
         throw claimError(err, CLAIMS.orgName);
       }
     }
-    await writeAttributes(target.instanceId, orgId, input, at);
+    await writeAttributes(target, orgId, input, at);
     const current = await defaultOrgId(target.instanceId);
-    if (input.isDefault && current !== orgId) await deps.store.setDefaultOrg(target.instanceId, orgId, at, target.creator);
+    if (input.isDefault && current !== orgId) await deps.store.setDefaultOrg(target.instanceId, orgId, at, target.creator, target.request);
     return get(target.instanceId, orgId);
   }
 
   /** Refused for the default population, the last one, and one that still has users, as in PingOne. */
-  async function remove(target: { instanceId: string; creator: string }, orgId: string): Promise<void> {
+  async function remove(target: InstanceTarget, orgId: string): Promise<void> {
     const population = await get(target.instanceId, orgId);
     const all = await deps.store.listOrgs(target.instanceId);
     if (all.length <= 1) throw PingOneErrors.lastPopulation();
@@ -149,7 +155,7 @@ export function createPopulationCommands(deps: PopulationDeps) {
       throw PingOneErrors.populationHasUsers(population.userCount);
     }
     const org = await deps.getOrg(target.instanceId, orgId);
-    await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator });
+    await deps.store.removeOrg({ instanceId: target.instanceId, orgId, expectedSequence: org.sequence, at: now(), creator: target.creator }, target.request);
     deps.onRemoved?.(target.instanceId, orgId);
   }
 

@@ -46,7 +46,8 @@ export function createFailureRecorder(store: Pick<SessionStore, "write" | "crede
   const deps = { store };
   /**
    * Records a failed check on the user; when another change of the user committed since it was
-   * read, the failure is counted again on the user as it is now.
+   * read, the failure is counted again on the user as it is now. Written for no request: a guess
+   * counts towards the lockout even when its caller gave up while it was checked.
    */
   async function recordFailure(creds: UserCredentials, creator: string, at: number, build: FailureWrite): Promise<number> {
     let current = creds;
@@ -54,9 +55,10 @@ export function createFailureRecorder(store: Pick<SessionStore, "write" | "crede
       const { events, set, failedAttempts } = build(current);
       const { user } = current;
       try {
-        await deps.store.write({
-          credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set },
-        });
+        await deps.store.write(
+          { credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set } },
+          undefined,
+        );
         return failedAttempts;
       } catch (err) {
         if (!(await retryAfterConflict(err, attempt))) throw err;

@@ -4,6 +4,7 @@ import type { SecretBox } from "./secrets.js";
 import type { IdpStore, NewEvent } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import { foldCase, type TextMethod } from "./user-queries.js";
+import type { Target } from "./authentication.js";
 
 /** What users may do with an identity provider (ZITADEL's `idp.v1.Options`). */
 export interface IdpOptions {
@@ -68,7 +69,7 @@ export function createIdpCommands(deps: IdpDeps) {
   const now = deps.now ?? Date.now;
 
   /** AddGenericOIDCProvider: ZITADEL's command trims and requires name, issuer, client id and secret. */
-  async function addOidcProvider(target: { instanceId: string; orgId: string; creator: string }, input: NewOidcProvider): Promise<Idp> {
+  async function addOidcProvider(target: Target, input: NewOidcProvider): Promise<Idp> {
     const name = input.name.trim();
     const issuer = input.issuer.trim();
     const clientId = input.clientId.trim();
@@ -106,7 +107,7 @@ export function createIdpCommands(deps: IdpDeps) {
         payload: { id, name, issuer, clientId, scopes: input.scopes, isIdTokenMapping: input.isIdTokenMapping, usePKCE: input.usePkce, ...input.options },
       };
       try {
-        await deps.store.createIdp(idp, sealed, event, previous, target.creator);
+        await deps.store.createIdp(idp, sealed, event, previous, target.creator, target.request);
         return idp;
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;

@@ -15,6 +15,7 @@ import { BULK_LIMITS } from "./bulk-import.js";
 import { type DomainError, isDomainError } from "./errors.js";
 import type { DomainPolicy, OrgCommands } from "./orgs.js";
 import type { UserChangeCommands } from "./user-changes.js";
+import type { InstanceTarget, Target } from "./authentication.js";
 
 /** A part whose request-shape rules failed: it is reported with this error and not imported. */
 type Checked<T> = T | { invalid: DomainError };
@@ -99,7 +100,7 @@ export function createImportData(deps: ImportDataDeps) {
 
   /** Users of one organisation through the bulk engine: one job, batches of its size. */
   async function importUsers(
-    target: { instanceId: string; orgId: string; creator: string },
+    target: Target,
     errors: ImportDataError[],
     kinds: Array<{ type: "human_user" | "machine_user"; users: ImportDataUser[]; ids: string[] }>,
   ): Promise<void> {
@@ -143,7 +144,8 @@ export function createImportData(deps: ImportDataDeps) {
   }
 
   /** The first round of ZITADEL's importOrg1/importResources: the organisation and what it owns. */
-  async function importOrg(instanceId: string, creator: string, org: ImportDataOrgInput, errors: ImportDataError[]): Promise<ImportDataOrgResult | undefined> {
+  async function importOrg(caller: InstanceTarget, org: ImportDataOrgInput, errors: ImportDataError[]): Promise<ImportDataOrgResult | undefined> {
+    const { instanceId } = caller;
     const { orgId } = org;
     if (orgId === "") {
       errors.push({ type: "org", id: "", message: "invalid DataOrg.OrgId: value length must be between 1 and 200 runes, inclusive" });
@@ -153,11 +155,11 @@ export function createImportData(deps: ImportDataDeps) {
       // internal/command/org.go AddOrgWithID: an existing id is refused; the import goes on into it.
       errors.push({ type: "org", id: orgId, message: "Errors.Org.AlreadyExisting (ORG-lapo2m)" });
     } else {
-      const added = await attempt(errors, "org", orgId, () => orgs.addOrg({ instanceId, creator }, org.name, orgId));
+      const added = await attempt(errors, "org", orgId, () => orgs.addOrg(caller, org.name, orgId));
       if (!added && !(await orgExists(instanceId, orgId))) return undefined;
     }
     const result: ImportDataOrgResult = { orgId, humanUserIds: [], machineUserIds: [], userMetadata: [], userLinks: [], orgMembers: [], domains: [] };
-    const target = { instanceId, orgId, creator };
+    const target = { ...caller, orgId };
 
     if (org.domainPolicy) {
       const policy = org.domainPolicy;
@@ -186,7 +188,7 @@ export function createImportData(deps: ImportDataDeps) {
       { type: "machine_user", users: org.machines, ids: result.machineUserIds },
     ]);
 
-    const changeTarget = { instanceId, orgId, creator, api: "v1" as const };
+    const changeTarget = { ...caller, orgId, api: "v1" as const };
     for (const entry of org.metadata) {
       const id = `${entry.userId}_${entry.key}`;
       if ("invalid" in entry) {
@@ -214,9 +216,9 @@ export function createImportData(deps: ImportDataDeps) {
   }
 
   /** The third round (importOrg3): members, once every organisation's users exist. */
-  async function importMembers(instanceId: string, creator: string, org: ImportDataOrgInput, result: ImportDataOrgResult, errors: ImportDataError[]) {
+  async function importMembers(caller: InstanceTarget, org: ImportDataOrgInput, result: ImportDataOrgResult, errors: ImportDataError[]) {
     // The caller holds an instance role (iam.write), so members may be users of other organisations, as in ZITADEL.
-    const target = { instanceId, orgId: org.orgId, creator, mayUseForeignUsers: true };
+    const target = { ...caller, orgId: org.orgId, mayUseForeignUsers: true };
     for (const member of org.members) {
       const id = `${org.orgId}_${member.userId}`;
       if ("invalid" in member) {
@@ -231,14 +233,14 @@ export function createImportData(deps: ImportDataDeps) {
    * Imports the organisations in ZITADEL's order: every organisation with its resources first,
    * then the members of each (so that a member may be a user of an organisation imported later).
    */
-  async function importData(target: { instanceId: string; creator: string }, input: ImportDataOrgInput[]): Promise<ImportDataResult> {
+  async function importData(caller: InstanceTarget, input: ImportDataOrgInput[]): Promise<ImportDataResult> {
     const errors: ImportDataError[] = [];
     const done: Array<[ImportDataOrgInput, ImportDataOrgResult]> = [];
     for (const org of input) {
-      const result = await importOrg(target.instanceId, target.creator, org, errors);
+      const result = await importOrg(caller, org, errors);
       if (result) done.push([org, result]);
     }
-    for (const [org, result] of done) await importMembers(target.instanceId, target.creator, org, result, errors);
+    for (const [org, result] of done) await importMembers(caller, org, result, errors);
     return { errors, orgs: done.map(([, result]) => result) };
   }
 

@@ -2,6 +2,7 @@ import { PolicyErrors } from "./error-catalogue.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { LockoutPolicy, LockoutStore } from "./ports.js";
 import type { NewEvent } from "./ports.js";
+import type { InstanceTarget, Target } from "./authentication.js";
 
 /** A stored lockout policy with its change metadata. */
 export interface StoredLockoutPolicy extends LockoutPolicy {
@@ -61,7 +62,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
 
   /** Writes what `decide` returns, retrying when a concurrent change of the owner won. */
   async function change(
-    target: { instanceId: string; orgId: string; creator: string },
+    target: Target,
     decide: (existing: StoredLockoutPolicy | undefined) => Pick<LockoutChange, "event" | "policy">,
   ): Promise<{ sequence: number; at: number }> {
     for (let attempt = 1; ; attempt++) {
@@ -70,7 +71,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
       const decided = decide(existing);
       const at = now();
       try {
-        await deps.store.write({ ...target, expectedSequence: previous, ...decided, at });
+        await deps.store.write({ ...target, expectedSequence: previous, ...decided, at }, target.request);
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;
@@ -90,7 +91,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
     },
 
     /** ZITADEL's AddLockoutPolicy, ChangeLockoutPolicy and RemoveLockoutPolicy of an organisation. */
-    setOrgPolicy(target: { instanceId: string; orgId: string; creator: string }, mode: "add" | "change" | "remove", policy: LockoutPolicy | undefined) {
+    setOrgPolicy(target: Target, mode: "add" | "change" | "remove", policy: LockoutPolicy | undefined) {
       return change(target, (existing) => {
         if (mode === "add" && existing) throw PolicyErrors.lockoutPolicyExists();
         if (mode === "change" && !existing) throw PolicyErrors.lockoutPolicyNotFoundOnChange();
@@ -110,7 +111,7 @@ export function createLockoutCommands(deps: LockoutCommandsDeps) {
      * ZITADEL's ChangeDefaultLockoutPolicy. ZITADEL's instance always has a policy; here it is the
      * configured default until the first change stores one, so that change is compared with it.
      */
-    setInstancePolicy(target: { instanceId: string; creator: string }, policy: LockoutPolicy) {
+    setInstancePolicy(target: InstanceTarget, policy: LockoutPolicy) {
       return change({ ...target, orgId: "" }, (existing) => {
         if (samePolicy(existing ?? deps.defaultLockout, policy)) {
           throw PolicyErrors.instanceLockoutPolicyNotChanged();

@@ -3,6 +3,7 @@ import type { MachineSecretStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import { generateToken, tokenDigest } from "./secrets.js";
 import type { User, UserStore } from "./ports.js";
+import type { Target } from "./authentication.js";
 
 /**
  * Client secrets of machine users, as ZITADEL's GenerateMachineSecret / RemoveMachineSecret
@@ -29,22 +30,25 @@ export function createMachineSecretCommands(deps: MachineSecretDeps) {
     return user;
   }
 
-  async function generate(target: { instanceId: string; orgId: string; creator: string }, userId: string) {
+  async function generate(target: Target, userId: string) {
     for (let attempt = 1; ; attempt++) {
       const user = await machine(target.instanceId, target.orgId, userId, MachineErrors.secretUserNotFound);
       const clientSecret = generateToken();
       const at = now();
       try {
-        await deps.users.updateUser({
-          instanceId: target.instanceId,
-          userId,
-          expectedSequence: user.sequence,
-          events: [{ type: "user.machine.secret.set", payload: {} }],
-          at,
-          creator: target.creator,
-          release: [{ kind: MACHINE_SECRET_CLAIM }],
-          claim: [{ kind: MACHINE_SECRET_CLAIM, value: tokenDigest(clientSecret) }],
-        });
+        await deps.users.updateUser(
+          {
+            instanceId: target.instanceId,
+            userId,
+            expectedSequence: user.sequence,
+            events: [{ type: "user.machine.secret.set", payload: {} }],
+            at,
+            creator: target.creator,
+            release: [{ kind: MACHINE_SECRET_CLAIM }],
+            claim: [{ kind: MACHINE_SECRET_CLAIM, value: tokenDigest(clientSecret) }],
+          },
+          target.request,
+        );
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;
@@ -53,21 +57,24 @@ export function createMachineSecretCommands(deps: MachineSecretDeps) {
     }
   }
 
-  async function remove(target: { instanceId: string; orgId: string; creator: string }, userId: string): Promise<User> {
+  async function remove(target: Target, userId: string): Promise<User> {
     for (let attempt = 1; ; attempt++) {
       const user = await machine(target.instanceId, target.orgId, userId, MachineErrors.secretRemoveUserNotFound);
       if (!(await deps.secrets.hasSecret(target.instanceId, userId))) throw MachineErrors.secretNotExisting();
       const at = now();
       try {
-        await deps.users.updateUser({
-          instanceId: target.instanceId,
-          userId,
-          expectedSequence: user.sequence,
-          events: [{ type: "user.machine.secret.removed", payload: {} }],
-          at,
-          creator: target.creator,
-          release: [{ kind: MACHINE_SECRET_CLAIM }],
-        });
+        await deps.users.updateUser(
+          {
+            instanceId: target.instanceId,
+            userId,
+            expectedSequence: user.sequence,
+            events: [{ type: "user.machine.secret.removed", payload: {} }],
+            at,
+            creator: target.creator,
+            release: [{ kind: MACHINE_SECRET_CLAIM }],
+          },
+          target.request,
+        );
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;

@@ -4,6 +4,7 @@ import { ORG_ROLES } from "./access.js";
 import type { IdGenerator } from "./ids.js";
 import type { NewEvent, OrgStore, User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
+import type { InstanceTarget, Target } from "./authentication.js";
 
 /** An organisation as the domain reads it. */
 export interface Org {
@@ -140,12 +141,8 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
    * Applies `decide` to the organisation as it is now and writes what it returns, retrying when a
    * concurrent change of the organisation won (the org's event sequence is unique).
    */
-  async function change(
-    instanceId: string,
-    orgId: string,
-    creator: string,
-    decide: (org: Org) => Promise<{ events: NewEvent[]; writes: OrgWrite[] }>,
-  ): Promise<Org> {
+  async function change(target: Target, decide: (org: Org) => Promise<{ events: NewEvent[]; writes: OrgWrite[] }>): Promise<Org> {
+    const { instanceId, orgId, creator } = target;
     for (let attempt = 1; ; attempt++) {
       const org = await getOrg(instanceId, orgId);
       const { events, writes } = await decide(org);
@@ -153,7 +150,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
       if (events.length === 0) return org;
       const at = now();
       try {
-        await deps.store.changeOrg({ instanceId, orgId, expectedSequence: org.sequence, events, writes, at, creator });
+        await deps.store.changeOrg({ instanceId, orgId, expectedSequence: org.sequence, events, writes, at, creator }, target.request);
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;
@@ -169,7 +166,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * ZITADEL's AddOrg: the organisation, its generated domain (verified and primary) and the
      * caller as ORG_OWNER, in one commit. Names and verified domains are unique in the instance.
      */
-    async addOrg(target: { instanceId: string; creator: string }, requestedName: string, id?: string): Promise<Org> {
+    async addOrg(target: InstanceTarget, requestedName: string, id?: string): Promise<Org> {
       const name = requestedName.trim();
       // The key has no English text in ZITADEL, so clients see it raw.
       if (name === "") throw OrgErrors.nameEmpty();
@@ -204,7 +201,7 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
         { type: "org.member.added", payload: { userId: target.creator, roles: ["ORG_OWNER"] } },
       ];
       try {
-        await deps.store.createOrg({ org, domain, owner: { userId: target.creator, roles: ["ORG_OWNER"] }, events, creator: target.creator });
+        await deps.store.createOrg({ org, domain, owner: { userId: target.creator, roles: ["ORG_OWNER"] }, events, creator: target.creator }, target.request);
       } catch (err) {
         throw claimError(err, CLAIMS.newOrg);
       }
@@ -217,11 +214,11 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * (there is no validation here yet, so such a domain stays unverified). A verified domain is
      * claimed instance-wide: no other organisation can have it verified.
      */
-    async addDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+    async addDomain(target: Target, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
       if (domainName === "") throw OrgErrors.addDomainEmpty();
       try {
-        return await change(target.instanceId, target.orgId, target.creator, async () => {
+        return await change(target, async () => {
           const existing = await deps.store.listDomains(target.instanceId, target.orgId);
           // Untranslated in ZITADEL: clients see the key (as in the wild: "Errors.Already.Exists (V2-e1wse)").
           if (existing.some((d) => d.domain === domainName)) throw OrgErrors.domainAlreadyOnOrg();
@@ -248,10 +245,10 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
     listDomains: (instanceId: string, orgId: string) => deps.store.listDomains(instanceId, orgId),
 
     /** ZITADEL's SetPrimaryOrgDomain: only a verified domain of the organisation. */
-    async setPrimaryDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+    async setPrimaryDomain(target: Target, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
       if (domainName === "") throw OrgErrors.primaryDomainInvalid();
-      return change(target.instanceId, target.orgId, target.creator, async () => {
+      return change(target, async () => {
         const domain = await domainOf(target.instanceId, target.orgId, domainName);
         if (!domain.verified) throw OrgErrors.domainNotVerified();
         return {
@@ -266,10 +263,10 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * at once (they are derived from the domain rows), and a verified domain's instance-wide claim
      * is released, so that another organisation may add it and usernames may end in it.
      */
-    async removeDomain(target: { instanceId: string; orgId: string; creator: string }, requested: string): Promise<Org> {
+    async removeDomain(target: Target, requested: string): Promise<Org> {
       const domainName = requested.trim().toLowerCase();
       if (domainName === "") throw OrgErrors.removeDomainInvalid();
-      return change(target.instanceId, target.orgId, target.creator, async () => {
+      return change(target, async () => {
         const domain = await domainOf(target.instanceId, target.orgId, domainName);
         if (domain.primary) throw OrgErrors.primaryDomainRemoved();
         return {
@@ -287,15 +284,11 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * (`mayUseForeignUsers`), so that an organisation's token never learns which user ids exist
      * elsewhere.
      */
-    async addMember(
-      target: { instanceId: string; orgId: string; creator: string; mayUseForeignUsers: boolean },
-      userId: string,
-      roles: string[],
-    ): Promise<Org> {
+    async addMember(target: Target & { mayUseForeignUsers: boolean }, userId: string, roles: string[]): Promise<Org> {
       // As ZITADEL's AddOrgMember.IsValid; neither key has English text there, so clients see it raw.
       if (roles.length === 0) throw OrgErrors.memberRolesEmpty();
       if (invalidOrgRoles(roles).length > 0) throw OrgErrors.memberRolesInvalid();
-      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+      const org = await change(target, async () => {
         const user = await deps.store.getUser(target.instanceId, userId);
         if (!user || (user.orgId !== target.orgId && !target.mayUseForeignUsers)) {
           throw OrgErrors.memberUserNotFound();
@@ -316,13 +309,13 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * The same roles again change nothing and succeed, as in ZITADEL. The new roles take effect
      * at once (the caller cache is cleared).
      */
-    async changeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string, requested: string[]): Promise<Org> {
+    async changeMember(target: Target, userId: string, requested: string[]): Promise<Org> {
       // Neither key has English text in ZITADEL (only Errors.Instance.MemberInvalid has), so clients see it raw.
       if (requested.length === 0) throw OrgErrors.changedRolesEmpty();
       if (invalidOrgRoles(requested).length > 0) throw OrgErrors.changedRolesInvalid();
       const roles = [...new Set(requested)];
       let changed = false;
-      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+      const org = await change(target, async () => {
         const member = (await deps.store.listMembers(target.instanceId, target.orgId)).find((m) => m.userId === userId);
         if (!member) throw OrgErrors.memberNotFound();
         changed = !sameRoles(member.roles, roles);
@@ -340,8 +333,8 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * ZITADEL's RemoveOrgMember; the member's roles end at once (the caller cache is cleared).
      * Removing someone who is no member changes nothing and succeeds, as in ZITADEL.
      */
-    async removeMember(target: { instanceId: string; orgId: string; creator: string }, userId: string): Promise<Org> {
-      const org = await change(target.instanceId, target.orgId, target.creator, async () => {
+    async removeMember(target: Target, userId: string): Promise<Org> {
+      const org = await change(target, async () => {
         const members = await deps.store.listMembers(target.instanceId, target.orgId);
         if (!members.some((m) => m.userId === userId)) return { events: [], writes: [] };
         return {
@@ -365,13 +358,9 @@ export function createOrgCommands(deps: OrgCommandsDeps) {
      * username of the organisation is claimed anew in its new scope in the same commit: turning
      * it off fails (V3-DKcYh) if a username is already taken elsewhere in the instance.
      */
-    async setCustomDomainPolicy(
-      target: { instanceId: string; orgId: string; creator: string },
-      mode: "add" | "change" | "remove",
-      policy: DomainPolicy | undefined,
-    ): Promise<Org> {
+    async setCustomDomainPolicy(target: Target, mode: "add" | "change" | "remove", policy: DomainPolicy | undefined): Promise<Org> {
       try {
-        return await change(target.instanceId, target.orgId, target.creator, async (org) => {
+        return await change(target, async (org) => {
           const existing = await deps.store.customDomainPolicy(target.instanceId, target.orgId);
           if (mode === "add" && existing) throw PolicyErrors.domainPolicyExists();
           if (mode === "change" && !existing) throw PolicyErrors.domainPolicyNotFoundOnChange();

@@ -12,6 +12,7 @@ import {
   type CredentialChange,
   type NewEvent,
   type Passkey,
+  type RequestState,
   type SessionStore,
   UniqueViolation,
   type User,
@@ -115,11 +116,19 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     requireCommandPermission(principal, permission, user.orgId);
   }
 
-  async function writeChange(creds: UserCredentials, creator: string, at: number, events: NewEvent[], extra: Partial<CredentialChange> = {}) {
+  async function writeChange(
+    creds: UserCredentials,
+    creator: string,
+    request: RequestState | undefined,
+    at: number,
+    events: NewEvent[],
+    extra: Partial<CredentialChange> = {},
+  ) {
     const { user } = creds;
-    await deps.store.write({
-      credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set: {}, ...extra },
-    });
+    await deps.store.write(
+      { credentials: { instanceId: user.instanceId, userId: user.id, expectedSequence: user.sequence, events, at, creator, set: {}, ...extra } },
+      request,
+    );
   }
 
   /**
@@ -163,7 +172,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
     if (usable && matches) return;
     await retrying(async () => {
       const current = await humanOf(creds.user.instanceId, creds.user.id);
-      await writeChange(current, creator, now(), [{ type: "user.human.passwordless.initialization.check.failed", payload: { codeId } }]);
+      // Written for no request, as every failed check (src/domain/failed-checks.ts).
+      await writeChange(current, creator, undefined, now(), [{ type: "user.human.passwordless.initialization.check.failed", payload: { codeId } }]);
     });
     throw PasskeyErrors.codeInvalid();
   }
@@ -188,6 +198,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    */
   async function createRegistrationCode(input: {
     principal: Principal;
+    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+    request?: RequestState;
     userId: string;
     /** v1 checks its declared permission on this organisation first; the user must belong to it. */
     orgId?: string;
@@ -229,7 +241,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
               ...(urlTemplate !== undefined ? { urlTemplate } : {}),
             }),
           ];
-      await writeChange(creds, input.principal.userId, at, events, {
+      await writeChange(creds, input.principal.userId, input.request, at, events, {
         newCode: { id: codeId, kind: "passwordless", sealedCode: deps.secretBox.seal(code), expiresAt, returned, ...(urlTemplate ? { urlTemplate } : {}) },
         outbox,
       });
@@ -245,6 +257,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    */
   async function registerPasskey(input: {
     principal: Principal | undefined;
+    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+    request?: RequestState;
     instanceId: string;
     userId: string;
     code?: { id: string; code: string; consume: boolean };
@@ -293,7 +307,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       };
       const events: NewEvent[] = [{ type: "user.human.passwordless.token.added", payload: { webAuthNTokenId: passkey.id, rpID: rpId } }];
       if (input.code?.consume) events.push({ type: "user.human.passwordless.initialization.check.succeeded", payload: { codeId: input.code.id } });
-      await writeChange(creds, creator, at, events, {
+      await writeChange(creds, creator, input.request, at, events, {
         passkeys: { put: [passkey] },
         ...(input.code?.consume ? { usedCodeId: input.code.id } : {}),
       });
@@ -312,6 +326,8 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    */
   async function verifyRegistration(input: {
     principal: Principal | undefined;
+    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+    request?: RequestState;
     instanceId: string;
     userId: string;
     passkeyId: string;
@@ -371,7 +387,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
         },
       ];
       if (input.code) events.push({ type: "user.human.passwordless.initialization.check.succeeded", payload: { codeId: input.code.id } });
-      await writeChange(creds, creator, at, events, {
+      await writeChange(creds, creator, input.request, at, events, {
         passkeys: { put: [ready] },
         ...(input.code ? { usedCodeId: input.code.id } : {}),
       });
@@ -388,7 +404,15 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   }
 
   /** Removes a passkey (ZITADEL's HumanRemovePasswordless): an unknown one is `COMMAND-DAfb2`. */
-  async function removePasskey(input: { principal: Principal; userId: string; passkeyId: string; orgId?: string; checkPermission: boolean }) {
+  async function removePasskey(input: {
+    principal: Principal;
+    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+    request?: RequestState;
+    userId: string;
+    passkeyId: string;
+    orgId?: string;
+    checkPermission: boolean;
+  }) {
     return retrying(async () => {
       const creds = await humanOf(input.principal.instanceId, input.userId, input.orgId);
       if (input.checkPermission) authorize(input.principal, creds.user, "user.write");
@@ -396,7 +420,7 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
       if (!found) throw PasskeyErrors.removeNotFound();
       const at = now();
       const events: NewEvent[] = [{ type: "user.human.passwordless.token.removed", payload: { webAuthNTokenId: found.id } }];
-      await writeChange(creds, input.principal.userId, at, events, { passkeys: { remove: [found.id] } });
+      await writeChange(creds, input.principal.userId, input.request, at, events, { passkeys: { remove: [found.id] } });
       return { ...creds.user, sequence: creds.user.sequence + events.length, changedAt: at };
     });
   }

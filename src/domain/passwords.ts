@@ -7,7 +7,7 @@ import { checkUrlTemplate, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
 import type { CredentialChange, SessionStore, UserCredentials, AttemptLimiter } from "./ports.js";
-import type { User } from "./ports.js";
+import type { RequestState, User } from "./ports.js";
 import { retryingConflicts } from "./conflicts.js";
 
 /** What proves a password change may happen; none means the caller's permission must. */
@@ -19,6 +19,8 @@ export interface SetPasswordInput {
   orgId: string | undefined;
   userId: string;
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   password: string;
   changeRequired: boolean;
   verification: PasswordVerification;
@@ -30,6 +32,8 @@ export interface PasswordResetInput {
   instanceId: string;
   userId: string;
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   medium: { kind: "return" } | { kind: "send"; urlTemplate?: string };
   /** Checks the caller may request a reset for this user; throws if not. */
   authorize: (user: User) => void;
@@ -112,7 +116,7 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
         set: { passwordHash: hash, passwordChangeRequired: input.changeRequired, passwordChangedAt: at, failedAttempts: 0 },
         ...(usedCodeId !== undefined ? { usedCodeId } : {}),
       };
-      await deps.store.write({ credentials: change });
+      await deps.store.write({ credentials: change }, input.request);
       const { human } = creds.user;
       return {
         ...creds.user,
@@ -139,38 +143,41 @@ export function createPasswordCommands(deps: PasswordCommandsDeps) {
       const codeId = deps.newId();
       const returned = input.medium.kind === "return";
       const urlTemplate = input.medium.kind === "send" ? input.medium.urlTemplate : undefined;
-      await deps.store.write({
-        credentials: {
-          instanceId: input.instanceId,
-          userId: creds.user.id,
-          expectedSequence: creds.user.sequence,
-          events: [{ type: "user.human.password.code.added", payload: { codeId, codeReturned: returned, notificationType: "email" } }],
-          at,
-          creator: input.creator,
-          set: {},
-          newCode: {
-            id: codeId,
-            kind: "password",
-            sealedCode: deps.secretBox.seal(code),
-            expiresAt: at + generator.expirySeconds * 1000,
-            returned,
-            ...(urlTemplate !== undefined ? { urlTemplate } : {}),
+      await deps.store.write(
+        {
+          credentials: {
+            instanceId: input.instanceId,
+            userId: creds.user.id,
+            expectedSequence: creds.user.sequence,
+            events: [{ type: "user.human.password.code.added", payload: { codeId, codeReturned: returned, notificationType: "email" } }],
+            at,
+            creator: input.creator,
+            set: {},
+            newCode: {
+              id: codeId,
+              kind: "password",
+              sealedCode: deps.secretBox.seal(code),
+              expiresAt: at + generator.expirySeconds * 1000,
+              returned,
+              ...(urlTemplate !== undefined ? { urlTemplate } : {}),
+            },
+            ...(returned
+              ? {}
+              : {
+                  outbox: [
+                    deps.notifier.compose({
+                      kind: "password_reset",
+                      user: creds.user,
+                      code,
+                      at,
+                      ...(urlTemplate !== undefined ? { urlTemplate } : {}),
+                    }),
+                  ],
+                }),
           },
-          ...(returned
-            ? {}
-            : {
-                outbox: [
-                  deps.notifier.compose({
-                    kind: "password_reset",
-                    user: creds.user,
-                    code,
-                    at,
-                    ...(urlTemplate !== undefined ? { urlTemplate } : {}),
-                  }),
-                ],
-              }),
         },
-      });
+        input.request,
+      );
       const user = { ...creds.user, changedAt: at, sequence: creds.user.sequence + 1 };
       return returned ? { user, code } : { user };
     });

@@ -2,6 +2,7 @@ import { MachineErrors } from "./error-catalogue.js";
 import type { IdGenerator } from "./ids.js";
 import type { PersonalAccessTokenStore, User } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
+import type { Target } from "./authentication.js";
 
 export interface PersonalAccessToken {
   id: string;
@@ -33,7 +34,7 @@ export function createPersonalAccessTokenCommands(deps: {
      * digest is stored; no expiration means 9999-01-01, one in the past is refused.
      */
     async add(
-      target: { instanceId: string; orgId: string; creator: string },
+      target: Target,
       userId: string,
       expiresAt: number | undefined,
       mint: () => { token: string; digest: string },
@@ -49,15 +50,18 @@ export function createPersonalAccessTokenCommands(deps: {
         const tokenId = deps.newId();
         const { token, digest } = mint();
         try {
-          await deps.store.changeTokens({
-            instanceId: target.instanceId,
-            userId,
-            expectedSequence: user.sequence,
-            event: { type: "user.personal.access.token.added", payload: { tokenId, expiration: new Date(expiry).toISOString() } },
-            at,
-            creator: target.creator,
-            add: { id: tokenId, userId, expiresAt: expiry, createdAt: at, digest },
-          });
+          await deps.store.changeTokens(
+            {
+              instanceId: target.instanceId,
+              userId,
+              expectedSequence: user.sequence,
+              event: { type: "user.personal.access.token.added", payload: { tokenId, expiration: new Date(expiry).toISOString() } },
+              at,
+              creator: target.creator,
+              add: { id: tokenId, userId, expiresAt: expiry, createdAt: at, digest },
+            },
+            target.request,
+          );
         } catch (err) {
           if (await retryAfterConflict(err, attempt)) continue;
           throw err;
@@ -67,22 +71,25 @@ export function createPersonalAccessTokenCommands(deps: {
     },
 
     /** ZITADEL's RemovePersonalAccessToken: the token stops working at once. */
-    async remove(target: { instanceId: string; orgId: string; creator: string }, userId: string, tokenId: string): Promise<User> {
+    async remove(target: Target, userId: string, tokenId: string): Promise<User> {
       for (let attempt = 1; ; attempt++) {
         const user = await deps.store.getUser(target.instanceId, userId);
         const tokens = user && user.orgId === target.orgId ? await deps.store.listTokens(target.instanceId, userId) : [];
         if (!tokens.some((t) => t.id === tokenId)) throw MachineErrors.tokenNotFound();
         const at = now();
         try {
-          await deps.store.changeTokens({
-            instanceId: target.instanceId,
-            userId,
-            expectedSequence: user!.sequence,
-            event: { type: "user.personal.access.token.removed", payload: { tokenId } },
-            at,
-            creator: target.creator,
-            removeId: tokenId,
-          });
+          await deps.store.changeTokens(
+            {
+              instanceId: target.instanceId,
+              userId,
+              expectedSequence: user!.sequence,
+              event: { type: "user.personal.access.token.removed", payload: { tokenId } },
+              at,
+              creator: target.creator,
+              removeId: tokenId,
+            },
+            target.request,
+          );
         } catch (err) {
           if (await retryAfterConflict(err, attempt)) continue;
           throw err;

@@ -205,6 +205,22 @@ export class UniqueViolation extends Error {
 }
 
 /**
+ * The request a command works for, as far as the store is concerned: whether it has ended before
+ * its answer (its deadline passed, its client went away). Every write of the store takes it and
+ * refuses to start for an ended request, so that a command whose caller gave up while it hashed a
+ * password or read the store writes nothing; a write already handed to the commit queue still
+ * commits (as with any gRPC server, DEADLINE_EXCEEDED does not mean that nothing happened).
+ * Work of no request (start-up, the mail dispatcher, a job's background batches) passes none.
+ *
+ * Passed explicitly, as ZITADEL's Go commands pass their `context.Context`, rather than kept in
+ * an AsyncLocalStorage: on Node 20 one of those makes every promise of the process pay for
+ * async hooks (BENCHMARKS.md, "Import throughput").
+ */
+export interface RequestState {
+  readonly ended: boolean;
+}
+
+/**
  * The store refused to start a write because the request it belongs to has already ended (its
  * deadline passed or its client went away): nothing of the command was written.
  */
@@ -240,11 +256,11 @@ export interface UserChange {
 /** What the domain needs from storage; src/store implements it on SQL. */
 export interface UserStore {
   /** Writes the user, its unique claims, events and codes atomically; resolves once durable. */
-  createUser(change: NewUser): Promise<void>;
+  createUser(change: NewUser, request?: RequestState): Promise<void>;
   /** Applies one change atomically; resolves once durable. */
-  changeUser(change: UserChange): Promise<void>;
+  changeUser(change: UserChange, request?: RequestState): Promise<void>;
   /** Applies one update atomically; resolves once durable. */
-  updateUser(update: UserUpdate): Promise<void>;
+  updateUser(update: UserUpdate, request?: RequestState): Promise<void>;
   listIdpLinks(instanceId: string, userId: string): Promise<IdpLink[]>;
   listMetadata(instanceId: string, userId: string): Promise<StoredMetadata[]>;
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
@@ -427,7 +443,7 @@ export interface SessionStore {
   /** The user a login name belongs to (see src/store/session-store.ts for the forms accepted). */
   userIdByLoginName(instanceId: string, loginName: string): Promise<string | undefined>;
   /** Writes the credential change and the session write (either may be absent) atomically. */
-  write(change: { credentials?: CredentialChange; session?: SessionWrite }): Promise<void>;
+  write(change: { credentials?: CredentialChange; session?: SessionWrite }, request?: RequestState): Promise<void>;
   session(instanceId: string, sessionId: string): Promise<SessionRecord | undefined>;
   /** Sessions matching the filter that `visible` admits, newest first unless `asc`. */
   listSessions(
@@ -452,8 +468,11 @@ export interface SessionStore {
 export interface OrgStore {
   getOrg(instanceId: string, orgId: string): Promise<Org | undefined>;
   /** Writes the organisation, its generated domain (claimed), its name claim, its owner and its events. */
-  createOrg(creation: { org: Org; domain: OrgDomain; owner: { userId: string; roles: string[] }; events: NewEvent[]; creator: string }): Promise<void>;
-  changeOrg(change: OrgChange): Promise<void>;
+  createOrg(
+    creation: { org: Org; domain: OrgDomain; owner: { userId: string; roles: string[] }; events: NewEvent[]; creator: string },
+    request?: RequestState,
+  ): Promise<void>;
+  changeOrg(change: OrgChange, request?: RequestState): Promise<void>;
   listDomains(instanceId: string, orgId: string): Promise<OrgDomain[]>;
   /** The custom domain policy of the organisation, if it has one. */
   customDomainPolicy(instanceId: string, orgId: string): Promise<DomainPolicy | undefined>;
@@ -467,7 +486,7 @@ export interface LockoutStore {
   storedPolicy(instanceId: string, orgId: string): Promise<StoredLockoutPolicy | undefined>;
   /** The owner's event count: the organisation's, or with `orgId` "" the instance aggregate's. */
   ownerSequence(instanceId: string, orgId: string): Promise<number>;
-  write(change: LockoutChange): Promise<void>;
+  write(change: LockoutChange, request?: RequestState): Promise<void>;
 }
 
 /** Where identity providers are kept; src/store implements it. */
@@ -477,7 +496,7 @@ export interface IdpStore {
    * next sequence after `previousSequence` (a concurrent event makes it `UniqueViolation("sequence")`),
    * advancing the owner's sequence.
    */
-  createIdp(idp: Idp, sealedClientSecret: string, event: NewEvent, previousSequence: number, creator: string): Promise<void>;
+  createIdp(idp: Idp, sealedClientSecret: string, event: NewEvent, previousSequence: number, creator: string, request?: RequestState): Promise<void>;
   getIdp(instanceId: string, id: string): Promise<Idp | undefined>;
   /** The providers of these owners ("" is the instance). */
   listIdps(instanceId: string, ownerIds: readonly string[]): Promise<Idp[]>;
@@ -490,16 +509,19 @@ export interface PersonalAccessTokenStore {
   getUser(instanceId: string, userId: string): Promise<User | undefined>;
   listTokens(instanceId: string, userId: string): Promise<PersonalAccessToken[]>;
   /** Adds (or with `token` undefined and `removeId` set, removes) a token, with the user's event. */
-  changeTokens(change: {
-    instanceId: string;
-    userId: string;
-    expectedSequence: number;
-    event: NewEvent;
-    at: number;
-    creator: string;
-    add?: PersonalAccessToken & { digest: string };
-    removeId?: string;
-  }): Promise<void>;
+  changeTokens(
+    change: {
+      instanceId: string;
+      userId: string;
+      expectedSequence: number;
+      event: NewEvent;
+      at: number;
+      creator: string;
+      add?: PersonalAccessToken & { digest: string };
+      removeId?: string;
+    },
+    request?: RequestState,
+  ): Promise<void>;
 }
 
 /** The instance's administrators, to whom `userport token` issues a token (src/admin-token.ts); src/store/access-store.ts implements it. */
@@ -564,8 +586,8 @@ export interface DirectoryStore {
    * Writes the object (inserting or replacing), claiming its folded name as unique kind
    * `<kind>_name` (the old name released); a taken name fails with `UniqueViolation("<kind>_name")`.
    */
-  putObject(instanceId: string, object: DirectoryObject, replaces: DirectoryObject | undefined): Promise<void>;
-  removeObject(instanceId: string, object: DirectoryObject): Promise<void>;
+  putObject(instanceId: string, object: DirectoryObject, replaces: DirectoryObject | undefined, request?: RequestState): Promise<void>;
+  removeObject(instanceId: string, object: DirectoryObject, request?: RequestState): Promise<void>;
 
   /** When the instance was created and its default organisation. */
   instance(instanceId: string): Promise<{ createdAt: number; defaultOrgId: string } | undefined>;
@@ -574,11 +596,14 @@ export interface DirectoryStore {
   /** The instance's organisations with their user counts, by creation. */
   listOrgs(instanceId: string): Promise<OrgSummary[]>;
   getOrgSummary(instanceId: string, orgId: string): Promise<OrgSummary | undefined>;
-  setDefaultOrg(instanceId: string, orgId: string, at: number, creator: string): Promise<void>;
+  setDefaultOrg(instanceId: string, orgId: string, at: number, creator: string, request?: RequestState): Promise<void>;
   /** Renames the organisation: its name claim moves; a taken one fails with `UniqueViolation("org_name")`. */
-  renameOrg(change: { instanceId: string; orgId: string; expectedSequence: number; name: string; at: number; creator: string; event: NewEvent }): Promise<void>;
+  renameOrg(
+    change: { instanceId: string; orgId: string; expectedSequence: number; name: string; at: number; creator: string; event: NewEvent },
+    request?: RequestState,
+  ): Promise<void>;
   /** Removes an organisation that has no users: its rows, domains, members, claims and objects. */
-  removeOrg(change: { instanceId: string; orgId: string; expectedSequence: number; at: number; creator: string }): Promise<void>;
+  removeOrg(change: { instanceId: string; orgId: string; expectedSequence: number; at: number; creator: string }, request?: RequestState): Promise<void>;
 }
 
 /** What the read side needs from storage; src/store/user-search.ts implements it. */
@@ -664,7 +689,7 @@ export interface StagedUnits {
 
 /** Storage of import jobs and their results (src/store/bulk-store.ts). */
 export interface BulkStore {
-  createJob(job: ImportJob): Promise<void>;
+  createJob(job: ImportJob, request?: RequestState): Promise<void>;
   getJob(instanceId: string, jobId: string): Promise<ImportJob | undefined>;
   /** A creator's jobs in an organisation, newest first. */
   listJobs(instanceId: string, orgId: string, creator: string, offset: number, limit: number): Promise<{ total: number; jobs: ImportJob[] }>;
@@ -675,6 +700,7 @@ export interface BulkStore {
     jobId: string,
     set: Partial<Pick<ImportJob, "state" | "nextIndex" | "startedAt" | "finishedAt" | "runStartedAt" | "runStartIndex" | "expectedRecords">>,
     at: number,
+    request?: RequestState,
   ): Promise<void>;
   /** The stored results of these keys in the job. */
   findResults(instanceId: string, jobId: string, keys: readonly string[]): Promise<Map<string, RecordResult>>;
@@ -695,7 +721,7 @@ export interface BulkStore {
      * committed earlier and not yet durable claim too, so the store need not run them after
      * those (see `WriteQueue.runStaged` in src/store/db.ts).
      */
-    options?: { unordered?: boolean },
+    options?: { unordered?: boolean; request?: RequestState },
   ): Promise<unknown[]>;
   /**
    * The units turned into the store's own form now (for SQLite, the text its writer thread
@@ -709,13 +735,13 @@ export interface BulkStore {
     jobId: string | undefined,
     staged: readonly StagedUnits[],
     finished?: { results: readonly RecordResult[]; nextIndex: number; at: number },
-    options?: { unordered?: boolean },
+    options?: { unordered?: boolean; request?: RequestState },
   ): Promise<unknown[]>;
   /**
    * Stores results that wrote no user (failed, skipped; a failed key's earlier failure is
    * replaced) and moves the job's next index, in one transaction.
    */
-  finishBatch(instanceId: string, jobId: string, results: readonly RecordResult[], nextIndex: number, at: number): Promise<void>;
+  finishBatch(instanceId: string, jobId: string, results: readonly RecordResult[], nextIndex: number, at: number, request?: RequestState): Promise<void>;
   countResults(instanceId: string, jobId: string): Promise<OutcomeCounts>;
   listResults(
     instanceId: string,

@@ -5,7 +5,7 @@ import { type Principal, requireCommandPermission } from "./access.js";
 import type { IdGenerator } from "./ids.js";
 import { generateToken, tokenDigest } from "./secrets.js";
 import type { CredentialChange, SessionFilter, SessionRecord, SessionUserAgent, UserCredentials, WebAuthNChallenge } from "./ports.js";
-import type { NewEvent } from "./ports.js";
+import type { NewEvent, RequestState } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { JsonObject, PasskeyCommands, UserVerification } from "./passkeys.js";
 
@@ -25,6 +25,8 @@ export interface SessionChallenges {
 
 export interface CreateSessionInput {
   principal: Principal;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   checks: SessionChecks;
   /** Values base64-encoded. */
   metadata: Record<string, string>;
@@ -35,6 +37,8 @@ export interface CreateSessionInput {
 
 export interface SetSessionInput {
   principal: Principal;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   sessionId: string;
   checks: SessionChecks;
   metadata: Record<string, string>;
@@ -88,6 +92,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
   async function runChecks(
     instanceId: string,
     creator: string,
+    request: RequestState | undefined,
     checks: SessionChecks,
     existingUserId: string | undefined,
     webAuthN: { open: WebAuthNChallenge | undefined; requested: SessionChallenges["webAuthN"] },
@@ -153,23 +158,26 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         ...(challenge ? { challenge: challenge.open } : {}),
       });
       try {
-        await deps.store.write({
-          ...(creds && events.length > 0
-            ? {
-                credentials: {
-                  instanceId,
-                  userId: creds.user.id,
-                  expectedSequence: creds.user.sequence,
-                  events,
-                  at,
-                  creator,
-                  set,
-                  ...(passkeys.put ? { passkeys } : {}),
-                },
-              }
-            : {}),
-          session: { session: session.session, fromSequence: session.fromSequence, events: session.events },
-        });
+        await deps.store.write(
+          {
+            ...(creds && events.length > 0
+              ? {
+                  credentials: {
+                    instanceId,
+                    userId: creds.user.id,
+                    expectedSequence: creds.user.sequence,
+                    events,
+                    at,
+                    creator,
+                    set,
+                    ...(passkeys.put ? { passkeys } : {}),
+                  },
+                }
+              : {}),
+            session: { session: session.session, fromSequence: session.fromSequence, events: session.events },
+          },
+          request,
+        );
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;
@@ -208,6 +216,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
     return runChecks(
       principal.instanceId,
       principal.userId,
+      input.request,
       input.checks,
       undefined,
       { open: undefined, requested: input.challenges?.webAuthN },
@@ -263,6 +272,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
         return await runChecks(
           principal.instanceId,
           principal.userId,
+          input.request,
           checks,
           current.userId === "" ? undefined : current.userId,
           webAuthN,
@@ -323,7 +333,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
    * permission is checked first, and a session that is already terminated or expired is left as it
    * is: the call succeeds and writes nothing.
    */
-  async function deleteSession(principal: Principal, sessionId: string, token: string | undefined) {
+  async function deleteSession(principal: Principal, sessionId: string, token: string | undefined, request: RequestState | undefined) {
     for (let attempt = 1; ; attempt++) {
       const session = await deps.store.session(principal.instanceId, sessionId);
       if (!session) throw SessionErrors.notFound();
@@ -332,7 +342,7 @@ export function createSessionCommands(deps: SessionCommandsDeps) {
       if (session.terminated || isSessionExpired(session, at)) return session;
       const next = { ...session, terminated: true, changedAt: at, sequence: session.sequence + 1 };
       try {
-        await deps.store.write({ session: { session: next, fromSequence: session.sequence, events: [{ type: "session.terminated", payload: {} }] } });
+        await deps.store.write({ session: { session: next, fromSequence: session.sequence, events: [{ type: "session.terminated", payload: {} }] } }, request);
         return next;
       } catch (err) {
         if (await retryAfterConflict(err, attempt, "session_sequence")) continue;

@@ -66,14 +66,17 @@ export function createUserChangeCommands(deps: UserChangeDeps) {
       const planned = await plan(user, at);
       if (planned.events.length === 0) return user;
       try {
-        await deps.store.updateUser({
-          ...planned,
-          instanceId: target.instanceId,
-          userId: user.id,
-          expectedSequence: user.sequence,
-          at,
-          creator: target.creator,
-        });
+        await deps.store.updateUser(
+          {
+            ...planned,
+            instanceId: target.instanceId,
+            userId: user.id,
+            expectedSequence: user.sequence,
+            at,
+            creator: target.creator,
+          },
+          target.request,
+        );
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;

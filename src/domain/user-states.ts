@@ -1,5 +1,5 @@
 import { type CatalogueError, UserStateErrors } from "./error-catalogue.js";
-import type { User, UserState, UserStore } from "./ports.js";
+import type { RequestState, User, UserState, UserStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** Where a state change acts: the instance, the organisation it is scoped to, and who asks. */
@@ -8,6 +8,8 @@ export interface ChangeTarget {
   /** When set, users of other organisations are not found (v1 reads within the context org). */
   orgId: string | undefined;
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   api: StateApi;
   /**
    * Checks the caller may change this user (v2 checks on the user's own organisation); throws if
@@ -109,16 +111,19 @@ export function createUserStateCommands(deps: UserStateDeps) {
       target.authorize?.(user);
       const at = now();
       try {
-        await deps.store.changeUser({
-          instanceId: target.instanceId,
-          userId,
-          expectedSequence: user.sequence,
-          event: { type: rule.event, payload: {} },
-          at,
-          creator: target.creator,
-          state: rule.to,
-          ...(rule.resetsFailedAttempts ? { resetFailedChecks: true } : {}),
-        });
+        await deps.store.changeUser(
+          {
+            instanceId: target.instanceId,
+            userId,
+            expectedSequence: user.sequence,
+            event: { type: rule.event, payload: {} },
+            at,
+            creator: target.creator,
+            state: rule.to,
+            ...(rule.resetsFailedAttempts ? { resetFailedChecks: true } : {}),
+          },
+          target.request,
+        );
       } catch (err) {
         if (await retryAfterConflict(err, attempt)) continue;
         throw err;

@@ -7,7 +7,7 @@ import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher, validateEncodedHash } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, User, UserStore } from "./ports.js";
+import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, RequestState, User, UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -53,6 +53,8 @@ export interface CreateHumanInput {
   orgId: string;
   /** The calling user's id, recorded as the creator of the events. */
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   /** A caller-chosen id (v2 only); generated when absent. */
   userId?: string;
   /** May be blank on v2, where it defaults to the email. */
@@ -203,14 +205,14 @@ export function createUserCommands(deps: UserCommandsDeps) {
    */
   async function createHuman(input: CreateHumanInput): Promise<CreatedHuman> {
     const { change, result } = await prepareHuman(input);
-    await writeCreation(change);
+    await writeCreation(change, input.request);
     return result;
   }
 
   /** Writes a prepared creation; a taken username, link or id fails as ZITADEL reports it. */
-  async function writeCreation(change: NewUser): Promise<void> {
+  async function writeCreation(change: NewUser, request: RequestState | undefined): Promise<void> {
     try {
-      await deps.store.createUser(change);
+      await deps.store.createUser(change, request);
     } catch (err) {
       throw creationError(err, change.user.type);
     }
@@ -449,7 +451,7 @@ export function createUserCommands(deps: UserCommandsDeps) {
    */
   async function createMachine(input: CreateMachineInput): Promise<User> {
     const { change, result } = await prepareMachine(input);
-    await writeCreation(change);
+    await writeCreation(change, input.request);
     return result;
   }
 
@@ -499,6 +501,8 @@ export interface CreateMachineInput {
   instanceId: string;
   orgId: string;
   creator: string;
+  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
+  request?: RequestState;
   /** A caller-chosen id (v1 AddMachineUser, v2 CreateUser); generated when absent. */
   userId?: string;
   username: string;

@@ -5,6 +5,7 @@ import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/op
 import { auth_option as v1AuthOption } from "../../gen/zitadel/options_pb.js";
 import type { Principal } from "../domain/access.js";
 import type { CallerAccess, Target } from "../domain/authentication.js";
+import { requestOf } from "./calls.js";
 import { type ErrorLog, toConnectError } from "./errors.js";
 import { compileValidator, validateMessage } from "./validation.js";
 
@@ -96,6 +97,7 @@ export function createAccess(callerAccess: CallerAccess) {
         principal,
         { ...requested, contextOrgId: ctx.requestHeader.get("x-zitadel-orgid") ?? undefined },
         permission === "authenticated" ? "user.read" : permission,
+        requestOf(ctx),
       );
     },
   };

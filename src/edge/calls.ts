@@ -1,5 +1,5 @@
-import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { runForRequest } from "../store/request-scope.js";
+import { Code, ConnectError, createContextKey, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { RequestState } from "../domain/ports.js";
 
 /**
  * Set on a call's context values once its request message decoded, just before the service
@@ -23,15 +23,27 @@ export interface CallCancellation {
 /** The call's own {@link CallCancellation}, when it has one other than its signal. */
 export const cancellationKey = createContextKey<CallCancellation | undefined>(undefined);
 
+/** The state of the request a call's implementation runs for, set by {@link Calls.run}. */
+const requestStateKey = createContextKey<RequestState | undefined>(undefined);
+
+/**
+ * The request a call works for, to hand to the domain commands it runs (their writes are refused
+ * once it has ended). Undefined outside {@link Calls.run}: a stream's work is never refused.
+ */
+export function requestOf(ctx: HandlerContext): RequestState | undefined {
+  return ctx.values.get(requestStateKey);
+}
+
 /** How every RPC (Connect, gRPC, gRPC-Web and REST alike) runs its service implementation. */
 export interface Calls {
   /**
    * Runs `work` for the request behind `signal` and settles with it, or rejects as soon as the
    * signal aborts: DEADLINE_EXCEEDED once the caller's deadline passed, CANCELLED once the caller
    * went away. Work already under way then goes on unanswered, but the store refuses to start its
-   * writes (src/store/request-scope.ts).
+   * writes (src/store/request-scope.ts): the request's state is put in `values`, where
+   * {@link requestOf} finds it for the commands the call runs.
    */
-  run<T>(signal: CallCancellation, work: () => Promise<T>): Promise<T>;
+  run<T>(signal: CallCancellation, values: ContextValues, work: () => Promise<T>): Promise<T>;
   /** Resolves once no call's work is running any more, including work whose caller has gone. */
   settled(): Promise<void>;
   /**
@@ -47,12 +59,13 @@ export interface Calls {
 export function createCalls(): Calls {
   const running = new Set<Promise<unknown>>();
 
-  function run<T>(signal: CallCancellation, work: () => Promise<T>): Promise<T> {
+  function run<T>(signal: CallCancellation, values: ContextValues, work: () => Promise<T>): Promise<T> {
     if (signal.aborted) return Promise.reject(endOf(signal));
     // Not the signal itself: Connect aborts it when a call completes normally too, and work the
     // call set off (and outlives it) must not count as ended then.
     const state = { ended: false };
-    const done = runForRequest(state, () => Promise.resolve().then(work));
+    values.set(requestStateKey, state);
+    const done = Promise.resolve().then(work);
     running.add(done);
     const forget = () => void running.delete(done);
     done.then(forget, forget);
@@ -83,7 +96,7 @@ export function createCalls(): Calls {
     interceptor: (next) => async (req) => {
       if (req.stream) return next({ ...req, message: markedOnFirst(req.message, req.contextValues) });
       req.contextValues.set(decodedKey, true);
-      return run(req.contextValues.get(cancellationKey) ?? req.signal, () => next(req));
+      return run(req.contextValues.get(cancellationKey) ?? req.signal, req.contextValues, () => next(req));
     },
   };
 }

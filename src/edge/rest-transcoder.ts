@@ -25,7 +25,7 @@ type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /** Runs a call's implementation under its signal (src/edge/calls.ts). */
 export interface CallRunner {
-  run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T>;
+  run<T>(signal: AbortSignal, values: ContextValues, work: () => Promise<T>): Promise<T>;
 }
 
 /** A service to expose over REST: its descriptor, its (secured) implementation and a path prefix. */
@@ -165,7 +165,7 @@ async function handle(
       timeoutMs: call.timeoutMs,
     };
     // Implementations may return an init object, as Connect allows: make it a message first.
-    const output = create(route.method.output, (await calls.run(call.signal, () => route.handler(input, ctx))) as never);
+    const output = create(route.method.output, (await calls.run(call.signal, ctx.values, () => route.handler(input, ctx))) as never);
     await reply
       .code(route.successCode)
       .type("application/json")

@@ -57,7 +57,7 @@ type OrgMethods =
  * AddMachineUser and admin ImportData's machine users.
  */
 /** AddMachineUser's request as the domain's creation input (also ImportData's machine users); PGV's rules were checked before. */
-export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, "instanceId" | "orgId" | "creator"> {
+export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, "instanceId" | "orgId" | "creator" | "request"> {
   return {
     ...(req.userId !== undefined ? { userId: req.userId } : {}),
     username: req.userName,

@@ -21,6 +21,7 @@ import {
 import { AuthFactorState as AuthFactorStateV1 } from "../../gen/zitadel/user_pb.js";
 import type { AuthenticatorAttachment } from "../domain/passkeys.js";
 import { principalKey } from "../edge/access.js";
+import { requestOf } from "../edge/calls.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { listDetailsV2 } from "./user-reads.js";
@@ -49,6 +50,7 @@ export function createPasskeyHandlersV2({ passkeys }: ServiceDeps): V2Handlers {
       const principal = principalOf(ctx);
       const started = await passkeys.registerPasskey({
         principal,
+        request: requestOf(ctx),
         instanceId: principal.instanceId,
         userId: req.userId,
         ...(req.code ? { code: { id: req.code.id, code: req.code.code, consume: true } } : {}),
@@ -66,6 +68,7 @@ export function createPasskeyHandlersV2({ passkeys }: ServiceDeps): V2Handlers {
       const principal = principalOf(ctx);
       const verified = await passkeys.verifyRegistration({
         principal,
+        request: requestOf(ctx),
         instanceId: principal.instanceId,
         userId: req.userId,
         passkeyId: req.passkeyId,
@@ -79,6 +82,7 @@ export function createPasskeyHandlersV2({ passkeys }: ServiceDeps): V2Handlers {
       const medium = req.medium;
       const created = await passkeys.createRegistrationCode({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         userId: req.userId,
         permission: "user.passkey.write",
         delivery:
@@ -101,7 +105,13 @@ export function createPasskeyHandlersV2({ passkeys }: ServiceDeps): V2Handlers {
     },
 
     async removePasskey(req, ctx) {
-      const user = await passkeys.removePasskey({ principal: principalOf(ctx), userId: req.userId, passkeyId: req.passkeyId, checkPermission: true });
+      const user = await passkeys.removePasskey({
+        principal: principalOf(ctx),
+        request: requestOf(ctx),
+        userId: req.userId,
+        passkeyId: req.passkeyId,
+        checkPermission: true,
+      });
       return create(RemovePasskeyResponseSchema, { details: changeDetailsV2(user) });
     },
   };
@@ -131,6 +141,7 @@ export function createPasskeyHandlersV1({ passkeys, access }: ServiceDeps): V1Ha
       const target = await access.target(ctx);
       const created = await passkeys.createRegistrationCode({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         userId: req.userId,
         orgId: target.orgId,
         delivery: { kind: "link" },
@@ -146,6 +157,7 @@ export function createPasskeyHandlersV1({ passkeys, access }: ServiceDeps): V1Ha
       const target = await access.target(ctx);
       const created = await passkeys.createRegistrationCode({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         userId: req.userId,
         orgId: target.orgId,
         delivery: { kind: "send" },
@@ -157,6 +169,7 @@ export function createPasskeyHandlersV1({ passkeys, access }: ServiceDeps): V1Ha
       const target = await access.target(ctx);
       const user = await passkeys.removePasskey({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         userId: req.userId,
         passkeyId: req.tokenId,
         orgId: target.orgId,

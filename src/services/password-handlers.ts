@@ -16,6 +16,7 @@ import {
 import { requireCommandPermission, requireSelfOrPermission } from "../domain/access.js";
 import type { PasswordVerification } from "../domain/passwords.js";
 import { principalKey } from "../edge/access.js";
+import { requestOf } from "../edge/calls.js";
 import { changeDetailsV1, changeDetailsV2 } from "./convert.js";
 
 /** management v1 SetHumanInitialPassword and SetHumanPassword: administrators set passwords. */
@@ -58,6 +59,7 @@ export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
         instanceId: principal.instanceId,
         userId: req.userId,
         creator: principal.userId,
+        request: requestOf(ctx),
         medium: medium.case === "returnCode" ? { kind: "return" } : { kind: "send", ...(urlTemplate !== undefined ? { urlTemplate } : {}) },
         authorize: mayWrite(ctx),
       });
@@ -80,6 +82,7 @@ export function createPasswordHandlersV2({ passwords }: ServiceDeps) {
         orgId: undefined,
         userId: req.userId,
         creator: principal.userId,
+        request: requestOf(ctx),
         password: newPassword.password,
         changeRequired: newPassword.changeRequired,
         verification,

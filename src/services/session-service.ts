@@ -21,6 +21,7 @@ import type { SessionChallenges, SessionChecks } from "../domain/sessions.js";
 import type { User } from "../domain/ports.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "../edge/access.js";
+import { requestOf } from "../edge/calls.js";
 import { listDetailsV2, listOffset } from "./user-reads.js";
 
 /** Reads the user a session names, to report its login and display names. */
@@ -161,6 +162,7 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
       const challenges = readChallenges(req.challenges);
       const created = await sessions.createSession({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         checks,
         metadata: readMetadata(req.metadata),
         userAgent: readUserAgent(req.userAgent),
@@ -181,6 +183,7 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
       const challenges = readChallenges(req.challenges);
       const changed = await sessions.setSession({
         principal: principalOf(ctx),
+        request: requestOf(ctx),
         sessionId: req.sessionId,
         checks,
         metadata: readMetadata(req.metadata),
@@ -200,7 +203,7 @@ export function createSessionService({ sessions }: ServiceDeps, userOf: SessionU
     },
 
     async deleteSession(req, ctx) {
-      const session = await sessions.deleteSession(principalOf(ctx), req.sessionId, req.sessionToken || undefined);
+      const session = await sessions.deleteSession(principalOf(ctx), req.sessionId, req.sessionToken || undefined, requestOf(ctx));
       return create(DeleteSessionResponseSchema, {
         details: create(DetailsSchema, {
           sequence: BigInt(session.sequence),

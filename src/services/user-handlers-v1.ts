@@ -51,7 +51,7 @@ function phoneOf(phone: { phone: string; isPhoneVerified: boolean } | undefined)
  * ImportHumanUser's request as the domain's creation input (also ImportData's users); its PGV
  * rules were checked with the request before.
  */
-export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanInput, "instanceId" | "orgId" | "creator"> {
+export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanInput, "instanceId" | "orgId" | "creator" | "request"> {
   const email = req.email!;
   const phone = phoneOf(req.phone);
   const hash = req.hashedPassword?.value ?? "";

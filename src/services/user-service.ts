@@ -30,6 +30,7 @@ import type { EmailVerification } from "../domain/users.js";
 import type { ChangeTarget, UserStateCommands } from "../domain/user-states.js";
 import { DEFAULT_QUERY_LIMIT, queryLimit } from "../domain/user-queries.js";
 import { principalKey } from "../edge/access.js";
+import { requestOf } from "../edge/calls.js";
 import { changeDetailsV2, detailsV2, readDetailsV2, userToV2 } from "./convert.js";
 import { createPasskeyHandlersV2 } from "./passkey-handlers.js";
 import { createPasswordHandlersV2 } from "./password-handlers.js";
@@ -45,6 +46,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       instanceId: principal.instanceId,
       orgId: undefined,
       creator: principal.userId,
+      request: requestOf(ctx),
       api: "v2" as const,
       ...(checkPermission
         ? {
@@ -80,6 +82,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
       instanceId: principal.instanceId,
       orgId: undefined,
       creator: principal.userId,
+      request: requestOf(ctx),
       api: "v2",
       authorize: (user) => requireSelfOrPermission(principal, permission, user),
     };
@@ -119,6 +122,7 @@ export function createUserService(deps: ServiceDeps): ServiceImpl<typeof UserSer
         instanceId: principal.instanceId,
         orgId: undefined,
         creator: principal.userId,
+        request: requestOf(ctx),
         api: "v2",
         authorize: (user) =>
           // ZITADEL lets a user change its own state (checkPermissionUpdateUser allows self), not delete itself.

@@ -137,8 +137,8 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
   };
 
   return {
-    async createJob(job) {
-      await writes.run([statement(db.insertInto("import_jobs").values(toRow(job)))]);
+    async createJob(job, request) {
+      await writes.run([statement(db.insertInto("import_jobs").values(toRow(job)))], request);
     },
     async getJob(instanceId, jobId) {
       const rows = await read<Selectable<ImportJobTable>>(selectJob.bind({ instance_id: instanceId, id: jobId }));
@@ -160,7 +160,7 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
         .executeTakeFirst();
       return Number(row?.n ?? 0);
     },
-    async updateJob(instanceId, jobId, set, at) {
+    async updateJob(instanceId, jobId, set, at, request) {
       const columns: Partial<ImportJobTable> = { changed_at: at };
       if (set.state !== undefined) columns.state = set.state;
       if (set.nextIndex !== undefined) columns.next_index = set.nextIndex;
@@ -169,7 +169,7 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
       if (set.runStartedAt !== undefined) columns.run_started_at = set.runStartedAt;
       if (set.runStartIndex !== undefined) columns.run_start_index = set.runStartIndex;
       if (set.expectedRecords !== undefined) columns.expected_records = set.expectedRecords;
-      await writes.run([statement(db.updateTable("import_jobs").set(columns).where("instance_id", "=", instanceId).where("id", "=", jobId))]);
+      await writes.run([statement(db.updateTable("import_jobs").set(columns).where("instance_id", "=", instanceId).where("id", "=", jobId))], request);
     },
     async findResults(instanceId, jobId, keys) {
       const found = new Map<string, RecordResult>();
@@ -191,8 +191,8 @@ export function createBulkStore({ db, read, writes }: Db): BulkStore {
     commitUnits: (instanceId, jobId, units, finished, options) => commitStaged(instanceId, jobId, [stageUnits(instanceId, jobId, units)], finished, options),
     stageUnits,
     commitStaged,
-    async finishBatch(instanceId, jobId, results, nextIndex, at) {
-      await writes.run(finishStatements(instanceId, jobId, results, nextIndex, at));
+    async finishBatch(instanceId, jobId, results, nextIndex, at, request) {
+      await writes.run(finishStatements(instanceId, jobId, results, nextIndex, at), request);
     },
     async countResults(instanceId, jobId) {
       const rows = await db

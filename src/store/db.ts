@@ -5,7 +5,7 @@ import SQLite from "better-sqlite3";
 import { type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
 import { CommitQueue } from "./commit-queue.js";
 import { migrateToLatest } from "./migrations.js";
-import type { ReplicaNotices, StagedUnits } from "../domain/ports.js";
+import type { ReplicaNotices, RequestState, StagedUnits } from "../domain/ports.js";
 import type { WriteStatement } from "./prepared.js";
 import type { Database } from "./schema.js";
 
@@ -14,8 +14,12 @@ const { applyConnectionPragmas } = createRequire(import.meta.url)("./sqlite-prag
 
 /** Group commit: runs each caller's statements atomically, many callers per durable commit. */
 export interface WriteQueue {
-  /** Runs the statements atomically; resolves once they are durably committed. */
-  run(statements: readonly WriteStatement[]): Promise<void>;
+  /**
+   * Runs the statements atomically; resolves once they are durably committed. Refused with
+   * `RequestEnded` when `request` has ended (see `RequestState` in src/domain/ports.ts and
+   * src/store/request-scope.ts, which does the refusing for both stores).
+   */
+  run(statements: readonly WriteStatement[], request?: RequestState): Promise<void>;
   /**
    * Units of work (each the statements of one command) in the form this queue sends to its
    * writer, made now (SQLite's queue encodes them for its writer thread), so that the statement
@@ -34,9 +38,9 @@ export interface WriteQueue {
    * one value the earlier wins. `unordered` waives that for these units: the caller vouches that
    * none of them claims a value that a write it queued earlier, and has not yet seen committed,
    * claims too (PostgreSQL then runs them alongside the batch before; SQLite's one writer runs
-   * everything in order anyway).
+   * everything in order anyway). `request`: as for `run`.
    */
-  runStaged(staged: readonly StagedUnits[], options?: { unordered?: boolean }): Promise<unknown[]>;
+  runStaged(staged: readonly StagedUnits[], options?: { unordered?: boolean; request?: RequestState }): Promise<unknown[]>;
   /** Commits what is pending, then releases the connection(s). */
   close(): Promise<void>;
   /** Told after each batch commits (or fails): how many commands it held and how long it took. */

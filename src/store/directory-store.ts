@@ -76,7 +76,7 @@ export function createDirectoryStore({ db, read, writes }: Db): DirectoryStore {
         .execute();
       return rows.map(toObject);
     },
-    putObject(instanceId, object, replaces) {
+    putObject(instanceId, object, replaces, request) {
       const claimKind = `${object.kind}_name`;
       const statements: WriteStatement[] = [];
       if (replaces) {
@@ -114,15 +114,22 @@ export function createDirectoryStore({ db, read, writes }: Db): DirectoryStore {
           `${object.kind}_id`,
         ),
       );
-      return writes.run(statements);
+      return writes.run(statements, request);
     },
-    removeObject(instanceId, object) {
-      return writes.run([
-        statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", object.kind).where("id", "=", object.id)),
-        statement(
-          db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", `${object.kind}_name`).where("owner_id", "=", object.id),
-        ),
-      ]);
+    removeObject(instanceId, object, request) {
+      return writes.run(
+        [
+          statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", object.kind).where("id", "=", object.id)),
+          statement(
+            db
+              .deleteFrom("unique_constraints")
+              .where("instance_id", "=", instanceId)
+              .where("kind", "=", `${object.kind}_name`)
+              .where("owner_id", "=", object.id),
+          ),
+        ],
+        request,
+      );
     },
 
     async instance(instanceId) {
@@ -137,45 +144,51 @@ export function createDirectoryStore({ db, read, writes }: Db): DirectoryStore {
     async getOrgSummary(instanceId, orgId) {
       return (await summaries(instanceId, orgId))[0];
     },
-    setDefaultOrg(instanceId, orgId) {
-      return writes.run([statement(db.updateTable("instances").set({ default_org_id: orgId }).where("id", "=", instanceId))]);
+    setDefaultOrg(instanceId, orgId, _at, _creator, request) {
+      return writes.run([statement(db.updateTable("instances").set({ default_org_id: orgId }).where("id", "=", instanceId))], request);
     },
-    renameOrg({ instanceId, orgId, expectedSequence, name, at, creator, event }) {
-      return writes.run([
-        orgEvent(instanceId, orgId, expectedSequence + 1, event.type, event.payload, creator, at),
-        statement(
-          db
-            .updateTable("orgs")
-            .set({ name, sequence: expectedSequence + 1, changed_at: at })
-            .where("instance_id", "=", instanceId)
-            .where("id", "=", orgId),
-        ),
-        statement(db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", "org_name").where("owner_id", "=", orgId)),
-        statement(
-          db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_name", value: foldCase(name), owner_id: orgId }),
-          "org_name",
-        ),
-      ]);
+    renameOrg({ instanceId, orgId, expectedSequence, name, at, creator, event }, request) {
+      return writes.run(
+        [
+          orgEvent(instanceId, orgId, expectedSequence + 1, event.type, event.payload, creator, at),
+          statement(
+            db
+              .updateTable("orgs")
+              .set({ name, sequence: expectedSequence + 1, changed_at: at })
+              .where("instance_id", "=", instanceId)
+              .where("id", "=", orgId),
+          ),
+          statement(db.deleteFrom("unique_constraints").where("instance_id", "=", instanceId).where("kind", "=", "org_name").where("owner_id", "=", orgId)),
+          statement(
+            db.insertInto("unique_constraints").values({ instance_id: instanceId, kind: "org_name", value: foldCase(name), owner_id: orgId }),
+            "org_name",
+          ),
+        ],
+        request,
+      );
     },
-    removeOrg({ instanceId, orgId, expectedSequence, at, creator }) {
+    removeOrg({ instanceId, orgId, expectedSequence, at, creator }, request) {
       const byOrg = (table: "org_domains" | "domain_policies" | "lockout_policies" | "members") =>
         statement({ compile: () => sql`DELETE FROM ${sql.table(table)} WHERE instance_id = ${instanceId} AND org_id = ${orgId}`.compile(db) });
-      return writes.run([
-        orgEvent(instanceId, orgId, expectedSequence + 1, "org.removed", {}, creator, at),
-        statement(db.deleteFrom("orgs").where("instance_id", "=", instanceId).where("id", "=", orgId)),
-        byOrg("org_domains"),
-        byOrg("domain_policies"),
-        byOrg("lockout_policies"),
-        byOrg("members"),
-        statement(
-          db
-            .deleteFrom("unique_constraints")
-            .where("instance_id", "=", instanceId)
-            .where("owner_id", "=", orgId)
-            .where("kind", "in", ["org_name", "org_domain"]),
-        ),
-        statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", "population").where("id", "=", orgId)),
-      ]);
+      return writes.run(
+        [
+          orgEvent(instanceId, orgId, expectedSequence + 1, "org.removed", {}, creator, at),
+          statement(db.deleteFrom("orgs").where("instance_id", "=", instanceId).where("id", "=", orgId)),
+          byOrg("org_domains"),
+          byOrg("domain_policies"),
+          byOrg("lockout_policies"),
+          byOrg("members"),
+          statement(
+            db
+              .deleteFrom("unique_constraints")
+              .where("instance_id", "=", instanceId)
+              .where("owner_id", "=", orgId)
+              .where("kind", "in", ["org_name", "org_domain"]),
+          ),
+          statement(db.deleteFrom("directory_objects").where("instance_id", "=", instanceId).where("kind", "=", "population").where("id", "=", orgId)),
+        ],
+        request,
+      );
     },
   };
 }

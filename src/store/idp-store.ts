@@ -8,7 +8,7 @@ import type { IdpTable } from "./schema.js";
 /** The SQL implementation of the domain's identity provider store. */
 export function createIdpStore({ db, writes }: Db): IdpStore {
   return {
-    createIdp(idp, sealedClientSecret, event, previousSequence, creator) {
+    createIdp(idp, sealedClientSecret, event, previousSequence, creator, request) {
       // The event goes first: its sequence is unique per aggregate, so a concurrent change of
       // the owner fails here, before the provider is written.
       const eventInsert = db
@@ -58,11 +58,14 @@ export function createIdpStore({ db, writes }: Db): IdpStore {
         .where("instance_id", "=", idp.instanceId)
         .where("id", "=", idp.orgId)
         .compile();
-      return writes.run([
-        { sql: eventInsert.sql, parameters: eventInsert.parameters, uniqueKind: "sequence" },
-        { sql: idpInsert.sql, parameters: idpInsert.parameters },
-        ...(idp.orgId === "" ? [] : [{ sql: orgUpdate.sql, parameters: orgUpdate.parameters }]),
-      ]);
+      return writes.run(
+        [
+          { sql: eventInsert.sql, parameters: eventInsert.parameters, uniqueKind: "sequence" },
+          { sql: idpInsert.sql, parameters: idpInsert.parameters },
+          ...(idp.orgId === "" ? [] : [{ sql: orgUpdate.sql, parameters: orgUpdate.parameters }]),
+        ],
+        request,
+      );
     },
     async getIdp(instanceId, id) {
       const row = await db.selectFrom("idps").selectAll().where("instance_id", "=", instanceId).where("id", "=", id).executeTakeFirst();

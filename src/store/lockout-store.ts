@@ -25,7 +25,7 @@ export function createLockoutStore({ db, writes }: Db): LockoutStore {
 
     ownerSequence: (instanceId, orgId) => ownerSequence(db, instanceId, orgId),
 
-    write({ instanceId, orgId, expectedSequence, event, policy, at, creator }) {
+    write({ instanceId, orgId, expectedSequence, event, policy, at, creator }, request) {
       const ofInstance = orgId === "";
       const sequence = expectedSequence + 1;
       const rows: WriteStatement[] = [
@@ -65,7 +65,7 @@ export function createLockoutStore({ db, writes }: Db): LockoutStore {
           ),
         );
       }
-      return writes.run(rows);
+      return writes.run(rows, request);
     },
   };
 }

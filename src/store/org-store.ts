@@ -223,45 +223,51 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
       } satisfies Org;
     },
 
-    createOrg({ org, domain, owner, events: list, creator }) {
+    createOrg({ org, domain, owner, events: list, creator }, request) {
       const at = org.createdAt;
-      return writes.run([
-        statement(
-          db.insertInto("orgs").values({
-            instance_id: org.instanceId,
-            id: org.id,
-            name: org.name,
-            created_at: at,
-            state: org.state,
-            changed_at: at,
-            sequence: list.length,
-            user_login_must_be_domain: org.userLoginMustBeDomain ? 1 : 0,
-          }),
-        ),
-        statement(
-          db.insertInto("unique_constraints").values({ instance_id: org.instanceId, kind: "org_name", value: foldCase(org.name), owner_id: org.id }),
-          "org_name",
-        ),
-        ...writeStatements(org.instanceId, org.id, { kind: "addDomain", domain }, at),
-        ...events(org.instanceId, org.id, 1, list, creator, at),
-        ...writeStatements(org.instanceId, org.id, { kind: "addMember", userId: owner.userId, roles: owner.roles }, at),
-      ]);
+      return writes.run(
+        [
+          statement(
+            db.insertInto("orgs").values({
+              instance_id: org.instanceId,
+              id: org.id,
+              name: org.name,
+              created_at: at,
+              state: org.state,
+              changed_at: at,
+              sequence: list.length,
+              user_login_must_be_domain: org.userLoginMustBeDomain ? 1 : 0,
+            }),
+          ),
+          statement(
+            db.insertInto("unique_constraints").values({ instance_id: org.instanceId, kind: "org_name", value: foldCase(org.name), owner_id: org.id }),
+            "org_name",
+          ),
+          ...writeStatements(org.instanceId, org.id, { kind: "addDomain", domain }, at),
+          ...events(org.instanceId, org.id, 1, list, creator, at),
+          ...writeStatements(org.instanceId, org.id, { kind: "addMember", userId: owner.userId, roles: owner.roles }, at),
+        ],
+        request,
+      );
     },
 
-    changeOrg({ instanceId, orgId, expectedSequence, events: list, writes: changes, at, creator }) {
+    changeOrg({ instanceId, orgId, expectedSequence, events: list, writes: changes, at, creator }, request) {
       // The events go first: their sequence numbers are unique per organisation, so a change
       // that lost a race fails before anything else is written.
-      return writes.run([
-        ...events(instanceId, orgId, expectedSequence + 1, list, creator, at),
-        statement(
-          db
-            .updateTable("orgs")
-            .set({ sequence: expectedSequence + list.length, changed_at: at })
-            .where("instance_id", "=", instanceId)
-            .where("id", "=", orgId),
-        ),
-        ...changes.flatMap((change) => writeStatements(instanceId, orgId, change, at)),
-      ]);
+      return writes.run(
+        [
+          ...events(instanceId, orgId, expectedSequence + 1, list, creator, at),
+          statement(
+            db
+              .updateTable("orgs")
+              .set({ sequence: expectedSequence + list.length, changed_at: at })
+              .where("instance_id", "=", instanceId)
+              .where("id", "=", orgId),
+          ),
+          ...changes.flatMap((change) => writeStatements(instanceId, orgId, change, at)),
+        ],
+        request,
+      );
     },
 
     async listDomains(instanceId, orgId) {
@@ -331,34 +337,41 @@ export function createOrgStore({ db, read, writes }: Db): OrgStore & PersonalAcc
       );
     },
 
-    changeTokens({ instanceId, userId, expectedSequence, event, at, creator, add, removeId }) {
-      return writes.run([
-        ...events(instanceId, userId, expectedSequence + 1, [event], creator, at, "user"),
-        statement(
-          db
-            .updateTable("users")
-            .set({ sequence: expectedSequence + 1, changed_at: at })
-            .where("instance_id", "=", instanceId)
-            .where("id", "=", userId),
-        ),
-        ...(add
-          ? [
-              statement(
-                db.insertInto("personal_access_tokens").values({
-                  instance_id: instanceId,
-                  id: add.id,
-                  user_id: userId,
-                  digest: add.digest,
-                  expires_at: add.expiresAt,
-                  created_at: add.createdAt,
-                }),
-              ),
-            ]
-          : []),
-        ...(removeId !== undefined
-          ? [statement(db.deleteFrom("personal_access_tokens").where("instance_id", "=", instanceId).where("user_id", "=", userId).where("id", "=", removeId))]
-          : []),
-      ]);
+    changeTokens({ instanceId, userId, expectedSequence, event, at, creator, add, removeId }, request) {
+      return writes.run(
+        [
+          ...events(instanceId, userId, expectedSequence + 1, [event], creator, at, "user"),
+          statement(
+            db
+              .updateTable("users")
+              .set({ sequence: expectedSequence + 1, changed_at: at })
+              .where("instance_id", "=", instanceId)
+              .where("id", "=", userId),
+          ),
+          ...(add
+            ? [
+                statement(
+                  db.insertInto("personal_access_tokens").values({
+                    instance_id: instanceId,
+                    id: add.id,
+                    user_id: userId,
+                    digest: add.digest,
+                    expires_at: add.expiresAt,
+                    created_at: add.createdAt,
+                  }),
+                ),
+              ]
+            : []),
+          ...(removeId !== undefined
+            ? [
+                statement(
+                  db.deleteFrom("personal_access_tokens").where("instance_id", "=", instanceId).where("user_id", "=", userId).where("id", "=", removeId),
+                ),
+              ]
+            : []),
+        ],
+        request,
+      );
     },
   };
 }

@@ -168,11 +168,11 @@ export function createSessionStore({ db, read, writes }: Db): SessionStore {
       return org && claim("org_username", `${org.org_id}/${foldCase(loginName.slice(0, at))}`);
     },
 
-    write(change) {
-      return writes.run([
-        ...(change.credentials ? credentialStatements(change.credentials) : []),
-        ...(change.session ? sessionStatements(change.session) : []),
-      ]);
+    write(change, request) {
+      return writes.run(
+        [...(change.credentials ? credentialStatements(change.credentials) : []), ...(change.session ? sessionStatements(change.session) : [])],
+        request,
+      );
     },
 
     async session(instanceId, sessionId) {

@@ -193,8 +193,8 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
     ]),
   );
   return {
-    createUser: (creation) => writes.run([...userCreationStatements(insert, creation), ...outboxStatements(db, creation.outbox)]),
-    changeUser(userChange) {
+    createUser: (creation, request) => writes.run([...userCreationStatements(insert, creation), ...outboxStatements(db, creation.outbox)], request),
+    changeUser(userChange, request) {
       const { instanceId, userId, expectedSequence } = userChange;
       // The event goes first: its sequence number is unique per user, so a change that lost a
       // race fails here, before anything else is written.
@@ -225,9 +225,9 @@ export function createUserStore({ db, read, writes }: Db): UserStore {
               ...(userChange.resetFailedChecks ? [change.resetFailedChecks.statement({ instance_id: instanceId, id: userId })] : []),
             ];
       const codes = (userChange.codes ?? []).map((code) => codeStatement(insert.code, instanceId, userId, userChange.at, code));
-      return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)]);
+      return writes.run([event, ...rest, ...codes, ...outboxStatements(db, userChange.outbox)], request);
     },
-    updateUser: (update) => writes.run(userUpdateStatements(db, insert, update)),
+    updateUser: (update, request) => writes.run(userUpdateStatements(db, insert, update), request),
     async listIdpLinks(instanceId, userId) {
       const rows = await db
         .selectFrom("user_idp_links")
