@@ -216,14 +216,12 @@ describe.each(transports)("over %s, the gRPC-Web fast path answers as Connect's 
   });
 });
 
-// Over HTTP/1.1 only: over HTTP/2, Connect's own gRPC-Web handler answers this too but then waits
-// for the rest of the body, which the client, held by flow control, never sends, so the stream
-// never ends (the fast path's hand-over does not: see the test above).
-it("over HTTP/1.1, a gRPC-Web message over the size limit gets the same answer on both paths", async () => {
-  const send = (type: string) =>
-    h1Request(up.server.url, agent, { path: IMPORT, headers: { "content-type": type, "x-grpc-web": "1", ...auth() }, body: bigMessage() });
-  const fast = await send("application/grpc-web+proto");
-  const connect = await send("Application/Grpc-Web+Proto");
+// Over HTTP/2, Connect's own handler answers before it read the body, which the client, held by
+// flow control, never finishes sending: the stream is ended once answered (src/edge/one-port.ts).
+it.each(transports)("over %s, a gRPC-Web message over the size limit gets the same answer on both paths", async (_name, send) => {
+  const web = (type: string) => send({ path: IMPORT, headers: { "content-type": type, "x-grpc-web": "1", ...auth() }, body: bigMessage() });
+  const fast = await web("application/grpc-web+proto");
+  const connect = await web("Application/Grpc-Web+Proto");
   expect(grpcWebStatus(fast)?.code).toBe(8);
   expect(comparable(fast)).toEqual(comparable(connect));
 });

@@ -125,19 +125,27 @@ export function onePortServerFactory(tlsFiles?: TlsFiles, streams: StreamSlot = 
  * any more, keeps the stream and so its session open, and a graceful close of the server waits
  * for ever. The reset waits until the response's last frame (END_STREAM, with any trailers)
  * was sent, so the client has the whole answer first.
+ *
+ * A stream closed with request bytes nobody read (a body over the size limit, refused before it
+ * was read) is never destroyed by node, and its session, holding them, stops reading its socket,
+ * so it does not even see its client go: once the response is complete, it is destroyed.
+ * Whoever closed it: the reset here, or the client's own.
  */
 function resetWhenAnswered(stream: http2.ServerHttp2Stream): void {
   stream.once("finish", () => {
     let tries = 0;
     const check = () => {
-      if (stream.closed || stream.destroyed) return;
-      const state = stream.state;
-      if (state.remoteClose) return; // the request is complete: the stream closes by itself
-      if (state.localClose || ++tries > 200) {
-        stream.close(http2.constants.NGHTTP2_NO_ERROR);
-        // Request bytes nobody will read would keep the closed stream from being destroyed.
-        setImmediate(() => stream.destroy());
-      } else setTimeout(check, 5);
+      if (stream.destroyed || stream.readableEnded) return; // the request was read whole: the stream closes by itself
+      if (!stream.closed) {
+        const state = stream.state;
+        // Not before the response's last frame (END_STREAM, with any trailers) went out.
+        if (!state.localClose && ++tries <= 200) {
+          setTimeout(check, 5);
+          return;
+        }
+        if (!state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
+      setImmediate(() => stream.destroy());
     };
     setImmediate(check);
   });
