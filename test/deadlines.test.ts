@@ -211,6 +211,17 @@ describe("other commands under a 1 ms deadline write nothing either", () => {
 });
 
 describe("deadlines that do not pass", () => {
+  it("REST, a Grpc-Timeout beyond setTimeout's range (99999999H, the largest gRPC allows): the call completes", async () => {
+    const { userName, json } = slowAdd();
+    const response = await h1Request(up.server.url, agent, {
+      path: "/management/v1/users/human",
+      headers: { "content-type": "application/json", "grpc-timeout": "99999999H", ...auth() },
+      body: Buffer.from(JSON.stringify(json)),
+    });
+    expect(response.status).toBe(200);
+    expect(await up.server.db.selectFrom("users").select("id").where("username", "=", userName).execute()).toHaveLength(1);
+  });
+
   it("a generous deadline lets the call complete over gRPC, Connect and REST", async () => {
     const grpcAdd = slowAdd();
     const grpcResponse = await h2Request(session, {

@@ -265,10 +265,11 @@ function copyHeaders(from: Headers, to: Headers): void {
 export interface FastCallInit {
   /**
    * A call over another protocol than gRPC over HTTP/2, and its response's content type: gRPC-Web
-   * (trailers `grpc-status: 0`, as gRPC), or the Connect protocol (src/edge/connect-fast-path.ts;
-   * no trailers until the implementation sets some). Absent: gRPC, `application/grpc+proto`.
+   * (trailers `grpc-status: 0`, as gRPC), the Connect protocol (src/edge/connect-fast-path.ts), or
+   * REST (src/edge/rest-transcoder.ts); neither of the last two has trailers until the
+   * implementation sets some. Absent: gRPC, `application/grpc+proto`.
    */
-  protocol?: { name: "grpc-web" | "connect"; contentType: string };
+  protocol?: { name: "grpc-web" | "connect" | "rest"; contentType: string };
   requestMethod: string;
   /** The request's headers as node:http2 gives them (pseudo-headers are left out of the context's). */
   requestHeaders: IncomingHttpHeaders;
@@ -409,7 +410,8 @@ export class FastCall implements CallCancellation {
 
   /** The response trailers before the implementation set any: gRPC's status OK, nothing over Connect. */
   #initialResponseTrailer(): NodeHeaders {
-    return this.#init.protocol?.name === "connect" ? {} : { "grpc-status": grpc.grpcStatusOk };
+    const name = this.#init.protocol?.name;
+    return name === "connect" || name === "rest" ? {} : { "grpc-status": grpc.grpcStatusOk };
   }
 
   /** The response trailers as Node writes them. */

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import {
   create,
   type DescField,
@@ -18,14 +19,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
+import type { CallCancellation } from "./calls.js";
 import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
+import { FastCall } from "./grpc-fast-path.js";
 import { refuseNulCharacters } from "./nul-characters.js";
 
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /** Runs a call's implementation under its signal (src/edge/calls.ts). */
 export interface CallRunner {
-  run<T>(signal: AbortSignal, values: ContextValues, work: () => Promise<T>): Promise<T>;
+  run<T>(signal: CallCancellation, values: ContextValues, work: () => Promise<T>): Promise<T>;
 }
 
 /** A service to expose over REST: its descriptor, its (secured) implementation and a path prefix. */
@@ -143,29 +146,13 @@ async function handle(
   contextValues: (request: FastifyRequest) => ContextValues,
   calls: CallRunner,
 ) {
-  const call = callSignal(request, reply);
+  const { call, finish } = restCall(request, reply, contextValues(request));
   try {
     const input = readRequest(route, request);
     refuseNulCharacters(input);
-    const requestHeader = new Headers();
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (value !== undefined && isForwarded(name)) requestHeader.set(name, Array.isArray(value) ? value.join(", ") : value);
-    }
-    const ctx: HandlerContext = {
-      service: route.service,
-      method: route.method,
-      protocolName: "rest",
-      requestMethod: request.method,
-      url: request.url,
-      requestHeader,
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
-      values: contextValues(request),
-      signal: call.signal,
-      timeoutMs: call.timeoutMs,
-    };
+    const ctx = call.context(route.method);
     // Implementations may return an init object, as Connect allows: make it a message first.
-    const output = create(route.method.output, (await calls.run(call.signal, ctx.values, () => route.handler(input, ctx))) as never);
+    const output = create(route.method.output, (await calls.run(call, ctx.values, () => route.handler(input, ctx))) as never);
     await reply
       .code(route.successCode)
       .type("application/json")
@@ -174,40 +161,47 @@ async function handle(
     const error = toConnectError(err, request.log);
     await reply.code(httpStatusOf(error.code)).type("application/json").send(restErrorBody(error));
   } finally {
-    call.done();
+    finish();
   }
 }
 
 /**
- * The signal of a REST call: it aborts when the client goes away before the response is written,
- * or when the deadline of a `Grpc-Timeout` header passes (grpc-gateway's runtime reads that header
- * on REST requests too, and answers a malformed one with INVALID_ARGUMENT).
+ * A REST call, with the gRPC fast path's lazy handler context (src/edge/grpc-fast-path.ts): it
+ * ends when the client goes away before the response is written, or when the deadline of a
+ * `Grpc-Timeout` header passes (grpc-gateway's runtime reads that header on REST requests too,
+ * and answers a malformed one with INVALID_ARGUMENT). The service sees only the headers the
+ * gateway forwards.
  */
-function callSignal(request: FastifyRequest, reply: FastifyReply) {
-  const controller = new AbortController();
+function restCall(request: FastifyRequest, reply: FastifyReply, values: ContextValues) {
+  const header = request.headers["grpc-timeout"];
+  const timeout = typeof header === "string" ? parseTimeout(header, Number.MAX_SAFE_INTEGER) : undefined;
+  const call = new FastCall({
+    protocol: REST,
+    requestMethod: request.method,
+    requestHeaders: forwardedHeaders(request.headers),
+    url: () => request.url,
+    timeoutMs: timeout?.timeoutMs,
+    values,
+  });
+  if (timeout?.error) call.abort(new ConnectError(`invalid grpc-timeout: ${header}`, Code.InvalidArgument));
   const onClose = () => {
-    if (!reply.raw.writableFinished) controller.abort(new ConnectError("the client went away", Code.Canceled));
+    if (!reply.raw.writableFinished) call.abort(new ConnectError("the client went away", Code.Canceled));
   };
   reply.raw.once("close", onClose);
-  let timer: NodeJS.Timeout | undefined;
-  let deadline: number | undefined;
-  const header = request.headers["grpc-timeout"];
-  if (typeof header === "string") {
-    const timeout = parseTimeout(header, Number.MAX_SAFE_INTEGER);
-    if (timeout.error) controller.abort(new ConnectError(`invalid grpc-timeout: ${header}`, Code.InvalidArgument));
-    else if (timeout.timeoutMs !== undefined) {
-      deadline = Date.now() + timeout.timeoutMs;
-      timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
-    }
-  }
-  return {
-    signal: controller.signal,
-    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-    done() {
-      clearTimeout(timer);
-      reply.raw.off("close", onClose);
-    },
+  const finish = () => {
+    reply.raw.off("close", onClose);
+    call.done();
   };
+  return { call, finish };
+}
+
+const REST = { name: "rest", contentType: "application/json" } as const;
+
+/** The request headers the service sees (see {@link isForwarded}). */
+function forwardedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const forwarded: IncomingHttpHeaders = {};
+  for (const name in headers) if (isForwarded(name)) forwarded[name] = headers[name];
+  return forwarded;
 }
 
 /**
