@@ -145,6 +145,13 @@ const enforceBar = process.env.BENCH_ENFORCE_BAR === "1";
 const profileDir = process.env.BENCH_CPU_PROFILE;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 
+/** The server's commit batches so far and the commands they held (its `userport_commit_batch_size` histogram). */
+async function commitBatches(url: string): Promise<{ count: number; sum: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+  return { count: value("userport_commit_batch_size_count"), sum: value("userport_commit_batch_size_sum") };
+}
+
 // ---------------------------------------------------------------- machine / noise sampling
 
 interface CpuSample {
@@ -568,8 +575,15 @@ async function main(): Promise<number> {
     const spec = specOf(name);
     process.stdout.write(`running ${spec.name.trim()} … `);
     const tripsBefore = { ...pgTrips };
+    const batchesBefore = PHASE_DEFS[name].server === "userport" ? await commitBatches(userport.url) : undefined;
     const outcome = await runPhase(name, spec);
     results.set(name, outcome);
+    if (batchesBefore) {
+      const after = await commitBatches(userport.url);
+      const batches = after.count - batchesBefore.count;
+      const commands = after.sum - batchesBefore.sum;
+      if (commands > 0) console.log(`  SQLite group commits over the phase: ${batches} batches, ${fmt(commands / batches, 1)} commands a batch`);
+    }
     if (PHASE_DEFS[name].server === "pg") {
       const imports = outcome.result.sent;
       console.log(
