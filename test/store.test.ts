@@ -73,6 +73,28 @@ describe("the SQLite store's checkpointer", () => {
   });
 });
 
+describe("the SQLite store's commit queue", () => {
+  it("sends a command at once to an idle writer, and gathers those that follow in the same turn into the next batch", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "userport-batches-"));
+    const store = await openSqlite(dir);
+    try {
+      const writes = store.writes as CommitQueue;
+      const sizes: number[] = [];
+      writes.onBatch = (size) => sizes.push(size);
+      const claim = (value: string) =>
+        store.db.insertInto("unique_constraints").values({ instance_id: "i", kind: "username", value, owner_id: value }).compile();
+      await Promise.all(Array.from({ length: 6 }, (_, i) => writes.run([claim(`turn-${i}`)])));
+      // Handed over as each arrived, the second would have gone alone too: [1, 1, 4].
+      expect(sizes).toEqual([1, 5]);
+      await writes.run([claim("alone")]);
+      expect(sizes).toEqual([1, 5, 1]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 // SQLite always; PostgreSQL too on the suite's PostgreSQL pass.
 describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] as const))("the %s store's write path", (kind) => {
   const { open, countFromOutside, brokenStatement } = STORES[kind];
@@ -95,8 +117,8 @@ describe.each(testPostgresUrl ? (["sqlite", "postgres"] as const) : (["sqlite"] 
 
   it("rolls back only the failing command of a shared commit, and reports which rule it broke", async () => {
     await store.writes.run([claim("taken", "first")]);
-    // Called in one turn of the event loop: the first two fill the writer's queue, so the
-    // three after them wait and are committed together in one batch.
+    // Called in one turn of the event loop: the fillers go first, so the three after them wait
+    // and are committed together in one batch (on SQLite, with the second filler).
     const results = await Promise.allSettled([
       store.writes.run([claim("filler-1", "f")]),
       store.writes.run([claim("filler-2", "f")]),
