@@ -75,7 +75,7 @@ import type { UserStore } from "./domain/ports.js";
 import { createPingOneExternalPasswords, registerPingOneFacade } from "./pingone/wiring.js";
 import { createMachineSecretCommands } from "./domain/machine-secrets.js";
 import { createMachineSecretStore } from "./store/machine-secret-store.js";
-import { observeService, registerAccessLog, requestId, requestLogOf, requestRecord, requestRecordKey } from "./edge/access-log.js";
+import { observeService, type RequestRecord, registerAccessLog, requestId, requestLogOf, requestRecord, requestRecordKey } from "./edge/access-log.js";
 import { createMetrics } from "./edge/metrics.js";
 import { createStoreProbe } from "./store/probe.js";
 import { importResultsEncoded } from "./edge/import-results.js";
@@ -377,12 +377,12 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
       void (reply as FastifyReply).code(status < 500 ? status : 400).send(edgeRestError(400, message));
     },
   });
-  // With the request's logger when there is one: the line carries the request id.
   // Errors are logged with the request's logger when there is one: the line carries the request id.
   const logOf = (ctx: HandlerContext) => requestLogOf(ctx) ?? app.log;
-  // What the context of every call fastify serves holds: the client's address (for the rate
-  // limits) and the request's record (for the access log and the error lines).
-  const callValues = (request: FastifyRequest) => createContextValues().set(clientAddressKey, request.ip).set(requestRecordKey, requestRecord(request));
+  // What the context of every call holds: the client's address (for the rate limits) and the
+  // request's record (for the access log and the error lines).
+  const callValues = (address: string, record: RequestRecord) => createContextValues().set(clientAddressKey, address).set(requestRecordKey, record);
+  const fastifyCallValues = (request: FastifyRequest) => callValues(request.ip, requestRecord(request));
   // Deadlines and cancellation, for the Connect protocols and REST alike.
   const calls = createCalls();
   const { access, secureService } = createAccess(callerAccess);
@@ -482,7 +482,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
       interceptors: rpcInterceptors,
       routes: connectRoutes,
       jsonOptions: rpcJsonOptions,
-      contextValues: callValues,
+      contextValues: fastifyCallValues,
       readMaxBytes: config.bodyLimitBytes,
     });
     rpcPaths = served.paths;
@@ -490,10 +490,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
     streams.take = createGrpcStreams({
       fastPaths: served.fastPaths,
       log: streamCallLog,
-      contextValues: (address, record) =>
-        createContextValues()
-          .set(clientAddressKey, address ?? "")
-          .set(requestRecordKey, record),
+      contextValues: (address, record) => callValues(address ?? "", record),
       // At debug, fastify writes request lines of its own: every request goes through it.
       enabled: () => app.log.level !== "debug" && app.log.level !== "trace",
     });
@@ -508,7 +505,7 @@ export async function buildApp(deps: Deps): Promise<BuiltApp> {
       { service: AdminService, impl: admin, prefix: "/admin/v1" },
       { service: MigrationService, impl: migration, prefix: "/migration/v1" },
     ],
-    callValues,
+    fastifyCallValues,
     calls,
   );
 

@@ -1,16 +1,14 @@
 import { AuthErrors } from "./error-catalogue.js";
-import type { CredentialStore, ReplicaNotice, ReplicaNotices, RequestState } from "./ports.js";
+import type { CredentialStore, ReplicaNotice, ReplicaNotices, RequestScoped, RequestState } from "./ports.js";
 import { type Principal, principalOfSession, requirePermission } from "./access.js";
 import { tokenDigest } from "./secrets.js";
 
 /** Where a command acts and on whose behalf: what every domain command is given. */
-export interface Target {
+export interface Target extends RequestScoped {
   instanceId: string;
   orgId: string;
   /** The calling user's id, recorded as the creator of events. */
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
 }
 
 /** A target without an organisation: commands on the instance itself (a new organisation, the instance's policies). */

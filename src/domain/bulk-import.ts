@@ -42,8 +42,8 @@ export type BulkTarget = Target;
 
 /** One record as the API layer hands it over, after the request-shape (PGV) rules. */
 export type BulkRecord =
-  | { key: string; human: Omit<CreateHumanInput, "instanceId" | "orgId" | "creator" | "request"> }
-  | { key: string; machine: Omit<CreateMachineInput, "instanceId" | "orgId" | "creator" | "request"> }
+  | { key: string; human: Omit<CreateHumanInput, keyof Target> }
+  | { key: string; machine: Omit<CreateMachineInput, keyof Target> }
   /** A record that failed the request-shape rules: it fails alone, with this error. */
   | { key: string; invalid: DomainError };
 

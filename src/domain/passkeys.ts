@@ -12,6 +12,7 @@ import {
   type CredentialChange,
   type NewEvent,
   type Passkey,
+  type RequestScoped,
   type RequestState,
   type SessionStore,
   UniqueViolation,
@@ -196,17 +197,17 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * Makes a registration code (ZITADEL's addUserPasskeyCode / HumanAddPasswordlessInitCode): the
    * code is returned, or mailed with the default link or the request's template.
    */
-  async function createRegistrationCode(input: {
-    principal: Principal;
-    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-    request?: RequestState;
-    userId: string;
-    /** v1 checks its declared permission on this organisation first; the user must belong to it. */
-    orgId?: string;
-    delivery: { kind: "return" } | { kind: "link" } | { kind: "send"; urlTemplate?: string };
-    /** v2 checks the caller in the command: the user itself or this permission on its organisation. */
-    permission?: string;
-  }) {
+  async function createRegistrationCode(
+    input: RequestScoped & {
+      principal: Principal;
+      userId: string;
+      /** v1 checks its declared permission on this organisation first; the user must belong to it. */
+      orgId?: string;
+      delivery: { kind: "return" } | { kind: "link" } | { kind: "send"; urlTemplate?: string };
+      /** v2 checks the caller in the command: the user itself or this permission on its organisation. */
+      permission?: string;
+    },
+  ) {
     if (input.delivery.kind === "send" && input.delivery.urlTemplate !== undefined) checkPasskeyUrlTemplate(input.delivery.urlTemplate);
     return retrying(async () => {
       const creds = await humanOf(input.principal.instanceId, input.userId, input.orgId);
@@ -255,16 +256,16 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * With a code the caller needs no permission; `consumeCode` spends it now (v2 RegisterPasskey,
    * as ZITADEL does) rather than at the verification (the registration page's flow).
    */
-  async function registerPasskey(input: {
-    principal: Principal | undefined;
-    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-    request?: RequestState;
-    instanceId: string;
-    userId: string;
-    code?: { id: string; code: string; consume: boolean };
-    authenticator: AuthenticatorAttachment;
-    domain: string;
-  }) {
+  async function registerPasskey(
+    input: RequestScoped & {
+      principal: Principal | undefined;
+      instanceId: string;
+      userId: string;
+      code?: { id: string; code: string; consume: boolean };
+      authenticator: AuthenticatorAttachment;
+      domain: string;
+    },
+  ) {
     const creator = input.principal?.userId ?? input.userId;
     return retrying(async () => {
       const at = now();
@@ -324,17 +325,17 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
    * the token's challenge for the relying party, with the user verified. A code (the registration
    * page's flow) is checked again and spent here.
    */
-  async function verifyRegistration(input: {
-    principal: Principal | undefined;
-    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-    request?: RequestState;
-    instanceId: string;
-    userId: string;
-    passkeyId: string;
-    credential: JsonObject;
-    name: string;
-    code?: { id: string; code: string };
-  }) {
+  async function verifyRegistration(
+    input: RequestScoped & {
+      principal: Principal | undefined;
+      instanceId: string;
+      userId: string;
+      passkeyId: string;
+      credential: JsonObject;
+      name: string;
+      code?: { id: string; code: string };
+    },
+  ) {
     const creator = input.principal?.userId ?? input.userId;
     return retrying(async () => {
       const at = now();
@@ -404,15 +405,15 @@ export function createPasskeyCommands(deps: PasskeyCommandsDeps) {
   }
 
   /** Removes a passkey (ZITADEL's HumanRemovePasswordless): an unknown one is `COMMAND-DAfb2`. */
-  async function removePasskey(input: {
-    principal: Principal;
-    /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-    request?: RequestState;
-    userId: string;
-    passkeyId: string;
-    orgId?: string;
-    checkPermission: boolean;
-  }) {
+  async function removePasskey(
+    input: RequestScoped & {
+      principal: Principal;
+      userId: string;
+      passkeyId: string;
+      orgId?: string;
+      checkPermission: boolean;
+    },
+  ) {
     return retrying(async () => {
       const creds = await humanOf(input.principal.instanceId, input.userId, input.orgId);
       if (input.checkPermission) authorize(input.principal, creds.user, "user.write");

@@ -7,20 +7,18 @@ import { checkUrlTemplate, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher } from "./password.js";
 import { CODE_GENERATORS, generateCode, type SecretBox } from "./secrets.js";
 import type { CredentialChange, SessionStore, UserCredentials, AttemptLimiter } from "./ports.js";
-import type { RequestState, User } from "./ports.js";
+import type { RequestScoped, User } from "./ports.js";
 import { retryingConflicts } from "./conflicts.js";
 
 /** What proves a password change may happen; none means the caller's permission must. */
 export type PasswordVerification = { currentPassword: string } | { code: string } | undefined;
 
-export interface SetPasswordInput {
+export interface SetPasswordInput extends RequestScoped {
   instanceId: string;
   /** v1: the context organisation; users of others are not found. */
   orgId: string | undefined;
   userId: string;
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   password: string;
   changeRequired: boolean;
   verification: PasswordVerification;
@@ -28,12 +26,10 @@ export interface SetPasswordInput {
   authorize: (user: User) => void;
 }
 
-export interface PasswordResetInput {
+export interface PasswordResetInput extends RequestScoped {
   instanceId: string;
   userId: string;
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   medium: { kind: "return" } | { kind: "send"; urlTemplate?: string };
   /** Checks the caller may request a reset for this user; throws if not. */
   authorize: (user: User) => void;

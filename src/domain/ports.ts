@@ -220,6 +220,11 @@ export interface RequestState {
   readonly ended: boolean;
 }
 
+/** The input of a command that writes: the request it works for, if any (see {@link RequestState}). */
+export interface RequestScoped {
+  request?: RequestState;
+}
+
 /**
  * The store refused to start a write because the request it belongs to has already ended (its
  * deadline passed or its client went away): nothing of the command was written.

@@ -5,7 +5,7 @@ import { type Principal, requireCommandPermission } from "./access.js";
 import type { IdGenerator } from "./ids.js";
 import { generateToken, tokenDigest } from "./secrets.js";
 import type { CredentialChange, SessionFilter, SessionRecord, SessionUserAgent, UserCredentials, WebAuthNChallenge } from "./ports.js";
-import type { NewEvent, RequestState } from "./ports.js";
+import type { NewEvent, RequestScoped, RequestState } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 import type { JsonObject, PasskeyCommands, UserVerification } from "./passkeys.js";
 
@@ -23,10 +23,8 @@ export interface SessionChallenges {
   webAuthN?: { domain: string; userVerification: UserVerification };
 }
 
-export interface CreateSessionInput {
+export interface CreateSessionInput extends RequestScoped {
   principal: Principal;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   checks: SessionChecks;
   /** Values base64-encoded. */
   metadata: Record<string, string>;
@@ -35,10 +33,8 @@ export interface CreateSessionInput {
   challenges?: SessionChallenges;
 }
 
-export interface SetSessionInput {
+export interface SetSessionInput extends RequestScoped {
   principal: Principal;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   sessionId: string;
   checks: SessionChecks;
   metadata: Record<string, string>;

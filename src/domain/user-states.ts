@@ -1,15 +1,13 @@
 import { type CatalogueError, UserStateErrors } from "./error-catalogue.js";
-import type { RequestState, User, UserState, UserStore } from "./ports.js";
+import type { RequestScoped, User, UserState, UserStore } from "./ports.js";
 import { retryAfterConflict } from "./conflicts.js";
 
 /** Where a state change acts: the instance, the organisation it is scoped to, and who asks. */
-export interface ChangeTarget {
+export interface ChangeTarget extends RequestScoped {
   instanceId: string;
   /** When set, users of other organisations are not found (v1 reads within the context org). */
   orgId: string | undefined;
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   api: StateApi;
   /**
    * Checks the caller may change this user (v2 checks on the user's own organisation); throws if

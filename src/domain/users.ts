@@ -7,7 +7,7 @@ import type { IdpCommands } from "./idps.js";
 import { checkUrlTemplate, type NotificationInput, type Notifier } from "./notifications.js";
 import { checkPasswordComplexity, DEFAULT_COMPLEXITY_POLICY, type PasswordHasher, validateEncodedHash } from "./password.js";
 import { CODE_GENERATORS, type CodeKind, generateCode, type SecretBox } from "./secrets.js";
-import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, RequestState, User, UserStore } from "./ports.js";
+import type { IdpLink, MetadataEntry, NewCode, NewEvent, NewUser, RequestScoped, RequestState, User, UserStore } from "./ports.js";
 import { foldCase } from "./user-queries.js";
 
 /**
@@ -47,14 +47,12 @@ export type EmailVerification =
   /** A code is generated and handed back to the caller (v2 `return_code`). */
   | { kind: "return" };
 
-export interface CreateHumanInput {
+export interface CreateHumanInput extends RequestScoped {
   path: CreatePath;
   instanceId: string;
   orgId: string;
   /** The calling user's id, recorded as the creator of the events. */
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   /** A caller-chosen id (v2 only); generated when absent. */
   userId?: string;
   /** May be blank on v2, where it defaults to the email. */
@@ -497,12 +495,10 @@ export function createUserCommands(deps: UserCommandsDeps) {
 
 export type UserCommands = ReturnType<typeof createUserCommands>;
 
-export interface CreateMachineInput {
+export interface CreateMachineInput extends RequestScoped {
   instanceId: string;
   orgId: string;
   creator: string;
-  /** The request the command works for: the store refuses its writes once it has ended (`RequestState`). */
-  request?: RequestState;
   /** A caller-chosen id (v1 AddMachineUser, v2 CreateUser); generated when absent. */
   userId?: string;
   username: string;

@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { options as v2Options } from "../../gen/zitadel/protoc_gen_zitadel/v2/options_pb.js";
-import type { CallCancellation } from "./calls.js";
+import type { Calls } from "./calls.js";
 import { httpStatusOf, restErrorBody, toConnectError } from "./errors.js";
 import { FastCall } from "./grpc-fast-path.js";
 import { refuseNulCharacters } from "./nul-characters.js";
@@ -27,9 +27,7 @@ import { refuseNulCharacters } from "./nul-characters.js";
 type UnaryHandler = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /** Runs a call's implementation under its signal (src/edge/calls.ts). */
-export interface CallRunner {
-  run<T>(signal: CallCancellation, values: ContextValues, work: () => Promise<T>): Promise<T>;
-}
+export type CallRunner = Pick<Calls, "run">;
 
 /** A service to expose over REST: its descriptor, its (secured) implementation and a path prefix. */
 export interface RestService {

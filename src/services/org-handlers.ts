@@ -32,6 +32,7 @@ import type { CreateMachineInput } from "../domain/users.js";
 import { generateToken, tokenDigest } from "../domain/secrets.js";
 import { foldCase, MAX_QUERY_LIMIT, queryLimit, type TextMethod, TEXT_METHODS, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
 import { principalKey } from "../edge/access.js";
+import type { Target } from "../domain/authentication.js";
 import { changeDetailsV1, objectDetailsV1 } from "./convert.js";
 import { listDetailsV1, listOffset } from "./user-reads.js";
 
@@ -57,7 +58,7 @@ type OrgMethods =
  * AddMachineUser and admin ImportData's machine users.
  */
 /** AddMachineUser's request as the domain's creation input (also ImportData's machine users); PGV's rules were checked before. */
-export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, "instanceId" | "orgId" | "creator" | "request"> {
+export function addMachineInput(req: AddMachineUserRequest): Omit<CreateMachineInput, keyof Target> {
   return {
     ...(req.userId !== undefined ? { userId: req.userId } : {}),
     username: req.userName,

@@ -18,6 +18,7 @@ import {
 import type { UserStateCommands } from "../domain/user-states.js";
 import type { CreateHumanInput } from "../domain/users.js";
 import { queryLimit, V1_DEFAULT_QUERY_LIMIT } from "../domain/user-queries.js";
+import type { Target } from "../domain/authentication.js";
 import { changeDetailsV1, objectDetailsV1, userToV1 } from "./convert.js";
 import { changeToPb, listDetailsV1, listOffset, userFilters, userSortField } from "./user-reads.js";
 
@@ -51,7 +52,7 @@ function phoneOf(phone: { phone: string; isPhoneVerified: boolean } | undefined)
  * ImportHumanUser's request as the domain's creation input (also ImportData's users); its PGV
  * rules were checked with the request before.
  */
-export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanInput, "instanceId" | "orgId" | "creator" | "request"> {
+export function importHumanInput(req: ImportHumanUserRequest): Omit<CreateHumanInput, keyof Target> {
   const email = req.email!;
   const phone = phoneOf(req.phone);
   const hash = req.hashedPassword?.value ?? "";
